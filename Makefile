@@ -1,0 +1,27 @@
+# The two commands: `make run` and `make test`. Both install missing Debian packages first.
+BUILD_DIR ?= build
+BUILD_TYPE ?= Release
+JOBS ?= $(shell nproc)
+LISTEN ?= 127.0.0.1:7070
+DATA ?= ./berth-data
+
+.PHONY: run test deps build bench clean
+
+deps:
+	@bash scripts/install-deps.sh
+
+build: deps
+	@cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) >/dev/null
+	@cmake --build $(BUILD_DIR) -j$(JOBS)
+
+run: build
+	$(BUILD_DIR)/berth serve --listen $(LISTEN) --data $(DATA)
+
+test: build
+	cd $(BUILD_DIR) && ctest --output-on-failure --timeout 600 -j$(JOBS)
+
+bench: build
+	bash bench/run.sh $(BUILD_DIR)
+
+clean:
+	rm -rf $(BUILD_DIR)

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Installs the Debian packages berth needs, only those missing. Non-interactive; safe to re-run.
+set -euo pipefail
+PKGS=(build-essential cmake pkg-config git
+      libcaf-dev librocksdb-dev libcpp-httplib-dev libspdlog-dev libfmt-dev
+      nlohmann-json3-dev catch2 libcli11-dev libssl-dev
+      python3 curl)
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then exit 0; fi
+echo "installing: ${missing[*]}"
+SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
