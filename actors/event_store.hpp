@@ -1,0 +1,76 @@
+// The event_store actor: single writer of the RocksDB event log, with group commit.
+//
+// Messages (dynamic caf::actor; atoms in messages/atoms.hpp):
+//   (append_atom, std::vector<new_event>)          -> std::vector<event_record>
+//       replied only after the synced commit; errc::invalid_request when any event of the
+//       request is invalid (nothing written), errc::storage_error when RocksDB fails.
+//   (read_stream_atom, std::string stream, uint64_t from, uint64_t limit)
+//                                                  -> std::vector<event_record>
+//   (last_event_atom, std::string stream)          -> std::vector<event_record> (0 or 1)
+//   (read_all_atom, uint64_t from, uint64_t limit) -> std::vector<event_record>
+//   (list_streams_atom, std::string prefix)        -> std::vector<std::string>
+//   (stats_atom)                                   -> log_stats
+// A limit of 0 means "no limit".
+//
+// Group commit: appends that arrive while a commit is in flight accumulate; when the commit
+// finishes, everything accumulated goes to the log as ONE synced WriteBatch. The blocking
+// write runs in a linked detached helper actor, never on a scheduler thread. Each request's
+// events are contiguous in the log and atomic.
+//
+// Linger: when the finished group shows concurrency (2+ requests finished or waiting), the
+// next commit waits until as many requests are queued as took part last time (the callers
+// just answered usually come right back), or for at most min(max_linger, last commit / 4).
+// Without it, closed-loop writers split into two alternating half-size groups. A lone
+// writer never waits.
+#pragma once
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include <caf/actor.hpp>
+#include <caf/actor_system.hpp>
+#include <caf/behavior.hpp>
+#include <caf/response_promise.hpp>
+#include <caf/stateful_actor.hpp>
+
+#include "messages/event.hpp"
+#include "runtime/event_log.hpp"
+
+namespace berth {
+
+struct event_store_state {
+  struct pending_append {
+    std::vector<new_event> events;
+    caf::response_promise promise;
+  };
+
+  std::shared_ptr<event_log> log;
+  caf::actor committer;                   // detached, linked; runs log->append(sync=true)
+  std::vector<pending_append> waiting;    // accumulated while a commit is in flight
+  std::vector<pending_append> in_flight;  // the group being committed
+  bool committing = false;
+  uint64_t commits = 0;   // synced WriteBatches written
+  uint64_t appended = 0;  // events appended
+
+  // Linger (see above).
+  bool lingering = false;
+  uint64_t linger_gen = 0;        // stale linger timers are ignored
+  size_t expected_requests = 0;   // requests to wait for while lingering
+  std::chrono::steady_clock::time_point commit_started;
+  std::chrono::microseconds last_commit{0};
+  std::chrono::microseconds max_linger{500};
+
+  // Fails every promise still open (the actor is going away).
+  ~event_store_state();
+
+  static inline const char* name = "event_store";
+};
+
+caf::behavior event_store(caf::stateful_actor<event_store_state>* self,
+                          std::shared_ptr<event_log> log);
+
+caf::actor spawn_event_store(caf::actor_system& sys, std::shared_ptr<event_log> log);
+
+}  // namespace berth

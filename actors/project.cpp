@@ -1,0 +1,107 @@
+#include "actors/project.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include "actors/environment.hpp"
+#include "actors/names.hpp"
+#include "messages/atoms.hpp"
+#include "messages/errors.hpp"
+
+namespace berth {
+
+namespace {
+
+using self_ptr = caf::stateful_actor<project_actor_state>*;
+using json = nlohmann::json;
+constexpr auto store_timeout = std::chrono::seconds(30);
+constexpr auto child_timeout = std::chrono::seconds(5);
+
+std::vector<child_spec> environment_specs(const std::string& name, const project_paths& paths) {
+  return {
+      {"preview",
+       [=](caf::actor_system& sys) { return sys.spawn(preview_actor, name, paths); },
+       restart_type::permanent},
+      {"production",
+       [=](caf::actor_system& sys) { return sys.spawn(production_actor, name, paths); },
+       restart_type::permanent},
+  };
+}
+
+// The folder follows the state: it exists, and .env carries the ports and env.
+void materialise(const project_actor_state& st) {
+  auto& p = st.project;
+  if (auto s = create_project_dirs(st.paths); !s) throw std::runtime_error(s.message());
+  if (auto s = write_env_file(st.paths, p.name, p.production_port, p.preview_port, p.spec.env); !s)
+    throw std::runtime_error(s.message());
+}
+
+// Asks both environments for their status and replies with the project JSON including them.
+caf::result<std::string> reply_with_environments(self_ptr self) {
+  auto rp = self->make_response_promise<std::string>();
+  auto out = std::make_shared<json>(to_json(self->state.project));
+  (*out)["environments"] = json::object();
+  auto pending = std::make_shared<int>(2);
+  for (const char* env : {"preview", "production"}) {
+    auto child = self->state.sup.which_child(env);
+    auto finish = [=](json value) mutable {
+      (*out)["environments"][env] = std::move(value);
+      if (--*pending == 0) rp.deliver(out->dump());
+    };
+    if (!child) {
+      finish(json{{"env", env}, {"status", "restarting"}});
+      continue;
+    }
+    self->request(child, child_timeout, status_atom_v)
+        .then([=](std::string& s) mutable { finish(json::parse(s, nullptr, false)); },
+              [=](caf::error&) mutable { finish(json{{"env", env}, {"status", "unavailable"}}); });
+  }
+  return rp;
+}
+
+}  // namespace
+
+caf::behavior project_actor(self_ptr self, std::string name, std::string data_dir) {
+  self->state.paths = paths_for(data_dir, name);
+  // State = fold(events). Other messages wait until the fold is done.
+  self->request(names::whereis(self->system(), names::event_store), store_timeout,
+                read_stream_atom_v, project_stream(name), uint64_t{0},
+                std::numeric_limits<uint64_t>::max())
+      .await(
+          [=](std::vector<event_record>& events) {
+            for (auto& e : events) fold(self->state.project, e);
+            if (!self->state.project.exists) {
+              self->quit(make_error(errc::not_found, "project " + name + " does not exist"));
+              return;
+            }
+            materialise(self->state);
+            self->state.sup.init(self, supervisor_flags{}, environment_specs(name, self->state.paths));
+          },
+          [=](caf::error& err) { self->quit(err); });
+  return supervisor_handlers(self, self->state.sup)
+      .or_else(
+          [=](get_atom) { return reply_with_environments(self); },
+          [=](status_atom) { return to_json(self->state.project).dump(); },
+          [=](update_atom, manifest& m) -> caf::result<std::string> {
+            auto& st = self->state;
+            if (m.name != st.project.name)
+              return make_error(errc::invalid_manifest, "name: must match the project's name");
+            if (auto s = write_secrets_file(st.paths, m.secrets); !s)
+              return make_error(errc::storage_error, s.message());
+            auto rp = self->make_response_promise<std::string>();
+            std::vector<new_event> events{
+                {project_stream(st.project.name), ev::project_updated, project_updated_data(m)}};
+            self->request(names::whereis(self->system(), names::event_store), store_timeout,
+                          append_atom_v, std::move(events))
+                .await(
+                    [=](std::vector<event_record>& stored) mutable {
+                      for (auto& e : stored) fold(self->state.project, e);
+                      materialise(self->state);
+                      rp.deliver(to_json(self->state.project).dump());
+                    },
+                    [=](caf::error& err) mutable { rp.deliver(std::move(err)); });
+            return rp;
+          },
+          [=](crash_atom) -> std::string { throw std::runtime_error("crash requested"); });
+}
+
+}  // namespace berth

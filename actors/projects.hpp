@@ -1,0 +1,33 @@
+// The projects supervisor: one project:<name> child per live project, plus the name index
+// that makes creation and deletion atomic per name. At start it rebuilds the index from the
+// log, starts the children, and reconciles leases and folders with it.
+//   (check_atom, name)                  -> bool available
+//   (create_atom, manifest)             -> std::string project JSON
+//   (list_atom)                         -> std::string JSON array of projects
+//   (get_atom, name)                    -> std::string project JSON     (delegated to the child)
+//   (update_atom, name, manifest)       -> std::string project JSON     (delegated)
+//   (events_atom, name, from, limit)    -> std::vector<event_record>
+//   (delete_atom, name)                 -> std::string {"deleted": name}
+#pragma once
+#include <map>
+#include <string>
+
+#include <caf/all.hpp>
+
+#include "actors/supervisor.hpp"
+
+namespace berth {
+
+enum class name_status : uint8_t { creating, live, deleting };
+
+struct projects_state {
+  supervisor_core sup;
+  std::map<std::string, name_status> index;
+  std::string data_dir;
+  bool loaded = false;
+  static inline const char* name = "projects";
+};
+
+caf::behavior projects_actor(caf::stateful_actor<projects_state>* self, std::string data_dir);
+
+}  // namespace berth

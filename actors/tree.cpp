@@ -1,0 +1,45 @@
+#include "actors/tree.hpp"
+
+#include "actors/event_store.hpp"
+#include "actors/names.hpp"
+#include "actors/port_allocator.hpp"
+#include "actors/projects.hpp"
+#include "actors/supervisor.hpp"
+
+namespace berth {
+
+namespace {
+template <class F>
+std::function<caf::actor(caf::actor_system&)> registered(caf::atom_value name, F spawn) {
+  return [=](caf::actor_system& sys) {
+    caf::actor a = spawn(sys);
+    sys.registry().put(name, a);
+    return a;
+  };
+}
+}  // namespace
+
+caf::actor start_tree(caf::actor_system& sys, const config& cfg, std::shared_ptr<event_log> log) {
+  auto production = cfg.production_ports;
+  auto preview = cfg.preview_ports;
+  auto data_dir = cfg.data_dir;
+  std::vector<child_spec> children{
+      {"event_store",
+       registered(names::event_store, [=](caf::actor_system& s) { return spawn_event_store(s, log); }),
+       restart_type::permanent},
+      {"port_allocator",
+       registered(names::ports,
+                  [=](caf::actor_system& s) { return s.spawn(port_allocator, production, preview); }),
+       restart_type::permanent},
+      {"projects",
+       registered(names::projects,
+                  [=](caf::actor_system& s) { return s.spawn(projects_actor, data_dir); }),
+       restart_type::permanent},
+  };
+  supervisor_flags flags;
+  flags.intensity = 5;
+  flags.period = std::chrono::seconds(30);
+  return sys.spawn(supervisor, flags, std::move(children));
+}
+
+}  // namespace berth

@@ -1,0 +1,16 @@
+// The root of berth's actor tree (DESIGN.md): root supervisor (one_for_one) over
+// event_store, port_allocator and the projects supervisor. Each child registers its name
+// when it starts, so a restarted child is found again.
+#pragma once
+#include <memory>
+
+#include <caf/all.hpp>
+
+#include "config/config.hpp"
+#include "runtime/event_log.hpp"
+
+namespace berth {
+
+caf::actor start_tree(caf::actor_system& sys, const config& cfg, std::shared_ptr<event_log> log);
+
+}  // namespace berth

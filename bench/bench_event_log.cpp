@@ -1,0 +1,305 @@
+// bench_event_log: durable append and replay throughput of berth's event log.
+//
+//   (a) sync_single   one event per append, sync=true (one fsync per event), 1 thread
+//   (b) group_commit  8 writers through the event_store actor, 1 event (~200 B) per append,
+//                     each writer waits for its reply before the next append
+//   (b2) group_pipe   same, but each writer keeps `--window` appends in flight (many
+//                     actors appending at once, as in the server)
+//   (c) replay        scan() over `--replay` events (filled with sync=false, then reopened
+//                     so they are read from SST files)
+//   (d) verify        verify() over the same events (hash chain + index)
+// Each measurement runs `--runs` times; the median is reported.
+//
+// Usage: bench_event_log [--runs 3] [--single 2000] [--writers 8] [--per-writer 1000]
+//                        [--window 16] [--replay 200000] [--data 200] [--dir /tmp]
+#include <stdlib.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <deque>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <caf/all.hpp>
+
+#include "actors/event_store.hpp"
+#include "messages/atoms.hpp"
+#include "runtime/event_log.hpp"
+
+using namespace berth;
+using clk = std::chrono::steady_clock;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct params {
+  int runs = 3;
+  int single = 2000;
+  int writers = 8;
+  int per_writer = 1000;
+  int window = 16;
+  int replay = 200000;
+  int data = 200;
+  std::string dir = "/tmp";
+};
+
+[[noreturn]] void usage(const char* argv0) {
+  std::fprintf(stderr,
+               "usage: %s [--runs N] [--single N] [--writers N] [--per-writer N] [--window N]\n"
+               "          [--replay N] [--data BYTES] [--dir PARENT]\n",
+               argv0);
+  std::exit(2);
+}
+
+params parse(int argc, char** argv) {
+  params p;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "-h" || a == "--help") usage(argv[0]);
+    if (i + 1 >= argc) usage(argv[0]);
+    std::string v = argv[++i];
+    if (a == "--dir") {
+      p.dir = v;
+      continue;
+    }
+    int n = std::atoi(v.c_str());
+    if (n < 0) usage(argv[0]);
+    if (a == "--runs") p.runs = std::max(1, n);
+    else if (a == "--single") p.single = n;
+    else if (a == "--writers") p.writers = std::max(1, n);
+    else if (a == "--per-writer") p.per_writer = n;
+    else if (a == "--window") p.window = std::max(1, n);
+    else if (a == "--replay") p.replay = n;
+    else if (a == "--data") p.data = n;
+    else usage(argv[0]);
+  }
+  return p;
+}
+
+struct temp_dir {
+  std::string path;
+  explicit temp_dir(const std::string& parent) {
+    std::string tmpl = parent + "/berth-bench-XXXXXX";
+    std::vector<char> buf(tmpl.begin(), tmpl.end());
+    buf.push_back('\0');
+    if (mkdtemp(buf.data()) == nullptr) {
+      std::perror("mkdtemp");
+      std::exit(1);
+    }
+    path = buf.data();
+  }
+  ~temp_dir() {
+    std::error_code ec;
+    fs::remove_all(path, ec);
+  }
+};
+
+std::unique_ptr<event_log> open_log(const std::string& dir) {
+  std::unique_ptr<event_log> log;
+  auto st = event_log::open(dir, event_log::mode::read_write, &log);
+  if (!st) {
+    std::fprintf(stderr, "open %s: %s\n", dir.c_str(), st.message().c_str());
+    std::exit(1);
+  }
+  return log;
+}
+
+// A JSON object of about `size` bytes.
+std::string payload(int size, int i) {
+  std::string head = R"({"project":"shop","phase":"building","i":)" + std::to_string(i) +
+                     R"(,"message":")";
+  std::string s = head;
+  int pad = std::max(0, size - static_cast<int>(head.size()) - 2);
+  s.append(static_cast<size_t>(pad), 'x');
+  s += "\"}";
+  return s;
+}
+
+double seconds_since(clk::time_point t0) {
+  return std::chrono::duration<double>(clk::now() - t0).count();
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  size_t n = v.size();
+  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+struct result {
+  std::string name;
+  std::string what;
+  std::vector<double> rates;  // events/s per run
+  std::string extra;          // extra JSON fields (",\"k\":v")
+};
+
+void fail(const std::string& what) {
+  std::fprintf(stderr, "bench failed: %s\n", what.c_str());
+  std::exit(1);
+}
+
+// (a) one fsync per event.
+result bench_single(const params& p) {
+  result r{"sync_single", "durable appends, 1 event per append, 1 thread", {}, {}};
+  for (int run = 0; run < p.runs; ++run) {
+    temp_dir tmp(p.dir);
+    auto log = open_log(tmp.path + "/events");
+    std::vector<event_record> out;
+    auto t0 = clk::now();
+    for (int i = 0; i < p.single; ++i) {
+      std::vector<new_event> evs{{"project/shop", "phase", payload(p.data, i)}};
+      auto st = log->append(evs, true, &out);
+      if (!st) fail(st.message());
+    }
+    r.rates.push_back(p.single / seconds_since(t0));
+  }
+  return r;
+}
+
+// (b) 8 writers through the event_store actor; `window` appends in flight per writer.
+result bench_group(const params& p, int window) {
+  result r{window == 1 ? "group_commit" : "group_pipe",
+           std::to_string(p.writers) + " writers via event_store, 1 event per append, " +
+               std::to_string(window) + " in flight per writer",
+           {},
+           {}};
+  std::vector<double> per_commit;
+  for (int run = 0; run < p.runs; ++run) {
+    temp_dir tmp(p.dir);
+    std::shared_ptr<event_log> log = open_log(tmp.path + "/events");
+    caf::actor_system_config cfg;
+    cfg.add_message_types<caf::id_block::berth>();
+    caf::actor_system sys{cfg};
+    auto store = spawn_event_store(sys, log);
+    std::vector<std::thread> threads;
+    std::vector<std::string> errors(p.writers);
+    auto t0 = clk::now();
+    for (int w = 0; w < p.writers; ++w) {
+      threads.emplace_back([&, w] {
+        caf::scoped_actor self{sys};
+        std::string stream = "project/w" + std::to_string(w);
+        using handle_t = decltype(self->request(store, std::chrono::seconds(30), append_atom_v,
+                                                std::vector<new_event>{}));
+        std::deque<handle_t> inflight;
+        int sent = 0, done = 0;
+        while (done < p.per_writer) {
+          while (sent < p.per_writer && static_cast<int>(inflight.size()) < window) {
+            std::vector<new_event> evs{{stream, "phase", payload(p.data, sent)}};
+            inflight.push_back(
+                self->request(store, std::chrono::seconds(30), append_atom_v, std::move(evs)));
+            ++sent;
+          }
+          inflight.front().receive([](std::vector<event_record>&) {},
+                                   [&](caf::error& e) { errors[w] = sys.render(e); });
+          inflight.pop_front();
+          ++done;
+          if (!errors[w].empty()) return;
+        }
+      });
+    }
+    for (auto& t : threads) t.join();
+    double secs = seconds_since(t0);
+    for (auto& e : errors)
+      if (!e.empty()) fail(e);
+    log_stats stats;
+    {
+      caf::scoped_actor self{sys};
+      self->request(store, std::chrono::seconds(10), stats_atom_v)
+          .receive([&](log_stats& s) { stats = s; }, [&](caf::error& e) { fail(sys.render(e)); });
+    }
+    caf::anon_send_exit(store, caf::exit_reason::user_shutdown);
+    store = nullptr;
+    uint64_t total = static_cast<uint64_t>(p.writers) * p.per_writer;
+    if (stats.appended != total) fail("appended count mismatch");
+    r.rates.push_back(total / secs);
+    per_commit.push_back(stats.commits ? double(stats.appended) / stats.commits : 0);
+  }
+  char buf[64];
+  std::snprintf(buf, sizeof buf, ",\"events_per_commit\":%.1f", median(per_commit));
+  r.extra = buf;
+  return r;
+}
+
+// (c) replay and (d) verify over `--replay` events.
+std::vector<result> bench_replay(const params& p) {
+  result rep{"replay", "scan() events/s over " + std::to_string(p.replay) + " events", {}, {}};
+  result ver{"verify", "verify() events/s over " + std::to_string(p.replay) + " events", {}, {}};
+  temp_dir tmp(p.dir);
+  std::string dir = tmp.path + "/events";
+  {
+    auto log = open_log(dir);
+    std::vector<new_event> batch;
+    std::vector<event_record> out;
+    for (int i = 0; i < p.replay; ++i) {
+      batch.push_back({"project/p" + std::to_string(i % 1000), "phase", payload(p.data, i)});
+      if (batch.size() == 1000 || i + 1 == p.replay) {
+        auto st = log->append(batch, false, &out);
+        if (!st) fail(st.message());
+        batch.clear();
+      }
+    }
+  }
+  auto log = open_log(dir);  // reopened: events come from SST files
+  for (int run = 0; run < p.runs; ++run) {
+    uint64_t n = 0, bytes = 0;
+    auto t0 = clk::now();
+    auto st = log->scan(1, [&](const event_record& e) {
+      ++n;
+      bytes += e.data.size();
+      return true;
+    });
+    double secs = seconds_since(t0);
+    if (!st) fail(st.message());
+    if (n != static_cast<uint64_t>(p.replay)) fail("replay count mismatch");
+    rep.rates.push_back(n / secs);
+  }
+  for (int run = 0; run < p.runs; ++run) {
+    auto t0 = clk::now();
+    auto v = log->verify();
+    double secs = seconds_since(t0);
+    if (!v.ok) fail("verify: " + v.reason);
+    ver.rates.push_back(v.checked / secs);
+  }
+  return {rep, ver};
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  auto p = parse(argc, argv);
+  std::printf("bench_event_log: runs=%d single=%d writers=%d per_writer=%d window=%d "
+              "replay=%d data=%dB dir=%s cores=%u\n\n",
+              p.runs, p.single, p.writers, p.per_writer, p.window, p.replay, p.data,
+              p.dir.c_str(), std::thread::hardware_concurrency());
+  std::fflush(stdout);
+  std::vector<result> results;
+  if (p.single > 0) results.push_back(bench_single(p));
+  if (p.per_writer > 0) {
+    results.push_back(bench_group(p, 1));
+    if (p.window > 1) results.push_back(bench_group(p, p.window));
+  }
+  if (p.replay > 0)
+    for (auto& r : bench_replay(p)) results.push_back(r);
+
+  std::printf("%-13s %14s %14s %14s  %s\n", "measure", "median ev/s", "min ev/s", "max ev/s",
+              "what");
+  for (auto& r : results) {
+    auto mm = std::minmax_element(r.rates.begin(), r.rates.end());
+    std::printf("%-13s %14.0f %14.0f %14.0f  %s\n", r.name.c_str(), median(r.rates), *mm.first,
+                *mm.second, r.what.c_str());
+  }
+  std::printf("\n");
+  for (auto& r : results) {
+    std::printf("{\"bench\":\"event_log\",\"measure\":\"%s\",\"median_events_per_s\":%.0f,"
+                "\"runs\":[",
+                r.name.c_str(), median(r.rates));
+    for (size_t i = 0; i < r.rates.size(); ++i)
+      std::printf("%s%.0f", i ? "," : "", r.rates[i]);
+    std::printf("]%s}\n", r.extra.c_str());
+  }
+  return 0;
+}

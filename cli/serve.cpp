@@ -1,0 +1,96 @@
+// `berth serve`: opens the log, boots the actor tree, serves HTTP until SIGTERM/SIGINT.
+#include <csignal>
+#include <filesystem>
+#include <thread>
+
+#include <CLI/CLI.hpp>
+
+#include "actors/tree.hpp"
+#include "cli/commands.hpp"
+#include "http/server.hpp"
+#include "messages/atoms.hpp"
+#include "messages/errors.hpp"
+#include "runtime/layout.hpp"
+#include "runtime/logging.hpp"
+
+namespace berth {
+
+namespace {
+
+struct berth_system_config : caf::actor_system_config {
+  explicit berth_system_config(const config& cfg) {
+    add_message_types<caf::id_block::berth>();
+    add_error_category(caf::atom("berth"), [](uint8_t code, caf::atom_value, const caf::message& ctx) {
+      return std::string("berth::") + code_name(static_cast<errc>(code)) +
+             (ctx.empty() ? "" : caf::deep_to_string(ctx));
+    });
+    if (cfg.scheduler_threads > 0) set("scheduler.max-threads", cfg.scheduler_threads);
+    set("logger.verbosity", caf::atom("quiet"));
+  }
+};
+
+int serve(const config& cfg) {
+  setup_logging(cfg.log_format, cfg.log_level);
+  // Signals are taken by sigwait below; block them before any thread exists.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  std::signal(SIGPIPE, SIG_IGN);
+
+  std::error_code ec;
+  std::filesystem::create_directories(projects_root(cfg.data_dir), ec);
+  if (ec) {
+    log_kv(spdlog::level::critical, "cannot create the data dir", {{"data", cfg.data_dir}, {"error", ec.message()}});
+    return 1;
+  }
+  std::unique_ptr<event_log> opened;
+  if (auto s = event_log::open(event_log_dir(cfg.data_dir).string(), event_log::mode::read_write, &opened); !s) {
+    log_kv(spdlog::level::critical, "cannot open the event log", {{"error", s.message()}});
+    return 1;
+  }
+  std::shared_ptr<event_log> log{std::move(opened)};
+  log_kv(spdlog::level::info, "event log open", {{"data", cfg.data_dir}, {"last_seq", log->last_seq()}});
+
+  berth_system_config sys_cfg{cfg};
+  caf::actor_system sys{sys_cfg};
+  auto root = start_tree(sys, cfg, log);
+
+  http::server api{sys, cfg};
+  std::string bind_error;
+  if (!api.bind(bind_error)) {
+    log_kv(spdlog::level::critical, bind_error);
+    caf::anon_send_exit(root, caf::exit_reason::user_shutdown);
+    return 1;
+  }
+  std::thread http_thread{[&] { api.run(); }};
+  log_kv(spdlog::level::info, "berth serving",
+         {{"listen", cfg.listen_host + ":" + std::to_string(cfg.listen_port)}, {"version", BERTH_VERSION}});
+
+  int sig = 0;
+  sigwait(&signals, &sig);
+  log_kv(spdlog::level::info, "stopping", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
+  api.stop();
+  http_thread.join();
+  caf::anon_send_exit(root, caf::exit_reason::user_shutdown);
+  sys.await_all_actors_done();
+  log_kv(spdlog::level::info, "stopped");
+  return 0;
+}
+
+}  // namespace
+
+void register_serve(CLI::App& app) {
+  auto cfg = std::make_shared<config>();
+  auto loader = std::make_shared<config_loader>(*cfg);
+  auto* cmd = app.add_subcommand("serve", "run the berth server (actor tree + HTTP control endpoint)");
+  loader->add_options(*cmd);
+  cmd->callback([cfg, loader] {
+    loader->resolve();
+    int rc = serve(*cfg);
+    if (rc != 0) throw CLI::RuntimeError(rc);
+  });
+}
+
+}  // namespace berth

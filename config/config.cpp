@@ -1,0 +1,141 @@
+#include "config/config.hpp"
+
+#include <cstdlib>
+#include <fstream>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+namespace berth {
+
+namespace {
+
+long parse_long(const std::string& key, const std::string& v, long lo, long hi) {
+  try {
+    size_t used = 0;
+    long n = std::stol(v, &used);
+    if (used == v.size() && n >= lo && n <= hi) return n;
+  } catch (...) {
+  }
+  throw CLI::ValidationError(key, "expected an integer in [" + std::to_string(lo) + ", " +
+                                      std::to_string(hi) + "], got '" + v + "'");
+}
+
+std::string one_of(const std::string& key, const std::string& v,
+                   std::initializer_list<const char*> allowed) {
+  for (auto* a : allowed)
+    if (v == a) return v;
+  throw CLI::ValidationError(key, "unsupported value '" + v + "'");
+}
+
+}  // namespace
+
+bool parse_host_port(const std::string& s, std::string& host, uint16_t& port) {
+  auto colon = s.rfind(':');
+  if (colon == std::string::npos || colon == 0) return false;
+  try {
+    size_t used = 0;
+    long p = std::stol(s.substr(colon + 1), &used);
+    if (used != s.size() - colon - 1 || p < 0 || p > 65535) return false;
+    host = s.substr(0, colon);
+    port = static_cast<uint16_t>(p);
+    return true;
+  } catch (...) {
+    return false;
+  }
+}
+
+bool parse_port_range(const std::string& s, port_range& r) {
+  auto dash = s.find('-');
+  if (dash == std::string::npos) return false;
+  try {
+    long lo = std::stol(s.substr(0, dash)), hi = std::stol(s.substr(dash + 1));
+    if (lo < 1024 || hi > 65535 || lo > hi) return false;
+    r = {static_cast<uint16_t>(lo), static_cast<uint16_t>(hi)};
+    return true;
+  } catch (...) {
+    return false;
+  }
+}
+
+config_loader::config_loader(config& cfg) : cfg_(cfg) {
+  auto& c = cfg_;
+  options_ = {
+      {"listen", "--listen", "BERTH_LISTEN", "address of the HTTP control endpoint (host:port)",
+       [&c](const std::string& v) {
+         if (!parse_host_port(v, c.listen_host, c.listen_port))
+           throw CLI::ValidationError("listen", "expected host:port, got '" + v + "'");
+       }},
+      {"data", "--data", "BERTH_DATA", "data directory (event log, projects)",
+       [&c](const std::string& v) { c.data_dir = v; }},
+      {"log_format", "--log-format", "BERTH_LOG_FORMAT", "human or json (JSON lines)",
+       [&c](const std::string& v) { c.log_format = one_of("log_format", v, {"human", "json"}); }},
+      {"log_level", "--log-level", "BERTH_LOG_LEVEL", "trace, debug, info, warn, error",
+       [&c](const std::string& v) {
+         c.log_level = one_of("log_level", v, {"trace", "debug", "info", "warn", "error"});
+       }},
+      {"production_ports", "--production-ports", "BERTH_PRODUCTION_PORTS",
+       "range of stable production ports (lo-hi)",
+       [&c](const std::string& v) {
+         if (!parse_port_range(v, c.production_ports))
+           throw CLI::ValidationError("production_ports", "expected lo-hi, got '" + v + "'");
+       }},
+      {"preview_ports", "--preview-ports", "BERTH_PREVIEW_PORTS",
+       "range of preview and candidate ports (lo-hi), disjoint from production",
+       [&c](const std::string& v) {
+         if (!parse_port_range(v, c.preview_ports))
+           throw CLI::ValidationError("preview_ports", "expected lo-hi, got '" + v + "'");
+       }},
+      {"max_body_bytes", "--max-body-bytes", "BERTH_MAX_BODY_BYTES",
+       "largest accepted request body",
+       [&c](const std::string& v) {
+         c.max_body_bytes = parse_long("max_body_bytes", v, 1024, 64L << 20);
+       }},
+      {"http_threads", "--http-threads", "BERTH_HTTP_THREADS",
+       "HTTP worker threads (each open connection holds one)",
+       [&c](const std::string& v) { c.http_threads = parse_long("http_threads", v, 2, 1024); }},
+      {"request_timeout_ms", "--request-timeout-ms", "BERTH_REQUEST_TIMEOUT_MS",
+       "how long an API request waits for the actors",
+       [&c](const std::string& v) {
+         c.request_timeout_ms = parse_long("request_timeout_ms", v, 100, 600000);
+       }},
+      {"scheduler_threads", "--scheduler-threads", "BERTH_SCHEDULER_THREADS",
+       "CAF scheduler threads (0: one per core)",
+       [&c](const std::string& v) {
+         c.scheduler_threads = parse_long("scheduler_threads", v, 0, 256);
+       }},
+  };
+}
+
+void config_loader::add_options(CLI::App& app) {
+  app.add_option("--config", cfg_.config_file, "JSON config file (keys as the flags, with '_')")
+      ->envname("BERTH_CONFIG");
+  for (auto& o : options_) {
+    auto* opt = app.add_option(o.flag, o.flag_value, o.help + " [env " + o.env + "]");
+    opt->each([&o](const std::string&) { o.given = true; });
+  }
+}
+
+void config_loader::resolve() {
+  if (!cfg_.config_file.empty()) {
+    std::ifstream in(cfg_.config_file);
+    if (!in) throw CLI::ValidationError("config", "cannot read " + cfg_.config_file);
+    auto j = nlohmann::json::parse(in, nullptr, false);
+    if (!j.is_object()) throw CLI::ValidationError("config", cfg_.config_file + " is not a JSON object");
+    for (auto& [key, value] : j.items()) {
+      auto it = std::find_if(options_.begin(), options_.end(),
+                             [&](const option& o) { return o.key == key; });
+      if (it == options_.end()) throw CLI::ValidationError("config", "unknown key '" + key + "'");
+      it->set(value.is_string() ? value.get<std::string>() : value.dump());
+    }
+  }
+  for (auto& o : options_)
+    if (const char* v = std::getenv(o.env.c_str()); v != nullptr && *v != '\0') o.set(v);
+  for (auto& o : options_)
+    if (o.given) o.set(o.flag_value);
+  if (cfg_.production_ports.lo <= cfg_.preview_ports.hi &&
+      cfg_.preview_ports.lo <= cfg_.production_ports.hi)
+    throw CLI::ValidationError("preview_ports", "must not overlap the production range");
+}
+
+}  // namespace berth

@@ -1,0 +1,61 @@
+// One typed config struct. Sources, later ones winning: embedded defaults, a JSON file
+// (--config / BERTH_CONFIG), BERTH_* environment variables, command-line flags.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace CLI {
+class App;
+}
+
+namespace berth {
+
+struct port_range {
+  uint16_t lo = 0;
+  uint16_t hi = 0;
+  bool contains(uint16_t p) const { return p >= lo && p <= hi; }
+  size_t size() const { return static_cast<size_t>(hi) - lo + 1; }
+};
+
+struct config {
+  std::string config_file;
+  std::string listen_host = "127.0.0.1";
+  uint16_t listen_port = 7070;
+  std::string data_dir = "./berth-data";
+  std::string log_format = "human";  // human | json
+  std::string log_level = "info";
+  port_range production_ports{8000, 9999};
+  port_range preview_ports{4000, 7999};
+  size_t max_body_bytes = 1 << 20;
+  int http_threads = 16;
+  int request_timeout_ms = 10000;
+  int scheduler_threads = 0;  // 0: CAF's default (cores)
+};
+
+// Binds every option to `app` as a flag with its BERTH_* variable and help text, and
+// applies the sources in order once `app` has parsed. Errors throw CLI::ValidationError.
+class config_loader {
+ public:
+  explicit config_loader(config& cfg);
+  void add_options(CLI::App& app);
+  // Call after app.parse(): file, then env, then flags.
+  void resolve();
+
+ private:
+  struct option {
+    std::string key, flag, env, help;
+    std::function<void(const std::string&)> set;
+    std::string flag_value;
+    bool given = false;
+  };
+  config& cfg_;
+  std::vector<option> options_;
+};
+
+// "127.0.0.1:7070" → host/port; false on bad input.
+bool parse_host_port(const std::string& s, std::string& host, uint16_t& port);
+bool parse_port_range(const std::string& s, port_range& r);
+
+}  // namespace berth

@@ -1,0 +1,41 @@
+// JSON replies and the bridge from HTTP handler threads to actors. Handlers hold no state:
+// they validate, ask an actor, and translate the answer.
+#pragma once
+#include <chrono>
+#include <optional>
+#include <string>
+
+#include <caf/all.hpp>
+#include <httplib.h>
+#include <nlohmann/json.hpp>
+
+#include "messages/errors.hpp"
+
+namespace berth::http {
+
+void reply_json(httplib::Response& res, int status, const nlohmann::json& body);
+void reply_raw_json(httplib::Response& res, int status, const std::string& body);
+// {"error":{"code","message"}} with the status that belongs to the code.
+void reply_error(httplib::Response& res, errc code, const std::string& message);
+void reply_error(httplib::Response& res, int status, const std::string& code,
+                 const std::string& message);
+void reply_error(httplib::Response& res, const caf::error& err);
+
+// Sends a request to `dest` and waits for the answer; an error when the actor is missing,
+// fails or does not answer in time.
+template <class T, class... Ts>
+caf::expected<T> ask(caf::actor_system& sys, const caf::actor& dest,
+                     std::chrono::milliseconds timeout, Ts&&... xs) {
+  if (!dest) return make_error(errc::unavailable, "berth is starting or restarting; retry");
+  std::optional<T> value;
+  caf::error failure;
+  {
+    caf::scoped_actor self{sys};
+    self->request(dest, caf::duration{timeout}, std::forward<Ts>(xs)...)
+        .receive([&](T& v) { value = std::move(v); }, [&](caf::error& e) { failure = std::move(e); });
+  }
+  if (value) return std::move(*value);
+  return failure;
+}
+
+}  // namespace berth::http

@@ -1,0 +1,31 @@
+#include <httplib.h>
+
+#include "actors/names.hpp"
+#include "http/reply.hpp"
+#include "http/server.hpp"
+#include "messages/atoms.hpp"
+
+namespace berth::http {
+
+void add_health_routes(httplib::Server& svr, const context& ctx) {
+  svr.Get("/health", [&ctx](const httplib::Request&, httplib::Response& res) {
+    auto uptime = std::chrono::duration<double>(std::chrono::steady_clock::now() - ctx.started);
+    nlohmann::json body{{"status", "ok"},
+                        {"version", BERTH_VERSION},
+                        {"uptime_s", uptime.count()},
+                        {"features", {"event_log", "supervision", "projects", "port_leases", "audit"}}};
+    auto stats = ask<log_stats>(ctx.sys, names::whereis(ctx.sys, names::event_store),
+                                std::chrono::milliseconds(2000), stats_atom_v);
+    if (stats) {
+      body["events"] = stats->last_seq;
+      body["commits"] = stats->commits;
+    } else {
+      body["status"] = "degraded";
+      body["events"] = nullptr;
+      body["reason"] = "event store unavailable";
+    }
+    reply_json(res, stats ? 200 : 503, body);
+  });
+}
+
+}  // namespace berth::http

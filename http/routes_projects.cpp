@@ -1,0 +1,140 @@
+#include <httplib.h>
+
+#include "actors/names.hpp"
+#include "http/reply.hpp"
+#include "http/server.hpp"
+#include "messages/atoms.hpp"
+#include "messages/manifest.hpp"
+
+namespace berth::http {
+
+namespace {
+
+using json = nlohmann::json;
+
+caf::actor projects(const context& ctx) { return names::whereis(ctx.sys, names::projects); }
+
+// The name in the path, or an error reply when it breaks the name rule.
+bool path_name(const httplib::Request& req, httplib::Response& res, std::string& name) {
+  name = req.matches[1];
+  if (auto nc = check_name(name); !nc.valid) {
+    reply_error(res, errc::invalid_name, "project name " + nc.reason);
+    return false;
+  }
+  return true;
+}
+
+bool body_manifest(const httplib::Request& req, httplib::Response& res, manifest& out) {
+  auto j = json::parse(req.body, nullptr, false);
+  if (j.is_discarded()) {
+    reply_error(res, errc::invalid_request, "request body is not valid JSON");
+    return false;
+  }
+  auto parsed = parse_manifest(j);
+  if (!parsed.ok) {
+    bool name_problem = parsed.error.rfind("name:", 0) == 0;
+    reply_error(res, name_problem ? errc::invalid_name : errc::invalid_manifest, parsed.error);
+    return false;
+  }
+  out = std::move(parsed.value);
+  return true;
+}
+
+bool query_u64(const httplib::Request& req, httplib::Response& res, const char* key,
+               uint64_t fallback, uint64_t max, uint64_t& out) {
+  out = fallback;
+  if (!req.has_param(key)) return true;
+  auto text = req.get_param_value(key);
+  try {
+    size_t used = 0;
+    if (!text.empty() && text[0] != '-') {
+      out = std::stoull(text, &used);
+      if (used == text.size() && out <= max) return true;
+    }
+  } catch (...) {
+  }
+  reply_error(res, errc::invalid_request,
+              std::string("query parameter '") + key + "' must be an integer from 0 to " +
+                  std::to_string(max));
+  return false;
+}
+
+// Replies with the JSON text an actor answered, or its error.
+void answer(httplib::Response& res, int status, const caf::expected<std::string>& r) {
+  if (r)
+    reply_raw_json(res, status, *r);
+  else
+    reply_error(res, r.error());
+}
+
+}  // namespace
+
+void add_project_routes(httplib::Server& svr, const context& ctx) {
+  constexpr const char* one = R"(/api/projects/([^/]+))";
+
+  svr.Get(R"(/api/check/([^/]+))", [&ctx](const httplib::Request& req, httplib::Response& res) {
+    std::string name = req.matches[1];
+    auto nc = check_name(name);
+    if (!nc.valid) {
+      reply_json(res, 200, {{"name", name}, {"valid", false}, {"available", false},
+                            {"reason", "name " + nc.reason}});
+      return;
+    }
+    auto available = ask<bool>(ctx.sys, projects(ctx), ctx.timeout(), check_atom_v, name);
+    if (!available) return reply_error(res, available.error());
+    reply_json(res, 200, {{"name", name}, {"valid", true}, {"available", *available},
+                          {"reason", *available ? json(nullptr) : json("name is already taken")}});
+  });
+
+  svr.Post("/api/projects", [&ctx](const httplib::Request& req, httplib::Response& res) {
+    manifest m;
+    if (!body_manifest(req, res, m)) return;
+    answer(res, 201, ask<std::string>(ctx.sys, projects(ctx), ctx.timeout(), create_atom_v, std::move(m)));
+  });
+
+  svr.Get("/api/projects", [&ctx](const httplib::Request&, httplib::Response& res) {
+    auto list = ask<std::string>(ctx.sys, projects(ctx), ctx.timeout(), list_atom_v);
+    if (!list) return reply_error(res, list.error());
+    reply_raw_json(res, 200, "{\"projects\":" + *list + "}");
+  });
+
+  svr.Get(one, [&ctx](const httplib::Request& req, httplib::Response& res) {
+    std::string name;
+    if (!path_name(req, res, name)) return;
+    answer(res, 200, ask<std::string>(ctx.sys, projects(ctx), ctx.timeout(), get_atom_v, name));
+  });
+
+  svr.Put(one, [&ctx](const httplib::Request& req, httplib::Response& res) {
+    std::string name;
+    manifest m;
+    if (!path_name(req, res, name) || !body_manifest(req, res, m)) return;
+    if (m.name != name)
+      return reply_error(res, errc::invalid_manifest, "name: must match the project in the path");
+    answer(res, 200,
+           ask<std::string>(ctx.sys, projects(ctx), ctx.timeout(), update_atom_v, name, std::move(m)));
+  });
+
+  svr.Delete(one, [&ctx](const httplib::Request& req, httplib::Response& res) {
+    std::string name;
+    if (!path_name(req, res, name)) return;
+    answer(res, 200, ask<std::string>(ctx.sys, projects(ctx), ctx.timeout(), delete_atom_v, name));
+  });
+
+  svr.Get(R"(/api/projects/([^/]+)/events)", [&ctx](const httplib::Request& req, httplib::Response& res) {
+    std::string name;
+    uint64_t from = 0, limit = 0;
+    if (!path_name(req, res, name) || !query_u64(req, res, "from", 0, UINT64_MAX, from) ||
+        !query_u64(req, res, "limit", 1000, 10000, limit))
+      return;
+    auto events = ask<std::vector<event_record>>(ctx.sys, projects(ctx), ctx.timeout(), events_atom_v,
+                                                 name, from, limit);
+    if (!events) return reply_error(res, events.error());
+    if (events->empty() && from == 0)
+      return reply_error(res, errc::not_found, "no project named '" + name + "' has ever existed");
+    json arr = json::array();
+    for (auto& e : *events) arr.push_back(to_json(e));
+    reply_json(res, 200, {{"events", arr}});
+  });
+}
+
+}  // namespace berth::http

@@ -1,0 +1,57 @@
+// CAF type IDs and atoms for every message berth's actors exchange.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <caf/all.hpp>
+
+#include "messages/event.hpp"
+#include "messages/manifest.hpp"
+#include "messages/project_state.hpp"
+#include "messages/supervision.hpp"
+
+CAF_BEGIN_TYPE_ID_BLOCK(berth, caf::first_custom_type_id)
+  CAF_ADD_TYPE_ID(berth, (berth::new_event))
+  CAF_ADD_TYPE_ID(berth, (berth::event_record))
+  CAF_ADD_TYPE_ID(berth, (std::vector<berth::new_event>))
+  CAF_ADD_TYPE_ID(berth, (std::vector<berth::event_record>))
+  CAF_ADD_TYPE_ID(berth, (berth::child_spec))
+  CAF_ADD_TYPE_ID(berth, (berth::log_stats))
+  CAF_ADD_TYPE_ID(berth, (berth::manifest))
+  CAF_ADD_TYPE_ID(berth, (berth::port_assignment))
+  CAF_ADD_TYPE_ID(berth, (std::vector<std::string>))
+
+  // event_store
+  CAF_ADD_ATOM(berth, berth, append_atom, "append")
+  CAF_ADD_ATOM(berth, berth, read_stream_atom, "readstream")
+  CAF_ADD_ATOM(berth, berth, read_all_atom, "readall")
+  CAF_ADD_ATOM(berth, berth, last_event_atom, "lastevent")
+  CAF_ADD_ATOM(berth, berth, list_streams_atom, "streams")
+  CAF_ADD_ATOM(berth, berth, stats_atom, "stats")
+  CAF_ADD_ATOM(berth, berth, committed_atom, "committed")
+
+  // supervision
+  CAF_ADD_ATOM(berth, berth, start_child_atom, "startchild")
+  CAF_ADD_ATOM(berth, berth, terminate_child_atom, "termchild")
+  CAF_ADD_ATOM(berth, berth, which_child_atom, "whichchild")
+  CAF_ADD_ATOM(berth, berth, which_children_atom, "children")
+  CAF_ADD_ATOM(berth, berth, restart_count_atom, "restarts")
+
+  // projects, ports, environments
+  CAF_ADD_ATOM(berth, berth, create_atom, "create")
+  CAF_ADD_ATOM(berth, berth, update_atom, "update")
+  CAF_ADD_ATOM(berth, berth, delete_atom, "delete")
+  CAF_ADD_ATOM(berth, berth, list_atom, "list")
+  CAF_ADD_ATOM(berth, berth, get_atom, "get")
+  CAF_ADD_ATOM(berth, berth, check_atom, "check")
+  CAF_ADD_ATOM(berth, berth, events_atom, "events")
+  CAF_ADD_ATOM(berth, berth, lease_atom, "lease")
+  CAF_ADD_ATOM(berth, berth, release_atom, "release")
+  CAF_ADD_ATOM(berth, berth, leases_atom, "leases")
+  CAF_ADD_ATOM(berth, berth, reconcile_atom, "reconcile")
+  CAF_ADD_ATOM(berth, berth, status_atom, "status")
+  CAF_ADD_ATOM(berth, berth, ready_atom, "ready")
+  CAF_ADD_ATOM(berth, berth, crash_atom, "crash")
+  CAF_ADD_ATOM(berth, berth, ping_atom, "ping")
+CAF_END_TYPE_ID_BLOCK(berth)

@@ -1,0 +1,43 @@
+// Error vocabulary shared by actors, http and the CLI.
+#pragma once
+#include <cstdint>
+#include <string>
+
+#include <caf/error.hpp>
+#include <caf/make_message.hpp>
+
+namespace berth {
+
+enum class errc : uint8_t {
+  nil = 0,
+  invalid_name,        // 400
+  invalid_manifest,    // 400
+  invalid_request,     // 400
+  not_found,           // 404
+  already_exists,      // 409
+  conflict,            // 409
+  ports_exhausted,     // 503
+  storage_error,       // 500
+  restart_intensity,   // supervisor escalation
+  unavailable,         // 503
+  internal,            // 500
+};
+
+std::string to_string(errc x);
+// The code string used in JSON errors, e.g. "invalid_name".
+const char* code_name(errc x);
+int http_status(errc x);
+
+inline caf::error make_error(errc x, std::string message) {
+  return caf::error{static_cast<uint8_t>(x), caf::atom("berth"),
+                    caf::make_message(std::move(message))};
+}
+
+// Extracts berth's errc and message from an error (others map to internal/unavailable).
+struct error_view {
+  errc code;
+  std::string message;
+};
+error_view view(const caf::error& err);
+
+}  // namespace berth

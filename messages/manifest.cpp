@@ -1,0 +1,244 @@
+#include "messages/manifest.hpp"
+
+#include <algorithm>
+#include <array>
+#include <set>
+
+namespace berth {
+
+namespace {
+
+using json = nlohmann::json;
+
+const std::set<std::string>& reserved_names() {
+  static const std::set<std::string> names{
+      "api",     "www",     "admin",   "health",  "metrics", "berth",  "root",
+      "status",  "static",  "assets",  "mail",    "smtp",    "ftp",    "localhost",
+      "preview", "production", "deploy", "deployment", "deployments", "system",
+      "default", "proxy",   "caddy",   "dashboard", "console", "login", "auth",
+      "internal", "events", "logs",    "docs",    "support", "help",   "test"};
+  return names;
+}
+
+// A tiny strict reader: every accessor records the first error with its field path.
+class reader {
+ public:
+  std::string error;
+
+  bool object(const json& j, const std::string& path, std::initializer_list<const char*> allowed) {
+    if (!j.is_object()) return fail(path, "must be an object");
+    for (auto& [key, _] : j.items()) {
+      if (std::find_if(allowed.begin(), allowed.end(),
+                       [&](const char* a) { return key == a; }) == allowed.end())
+        return fail(path.empty() ? key : path + "." + key, "unknown field");
+    }
+    return true;
+  }
+
+  bool string(const json& j, const std::string& path, std::string& out, size_t max_len,
+              bool required = false) {
+    if (!j.is_string()) return fail(path, required ? "is required (a string)" : "must be a string");
+    out = j.get<std::string>();
+    if (out.empty()) return fail(path, "must not be empty");
+    if (out.size() > max_len) return fail(path, "is too long");
+    if (out.find('\0') != std::string::npos) return fail(path, "must not contain NUL");
+    return true;
+  }
+
+  bool argv(const json& j, const std::string& path, std::vector<std::string>& out) {
+    if (!j.is_array() || j.empty()) return fail(path, "must be a non-empty array of strings");
+    if (j.size() > 256) return fail(path, "has too many elements");
+    out.clear();
+    for (size_t i = 0; i < j.size(); ++i) {
+      std::string s;
+      if (!string(j[i], path + "[" + std::to_string(i) + "]", s, 4096)) return false;
+      out.push_back(std::move(s));
+    }
+    return true;
+  }
+
+  bool integer(const json& j, const std::string& path, int& out, int lo, int hi) {
+    if (!j.is_number_integer()) return fail(path, "must be an integer");
+    auto v = j.get<int64_t>();
+    if (v < lo || v > hi)
+      return fail(path, "must be between " + std::to_string(lo) + " and " + std::to_string(hi));
+    out = static_cast<int>(v);
+    return true;
+  }
+
+  bool fail(const std::string& path, const std::string& what) {
+    if (error.empty()) error = path + ": " + what;
+    return false;
+  }
+};
+
+bool valid_env_key(const std::string& k) {
+  if (k.empty() || k.size() > 128) return false;
+  if (!(std::isalpha(static_cast<unsigned char>(k[0])) || k[0] == '_')) return false;
+  return std::all_of(k.begin(), k.end(),
+                     [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; });
+}
+
+bool read_health(reader& r, const json& j, const std::string& path, health_spec& h) {
+  if (!r.object(j, path, {"path", "timeout_s", "interval_ms", "min_healthy_s"})) return false;
+  if (j.contains("path")) {
+    if (!r.string(j["path"], path + ".path", h.path, 1024)) return false;
+    if (h.path[0] != '/') return r.fail(path + ".path", "must start with '/'");
+  }
+  if (j.contains("timeout_s") && !r.integer(j["timeout_s"], path + ".timeout_s", h.timeout_s, 1, 3600))
+    return false;
+  if (j.contains("interval_ms") &&
+      !r.integer(j["interval_ms"], path + ".interval_ms", h.interval_ms, 10, 60000))
+    return false;
+  if (j.contains("min_healthy_s") &&
+      !r.integer(j["min_healthy_s"], path + ".min_healthy_s", h.min_healthy_s, 0, 3600))
+    return false;
+  return true;
+}
+
+bool read_string_map(reader& r, const json& j, const std::string& path,
+                     std::map<std::string, std::string>& out) {
+  if (!j.is_object()) return r.fail(path, "must be an object of strings");
+  if (j.size() > 512) return r.fail(path, "has too many entries");
+  for (auto& [k, v] : j.items()) {
+    if (!valid_env_key(k)) return r.fail(path + "." + k, "is not a valid variable name");
+    if (k == "PORT" || k == "HOST") return r.fail(path + "." + k, "is set by berth");
+    if (!v.is_string()) return r.fail(path + "." + k, "must be a string");
+    auto s = v.get<std::string>();
+    if (s.size() > 65536) return r.fail(path + "." + k, "is too long");
+    if (s.find('\0') != std::string::npos) return r.fail(path + "." + k, "must not contain NUL");
+    out[k] = std::move(s);
+  }
+  return true;
+}
+
+bool safe_relative_path(const std::string& p) {
+  if (p.empty() || p[0] == '/') return false;
+  size_t start = 0;
+  while (start <= p.size()) {
+    auto end = p.find('/', start);
+    if (end == std::string::npos) end = p.size();
+    auto part = p.substr(start, end - start);
+    if (part == ".." || part == "." || part.empty()) return false;
+    start = end + 1;
+  }
+  return true;
+}
+
+}  // namespace
+
+name_check check_name(const std::string& name) {
+  if (name.size() < 3) return {false, "must be at least 3 characters"};
+  if (name.size() > 63) return {false, "must be at most 63 characters"};
+  if (!(name[0] >= 'a' && name[0] <= 'z')) return {false, "must start with a lowercase letter"};
+  for (char c : name)
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'))
+      return {false, "may contain only lowercase letters, digits and '-'"};
+  if (name.back() == '-') return {false, "must end with a letter or digit"};
+  if (reserved_names().count(name)) return {false, "is reserved"};
+  return {true, ""};
+}
+
+manifest_result parse_manifest(const json& j) {
+  manifest_result res;
+  reader r;
+  manifest& m = res.value;
+  auto done = [&]() {
+    res.ok = r.error.empty();
+    res.error = r.error;
+    return res;
+  };
+  if (!r.object(j, "", {"name", "source", "preview", "build", "production", "env", "secrets"}))
+    return done();
+  if (!j.contains("name")) return r.fail("name", "is required"), done();
+  if (!r.string(j["name"], "name", m.name, 1024, true)) return done();
+  if (auto nc = check_name(m.name); !nc.valid) return r.fail("name", nc.reason), done();
+
+  if (!j.contains("source")) return r.fail("source", "is required"), done();
+  const auto& src = j["source"];
+  if (!r.object(src, "source", {"path", "git", "ref"})) return done();
+  if (src.contains("path") == src.contains("git"))
+    return r.fail("source", "needs exactly one of 'path' or 'git'"), done();
+  if (src.contains("path")) {
+    if (!r.string(src["path"], "source.path", m.source_path, 4096)) return done();
+    if (m.source_path[0] != '/') return r.fail("source.path", "must be absolute"), done();
+    if (src.contains("ref")) return r.fail("source.ref", "applies only to git sources"), done();
+  } else {
+    if (!r.string(src["git"], "source.git", m.source_git, 4096)) return done();
+    if (m.source_git[0] == '-') return r.fail("source.git", "must not start with '-'"), done();
+    m.source_ref = "main";
+    if (src.contains("ref")) {
+      if (!r.string(src["ref"], "source.ref", m.source_ref, 256)) return done();
+      if (m.source_ref[0] == '-') return r.fail("source.ref", "must not start with '-'"), done();
+    }
+  }
+
+  if (j.contains("preview")) {
+    const auto& p = j["preview"];
+    if (!r.object(p, "preview", {"command", "health"})) return done();
+    if (p.contains("command") && !r.argv(p["command"], "preview.command", m.preview_command))
+      return done();
+    if (p.contains("health") && !read_health(r, p["health"], "preview.health", m.preview_health))
+      return done();
+  }
+  if (j.contains("build")) {
+    const auto& b = j["build"];
+    if (!r.object(b, "build", {"command", "artifacts"})) return done();
+    if (b.contains("command") && !r.argv(b["command"], "build.command", m.build_command))
+      return done();
+    if (b.contains("artifacts")) {
+      if (!r.argv(b["artifacts"], "build.artifacts", m.artifacts)) return done();
+      for (auto& a : m.artifacts)
+        if (!safe_relative_path(a))
+          return r.fail("build.artifacts", "'" + a + "' must be a relative path inside the build"),
+                 done();
+    }
+  }
+  if (j.contains("production")) {
+    const auto& p = j["production"];
+    if (!r.object(p, "production", {"command", "health", "keep"})) return done();
+    if (p.contains("command") && !r.argv(p["command"], "production.command", m.production_command))
+      return done();
+    if (p.contains("health") &&
+        !read_health(r, p["health"], "production.health", m.production_health))
+      return done();
+    if (p.contains("keep") && !r.integer(p["keep"], "production.keep", m.keep, 1, 100))
+      return done();
+  }
+  if (j.contains("env") && !read_string_map(r, j["env"], "env", m.env)) return done();
+  if (j.contains("secrets") && !read_string_map(r, j["secrets"], "secrets", m.secrets))
+    return done();
+  return done();
+}
+
+namespace {
+json health_json(const health_spec& h) {
+  return {{"path", h.path},
+          {"timeout_s", h.timeout_s},
+          {"interval_ms", h.interval_ms},
+          {"min_healthy_s", h.min_healthy_s}};
+}
+}  // namespace
+
+json to_json(const manifest& m, bool with_secret_values) {
+  json j;
+  j["name"] = m.name;
+  if (!m.source_git.empty())
+    j["source"] = {{"git", m.source_git}, {"ref", m.source_ref}};
+  else
+    j["source"] = {{"path", m.source_path}};
+  j["preview"] = {{"health", health_json(m.preview_health)}};
+  if (!m.preview_command.empty()) j["preview"]["command"] = m.preview_command;
+  j["build"] = json::object();
+  if (!m.build_command.empty()) j["build"]["command"] = m.build_command;
+  if (!m.artifacts.empty()) j["build"]["artifacts"] = m.artifacts;
+  j["production"] = {{"health", health_json(m.production_health)}, {"keep", m.keep}};
+  if (!m.production_command.empty()) j["production"]["command"] = m.production_command;
+  j["env"] = m.env;
+  json secrets = json::object();
+  for (auto& [k, v] : m.secrets) secrets[k] = with_secret_values ? v : "********";
+  j["secrets"] = secrets;
+  return j;
+}
+
+}  // namespace berth

@@ -1,0 +1,67 @@
+// The project manifest (DESIGN.md) and the name rule. Parsing is strict: unknown fields,
+// wrong types and out-of-range numbers are errors, so nothing half-valid reaches an actor.
+#pragma once
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <caf/meta/type_name.hpp>
+#include <nlohmann/json.hpp>
+
+namespace berth {
+
+struct name_check {
+  bool valid = false;
+  std::string reason;  // empty when valid
+};
+// DNS label, 3-63 chars, [a-z][a-z0-9-]*[a-z0-9], not reserved.
+name_check check_name(const std::string& name);
+
+struct health_spec {
+  std::string path = "/";
+  int timeout_s = 60;
+  int interval_ms = 500;
+  int min_healthy_s = 0;
+};
+
+struct manifest {
+  std::string name;
+  std::string source_path;  // exactly one of source_path / source_git
+  std::string source_git;
+  std::string source_ref;   // git only; default "main"
+  std::vector<std::string> preview_command;
+  health_spec preview_health;
+  std::vector<std::string> build_command;
+  std::vector<std::string> artifacts;
+  std::vector<std::string> production_command;
+  health_spec production_health;
+  int keep = 5;
+  std::map<std::string, std::string> env;
+  std::map<std::string, std::string> secrets;  // values never enter events or responses
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, health_spec& x) {
+  return f(caf::meta::type_name("health_spec"), x.path, x.timeout_s, x.interval_ms,
+           x.min_healthy_s);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, manifest& x) {
+  return f(caf::meta::type_name("manifest"), x.name, x.source_path, x.source_git, x.source_ref,
+           x.preview_command, x.preview_health, x.build_command, x.artifacts,
+           x.production_command, x.production_health, x.keep, x.env, x.secrets);
+}
+
+struct manifest_result {
+  bool ok = false;
+  std::string error;  // "field: what is wrong"
+  manifest value;
+};
+manifest_result parse_manifest(const nlohmann::json& j);
+
+// JSON form. Secrets are written as {"NAME": "********"} unless `with_secret_values`.
+nlohmann::json to_json(const manifest& m, bool with_secret_values = false);
+
+}  // namespace berth

@@ -1,0 +1,85 @@
+#include "messages/project_state.hpp"
+
+namespace berth {
+
+using json = nlohmann::json;
+
+namespace {
+json parse_object(const std::string& text) {
+  auto j = json::parse(text, nullptr, false);
+  return j.is_object() ? j : json::object();
+}
+}  // namespace
+
+void fold(project_state& s, const event_record& e) {
+  auto data = parse_object(e.data);
+  if (e.type == ev::project_created) {
+    s = project_state{};
+    s.exists = true;
+    auto parsed = parse_manifest(data.value("manifest", json::object()));
+    s.spec = parsed.value;
+    s.name = s.spec.name;
+    s.production_port = data.value("ports", json::object()).value("production", 0);
+    s.preview_port = data.value("ports", json::object()).value("preview", 0);
+    s.created_us = s.updated_us = e.ts_us;
+  } else if (e.type == ev::project_updated) {
+    auto parsed = parse_manifest(data.value("manifest", json::object()));
+    if (parsed.ok) s.spec = parsed.value;
+    s.updated_us = e.ts_us;
+  } else if (e.type == ev::project_deleted) {
+    s = project_state{};
+    s.last_seq = e.seq;
+    return;
+  }
+  s.last_seq = e.seq;
+  ++s.events;
+}
+
+json to_json(const project_state& s) {
+  return {{"name", s.name},
+          {"manifest", to_json(s.spec)},
+          {"ports", {{"production", s.production_port}, {"preview", s.preview_port}}},
+          {"created", iso8601(s.created_us)},
+          {"updated", iso8601(s.updated_us)},
+          {"last_seq", s.last_seq},
+          {"events", s.events}};
+}
+
+std::string project_created_data(const manifest& m, uint16_t production_port,
+                                 uint16_t preview_port) {
+  return json{{"manifest", to_json(m)},
+              {"ports", {{"production", production_port}, {"preview", preview_port}}}}
+      .dump();
+}
+
+std::string project_updated_data(const manifest& m) {
+  return json{{"manifest", to_json(m)}}.dump();
+}
+
+const char* to_string(port_kind k) { return k == port_kind::production ? "production" : "preview"; }
+
+void fold(port_table& t, const event_record& e) {
+  auto data = parse_object(e.data);
+  uint16_t port = data.value("port", 0);
+  if (e.type == ev::port_leased) {
+    port_lease l;
+    l.port = port;
+    l.project = data.value("project", "");
+    l.kind = data.value("kind", "") == "preview" ? port_kind::preview : port_kind::production;
+    t[port] = l;
+  } else if (e.type == ev::port_released) {
+    t.erase(port);
+  }
+}
+
+std::string port_leased_data(const port_lease& l) {
+  return json{{"port", l.port}, {"project", l.project}, {"kind", to_string(l.kind)}}.dump();
+}
+
+std::string port_released_data(const port_lease& l, const std::string& reason) {
+  return json{{"port", l.port}, {"project", l.project}, {"kind", to_string(l.kind)},
+              {"reason", reason}}
+      .dump();
+}
+
+}  // namespace berth

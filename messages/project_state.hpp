@@ -1,0 +1,76 @@
+// A project's state is the fold of its event stream `project/<name>`; the port leases are the
+// fold of the `ports` stream. Both folds are pure so `berth audit replay` uses them offline.
+#pragma once
+#include <cstdint>
+#include <map>
+#include <string>
+
+#include <caf/meta/type_name.hpp>
+#include <nlohmann/json.hpp>
+
+#include "messages/event.hpp"
+#include "messages/manifest.hpp"
+
+namespace berth {
+
+// Event types, one per thing that happened.
+namespace ev {
+constexpr const char* project_created = "project_created";
+constexpr const char* project_updated = "project_updated";
+constexpr const char* project_deleted = "project_deleted";
+constexpr const char* port_leased = "port_leased";
+constexpr const char* port_released = "port_released";
+}  // namespace ev
+
+inline std::string project_stream(const std::string& name) { return "project/" + name; }
+constexpr const char* ports_stream = "ports";
+constexpr const char* project_stream_prefix = "project/";
+
+struct project_state {
+  bool exists = false;
+  std::string name;
+  manifest spec;  // secret values are masked: they live in the project's 0600 file
+  uint16_t production_port = 0;
+  uint16_t preview_port = 0;
+  int64_t created_us = 0;
+  int64_t updated_us = 0;
+  uint64_t last_seq = 0;  // seq of the last event folded
+  uint64_t events = 0;    // events folded since creation
+};
+
+// Folds one event of `project/<name>` into the state.
+void fold(project_state& s, const event_record& e);
+nlohmann::json to_json(const project_state& s);
+
+// Event payloads.
+std::string project_created_data(const manifest& m, uint16_t production_port,
+                                 uint16_t preview_port);
+std::string project_updated_data(const manifest& m);
+
+enum class port_kind : uint8_t { production, preview };
+const char* to_string(port_kind k);
+
+struct port_lease {
+  uint16_t port = 0;
+  std::string project;
+  port_kind kind = port_kind::production;
+};
+
+// The two ports a project holds.
+struct port_assignment {
+  uint16_t production = 0;
+  uint16_t preview = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, port_assignment& x) {
+  return f(caf::meta::type_name("port_assignment"), x.production, x.preview);
+}
+
+// port -> lease; the fold of the `ports` stream.
+using port_table = std::map<uint16_t, port_lease>;
+void fold(port_table& t, const event_record& e);
+std::string port_leased_data(const port_lease& l);
+std::string port_released_data(const port_lease& l, const std::string& reason);
+
+}  // namespace berth

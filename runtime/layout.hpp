@@ -1,0 +1,33 @@
+// Where a project's files live under the data dir. Names are validated before any path is
+// built from them (check_name), so these functions never see "..".
+#pragma once
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <string>
+
+#include "runtime/status.hpp"
+
+namespace berth {
+
+struct project_paths {
+  std::filesystem::path root;  // <data>/projects/<name>
+  std::filesystem::path env_file;
+  std::filesystem::path secrets_file;  // 0600, never in the log
+  std::filesystem::path preview, preview_src, preview_logs;
+  std::filesystem::path production, production_logs;
+};
+
+std::filesystem::path projects_root(const std::string& data_dir);
+std::filesystem::path event_log_dir(const std::string& data_dir);
+project_paths paths_for(const std::string& data_dir, const std::string& name);
+
+status create_project_dirs(const project_paths& p);
+status remove_project_dir(const project_paths& p);
+// Writes `.env`: the ports, then the manifest's env. Atomic (temp file + rename).
+status write_env_file(const project_paths& p, const std::string& name, uint16_t production_port,
+                      uint16_t preview_port, const std::map<std::string, std::string>& env);
+// Writes `.secrets` with mode 0600. Atomic.
+status write_secrets_file(const project_paths& p, const std::map<std::string, std::string>& secrets);
+
+}  // namespace berth
