@@ -122,7 +122,13 @@ event_store_state::~event_store_state() {
 }
 
 caf::behavior event_store(store_ptr self, std::shared_ptr<event_log> log) {
+  return event_store_with_linger(self, std::move(log), event_store_state::default_max_linger);
+}
+
+caf::behavior event_store_with_linger(store_ptr self, std::shared_ptr<event_log> log,
+                                      std::chrono::microseconds max_linger) {
   self->state.log = log;
+  self->state.max_linger = max_linger;
   self->state.committer = self->spawn<caf::detached + caf::linked>(committer, log);
   return {
       [self](append_atom, std::vector<new_event>& events)
@@ -187,8 +193,9 @@ caf::behavior event_store(store_ptr self, std::shared_ptr<event_log> log) {
   };
 }
 
-caf::actor spawn_event_store(caf::actor_system& sys, std::shared_ptr<event_log> log) {
-  return sys.spawn(event_store, std::move(log));
+caf::actor spawn_event_store(caf::actor_system& sys, std::shared_ptr<event_log> log,
+                             std::chrono::microseconds max_linger) {
+  return sys.spawn(event_store_with_linger, std::move(log), max_linger);
 }
 
 }  // namespace berth

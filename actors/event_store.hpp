@@ -60,7 +60,8 @@ struct event_store_state {
   size_t expected_requests = 0;   // requests to wait for while lingering
   std::chrono::steady_clock::time_point commit_started;
   std::chrono::microseconds last_commit{0};
-  std::chrono::microseconds max_linger{500};
+  static constexpr std::chrono::microseconds default_max_linger{500};
+  std::chrono::microseconds max_linger{default_max_linger};
 
   // Fails every promise still open (the actor is going away).
   ~event_store_state();
@@ -71,6 +72,13 @@ struct event_store_state {
 caf::behavior event_store(caf::stateful_actor<event_store_state>* self,
                           std::shared_ptr<event_log> log);
 
-caf::actor spawn_event_store(caf::actor_system& sys, std::shared_ptr<event_log> log);
+// Same behaviour with an explicit linger cap (0 disables lingering).
+caf::behavior event_store_with_linger(caf::stateful_actor<event_store_state>* self,
+                                      std::shared_ptr<event_log> log,
+                                      std::chrono::microseconds max_linger);
+
+caf::actor spawn_event_store(caf::actor_system& sys, std::shared_ptr<event_log> log,
+                             std::chrono::microseconds max_linger =
+                                 event_store_state::default_max_linger);
 
 }  // namespace berth

@@ -158,7 +158,11 @@ void supervisor_core::send_stop(const std::string& id, caf::actor handle, bool i
   if (on_stopped) entry.on_stopped.push_back(std::move(on_stopped));
   stopping_.push_back(std::move(entry));
   if (in_sequence) sequence_active_ = true;
-  self_->send_exit(handle, caf::exit_reason::user_shutdown);
+  // Not self_->send_exit: a CAF actor that receives an exit_msg unlinks from its
+  // source, so the child's own exit_msg would never reach us. anon_send_exit uses the
+  // child's own address as source: the link stays, and exactly one exit_msg (with the
+  // child's real exit reason) arrives when it terminates, whatever the timing.
+  caf::anon_send_exit(handle, caf::exit_reason::user_shutdown);
   // One-shot: if the child has not exited by then, it is killed.
   self_->delayed_send(caf::actor_cast<caf::actor>(self_), shutdown_timeout_,
                       supervisor_kill_timeout_atom::value, stop_id);
@@ -223,7 +227,7 @@ void supervisor_core::handle_kill_timeout(uint64_t stop_id) {
   spdlog::warn("supervisor {}: child '{}' did not stop within {} ms, killing it", self_->id(),
                s->id, shutdown_timeout_.count());
   s->killed = true;
-  self_->send_exit(s->handle, caf::exit_reason::kill);
+  caf::anon_send_exit(s->handle, caf::exit_reason::kill);
   if (s->in_sequence) {
     s->in_sequence = false;
     sequence_active_ = false;

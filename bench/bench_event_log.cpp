@@ -11,7 +11,8 @@
 // Each measurement runs `--runs` times; the median is reported.
 //
 // Usage: bench_event_log [--runs 3] [--single 2000] [--writers 8] [--per-writer 1000]
-//                        [--window 16] [--replay 200000] [--data 200] [--dir /tmp]
+//                        [--window 16] [--replay 200000] [--data 200] [--linger-us 500]
+//                        [--dir /tmp]
 #include <stdlib.h>
 
 #include <algorithm>
@@ -45,13 +46,14 @@ struct params {
   int window = 16;
   int replay = 200000;
   int data = 200;
+  int linger_us = static_cast<int>(event_store_state::default_max_linger.count());
   std::string dir = "/tmp";
 };
 
 [[noreturn]] void usage(const char* argv0) {
   std::fprintf(stderr,
                "usage: %s [--runs N] [--single N] [--writers N] [--per-writer N] [--window N]\n"
-               "          [--replay N] [--data BYTES] [--dir PARENT]\n",
+               "          [--replay N] [--data BYTES] [--linger-us N] [--dir PARENT]\n",
                argv0);
   std::exit(2);
 }
@@ -76,6 +78,7 @@ params parse(int argc, char** argv) {
     else if (a == "--window") p.window = std::max(1, n);
     else if (a == "--replay") p.replay = n;
     else if (a == "--data") p.data = n;
+    else if (a == "--linger-us") p.linger_us = n;
     else usage(argv[0]);
   }
   return p;
@@ -174,7 +177,7 @@ result bench_group(const params& p, int window) {
     caf::actor_system_config cfg;
     cfg.add_message_types<caf::id_block::berth>();
     caf::actor_system sys{cfg};
-    auto store = spawn_event_store(sys, log);
+    auto store = spawn_event_store(sys, log, std::chrono::microseconds(p.linger_us));
     std::vector<std::thread> threads;
     std::vector<std::string> errors(p.writers);
     auto t0 = clk::now();
@@ -272,9 +275,9 @@ std::vector<result> bench_replay(const params& p) {
 int main(int argc, char** argv) {
   auto p = parse(argc, argv);
   std::printf("bench_event_log: runs=%d single=%d writers=%d per_writer=%d window=%d "
-              "replay=%d data=%dB dir=%s cores=%u\n\n",
+              "replay=%d data=%dB linger=%dus dir=%s cores=%u\n\n",
               p.runs, p.single, p.writers, p.per_writer, p.window, p.replay, p.data,
-              p.dir.c_str(), std::thread::hardware_concurrency());
+              p.linger_us, p.dir.c_str(), std::thread::hardware_concurrency());
   std::fflush(stdout);
   std::vector<result> results;
   if (p.single > 0) results.push_back(bench_single(p));

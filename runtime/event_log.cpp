@@ -624,7 +624,8 @@ class rocks_event_log final : public event_log {
                                         " is missing (next stored event is " +
                                         std::to_string(seq) + ")"
                                   : "unexpected event key " + std::to_string(seq));
-      if (!decode_value(it->value(), r))  // fills every field or fails return fail(seq, "stored value does not parse");
+      // decode_value sets every field or fails, so `r` can be reused across events.
+      if (!decode_value(it->value(), r)) return fail(seq, "stored value does not parse");
       if (r.seq != seq)
         return fail(seq, "value carries seq " + std::to_string(r.seq));
       if (r.prev_hash != prev_hash) return fail(seq, "prev_hash does not match the previous hash");

@@ -282,3 +282,36 @@ TEST_CASE("reads through the event_store", "[event_store]") {
   CHECK(st.commits == 1);
   CHECK(st.appended == 4);
 }
+
+TEST_CASE("stopping the store answers every pending append", "[event_store]") {
+  store_fixture f;
+  caf::scoped_actor self{*f.sys};
+  using handle_t = decltype(self->request(f.store, std::chrono::seconds(5), append_atom_v,
+                                          std::vector<new_event>{}));
+  std::vector<handle_t> handles;
+  for (int i = 0; i < 50; ++i)
+    handles.push_back(self->request(f.store, std::chrono::seconds(5), append_atom_v,
+                                    std::vector<new_event>{mk_event("s"), mk_event("s")}));
+  caf::anon_send_exit(f.store, caf::exit_reason::user_shutdown);
+  int ok = 0, refused = 0, other = 0;
+  uint64_t max_seq = 0;
+  for (auto& h : handles)
+    h.receive(
+        [&](std::vector<event_record>& recs) {
+          ++ok;
+          if (recs.size() == 2) max_seq = std::max(max_seq, recs[1].seq);
+        },
+        [&](caf::error& err) {
+          // Answered by the dying store (unavailable) or bounced by CAF; never a timeout.
+          if (err == caf::sec::request_receiver_down || view(err).code == errc::unavailable)
+            ++refused;
+          else
+            ++other;
+        });
+  CHECK(ok + refused == 50);
+  WARN("ok=" << ok << " refused=" << refused);
+  CHECK(other == 0);
+  // Whatever was acknowledged is in the log, and the log is intact.
+  CHECK(f.log->last_seq() >= max_seq);
+  CHECK(f.log->verify().ok);
+}
