@@ -99,6 +99,10 @@ std::vector<std::string> supervisor_core::child_ids() const {
   return ids;
 }
 
+bool supervisor_core::has_child(const std::string& id) const {
+  return find(id) != children_.end();
+}
+
 bool supervisor_core::is_child(const caf::actor_addr& addr) const {
   return std::any_of(children_.begin(), children_.end(), [&](const child& c) {
     return c.handle && c.handle.address() == addr;
@@ -154,7 +158,7 @@ caf::expected<caf::actor> supervisor_core::start_child(child_spec spec) {
 void supervisor_core::send_stop(const std::string& id, caf::actor handle, bool in_sequence,
                                 std::function<void()> on_stopped) {
   auto stop_id = ++next_stop_id_;
-  stopping_child entry{id, handle, stop_id, in_sequence, false, {}};
+  stopping_child entry{id, handle, stop_id, in_sequence, {}};
   if (on_stopped) entry.on_stopped.push_back(std::move(on_stopped));
   stopping_.push_back(std::move(entry));
   if (in_sequence) sequence_active_ = true;
@@ -180,7 +184,7 @@ bool supervisor_core::terminate_child(const std::string& id, std::function<void(
   }
   // Not running: maybe a stop sequence is already waiting for it.
   auto s = std::find_if(stopping_.begin(), stopping_.end(),
-                        [&](const stopping_child& x) { return x.id == id && !x.killed; });
+                        [&](const stopping_child& x) { return x.id == id; });
   if (s != stopping_.end()) {
     if (on_stopped) s->on_stopped.push_back(std::move(on_stopped));
   } else if (on_stopped) {
@@ -213,8 +217,7 @@ void supervisor_core::advance() {
     return;
   }
   // Shutting down: also wait for children stopped through terminate_child.
-  for (auto& s : stopping_)
-    if (!s.killed) return;
+  if (!stopping_.empty()) return;
   spdlog::info("supervisor {}: children stopped, exiting ({})", self_->id(),
                render(quit_reason_));
   self_->quit(quit_reason_);
@@ -223,16 +226,25 @@ void supervisor_core::advance() {
 void supervisor_core::handle_kill_timeout(uint64_t stop_id) {
   auto s = std::find_if(stopping_.begin(), stopping_.end(),
                         [&](const stopping_child& x) { return x.stop_id == stop_id; });
-  if (s == stopping_.end() || s->killed) return;  // already gone
+  if (s == stopping_.end()) return;  // already gone
   spdlog::warn("supervisor {}: child '{}' did not stop within {} ms, killing it", self_->id(),
                s->id, shutdown_timeout_.count());
-  s->killed = true;
-  caf::anon_send_exit(s->handle, caf::exit_reason::kill);
-  if (s->in_sequence) {
-    s->in_sequence = false;
-    sequence_active_ = false;
-  }
+  auto entry = std::move(*s);
+  stopping_.erase(s);
+  // exit_reason::kill cannot be trapped: the child's exit_msg{kill} would kill us too.
+  // Unlink first; an exit_msg it may already have sent is swallowed via strays_.
+  self_->unlink_from(entry.handle);
+  remember_stray(entry.handle.address());
+  caf::anon_send_exit(entry.handle, caf::exit_reason::kill);
+  for (auto& f : entry.on_stopped)
+    if (f) f();
+  if (entry.in_sequence) sequence_active_ = false;
   advance();
+}
+
+void supervisor_core::remember_stray(const caf::actor_addr& addr) {
+  strays_.push_back(addr);
+  while (strays_.size() > max_strays) strays_.pop_front();
 }
 
 // -- exits and restarts -------------------------------------------------------------
@@ -251,7 +263,13 @@ void supervisor_core::handle_exit(caf::exit_msg& em) {
     advance();
     return;
   }
-  // 2. A running child died on its own.
+  // 2. A killed child whose exit_msg was already on its way when we unlinked.
+  auto st = std::find(strays_.begin(), strays_.end(), em.source);
+  if (st != strays_.end()) {
+    strays_.erase(st);
+    return;
+  }
+  // 3. A running child died on its own.
   auto c = find(em.source);
   if (c != children_.end()) {
     c->handle = caf::actor{};
@@ -272,7 +290,7 @@ void supervisor_core::handle_exit(caf::exit_msg& em) {
     }
     return;
   }
-  // 3. Not a child: the parent or someone asking us to stop.
+  // 4. Not a child: the parent or someone asking us to stop.
   if (foreign_hook_) {
     foreign_hook_(em);
     return;
@@ -372,11 +390,12 @@ caf::message_handler supervisor_handlers(caf::event_based_actor* self, superviso
       return std::move(*res);
     },
     [self, &core](terminate_child_atom, const std::string& id) -> caf::result<bool> {
+      if (!core.has_child(id)) return false;
+      // Replied once the child is gone.
       auto rp = self->make_response_promise<bool>();
-      if (!core.terminate_child(id, [rp]() mutable {
-            if (rp.pending()) rp.deliver(true);
-          }))
-        return false;
+      core.terminate_child(id, [rp]() mutable {
+        if (rp.pending()) rp.deliver(true);
+      });
       return rp;
     },
     [&core](which_child_atom, const std::string& id) -> caf::result<caf::actor> {

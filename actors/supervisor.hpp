@@ -25,8 +25,14 @@
 //   parent sees as an abnormal exit.
 // - an exit_msg from a non-child (the parent, anon_send_exit) stops the children in
 //   reverse order, then the supervisor quits with that reason.
-// - a child that does not exit within the shutdown timeout after user_shutdown is sent
-//   exit_reason::kill and the sequence goes on (nothing waits forever).
+// - children are stopped with anon_send_exit(child, user_shutdown): an exit_msg sent
+//   by the supervisor itself would make the child unlink from it (CAF unlinks from the
+//   source of every exit_msg it receives), and its final exit_msg would be lost.
+// - a child that does not exit within the shutdown timeout after user_shutdown is
+//   unlinked and sent exit_reason::kill, and the sequence goes on (nothing waits
+//   forever).
+// - exit_reason::kill cannot be trapped in CAF: never send it to a supervised actor.
+//   Its exit_msg{kill} would kill the supervisor as well, and so on up the tree.
 // Nothing blocks or polls: every step is driven by an exit_msg, plus one one-shot
 // delayed message per stopped child for the kill timeout.
 #pragma once
@@ -79,6 +85,8 @@ class supervisor_core {
   // arrived (at once if it is not running).
   bool terminate_child(const std::string& id, std::function<void()> on_stopped = {});
 
+  // Whether a child with this id is known (running or about to be restarted).
+  bool has_child(const std::string& id) const;
   // The running child with this id; an invalid handle if none (or while it restarts).
   caf::actor which_child(const std::string& id) const;
   // Ids of all known children, in start order.
@@ -115,7 +123,6 @@ class supervisor_core {
     caf::actor handle;
     uint64_t stop_id;
     bool in_sequence;  // the stop sequence (one_for_all / shutdown) waits for it
-    bool killed;       // kill timeout fired; no longer waited for
     std::vector<std::function<void()>> on_stopped;
   };
 
@@ -126,6 +133,7 @@ class supervisor_core {
   void send_stop(const std::string& id, caf::actor handle, bool in_sequence,
                  std::function<void()> on_stopped);
   void advance();
+  void remember_stray(const caf::actor_addr& addr);
   void child_exited(const std::string& id, const caf::error& reason);
   bool record_restart();
   void restart_one(const std::string& id);
@@ -137,6 +145,8 @@ class supervisor_core {
   supervisor_flags flags_;
   std::vector<child> children_;        // start order
   std::vector<stopping_child> stopping_;
+  static constexpr size_t max_strays = 64;
+  std::deque<caf::actor_addr> strays_;  // killed and unlinked; a late exit_msg is ignored
   std::deque<clock_type::time_point> restart_times_;  // within the current period
   size_t restarts_ = 0;
   phase phase_ = phase::running;

@@ -13,7 +13,13 @@ template <class F>
 std::function<caf::actor(caf::actor_system&)> registered(caf::atom_value name, F spawn) {
   return [=](caf::actor_system& sys) {
     caf::actor a = spawn(sys);
+    // CAF 0.17's put() keeps an existing entry, even a dead incarnation's: replace it, and
+    // drop it when this incarnation ends so nobody is handed a dead actor.
+    sys.registry().erase(name);
     sys.registry().put(name, a);
+    a->attach_functor([&sys, name, addr = a.address()] {
+      if (sys.registry().get<caf::actor>(name).address() == addr) sys.registry().erase(name);
+    });
     return a;
   };
 }

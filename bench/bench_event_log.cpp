@@ -10,7 +10,7 @@
 //   (d) verify        verify() over the same events (hash chain + index)
 // Each measurement runs `--runs` times; the median is reported.
 //
-// Usage: bench_event_log [--runs 3] [--single 2000] [--writers 8] [--per-writer 1000]
+// Usage: bench_event_log [--runs 3] [--single 1000] [--writers 8] [--per-writer 1000]
 //                        [--window 16] [--replay 200000] [--data 200] [--linger-us 500]
 //                        [--dir /tmp]
 #include <stdlib.h>
@@ -40,7 +40,7 @@ namespace {
 
 struct params {
   int runs = 3;
-  int single = 2000;
+  int single = 1000;
   int writers = 8;
   int per_writer = 1000;
   int window = 16;

@@ -129,6 +129,7 @@ client::client(uint16_t port, std::chrono::seconds read_timeout)
   cli_->set_read_timeout(read_timeout.count(), 0);
   cli_->set_write_timeout(10, 0);
   cli_->set_keep_alive(true);
+  cli_->set_tcp_nodelay(true);  // headers and body go in separate writes: avoid Nagle delays
 }
 
 client::~client() = default;
