@@ -10,7 +10,7 @@
 //   (read_all_atom, uint64_t from, uint64_t limit) -> std::vector<event_record>
 //   (list_streams_atom, std::string prefix)        -> std::vector<std::string>
 //   (stats_atom)                                   -> log_stats
-// A limit of 0 means "no limit".
+// A limit of 0 means "no limit". (committed_atom, uint64_t) is internal: the linger timer.
 //
 // Group commit: appends that arrive while a commit is in flight accumulate; when the commit
 // finishes, everything accumulated goes to the log as ONE synced WriteBatch. The blocking

@@ -137,6 +137,7 @@ bool supervisor_core::start(child& c) {
 }
 
 caf::expected<caf::actor> supervisor_core::start_child(child_spec spec) {
+  if (self_ == nullptr) return make_error(errc::unavailable, "supervisor not initialised yet");
   if (phase_ == phase::stopping)
     return make_error(errc::unavailable, "supervisor is shutting down");
   if (!spec.start)

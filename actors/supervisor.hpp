@@ -27,7 +27,8 @@
 //   reverse order, then the supervisor quits with that reason.
 // - children are stopped with anon_send_exit(child, user_shutdown): an exit_msg sent
 //   by the supervisor itself would make the child unlink from it (CAF unlinks from the
-//   source of every exit_msg it receives), and its final exit_msg would be lost.
+//   source of every exit_msg it receives), and its final exit_msg would be lost. A
+//   child that traps exits therefore sees its own address as the source.
 // - a child that does not exit within the shutdown timeout after user_shutdown is
 //   unlinked and sent exit_reason::kill, and the sequence goes on (nothing waits
 //   forever).
@@ -77,7 +78,7 @@ class supervisor_core {
 
   // Starts and links a dynamic child (appended to the start order).
   // Errors: already_exists (id taken), invalid_request (no start function),
-  // internal (start failed), unavailable (the supervisor is shutting down).
+  // internal (start failed), unavailable (shutting down, or init not called yet).
   caf::expected<caf::actor> start_child(child_spec spec);
 
   // Stops the child with user_shutdown, forgets its spec, never restarts it. Returns

@@ -102,7 +102,7 @@ void run_replay(const audit_options& o) {
     if (o.json_output) {
       events.push_back(to_json(e));
     } else {
-      std::cout << fmt::format("{:>8}  {}  {}  {}  {}\n", e.seq, iso8601(e.ts_us), e.stream,
+      std::cout << fmt::format("{}  {}  {}  {}  {}\n", e.seq, iso8601(e.ts_us), e.stream,
                                e.type, e.data);
     }
   };

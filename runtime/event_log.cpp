@@ -360,6 +360,22 @@ bool decode_head(const std::string& v, head_info& h) {
 
 // ---------------------------------------------------------------------------------------
 
+// Holds a snapshot of a primary instance (nothing when db is null).
+class snapshot_guard {
+ public:
+  explicit snapshot_guard(rocksdb::DB* db) : db_(db), snap_(db ? db->GetSnapshot() : nullptr) {}
+  ~snapshot_guard() {
+    if (snap_ != nullptr) db_->ReleaseSnapshot(snap_);
+  }
+  snapshot_guard(const snapshot_guard&) = delete;
+  snapshot_guard& operator=(const snapshot_guard&) = delete;
+  const rocksdb::Snapshot* get() const { return snap_; }
+
+ private:
+  rocksdb::DB* db_;
+  const rocksdb::Snapshot* snap_;
+};
+
 class rocks_event_log final : public event_log {
  public:
   rocks_event_log(rocksdb::DB* db, std::vector<rocksdb::ColumnFamilyHandle*> handles,
@@ -604,7 +620,12 @@ class rocks_event_log final : public event_log {
       res.reason = std::move(why);
       return res;
     };
-    rocksdb::ReadOptions ro;
+    // One consistent view while appends may continue (primary only: a secondary instance
+    // does not support snapshots, and it does not change after open anyway).
+    snapshot_guard snap(read_only_ ? nullptr : db_);
+    rocksdb::ReadOptions point;
+    point.snapshot = snap.get();
+    rocksdb::ReadOptions ro = point;
     ro.fill_cache = false;
     ro.readahead_size = 2 << 20;
     std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, events_));
@@ -616,7 +637,8 @@ class rocks_event_log final : public event_log {
     rocksdb::PinnableSlice index_value;
     for (it->SeekToFirst(); it->Valid(); it->Next()) {
       auto k = it->key();
-      if (k.size() != 8) return fail(expected, "malformed event key (" + std::to_string(k.size()) + " bytes)");
+      if (k.size() != 8)
+        return fail(expected, "malformed event key (" + std::to_string(k.size()) + " bytes)");
       uint64_t seq = get_be64(k.data());
       if (seq != expected)
         return fail(expected, seq > expected
@@ -635,7 +657,7 @@ class rocks_event_log final : public event_log {
       if (r.ts_us < prev_ts) return fail(seq, "timestamp goes backwards");
       skey = stream_key(r.stream, seq);
       index_value.Reset();
-      auto s = db_->Get(rocksdb::ReadOptions(), streams_, skey, &index_value);
+      auto s = db_->Get(point, streams_, skey, &index_value);
       if (s.IsNotFound()) return fail(seq, "stream index entry is missing");
       if (!s.ok()) return fail(seq, "reading stream index: " + s.ToString());
       prev_hash = r.hash;
@@ -647,7 +669,7 @@ class rocks_event_log final : public event_log {
     // The head in meta must point at the last event.
     uint64_t last = expected - 1;
     std::string v;
-    auto s = db_->Get(rocksdb::ReadOptions(), meta_, kHeadKey, &v);
+    auto s = db_->Get(point, meta_, kHeadKey, &v);
     if (s.ok()) {
       head_info h;
       if (!decode_head(v, h)) return fail(last + 1, "meta head does not parse");

@@ -34,7 +34,7 @@ class event_log {
   virtual status append(const std::vector<new_event>& events, bool sync,
                         std::vector<event_record>* out) = 0;
 
-  // Events of one stream with seq >= from, at most `limit`, in order.
+  // Events of one stream with seq >= from, at most `limit` (0 = no limit), in order.
   virtual status read_stream(const std::string& stream, uint64_t from, uint64_t limit,
                              std::vector<event_record>* out) const = 0;
   // The newest event of a stream; not_found if the stream is empty.

@@ -32,7 +32,7 @@ std::string with(json j, const std::string& pointer, json value) {
 
 }  // namespace
 
-TEST_CASE("bad input: 4xx with a JSON error, no event, no folder", "[integration]") {
+TEST_CASE("bad input gets a 4xx JSON error and changes nothing", "[integration]") {
   temp_dir tmp;
   auto src = tmp.path();
   server srv(tmp.path());

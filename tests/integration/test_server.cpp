@@ -10,6 +10,11 @@
 #include <thread>
 #include <vector>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <catch2/catch.hpp>
 #include <fmt/format.h>
 #include <rocksdb/db.h>
@@ -129,9 +134,34 @@ void corrupt_event(const std::string& dir, uint64_t seq) {
 
 bool answers(uint16_t port) { return http_get(port, "/health").status == 200; }
 
+// The production port a name starts probing from: 8000 + FNV-1a-64(name) % 2000.
+uint16_t natural_production_port(const std::string& name) {
+  uint64_t h = 14695981039346656037ULL;
+  for (unsigned char ch : name) {
+    h ^= ch;
+    h *= 1099511628211ULL;
+  }
+  return static_cast<uint16_t>(8000 + h % 2000);
+}
+
+// True when 127.0.0.1:port can be bound right now (nothing listens there).
+bool bindable(uint16_t port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  int one = 1;
+  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+  ::close(fd);
+  return ok;
+}
+
 }  // namespace
 
-TEST_CASE("lifecycle: projects, folders and events survive kill -9; audit verifies and replays",
+TEST_CASE("lifecycle - projects and events survive kill -9 and audit verifies and replays them",
           "[integration]") {
   temp_dir tmp;
   server srv(tmp.path());
@@ -261,7 +291,7 @@ TEST_CASE("lifecycle: projects, folders and events survive kill -9; audit verifi
   CHECK(!vj.at("reason").get<std::string>().empty());
 }
 
-TEST_CASE("audit: missing log is exit 2", "[integration]") {
+TEST_CASE("audit of a missing log exits 2", "[integration]") {
   temp_dir tmp;
   auto r = audit({"verify", "--data", tmp / "nothing-here"});
   INFO(r.describe());
@@ -297,7 +327,7 @@ TEST_CASE("audit verify and replay work while the server runs and see the latest
   CHECK(answers(srv.port()));
 }
 
-TEST_CASE("ports: 200 concurrent creations get distinct leased ports; kill -9 never leads to reuse",
+TEST_CASE("ports - 200 concurrent creations get distinct leases and kill -9 never leads to reuse",
           "[integration]") {
   temp_dir tmp;
   server srv(tmp.path());
@@ -330,6 +360,15 @@ TEST_CASE("ports: 200 concurrent creations get distinct leased ports; kill -9 ne
   }
   REQUIRE(created == n);
   CHECK(production.size() == n);
+  // Linear probing from the name's slot: every port skipped on the way is leased by another
+  // project (or busy on this host).
+  for (int i = 0; i < n; ++i) {
+    auto name = fmt::format("app-{:03}", i);
+    auto got = port_of(results[i].body, "production");
+    INFO(name << " got " << got << ", natural slot " << natural_production_port(name));
+    for (uint16_t q = natural_production_port(name); q != got; q = q == 9999 ? 8000 : q + 1)
+      CHECK((production.count(q) == 1 || !bindable(q)));
+  }
   CHECK(preview.size() == n);
   CHECK(list_projects(srv.api()).size() == n);
   check_env_file(srv, results[0].body);
@@ -344,11 +383,21 @@ TEST_CASE("ports: 200 concurrent creations get distinct leased ports; kill -9 ne
     CHECK(preview.count(port_of(p, "preview")) == 1);
   }
 
-  for (int i = 0; i < 20; ++i) {
-    auto p = create_project(srv.api(), fmt::format("more-{:02}", i), tmp.path());
+  // 20 more whose natural production slot (8000 + FNV-1a-64 % 2000) is already leased: a
+  // server that forgot its leases in the crash would hand those ports out again.
+  std::vector<std::string> colliding;
+  for (int i = 0; colliding.size() < 20 && i < 100000; ++i) {
+    auto name = fmt::format("more-{}", i);
+    if (production.count(natural_production_port(name)) == 1) colliding.push_back(name);
+  }
+  REQUIRE(colliding.size() == 20);
+  for (auto& name : colliding) {
+    auto p = create_project(srv.api(), name, tmp.path());
     INFO(p.dump());
     CHECK(production.insert(port_of(p, "production")).second);  // never a leased one
     CHECK(preview.insert(port_of(p, "preview")).second);
+    CHECK(port_of(p, "production") >= 8000);
+    CHECK(port_of(p, "production") <= 9999);
   }
   CHECK(production.size() == n + 20);
   CHECK(preview.size() == n + 20);
@@ -366,7 +415,7 @@ TEST_CASE("ports: 200 concurrent creations get distinct leased ports; kill -9 ne
   CHECK(!table.contains(std::to_string(port_of(victim, "preview"))));
 }
 
-TEST_CASE("delete: folder and project gone, stream kept, name reusable", "[integration]") {
+TEST_CASE("delete removes folder and project but keeps the stream and frees the name", "[integration]") {
   temp_dir tmp;
   server srv(tmp.path());
   auto& c = srv.api();
@@ -413,7 +462,7 @@ TEST_CASE("delete: folder and project gone, stream kept, name reusable", "[integ
   CHECK(c.post("/api/projects", manifest_for("doomed", tmp.path())).status == 409);
 }
 
-TEST_CASE("update: PUT replaces the manifest and survives a restart", "[integration]") {
+TEST_CASE("update - PUT replaces the manifest and survives a restart", "[integration]") {
   temp_dir tmp;
   server srv(tmp.path());
   auto created = create_project(srv.api(), "shop", tmp.path());
@@ -459,7 +508,7 @@ TEST_CASE("update: PUT replaces the manifest and survives a restart", "[integrat
   CHECK(j.dump().find("hunter2-secret") == std::string::npos);
 }
 
-TEST_CASE("config: file < BERTH_* env < flags; --help lists every option; unknown key fails",
+TEST_CASE("config precedence is file then env then flags and help lists every option",
           "[integration]") {
   temp_dir tmp;
   auto p_file = free_port(), p_env = free_port(), p_flag = free_port();
@@ -540,7 +589,7 @@ TEST_CASE("config: file < BERTH_* env < flags; --help lists every option; unknow
   CHECK(!answers(p));
 }
 
-TEST_CASE("SIGTERM: clean exit 0 within seconds; the next start sees all data", "[integration]") {
+TEST_CASE("SIGTERM exits 0 within seconds and the next start sees all data", "[integration]") {
   temp_dir tmp;
   server srv(tmp.path());
   for (auto n : {"one-app", "two-app", "three-app"}) create_project(srv.api(), n, tmp.path());

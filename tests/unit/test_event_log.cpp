@@ -4,9 +4,11 @@
 #include <rocksdb/db.h>
 #include <stdlib.h>
 
+#include <atomic>
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -290,6 +292,38 @@ TEST_CASE("seq and chain continue across reopen", "[event_log]") {
     REQUIRE(all.size() == 8);
     for (size_t i = 0; i < all.size(); ++i) CHECK(all[i].seq == i + 1);
   }
+}
+
+TEST_CASE("verify and reads see a consistent log while appends continue", "[event_log]") {
+  temp_dir tmp;
+  auto log = open_rw(tmp.db());
+  std::atomic<bool> done{false};
+  std::string writer_error;
+  std::thread writer([&] {
+    std::vector<event_record> out;
+    for (int i = 0; i < 400 && writer_error.empty(); ++i) {
+      auto st = log->append({mk_event("w", "t", "{}"), mk_event("v", "t", "{}")}, false, &out);
+      if (!st) writer_error = st.message();
+    }
+    done = true;
+  });
+  int rounds = 0, bad = 0;
+  std::string reason;
+  while (!done || rounds == 0) {
+    auto v = log->verify();
+    if (!v.ok) ++bad, reason = v.reason;
+    std::vector<event_record> w;
+    if (!log->read_stream("w", 0, 0, &w).is_ok()) ++bad;
+    ++rounds;
+  }
+  writer.join();
+  INFO(reason);
+  CHECK(writer_error.empty());
+  CHECK(bad == 0);
+  CHECK(rounds > 0);
+  auto v = log->verify();
+  CHECK(v.ok);
+  CHECK(v.checked == 800);
 }
 
 TEST_CASE("head is derived from the last event when meta has none", "[event_log]") {

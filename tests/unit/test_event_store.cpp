@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -320,4 +321,123 @@ TEST_CASE("stopping the store answers every pending append", "[event_store]") {
   // Whatever was acknowledged is in the log, and the log is intact.
   CHECK(f.log->last_seq() >= max_seq);
   CHECK(f.log->verify().ok);
+}
+
+namespace {
+
+// Wraps a real log: can fail appends, slow them down and records each group's size.
+class scripted_log : public event_log {
+ public:
+  explicit scripted_log(std::shared_ptr<event_log> inner) : inner_(std::move(inner)) {}
+  std::atomic<int> fail_next{0};
+  std::atomic<int> delay_ms{0};
+  std::atomic<int> started{0};
+  std::mutex mu;
+  std::vector<size_t> groups;
+  std::vector<bool> synced;
+
+  status append(const std::vector<new_event>& events, bool sync,
+                std::vector<event_record>* out) override {
+    ++started;
+    std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms.load()));
+    {
+      std::lock_guard<std::mutex> g(mu);
+      groups.push_back(events.size());
+      synced.push_back(sync);
+    }
+    if (fail_next > 0) {
+      --fail_next;
+      return status::io_error("simulated disk failure");
+    }
+    return inner_->append(events, sync, out);
+  }
+  status read_stream(const std::string& s, uint64_t f, uint64_t l,
+                     std::vector<event_record>* out) const override {
+    return inner_->read_stream(s, f, l, out);
+  }
+  status last_of_stream(const std::string& s, event_record* out) const override {
+    return inner_->last_of_stream(s, out);
+  }
+  status scan(uint64_t from,
+              const std::function<bool(const event_record&)>& fn) const override {
+    return inner_->scan(from, fn);
+  }
+  std::vector<std::string> streams(const std::string& p) const override {
+    return inner_->streams(p);
+  }
+  uint64_t last_seq() const override { return inner_->last_seq(); }
+  verify_result verify() const override { return inner_->verify(); }
+
+ private:
+  std::shared_ptr<event_log> inner_;
+};
+
+}  // namespace
+
+TEST_CASE("appends that arrive during a commit go out as one synced batch", "[event_store]") {
+  store_fixture f;
+  auto slow = std::make_shared<scripted_log>(f.log);
+  slow->delay_ms = 100;
+  auto store = spawn_event_store(*f.sys, slow);
+  caf::scoped_actor self{*f.sys};
+  using handle_t = decltype(self->request(store, std::chrono::seconds(5), append_atom_v,
+                                          std::vector<new_event>{}));
+  std::vector<handle_t> handles;
+  handles.push_back(self->request(store, std::chrono::seconds(5), append_atom_v,
+                                  std::vector<new_event>{mk_event("first")}));
+  // Wait until the first commit is running (it takes 100 ms), then pile up 10 requests.
+  for (int i = 0; i < 500 && slow->started.load() == 0; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  REQUIRE(slow->started.load() == 1);
+  for (int i = 0; i < 10; ++i)
+    handles.push_back(self->request(store, std::chrono::seconds(5), append_atom_v,
+                                    std::vector<new_event>{mk_event("r" + std::to_string(i)),
+                                                           mk_event("r" + std::to_string(i))}));
+  std::vector<uint64_t> firsts;
+  for (auto& h : handles)
+    h.receive([&](std::vector<event_record>& recs) { firsts.push_back(recs.front().seq); },
+              [&](caf::error& err) { FAIL(f.sys->render(err)); });
+  CHECK(firsts.size() == 11);
+  {
+    std::lock_guard<std::mutex> g(slow->mu);
+    CHECK(slow->groups == std::vector<size_t>{1, 20});  // 1 commit, then all 10 requests
+    CHECK(slow->synced == std::vector<bool>{true, true});
+  }
+  // Requests keep their arrival order inside the group.
+  for (size_t i = 1; i < firsts.size(); ++i) CHECK(firsts[i] == 2 + (i - 1) * 2);
+  log_stats st;
+  self->request(store, std::chrono::seconds(5), stats_atom_v)
+      .receive([&](log_stats& s) { st = s; }, [&](caf::error& err) { FAIL(f.sys->render(err)); });
+  CHECK(st.commits == 2);
+  CHECK(st.appended == 21);
+  caf::anon_send_exit(store, caf::exit_reason::user_shutdown);
+}
+
+TEST_CASE("a storage failure fails its group with storage_error; the store recovers",
+          "[event_store]") {
+  store_fixture f;
+  auto flaky = std::make_shared<scripted_log>(f.log);
+  flaky->fail_next = 1;
+  auto store = spawn_event_store(*f.sys, flaky);
+  caf::scoped_actor self{*f.sys};
+  caf::error err;
+  self->request(store, std::chrono::seconds(5), append_atom_v,
+                std::vector<new_event>{mk_event("x")})
+      .receive([&](std::vector<event_record>&) {}, [&](caf::error& e) { err = e; });
+  CHECK(view(err).code == errc::storage_error);
+  CHECK(view(err).message.find("simulated disk failure") != std::string::npos);
+  CHECK(f.log->last_seq() == 0);
+  std::vector<event_record> recs;
+  self->request(store, std::chrono::seconds(5), append_atom_v,
+                std::vector<new_event>{mk_event("x")})
+      .receive([&](std::vector<event_record>& r) { recs = std::move(r); },
+               [&](caf::error& e) { FAIL(f.sys->render(e)); });
+  REQUIRE(recs.size() == 1);
+  CHECK(recs[0].seq == 1);
+  log_stats st;
+  self->request(store, std::chrono::seconds(5), stats_atom_v)
+      .receive([&](log_stats& s) { st = s; }, [&](caf::error& e) { FAIL(f.sys->render(e)); });
+  CHECK(st.commits == 1);
+  CHECK(st.appended == 1);
+  caf::anon_send_exit(store, caf::exit_reason::user_shutdown);
 }

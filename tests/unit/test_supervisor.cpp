@@ -425,6 +425,13 @@ TEST_CASE_METHOD(fixture, "supervisor: start failures", "[supervisor]") {
     CHECK(is_berth_error(*reason, berth::errc::internal));
     CHECK(eventually([&] { return p->exit_count() == 1; }));  // "ok" was stopped
   }
+  SECTION("also when it is the first child") {
+    auto sup = spawn_sup(default_flags, {throwing("bad"), worker(p, "never")});
+    auto reason = down_reason(sup);
+    REQUIRE(reason);
+    CHECK(is_berth_error(*reason, berth::errc::internal));
+    CHECK(p->starts_of("never") == 0);
+  }
   SECTION("a dynamic child that cannot start is an error reply") {
     auto sup = spawn_sup(default_flags, {});
     auto res = ask<caf::actor>(sup, berth::start_child_atom::value, throwing("bad"));
