@@ -104,6 +104,8 @@ caf::result<std::string> create(self_ptr self, manifest m) {
               return fail(make_error(errc::storage_error, s.message()));
             if (auto s = write_secrets_file(paths, m.secrets); !s)
               return fail(make_error(errc::storage_error, s.message()));
+            if (auto s = write_env_file(paths, name, ports.production, ports.preview, m.env); !s)
+              return fail(make_error(errc::storage_error, s.message()));
             std::vector<new_event> events{
                 {project_stream(name), ev::project_created,
                  project_created_data(m, ports.production, ports.preview)}};
@@ -111,7 +113,9 @@ caf::result<std::string> create(self_ptr self, manifest m) {
                 .then(
                     [=](std::vector<event_record>& stored) mutable {
                       self->state.index[name] = name_status::live;
-                      self->state.sup.start_child(project_spec(name, self->state.data_dir));
+                      if (auto child = self->state.sup.start_child(project_spec(name, self->state.data_dir)); !child)
+                        spdlog::error("projects: cannot start project actor {}: {}", name,
+                                      to_string(child.error()));
                       project_state st;
                       for (auto& e : stored) fold(st, e);
                       rp.deliver(to_json(st).dump());
@@ -134,12 +138,15 @@ caf::result<std::string> remove(self_ptr self, const std::string& name) {
   self->request(store(self), store_timeout, append_atom_v, std::move(events))
       .then(
           [=](std::vector<event_record>&) mutable {
-            self->state.sup.terminate_child(name);
-            remove_project_dir(paths_for(self->state.data_dir, name));
-            self->state.index.erase(name);
-            self->request(ports(self), store_timeout, release_atom_v, name, std::string{"deleted"})
-                .then([=](uint64_t) mutable { rp.deliver(json{{"deleted", name}}.dump()); },
-                      [=](caf::error& err) mutable { rp.deliver(std::move(err)); });
+            // The project actor owns the folder: remove it only once the actor is gone.
+            auto finish = [=]() mutable {
+              remove_project_dir(paths_for(self->state.data_dir, name));
+              self->state.index.erase(name);
+              self->request(ports(self), store_timeout, release_atom_v, name, std::string{"deleted"})
+                  .then([=](uint64_t) mutable { rp.deliver(json{{"deleted", name}}.dump()); },
+                        [=](caf::error& err) mutable { rp.deliver(std::move(err)); });
+            };
+            if (!self->state.sup.terminate_child(name, finish)) finish();
           },
           [=](caf::error& err) mutable {
             self->state.index[name] = name_status::live;

@@ -36,6 +36,7 @@ server::server(caf::actor_system& sys, const config& cfg)
   svr_->set_read_timeout(5, 0);
   svr_->set_write_timeout(5, 0);
   svr_->set_keep_alive_timeout(2);
+  svr_->set_tcp_nodelay(true);  // headers and body go out in separate writes; no Nagle delay
   svr_->set_keep_alive_max_count(100);
   svr_->set_error_handler(httplib::Server::HandlerWithResponse(json_errors));
   svr_->set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
