@@ -61,46 +61,46 @@ bool parse_port_range(const std::string& s, port_range& r) {
 config_loader::config_loader(config& cfg) : cfg_(cfg) {
   auto& c = cfg_;
   options_ = {
-      {"listen", "--listen", "BERTH_LISTEN", "address of the HTTP control endpoint (host:port)",
+      {"listen", "--listen", "BERTH_LISTEN", "address of the HTTP control endpoint (host:port)", "127.0.0.1:7070",
        [&c](const std::string& v) {
          if (!parse_host_port(v, c.listen_host, c.listen_port))
            throw CLI::ValidationError("listen", "expected host:port, got '" + v + "'");
        }},
-      {"data", "--data", "BERTH_DATA", "data directory (event log, projects)",
+      {"data", "--data", "BERTH_DATA", "data directory (event log, projects)", "./berth-data",
        [&c](const std::string& v) { c.data_dir = v; }},
-      {"log_format", "--log-format", "BERTH_LOG_FORMAT", "human or json (JSON lines)",
+      {"log_format", "--log-format", "BERTH_LOG_FORMAT", "human or json (JSON lines)", "human",
        [&c](const std::string& v) { c.log_format = one_of("log_format", v, {"human", "json"}); }},
-      {"log_level", "--log-level", "BERTH_LOG_LEVEL", "trace, debug, info, warn, error",
+      {"log_level", "--log-level", "BERTH_LOG_LEVEL", "trace, debug, info, warn, error", "info",
        [&c](const std::string& v) {
          c.log_level = one_of("log_level", v, {"trace", "debug", "info", "warn", "error"});
        }},
       {"production_ports", "--production-ports", "BERTH_PRODUCTION_PORTS",
-       "range of stable production ports (lo-hi)",
+       "range of stable production ports (lo-hi)", "8000-9999",
        [&c](const std::string& v) {
          if (!parse_port_range(v, c.production_ports))
            throw CLI::ValidationError("production_ports", "expected lo-hi, got '" + v + "'");
        }},
       {"preview_ports", "--preview-ports", "BERTH_PREVIEW_PORTS",
-       "range of preview and candidate ports (lo-hi), disjoint from production",
+       "range of preview and candidate ports (lo-hi), disjoint from production", "4000-7999",
        [&c](const std::string& v) {
          if (!parse_port_range(v, c.preview_ports))
            throw CLI::ValidationError("preview_ports", "expected lo-hi, got '" + v + "'");
        }},
       {"max_body_bytes", "--max-body-bytes", "BERTH_MAX_BODY_BYTES",
-       "largest accepted request body",
+       "largest accepted request body", "1048576",
        [&c](const std::string& v) {
          c.max_body_bytes = parse_long("max_body_bytes", v, 1024, 64L << 20);
        }},
       {"http_threads", "--http-threads", "BERTH_HTTP_THREADS",
-       "HTTP worker threads (each open connection holds one)",
+       "HTTP worker threads (each open connection holds one)", "16",
        [&c](const std::string& v) { c.http_threads = parse_long("http_threads", v, 2, 1024); }},
       {"request_timeout_ms", "--request-timeout-ms", "BERTH_REQUEST_TIMEOUT_MS",
-       "how long an API request waits for the actors",
+       "how long an API request waits for the actors", "10000",
        [&c](const std::string& v) {
          c.request_timeout_ms = parse_long("request_timeout_ms", v, 100, 600000);
        }},
       {"scheduler_threads", "--scheduler-threads", "BERTH_SCHEDULER_THREADS",
-       "CAF scheduler threads (0: one per core)",
+       "CAF scheduler threads (0: one per core)", "0",
        [&c](const std::string& v) {
          c.scheduler_threads = parse_long("scheduler_threads", v, 0, 256);
        }},
@@ -111,7 +111,8 @@ void config_loader::add_options(CLI::App& app) {
   app.add_option("--config", cfg_.config_file, "JSON config file (keys as the flags, with '_')")
       ->envname("BERTH_CONFIG");
   for (auto& o : options_) {
-    auto* opt = app.add_option(o.flag, o.flag_value, o.help + " [env " + o.env + "]");
+    auto* opt = app.add_option(o.flag, o.flag_value,
+                               o.help + " (default " + o.fallback + ") [env " + o.env + "]");
     opt->each([&o](const std::string&) { o.given = true; });
   }
 }

@@ -45,7 +45,7 @@ class config_loader {
 
  private:
   struct option {
-    std::string key, flag, env, help;
+    std::string key, flag, env, help, fallback;
     std::function<void(const std::string&)> set;
     std::string flag_value;
     bool given = false;
