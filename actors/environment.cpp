@@ -23,21 +23,6 @@ void ensure_dirs(std::initializer_list<fs::path> dirs) {
 }
 }  // namespace
 
-caf::behavior preview_actor(caf::stateful_actor<preview_state>* self, std::string project,
-                            project_paths paths) {
-  ensure_dirs({paths.preview_src, paths.preview_logs});
-  self->state.project = std::move(project);
-  self->state.paths = std::move(paths);
-  return {
-      [=](status_atom) {
-        return nlohmann::json{{"env", "preview"}, {"status", "stopped"},
-                              {"folder", self->state.paths.preview.string()}}
-            .dump();
-      },
-      [=](crash_atom) -> std::string { throw std::runtime_error("crash requested"); },
-  };
-}
-
 caf::behavior production_actor(caf::stateful_actor<production_state>* self, std::string project,
                                project_paths paths) {
   ensure_dirs({paths.production, paths.production_logs});

@@ -1,5 +1,5 @@
-// The two environments every project has. Each owns its folders under the project root.
-// Their deploy and run logic grows here; today they keep their folders and report status.
+// production:<name> — owns production/ and reports the current release. The deploy pipeline
+// (issue 3) grows here; the preview environment is in actors/preview.
 //   (status_atom) -> std::string JSON {"env", "status", ...}
 #pragma once
 #include <string>
@@ -10,20 +10,12 @@
 
 namespace berth {
 
-struct preview_state {
-  std::string project;
-  project_paths paths;
-  static inline const char* name = "preview";
-};
-
 struct production_state {
   std::string project;
   project_paths paths;
   static inline const char* name = "production";
 };
 
-caf::behavior preview_actor(caf::stateful_actor<preview_state>* self, std::string project,
-                            project_paths paths);
 caf::behavior production_actor(caf::stateful_actor<production_state>* self, std::string project,
                                project_paths paths);
 

@@ -4,6 +4,7 @@
 
 #include "actors/environment.hpp"
 #include "actors/names.hpp"
+#include "actors/preview.hpp"
 #include "messages/atoms.hpp"
 #include "messages/errors.hpp"
 
@@ -16,10 +17,16 @@ using json = nlohmann::json;
 constexpr auto store_timeout = std::chrono::seconds(30);
 constexpr auto child_timeout = std::chrono::seconds(5);
 
-std::vector<child_spec> environment_specs(const std::string& name, const project_paths& paths) {
+// Specs read the project's state when they run, so a restarted environment starts from the
+// current manifest and the last preview state in the log.
+std::vector<child_spec> environment_specs(self_ptr self, const std::string& name,
+                                          const project_paths& paths) {
   return {
       {"preview",
-       [=](caf::actor_system& sys) { return sys.spawn(preview_actor, name, paths); },
+       [=](caf::actor_system& sys) {
+         auto& p = self->state.project;
+         return sys.spawn(preview_actor, name, paths, p.spec, p.preview_port);
+       },
        restart_type::permanent},
       {"production",
        [=](caf::actor_system& sys) { return sys.spawn(production_actor, name, paths); },
@@ -74,7 +81,7 @@ caf::behavior project_actor(self_ptr self, std::string name, std::string data_di
               return;
             }
             materialise(self->state);
-            self->state.sup.init(self, supervisor_flags{}, environment_specs(name, self->state.paths));
+            self->state.sup.init(self, supervisor_flags{}, environment_specs(self, name, self->state.paths));
           },
           [=](caf::error& err) { self->quit(err); });
   return supervisor_handlers(self, self->state.sup)
@@ -99,6 +106,21 @@ caf::behavior project_actor(self_ptr self, std::string name, std::string data_di
                       rp.deliver(to_json(self->state.project).dump());
                     },
                     [=](caf::error& err) mutable { rp.deliver(std::move(err)); });
+            return rp;
+          },
+          [=](preview_atom, const std::string& action) -> caf::result<std::string> {
+            auto preview = self->state.sup.which_child("preview");
+            if (!preview) return make_error(errc::unavailable, "the preview is restarting; retry");
+            auto& p = self->state.project;
+            auto rp = self->make_response_promise();
+            if (action == "start")
+              rp.delegate(preview, start_atom_v, p.spec, p.preview_port);
+            else if (action == "restart")
+              rp.delegate(preview, restart_atom_v, p.spec, p.preview_port);
+            else if (action == "stop")
+              rp.delegate(preview, stop_atom_v);
+            else
+              return make_error(errc::not_found, "unknown preview action '" + action + "'");
             return rp;
           },
           [=](crash_atom) -> std::string { throw std::runtime_error("crash requested"); });

@@ -146,7 +146,19 @@ caf::result<std::string> remove(self_ptr self, const std::string& name) {
                   .then([=](uint64_t) mutable { rp.deliver(json{{"deleted", name}}.dump()); },
                         [=](caf::error& err) mutable { rp.deliver(std::move(err)); });
             };
-            if (!self->state.sup.terminate_child(name, finish)) finish();
+            // Deleting stops the project's processes; a plain berth shutdown does not.
+            auto child = self->state.sup.which_child(name);
+            if (!child) {
+              if (!self->state.sup.terminate_child(name, finish)) finish();
+              return;
+            }
+            self->request(child, std::chrono::seconds(30), preview_atom_v, std::string{"stop"})
+                .then([=](std::string&) mutable {
+                        if (!self->state.sup.terminate_child(name, finish)) finish();
+                      },
+                      [=](caf::error&) mutable {
+                        if (!self->state.sup.terminate_child(name, finish)) finish();
+                      });
           },
           [=](caf::error& err) mutable {
             self->state.index[name] = name_status::live;
@@ -217,6 +229,9 @@ caf::behavior projects_actor(self_ptr self, std::string data_dir) {
             return to_project(self, name, update_atom_v, std::move(m));
           },
           [=](delete_atom, const std::string& name) { return remove(self, name); },
+          [=](preview_atom, const std::string& name, const std::string& action) {
+            return to_project(self, name, preview_atom_v, action);
+          },
           [=](events_atom, const std::string& name, uint64_t from, uint64_t limit) {
             auto rp = self->make_response_promise();
             rp.delegate(store(self), read_stream_atom_v, project_stream(name), from, limit);

@@ -1,5 +1,8 @@
 // `berth serve`: opens the log, boots the actor tree, serves HTTP until SIGTERM/SIGINT.
+#include <atomic>
 #include <csignal>
+
+#include <unistd.h>
 #include <filesystem>
 #include <thread>
 
@@ -60,6 +63,15 @@ int serve(const config& cfg) {
   berth_system_config sys_cfg{cfg};
   caf::actor_system sys{sys_cfg};
   auto root = start_tree(sys, cfg, log);
+  // If the root supervisor gives up, berth cannot work: exit non-zero so whatever runs berth
+  // restarts it, and the new process rebuilds everything from the log.
+  static std::atomic<bool> root_failed{false};
+  root->attach_functor([](const caf::error& reason) {
+    if (reason && reason != caf::exit_reason::user_shutdown) {
+      root_failed = true;
+      ::kill(::getpid(), SIGTERM);
+    }
+  });
 
   http::server api{sys, cfg};
   std::string bind_error;
@@ -79,6 +91,10 @@ int serve(const config& cfg) {
   http_thread.join();
   caf::anon_send_exit(root, caf::exit_reason::user_shutdown);
   sys.await_all_actors_done();
+  if (root_failed) {
+    log_kv(spdlog::level::critical, "the root supervisor gave up; exiting");
+    return 1;
+  }
   log_kv(spdlog::level::info, "stopped");
   return 0;
 }

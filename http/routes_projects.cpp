@@ -120,6 +120,16 @@ void add_project_routes(httplib::Server& svr, const context& ctx) {
     answer(res, 200, ask<std::string>(ctx.sys, projects(ctx), ctx.timeout(), delete_atom_v, name));
   });
 
+  svr.Post(R"(/api/projects/([^/]+)/preview/(start|stop|restart))",
+           [&ctx](const httplib::Request& req, httplib::Response& res) {
+             std::string name;
+             if (!path_name(req, res, name)) return;
+             // Starting waits for the health check, which the manifest may allow a minute.
+             auto timeout = std::max(ctx.timeout(), std::chrono::milliseconds(180000));
+             answer(res, 200, ask<std::string>(ctx.sys, projects(ctx), timeout, preview_atom_v, name,
+                                               std::string(req.matches[2])));
+           });
+
   svr.Get(R"(/api/projects/([^/]+)/events)", [&ctx](const httplib::Request& req, httplib::Response& res) {
     std::string name;
     uint64_t from = 0, limit = 0;

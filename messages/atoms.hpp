@@ -8,6 +8,7 @@
 
 #include "messages/event.hpp"
 #include "messages/manifest.hpp"
+#include "messages/preview.hpp"
 #include "messages/project_state.hpp"
 #include "messages/supervision.hpp"
 
@@ -21,6 +22,8 @@ CAF_BEGIN_TYPE_ID_BLOCK(berth, caf::first_custom_type_id)
   CAF_ADD_TYPE_ID(berth, (berth::manifest))
   CAF_ADD_TYPE_ID(berth, (berth::port_assignment))
   CAF_ADD_TYPE_ID(berth, (std::vector<std::string>))
+  CAF_ADD_TYPE_ID(berth, (berth::preview_launched))
+  CAF_ADD_TYPE_ID(berth, (berth::process_exited))
 
   // event_store
   CAF_ADD_ATOM(berth, berth, append_atom, "append")
@@ -54,4 +57,10 @@ CAF_BEGIN_TYPE_ID_BLOCK(berth, caf::first_custom_type_id)
   CAF_ADD_ATOM(berth, berth, ready_atom, "ready")
   CAF_ADD_ATOM(berth, berth, crash_atom, "crash")
   CAF_ADD_ATOM(berth, berth, ping_atom, "ping")
+  CAF_ADD_ATOM(berth, berth, preview_atom, "preview")
+  CAF_ADD_ATOM(berth, berth, start_atom, "start")
+  CAF_ADD_ATOM(berth, berth, stop_atom, "stop")
+  CAF_ADD_ATOM(berth, berth, restart_atom, "restart")
+  CAF_ADD_ATOM(berth, berth, launch_atom, "launch")
+  CAF_ADD_ATOM(berth, berth, retry_atom, "retry")
 CAF_END_TYPE_ID_BLOCK(berth)

@@ -26,6 +26,12 @@ void fold(project_state& s, const event_record& e) {
     auto parsed = parse_manifest(data.value("manifest", json::object()));
     if (parsed.ok) s.spec = parsed.value;
     s.updated_us = e.ts_us;
+  } else if (e.type == ev::preview_started) {
+    s.preview = preview_record{"running", preview_launched_from(data), ""};
+  } else if (e.type == ev::preview_stopped) {
+    s.preview = preview_record{};
+  } else if (e.type == ev::preview_crashed) {
+    s.preview = preview_record{"crashed", {}, data.value("reason", "")};
   } else if (e.type == ev::project_deleted) {
     s = project_state{};
     s.last_seq = e.seq;

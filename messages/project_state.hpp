@@ -10,6 +10,7 @@
 
 #include "messages/event.hpp"
 #include "messages/manifest.hpp"
+#include "messages/preview.hpp"
 
 namespace berth {
 
@@ -34,6 +35,7 @@ struct project_state {
   uint16_t preview_port = 0;
   int64_t created_us = 0;
   int64_t updated_us = 0;
+  preview_record preview;
   uint64_t last_seq = 0;  // seq of the last event folded
   uint64_t events = 0;    // events folded since creation
 };

@@ -6,6 +6,8 @@
 #include <cstring>
 #include <unistd.h>
 
+#include <fstream>
+
 #include <fmt/format.h>
 
 namespace berth {
@@ -76,6 +78,30 @@ status write_env_file(const project_paths& p, const std::string& name, uint16_t 
                                     name, production_port, preview_port);
   for (auto& [k, v] : env) content += k + "=" + quoted(v) + "\n";
   return write_atomically(p.env_file, content, 0644);
+}
+
+std::map<std::string, std::string> read_secrets_file(const project_paths& p) {
+  std::map<std::string, std::string> out;
+  std::ifstream in(p.secrets_file);
+  std::string line;
+  while (std::getline(in, line)) {
+    auto eq = line.find('=');
+    if (eq == std::string::npos) continue;
+    // Undo quoted(): 'a'\''b' -> a'b
+    std::string value, raw = line.substr(eq + 1);
+    for (size_t i = 1; i + 1 <= raw.size(); ++i) {
+      if (raw.compare(i, 4, "'\\''") == 0) {
+        value += '\'';
+        i += 3;
+      } else if (raw[i] == '\'' && i + 1 == raw.size()) {
+        break;
+      } else {
+        value += raw[i];
+      }
+    }
+    out[line.substr(0, eq)] = value;
+  }
+  return out;
 }
 
 status write_secrets_file(const project_paths& p, const std::map<std::string, std::string>& secrets) {

@@ -27,6 +27,8 @@ status remove_project_dir(const project_paths& p);
 // Writes `.env`: the ports, then the manifest's env. Atomic (temp file + rename).
 status write_env_file(const project_paths& p, const std::string& name, uint16_t production_port,
                       uint16_t preview_port, const std::map<std::string, std::string>& env);
+// Reads `.secrets` back (empty map when there is none).
+std::map<std::string, std::string> read_secrets_file(const project_paths& p);
 // Writes `.secrets` with mode 0600. Atomic.
 status write_secrets_file(const project_paths& p, const std::map<std::string, std::string>& secrets);
 

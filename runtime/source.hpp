@@ -1,0 +1,35 @@
+// Snapshotting a project's source into a folder it owns (preview/src or a build dir): a copy
+// of a local directory, or a git clone. No actor code; these calls block (git is bounded by a
+// timeout), so an actor runs them on a blocking worker.
+#pragma once
+#include <chrono>
+#include <filesystem>
+#include <string>
+
+#include "runtime/status.hpp"
+
+namespace berth {
+
+// Exactly one of source_path / git_url must be non-empty (invalid_argument otherwise).
+//
+// Local path: the tree is copied into `dest`, skipping every entry named `.git`; file and
+// directory modes are kept (& 0777: setuid/setgid/sticky dropped); symlinks are re-created as
+// symlinks with the same target text, never followed; fifos, sockets and devices are skipped.
+// A missing source path is not_found naming it; a dest inside the source (or the source inside
+// dest) is invalid_argument.
+//
+// Git: `git clone --depth 1 --branch <ref> -- <url> <tmp>` run with fork/execve (no shell),
+// stdin /dev/null, a new session, GIT_TERMINAL_PROMPT=0, LC_ALL=C, protocol.ext.allow=never.
+// If that fails (e.g. the ref is a commit, which --branch can't take), a full
+// `git clone --no-checkout` + `git -C <tmp> checkout --detach <ref> --`. An empty ref clones
+// the default branch. A ref no clone can check out is not_found; other git failures are
+// io_error with git's last output lines (credentials in the URL are masked). Each git run is
+// killed (its whole process group) after `git_timeout`. The clone keeps its `.git`.
+//
+// Either way the snapshot is made next to dest (`<dest>.tmp-<random>`) and only replaces dest
+// once complete; on failure dest is left as it was and the temp folder is removed.
+status snapshot_source(const std::string& source_path, const std::string& git_url,
+                       const std::string& git_ref, const std::filesystem::path& dest,
+                       std::chrono::seconds git_timeout = std::chrono::seconds(120));
+
+}  // namespace berth

@@ -1,0 +1,320 @@
+#include <catch2/catch.hpp>
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <sstream>
+
+#include "runtime/release.hpp"
+
+using namespace berth;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct temp_dir {
+  fs::path path;
+  temp_dir() {
+    char tmpl[] = "/tmp/berth-release-XXXXXX";
+    path = mkdtemp(tmpl);
+  }
+  ~temp_dir() {
+    std::error_code ec;
+    // read-only dirs (0555) are removable by the owner after a chmod
+    for (auto it = fs::recursive_directory_iterator(path, ec); !ec && it != fs::recursive_directory_iterator();
+         it.increment(ec))
+      if (it->is_directory() && !it->is_symlink()) ::chmod(it->path().c_str(), 0755);
+    fs::remove_all(path, ec);
+  }
+};
+
+void write_file(const fs::path& p, const std::string& content, mode_t mode = 0644) {
+  fs::create_directories(p.parent_path());
+  std::ofstream(p, std::ios::binary) << content;
+  ::chmod(p.c_str(), mode);
+}
+
+std::string read_file(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+mode_t mode_of(const fs::path& p) {
+  struct stat st;
+  REQUIRE(::lstat(p.c_str(), &st) == 0);
+  return st.st_mode & 07777;
+}
+
+// A small build output; `reverse` creates the files in the opposite order.
+void make_build(const fs::path& root, bool reverse = false) {
+  std::vector<std::function<void()>> steps = {
+      [&] { write_file(root / "dist/index.html", "<html>hi</html>"); },
+      [&] { write_file(root / "dist/js/app.js", "console.log(1)"); },
+      [&] { write_file(root / "dist/bin/run", "#!/bin/sh\necho run\n", 0755); },
+      [&] { write_file(root / "package.json", "{\"name\":\"shop\"}"); },
+      [&] { write_file(root / "not-an-artifact.txt", "ignored"); },
+  };
+  if (reverse) std::reverse(steps.begin(), steps.end());
+  for (auto& s : steps) s();
+}
+
+std::string hash_of(const fs::path& root, const std::vector<std::string>& artifacts) {
+  std::string h;
+  auto s = hash_artifacts(root, artifacts, &h);
+  INFO(s.message());
+  REQUIRE(s);
+  return h;
+}
+
+const std::vector<std::string> kArtifacts = {"dist", "package.json"};
+
+}  // namespace
+
+TEST_CASE("release hash: same content gives the same hash; any change changes it", "[release]") {
+  temp_dir a, b;
+  make_build(a.path);
+  make_build(b.path, /*reverse=*/true);
+  fs::last_write_time(b.path / "dist/js/app.js", fs::file_time_type::clock::now() - std::chrono::hours(48));
+
+  std::string h = hash_of(a.path, kArtifacts);
+  CHECK(h.size() == 12);
+  CHECK(valid_release_hash(h));
+  CHECK(hash_of(b.path, kArtifacts) == h);
+  CHECK(hash_of(b.path, {"package.json", "dist/", "dist/js"}) == h);  // order and overlaps
+
+  SECTION("a changed byte") {
+    write_file(b.path / "dist/js/app.js", "console.log(2)");
+    CHECK(hash_of(b.path, kArtifacts) != h);
+  }
+  SECTION("a renamed file") {
+    fs::rename(b.path / "dist/js/app.js", b.path / "dist/js/app2.js");
+    CHECK(hash_of(b.path, kArtifacts) != h);
+  }
+  SECTION("chmod +x") {
+    ::chmod((b.path / "dist/index.html").c_str(), 0755);
+    CHECK(hash_of(b.path, kArtifacts) != h);
+  }
+  SECTION("a file outside the artifacts does not matter") {
+    write_file(b.path / "not-an-artifact.txt", "changed");
+    CHECK(hash_of(b.path, kArtifacts) == h);
+  }
+  SECTION("an empty directory is part of the release") {
+    fs::create_directories(b.path / "dist/empty");
+    CHECK(hash_of(b.path, kArtifacts) != h);
+  }
+}
+
+TEST_CASE("release hash: the encoding is unambiguous", "[release]") {
+  temp_dir a, b;
+  write_file(a.path / "d/ab", "c");
+  write_file(b.path / "d/a", "bc");
+  CHECK(hash_of(a.path, {"d"}) != hash_of(b.path, {"d"}));
+  temp_dir c, d;
+  write_file(c.path / "d/x", "12");
+  write_file(c.path / "d/y", "3");
+  write_file(d.path / "d/x", "1");
+  write_file(d.path / "d/y", "23");
+  CHECK(hash_of(c.path, {"d"}) != hash_of(d.path, {"d"}));
+}
+
+TEST_CASE("release hash: symlinks inside are links, symlinks leaving the build dir are refused",
+          "[release]") {
+  temp_dir outside, t;
+  write_file(outside.path / "secret", "s3cret");
+  make_build(t.path);
+  std::string base = hash_of(t.path, kArtifacts);
+
+  SECTION("a link inside the build dir is hashed as a link, by target") {
+    fs::create_symlink("js/app.js", t.path / "dist/app.js");
+    std::string h1 = hash_of(t.path, kArtifacts);
+    CHECK(h1 != base);
+    fs::remove(t.path / "dist/app.js");
+    fs::create_symlink("index.html", t.path / "dist/app.js");
+    CHECK(hash_of(t.path, kArtifacts) != h1);
+  }
+  SECTION("absolute link into the build dir is fine") {
+    fs::create_symlink(t.path / "package.json", t.path / "dist/pkg");
+    CHECK(hash_artifacts(t.path, kArtifacts, &base));
+  }
+  SECTION("absolute link inside an artifact dir pointing outside") {
+    fs::create_symlink(outside.path / "secret", t.path / "dist/js/evil");
+    std::string h;
+    auto s = hash_artifacts(t.path, kArtifacts, &h);
+    CHECK(s.which() == status::code::invalid_argument);
+    CHECK_THAT(s.message(), Catch::Contains("dist/js/evil"));
+  }
+  SECTION("relative link escaping with ..") {
+    fs::create_symlink("../../../../../../../../etc/passwd", t.path / "dist/evil");
+    std::string h;
+    auto s = hash_artifacts(t.path, kArtifacts, &h);
+    CHECK(s.which() == status::code::invalid_argument);
+    CHECK_THAT(s.message(), Catch::Contains("dist/evil"));
+  }
+  SECTION("an artifact that is itself a link to outside") {
+    fs::create_directory_symlink(outside.path, t.path / "assets");
+    std::string h;
+    auto s = hash_artifacts(t.path, {"dist", "assets"}, &h);
+    CHECK(s.which() == status::code::invalid_argument);
+    CHECK_THAT(s.message(), Catch::Contains("assets"));
+  }
+  SECTION("an artifact below a link to outside") {
+    fs::create_directory_symlink(outside.path, t.path / "ext");
+    std::string h;
+    auto s = hash_artifacts(t.path, {"ext/secret"}, &h);
+    CHECK(s.which() == status::code::invalid_argument);
+    CHECK_THAT(s.message(), Catch::Contains("ext"));
+  }
+  SECTION("a link through another link to outside") {
+    fs::create_directory_symlink(outside.path, t.path / "out");   // not an artifact itself
+    fs::create_symlink("../out/secret", t.path / "dist/sneaky");  // looks inside, is not
+    std::string h;
+    auto s = hash_artifacts(t.path, kArtifacts, &h);
+    CHECK(s.which() == status::code::invalid_argument);
+    CHECK_THAT(s.message(), Catch::Contains("dist/sneaky"));
+  }
+}
+
+TEST_CASE("release hash: missing and malformed artifacts", "[release]") {
+  temp_dir t;
+  make_build(t.path);
+  std::string h;
+  auto s = hash_artifacts(t.path, {"dist", "build/server.js"}, &h);
+  CHECK(s.which() == status::code::not_found);
+  CHECK_THAT(s.message(), Catch::Contains("build/server.js"));
+  s = hash_artifacts(t.path, {"nope"}, &h);
+  CHECK(s.which() == status::code::not_found);
+  CHECK_THAT(s.message(), Catch::Contains("nope"));
+  CHECK(hash_artifacts(t.path, {"../x"}, &h).which() == status::code::invalid_argument);
+  CHECK(hash_artifacts(t.path, {"/etc"}, &h).which() == status::code::invalid_argument);
+  CHECK(hash_artifacts(t.path, {""}, &h).which() == status::code::invalid_argument);
+  CHECK(hash_artifacts(t.path / "missing", {"dist"}, &h).which() == status::code::not_found);
+  ::mkfifo((t.path / "dist/fifo").c_str(), 0644);
+  s = hash_artifacts(t.path, {"dist"}, &h);
+  CHECK(s.which() == status::code::invalid_argument);
+  CHECK_THAT(s.message(), Catch::Contains("dist/fifo"));
+}
+
+TEST_CASE("package_release: a faithful, immutable, content-addressed copy", "[release]") {
+  temp_dir t, r;
+  make_build(t.path);
+  fs::create_symlink("js/app.js", t.path / "dist/main.js");
+  fs::create_symlink(t.path / "package.json", t.path / "dist/pkg");  // absolute, inside
+  fs::create_directories(t.path / "dist/static/empty");
+  write_file(t.path / "dist/static/logo.svg", "<svg/>", 0600);
+  ::chmod((t.path / "dist/static").c_str(), 0555);
+  std::vector<std::string> artifacts = {"dist", "package.json"};
+  std::string h = hash_of(t.path, artifacts);
+  fs::path releases = r.path / "production";
+
+  fs::path out;
+  auto s = package_release(t.path, artifacts, releases, h, &out);
+  INFO(s.message());
+  REQUIRE(s);
+  CHECK(out == releases / h);
+  CHECK(read_file(out / "dist/index.html") == "<html>hi</html>");
+  CHECK(read_file(out / "package.json") == "{\"name\":\"shop\"}");
+  CHECK(mode_of(out / "dist/bin/run") == 0755);
+  CHECK(mode_of(out / "dist/static/logo.svg") == 0600);
+  CHECK(mode_of(out / "dist/static") == 0555);
+  CHECK(fs::is_directory(out / "dist/static/empty"));
+  CHECK(!fs::exists(out / "not-an-artifact.txt"));
+  REQUIRE(fs::is_symlink(out / "dist/main.js"));
+  CHECK(fs::read_symlink(out / "dist/main.js") == "js/app.js");
+  CHECK(read_file(out / "dist/main.js") == "console.log(1)");
+  REQUIRE(fs::is_symlink(out / "dist/pkg"));
+  CHECK(fs::read_symlink(out / "dist/pkg") == "../package.json");  // never back into the build dir
+  // The release hashes to its own name.
+  CHECK(hash_of(out, artifacts) == h);
+  // Nothing else was left in the releases dir.
+  int entries = 0;
+  for (auto& e : fs::directory_iterator(releases)) {
+    (void)e;
+    ++entries;
+  }
+  CHECK(entries == 1);
+
+  SECTION("packaging the same hash again leaves it untouched") {
+    write_file(out / "marker", "x");
+    write_file(t.path / "dist/index.html", "changed");  // would not even hash to h any more
+    REQUIRE(package_release(t.path, artifacts, releases, h, nullptr));
+    CHECK(fs::exists(out / "marker"));
+    CHECK(read_file(out / "dist/index.html") == "<html>hi</html>");
+  }
+  SECTION("a hash that does not match the content leaves nothing behind") {
+    write_file(t.path / "dist/index.html", "changed since hashing");
+    std::string other = "0123456789ab";
+    auto s2 = package_release(t.path, artifacts, releases, other, nullptr);
+    CHECK(s2.which() == status::code::corruption);
+    CHECK(!fs::exists(releases / other));
+    int n = 0;
+    for (auto& e : fs::directory_iterator(releases)) {
+      (void)e;
+      ++n;
+    }
+    CHECK(n == 1);
+  }
+  SECTION("bad hash strings are refused") {
+    CHECK(package_release(t.path, artifacts, releases, "../../etc", nullptr).which() ==
+          status::code::invalid_argument);
+    CHECK(package_release(t.path, artifacts, releases, "ABCDEF012345", nullptr).which() ==
+          status::code::invalid_argument);
+  }
+  SECTION("a refused artifact leaves nothing behind") {
+    temp_dir outside;
+    write_file(outside.path / "x", "x");
+    fs::create_symlink(outside.path / "x", t.path / "dist/js/evil");
+    CHECK(package_release(t.path, artifacts, releases, "0123456789ab", nullptr).which() ==
+          status::code::invalid_argument);
+    CHECK(!fs::exists(releases / "0123456789ab"));
+  }
+}
+
+TEST_CASE("switch_current, read_current and remove_release", "[release]") {
+  temp_dir t, r;
+  fs::path releases = r.path / "production";
+  CHECK(read_current(releases) == "");
+
+  write_file(t.path / "app/v", "1");
+  std::string h1 = hash_of(t.path, {"app"});
+  REQUIRE(package_release(t.path, {"app"}, releases, h1, nullptr));
+  write_file(t.path / "app/v", "2");
+  std::string h2 = hash_of(t.path, {"app"});
+  REQUIRE(h1 != h2);
+  REQUIRE(package_release(t.path, {"app"}, releases, h2, nullptr));
+
+  REQUIRE(switch_current(releases, h1));
+  CHECK(read_current(releases) == h1);
+  CHECK(fs::read_symlink(releases / "current") == fs::path(h1));  // relative target
+  CHECK(read_file(releases / "current/app/v") == "1");
+  REQUIRE(switch_current(releases, h2));
+  CHECK(read_current(releases) == h2);
+  CHECK(read_file(releases / "current/app/v") == "2");
+
+  CHECK(switch_current(releases, "aaaaaaaaaaaa").which() == status::code::not_found);
+  CHECK(read_current(releases) == h2);
+  CHECK(switch_current(releases, "nope").which() == status::code::invalid_argument);
+
+  auto s = remove_release(releases, h2);
+  CHECK(s.which() == status::code::invalid_argument);
+  CHECK_THAT(s.message(), Catch::Contains(h2));
+  CHECK(fs::exists(releases / h2));
+
+  REQUIRE(remove_release(releases, h1));
+  CHECK(!fs::exists(releases / h1));
+  CHECK(remove_release(releases, h1).which() == status::code::not_found);
+  CHECK(remove_release(releases, "../current00").which() == status::code::invalid_argument);
+
+  // Only the current release and the link remain: no temp links or folders.
+  std::vector<std::string> names;
+  for (auto& e : fs::directory_iterator(releases)) names.push_back(e.path().filename().string());
+  std::vector<std::string> expected{h2, "current"};
+  std::sort(names.begin(), names.end());
+  std::sort(expected.begin(), expected.end());
+  CHECK(names == expected);
+}
