@@ -512,7 +512,9 @@ void child_cloexec_from_3() {
 }
 
 [[noreturn]] void child_fail(int pipe_fd, int stage) {
-  (void)stage; (void)pipe_fd;
+  child_error e{stage, errno};
+  ssize_t w = ::write(pipe_fd, &e, sizeof e);
+  (void)w;
   ::_exit(127);
 }
 
