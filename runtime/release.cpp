@@ -12,12 +12,18 @@
 
 #include <fmt/format.h>
 #include <openssl/evp.h>
+#include "runtime/fs_util.hpp"
 
 namespace berth {
 
 namespace fs = std::filesystem;
 
 namespace {
+
+using fsutil::errstr;
+using fsutil::force_remove;
+using fsutil::inside;
+using fsutil::random_suffix;
 
 constexpr mode_t kModeMask = 0777;  // setuid/setgid/sticky are never hashed nor copied
 
@@ -33,19 +39,7 @@ struct entry {
 // overlapping artifacts ("dist" and "dist/a.js").
 using entry_map = std::map<std::string, entry>;
 
-std::string errstr(int e) { return std::strerror(e); }
 
-std::string random_suffix() {
-  std::random_device rd;
-  uint64_t v = (static_cast<uint64_t>(rd()) << 32) | rd();
-  return fmt::format("{:016x}", v);
-}
-
-// p is inside root (or root itself); both absolute and normalized.
-bool inside(const fs::path& root, const fs::path& p) {
-  auto r = p.lexically_relative(root);
-  return !r.empty() && *r.begin() != "..";
-}
 
 class sha256 {
  public:
@@ -326,19 +320,6 @@ status process(const entry_map& entries, const fs::path* dest, std::string* hex)
 }
 
 // remove_all that also copes with read-only directories (copied modes such as 0555).
-void force_remove(const fs::path& p) {
-  std::error_code ec;
-  std::vector<fs::path> stack{p};
-  while (!stack.empty()) {
-    fs::path d = stack.back();
-    stack.pop_back();
-    if (!fs::is_directory(fs::symlink_status(d, ec))) continue;
-    ::chmod(d.c_str(), 0700);
-    for (fs::directory_iterator it(d, ec), end; !ec && it != end; it.increment(ec))
-      if (it->is_directory(ec) && !it->is_symlink(ec)) stack.push_back(it->path());
-  }
-  fs::remove_all(p, ec);
-}
 
 void fsync_dir(const fs::path& dir) {
   int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);

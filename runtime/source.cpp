@@ -15,6 +15,7 @@
 #include <vector>
 
 #include <fmt/format.h>
+#include "runtime/fs_util.hpp"
 
 extern char** environ;
 
@@ -24,37 +25,17 @@ namespace fs = std::filesystem;
 
 namespace {
 
+using fsutil::errstr;
+using fsutil::force_remove;
+using fsutil::inside;
+using fsutil::random_suffix;
+
 using steady = std::chrono::steady_clock;
 
 constexpr size_t kMaxOutput = 16 * 1024;  // tail of git's output kept for error messages
 
-std::string errstr(int e) { return std::strerror(e); }
 
-std::string random_suffix() {
-  std::random_device rd;
-  uint64_t v = (static_cast<uint64_t>(rd()) << 32) | rd();
-  return fmt::format("{:016x}", v);
-}
 
-bool inside(const fs::path& root, const fs::path& p) {
-  auto r = p.lexically_relative(root);
-  return !r.empty() && *r.begin() != "..";
-}
-
-// remove_all that also copes with read-only directories.
-void force_remove(const fs::path& p) {
-  std::error_code ec;
-  std::vector<fs::path> stack{p};
-  while (!stack.empty()) {
-    fs::path d = stack.back();
-    stack.pop_back();
-    if (!fs::is_directory(fs::symlink_status(d, ec))) continue;
-    ::chmod(d.c_str(), 0700);
-    for (fs::directory_iterator it(d, ec), end; !ec && it != end; it.increment(ec))
-      if (it->is_directory(ec) && !it->is_symlink(ec)) stack.push_back(it->path());
-  }
-  fs::remove_all(p, ec);
-}
 
 // dest without a trailing slash, and the temp sibling the snapshot is built in.
 fs::path clean_dest(const fs::path& dest) {

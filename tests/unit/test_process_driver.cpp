@@ -1,5 +1,7 @@
 #include <catch2/catch.hpp>
 
+#include "tests/unit/support.hpp"
+
 #include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -28,48 +30,29 @@ namespace fs = std::filesystem;
 
 extern char** environ;
 
+using berth::test::read_file;
+using berth::test::temp_dir;
+using berth::test::write_file;
+
 namespace {
 
 using steady = std::chrono::steady_clock;
 
-struct temp_dir {
-  fs::path path;
-  temp_dir() {
-    std::string tmpl = (fs::temp_directory_path() / "berth-proc-XXXXXX").string();
-    REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
-    path = tmpl;
-  }
-  ~temp_dir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string operator/(const std::string& name) const { return (path / name).string(); }
-};
 
-std::string slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
-void write_file(const std::string& path, const std::string& content) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out << content;
-}
 
 bool wait_for_content(const std::string& path, const std::string& needle,
                       std::chrono::milliseconds timeout = 5000ms) {
   auto deadline = steady::now() + timeout;
   while (steady::now() < deadline) {
-    if (slurp(path).find(needle) != std::string::npos) return true;
+    if (read_file(path).find(needle) != std::string::npos) return true;
     std::this_thread::sleep_for(5ms);
   }
   return false;
 }
 
 int read_int_file(const std::string& path) {
-  std::string s = slurp(path);
+  std::string s = read_file(path);
   return s.empty() ? 0 : std::atoi(s.c_str());
 }
 
@@ -81,7 +64,7 @@ struct stat_fields {
 };
 
 bool read_stat(int pid, stat_fields* out) {
-  std::string s = slurp("/proc/" + std::to_string(pid) + "/stat");
+  std::string s = read_file("/proc/" + std::to_string(pid) + "/stat");
   auto close = s.rfind(')');
   if (close == std::string::npos) return false;
   std::istringstream in(s.substr(close + 2));
@@ -171,9 +154,9 @@ TEST_CASE("process: start writes stdout/stderr logs, passes env and cwd", "[proc
   REQUIRE(info.status == process_status::exited);
   CHECK(info.exit_code == 0);
   CHECK(info.term_signal == 0);
-  CHECK(slurp(dir / "out.log") ==
+  CHECK(read_file(dir / "out.log") ==
         "old line\nout:4123\n" + fs::canonical(dir.path / "work dir").string() + "\n");
-  CHECK(slurp(dir / "err.log") == "err:127.0.0.1\n");
+  CHECK(read_file(dir / "err.log") == "err:127.0.0.1\n");
 }
 
 TEST_CASE("process: python3 child, shared log file, minimal inherited env", "[process]") {
@@ -195,7 +178,7 @@ TEST_CASE("process: python3 child, shared log file, minimal inherited env", "[pr
   REQUIRE(d.run(spec, 10000ms, &code));
   ::unsetenv("BERTH_PROC_TEST_NOT_INHERITED");
   CHECK(code == 0);
-  std::string log = slurp(dir / "app.log");
+  std::string log = read_file(dir / "app.log");
   CHECK(log.find("port 5555\n") != std::string::npos);
   CHECK(log.find("leak absent\n") != std::string::npos);
   CHECK(log.find("path yes\n") != std::string::npos);
@@ -214,7 +197,7 @@ TEST_CASE("process: stdin is /dev/null and inherited fds are closed", "[process]
   REQUIRE(d.run(sh("ls /proc/$$/fd; echo stdin=$(readlink /proc/$$/fd/0)", dir), 5000ms, &code));
   ::close(57);
   CHECK(code == 0);
-  std::string out = slurp(dir / "out.log");
+  std::string out = read_file(dir / "out.log");
   CHECK(out.find("stdin=/dev/null") != std::string::npos);
   CHECK(out.find("\n57\n") == std::string::npos);
   CHECK(out.rfind("0\n1\n2\n", 0) == 0);
@@ -243,7 +226,7 @@ TEST_CASE("process: exec failure is an error status and leaves no process", "[pr
   s = d.start(bad_cwd, &h);
   CHECK(s.which() == status::code::not_found);
   CHECK(s.message().find("chdir") != std::string::npos);
-  CHECK(slurp(dir / "out.log").empty());
+  CHECK(read_file(dir / "out.log").empty());
 
   write_file(dir / "not-executable", "#!/bin/sh\necho hi\n");
   ::chmod((dir / "not-executable").c_str(), 0644);

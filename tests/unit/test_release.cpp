@@ -1,5 +1,7 @@
 #include <catch2/catch.hpp>
 
+#include "tests/unit/support.hpp"
+
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -14,36 +16,14 @@
 using namespace berth;
 namespace fs = std::filesystem;
 
+using berth::test::read_file;
+using berth::test::temp_dir;
+using berth::test::write_file;
+
 namespace {
 
-struct temp_dir {
-  fs::path path;
-  temp_dir() {
-    char tmpl[] = "/tmp/berth-release-XXXXXX";
-    path = mkdtemp(tmpl);
-  }
-  ~temp_dir() {
-    std::error_code ec;
-    // read-only dirs (0555) are removable by the owner after a chmod
-    for (auto it = fs::recursive_directory_iterator(path, ec); !ec && it != fs::recursive_directory_iterator();
-         it.increment(ec))
-      if (it->is_directory() && !it->is_symlink()) ::chmod(it->path().c_str(), 0755);
-    fs::remove_all(path, ec);
-  }
-};
 
-void write_file(const fs::path& p, const std::string& content, mode_t mode = 0644) {
-  fs::create_directories(p.parent_path());
-  std::ofstream(p, std::ios::binary) << content;
-  ::chmod(p.c_str(), mode);
-}
 
-std::string read_file(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 mode_t mode_of(const fs::path& p) {
   struct stat st;

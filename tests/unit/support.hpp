@@ -1,0 +1,47 @@
+// Helpers shared by the unit tests: temp folders and small file I/O.
+#pragma once
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include <catch2/catch.hpp>
+
+#include "runtime/fs_util.hpp"
+
+namespace berth::test {
+
+namespace fs = std::filesystem;
+
+// A fresh folder under /tmp, removed with everything in it (read-only folders too).
+struct temp_dir {
+  fs::path path;
+  explicit temp_dir(const std::string& tag = "berth") {
+    std::string tmpl = "/tmp/" + tag + "-XXXXXX";
+    REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
+    path = tmpl;
+  }
+  ~temp_dir() { fsutil::force_remove(path); }
+  temp_dir(const temp_dir&) = delete;
+  temp_dir& operator=(const temp_dir&) = delete;
+  std::string operator/(const std::string& name) const { return (path / name).string(); }
+};
+
+inline void write_file(const fs::path& p, const std::string& content, mode_t mode = 0644) {
+  if (p.has_parent_path()) fs::create_directories(p.parent_path());
+  std::ofstream(p, std::ios::binary | std::ios::trunc) << content;
+  ::chmod(p.c_str(), mode);
+}
+
+inline std::string read_file(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+}  // namespace berth::test
