@@ -41,7 +41,7 @@ bool body_manifest(const httplib::Request& req, httplib::Response& res, manifest
 }
 
 bool query_u64(const httplib::Request& req, httplib::Response& res, const char* key,
-               uint64_t fallback, uint64_t max, uint64_t& out) {
+               uint64_t fallback, uint64_t min, uint64_t max, uint64_t& out) {
   out = fallback;
   if (!req.has_param(key)) return true;
   auto text = req.get_param_value(key);
@@ -49,13 +49,13 @@ bool query_u64(const httplib::Request& req, httplib::Response& res, const char* 
     size_t used = 0;
     if (!text.empty() && text[0] != '-') {
       out = std::stoull(text, &used);
-      if (used == text.size() && out <= max) return true;
+      if (used == text.size() && out >= min && out <= max) return true;
     }
   } catch (...) {
   }
   reply_error(res, errc::invalid_request,
-              std::string("query parameter '") + key + "' must be an integer from 0 to " +
-                  std::to_string(max));
+              std::string("query parameter '") + key + "' must be an integer from " +
+                  std::to_string(min) + " to " + std::to_string(max));
   return false;
 }
 
@@ -133,8 +133,8 @@ void add_project_routes(httplib::Server& svr, const context& ctx) {
   svr.Get(R"(/api/projects/([^/]+)/events)", [&ctx](const httplib::Request& req, httplib::Response& res) {
     std::string name;
     uint64_t from = 0, limit = 0;
-    if (!path_name(req, res, name) || !query_u64(req, res, "from", 0, UINT64_MAX, from) ||
-        !query_u64(req, res, "limit", 1000, 10000, limit))
+    if (!path_name(req, res, name) || !query_u64(req, res, "from", 0, 0, UINT64_MAX, from) ||
+        !query_u64(req, res, "limit", 1000, 1, 10000, limit))
       return;
     auto events = ask<std::vector<event_record>>(ctx.sys, projects(ctx), ctx.timeout(), events_atom_v,
                                                  name, from, limit);

@@ -100,6 +100,10 @@ TEST_CASE("bad input gets a 4xx JSON error and changes nothing", "[integration]"
       {"PUT invalid JSON", "PUT", "/api/projects/taken", "{", s400, request},
       {"PUT missing project", "PUT", "/api/projects/no-such-app", manifest_for("no-such-app", src).dump(), {404}, {"not_found"}},
       {"events with bad from", "GET", "/api/projects/taken/events?from=abc", "", s400, request},
+      {"events with negative from", "GET", "/api/projects/taken/events?from=-1", "", s400, request},
+      {"events with zero limit", "GET", "/api/projects/taken/events?limit=0", "", s400, request},
+      {"events with huge limit", "GET", "/api/projects/taken/events?limit=99999999999999999999", "", s400, request},
+      {"preview of an invalid name", "POST", "/api/projects/Shop/preview/start", "", s400_404, name_or_missing},
   };
 
   const auto taken_before = c.get("/api/projects/taken").body;
