@@ -39,8 +39,6 @@ struct entry {
 // overlapping artifacts ("dist" and "dist/a.js").
 using entry_map = std::map<std::string, entry>;
 
-
-
 class sha256 {
  public:
   sha256() : ctx_(EVP_MD_CTX_new()) {

@@ -34,9 +34,6 @@ using steady = std::chrono::steady_clock;
 
 constexpr size_t kMaxOutput = 16 * 1024;  // tail of git's output kept for error messages
 
-
-
-
 // dest without a trailing slash, and the temp sibling the snapshot is built in.
 fs::path clean_dest(const fs::path& dest) {
   fs::path d = dest.lexically_normal();

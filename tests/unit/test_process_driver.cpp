@@ -38,9 +38,6 @@ namespace {
 
 using steady = std::chrono::steady_clock;
 
-
-
-
 bool wait_for_content(const std::string& path, const std::string& needle,
                       std::chrono::milliseconds timeout = 5000ms) {
   auto deadline = steady::now() + timeout;

@@ -22,9 +22,6 @@ using berth::test::write_file;
 
 namespace {
 
-
-
-
 mode_t mode_of(const fs::path& p) {
   struct stat st;
   REQUIRE(::lstat(p.c_str(), &st) == 0);
