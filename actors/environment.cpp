@@ -11,21 +11,13 @@ namespace berth {
 
 namespace fs = std::filesystem;
 
-namespace {
-// The folders are the environment's own: it recreates them when it starts, and a start that
-// cannot makes it fail so its supervisor sees the problem.
-void ensure_dirs(std::initializer_list<fs::path> dirs) {
-  for (auto& d : dirs) {
-    std::error_code ec;
-    fs::create_directories(d, ec);
-    if (ec) throw std::runtime_error("cannot create " + d.string() + ": " + ec.message());
-  }
-}
-}  // namespace
 
 caf::behavior production_actor(caf::stateful_actor<production_state>* self, std::string project,
                                project_paths paths) {
-  ensure_dirs({paths.production, paths.production_logs});
+  // The folders are the environment's own: a start that cannot make them fails, so its
+  // supervisor sees the problem.
+  if (auto s = make_dirs({paths.production, paths.production_logs}); !s)
+    throw std::runtime_error(s.message());
   self->state.project = std::move(project);
   self->state.paths = std::move(paths);
   return {

@@ -1,7 +1,5 @@
 #include "actors/preview.hpp"
 
-#include <filesystem>
-
 #include <spdlog/spdlog.h>
 
 #include "actors/names.hpp"
@@ -237,11 +235,8 @@ void adopt(self_ptr self, const preview_record& last) {
 
 caf::behavior preview_actor(self_ptr self, std::string project, project_paths paths, manifest spec,
                             uint16_t port) {
-  for (auto* dir : {&paths.preview_src, &paths.preview_logs}) {
-    std::error_code ec;
-    std::filesystem::create_directories(*dir, ec);
-    if (ec) throw std::runtime_error("cannot create " + dir->string() + ": " + ec.message());
-  }
+  if (auto s = make_dirs({paths.preview_src, paths.preview_logs}); !s)
+    throw std::runtime_error(s.message());
   auto& st = self->state;
   st.project = std::move(project);
   st.paths = std::move(paths);
@@ -257,7 +252,6 @@ caf::behavior preview_actor(self_ptr self, std::string project, project_paths pa
             adopt(self, folded.preview);
           },
           [=](caf::error& err) { self->quit(err); });
-  self->attach_functor([alive = st.alive] { alive->store(false); });
   return {
       [=](start_atom, manifest& m, uint16_t p) { return start(self, std::move(m), p, false); },
       [=](restart_atom, manifest& m, uint16_t p) { return start(self, std::move(m), p, true); },

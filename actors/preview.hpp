@@ -34,7 +34,7 @@ struct preview_state {
   std::deque<std::chrono::steady_clock::time_point> restarts;  // within the crash window
   std::vector<caf::response_promise> waiting;                  // start requests until healthy
   std::shared_ptr<std::atomic<bool>> alive = std::make_shared<std::atomic<bool>>(true);
-  ~preview_state() { alive->store(false); }
+  ~preview_state() { alive->store(false); }  // CAF destroys the state when the actor exits
   static inline const char* name = "preview";
 };
 

@@ -30,13 +30,17 @@ project_paths paths_for(const std::string& data_dir, const std::string& name) {
   return p;
 }
 
-status create_project_dirs(const project_paths& p) {
-  std::error_code ec;
-  for (auto* dir : {&p.preview_src, &p.preview_logs, &p.production_logs}) {
-    fs::create_directories(*dir, ec);
-    if (ec) return status::io_error(fmt::format("mkdir {}: {}", dir->string(), ec.message()));
+status make_dirs(std::initializer_list<fs::path> dirs) {
+  for (auto& dir : dirs) {
+    std::error_code ec;
+    fs::create_directories(dir, ec);
+    if (ec) return status::io_error(fmt::format("mkdir {}: {}", dir.string(), ec.message()));
   }
   return status::ok();
+}
+
+status create_project_dirs(const project_paths& p) {
+  return make_dirs({p.preview_src, p.preview_logs, p.production_logs});
 }
 
 status remove_project_dir(const project_paths& p) {

@@ -3,6 +3,7 @@
 #pragma once
 #include <cstdint>
 #include <filesystem>
+#include <initializer_list>
 #include <map>
 #include <string>
 
@@ -22,6 +23,8 @@ std::filesystem::path projects_root(const std::string& data_dir);
 std::filesystem::path event_log_dir(const std::string& data_dir);
 project_paths paths_for(const std::string& data_dir, const std::string& name);
 
+// Creates each folder (and its parents); the error names the first that fails.
+status make_dirs(std::initializer_list<std::filesystem::path> dirs);
 status create_project_dirs(const project_paths& p);
 status remove_project_dir(const project_paths& p);
 // Writes `.env`: the ports, then the manifest's env. Atomic (temp file + rename).
