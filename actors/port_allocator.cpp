@@ -1,5 +1,7 @@
 #include "actors/port_allocator.hpp"
 
+#include <algorithm>
+
 #include <spdlog/spdlog.h>
 
 #include "actors/names.hpp"
@@ -73,8 +75,10 @@ caf::behavior port_allocator(self_ptr self, port_range production, port_range pr
         auto existing = leases_of(st, project);
         if (!existing.empty()) {
           port_assignment a;
-          for (auto& l : existing)
-            (l.kind == port_kind::production ? a.production : a.preview) = l.port;
+          for (auto& l : existing) {
+            if (l.kind == port_kind::production) a.production = l.port;
+            if (l.kind == port_kind::preview) a.preview = l.port;
+          }
           if (a.production != 0 && a.preview != 0) return a;
         }
         port_lease prod{pick(st, st.production, project), project, port_kind::production};
@@ -102,6 +106,36 @@ caf::behavior port_allocator(self_ptr self, port_range production, port_range pr
                   rp.deliver(std::move(err));
                 });
         return rp;
+      },
+      [=](lease_atom, const std::string& project, port_kind kind) -> caf::result<uint16_t> {
+        auto& st = self->state;
+        if (kind != port_kind::candidate)
+          return make_error(errc::invalid_request, "only candidate ports are leased one by one");
+        // Spread candidates over the range so a project's consecutive deploys rarely probe long.
+        port_lease l{pick(st, st.preview, project + "#candidate#" + std::to_string(++st.candidates)),
+                     project, kind};
+        if (l.port == 0) return make_error(errc::ports_exhausted, "no free candidate port");
+        st.leases[l.port] = l;
+        auto rp = self->make_response_promise<uint16_t>();
+        self->request(names::whereis(self->system(), names::event_store), store_timeout, append_atom_v,
+                      std::vector<new_event>{{ports_stream, ev::port_leased, port_leased_data(l)}})
+            .then([=](std::vector<event_record>&) mutable { rp.deliver(l.port); },
+                  [=](caf::error& err) mutable {
+                    self->state.leases.erase(l.port);
+                    rp.deliver(std::move(err));
+                  });
+        return rp;
+      },
+      [=](release_atom, uint16_t port, const std::string& reason) {
+        auto it = self->state.leases.find(port);
+        if (it == self->state.leases.end()) return caf::result<uint64_t>{uint64_t{0}};
+        return release(self, {it->second}, reason);
+      },
+      [=](release_atom, const std::string& project, port_kind kind, const std::string& reason) {
+        auto leases = leases_of(self->state, project);
+        leases.erase(std::remove_if(leases.begin(), leases.end(), [&](auto& l) { return l.kind != kind; }),
+                     leases.end());
+        return release(self, std::move(leases), reason);
       },
       [=](release_atom, const std::string& project, const std::string& reason) {
         return release(self, leases_of(self->state, project), reason);

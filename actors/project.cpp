@@ -2,9 +2,10 @@
 
 #include <spdlog/spdlog.h>
 
-#include "actors/environment.hpp"
 #include "actors/names.hpp"
 #include "actors/preview.hpp"
+#include "actors/production.hpp"
+#include "actors/project_jobs.hpp"
 #include "messages/atoms.hpp"
 #include "messages/errors.hpp"
 
@@ -29,7 +30,11 @@ std::vector<child_spec> environment_specs(self_ptr self, const std::string& name
        },
        restart_type::permanent},
       {"production",
-       [=](caf::actor_system& sys) { return sys.spawn(production_actor, name, paths); },
+       [=](caf::actor_system& sys) {
+         auto& st = self->state;
+         return sys.spawn(production_actor, name, paths, st.settings, st.project.spec,
+                          st.project.production_port, caf::actor_cast<caf::actor>(self));
+       },
        restart_type::permanent},
   };
 }
@@ -67,8 +72,10 @@ caf::result<std::string> reply_with_environments(self_ptr self) {
 
 }  // namespace
 
-caf::behavior project_actor(self_ptr self, std::string name, std::string data_dir) {
+caf::behavior project_actor(self_ptr self, std::string name, std::string data_dir,
+                            deploy_settings settings) {
   self->state.paths = paths_for(data_dir, name);
+  self->state.settings = std::move(settings);
   // State = fold(events). Other messages wait until the fold is done.
   self->request(names::whereis(self->system(), names::event_store), store_timeout,
                 read_stream_atom_v, project_stream(name), uint64_t{0},
@@ -82,6 +89,7 @@ caf::behavior project_actor(self_ptr self, std::string name, std::string data_di
             }
             materialise(self->state);
             self->state.sup.init(self, supervisor_flags{}, environment_specs(self, name, self->state.paths));
+            project_jobs::resume(self);
           },
           [=](caf::error& err) { self->quit(err); });
   return supervisor_handlers(self, self->state.sup)
@@ -123,6 +131,15 @@ caf::behavior project_actor(self_ptr self, std::string name, std::string data_di
               return make_error(errc::not_found, "unknown preview action '" + action + "'");
             return rp;
           },
+          [=](deploy_atom, bool force) { return project_jobs::deploy(self, force); },
+          [=](rollback_atom, const std::string& hash) { return project_jobs::rollback(self, hash); },
+          [=](production_atom, const std::string& action) { return project_jobs::production(self, action); },
+          [=](deployment_atom, const std::string& id) { return project_jobs::detail(self, id); },
+          [=](cancel_atom, const std::string& id) { return project_jobs::cancel(self, id); },
+          [=](committed_atom, const std::vector<event_record>& events) {
+            project_jobs::committed(self, events);
+          },
+          [=](delete_atom) { return project_jobs::stop_everything(self); },
           [=](crash_atom) -> std::string { throw std::runtime_error("crash requested"); });
 }
 

@@ -24,9 +24,11 @@ constexpr auto child_timeout = std::chrono::seconds(5);
 caf::actor store(self_ptr self) { return names::whereis(self->system(), names::event_store); }
 caf::actor ports(self_ptr self) { return names::whereis(self->system(), names::ports); }
 
-child_spec project_spec(const std::string& name, const std::string& data_dir) {
+child_spec project_spec(const std::string& name, const projects_state& st) {
   return {name,
-          [=](caf::actor_system& sys) { return sys.spawn(project_actor, name, data_dir); },
+          [=, data_dir = st.data_dir, settings = st.settings](caf::actor_system& sys) {
+            return sys.spawn(project_actor, name, data_dir, settings);
+          },
           restart_type::transient};
 }
 
@@ -69,7 +71,7 @@ void load(self_ptr self) {
                         if (!last.empty() && last.front().type != ev::project_deleted) {
                           auto name = stream.substr(std::string{project_stream_prefix}.size());
                           self->state.index[name] = name_status::live;
-                          self->state.sup.start_child(project_spec(name, self->state.data_dir));
+                          self->state.sup.start_child(project_spec(name, self->state));
                         }
                         if (--*pending == 0) finish();
                       },
@@ -82,23 +84,24 @@ void load(self_ptr self) {
 // Compensation for a creation that failed after leasing ports.
 void undo_create(self_ptr self, const std::string& name) {
   remove_project_dir(paths_for(self->state.data_dir, name));
-  self->send(ports(self), release_atom_v, name, std::string{"creation failed"});
+  caf::anon_send(ports(self), release_atom_v, name, std::string{"creation failed"});
   self->state.index.erase(name);
 }
 
-caf::result<std::string> create(self_ptr self, manifest m) {
+// Leases ports, makes the folder, records project_created, starts the project actor; `done`
+// gets the project JSON, or the error after everything made so far is undone.
+void create_then(self_ptr self, manifest m, std::function<void(caf::expected<std::string>)> done) {
   auto name = m.name;
   if (self->state.index.count(name))
-    return make_error(errc::already_exists, "a project named '" + name + "' already exists");
+    return done(make_error(errc::already_exists, "a project named '" + name + "' already exists"));
   self->state.index[name] = name_status::creating;
-  auto rp = self->make_response_promise<std::string>();
-  auto fail = [=](caf::error err) mutable {
+  auto fail = [=](caf::error err) {
     undo_create(self, name);
-    rp.deliver(std::move(err));
+    done(std::move(err));
   };
   self->request(ports(self), store_timeout, lease_atom_v, name)
       .then(
-          [=](port_assignment& ports) mutable {
+          [=](port_assignment& ports) {
             auto paths = paths_for(self->state.data_dir, name);
             if (auto s = create_project_dirs(paths); !s)
               return fail(make_error(errc::storage_error, s.message()));
@@ -111,59 +114,100 @@ caf::result<std::string> create(self_ptr self, manifest m) {
                  project_created_data(m, ports.production, ports.preview)}};
             self->request(store(self), store_timeout, append_atom_v, std::move(events))
                 .then(
-                    [=](std::vector<event_record>& stored) mutable {
+                    [=](std::vector<event_record>& stored) {
                       self->state.index[name] = name_status::live;
-                      if (auto child = self->state.sup.start_child(project_spec(name, self->state.data_dir)); !child)
+                      if (auto child = self->state.sup.start_child(project_spec(name, self->state)); !child)
                         spdlog::error("projects: cannot start project actor {}: {}", name,
                                       to_string(child.error()));
                       project_state st;
                       for (auto& e : stored) fold(st, e);
-                      rp.deliver(to_json(st).dump());
+                      done(to_json(st).dump());
                     },
-                    [=](caf::error& err) mutable { fail(err); });
+                    [=](caf::error& err) { fail(err); });
           },
-          [=](caf::error& err) mutable { fail(err); });
+          [=](caf::error& err) { fail(err); });
+}
+
+caf::result<std::string> create(self_ptr self, manifest m) {
+  auto rp = self->make_response_promise();
+  create_then(self, std::move(m), [=](caf::expected<std::string> r) mutable { rp.deliver(std::move(r)); });
   return rp;
 }
 
+// Portal style: a validated name becomes a project from the configured template, deployed.
+caf::result<std::string> oneshot(self_ptr self, const std::string& name) {
+  if (auto nc = check_name(name); !nc.valid) return make_error(errc::invalid_name, "name " + nc.reason);
+  auto& settings = self->state.settings;
+  if (settings.template_manifest.empty())
+    return make_error(errc::conflict, "no deploy template is configured (berth serve --deploy-template FILE)");
+  auto j = json::parse(settings.template_manifest, nullptr, false);
+  j["name"] = name;
+  auto parsed = parse_manifest(j);
+  if (!parsed.ok) return make_error(errc::invalid_manifest, "the deploy template: " + parsed.error);
+  auto rp = self->make_response_promise();
+  auto url = settings.public_scheme + "://" + name + "." + settings.domain_suffix;
+  create_then(self, parsed.value, [=](caf::expected<std::string> created) mutable {
+    if (!created) return rp.deliver(created.error());
+    auto child = self->state.sup.which_child(name);
+    if (!child) return rp.deliver(make_error(errc::unavailable, "the project is starting; deploy it again"));
+    self->request(child, store_timeout, deploy_atom_v, false)
+        .then(
+            [=](std::string& detail) mutable {
+              auto d = json::parse(detail, nullptr, false);
+              rp.deliver(json{{"id", d.value("id", "")},
+                              {"project", name},
+                              {"url", url},
+                              {"status", d.value("status", "")},
+                              {"deployment", d}}
+                             .dump());
+            },
+            [=](caf::error& err) mutable { rp.deliver(std::move(err)); });
+  });
+  return rp;
+}
+
+// Stops what runs (jobs, production, preview), then records the deletion, then removes the
+// actor, the folder and the leases. Once the event is durable the project is gone; the steps
+// after it are repeated by reconcile() if berth dies half-way.
 caf::result<std::string> remove(self_ptr self, const std::string& name) {
   auto it = self->state.index.find(name);
   if (it == self->state.index.end() || it->second != name_status::live)
     return make_error(errc::not_found, "no project named '" + name + "'");
   it->second = name_status::deleting;
   auto rp = self->make_response_promise<std::string>();
-  std::vector<new_event> events{{project_stream(name), ev::project_deleted, "{}"}};
-  // The event first: once it is durable the project is gone, and the steps after it are
-  // repeated by reconcile() if berth dies half-way.
-  self->request(store(self), store_timeout, append_atom_v, std::move(events))
-      .then(
-          [=](std::vector<event_record>&) mutable {
-            // The project actor owns the folder: remove it only once the actor is gone.
-            auto finish = [=]() mutable {
-              remove_project_dir(paths_for(self->state.data_dir, name));
-              self->state.index.erase(name);
-              self->request(ports(self), store_timeout, release_atom_v, name, std::string{"deleted"})
-                  .then([=](uint64_t) mutable { rp.deliver(json{{"deleted", name}}.dump()); },
-                        [=](caf::error& err) mutable { rp.deliver(std::move(err)); });
-            };
-            // Deleting stops the project's processes; a plain berth shutdown does not.
-            auto child = self->state.sup.which_child(name);
-            if (!child) {
+  auto restore = [=](caf::error err) mutable {
+    self->state.index[name] = name_status::live;
+    rp.deliver(std::move(err));
+  };
+  auto record = [=]() mutable {
+    std::vector<new_event> events{{project_stream(name), ev::project_deleted, "{}"}};
+    self->request(store(self), store_timeout, append_atom_v, std::move(events))
+        .then(
+            [=](std::vector<event_record>&) mutable {
+              // The project actor owns the folder: remove it only once the actor is gone.
+              auto finish = [=]() mutable {
+                remove_project_dir(paths_for(self->state.data_dir, name));
+                self->state.index.erase(name);
+                self->request(ports(self), store_timeout, release_atom_v, name, std::string{"deleted"})
+                    .then([=](uint64_t) mutable { rp.deliver(json{{"deleted", name}}.dump()); },
+                          [=](caf::error& err) mutable { rp.deliver(std::move(err)); });
+              };
               if (!self->state.sup.terminate_child(name, finish)) finish();
-              return;
-            }
-            self->request(child, std::chrono::seconds(30), preview_atom_v, std::string{"stop"})
-                .then([=](std::string&) mutable {
-                        if (!self->state.sup.terminate_child(name, finish)) finish();
-                      },
-                      [=](caf::error&) mutable {
-                        if (!self->state.sup.terminate_child(name, finish)) finish();
-                      });
-          },
-          [=](caf::error& err) mutable {
-            self->state.index[name] = name_status::live;
-            rp.deliver(std::move(err));
-          });
+            },
+            [=](caf::error& err) mutable { restore(err); });
+  };
+  auto child = self->state.sup.which_child(name);
+  if (!child) {
+    record();
+    return rp;
+  }
+  // Deleting stops the project's processes; a plain berth shutdown does not.
+  self->request(child, std::chrono::seconds(120), delete_atom_v)
+      .then([=](std::string&) mutable { record(); },
+            [=](caf::error& err) mutable {
+              spdlog::warn("projects: stopping {} before deletion: {}", name, to_string(err));
+              record();
+            });
   return rp;
 }
 
@@ -210,8 +254,9 @@ caf::result<std::string> to_project(self_ptr self, const std::string& name, Ts&&
 
 }  // namespace
 
-caf::behavior projects_actor(self_ptr self, std::string data_dir) {
+caf::behavior projects_actor(self_ptr self, std::string data_dir, deploy_settings settings) {
   self->state.data_dir = std::move(data_dir);
+  self->state.settings = std::move(settings);
   supervisor_flags flags;
   flags.intensity = 50;  // one crashing project must not take the others down
   flags.period = std::chrono::seconds(10);
@@ -232,6 +277,30 @@ caf::behavior projects_actor(self_ptr self, std::string data_dir) {
           [=](preview_atom, const std::string& name, const std::string& action) {
             return to_project(self, name, preview_atom_v, action);
           },
+          [=](deploy_atom, const std::string& name, bool force) {
+            return to_project(self, name, deploy_atom_v, force);
+          },
+          [=](rollback_atom, const std::string& name, const std::string& hash) {
+            return to_project(self, name, rollback_atom_v, hash);
+          },
+          [=](production_atom, const std::string& name, const std::string& action) {
+            return to_project(self, name, production_atom_v, action);
+          },
+          [=](deployment_atom, const std::string& id) -> caf::result<std::string> {
+            std::string name;
+            uint64_t seq = 0;
+            if (!split_deployment_id(id, name, seq)) return make_error(errc::invalid_request, "invalid deployment id");
+            if (self->state.index.count(name) == 0) return make_error(errc::not_found, "no deployment '" + id + "'");
+            return to_project(self, name, deployment_atom_v, id);
+          },
+          [=](cancel_atom, const std::string& id) -> caf::result<std::string> {
+            std::string name;
+            uint64_t seq = 0;
+            if (!split_deployment_id(id, name, seq)) return make_error(errc::invalid_request, "invalid deployment id");
+            if (self->state.index.count(name) == 0) return make_error(errc::not_found, "no deployment '" + id + "'");
+            return to_project(self, name, cancel_atom_v, id);
+          },
+          [=](oneshot_atom, const std::string& name) { return oneshot(self, name); },
           [=](events_atom, const std::string& name, uint64_t from, uint64_t limit) {
             auto rp = self->make_response_promise();
             rp.delegate(store(self), read_stream_atom_v, project_stream(name), from, limit);

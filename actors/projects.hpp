@@ -8,6 +8,11 @@
 //   (update_atom, name, manifest)       -> std::string project JSON     (delegated)
 //   (events_atom, name, from, limit)    -> std::vector<event_record>
 //   (delete_atom, name)                 -> std::string {"deleted": name}
+//   (deploy_atom, name, force), (rollback_atom, name, hash), (production_atom, name, action)
+//                                       -> delegated to project:<name>
+//   (deployment_atom, id), (cancel_atom, id) -> delegated to the project the id names
+//   (oneshot_atom, name)                -> std::string {id, url, project}: create from the
+//                                          configured template, then deploy (portal style)
 #pragma once
 #include <map>
 #include <string>
@@ -15,6 +20,7 @@
 #include <caf/all.hpp>
 
 #include "actors/supervisor.hpp"
+#include "config/config.hpp"
 
 namespace berth {
 
@@ -24,10 +30,12 @@ struct projects_state {
   supervisor_core sup;
   std::map<std::string, name_status> index;
   std::string data_dir;
+  deploy_settings settings;
   bool loaded = false;
   static inline const char* name = "projects";
 };
 
-caf::behavior projects_actor(caf::stateful_actor<projects_state>* self, std::string data_dir);
+caf::behavior projects_actor(caf::stateful_actor<projects_state>* self, std::string data_dir,
+                             deploy_settings settings);
 
 }  // namespace berth

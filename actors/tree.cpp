@@ -29,6 +29,7 @@ caf::actor start_tree(caf::actor_system& sys, const config& cfg, std::shared_ptr
   auto production = cfg.production_ports;
   auto preview = cfg.preview_ports;
   auto data_dir = cfg.data_dir;
+  auto deploy = cfg.deploy;
   std::vector<child_spec> children{
       {"event_store",
        registered(names::event_store, [=](caf::actor_system& s) { return spawn_event_store(s, log); }),
@@ -39,7 +40,7 @@ caf::actor start_tree(caf::actor_system& sys, const config& cfg, std::shared_ptr
        restart_type::permanent},
       {"projects",
        registered(names::projects,
-                  [=](caf::actor_system& s) { return s.spawn(projects_actor, data_dir); }),
+                  [=](caf::actor_system& s) { return s.spawn(projects_actor, data_dir, deploy); }),
        restart_type::permanent},
   };
   supervisor_flags flags;

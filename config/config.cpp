@@ -1,5 +1,7 @@
 #include "config/config.hpp"
 
+#include "messages/manifest.hpp"
+
 #include <cstdlib>
 #include <fstream>
 
@@ -26,6 +28,22 @@ std::string one_of(const std::string& key, const std::string& v,
   for (auto* a : allowed)
     if (v == a) return v;
   throw CLI::ValidationError(key, "unsupported value '" + v + "'");
+}
+
+// The one-shot deploy template is a manifest whose name is filled in per request; it must
+// be valid for any name, so it is checked with a stand-in one at start.
+void load_template(config& c) {
+  std::ifstream in(c.deploy_template);
+  if (!in) throw CLI::ValidationError("deploy_template", "cannot read " + c.deploy_template);
+  auto j = nlohmann::json::parse(in, nullptr, false);
+  if (!j.is_object())
+    throw CLI::ValidationError("deploy_template", c.deploy_template + " is not a JSON object");
+  j["name"] = "template-check";
+  auto parsed = parse_manifest(j);
+  if (!parsed.ok)
+    throw CLI::ValidationError("deploy_template", c.deploy_template + ": " + parsed.error);
+  j.erase("name");
+  c.deploy.template_manifest = j.dump();
 }
 
 }  // namespace
@@ -104,6 +122,29 @@ config_loader::config_loader(config& cfg) : cfg_(cfg) {
        [&c](const std::string& v) {
          c.scheduler_threads = parse_long("scheduler_threads", v, 0, 256);
        }},
+      {"domain_suffix", "--domain-suffix", "BERTH_DOMAIN_SUFFIX",
+       "projects answer as <name>.<suffix>", "localhost",
+       [&c](const std::string& v) {
+         if (v.empty() || v.size() > 200 || v.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789.-") != std::string::npos ||
+             v.front() == '.' || v.front() == '-' || v.back() == '.' || v.back() == '-')
+           throw CLI::ValidationError("domain_suffix", "expected a lowercase DNS name, got '" + v + "'");
+         c.deploy.domain_suffix = v;
+       }},
+      {"public_scheme", "--public-scheme", "BERTH_PUBLIC_SCHEME",
+       "scheme of the project URLs berth reports (http or https)", "http",
+       [&c](const std::string& v) { c.deploy.public_scheme = one_of("public_scheme", v, {"http", "https"}); }},
+      {"deploy_template", "--deploy-template", "BERTH_DEPLOY_TEMPLATE",
+       "manifest file used by POST /api/deploy {name} (its name is replaced)", "none",
+       [&c](const std::string& v) { c.deploy_template = v; }},
+      {"build_timeout_s", "--build-timeout-s", "BERTH_BUILD_TIMEOUT_S",
+       "longest a build may run", "600",
+       [&c](const std::string& v) { c.deploy.build_timeout_s = parse_long("build_timeout_s", v, 1, 86400); }},
+      {"phase_timeout_s", "--phase-timeout-s", "BERTH_PHASE_TIMEOUT_S",
+       "longest any other deploy phase may run (health checks also have their own)", "300",
+       [&c](const std::string& v) { c.deploy.phase_timeout_s = parse_long("phase_timeout_s", v, 1, 86400); }},
+      {"stop_grace_ms", "--stop-grace-ms", "BERTH_STOP_GRACE_MS",
+       "SIGTERM to SIGKILL grace when a release is stopped", "3000",
+       [&c](const std::string& v) { c.deploy.stop_grace_ms = parse_long("stop_grace_ms", v, 0, 600000); }},
   };
 }
 
@@ -137,6 +178,7 @@ void config_loader::resolve() {
   if (cfg_.production_ports.lo <= cfg_.preview_ports.hi &&
       cfg_.preview_ports.lo <= cfg_.production_ports.hi)
     throw CLI::ValidationError("preview_ports", "must not overlap the production range");
+  if (!cfg_.deploy_template.empty()) load_template(cfg_);
 }
 
 }  // namespace berth

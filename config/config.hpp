@@ -19,6 +19,16 @@ struct port_range {
   size_t size() const { return static_cast<size_t>(hi) - lo + 1; }
 };
 
+// How production deploys run; handed to the project actors.
+struct deploy_settings {
+  std::string domain_suffix = "localhost";  // projects answer as <name>.<domain_suffix>
+  std::string public_scheme = "http";       // scheme of the URLs berth reports
+  std::string template_manifest;            // JSON text of the one-shot deploy template ("" = none)
+  int build_timeout_s = 600;                // the building phase
+  int phase_timeout_s = 300;                // every other phase (health checks have their own)
+  int stop_grace_ms = 3000;                 // SIGTERM -> SIGKILL when stopping a release
+};
+
 struct config {
   std::string config_file;
   std::string listen_host = "127.0.0.1";
@@ -32,6 +42,8 @@ struct config {
   int http_threads = 16;
   int request_timeout_ms = 10000;
   int scheduler_threads = 0;  // 0: CAF's default (cores)
+  std::string deploy_template;  // path of the template manifest file (read into deploy)
+  deploy_settings deploy;
 };
 
 // Binds every option to `app` as a flag with its BERTH_* variable and help text, and

@@ -6,6 +6,7 @@
 
 #include <caf/all.hpp>
 
+#include "messages/deployment.hpp"
 #include "messages/event.hpp"
 #include "messages/manifest.hpp"
 #include "messages/preview.hpp"
@@ -24,6 +25,8 @@ CAF_BEGIN_TYPE_ID_BLOCK(berth, caf::first_custom_type_id)
   CAF_ADD_TYPE_ID(berth, (std::vector<std::string>))
   CAF_ADD_TYPE_ID(berth, (berth::preview_launched))
   CAF_ADD_TYPE_ID(berth, (berth::process_exited))
+  CAF_ADD_TYPE_ID(berth, (berth::deployment_job))
+  CAF_ADD_TYPE_ID(berth, (berth::port_kind))
 
   // event_store
   CAF_ADD_ATOM(berth, berth, append_atom, "append")
@@ -63,4 +66,13 @@ CAF_BEGIN_TYPE_ID_BLOCK(berth, caf::first_custom_type_id)
   CAF_ADD_ATOM(berth, berth, restart_atom, "restart")
   CAF_ADD_ATOM(berth, berth, launch_atom, "launch")
   CAF_ADD_ATOM(berth, berth, retry_atom, "retry")
+
+  // production and deployments
+  CAF_ADD_ATOM(berth, berth, deploy_atom, "deploy")
+  CAF_ADD_ATOM(berth, berth, rollback_atom, "rollback")
+  CAF_ADD_ATOM(berth, berth, production_atom, "production")
+  CAF_ADD_ATOM(berth, berth, deployment_atom, "deployment")
+  CAF_ADD_ATOM(berth, berth, cancel_atom, "cancel")
+  CAF_ADD_ATOM(berth, berth, oneshot_atom, "oneshot")
+  CAF_ADD_ATOM(berth, berth, job_atom, "job")
 CAF_END_TYPE_ID_BLOCK(berth)

@@ -32,7 +32,10 @@ void fold(project_state& s, const event_record& e) {
     s.preview = preview_record{};
   } else if (e.type == ev::preview_crashed) {
     s.preview = preview_record{"crashed", {}, data.value("reason", "")};
-  } else if (e.type == ev::project_deleted) {
+  } else if (e.type != ev::project_deleted) {
+    fold(s.production, e);
+  }
+  if (e.type == ev::project_deleted) {
     s = project_state{};
     s.last_seq = e.seq;
     return;
@@ -62,7 +65,14 @@ std::string project_updated_data(const manifest& m) {
   return json{{"manifest", to_json(m)}}.dump();
 }
 
-const char* to_string(port_kind k) { return k == port_kind::production ? "production" : "preview"; }
+const char* to_string(port_kind k) {
+  switch (k) {
+    case port_kind::production: return "production";
+    case port_kind::preview: return "preview";
+    case port_kind::candidate: return "candidate";
+  }
+  return "production";
+}
 
 void fold(port_table& t, const event_record& e) {
   auto data = parse_object(e.data);
@@ -71,7 +81,10 @@ void fold(port_table& t, const event_record& e) {
     port_lease l;
     l.port = port;
     l.project = data.value("project", "");
-    l.kind = data.value("kind", "") == "preview" ? port_kind::preview : port_kind::production;
+    auto kind = data.value("kind", "");
+    l.kind = kind == "preview" ? port_kind::preview
+             : kind == "candidate" ? port_kind::candidate
+                                   : port_kind::production;
     t[port] = l;
   } else if (e.type == ev::port_released) {
     t.erase(port);

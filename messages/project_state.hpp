@@ -8,6 +8,7 @@
 #include <caf/meta/type_name.hpp>
 #include <nlohmann/json.hpp>
 
+#include "messages/deployment.hpp"
 #include "messages/event.hpp"
 #include "messages/manifest.hpp"
 #include "messages/preview.hpp"
@@ -36,6 +37,7 @@ struct project_state {
   int64_t created_us = 0;
   int64_t updated_us = 0;
   preview_record preview;
+  production_record production;  // releases, deployments, the production process
   uint64_t last_seq = 0;  // seq of the last event folded
   uint64_t events = 0;    // events folded since creation
 };
@@ -49,7 +51,9 @@ std::string project_created_data(const manifest& m, uint16_t production_port,
                                  uint16_t preview_port);
 std::string project_updated_data(const manifest& m);
 
-enum class port_kind : uint8_t { production, preview };
+// production: the stable port; preview: the dev service; candidate: a release on trial
+// during a deploy (from the preview range, released when the job ends).
+enum class port_kind : uint8_t { production, preview, candidate };
 const char* to_string(port_kind k);
 
 struct port_lease {

@@ -27,6 +27,7 @@ project_paths paths_for(const std::string& data_dir, const std::string& name) {
   p.preview_logs = p.preview / "logs";
   p.production = p.root / "production";
   p.production_logs = p.production / "logs";
+  p.builds = p.production / "builds";
   return p;
 }
 

@@ -17,6 +17,14 @@ struct project_paths {
   std::filesystem::path secrets_file;  // 0600, never in the log
   std::filesystem::path preview, preview_src, preview_logs;
   std::filesystem::path production, production_logs;
+  std::filesystem::path builds;  // production/builds/<deployment id>: build workspaces
+  // Output of the production processes (every release appends here).
+  std::filesystem::path production_log() const { return production_logs / "production.log"; }
+  // berth's phase lines and the build output of one deployment.
+  std::filesystem::path deployment_log(const std::string& id) const {
+    return production_logs / ("deploy-" + id + ".log");
+  }
+  std::filesystem::path build_workspace(const std::string& id) const { return builds / id; }
 };
 
 std::filesystem::path projects_root(const std::string& data_dir);

@@ -1,0 +1,67 @@
+// production:<name> — runs the project's deploy and rollback jobs (one at a time: the project
+// actor queues them), owns production/ and the production process, and watches that process.
+// Each phase's event is durable before the phase does anything; blocking work runs on
+// detached workers. Every event it appends is also sent to the parent (the project actor) as
+// (committed_atom, vector<event_record>), so the project's fold stays complete.
+//   (job_atom, deployment_job, manifest, uint16_t stable_port) -> std::string final status
+//   (cancel_atom, std::string id)                 -> bool: it was the running job
+//   (stop_atom, std::string reason)               -> bool: a process was stopped
+//   (start_atom, manifest, uint16_t stable_port)  -> bool: started (false: already running)
+#pragma once
+#include <atomic>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <caf/all.hpp>
+
+#include "config/config.hpp"
+#include "messages/deployment.hpp"
+#include "messages/manifest.hpp"
+#include "runtime/deploy_steps.hpp"
+#include "runtime/layout.hpp"
+
+namespace berth {
+
+struct phase_step {
+  phase p;
+  const char* message;
+  deploy_step run;
+};
+
+// The job in flight: its inputs, what it created so far, where it is in its phases.
+struct production_job {
+  deployment_job job;
+  deploy_plan plan;
+  std::shared_ptr<deploy_outcome> out = std::make_shared<deploy_outcome>();
+  std::shared_ptr<deploy_log> log;
+  std::shared_ptr<std::atomic<bool>> cancel = std::make_shared<std::atomic<bool>>(false);
+  const std::vector<phase_step>* phases = nullptr;
+  size_t next = 0;
+  phase current = phase::queued;
+  std::vector<new_event> pending;  // release events that go out with the next phase event
+  caf::response_promise rp;
+};
+
+struct production_state {
+  std::string project;
+  project_paths paths;
+  deploy_settings settings;
+  manifest spec;
+  uint16_t stable_port = 0;
+  caf::actor parent;
+  production_record prod;               // fold of the production events
+  std::shared_ptr<production_job> job;  // null when idle
+  uint64_t watch_generation = 0;        // exits reported by older watchers are expected
+  std::shared_ptr<std::atomic<bool>> alive = std::make_shared<std::atomic<bool>>(true);
+  ~production_state() { alive->store(false); }
+  static inline const char* name = "production";
+};
+
+// At start it folds the project's stream: a production process the log says is running is
+// adopted when it is still the same process (pid + start time), otherwise started again.
+caf::behavior production_actor(caf::stateful_actor<production_state>* self, std::string project,
+                               project_paths paths, deploy_settings settings, manifest spec,
+                               uint16_t stable_port, caf::actor parent);
+
+}  // namespace berth

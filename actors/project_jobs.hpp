@@ -1,0 +1,32 @@
+// The project actor's job queue: deploys, rollbacks and production stop/start run one at a
+// time in arrival order (no global lock: each project has its own queue). Deployments are
+// events first (`deployment_queued`), so a restarted project actor finds its queue again in
+// the log. Internal to actors/project.cpp.
+#pragma once
+#include <string>
+#include <vector>
+
+#include <caf/all.hpp>
+
+#include "actors/project.hpp"
+
+namespace berth::project_jobs {
+
+using self_ptr = caf::stateful_actor<project_actor_state>*;
+
+// After the fold at start: queued deployments go back into the queue; one that was running
+// when berth stopped is recorded as failed with code `interrupted`.
+void resume(self_ptr self);
+
+caf::result<std::string> deploy(self_ptr self, bool force);
+caf::result<std::string> rollback(self_ptr self, const std::string& hash);
+caf::result<std::string> production(self_ptr self, const std::string& action);
+caf::result<std::string> detail(self_ptr self, const std::string& id);
+caf::result<std::string> cancel(self_ptr self, const std::string& id);
+// Events a child appended: folded into the project's state.
+void committed(self_ptr self, const std::vector<event_record>& events);
+// Cancels everything queued and running, waits for the running job, stops production and the
+// preview. Replies once nothing of the project runs any more.
+caf::result<std::string> stop_everything(self_ptr self);
+
+}  // namespace berth::project_jobs

@@ -1,0 +1,159 @@
+// Production vocabulary: deployments (one event per phase), releases and the production
+// process, all persisted in the project's stream `project/<name>` and folded into
+// `production_record` by the same pure function the actors and `berth audit replay` use.
+//
+// A deployment id is "<project>.<seq of its deployment_queued event>": unique forever (also
+// across a delete and re-create of the name) and it names its project, so no request path
+// has to scan all projects to find it. '.' never occurs in a project name.
+#pragma once
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <caf/meta/type_name.hpp>
+#include <nlohmann/json.hpp>
+
+#include "messages/event.hpp"
+#include "messages/preview.hpp"
+
+namespace berth {
+
+// The phases of a deployment, in pipeline order, then the ends. A rollback runs the same
+// phases from `starting`.
+enum class phase : uint8_t {
+  queued,
+  preparing,        // snapshot the source into a build workspace
+  building,         // build command, with timeout and captured log
+  packaging,        // artifacts -> production/<hash>/ (content-addressed)
+  starting,         // candidate on a spare port
+  health_checking,  // GET health path until 2xx/3xx, then stay healthy min_healthy_s
+  switching,        // the stable port moves to the candidate; `current` is switched
+  draining,         // what served before is stopped after a grace period
+  completed,
+  unchanged,        // same hash as current and not forced: nothing was touched
+  rolling_back,     // compensating in reverse order of creation
+  failed,
+  cancelled,
+};
+const char* to_string(phase p);
+bool parse_phase(const std::string& s, phase& out);
+bool is_terminal(phase p);  // completed, unchanged, failed, cancelled
+int progress_of(phase p);   // 0-100
+// Event type of a phase: "deployment_<phase>".
+std::string event_type(phase p);
+// The phase an event type stands for; false for other events.
+bool phase_of_event(const std::string& type, phase& out);
+
+namespace ev {
+constexpr const char* deployment_cancel_requested = "deployment_cancel_requested";  // {id}
+constexpr const char* release_packaged = "release_packaged";    // {hash, deployment}
+constexpr const char* release_activated = "release_activated";  // {hash, deployment, kind, previous, pid, start_time, pgid, port}
+constexpr const char* release_pruned = "release_pruned";        // {hash, reason}
+constexpr const char* production_started = "production_started";  // {hash, pid, start_time, pgid, port}
+constexpr const char* production_stopped = "production_stopped";  // {reason}
+constexpr const char* production_exited = "production_exited";    // {reason}
+}  // namespace ev
+
+std::string deployment_id(const std::string& project, uint64_t queued_seq);
+// Splits "<project>.<seq>"; false when it is not of that form (the project name is checked
+// with check_name by the caller).
+bool split_deployment_id(const std::string& id, std::string& project, uint64_t& seq);
+
+enum class job_kind : uint8_t { deploy, rollback };
+const char* to_string(job_kind k);
+
+// A queued deploy or rollback as the project actor hands it to production:<name>.
+struct deployment_job {
+  std::string id;
+  job_kind kind = job_kind::deploy;
+  bool force = false;
+  std::string target;  // rollback: the release to go back to (resolved when queued)
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, deployment_job& x) {
+  return f(caf::meta::type_name("deployment_job"), x.id, x.kind, x.force, x.target);
+}
+
+struct phase_span {
+  phase p = phase::queued;
+  int64_t started_us = 0;
+  int64_t ended_us = 0;  // 0 while it runs
+};
+
+struct deployment_error {
+  std::string phase;  // where it failed
+  std::string message;
+  std::string code;  // e.g. build_failed, health_check_failed, cancelled, timeout
+};
+
+struct deployment_record {
+  std::string id;
+  std::string project;
+  job_kind kind = job_kind::deploy;
+  bool force = false;
+  std::string target;  // rollback target
+  phase current = phase::queued;
+  int progress = 0;
+  std::string message;
+  std::vector<phase_span> phases;
+  nlohmann::json resources = nlohmann::json::object();  // hash, port, pid, previous, gap_ms …
+  bool has_error = false;
+  deployment_error error;
+  bool cancel_requested = false;
+  int64_t created_us = 0;
+  int64_t finished_us = 0;
+  uint64_t queued_seq = 0;
+  // queued | running | completed | unchanged | failed | cancelled
+  std::string status() const;
+};
+
+struct release_record {
+  std::string hash;
+  std::string deployment;        // the deployment that packaged it
+  int64_t created_us = 0;
+  int64_t last_used_us = 0;      // packaged again or activated: retention ranks by this
+  int64_t deployed_us = 0;       // last time a deploy made it active
+  int64_t rolled_back_to_us = 0;   // last time a rollback made it active
+  int64_t rolled_back_from_us = 0; // last time a rollback replaced it
+  uint64_t activations = 0;
+};
+
+// What production serves and what it has done, folded from the project's stream.
+struct production_record {
+  std::string status = "none";  // none | running | stopped | exited
+  std::string current;          // hash of the active release ("" = none yet)
+  preview_launched process;     // the production process while running (port = stable port)
+  std::string reason;           // why it stopped/exited
+  std::map<std::string, release_record> releases;       // kept on disk
+  std::map<std::string, deployment_record> deployments;  // by id
+  std::vector<std::string> order;                        // deployment ids, oldest first
+};
+
+// Folds one event of the project's stream; ignores event types that are not production's.
+void fold(production_record& s, const event_record& e);
+
+// Releases to prune: all but the newest `keep` by last_used, never `current` nor `in_use`.
+std::vector<std::string> releases_to_prune(const production_record& s, int keep,
+                                           const std::vector<std::string>& in_use);
+// The release a rollback without a hash goes to: the most recently active kept release
+// other than current ("" when there is none).
+std::string previous_release(const production_record& s);
+// Ids of the deployments still queued, in arrival order.
+std::vector<std::string> queued_ids(const production_record& s);
+
+nlohmann::json to_json(const deployment_record& d);
+// `current`: what production/current points at; `active`: current and serving now.
+nlohmann::json to_json(const release_record& r, bool current, bool active);
+nlohmann::json history_json(const production_record& s);
+
+// Event payloads. deployment_queued carries no id: the fold derives it from the event's seq.
+std::string deployment_queued_data(const deployment_job& job);
+// Data of a phase event: the id, a message, resources learnt in the phase (merged into the
+// record's), and for `failed` the error.
+std::string phase_event_data(const std::string& id, const std::string& message,
+                             const nlohmann::json& resources = nlohmann::json::object(),
+                             const deployment_error* error = nullptr);
+
+}  // namespace berth
