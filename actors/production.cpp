@@ -1,5 +1,7 @@
 #include "actors/production.hpp"
 
+#include <algorithm>
+
 #include <spdlog/spdlog.h>
 
 #include "actors/blocking.hpp"
@@ -105,11 +107,20 @@ void roll_back(self_ptr self, std::string code, std::string message) {
   append(self, {event(self, event_type(phase::rolling_back),
                       json::parse(phase_event_data(job->job.id, "rolling back: " + message)))},
          [=] {
+           bool had_new_release = job->out->packaged_new;
            run_blocking(
                self, [job] { compensate(job->plan, *job->out, *job->log); },
                [=](const std::string& failure) {
                  if (!failure.empty()) job->log->line("error: " + failure);
                  std::vector<new_event> events = std::move(job->pending);
+                 // A release_packaged still pending was never recorded: drop it, nothing to undo.
+                 auto unrecorded = std::remove_if(events.begin(), events.end(),
+                                                  [](auto& e) { return e.type == ev::release_packaged; });
+                 bool recorded = unrecorded == events.end();
+                 events.erase(unrecorded, events.end());
+                 if (had_new_release && recorded && !job->out->packaged_new)
+                   events.push_back(event(self, ev::release_removed,
+                                          {{"hash", job->out->hash}, {"reason", "its deployment " + job->job.id + " failed"}}));
                  auto& back = job->out->promoted;
                  if (back.running() && back.hash == job->plan.current)  // the old release came back
                    events.push_back(event(self, ev::production_started, process_json(back)));

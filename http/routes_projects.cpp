@@ -1,7 +1,7 @@
 #include <httplib.h>
 
-#include "actors/names.hpp"
 #include "http/reply.hpp"
+#include "http/route_util.hpp"
 #include "http/server.hpp"
 #include "messages/atoms.hpp"
 #include "messages/manifest.hpp"
@@ -11,18 +11,6 @@ namespace berth::http {
 namespace {
 
 using json = nlohmann::json;
-
-caf::actor projects(const context& ctx) { return names::whereis(ctx.sys, names::projects); }
-
-// The name in the path, or an error reply when it breaks the name rule.
-bool path_name(const httplib::Request& req, httplib::Response& res, std::string& name) {
-  name = req.matches[1];
-  if (auto nc = check_name(name); !nc.valid) {
-    reply_error(res, errc::invalid_name, "project name " + nc.reason);
-    return false;
-  }
-  return true;
-}
 
 bool body_manifest(const httplib::Request& req, httplib::Response& res, manifest& out) {
   auto j = json::parse(req.body, nullptr, false);
@@ -38,33 +26,6 @@ bool body_manifest(const httplib::Request& req, httplib::Response& res, manifest
   }
   out = std::move(parsed.value);
   return true;
-}
-
-bool query_u64(const httplib::Request& req, httplib::Response& res, const char* key,
-               uint64_t fallback, uint64_t min, uint64_t max, uint64_t& out) {
-  out = fallback;
-  if (!req.has_param(key)) return true;
-  auto text = req.get_param_value(key);
-  try {
-    size_t used = 0;
-    if (!text.empty() && text[0] != '-') {
-      out = std::stoull(text, &used);
-      if (used == text.size() && out >= min && out <= max) return true;
-    }
-  } catch (...) {
-  }
-  reply_error(res, errc::invalid_request,
-              std::string("query parameter '") + key + "' must be an integer from " +
-                  std::to_string(min) + " to " + std::to_string(max));
-  return false;
-}
-
-// Replies with the JSON text an actor answered, or its error.
-void answer(httplib::Response& res, int status, const caf::expected<std::string>& r) {
-  if (r)
-    reply_raw_json(res, status, *r);
-  else
-    reply_error(res, r.error());
 }
 
 }  // namespace

@@ -55,6 +55,7 @@ server::server(caf::actor_system& sys, const config& cfg)
   });
   add_health_routes(*svr_, ctx_);
   add_project_routes(*svr_, ctx_);
+  add_deployment_routes(*svr_, ctx_);
 }
 
 server::~server() = default;

@@ -26,6 +26,7 @@ struct context {
 };
 void add_health_routes(httplib::Server& svr, const context& ctx);
 void add_project_routes(httplib::Server& svr, const context& ctx);
+void add_deployment_routes(httplib::Server& svr, const context& ctx);
 
 class server {
  public:

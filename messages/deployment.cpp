@@ -131,8 +131,8 @@ void fold(production_record& s, const event_record& e) {
   phase p;
   if (phase_of_event(e.type, p)) return fold_deployment(s, p, parse_object(e.data), e);
   if (e.type != ev::deployment_cancel_requested && e.type != ev::release_packaged &&
-      e.type != ev::release_activated &&
-      e.type != ev::release_pruned && e.type != ev::production_started &&
+      e.type != ev::release_activated && e.type != ev::release_pruned &&
+      e.type != ev::release_removed && e.type != ev::production_started &&
       e.type != ev::production_stopped && e.type != ev::production_exited)
     return;
   auto data = parse_object(e.data);
@@ -163,7 +163,7 @@ void fold(production_record& s, const event_record& e) {
     s.status = "running";
     s.process = preview_launched_from(data);
     s.reason.clear();
-  } else if (e.type == ev::release_pruned) {
+  } else if (e.type == ev::release_pruned || e.type == ev::release_removed) {
     s.releases.erase(hash);
   } else if (e.type == ev::production_started) {
     s.status = "running";

@@ -49,7 +49,8 @@ namespace ev {
 constexpr const char* deployment_cancel_requested = "deployment_cancel_requested";  // {id}
 constexpr const char* release_packaged = "release_packaged";    // {hash, deployment}
 constexpr const char* release_activated = "release_activated";  // {hash, deployment, kind, previous, pid, start_time, pgid, port}
-constexpr const char* release_pruned = "release_pruned";        // {hash, reason}
+constexpr const char* release_pruned = "release_pruned";        // {hash, reason}: retention
+constexpr const char* release_removed = "release_removed";      // {hash, reason}: its deploy failed
 constexpr const char* production_started = "production_started";  // {hash, pid, start_time, pgid, port}
 constexpr const char* production_stopped = "production_stopped";  // {reason}
 constexpr const char* production_exited = "production_exited";    // {reason}

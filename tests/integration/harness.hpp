@@ -52,6 +52,18 @@ void write_file(const std::string& path, const std::string& content);
 // Names of the entries in a directory (empty when missing).
 std::set<std::string> list_dir(const std::string& path);
 
+// ---- processes by folder ---------------------------------------------------------------------
+
+struct proc_info {
+  pid_t pid = 0;
+  std::string cwd, cmdline;
+};
+// Every live process whose cwd is `dir` or inside it.
+std::vector<proc_info> procs_in(const std::string& dir);
+std::string describe(const std::vector<proc_info>& procs);
+// SIGKILLs (by pid) every process whose cwd is inside `dir`, until none is left (bounded).
+void kill_processes_in(const std::string& dir);
+
 // ---- HTTP ---------------------------------------------------------------------------------
 
 struct http_result {
@@ -141,6 +153,8 @@ struct server_options {
 class server {
  public:
   explicit server(const std::string& dir, server_options opts = {}, uint16_t port = 0);
+  // Kills berth, then every process whose cwd is inside dir(): the apps berth started
+  // outlive it by design and would keep their ports.
   ~server();
   server(const server&) = delete;
   server& operator=(const server&) = delete;

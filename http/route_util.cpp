@@ -1,0 +1,48 @@
+#include "http/route_util.hpp"
+
+#include <httplib.h>
+
+#include "actors/names.hpp"
+#include "http/reply.hpp"
+#include "messages/manifest.hpp"
+
+namespace berth::http {
+
+caf::actor projects(const context& ctx) { return names::whereis(ctx.sys, names::projects); }
+
+bool path_name(const httplib::Request& req, httplib::Response& res, std::string& name) {
+  name = req.matches[1];
+  if (auto nc = check_name(name); !nc.valid) {
+    reply_error(res, errc::invalid_name, "project name " + nc.reason);
+    return false;
+  }
+  return true;
+}
+
+bool query_u64(const httplib::Request& req, httplib::Response& res, const char* key, uint64_t fallback,
+               uint64_t min, uint64_t max, uint64_t& out) {
+  out = fallback;
+  if (!req.has_param(key)) return true;
+  auto text = req.get_param_value(key);
+  try {
+    size_t used = 0;
+    if (!text.empty() && text[0] != '-') {
+      out = std::stoull(text, &used);
+      if (used == text.size() && out >= min && out <= max) return true;
+    }
+  } catch (...) {
+  }
+  reply_error(res, errc::invalid_request,
+              std::string("query parameter '") + key + "' must be an integer from " + std::to_string(min) +
+                  " to " + std::to_string(max));
+  return false;
+}
+
+void answer(httplib::Response& res, int status, const caf::expected<std::string>& r) {
+  if (r)
+    reply_raw_json(res, status, *r);
+  else
+    reply_error(res, r.error());
+}
+
+}  // namespace berth::http

@@ -1,0 +1,31 @@
+// Small helpers shared by the route files: the projects actor, names in paths, query
+// parameters, and replying with what an actor answered.
+#pragma once
+#include <caf/all.hpp>
+#include <cstdint>
+#include <string>
+
+#include "http/server.hpp"
+
+namespace httplib {
+struct Request;
+struct Response;
+}  // namespace httplib
+
+namespace berth::http {
+
+// The projects actor as registered now (null while it restarts; ask() reports that).
+caf::actor projects(const context& ctx);
+
+// The project name in the path (req.matches[1]), or false after an invalid_name reply.
+bool path_name(const httplib::Request& req, httplib::Response& res, std::string& name);
+
+// Query parameter `key` as an integer in [min, max] (`fallback` when absent), or false
+// after an invalid_request reply.
+bool query_u64(const httplib::Request& req, httplib::Response& res, const char* key, uint64_t fallback,
+               uint64_t min, uint64_t max, uint64_t& out);
+
+// Replies with the JSON text an actor answered, or its error.
+void answer(httplib::Response& res, int status, const caf::expected<std::string>& r);
+
+}  // namespace berth::http

@@ -1,0 +1,37 @@
+# Sample server for berth's deploy tests, on 127.0.0.1:$PORT. Serves index.html next to it
+# (or "preview <VERSION>" when run from the source, as a preview) at / and "ok" at /health.
+# `mode` next to it: normal | crash (exit 3 at once) | never-healthy (never listens)
+# | health-500 (/ works, /health answers 500).
+import http.server, os, pathlib, sys, time
+
+here = pathlib.Path(__file__).resolve().parent
+def opt(name, default):
+    p = here / name
+    return p.read_text().strip() if p.exists() else default
+
+mode = opt("mode", "normal")
+text = opt("index.html", "preview " + opt("VERSION", "0")) + "\n"
+print("release", os.environ.get("BERTH_RELEASE", "-"), "mode", mode, "port", os.environ.get("PORT"), flush=True)
+if mode == "crash":
+    print("crashing on purpose", file=sys.stderr, flush=True)
+    sys.exit(3)
+if mode == "never-healthy":
+    while True:
+        time.sleep(60)
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_GET(self):
+        code, body = 200, text
+        if self.path.split("?")[0] == "/health":
+            code, body = (500, "unhealthy\n") if mode == "health-500" else (200, "ok")
+        data = body.encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+    def log_message(self, fmt, *args):
+        pass
+
+http.server.ThreadingHTTPServer((os.environ.get("HOST", "127.0.0.1"), int(os.environ["PORT"])), Handler).serve_forever()
