@@ -39,6 +39,7 @@ struct production_job {
   const std::vector<phase_step>* phases = nullptr;
   size_t next = 0;
   phase current = phase::queued;
+  bool timed_out = false;  // the phase outlived its timeout: it fails once its worker returns
   std::vector<new_event> pending;  // release events that go out with the next phase event
   caf::response_promise rp;
 };
