@@ -47,26 +47,27 @@ void materialise(const project_actor_state& st) {
     throw std::runtime_error(s.message());
 }
 
-// Asks both environments for their status and replies with the project JSON including them.
+// The project JSON with both environments: production from the fold, the preview's live
+// status from its actor.
 caf::result<std::string> reply_with_environments(self_ptr self) {
   auto rp = self->make_response_promise<std::string>();
-  auto out = std::make_shared<json>(to_json(self->state.project));
-  (*out)["environments"] = json::object();
-  auto pending = std::make_shared<int>(2);
-  for (const char* env : {"preview", "production"}) {
-    auto child = self->state.sup.which_child(env);
-    auto finish = [=](json value) mutable {
-      (*out)["environments"][env] = std::move(value);
-      if (--*pending == 0) rp.deliver(out->dump());
-    };
-    if (!child) {
-      finish(json{{"env", env}, {"status", "restarting"}});
-      continue;
-    }
-    self->request(child, child_timeout, status_atom_v)
-        .then([=](std::string& s) mutable { finish(json::parse(s, nullptr, false)); },
-              [=](caf::error&) mutable { finish(json{{"env", env}, {"status", "unavailable"}}); });
+  auto out = to_json(self->state.project);
+  out["environments"] = {{"production", project_jobs::production_status(self)}};
+  auto preview = self->state.sup.which_child("preview");
+  if (!preview) {
+    out["environments"]["preview"] = json{{"env", "preview"}, {"status", "restarting"}};
+    return out.dump();
   }
+  self->request(preview, child_timeout, status_atom_v)
+      .then(
+          [=](std::string& s) mutable {
+            out["environments"]["preview"] = json::parse(s, nullptr, false);
+            rp.deliver(out.dump());
+          },
+          [=](caf::error&) mutable {
+            out["environments"]["preview"] = json{{"env", "preview"}, {"status", "unavailable"}};
+            rp.deliver(out.dump());
+          });
   return rp;
 }
 

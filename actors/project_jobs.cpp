@@ -62,7 +62,9 @@ caf::expected<std::string> detail_of(self_ptr self, const std::string& id) {
   return detail_json(self, it->second).dump();
 }
 
-json production_json(self_ptr self) {
+}  // namespace
+
+json production_status(self_ptr self) {
   auto& p = prod(self);
   json j{{"env", "production"},
          {"status", p.status},
@@ -77,6 +79,8 @@ json production_json(self_ptr self) {
   if (!p.reason.empty()) j["reason"] = p.reason;
   return j;
 }
+
+namespace {
 
 void pump(self_ptr self);
 
@@ -125,7 +129,7 @@ void run_control(self_ptr self, queued_command cmd) {
     return job_done(self);
   }
   auto reply = [=](bool) mutable {
-    cmd.rp.deliver(production_json(self).dump());
+    cmd.rp.deliver(production_status(self).dump());
     job_done(self);
   };
   auto fail = [=](caf::error& err) mutable {
@@ -215,7 +219,7 @@ caf::result<std::string> rollback(self_ptr self, const std::string& hash) {
 }
 
 caf::result<std::string> production(self_ptr self, const std::string& action) {
-  if (action == "status") return production_json(self).dump();
+  if (action == "status") return production_status(self).dump();
   if (action == "history") return history_json(prod(self)).dump();
   if (action != "stop" && action != "start")
     return make_error(errc::not_found, "unknown production action '" + action + "'");

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include <caf/all.hpp>
+#include <nlohmann/json.hpp>
 
 #include "actors/project.hpp"
 
@@ -21,6 +22,8 @@ void resume(self_ptr self);
 caf::result<std::string> deploy(self_ptr self, bool force);
 caf::result<std::string> rollback(self_ptr self, const std::string& hash);
 caf::result<std::string> production(self_ptr self, const std::string& action);
+// {env, status, current, port, url, public_url, pid, …} from the fold.
+nlohmann::json production_status(self_ptr self);
 caf::result<std::string> detail(self_ptr self, const std::string& id);
 caf::result<std::string> cancel(self_ptr self, const std::string& id);
 // Events a child appended: folded into the project's state.
