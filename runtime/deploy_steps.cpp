@@ -197,6 +197,7 @@ void start_candidate(const deploy_plan& plan, deploy_outcome& out, deploy_log& l
   ps.env["BERTH_RELEASE"] = out.hash;
   ps.stdout_path = ps.stderr_path = plan.paths.production_log().string();
   process_handle h;
+  out.candidate_started = clock_type::now();
   if (auto s = driver().start(ps, &h); !s)
     return fail(out, log, "start_failed", "cannot start the release: " + s.message());
   out.candidate = {out.hash, h, plan.candidate_port};
@@ -213,7 +214,7 @@ void check_candidate(const deploy_plan& plan, deploy_outcome& out, deploy_log& l
   auto probe = wait_healthy("127.0.0.1", out.candidate.port, health.path, health_timeout(plan.spec),
                             std::chrono::milliseconds(health.interval_ms), wanted);
   if (probe.healthy && health.min_healthy_s > 0) {
-    out.candidate_boot_ms = ms_since(t0);
+    out.candidate_boot_ms = ms_since(out.candidate_started);
     log.line(fmt::format("healthy; must stay healthy for {} s", health.min_healthy_s));
     probe = stay_healthy("127.0.0.1", out.candidate.port, health.path,
                          std::chrono::seconds(health.min_healthy_s),
@@ -228,7 +229,7 @@ void check_candidate(const deploy_plan& plan, deploy_outcome& out, deploy_log& l
     return fail(out, log, "health_check_failed",
                 "health check of " + health.path + " failed: " + probe.error);
   }
-  if (out.candidate_boot_ms < 0) out.candidate_boot_ms = ms_since(t0);
+  if (out.candidate_boot_ms < 0) out.candidate_boot_ms = ms_since(out.candidate_started);
   log.line(fmt::format("candidate healthy after {} ms", ms_since(t0)));
 }
 

@@ -71,6 +71,8 @@ struct deploy_outcome {
   release_process promoted;   // the new release on the stable port
   bool old_stopped = false;   // plan.serving was stopped by the switch
   bool switched = false;      // promoted serves and `current` points at hash
+  // App boot times run from just before fork/exec to the first healthy answer.
+  std::chrono::steady_clock::time_point candidate_started;
   int64_t build_ms = -1, candidate_boot_ms = -1, promote_boot_ms = -1, gap_ms = -1;
   // The last step's failure ("" = ok) and a one-line message.
   std::string error_code, message;

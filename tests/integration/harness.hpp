@@ -13,6 +13,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "tests/common/support.hpp"
+
 #ifndef BERTH_BINARY
 #error "BERTH_BINARY must be defined (absolute path of the built berth binary)"
 #endif
@@ -46,23 +48,9 @@ class temp_dir {
 // A port that was free a moment ago: bind 127.0.0.1:0, read it back, close.
 uint16_t free_port();
 
-// Reads a whole file ("" when missing).
-std::string read_file(const std::string& path);
-void write_file(const std::string& path, const std::string& content);
 // Names of the entries in a directory (empty when missing).
 std::set<std::string> list_dir(const std::string& path);
 
-// ---- processes by folder ---------------------------------------------------------------------
-
-struct proc_info {
-  pid_t pid = 0;
-  std::string cwd, cmdline;
-};
-// Every live process whose cwd is `dir` or inside it.
-std::vector<proc_info> procs_in(const std::string& dir);
-std::string describe(const std::vector<proc_info>& procs);
-// SIGKILLs (by pid) every process whose cwd is inside `dir`, until none is left (bounded).
-void kill_processes_in(const std::string& dir);
 
 // ---- HTTP ---------------------------------------------------------------------------------
 
