@@ -91,13 +91,20 @@ void job_done(self_ptr self) {
   pump(self);
 }
 
+// The phase a deployment was in before it began to roll back.
+phase failed_phase(const deployment_record& d) {
+  for (auto it = d.phases.rbegin(); it != d.phases.rend(); ++it)
+    if (it->p != phase::rolling_back) return it->p;
+  return d.current;
+}
+
 // Records how a deployment ended when production could not say so itself.
 void end_deployment(self_ptr self, const std::string& id, phase end, const std::string& code,
                     const std::string& message) {
   auto& ds = prod(self).deployments;
   auto it = ds.find(id);
   if (it == ds.end() || is_terminal(it->second.current)) return job_done(self);
-  deployment_error err{to_string(it->second.current), message, code};
+  deployment_error err{to_string(failed_phase(it->second)), message, code};
   append(self, {{project_stream(self->state.project.name), event_type(end),
                  phase_event_data(id, message, json::object(), &err)}},
          caf::response_promise{}, [=](auto&) { job_done(self); });
@@ -185,7 +192,8 @@ void resume(self_ptr self) {
     } else if (!is_terminal(d.current)) {
       spdlog::warn("project {}: deployment {} was interrupted in {}", self->state.project.name, id,
                    to_string(d.current));
-      deployment_error err{to_string(d.current), "berth stopped while the deployment was running", "interrupted"};
+      deployment_error err{to_string(failed_phase(d)), "berth stopped while the deployment was running",
+                           "interrupted"};
       append(self, {{project_stream(self->state.project.name), event_type(phase::failed),
                      phase_event_data(id, err.message, json::object(), &err)}},
              caf::response_promise{}, [](auto&) {});

@@ -44,7 +44,7 @@ void fold_deployment(production_record& s, phase p, const json& data, const even
     return;
   }
   auto it = s.deployments.find(data.value("id", ""));
-  if (it == s.deployments.end()) return;
+  if (it == s.deployments.end() || is_terminal(it->second.current)) return;  // an end is final
   auto& d = it->second;
   end_running_span(d, e.ts_us);
   d.current = p;
@@ -138,7 +138,7 @@ void fold(production_record& s, const event_record& e) {
   auto data = parse_object(e.data);
   if (e.type == ev::deployment_cancel_requested) {
     auto it = s.deployments.find(data.value("id", ""));
-    if (it != s.deployments.end()) it->second.cancel_requested = true;
+    if (it != s.deployments.end() && !is_terminal(it->second.current)) it->second.cancel_requested = true;
     return;
   }
   auto hash = data.value("hash", "");

@@ -82,7 +82,9 @@ json deploy_outcome::resources(const deploy_plan& plan) const {
   json j = json::object();
   if (!hash.empty()) j["hash"] = hash;
   if (!plan.current.empty()) j["previous"] = plan.current;
-  if (candidate.running()) j["candidate"] = {{"pid", candidate.handle.pid}, {"port", candidate.port}};
+  // Once stopped, the candidate is reported as gone (null) rather than by a dead pid.
+  if (candidate.port != 0)
+    j["candidate"] = candidate.running() ? json{{"pid", candidate.handle.pid}, {"port", candidate.port}} : json(nullptr);
   if (promoted.running()) {
     j["pid"] = promoted.handle.pid;
     j["port"] = promoted.port;

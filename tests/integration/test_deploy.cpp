@@ -176,11 +176,23 @@ void check_phase_order(const json& d) {
 }
 
 // A good v1, then a deploy of `mode` that must fail in one of `phases` with the paired code,
-// without production ever answering anything but release 1.
-void failing_variant(const std::string& mode, const std::vector<std::pair<std::string, std::string>>& allowed) {
+// without production ever answering anything but release 1. The project's
+// production.health.min_healthy_s is `min_healthy_s` (for v1 and the failing deploy).
+void failing_variant(const std::string& mode, const std::vector<std::pair<std::string, std::string>>& allowed,
+                     int min_healthy_s = 0) {
   env e;
   auto site = make_site(e.tmp, "site", "1");
-  e.create(site_manifest("site", site));
+  auto manifest = site_manifest("site", site);
+  manifest["production"]["health"]["min_healthy_s"] = min_healthy_s;
+  {
+    // What is sent, and what berth kept, has the window this variant is about.
+    INFO("manifest sent: " << manifest.dump());
+    REQUIRE(manifest.at("production").at("health").at("min_healthy_s") == min_healthy_s);
+    e.create(manifest);
+    auto kept = e.project("site");
+    INFO("project: " << kept.dump());
+    REQUIRE(kept.at("manifest").at("production").at("health").at("min_healthy_s") == min_healthy_s);
+  }
   auto v1 = e.deploy_ok("site");
   auto h1 = hash_of(v1);
   REQUIRE(is_hex12(h1));
@@ -218,6 +230,16 @@ void failing_variant(const std::string& mode, const std::vector<std::pair<std::s
     INFO("the build's stderr belongs in the deployment log");
     CHECK(log.find("MODE=build-fail") != std::string::npos);
   }
+  if (mode == "dies-soon") {
+    // It did pass its first health checks: it failed while it had to stay healthy, by exiting.
+    std::string log = d.contains("log") ? d["log"].dump() : "";
+    INFO("the deployment log says the candidate was healthy and had to stay so");
+    CHECK(log.find("must stay healthy for " + std::to_string(min_healthy_s) + " s") != std::string::npos);
+    CHECK(d.value("resources", json::object()).contains("candidate_boot_ms"));
+    CHECK(lower(message).find("exit") != std::string::npos);
+  }
+  // A failing candidate never takes the stable port.
+  CHECK_FALSE(contains(phase_names(d), "switching"));
   check_phase_order(d);
 
   // Production never stopped answering release 1.
@@ -391,6 +413,11 @@ TEST_CASE("deploy - a release that crashes at start never takes traffic", "[inte
 
 TEST_CASE("deploy - a release whose health check answers 500 never takes traffic", "[integration][deploy]") {
   failing_variant("health-500", {{"health_checking", "health_check_failed"}});
+}
+
+TEST_CASE("deploy - a release that dies within min_healthy_s never takes traffic", "[integration][deploy]") {
+  // Healthy at first, gone ~1 s later: only the 2 s window catches it (with 0 it would be switched to).
+  failing_variant("dies-soon", {{"health_checking", "health_check_failed"}}, 2);
 }
 
 TEST_CASE("deploy - the same source again is unchanged and touches nothing", "[integration][deploy]") {

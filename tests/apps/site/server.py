@@ -1,8 +1,9 @@
 # Sample server for berth's deploy tests, on 127.0.0.1:$PORT. Serves index.html next to it
 # (or "preview <VERSION>" when run from the source, as a preview) at / and "ok" at /health.
 # `mode` next to it: normal | crash (exit 3 at once) | never-healthy (never listens)
-# | health-500 (/ works, /health answers 500).
-import http.server, os, pathlib, sys, time
+# | health-500 (/ works, /health answers 500) | dies-soon (serves and passes its health checks,
+# then exits with code 4 about 1 s after it started).
+import http.server, os, pathlib, sys, threading, time
 
 here = pathlib.Path(__file__).resolve().parent
 def opt(name, default):
@@ -18,6 +19,11 @@ if mode == "crash":
 if mode == "never-healthy":
     while True:
         time.sleep(60)
+if mode == "dies-soon":
+    def die():
+        print("dying on purpose", file=sys.stderr, flush=True)
+        os._exit(4)
+    threading.Timer(1.0, die).start()
 
 class Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
