@@ -84,7 +84,7 @@ void roll_back(self_ptr self, std::string code, std::string message) {
 }
 
 void prune(self_ptr self, std::function<void()> then) {
-  auto doomed = releases_to_prune(self->state.prod, self->state.spec.keep, {});
+  auto doomed = releases_to_prune(self->state.prod, self->state.spec.keep, self->state.job->job.in_use);
   if (doomed.empty()) return then();
   auto removed = std::make_shared<std::vector<std::string>>();
   auto paths = self->state.paths;

@@ -118,7 +118,9 @@ void run_deployment(self_ptr self, const std::string& id) {
   if (!production)
     return end_deployment(self, id, phase::failed, "unavailable", "production is restarting; deploy again");
   auto& d = it->second;
-  deployment_job job{d.id, d.kind, d.force, d.target};
+  deployment_job job{d.id, d.kind, d.force, d.target, {}};
+  for (auto& queued : queued_ids(prod(self)))  // a queued rollback's release must survive retention
+    if (auto& q = prod(self).deployments.at(queued); q.kind == job_kind::rollback) job.in_use.push_back(q.target);
   st.running = id;
   self->request(production, caf::infinite, job_atom_v, job, st.project.spec, st.project.production_port)
       .then([=](std::string&) { job_done(self); },
@@ -209,7 +211,7 @@ caf::result<std::string> deploy(self_ptr self, bool force) {
   auto& spec = self->state.project.spec;
   if (spec.production_command.empty())
     return make_error(errc::conflict, "the manifest has no production.command to run");
-  return enqueue(self, {"", job_kind::deploy, force, ""});
+  return enqueue(self, {"", job_kind::deploy, force, "", {}});
 }
 
 caf::result<std::string> rollback(self_ptr self, const std::string& hash) {
@@ -223,7 +225,7 @@ caf::result<std::string> rollback(self_ptr self, const std::string& hash) {
     return make_error(errc::not_found, "no kept release " + target + " (see production/history)");
   if (target == p.current && p.status == "running")
     return make_error(errc::conflict, "release " + target + " is already serving");
-  return enqueue(self, {"", job_kind::rollback, false, target});
+  return enqueue(self, {"", job_kind::rollback, false, target, {}});
 }
 
 caf::result<std::string> production(self_ptr self, const std::string& action) {

@@ -70,11 +70,12 @@ struct deployment_job {
   job_kind kind = job_kind::deploy;
   bool force = false;
   std::string target;  // rollback: the release to go back to (resolved when queued)
+  std::vector<std::string> in_use;  // releases retention must keep (targets of queued rollbacks)
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, deployment_job& x) {
-  return f(caf::meta::type_name("deployment_job"), x.id, x.kind, x.force, x.target);
+  return f(caf::meta::type_name("deployment_job"), x.id, x.kind, x.force, x.target, x.in_use);
 }
 
 struct phase_span {
