@@ -27,16 +27,34 @@ const std::vector<phase_step> deploy_phases{
     {phase::draining, "stopping the candidate and cleaning up", drain},
 };
 
+// Proxy mode differs in the last two phases: the proxy's upstream flips to the candidate,
+// which keeps running as the release; the old release drains, then stops.
+const std::vector<phase_step> proxy_deploy_phases{
+    deploy_phases[0], deploy_phases[1], deploy_phases[2], deploy_phases[3], deploy_phases[4],
+    {phase::switching, "pointing the proxy at the new release", switch_through_proxy},
+    {phase::draining, "draining the old release", drain_after_proxy_switch},
+};
+
 // A rollback is the same job from `starting`, with a release that is already on disk.
 const std::vector<phase_step> rollback_phases(deploy_phases.begin() + 3, deploy_phases.end());
+const std::vector<phase_step> proxy_rollback_phases(proxy_deploy_phases.begin() + 3, proxy_deploy_phases.end());
+
+const std::vector<phase_step>* phases_for(const production_state& st, job_kind kind) {
+  if (st.settings.proxy) return kind == job_kind::rollback ? &proxy_rollback_phases : &proxy_deploy_phases;
+  return kind == job_kind::rollback ? &rollback_phases : &deploy_phases;
+}
 
 void end_job(self_ptr self, const std::string& final_status) {
   auto job = self->state.job;
   self->state.job.reset();
-  auto port = job->plan.candidate_port;
-  if (port != 0)
+  auto& plan = job->plan;
+  // The candidate's port goes back, unless the candidate became the release behind the proxy:
+  // then the old release's spare port does.
+  bool kept = plan.proxy && job->out->switched;
+  auto port = kept ? plan.serving.port : plan.candidate_port;
+  if (port != 0 && port != plan.stable_port)
     caf::anon_send(names::whereis(self->system(), names::ports), release_atom_v, port,
-                   std::string{"candidate of " + job->job.id});
+                   std::string{(kept ? "old release of " : "candidate of ") + job->job.id});
   job->log->line("deployment " + final_status);
   job->rp.deliver(final_status);
 }
@@ -133,6 +151,8 @@ std::chrono::seconds phase_limit(self_ptr self, phase p) {
   if (p == phase::building) return std::chrono::seconds(st.settings.build_timeout_s + 30);
   if (p == phase::health_checking || p == phase::switching)
     return std::chrono::seconds(health.timeout_s + health.min_healthy_s + 30);
+  if (p == phase::draining && st.settings.proxy)
+    return std::chrono::seconds(st.settings.drain_ms / 1000 + st.settings.phase_timeout_s);
   return std::chrono::seconds(st.settings.phase_timeout_s);
 }
 
@@ -194,16 +214,22 @@ caf::result<std::string> run_job(self_ptr self, deployment_job job, manifest spe
   run->job = job;
   run->rp = self->make_response_promise();
   run->log = std::make_shared<deploy_log>(st.paths.deployment_log(job.id));
-  run->phases = job.kind == job_kind::rollback ? &rollback_phases : &deploy_phases;
+  run->phases = phases_for(st, job.kind);
   auto& plan = run->plan;
   plan = plan_for(self);
   plan.id = job.id;
   plan.force = job.force;
   plan.target = job.target;
   plan.current = st.prod.current;
-  if (st.prod.status == "running") plan.serving = {st.prod.current, handle_of(st.prod.process), port};
+  if (st.prod.status == "running")
+    plan.serving = {st.prod.current, handle_of(st.prod.process), st.prod.process.port ? st.prod.process.port : port};
   plan.build_timeout = std::chrono::seconds(st.settings.build_timeout_s);
   plan.cancelled = [flag = run->cancel] { return flag->load(); };
+  if (st.settings.proxy) {
+    plan.proxy = true;
+    plan.drain = std::chrono::milliseconds(st.settings.drain_ms);
+    plan.set_route = route_setter(self);
+  }
   if (job.kind == job_kind::rollback) run->out->hash = job.target;
   st.job = run;
   auto rp = run->rp;

@@ -131,9 +131,10 @@ caf::behavior port_allocator(self_ptr self, port_range production, port_range pr
         if (it == self->state.leases.end()) return caf::result<uint64_t>{uint64_t{0}};
         return release(self, {it->second}, reason);
       },
-      [=](release_atom, const std::string& project, port_kind kind, const std::string& reason) {
+      [=](release_atom, const std::string& project, port_kind kind, const std::string& reason, uint16_t keep) {
         auto leases = leases_of(self->state, project);
-        leases.erase(std::remove_if(leases.begin(), leases.end(), [&](auto& l) { return l.kind != kind; }),
+        leases.erase(std::remove_if(leases.begin(), leases.end(),
+                                    [&](auto& l) { return l.kind != kind || l.port == keep; }),
                      leases.end());
         return release(self, std::move(leases), reason);
       },

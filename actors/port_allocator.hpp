@@ -4,7 +4,8 @@
 //   (lease_atom, project, port_kind::candidate) -> uint16_t   (a new spare port each time)
 //   (release_atom, project, reason)        -> uint64_t ports released
 //   (release_atom, uint16_t port, reason)  -> uint64_t (0 or 1)
-//   (release_atom, project, kind, reason)  -> uint64_t   (e.g. a crashed job's candidates)
+//   (release_atom, project, kind, reason, uint16_t keep) -> uint64_t   (e.g. a crashed job's
+//                                           candidates; `keep` is the port the live release uses)
 //   (reconcile_atom, vector<string> live)  -> uint64_t leases released for projects not in `live`
 //   (leases_atom)                          -> uint64_t number of leased ports
 #pragma once

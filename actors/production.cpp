@@ -8,6 +8,7 @@
 #include "messages/atoms.hpp"
 #include "messages/errors.hpp"
 #include "messages/project_state.hpp"
+#include "messages/proxy.hpp"
 
 namespace berth {
 
@@ -79,6 +80,24 @@ deploy_plan plan_for(self_ptr self) {
   return plan;
 }
 
+std::function<status(uint16_t)> route_setter(self_ptr self) {
+  auto& st = self->state;
+  proxy_route route{st.project + "-production", st.project, st.project + "." + st.settings.domain_suffix,
+                    st.stable_port, 0};
+  caf::actor_system* sys = &self->system();
+  return [sys, route](uint16_t port) mutable -> status {
+    auto proxy = names::whereis(*sys, names::proxy);
+    if (!proxy) return status::io_error("the proxy is not running");
+    route.upstream_port = port;
+    status result = status::io_error("the proxy did not answer");
+    caf::scoped_actor asker{*sys};
+    asker->request(proxy, std::chrono::seconds(60), route_atom_v, route)
+        .receive([&](bool) { result = status::ok(); },
+                 [&](caf::error& err) { result = status::io_error(view(err).message); });
+    return result;
+  };
+}
+
 }  // namespace production_detail
 
 namespace {
@@ -95,6 +114,86 @@ void adopt(self_ptr self) {
     return watch(self);
   }
   caf::anon_send(caf::actor_cast<caf::actor>(self), start_atom_v, self->state.spec, self->state.stable_port);
+}
+
+void release_port(self_ptr self, uint16_t port, const std::string& reason) {
+  if (port != 0 && port != self->state.stable_port)
+    caf::anon_send(names::whereis(self->system(), names::ports), release_atom_v, port, reason);
+}
+
+// Stops the production process (and, behind the proxy, takes its route away first).
+caf::result<bool> stop_production(self_ptr self, const std::string& reason) {
+  auto& prod = self->state.prod;
+  if (prod.status != "running") return false;
+  ++self->state.watch_generation;
+  auto rp = self->make_response_promise<bool>();
+  auto process = prod.process;
+  auto grace = std::chrono::milliseconds(self->state.settings.stop_grace_ms);
+  auto stop = [=]() mutable {
+    run_blocking(
+        self, [=] { driver().stop(handle_of(process), grace); },
+        [=](const std::string&) mutable {
+          release_port(self, process.port, "production stopped");
+          append(self, {event(self, ev::production_stopped, {{"reason", reason}})}, [=]() mutable { rp.deliver(true); });
+        });
+  };
+  auto proxy = names::whereis(self->system(), names::proxy);
+  if (!self->state.settings.proxy || !proxy) {
+    stop();
+    return rp;
+  }
+  self->request(proxy, std::chrono::seconds(60), unroute_atom_v, self->state.project + "-production")
+      .then([=](bool) mutable { stop(); }, [=](caf::error&) mutable { stop(); });
+  return rp;
+}
+
+// Starts `current` again: on the stable port in direct mode; behind the proxy on a spare port.
+caf::result<bool> start_production(self_ptr self, manifest m, uint16_t port) {
+  auto& st = self->state;
+  st.spec = std::move(m);
+  st.stable_port = port;
+  if (st.prod.status == "running" && driver().is_ours(handle_of(st.prod.process))) return false;
+  if (st.prod.current.empty()) return make_error(errc::conflict, "nothing has been deployed to production yet");
+  auto rp = self->make_response_promise<bool>();
+  auto plan = std::make_shared<deploy_plan>(plan_for(self));
+  if (st.settings.proxy) plan->set_route = route_setter(self);
+  auto started = std::make_shared<release_process>();
+  auto result = std::make_shared<status>();
+  auto hash = st.prod.current;
+  auto launch = [=](uint16_t on_port) mutable {
+    run_blocking(
+        self,
+        [=] {
+          *result = start_release(*plan, hash, on_port,
+                                  std::chrono::milliseconds(plan->spec.production_health.interval_ms), started.get());
+          if (*result && plan->set_route) {
+            *result = plan->set_route(on_port);
+            if (!*result) driver().stop(started->handle, plan->stop_grace);
+          }
+        },
+        [=](const std::string& failure) mutable {
+          if (!failure.empty() || !*result) {
+            auto why = failure.empty() ? result->message() : failure;
+            release_port(self, on_port, "production start failed");
+            append(self, {event(self, ev::production_exited, {{"reason", "cannot start: " + why}})},
+                   [=]() mutable { rp.deliver(make_error(errc::unavailable, "cannot start production: " + why)); });
+            return;
+          }
+          append(self, {event(self, ev::production_started, process_json(*started))}, [=]() mutable {
+            watch(self);
+            rp.deliver(true);
+          });
+        });
+  };
+  if (!st.settings.proxy) {
+    launch(port);
+    return rp;
+  }
+  self->request(names::whereis(self->system(), names::ports), store_timeout, lease_atom_v, st.project,
+                port_kind::candidate)
+      .then([=](uint16_t spare) mutable { launch(spare); },
+            [=](caf::error& err) mutable { rp.deliver(err); });
+  return rp;
 }
 
 }  // namespace
@@ -132,54 +231,8 @@ caf::behavior production_actor(self_ptr self, std::string project, project_paths
         return true;
       },
       [=](phase_timeout_atom, const std::string& id, size_t step) { on_phase_timeout(self, id, step); },
-      [=](stop_atom, const std::string& reason) -> caf::result<bool> {
-        auto& prod = self->state.prod;
-        if (prod.status != "running") return false;
-        ++self->state.watch_generation;
-        auto rp = self->make_response_promise<bool>();
-        auto handle = handle_of(prod.process);
-        auto grace = std::chrono::milliseconds(self->state.settings.stop_grace_ms);
-        run_blocking(
-            self, [=] { driver().stop(handle, grace); },
-            [=](const std::string&) mutable {
-              append(self, {event(self, ev::production_stopped, {{"reason", reason}})},
-                     [=]() mutable { rp.deliver(true); });
-            });
-        return rp;
-      },
-      [=](start_atom, manifest& m, uint16_t port) -> caf::result<bool> {
-        auto& st = self->state;
-        st.spec = std::move(m);
-        st.stable_port = port;
-        if (st.prod.status == "running" && driver().is_ours(handle_of(st.prod.process))) return false;
-        if (st.prod.current.empty())
-          return make_error(errc::conflict, "nothing has been deployed to production yet");
-        auto rp = self->make_response_promise<bool>();
-        auto plan = std::make_shared<deploy_plan>(plan_for(self));
-        auto started = std::make_shared<release_process>();
-        auto result = std::make_shared<status>();
-        auto hash = st.prod.current;
-        run_blocking(
-            self,
-            [=] {
-              *result = start_release(*plan, hash, plan->stable_port,
-                                      std::chrono::milliseconds(plan->spec.production_health.interval_ms),
-                                      started.get());
-            },
-            [=](const std::string& failure) mutable {
-              if (!failure.empty() || !*result) {
-                auto why = failure.empty() ? result->message() : failure;
-                append(self, {event(self, ev::production_exited, {{"reason", "cannot start: " + why}})},
-                       [=]() mutable { rp.deliver(make_error(errc::unavailable, "cannot start production: " + why)); });
-                return;
-              }
-              append(self, {event(self, ev::production_started, process_json(*started))}, [=]() mutable {
-                watch(self);
-                rp.deliver(true);
-              });
-            });
-        return rp;
-      },
+      [=](stop_atom, const std::string& reason) { return stop_production(self, reason); },
+      [=](start_atom, manifest& m, uint16_t port) { return start_production(self, std::move(m), port); },
       [=](process_exited& x, uint64_t gen) {
         auto& prod = self->state.prod;
         if (gen != self->state.watch_generation || prod.status != "running" || x.pid != prod.process.pid)

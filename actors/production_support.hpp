@@ -25,6 +25,9 @@ new_event event(self_ptr self, const std::string& type, const nlohmann::json& da
 void append(self_ptr self, std::vector<new_event> events, std::function<void()> then = {});
 // The inputs every process start needs (project, manifest, env with secrets, ports, grace).
 deploy_plan plan_for(self_ptr self);
+// Proxy mode: a blocking function (for workers) that points this project's production route
+// (stable port + <name>.<domain_suffix>) at 127.0.0.1:<port> and waits until Caddy serves it.
+std::function<status(uint16_t)> route_setter(self_ptr self);
 // Waits (off the scheduler) for the production process to end and reports an unexpected exit.
 void watch(self_ptr self);
 

@@ -201,9 +201,19 @@ void resume(self_ptr self) {
              caf::response_promise{}, [](auto&) {});
     }
   }
-  // The leases of candidates the interrupted jobs held.
+  // The leases of candidates the interrupted jobs held (behind the proxy, the live release
+  // runs on one of these spare ports: it keeps it).
+  uint16_t live = p.status == "running" ? p.process.port : 0;
   caf::anon_send(names::whereis(self->system(), names::ports), release_atom_v, self->state.project.name,
-                 port_kind::candidate, std::string{"job interrupted"});
+                 port_kind::candidate, std::string{"job interrupted"}, live);
+  // The preview's host route (behind the proxy); the proxy ignores a route it already has.
+  if (self->state.settings.proxy)
+    if (auto proxy = names::whereis(self->system(), names::proxy)) {
+      auto& pr = self->state.project;
+      caf::anon_send(proxy, route_atom_v,
+                     proxy_route{pr.name + "-preview", pr.name, pr.name + "-preview." + self->state.settings.domain_suffix,
+                                 0, pr.preview_port});
+    }
   pump(self);
 }
 
@@ -295,6 +305,8 @@ caf::result<std::string> stop_everything(self_ptr self) {
   if (!st.running.empty())
     if (auto production = st.sup.which_child("production")) caf::anon_send(production, cancel_atom_v, st.running);
   st.when_idle.push_back([=]() mutable {
+    if (auto proxy = names::whereis(self->system(), names::proxy))
+      caf::anon_send(proxy, unroute_atom_v, self->state.project.name + "-preview");
     auto pending = std::make_shared<int>(2);
     auto done = [=]() mutable {
       if (--*pending == 0) rp.deliver(std::string{"stopped"});

@@ -4,6 +4,7 @@
 #include "actors/names.hpp"
 #include "actors/port_allocator.hpp"
 #include "actors/projects.hpp"
+#include "actors/proxy.hpp"
 #include "actors/supervisor.hpp"
 
 namespace berth {
@@ -30,6 +31,7 @@ caf::actor start_tree(caf::actor_system& sys, const config& cfg, std::shared_ptr
   auto preview = cfg.preview_ports;
   auto data_dir = cfg.data_dir;
   auto deploy = cfg.deploy;
+  auto proxy = cfg.proxy;
   std::vector<child_spec> children{
       {"event_store",
        registered(names::event_store, [=](caf::actor_system& s) { return spawn_event_store(s, log); }),
@@ -38,11 +40,18 @@ caf::actor start_tree(caf::actor_system& sys, const config& cfg, std::shared_ptr
        registered(names::ports,
                   [=](caf::actor_system& s) { return s.spawn(port_allocator, production, preview); }),
        restart_type::permanent},
+  };
+  // Before the projects: their routes go to a proxy that is already there.
+  if (cfg.deploy.proxy)
+    children.push_back({"proxy",
+                        registered(names::proxy,
+                                   [=](caf::actor_system& s) { return s.spawn(proxy_actor, proxy, data_dir); }),
+                        restart_type::permanent});
+  children.push_back(
       {"projects",
        registered(names::projects,
                   [=](caf::actor_system& s) { return s.spawn(projects_actor, data_dir, deploy); }),
-       restart_type::permanent},
-  };
+       restart_type::permanent});
   supervisor_flags flags;
   flags.intensity = 5;
   flags.period = std::chrono::seconds(30);

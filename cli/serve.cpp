@@ -36,8 +36,40 @@ struct berth_system_config : caf::actor_system_config {
   }
 };
 
-int serve(const config& cfg) {
+// The Caddy binary as given, or found on PATH; "" when there is none.
+std::string find_program(const std::string& name) {
+  auto runnable = [](const std::string& p) { return ::access(p.c_str(), X_OK) == 0; };
+  if (name.find('/') != std::string::npos) return runnable(name) ? name : "";
+  const char* path = std::getenv("PATH");
+  std::string dirs = path ? path : "/usr/local/bin:/usr/bin:/bin";
+  for (size_t start = 0; start <= dirs.size();) {
+    auto end = dirs.find(':', start);
+    if (end == std::string::npos) end = dirs.size();
+    auto candidate = dirs.substr(start, end - start) + "/" + name;
+    if (end > start && runnable(candidate)) return candidate;
+    start = end + 1;
+  }
+  return "";
+}
+
+// proxy when asked for (Caddy must be there) or, in auto mode, when Caddy is installed.
+bool resolve_switch_mode(config& cfg) {
+  auto caddy = find_program(cfg.proxy.caddy);
+  if (cfg.proxy.switch_mode == "proxy" && caddy.empty()) {
+    log_kv(spdlog::level::critical, "proxy mode needs Caddy, which was not found", {{"caddy", cfg.proxy.caddy}});
+    return false;
+  }
+  cfg.deploy.proxy = cfg.proxy.switch_mode != "direct" && !caddy.empty();
+  if (cfg.deploy.proxy) cfg.proxy.caddy = caddy;
+  log_kv(spdlog::level::info, cfg.deploy.proxy ? "switch mode: proxy (Caddy)" : "switch mode: direct (no proxy)",
+         {{"caddy", caddy.empty() ? "not installed" : caddy}, {"requested", cfg.proxy.switch_mode}});
+  return true;
+}
+
+int serve(const config& given) {
+  config cfg = given;
   setup_logging(cfg.log_format, cfg.log_level);
+  if (!resolve_switch_mode(cfg)) return 1;
   // Signals are taken by sigwait below; block them before any thread exists.
   sigset_t signals;
   sigemptyset(&signals);

@@ -145,6 +145,20 @@ config_loader::config_loader(config& cfg) : cfg_(cfg) {
       {"stop_grace_ms", "--stop-grace-ms", "BERTH_STOP_GRACE_MS",
        "SIGTERM to SIGKILL grace when a release is stopped", "3000",
        [&c](const std::string& v) { c.deploy.stop_grace_ms = parse_long("stop_grace_ms", v, 0, 600000); }},
+      {"switch_mode", "--switch-mode", "BERTH_SWITCH_MODE",
+       "auto (proxy when Caddy is installed), direct, or proxy", "auto",
+       [&c](const std::string& v) { c.proxy.switch_mode = one_of("switch_mode", v, {"auto", "direct", "proxy"}); }},
+      {"caddy", "--caddy", "BERTH_CADDY", "the Caddy binary used in proxy mode", "caddy",
+       [&c](const std::string& v) { c.proxy.caddy = v; }},
+      {"proxy_http_port", "--proxy-http-port", "BERTH_PROXY_HTTP_PORT",
+       "port of Caddy's shared listener for <name>.<domain_suffix> (0: a free port)", "0",
+       [&c](const std::string& v) { c.proxy.http_port = parse_long("proxy_http_port", v, 0, 65535); }},
+      {"proxy_admin_port", "--proxy-admin-port", "BERTH_PROXY_ADMIN_PORT",
+       "port of Caddy's admin API on 127.0.0.1 (0: a free port)", "0",
+       [&c](const std::string& v) { c.proxy.admin_port = parse_long("proxy_admin_port", v, 0, 65535); }},
+      {"drain_ms", "--drain-ms", "BERTH_DRAIN_MS",
+       "proxy mode: how long the old release keeps running after the switch", "30000",
+       [&c](const std::string& v) { c.deploy.drain_ms = parse_long("drain_ms", v, 0, 3600000); }},
   };
 }
 

@@ -27,6 +27,16 @@ struct deploy_settings {
   int build_timeout_s = 600;                // the building phase
   int phase_timeout_s = 300;                // every other phase (health checks have their own)
   int stop_grace_ms = 3000;                 // SIGTERM -> SIGKILL when stopping a release
+  bool proxy = false;                       // switch through Caddy (resolved from switch_mode)
+  int drain_ms = 30000;                     // proxy mode: old release keeps running this long
+};
+
+// Caddy in front of the releases (proxy switch mode).
+struct proxy_settings {
+  std::string switch_mode = "auto";  // auto (proxy when Caddy is installed) | direct | proxy
+  std::string caddy = "caddy";       // the binary (PATH lookup without '/')
+  uint16_t http_port = 0;            // shared listener for <name>.<domain_suffix>; 0 = a free port
+  uint16_t admin_port = 0;           // Caddy's admin API on 127.0.0.1; 0 = a free port
 };
 
 struct config {
@@ -44,6 +54,7 @@ struct config {
   int scheduler_threads = 0;  // 0: CAF's default (cores)
   std::string deploy_template;  // path of the template manifest file (read into deploy)
   deploy_settings deploy;
+  proxy_settings proxy;
 };
 
 // Binds every option to `app` as a flag with its BERTH_* variable and help text, and

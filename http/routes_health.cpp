@@ -24,6 +24,16 @@ void add_health_routes(httplib::Server& svr, const context& ctx) {
       body["events"] = nullptr;
       body["reason"] = "event store unavailable";
     }
+    if (ctx.cfg.deploy.proxy) {
+      auto proxy = ask<std::string>(ctx.sys, names::whereis(ctx.sys, names::proxy),
+                                    std::chrono::milliseconds(2000), status_atom_v);
+      body["proxy"] = proxy ? nlohmann::json::parse(*proxy, nullptr, false)
+                            : nlohmann::json{{"mode", "proxy"}, {"status", "unavailable"}};
+    } else {
+      body["proxy"] = {{"mode", "direct"},
+                       {"reason", ctx.cfg.proxy.switch_mode == "direct" ? "switch mode direct was asked for"
+                                                                         : "Caddy is not installed"}};
+    }
     reply_json(res, stats ? 200 : 503, body);
   });
 }

@@ -11,6 +11,7 @@
 #include "messages/manifest.hpp"
 #include "messages/preview.hpp"
 #include "messages/project_state.hpp"
+#include "messages/proxy.hpp"
 #include "messages/supervision.hpp"
 
 CAF_BEGIN_TYPE_ID_BLOCK(berth, caf::first_custom_type_id)
@@ -27,6 +28,7 @@ CAF_BEGIN_TYPE_ID_BLOCK(berth, caf::first_custom_type_id)
   CAF_ADD_TYPE_ID(berth, (berth::process_exited))
   CAF_ADD_TYPE_ID(berth, (berth::deployment_job))
   CAF_ADD_TYPE_ID(berth, (berth::port_kind))
+  CAF_ADD_TYPE_ID(berth, (berth::proxy_route))
 
   // event_store
   CAF_ADD_ATOM(berth, berth, append_atom, "append")
@@ -76,4 +78,8 @@ CAF_BEGIN_TYPE_ID_BLOCK(berth, caf::first_custom_type_id)
   CAF_ADD_ATOM(berth, berth, oneshot_atom, "oneshot")
   CAF_ADD_ATOM(berth, berth, job_atom, "job")
   CAF_ADD_ATOM(berth, berth, phase_timeout_atom, "phasetmo")
+
+  // proxy
+  CAF_ADD_ATOM(berth, berth, route_atom, "route")
+  CAF_ADD_ATOM(berth, berth, unroute_atom, "unroute")
 CAF_END_TYPE_ID_BLOCK(berth)

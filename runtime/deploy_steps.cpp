@@ -267,6 +267,40 @@ void drain(const deploy_plan& plan, deploy_outcome& out, deploy_log& log) {
   if (!out.workspace.empty()) fs::remove_all(out.workspace, ec);
 }
 
+void switch_through_proxy(const deploy_plan& plan, deploy_outcome& out, deploy_log& log) {
+  auto t0 = clock_type::now();
+  auto serving = plan.serving;
+  if (serving.running() && serving.port == plan.stable_port) {
+    stop_process(plan, serving, log, "the release serving the stable port directly");
+    out.old_stopped = true;
+    if (!wait_port_free(plan.stable_port))
+      return fail(out, log, "switch_failed",
+                  fmt::format("port {} is held by a process berth does not manage", plan.stable_port));
+  }
+  if (!plan.set_route) return fail(out, log, "switch_failed", "no proxy to switch through");
+  if (auto s = plan.set_route(out.candidate.port); !s)
+    return fail(out, log, "switch_failed", "the proxy did not switch: " + s.message());
+  out.promoted = out.candidate;  // it keeps its port: now it is the release
+  out.candidate = {};
+  out.gap_ms = out.old_stopped ? ms_since(t0) : 0;
+  if (auto s = switch_current(plan.paths.production, out.hash); !s)
+    return fail(out, log, "switch_failed", "cannot switch production/current: " + s.message());
+  out.switched = true;
+  log.line(fmt::format("the proxy sends port {} and the host to release {} on port {} (pid {})",
+                       plan.stable_port, out.hash, out.promoted.port, out.promoted.handle.pid));
+}
+
+void drain_after_proxy_switch(const deploy_plan& plan, deploy_outcome& out, deploy_log& log) {
+  auto serving = plan.serving;
+  if (serving.running() && !out.old_stopped) {
+    log.line(fmt::format("the old release {} drains for {} ms", serving.hash, plan.drain.count()));
+    std::this_thread::sleep_for(plan.drain);
+    stop_process(plan, serving, log, "the old release");
+  }
+  std::error_code ec;
+  if (!out.workspace.empty()) fs::remove_all(out.workspace, ec);
+}
+
 void compensate(const deploy_plan& plan, deploy_outcome& out, deploy_log& log) {
   if (!out.switched) {
     stop_process(plan, out.promoted, log, "the new release");

@@ -59,6 +59,11 @@ struct deploy_plan {
   std::chrono::seconds build_timeout{600};
   std::chrono::milliseconds stop_grace{3000};
   std::function<bool()> cancelled;  // polled inside long waits (health checks)
+  // Proxy mode: points the stable port and the host at 127.0.0.1:<port> (blocking; the actor
+  // provides it) and how long the old release keeps running after that.
+  bool proxy = false;
+  std::function<status(uint16_t upstream_port)> set_route;
+  std::chrono::milliseconds drain{30000};
 };
 
 // What the steps created and learnt; compensation reads it to undo in reverse order.
@@ -87,8 +92,13 @@ void package_artifacts(const deploy_plan&, deploy_outcome&, deploy_log&);  // pa
 // starting: out.hash (packaged, or a rollback's target) on plan.candidate_port.
 void start_candidate(const deploy_plan&, deploy_outcome&, deploy_log&);
 void check_candidate(const deploy_plan&, deploy_outcome&, deploy_log&);  // health_checking
-void switch_traffic(const deploy_plan&, deploy_outcome&, deploy_log&);   // switching
-void drain(const deploy_plan&, deploy_outcome&, deploy_log&);            // draining
+void switch_traffic(const deploy_plan&, deploy_outcome&, deploy_log&);   // switching (direct)
+void drain(const deploy_plan&, deploy_outcome&, deploy_log&);            // draining (direct)
+// Proxy mode: the candidate keeps its port and becomes the release; the proxy's upstream flips
+// to it (no gap); the old release drains for plan.drain, then stops. A release still serving
+// the stable port directly (berth was in direct mode) is stopped first, as it holds the port.
+void switch_through_proxy(const deploy_plan&, deploy_outcome&, deploy_log&);
+void drain_after_proxy_switch(const deploy_plan&, deploy_outcome&, deploy_log&);
 
 // Undoes what `out` says was created, newest first: the new process on the stable port (and
 // the old release brought back there), the candidate, a release folder this job packaged,

@@ -345,6 +345,12 @@ void server::start() {
     argv.push_back(data_dir());
   }
   argv.insert(argv.end(), opts_.extra_args.begin(), opts_.extra_args.end());
+  // Direct switch mode unless a test asks for the proxy: a Caddy per test server costs time,
+  // and only the proxy tests are about it.
+  if (std::find(argv.begin(), argv.end(), "--switch-mode") == argv.end() && !opts_.env_has("BERTH_SWITCH_MODE")) {
+    argv.push_back("--switch-mode");
+    argv.push_back("direct");
+  }
   {
     std::ofstream mark(dir_ + "/server.log", std::ios::app);
     mark << "==== test harness: starting berth serve on port " << port_ << " ====\n";

@@ -133,6 +133,11 @@ struct server_options {
   env_list env;                         // added to the child's environment
   bool pass_listen = true;              // add --listen 127.0.0.1:<port>
   bool pass_data = true;                // add --data <data dir>
+  bool env_has(const std::string& name) const {
+    for (auto& [k, v] : env)
+      if (k == name) return true;
+    return false;
+  }
 };
 
 // `berth serve --listen 127.0.0.1:<port> --data <dir>/data [extra]`, output in <dir>/server.log.

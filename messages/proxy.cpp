@@ -1,0 +1,43 @@
+#include "messages/proxy.hpp"
+
+namespace berth {
+
+using json = nlohmann::json;
+
+json to_json(const proxy_route& r) {
+  return {{"id", r.id}, {"project", r.project}, {"host", r.host}, {"listen_port", r.listen_port},
+          {"upstream_port", r.upstream_port}};
+}
+
+proxy_route proxy_route_from(const json& j) {
+  proxy_route r;
+  r.id = j.value("id", "");
+  r.project = j.value("project", "");
+  r.host = j.value("host", "");
+  r.listen_port = j.value("listen_port", 0);
+  r.upstream_port = j.value("upstream_port", 0);
+  return r;
+}
+
+void fold(proxy_record& s, const event_record& e) {
+  auto data = json::parse(e.data, nullptr, false);
+  if (!data.is_object()) return;
+  if (e.type == ev::route_set) {
+    auto r = proxy_route_from(data);
+    if (!r.id.empty()) s.routes[r.id] = r;
+  } else if (e.type == ev::route_removed) {
+    s.routes.erase(data.value("id", ""));
+  } else if (e.type == ev::proxy_started) {
+    s.caddy = preview_launched_from(data);
+    s.admin_port = data.value("admin_port", 0);
+    s.http_port = data.value("http_port", 0);
+    s.running = true;
+    s.reason.clear();
+  } else if (e.type == ev::proxy_exited) {
+    s.running = false;
+    s.caddy = {};
+    s.reason = data.value("reason", "");
+  }
+}
+
+}  // namespace berth

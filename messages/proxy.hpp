@@ -1,0 +1,53 @@
+// Proxy vocabulary: the routes Caddy must serve, and Caddy's own process. Persisted in the
+// stream `proxy`; the proxy actor folds it at start and gives Caddy the whole config, so the
+// routes live in the log, never only in Caddy.
+#pragma once
+#include <cstdint>
+#include <map>
+#include <string>
+
+#include <caf/meta/type_name.hpp>
+#include <nlohmann/json.hpp>
+
+#include "messages/event.hpp"
+#include "messages/preview.hpp"
+
+namespace berth {
+
+constexpr const char* proxy_stream = "proxy";
+
+namespace ev {
+constexpr const char* route_set = "route_set";          // {id, project, host, listen_port, upstream_port}
+constexpr const char* route_removed = "route_removed";  // {id}
+constexpr const char* proxy_started = "proxy_started";  // {pid, start_time, pgid, admin_port, http_port}
+constexpr const char* proxy_exited = "proxy_exited";    // {reason}
+}  // namespace ev
+
+// One project environment behind Caddy.
+struct proxy_route {
+  std::string id;              // "<project>-production" / "<project>-preview"
+  std::string project;
+  std::string host;            // matched on the shared HTTP listener ("" = none)
+  uint16_t listen_port = 0;    // a dedicated listener (the stable production port), 0 = none
+  uint16_t upstream_port = 0;  // 127.0.0.1:<port> the release or preview answers on
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, proxy_route& x) {
+  return f(caf::meta::type_name("proxy_route"), x.id, x.project, x.host, x.listen_port, x.upstream_port);
+}
+
+struct proxy_record {
+  std::map<std::string, proxy_route> routes;  // by id
+  preview_launched caddy;                     // Caddy's process (port = admin port) while up
+  uint16_t admin_port = 0;
+  uint16_t http_port = 0;
+  bool running = false;
+  std::string reason;  // why it exited
+};
+
+void fold(proxy_record& s, const event_record& e);
+nlohmann::json to_json(const proxy_route& r);
+proxy_route proxy_route_from(const nlohmann::json& j);
+
+}  // namespace berth

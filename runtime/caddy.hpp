@@ -1,0 +1,129 @@
+// Caddy (2.6) as berth's reverse proxy: config generation and a small admin API client.
+//
+// No actor code. Every admin call blocks the calling thread (connect timeout 1 s, read
+// timeout 5 s), so callers run them off CAF's scheduler threads. caddy_admin keeps no
+// connection between calls and is safe to use from several threads (Caddy serialises
+// config changes itself; a read-modify-write such as add_host_route is not atomic
+// against another writer, so one owner - the proxy actor - should make the changes).
+//
+// Layout of the generated config:
+//   admin    127.0.0.1:<admin_port>, config not persisted (berth regenerates it)
+//   logging  default log at WARN; the "http" loggers only at ERROR (this drops the
+//            "automatic HTTPS is completely disabled" warning Caddy prints per server on
+//            every config change, and keeps proxy errors)
+//   server "hosts"          <listen_host>:<http_port> (only when http_port != 0):
+//            one route "<id>-host" per proxy_route with a host, then a final route
+//            without @id answering 404 "no such site" to any other host
+//   server "port-<id>"      <listen_host>:<listen_port> per proxy_route with a listen_port:
+//            one route "<id>-port" proxying everything
+// Routes whose upstream_port is 0 (nothing serving yet) are left out. Every reverse_proxy
+// handler retries failed dials for up to 5 s every 50 ms, so a request racing an upstream
+// switch waits for the new upstream instead of failing.
+//
+// Caddy 2.6 notes (checked against /usr/bin/caddy 2.6.2):
+// - every admin change (even PATCH of one upstream list) re-provisions the whole config;
+//   listeners are reused, so nothing is unbound, and in-flight requests finish.
+// - Caddy opens listeners with SO_REUSEPORT: a listen port clashing with another Caddy
+//   listener (even its own admin port) is NOT reported; check_layout() catches clashes
+//   within a layout. A port held by another ordinary process gives "address already in use".
+// - PUT on an existing object key fails ("key already exists"), PATCH on a missing one
+//   fails ("key does not exist"); POST on an object key creates or replaces (put_server
+//   uses it). DELETE of a missing map key answers 200. An unknown /id/ answers 404.
+// - Duplicate "@id"s are accepted by 2.6; add_host_route replaces in place instead of
+//   inserting a second route with the same id.
+#pragma once
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "messages/proxy.hpp"
+#include "runtime/status.hpp"
+
+namespace berth {
+
+// proxy_route (one project environment behind Caddy: id, project, host, listen_port,
+// upstream_port) is the persisted message type of messages/proxy.hpp; only id, host,
+// listen_port and upstream_port matter here. A route whose upstream_port is 0 (nothing
+// serving yet) is left out of the config.
+
+struct proxy_layout {
+  std::string listen_host = "127.0.0.1";
+  uint16_t admin_port = 0;
+  uint16_t http_port = 0;       // the shared host-matched listener; 0 = none
+  std::vector<proxy_route> routes;
+};
+
+// Names used in the config.
+inline constexpr const char* kCaddyHostsServer = "hosts";
+std::string caddy_host_route_id(const std::string& id);   // "<id>-host"
+std::string caddy_port_route_id(const std::string& id);   // "<id>-port"
+std::string caddy_port_server_name(const std::string& id);  // "port-<id>"
+
+// True for a name usable as an @id / server name inside an admin URL path:
+// 1-128 chars of [A-Za-z0-9._-].
+bool caddy_valid_name(const std::string& s);
+
+// Checks a layout before it is given to Caddy: valid ids (unique), non-zero admin port,
+// no port used twice among admin_port, http_port and the routes' listen_ports (Caddy would
+// silently share it, see above), no host used twice. invalid_argument on failure.
+status check_layout(const proxy_layout& layout);
+
+// [{"dial":"127.0.0.1:<port>"}]: the body of set_upstream.
+nlohmann::json caddy_upstreams_json(uint16_t upstream_port);
+// {"handler":"reverse_proxy","load_balancing":{...},"upstreams":[...]}
+nlohmann::json reverse_proxy_json(uint16_t upstream_port);
+// {"@id":"<id>-host","match":[{"host":["<host>"]}],"handle":[reverse_proxy],"terminal":true}
+nlohmann::json host_route_json(const proxy_route& route);
+// {"listen":["<listen_host>:<listen_port>"],"automatic_https":{"disable":true},
+//  "routes":[{"@id":"<id>-port","handle":[reverse_proxy]}]}
+nlohmann::json port_server_json(const proxy_route& route, const std::string& listen_host);
+// The "hosts" server: host routes of `layout` (with a host and an upstream), then the 404.
+nlohmann::json hosts_server_json(const proxy_layout& layout);
+// The whole config (see the top of this file). Does not validate: use check_layout.
+nlohmann::json caddy_config(const proxy_layout& layout);
+
+// A typed client of Caddy's admin API on <host>:<admin_port>.
+// Errors: io_error (unreachable, timeout, HTTP 5xx, unexpected answer), not_found (HTTP 404),
+// invalid_argument (a bad name/id given here, or HTTP 400). Messages read
+// "caddy <METHOD> <path>: HTTP <code>: <Caddy's error text>".
+class caddy_admin {
+ public:
+  explicit caddy_admin(uint16_t admin_port, std::string host = "127.0.0.1");
+
+  status ping();                                  // GET /config/ answers 200
+  status load(const nlohmann::json& config);      // POST /load (whole config, graceful)
+  // PATCH /id/<route_id>/handle/0/upstreams [{"dial":"127.0.0.1:<port>"}]; route_id is the
+  // full @id ("shop-production-host"). Unknown id: not_found.
+  status set_upstream(const std::string& route_id, uint16_t port);
+  // POST /config/apps/http/servers/<name>: creates or replaces the server.
+  status put_server(const std::string& name, const nlohmann::json& server);
+  // DELETE /config/apps/http/servers/<name>; a missing server is ok.
+  status delete_server(const std::string& name);
+  // Adds a route (which must carry a string "@id") to the "hosts" server, before its final
+  // 404 route (PUT .../hosts/routes/0). If a route with that @id already exists anywhere
+  // it is replaced in place (PATCH /id/<id>) instead.
+  status add_host_route(const nlohmann::json& route);
+  // DELETE /id/<id>; an unknown id is ok.
+  status delete_id(const std::string& id);
+  status config(nlohmann::json* out);             // GET /config/
+  status stop();                                  // POST /stop (Caddy exits)
+
+  uint16_t port() const { return port_; }
+  const std::string& host() const { return host_; }
+
+ private:
+  status call(const char* method, const std::string& path, const std::string* body,
+              std::string* response, int* http_status);
+
+  std::string host_;
+  uint16_t port_;
+};
+
+// Polls caddy_admin(admin_port).ping() every 20 ms until it answers or `timeout` passes
+// (at least one attempt). io_error with the last failure on timeout.
+status wait_admin_ready(uint16_t admin_port, std::chrono::milliseconds timeout);
+
+}  // namespace berth
