@@ -4,6 +4,8 @@ BUILD_TYPE ?= Release
 JOBS ?= $(shell nproc)
 LISTEN ?= 127.0.0.1:7070
 DATA ?= ./berth-data
+# Caddy's shared listener: curl -H 'Host: <name>.localhost' 127.0.0.1:8080
+HTTP_PORT ?= 8080
 
 .PHONY: run test deps build bench clean
 
@@ -15,7 +17,7 @@ build: deps
 	@cmake --build $(BUILD_DIR) -j$(JOBS)
 
 run: build
-	$(BUILD_DIR)/berth serve --listen $(LISTEN) --data $(DATA)
+	$(BUILD_DIR)/berth serve --listen $(LISTEN) --data $(DATA) --switch-mode proxy --proxy-http-port $(HTTP_PORT)
 
 test: build
 	cd $(BUILD_DIR) && ctest --output-on-failure --timeout 600 -j$(JOBS)
