@@ -306,7 +306,8 @@ caf::result<std::string> stop_everything(self_ptr self) {
     if (auto production = st.sup.which_child("production")) caf::anon_send(production, cancel_atom_v, st.running);
   st.when_idle.push_back([=]() mutable {
     if (auto proxy = names::whereis(self->system(), names::proxy))
-      caf::anon_send(proxy, unroute_atom_v, self->state.project.name + "-preview");
+      for (const char* env : {"-preview", "-production"})
+        caf::anon_send(proxy, unroute_atom_v, self->state.project.name + env);
     auto pending = std::make_shared<int>(2);
     auto done = [=]() mutable {
       if (--*pending == 0) rp.deliver(std::string{"stopped"});
