@@ -118,6 +118,22 @@ void schedule_restart(self_ptr self, const std::string& why) {
   self->delayed_send(self, delay, retry_atom_v, st.generation);
 }
 
+// Caddy 2.6 rebinds its listeners on every config change; without the kernel moving the
+// pending connections of a closed SO_REUSEPORT listener to the new one (Linux >= 5.14), a
+// few connections racing a switch are reset. Turned on when berth may (it logs what it did).
+std::string enable_accept_queue_migration() {
+  const char* knob = "/proc/sys/net/ipv4/tcp_migrate_req";
+  std::ifstream in(knob);
+  std::string value;
+  if (!(in >> value)) return "unsupported (kernel older than 5.14)";
+  if (value == "1") return "on";
+  std::ofstream out(knob);
+  out << "1\n";
+  out.flush();
+  if (!out) return "off (cannot write " + std::string(knob) + "; connections racing a switch may be reset)";
+  return "turned on";
+}
+
 uint16_t choose_port(uint16_t configured, uint16_t previous) {
   if (configured != 0) return configured;
   if (previous != 0 && port_is_free(previous)) return previous;
@@ -136,6 +152,7 @@ void launch(self_ptr self) {
   auto binary = st.settings.caddy;
   auto started = std::make_shared<process_handle>();
   auto result = std::make_shared<status>();
+  auto migration = std::make_shared<std::string>();
   run_blocking(
       self,
       [=] {
@@ -143,6 +160,7 @@ void launch(self_ptr self) {
           *result = s;
           return;
         }
+        *migration = enable_accept_queue_migration();
         auto file = (fs::path(dir) / "caddy.json").string();
         {
           std::ofstream out(file, std::ios::trunc);
@@ -175,6 +193,8 @@ void launch(self_ptr self) {
         append(self, {event(ev::proxy_started, data)}, [=] {
           self->state.status = "running";
           self->state.reason.clear();
+          self->state.accept_queue_migration = *migration;
+          spdlog::info("proxy: tcp_migrate_req {}", *migration);
           spdlog::info("proxy: Caddy serving (pid {}, admin 127.0.0.1:{}, http port {}, {} routes)",
                        started->pid, layout.admin_port, layout.http_port, self->state.rec.routes.size());
           watch(self);
@@ -194,10 +214,16 @@ void adopt(self_ptr self) {
   auto config = caddy_config(layout_of(st.rec));
   auto admin = st.rec.admin_port;
   auto result = std::make_shared<status>();
+  auto migration = std::make_shared<std::string>();
   run_blocking(
-      self, [=] { *result = caddy_admin(admin).load(config); },
+      self,
+      [=] {
+        *migration = enable_accept_queue_migration();
+        *result = caddy_admin(admin).load(config);
+      },
       [=](const std::string& failure) {
         if (gen != self->state.generation) return;
+        self->state.accept_queue_migration = *migration;
         if (!failure.empty() || !*result) {
           driver().stop(handle_of(self->state.rec.caddy), 2s);
           return launch(self);
@@ -217,7 +243,8 @@ json status_json(self_ptr self) {
          {"admin_port", st.rec.admin_port},
          {"http_port", st.rec.http_port},
          {"routes", st.rec.routes.size()},
-         {"restarts", st.restarts.size()}};
+         {"restarts", st.restarts.size()},
+         {"tcp_migrate_req", st.accept_queue_migration}};
   if (!st.reason.empty()) j["reason"] = st.reason;
   return j;
 }

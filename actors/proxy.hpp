@@ -28,6 +28,7 @@ struct proxy_actor_state {
   proxy_record rec;
   std::string status = "starting";  // starting | running | restarting | failed
   std::string reason;
+  std::string accept_queue_migration;  // net.ipv4.tcp_migrate_req: on | turned on | off (why)
   uint64_t generation = 0;  // bumps on every launch; stale worker replies are ignored
   std::deque<std::chrono::steady_clock::time_point> restarts;
   bool applying = false;

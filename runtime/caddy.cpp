@@ -18,6 +18,9 @@ constexpr std::chrono::seconds kConnectTimeout{1};
 constexpr std::chrono::seconds kReadTimeout{5};
 constexpr std::chrono::seconds kWriteTimeout{5};
 constexpr size_t kMaxErrorText = 512;
+constexpr int kAttempts = 4;
+constexpr milliseconds kRetryPause{20};
+constexpr milliseconds kRetryIfFasterThan{1000};
 constexpr size_t kMaxResponse = 256u << 20;  // a whole config of many projects
 constexpr const char* kServersPath = "/config/apps/http/servers/";
 
@@ -25,6 +28,14 @@ constexpr const char* kServersPath = "/config/apps/http/servers/";
 // try_duration; Caddy only retries requests that could not be sent, so this is safe for
 // any method.
 json load_balancing_json() { return {{"try_duration", "5s"}, {"try_interval", "50ms"}}; }
+
+// Keep-alive to the upstream, but idle connections are dropped after 2 s (Caddy's default is
+// 2 min), before common app servers drop them (Node: 5 s): Caddy then never sends a request
+// on a connection the app is closing at that moment (that race answers 502 for requests Go
+// cannot replay).
+json transport_json() {
+  return {{"protocol", "http"}, {"keep_alive", {{"idle_timeout", "2s"}}}};
+}
 
 std::string endpoint(const std::string& host, uint16_t port) {
   // An IPv6 literal needs brackets in a Caddy listen/dial address.
@@ -115,6 +126,7 @@ json caddy_upstreams_json(uint16_t upstream_port) {
 json reverse_proxy_json(uint16_t upstream_port) {
   return {{"handler", "reverse_proxy"},
           {"load_balancing", load_balancing_json()},
+          {"transport", transport_json()},
           {"upstreams", caddy_upstreams_json(upstream_port)}};
 }
 
@@ -169,6 +181,27 @@ caddy_admin::caddy_admin(uint16_t admin_port, std::string host)
 
 status caddy_admin::call(const char* method, const std::string& path, const std::string* body,
                          std::string* response, int* http_status) {
+  // Caddy 2.6 replaces its admin server (a new SO_REUSEPORT socket, the old one closed) on
+  // every config change: a request arriving just then can be reset before any answer. Such a
+  // request never reached a handler, so it is sent again - only when no answer at all came
+  // back quickly (not after a read timeout), and never for PUT (an array insert) or /stop.
+  const bool retry = std::string(method) != "PUT" && path != "/stop";
+  using steady = std::chrono::steady_clock;
+  int code = 0;
+  status s;
+  for (int attempt = 0;; ++attempt) {
+    auto t0 = steady::now();
+    s = call_once(method, path, body, response, &code);
+    if (s || code != 0 || !retry || attempt + 1 >= kAttempts || steady::now() - t0 > kRetryIfFasterThan)
+      break;
+    std::this_thread::sleep_for(kRetryPause * (attempt + 1));
+  }
+  if (http_status) *http_status = code;
+  return s;
+}
+
+status caddy_admin::call_once(const char* method, const std::string& path, const std::string* body,
+                              std::string* response, int* http_status) {
   httplib::Client cli(host_, port_);
   cli.set_connection_timeout(kConnectTimeout);
   cli.set_read_timeout(kReadTimeout);
@@ -245,7 +278,7 @@ status caddy_admin::call(const char* method, const std::string& path, const std:
   return status::io_error(std::move(msg));
 }
 
-status caddy_admin::ping() { return call("GET", "/config/", nullptr, nullptr, nullptr); }
+status caddy_admin::ping() { return call_once("GET", "/config/", nullptr, nullptr, nullptr); }
 
 status caddy_admin::load(const json& config) {
   if (!config.is_object()) return status::invalid_argument("caddy load: config is not an object");
@@ -280,11 +313,20 @@ status caddy_admin::add_host_route(const json& route) {
   const std::string id = route["@id"].get<std::string>();
   if (!caddy_valid_name(id)) return bad_name("route id", id);
   std::string body = route.dump();
-  // Replace in place when the id exists (one atomic change), else insert at the front.
-  status s = call("PATCH", "/id/" + id, &body, nullptr, nullptr);
-  if (s.which() != status::code::not_found) return s;
-  return call("PUT", std::string(kServersPath) + kCaddyHostsServer + "/routes/0", &body, nullptr,
-              nullptr);
+  const std::string insert_path = std::string(kServersPath) + kCaddyHostsServer + "/routes/0";
+  // Replace in place when the id exists (one atomic change), else insert at the front. The
+  // insert is not sent twice blindly: after a reset without answer, the PATCH comes first
+  // again and finds the route if the insert did happen.
+  status s;
+  for (int attempt = 0; attempt < kAttempts; ++attempt) {
+    s = call("PATCH", "/id/" + id, &body, nullptr, nullptr);
+    if (s.which() != status::code::not_found) return s;
+    int code = 0;
+    s = call("PUT", insert_path, &body, nullptr, &code);
+    if (s || code != 0) return s;
+    std::this_thread::sleep_for(kRetryPause * (attempt + 1));
+  }
+  return s;
 }
 
 status caddy_admin::delete_id(const std::string& id) {

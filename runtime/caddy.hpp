@@ -18,17 +18,24 @@
 //            one route "<id>-port" proxying everything
 // Routes whose upstream_port is 0 (nothing serving yet) are left out. Every reverse_proxy
 // handler retries failed dials for up to 5 s every 50 ms, so a request racing an upstream
-// switch waits for the new upstream instead of failing.
+// switch waits for the new upstream instead of failing. Upstream connections are kept alive;
+// idle ones are closed after 2 s (before Node-style apps close them at 5 s).
 //
 // Caddy 2.6 notes (checked against /usr/bin/caddy 2.6.2):
 // - every admin change (even PATCH of one upstream list) re-provisions the whole config;
-//   listeners are reused, so nothing is unbound, and in-flight requests finish.
+//   every listener (the admin one too) is bound anew with SO_REUSEPORT and the old socket
+//   closed: connections waiting in the old socket's accept queue are reset unless
+//   net.ipv4.tcp_migrate_req = 1; idle keep-alive client connections are closed; in-flight
+//   requests finish on the superseded server, and for a few ms after the admin answer a new
+//   connection can still be served by it (old routes): drain before stopping an old upstream.
 // - Caddy opens listeners with SO_REUSEPORT: a listen port clashing with another Caddy
 //   listener (even its own admin port) is NOT reported; check_layout() catches clashes
 //   within a layout. A port held by another ordinary process gives "address already in use".
 // - PUT on an existing object key fails ("key already exists"), PATCH on a missing one
 //   fails ("key does not exist"); POST on an object key creates or replaces (put_server
 //   uses it). DELETE of a missing map key answers 200. An unknown /id/ answers 404.
+// - GET answers of /config/ and /id/ are chunked with an ETag trailer, which cpp-httplib 0.11
+//   cannot parse (it reports a read error after the body); the client copes with it.
 // - Duplicate "@id"s are accepted by 2.6; add_host_route replaces in place instead of
 //   inserting a second route with the same id.
 #pragma once
@@ -89,6 +96,10 @@ nlohmann::json caddy_config(const proxy_layout& layout);
 // Errors: io_error (unreachable, timeout, HTTP 5xx, unexpected answer), not_found (HTTP 404),
 // invalid_argument (a bad name/id given here, or HTTP 400). Messages read
 // "caddy <METHOD> <path>: HTTP <code>: <Caddy's error text>".
+// Caddy 2.6 rebinds its admin listener on every config change, so a request sent right after
+// another change can be reset before any answer: such requests are sent again (up to 4
+// attempts, 20/40/60 ms apart) when the operation is idempotent (every call here except the
+// insert of add_host_route, which re-checks by id first, and stop). ping() tries once.
 class caddy_admin {
  public:
   explicit caddy_admin(uint16_t admin_port, std::string host = "127.0.0.1");
@@ -115,8 +126,11 @@ class caddy_admin {
   const std::string& host() const { return host_; }
 
  private:
+  // *http_status = 0 when no answer came back.
   status call(const char* method, const std::string& path, const std::string* body,
               std::string* response, int* http_status);
+  status call_once(const char* method, const std::string& path, const std::string* body,
+                   std::string* response, int* http_status);
 
   std::string host_;
   uint16_t port_;
