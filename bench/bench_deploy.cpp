@@ -67,6 +67,7 @@
 #include <nlohmann/json.hpp>
 
 #include "messages/event.hpp"
+#include "bench/common/berth_bench.hpp"
 #include "tests/common/support.hpp"
 
 #ifndef BERTH_BINARY
@@ -151,14 +152,12 @@ params parse(int argc, char** argv) {
 
 using berth::it::read_file;
 using berth::it::write_file;
+using berth::bench::api_client;
+using berth::bench::free_port;
+using berth::bench::loadavg;
+using berth::bench::median;
+using berth::bench::spawn;
 
-std::string loadavg() {
-  auto s = read_file("/proc/loadavg");
-  std::istringstream in(s);
-  std::string a, b, c;
-  in >> a >> b >> c;
-  return a + " " + b + " " + c;
-}
 
 
 struct cleanup_state {
@@ -208,75 +207,7 @@ std::string server_log_tail(size_t max = 4000) {
   std::exit(1);
 }
 
-// fork + execve, no shell; stdout/stderr to `log`; the child dies with us (PR_SET_PDEATHSIG).
-// Its environment is ours without any BERTH_* variable.
-pid_t spawn(const std::vector<std::string>& args, const std::string& log) {
-  std::vector<std::string> envs;
-  for (char** e = environ; e && *e; ++e)
-    if (std::strncmp(*e, "BERTH_", 6) != 0) envs.push_back(*e);
-  std::vector<char*> argv, envp;
-  for (auto& s : args) argv.push_back(const_cast<char*>(s.c_str()));
-  argv.push_back(nullptr);
-  for (auto& s : envs) envp.push_back(const_cast<char*>(s.c_str()));
-  envp.push_back(nullptr);
-  int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  int null_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
-  if (fd < 0 || null_fd < 0) fail("cannot open " + log);
-  pid_t parent = ::getpid();
-  pid_t pid = ::fork();
-  if (pid < 0) fail(std::string("fork: ") + std::strerror(errno));
-  if (pid == 0) {
-    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (::getppid() != parent) ::_exit(127);
-    sigset_t none;
-    sigemptyset(&none);
-    ::sigprocmask(SIG_SETMASK, &none, nullptr);
-    ::signal(SIGPIPE, SIG_DFL);
-    ::dup2(null_fd, 0);
-    ::dup2(fd, 1);
-    ::dup2(fd, 2);
-    ::execve(argv[0], argv.data(), envp.data());
-    ::_exit(127);
-  }
-  ::close(fd);
-  ::close(null_fd);
-  return pid;
-}
-
-uint16_t free_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) fail("bind 127.0.0.1:0");
-  socklen_t len = sizeof addr;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
-
 // ---- HTTP -----------------------------------------------------------------------------------
-
-struct api_client {
-  httplib::Client cli;
-  explicit api_client(uint16_t port) : cli("127.0.0.1", port) {
-    cli.set_connection_timeout(2, 0);
-    cli.set_read_timeout(15, 0);
-    cli.set_write_timeout(10, 0);
-    cli.set_keep_alive(true);
-    cli.set_tcp_nodelay(true);
-  }
-  std::pair<int, json> get(const std::string& path) { return convert(cli.Get(path.c_str())); }
-  std::pair<int, json> post(const std::string& path, const json& body) {
-    return convert(cli.Post(path.c_str(), body.dump(), "application/json"));
-  }
-  static std::pair<int, json> convert(const httplib::Result& r) {
-    if (!r) return {-1, json{{"transport_error", httplib::to_string(r.error())}}};
-    auto j = json::parse(r->body, nullptr, false);
-    if (j.is_discarded()) j = json{{"raw", r->body}};
-    return {r->status, j};
-  }
-};
 
 // One GET / on 127.0.0.1:port with a fresh connection (raw socket, bounded by `timeout`).
 // True when the answer is 200 with a body starting "release "; the body goes to *body.
@@ -399,13 +330,6 @@ class port_poller {
 };
 
 // ---- statistics -----------------------------------------------------------------------------
-
-double median(std::vector<double> v) {
-  if (v.empty()) return NAN;
-  std::sort(v.begin(), v.end());
-  size_t n = v.size();
-  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
 
 double p90(std::vector<double> v) {  // nearest rank
   if (v.empty()) return NAN;
@@ -650,6 +574,7 @@ int main(int argc, char** argv) {
   int prod_lo = 8000 + static_cast<int>(rng() % 9) * 200;     // 8000-9799, 200 ports each
   int preview_lo = 4000 + static_cast<int>(rng() % 19) * 200;  // 4000-7799
   uint16_t api_port = free_port();
+  if (api_port == 0) fail("no free loopback port");
   std::string nonce = std::to_string(rng() % 100000);
 
   std::string load_before = loadavg();
@@ -670,11 +595,13 @@ int main(int argc, char** argv) {
   std::fflush(stdout);
 
   {
+    std::string spawn_error;
     pid_t pid = spawn({p.berth, "serve", "--listen", "127.0.0.1:" + std::to_string(api_port),
-                       "--data", tmp + "/data", "--stop-grace-ms", "1000", "--production-ports",
+                       "--data", tmp + "/data", "--stop-grace-ms", "1000", "--switch-mode", "direct", "--production-ports",
                        std::to_string(prod_lo) + "-" + std::to_string(prod_lo + 199), "--preview-ports",
                        std::to_string(preview_lo) + "-" + std::to_string(preview_lo + 199)},
-                      tmp + "/server.log");
+                      tmp + "/server.log", &spawn_error);
+    if (pid < 0) fail(spawn_error);
     std::lock_guard<std::mutex> lock(g_cleanup.mu);
     g_cleanup.berth = pid;
   }
