@@ -63,6 +63,7 @@
 #include <thread>
 #include <vector>
 
+#include <CLI/CLI.hpp>
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 
@@ -101,50 +102,35 @@ struct params {
   bool verbose = false;
 };
 
-[[noreturn]] void usage(const char* argv0) {
-  std::fprintf(stderr,
-               "usage: %s [--deploys N] [--python-deploys N] [--no-python] [--no-force]\n"
-               "          [--poll-us US] [--timeout-s S] [--berth PATH] [--tiny-http PATH]\n"
-               "          [--python PATH] [--dir PARENT] [--keep] [--verbose]\n",
-               argv0);
-  std::exit(2);
-}
-
 params parse(int argc, char** argv) {
   params p;
   const char* tmp = std::getenv("TMPDIR");
   p.dir = tmp && *tmp ? tmp : "/tmp";
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    if (a == "-h" || a == "--help") usage(argv[0]);
-    if (a == "--no-python") { p.python = false; continue; }
-    if (a == "--no-force") { p.force = false; continue; }
-    if (a == "--keep") { p.keep = true; continue; }
-    if (a == "--verbose") { p.verbose = true; continue; }
-    if (i + 1 >= argc) usage(argv[0]);
-    std::string v = argv[++i];
-    if (a == "--berth") p.berth = v;
-    else if (a == "--tiny-http") p.tiny = v;
-    else if (a == "--dir") p.dir = v;
-    else if (a == "--python") p.python_bin = v;
-    else {
-      int n = std::atoi(v.c_str());
-      if (n < 0) usage(argv[0]);
-      if (a == "--deploys") p.deploys = std::max(1, n);
-      else if (a == "--python-deploys") p.python_deploys = n;
-      else if (a == "--poll-us") p.poll_us = n;
-      else if (a == "--timeout-s") p.timeout_s = std::max(10, n);
-      else usage(argv[0]);
-    }
+  CLI::App app{"bench_deploy: orchestrator overhead per deploy and the direct-mode switch gap"};
+  bool no_python = false, no_force = false;
+  app.add_option("--deploys", p.deploys, "deploys per series")->check(CLI::Range(1, 100000));
+  app.add_option("--python-deploys", p.python_deploys, "python deploys (default: --deploys)")->check(CLI::Range(0, 100000));
+  app.add_flag("--no-python", no_python, "skip the python series");
+  app.add_flag("--no-force", no_force, "skip the --force series");
+  app.add_option("--poll-us", p.poll_us, "external poller interval (0: off)")->check(CLI::Range(0, 1000000));
+  app.add_option("--timeout-s", p.timeout_s, "overall time limit")->check(CLI::Range(10, 86400));
+  app.add_option("--berth", p.berth, "berth binary");
+  app.add_option("--tiny-http", p.tiny, "tiny_http binary");
+  app.add_option("--python", p.python_bin, "python3 for the python app");
+  app.add_option("--dir", p.dir, "parent of the temp dir");
+  app.add_flag("--keep", p.keep, "keep the temp dir");
+  app.add_flag("--verbose", p.verbose, "one line per deploy");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    std::exit(app.exit(e));
   }
+  p.python = !no_python;
+  p.force = !no_force;
   if (p.python_bin.empty())
     p.python_bin = ::access("/usr/bin/python3", X_OK) == 0 ? "/usr/bin/python3" : "python3";
   if (p.python_deploys < 0) p.python_deploys = p.deploys;
   if (p.python_deploys == 0) p.python = false;
-  if (p.berth.empty() || p.tiny.empty()) {
-    std::fprintf(stderr, "bench_deploy: pass --berth and --tiny-http (no built-in paths)\n");
-    std::exit(2);
-  }
   return p;
 }
 

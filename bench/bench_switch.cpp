@@ -63,6 +63,7 @@
 #include <thread>
 #include <vector>
 
+#include <CLI/CLI.hpp>
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 
@@ -105,62 +106,39 @@ struct params {
   bool verbose = false;
 };
 
-[[noreturn]] void usage(const char* argv0) {
-  std::fprintf(stderr,
-               "usage: %s [--deploys N] [--python-deploys N] [--no-python] [--no-fresh]\n"
-               "          [--threads N] [--rate REQ_PER_S_PER_THREAD] [--modes direct,proxy]\n"
-               "          [--drain-ms MS] [--timeout-s S] [--berth PATH] [--tiny-http PATH]\n"
-               "          [--python PATH] [--caddy PATH] [--dir PARENT] [--keep] [--verbose]\n",
-               argv0);
-  std::exit(2);
-}
-
 params parse(int argc, char** argv) {
   params p;
   const char* tmp = std::getenv("TMPDIR");
   p.dir = tmp && *tmp ? tmp : "/tmp";
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    if (a == "-h" || a == "--help") usage(argv[0]);
-    if (a == "--no-python") { p.python = false; continue; }
-    if (a == "--no-fresh") { p.fresh = false; continue; }
-    if (a == "--keep") { p.keep = true; continue; }
-    if (a == "--verbose") { p.verbose = true; continue; }
-    if (i + 1 >= argc) usage(argv[0]);
-    std::string v = argv[++i];
-    if (a == "--berth") p.berth = v;
-    else if (a == "--tiny-http") p.tiny = v;
-    else if (a == "--dir") p.dir = v;
-    else if (a == "--python") p.python_bin = v;
-    else if (a == "--caddy") p.caddy = v;
-    else if (a == "--modes") {
-      p.modes.clear();
-      std::stringstream in(v);
-      std::string m;
-      while (std::getline(in, m, ','))
-        if (m == "direct" || m == "proxy") p.modes.push_back(m);
-        else usage(argv[0]);
-      if (p.modes.empty()) usage(argv[0]);
-    } else {
-      int n = std::atoi(v.c_str());
-      if (n < 0) usage(argv[0]);
-      if (a == "--deploys") p.deploys = std::max(1, n);
-      else if (a == "--python-deploys") p.python_deploys = n;
-      else if (a == "--threads") p.threads = std::clamp(n, 1, 64);
-      else if (a == "--rate") p.rate = n;
-      else if (a == "--drain-ms") p.drain_ms = n;
-      else if (a == "--timeout-s") p.timeout_s = std::max(10, n);
-      else usage(argv[0]);
-    }
+  CLI::App app{"bench_switch: what clients of the stable port see during deploys, direct vs proxy"};
+  bool no_python = false, no_fresh = false;
+  app.add_option("--deploys", p.deploys, "tiny-app deploys per series")->check(CLI::Range(1, 100000));
+  app.add_option("--python-deploys", p.python_deploys, "python deploys per series")->check(CLI::Range(0, 100000));
+  app.add_flag("--no-python", no_python, "skip the python series");
+  app.add_flag("--no-fresh", no_fresh, "skip the new-connection-per-request clients");
+  app.add_option("--threads", p.threads, "client threads")->check(CLI::Range(1, 64));
+  app.add_option("--rate", p.rate, "requests/s per thread (0: closed loop)")->check(CLI::Range(0, 1000000));
+  app.add_option("--modes", p.modes, "direct,proxy")->delimiter(',')->check(CLI::IsMember({"direct", "proxy"}));
+  app.add_option("--drain-ms", p.drain_ms, "proxy mode drain")->check(CLI::Range(0, 3600000));
+  app.add_option("--timeout-s", p.timeout_s, "overall time limit")->check(CLI::Range(10, 86400));
+  app.add_option("--berth", p.berth, "berth binary");
+  app.add_option("--tiny-http", p.tiny, "tiny_http binary");
+  app.add_option("--python", p.python_bin, "python3 for the python app");
+  app.add_option("--caddy", p.caddy, "caddy binary");
+  app.add_option("--dir", p.dir, "parent of the temp dirs");
+  app.add_flag("--keep", p.keep, "keep the temp dirs");
+  app.add_flag("--verbose", p.verbose, "per-series JSON and each deploy's phases");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    std::exit(app.exit(e));
   }
+  p.python = !no_python;
+  p.fresh = !no_fresh;
   if (p.python_bin.empty())
     p.python_bin = ::access("/usr/bin/python3", X_OK) == 0 ? "/usr/bin/python3" : "python3";
   if (p.caddy.empty()) p.caddy = ::access("/usr/bin/caddy", X_OK) == 0 ? "/usr/bin/caddy" : "caddy";
   if (p.python_deploys == 0) p.python = false;
-  if (p.berth.empty() || p.tiny.empty()) {
-    std::fprintf(stderr, "bench_switch: pass --berth and --tiny-http (no built-in paths)\n");
-    std::exit(2);
-  }
   return p;
 }
 
