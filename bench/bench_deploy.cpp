@@ -37,7 +37,6 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -48,15 +47,12 @@
 #include <cerrno>
 #include <chrono>
 #include <cmath>
-#include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <functional>
 #include <map>
-#include <mutex>
 #include <random>
 #include <sstream>
 #include <string>
@@ -69,6 +65,7 @@
 
 #include "messages/event.hpp"
 #include "bench/common/berth_bench.hpp"
+#include "bench/common/bench_session.hpp"
 #include "tests/common/support.hpp"
 
 #ifndef BERTH_BINARY
@@ -139,6 +136,7 @@ params parse(int argc, char** argv) {
 using berth::it::read_file;
 using berth::it::write_file;
 using berth::bench::api_client;
+using berth::bench::project_setup;
 using berth::bench::free_port;
 using berth::bench::loadavg;
 using berth::bench::median;
@@ -146,52 +144,9 @@ using berth::bench::spawn;
 
 
 
-struct cleanup_state {
-  std::mutex mu;
-  bool done = false;
-  std::string tmp;  // canonical
-  pid_t berth = -1;
-  bool keep = false;
-};
-cleanup_state g_cleanup;
+berth::bench::session g_session{"bench_deploy"};
 
-// Kills berth, then every process whose cwd is in the temp dir (the apps berth started outlive
-// it by design), then removes the temp dir. Once; safe from any thread.
-void cleanup() {
-  std::lock_guard<std::mutex> lock(g_cleanup.mu);
-  if (g_cleanup.done) return;
-  g_cleanup.done = true;
-  if (g_cleanup.berth > 0) {
-    ::kill(g_cleanup.berth, SIGKILL);
-    int st = 0;
-    while (::waitpid(g_cleanup.berth, &st, 0) < 0 && errno == EINTR) {
-    }
-    g_cleanup.berth = -1;
-  }
-  if (g_cleanup.tmp.empty()) return;
-  berth::it::kill_processes_in(g_cleanup.tmp);
-  auto left = berth::it::procs_in(g_cleanup.tmp);
-  if (!left.empty())
-    std::fprintf(stderr, "bench_deploy: %zu processes still in %s\n", left.size(), g_cleanup.tmp.c_str());
-  if (g_cleanup.keep) {
-    std::fprintf(stderr, "bench_deploy: kept %s\n", g_cleanup.tmp.c_str());
-    return;
-  }
-  std::error_code ec;
-  fs::remove_all(g_cleanup.tmp, ec);
-}
-
-std::string server_log_tail(size_t max = 4000) {
-  auto s = read_file(g_cleanup.tmp + "/server.log");
-  return s.size() > max ? "..." + s.substr(s.size() - max) : s;
-}
-
-[[noreturn]] void fail(const std::string& what, const std::string& extra = "") {
-  std::fprintf(stderr, "bench_deploy failed: %s\n%s\n--- berth log (tail) ---\n%s\n", what.c_str(),
-               extra.c_str(), server_log_tail().c_str());
-  cleanup();
-  std::exit(1);
-}
+[[noreturn]] void fail(const std::string& what, const std::string& extra = "") { g_session.fail(what, extra); }
 
 // ---- HTTP -----------------------------------------------------------------------------------
 
@@ -391,13 +346,6 @@ struct series {
   size_t open_windows = 0;  // deploys whose external window had not closed at the end
 };
 
-struct project_setup {
-  std::string name, src;
-  uint16_t port = 0;  // stable production port
-  std::function<std::string(const std::string& version)> set_version;  // writes the source
-  std::string version;  // what the current release serves
-};
-
 json phases_by_name(const json& detail) {
   json out = json::object();
   for (auto& p : detail.at("phases")) {
@@ -518,47 +466,12 @@ int main(int argc, char** argv) {
       return 2;
     }
 
-  // Signals are handled by one thread (cleanup, then exit); block them before any thread exists.
-  sigset_t sigs;
-  sigemptyset(&sigs);
-  sigaddset(&sigs, SIGINT);
-  sigaddset(&sigs, SIGTERM);
-  sigaddset(&sigs, SIGHUP);
-  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
-  std::signal(SIGPIPE, SIG_IGN);
-
-  {
-    std::string tmpl = p.dir + "/berth-bench-deploy-XXXXXX";
-    std::vector<char> buf(tmpl.begin(), tmpl.end());
-    buf.push_back('\0');
-    if (::mkdtemp(buf.data()) == nullptr) {
-      std::perror("mkdtemp");
-      return 1;
-    }
-    std::error_code ec;
-    g_cleanup.tmp = fs::canonical(buf.data(), ec).string();
-    g_cleanup.keep = p.keep;
-  }
-  const std::string tmp = g_cleanup.tmp;
-
-  std::thread([sigs] {
-    int sig = 0;
-    sigwait(&sigs, &sig);
-    std::fprintf(stderr, "bench_deploy: signal %d, cleaning up\n", sig);
-    cleanup();
-    std::_Exit(130);
-  }).detach();
-  std::thread([limit = p.timeout_s] {
-    std::this_thread::sleep_for(std::chrono::seconds(limit));
-    std::fprintf(stderr, "bench_deploy: time limit of %d s reached\n--- berth log (tail) ---\n%s\n", limit,
-                 server_log_tail().c_str());
-    cleanup();
-    std::_Exit(3);
-  }).detach();
+  // Cleanup on a signal or at the time limit; signals are blocked before any other thread exists.
+  g_session.guard(std::chrono::seconds(p.timeout_s));
+  const std::string tmp = g_session.open_dir(p.dir, p.keep);
 
   std::mt19937 rng(std::random_device{}());
-  int prod_lo = 8000 + static_cast<int>(rng() % 9) * 200;     // 8000-9799, 200 ports each
-  int preview_lo = 4000 + static_cast<int>(rng() % 19) * 200;  // 4000-7799
+  auto ports = berth::bench::port_window_args(rng());
   uint16_t api_port = free_port();
   if (api_port == 0) fail("no free loopback port");
   std::string nonce = std::to_string(rng() % 100000);
@@ -571,108 +484,36 @@ int main(int argc, char** argv) {
   }
   std::remove((tmp + "/fsync-probe").c_str());
   std::printf("bench_deploy: deploys=%d python_deploys=%d force=%s poll=%dus cores=%u load(1/5/15m)=%s\n"
-              "  berth=%s\n  tiny_http=%s\n  dir=%s api=127.0.0.1:%u production-ports=%d-%d "
-              "preview-ports=%d-%d --stop-grace-ms 1000\n"
+              "  berth=%s\n  tiny_http=%s\n  dir=%s api=127.0.0.1:%u %s %s %s %s --stop-grace-ms 1000\n"
               "  machine: fork+exec+exit of tiny_http %.2f ms, 200 B write+fdatasync %.2f ms (medians of 20)\n\n",
               p.deploys, p.python ? p.python_deploys : 0, p.force ? "yes" : "no", p.poll_us,
               std::thread::hardware_concurrency(), load_before.c_str(), p.berth.c_str(), p.tiny.c_str(),
-              tmp.c_str(), api_port, prod_lo, prod_lo + 199, preview_lo, preview_lo + 199,
+              tmp.c_str(), api_port, ports[0].c_str(), ports[1].c_str(), ports[2].c_str(), ports[3].c_str(),
               median(spawn_ms), median(sync_ms));
   std::fflush(stdout);
 
-  {
-    std::string spawn_error;
-    pid_t pid = spawn({p.berth, "serve", "--listen", "127.0.0.1:" + std::to_string(api_port),
-                       "--data", tmp + "/data", "--stop-grace-ms", "1000", "--switch-mode", "direct", "--production-ports",
-                       std::to_string(prod_lo) + "-" + std::to_string(prod_lo + 199), "--preview-ports",
-                       std::to_string(preview_lo) + "-" + std::to_string(preview_lo + 199)},
-                      tmp + "/server.log", &spawn_error);
-    if (pid < 0) fail(spawn_error);
-    std::lock_guard<std::mutex> lock(g_cleanup.mu);
-    g_cleanup.berth = pid;
-  }
+  std::vector<std::string> args = {p.berth, "serve", "--listen", "127.0.0.1:" + std::to_string(api_port),
+                                   "--data", tmp + "/data", "--stop-grace-ms", "1000", "--switch-mode", "direct"};
+  args.insert(args.end(), ports.begin(), ports.end());
   api_client api(api_port);
-  {
-    auto until = steady::now() + 20s;
-    for (;;) {
-      if (api.get("/health").first == 200) break;
-      int st = 0;
-      if (::waitpid(g_cleanup.berth, &st, WNOHANG) == g_cleanup.berth) {
-        g_cleanup.berth = -1;
-        fail("berth serve exited at start");
-      }
-      if (steady::now() > until) fail("berth serve did not answer /health within 20 s");
-      std::this_thread::sleep_for(25ms);
-    }
-  }
-
-  const json health = {{"path", "/health"}, {"timeout_s", 10}, {"interval_ms", 10}, {"min_healthy_s", 0}};
-  auto create = [&](project_setup& proj, const json& build, const json& command) {
-    json m = {{"name", proj.name},
-              {"source", {{"path", proj.src}}},
-              {"build", build},
-              {"production", {{"command", command}, {"health", health}, {"keep", 3}}}};
-    auto [code, body] = api.post("/api/projects", m);
-    if (code != 201) fail("POST /api/projects " + proj.name + ": HTTP " + std::to_string(code), body.dump());
-    auto [c2, info] = api.get("/api/projects/" + proj.name);
-    if (c2 != 200) fail("GET /api/projects/" + proj.name, info.dump());
-    proj.port = info.at("ports").at("production").get<uint16_t>();
-    proj.version = proj.set_version(nonce + "-0");
-    deploy_once(api, proj, false, nullptr, 0);  // warm-up: the first release, nothing to switch from
-  };
+  g_session.start_berth(args, api);
 
   std::vector<series> results;
 
   // tiny: C++ app, build = install -D VERSION into dist/
-  project_setup tiny;
-  tiny.name = "bench-tiny";
-  tiny.src = tmp + "/src-tiny";
-  fs::create_directories(tiny.src);
-  tiny.set_version = [&](const std::string& v) {
-    write_file(tiny.src + "/VERSION", "tiny-" + v + "\n");
-    return "tiny-" + v;
-  };
-  create(tiny, {{"command", {"install", "-D", "-m", "644", "-t", "dist", "VERSION"}}, {"artifacts", {"dist"}}},
-         {p.tiny, "dist/VERSION"});
+  auto tiny = berth::bench::create_tiny(g_session, api, tmp, p.tiny, nonce);
+  deploy_once(api, tiny, false, nullptr, 0);  // warm-up: the first release, nothing to switch from
   results.push_back(run_series(api, tiny, "tiny", p.deploys, false, p, nonce));
   if (p.force) results.push_back(run_series(api, tiny, "tiny --force", p.deploys, true, p, nonce));
 
   if (p.python) {
-    project_setup py;
-    py.name = "bench-python";
-    py.src = tmp + "/src-python";
-    fs::create_directories(py.src);
-    write_file(py.src + "/server.py",
-               "# bench_deploy's python app: http.server on $HOST:$PORT; 'release <X>' on /, 'ok' on\n"
-               "# /health; X from VERSION next to this file.\n"
-               "import http.server, os, pathlib\n"
-               "here = pathlib.Path(__file__).resolve().parent\n"
-               "body = ('release ' + (here / 'VERSION').read_text().strip() + '\\n').encode()\n"
-               "class Handler(http.server.BaseHTTPRequestHandler):\n"
-               "    def do_GET(self):\n"
-               "        data = b'ok' if self.path.split('?')[0] == '/health' else body\n"
-               "        self.send_response(200)\n"
-               "        self.send_header('Content-Type', 'text/plain')\n"
-               "        self.send_header('Content-Length', str(len(data)))\n"
-               "        self.end_headers()\n"
-               "        self.wfile.write(data)\n"
-               "    def log_message(self, *args):\n"
-               "        pass\n"
-               "addr = (os.environ.get('HOST', '127.0.0.1'), int(os.environ['PORT']))\n"
-               "http.server.ThreadingHTTPServer(addr, Handler).serve_forever()\n");
-    py.set_version = [&](const std::string& v) {
-      write_file(py.src + "/VERSION", "python-" + v + "\n");
-      return "python-" + v;
-    };
-    create(py,
-           {{"command", {"install", "-D", "-m", "644", "-t", "dist", "VERSION", "server.py"}},
-            {"artifacts", {"dist"}}},
-           {p.python_bin, "dist/server.py"});
+    auto py = berth::bench::create_python(g_session, api, tmp, p.python_bin, nonce);
+    deploy_once(api, py, false, nullptr, 0);
     results.push_back(run_series(api, py, "python", p.python_deploys, false, p, nonce));
   }
 
   std::string load_after = loadavg();
-  cleanup();
+  g_session.final_cleanup();
 
   // The table: one row per measure, median and p90 per series.
   std::printf("%-48s", "ms (median / p90 over the deploys)");

@@ -69,6 +69,7 @@
 
 #include "messages/event.hpp"
 #include "bench/common/berth_bench.hpp"
+#include "bench/common/bench_session.hpp"
 #include "tests/common/support.hpp"
 
 #ifndef BERTH_BINARY
@@ -147,74 +148,15 @@ params parse(int argc, char** argv) {
 using berth::it::read_file;
 using berth::it::write_file;
 using berth::bench::api_client;
+using berth::bench::project_setup;
 using berth::bench::free_port;
 using berth::bench::loadavg;
 using berth::bench::median;
 
 
-struct cleanup_state {
-  std::mutex mu;
-  bool final = false;  // the process is exiting: no new mode may start
-  std::string tmp;     // canonical; "" when no mode runs
-  pid_t berth = -1;
-  bool keep = false;
-};
-cleanup_state g_cleanup;
+berth::bench::session g_session{"bench_switch"};
 
-// Kills berth, then every process whose cwd is in the temp dir (the releases and Caddy outlive
-// berth by design), then removes the temp dir. Safe from any thread; a no-op when nothing runs.
-void cleanup_locked() {
-  if (g_cleanup.berth > 0) {
-    ::kill(g_cleanup.berth, SIGKILL);
-    int st = 0;
-    while (::waitpid(g_cleanup.berth, &st, 0) < 0 && errno == EINTR) {
-    }
-    g_cleanup.berth = -1;
-  }
-  if (g_cleanup.tmp.empty()) return;
-  berth::it::kill_processes_in(g_cleanup.tmp);
-  auto left = berth::it::procs_in(g_cleanup.tmp);
-  if (!left.empty())
-    std::fprintf(stderr, "bench_switch: %zu processes still in %s\n", left.size(), g_cleanup.tmp.c_str());
-  if (g_cleanup.keep) {
-    std::fprintf(stderr, "bench_switch: kept %s\n", g_cleanup.tmp.c_str());
-  } else {
-    std::error_code ec;
-    fs::remove_all(g_cleanup.tmp, ec);
-  }
-  g_cleanup.tmp.clear();
-}
-
-void cleanup() {
-  std::lock_guard<std::mutex> lock(g_cleanup.mu);
-  cleanup_locked();
-}
-
-void final_cleanup() {
-  std::lock_guard<std::mutex> lock(g_cleanup.mu);
-  g_cleanup.final = true;
-  cleanup_locked();
-}
-
-std::string current_tmp() {
-  std::lock_guard<std::mutex> lock(g_cleanup.mu);
-  return g_cleanup.tmp;
-}
-
-std::string server_log_tail(size_t max = 4000) {
-  auto tmp = current_tmp();
-  if (tmp.empty()) return "";
-  auto s = read_file(tmp + "/server.log");
-  return s.size() > max ? "..." + s.substr(s.size() - max) : s;
-}
-
-[[noreturn]] void fail(const std::string& what, const std::string& extra = "") {
-  std::fprintf(stderr, "bench_switch failed: %s\n%s\n--- berth log (tail) ---\n%s\n", what.c_str(),
-               extra.c_str(), server_log_tail().c_str());
-  std::fflush(stdout);
-  final_cleanup();
-  std::_Exit(1);  // load threads may still run: no static destructors
-}
+[[noreturn]] void fail(const std::string& what, const std::string& extra = "") { g_session.fail(what, extra); }
 
 // ---- HTTP -----------------------------------------------------------------------------------
 
@@ -384,13 +326,6 @@ window_stats analyse(load& l) {
 
 // ---- the deploys ----------------------------------------------------------------------------
 
-struct project_setup {
-  std::string name, src;
-  uint16_t port = 0;  // stable production port
-  std::function<std::string(const std::string& version)> set_version;  // writes the source
-  std::string version;  // what the current release serves
-};
-
 // Deploys `proj` once; waits (bounded) for the end. Returns the detail.
 json deploy_once(api_client& api, const project_setup& proj) {
   auto [code, body] = api.post("/api/projects/" + proj.name + "/deployments", json::object());
@@ -506,133 +441,44 @@ struct mode_result {
   std::vector<series_result> series;
 };
 
-const char* kPythonApp =
-    "# bench_switch's python app: http.server on $HOST:$PORT, HTTP/1.1 with keep-alive;\n"
-    "# 'release <X>' on /, 'ok' on /health; X from VERSION next to this file.\n"
-    "import http.server, os, pathlib\n"
-    "here = pathlib.Path(__file__).resolve().parent\n"
-    "body = ('release ' + (here / 'VERSION').read_text().strip() + '\\n').encode()\n"
-    "class Handler(http.server.BaseHTTPRequestHandler):\n"
-    "    protocol_version = 'HTTP/1.1'\n"
-    "    disable_nagle_algorithm = True  # headers and body are two writes\n"
-    "    def do_GET(self):\n"
-    "        data = b'ok' if self.path.split('?')[0] == '/health' else body\n"
-    "        self.send_response(200)\n"
-    "        self.send_header('Content-Type', 'text/plain')\n"
-    "        self.send_header('Content-Length', str(len(data)))\n"
-    "        self.end_headers()\n"
-    "        self.wfile.write(data)\n"
-    "    def log_message(self, *args):\n"
-    "        pass\n"
-    "addr = (os.environ.get('HOST', '127.0.0.1'), int(os.environ['PORT']))\n"
-    "http.server.ThreadingHTTPServer(addr, Handler).serve_forever()\n";
-
 mode_result run_mode(const std::string& mode, const params& p, std::mt19937& rng) {
   mode_result res;
   res.mode = mode;
-  std::string tmp;
-  {
-    std::string tmpl = p.dir + "/berth-bench-switch-XXXXXX";
-    std::vector<char> buf(tmpl.begin(), tmpl.end());
-    buf.push_back('\0');
-    if (::mkdtemp(buf.data()) == nullptr) fail(std::string("mkdtemp: ") + std::strerror(errno));
-    std::error_code ec;
-    tmp = fs::canonical(buf.data(), ec).string();
-    std::lock_guard<std::mutex> lock(g_cleanup.mu);
-    if (g_cleanup.final) std::_Exit(130);
-    g_cleanup.tmp = tmp;
-    g_cleanup.keep = p.keep;
-  }
-  int prod_lo = 8000 + static_cast<int>(rng() % 9) * 200;     // 8000-9799, 200 ports each
-  int preview_lo = 4000 + static_cast<int>(rng() % 19) * 200;  // 4000-7799
+  const std::string tmp = g_session.open_dir(p.dir, p.keep);
+  auto ports = berth::bench::port_window_args(rng());
   uint16_t api_port = free_port();
   if (api_port == 0) fail("no free loopback port");
   std::string nonce = std::to_string(rng() % 100000);
   std::vector<std::string> args = {p.berth, "serve", "--listen", "127.0.0.1:" + std::to_string(api_port),
-                                   "--data", tmp + "/data", "--stop-grace-ms", "1000", "--production-ports",
-                                   std::to_string(prod_lo) + "-" + std::to_string(prod_lo + 199),
-                                   "--preview-ports", std::to_string(preview_lo) + "-" + std::to_string(preview_lo + 199),
-                                   "--switch-mode", mode};
+                                   "--data", tmp + "/data", "--stop-grace-ms", "1000", "--switch-mode", mode};
+  args.insert(args.end(), ports.begin(), ports.end());
   if (mode == "proxy")
     for (auto& a : {std::string("--caddy"), p.caddy, std::string("--proxy-http-port"), std::to_string(free_port()),
                     std::string("--drain-ms"), std::to_string(p.drain_ms)})
       args.push_back(a);
-  std::printf("mode %s: dir=%s api=127.0.0.1:%u production-ports=%d-%d preview-ports=%d-%d%s\n", mode.c_str(),
-              tmp.c_str(), api_port, prod_lo, prod_lo + 199, preview_lo, preview_lo + 199,
+  std::printf("mode %s: dir=%s api=127.0.0.1:%u %s %s %s %s%s\n", mode.c_str(), tmp.c_str(), api_port,
+              ports[0].c_str(), ports[1].c_str(), ports[2].c_str(), ports[3].c_str(),
               mode == "proxy" ? (" caddy=" + p.caddy + " --drain-ms " + std::to_string(p.drain_ms)).c_str() : "");
   std::fflush(stdout);
-  {
-    std::string spawn_error;
-    pid_t pid = berth::bench::spawn(args, tmp + "/server.log", &spawn_error);
-    if (pid < 0) fail(spawn_error);
-    std::lock_guard<std::mutex> lock(g_cleanup.mu);
-    g_cleanup.berth = pid;
-  }
   api_client api(api_port);
-  {
-    auto until = steady::now() + 20s;
-    for (;;) {
-      auto [code, body] = api.get("/health");
-      // In proxy mode, wait for Caddy as well.
-      if (code == 200 && (mode == "direct" || body["proxy"].value("status", "") == "running")) {
-        if (body["proxy"].value("mode", "") != mode) fail("berth runs switch mode " + body["proxy"].dump());
-        break;
-      }
-      {
-        std::lock_guard<std::mutex> lock(g_cleanup.mu);
-        int st = 0;
-        if (g_cleanup.berth > 0 && ::waitpid(g_cleanup.berth, &st, WNOHANG) == g_cleanup.berth) {
-          g_cleanup.berth = -1;
-          fail("berth serve exited at start");
-        }
-      }
-      if (steady::now() > until) fail("berth serve (" + mode + ") not ready within 20 s", body.dump());
-      std::this_thread::sleep_for(25ms);
-    }
-  }
+  // In proxy mode, wait for Caddy as well.
+  g_session.start_berth(args, api, [&](const json& health) {
+    if (mode == "proxy" && health["proxy"].value("status", "") != "running") return false;
+    if (health["proxy"].value("mode", "") != mode) fail("berth runs switch mode " + health["proxy"].dump());
+    return true;
+  });
 
-  const json health = {{"path", "/health"}, {"timeout_s", 10}, {"interval_ms", 10}, {"min_healthy_s", 0}};
-  auto create = [&](project_setup& proj, const json& build, const json& command) {
-    json m = {{"name", proj.name},
-              {"source", {{"path", proj.src}}},
-              {"build", build},
-              {"production", {{"command", command}, {"health", health}, {"keep", 3}}}};
-    auto [code, body] = api.post("/api/projects", m);
-    if (code != 201) fail("POST /api/projects " + proj.name + ": HTTP " + std::to_string(code), body.dump());
-    auto [c2, info] = api.get("/api/projects/" + proj.name);
-    if (c2 != 200) fail("GET /api/projects/" + proj.name, info.dump());
-    proj.port = info.at("ports").at("production").get<uint16_t>();
-    proj.version = proj.set_version(nonce + "-0");
+  auto first_release = [&](project_setup& proj) {
     deploy_once(api, proj);  // v1: the first release, nothing to switch from
     std::this_thread::sleep_for(150ms);
     check_serves(proj);
   };
-
-  project_setup tiny;
-  tiny.name = "bench-tiny";
-  tiny.src = tmp + "/src-tiny";
-  fs::create_directories(tiny.src);
-  tiny.set_version = [&](const std::string& v) {
-    write_file(tiny.src + "/VERSION", "tiny-" + v + "\n");
-    return "tiny-" + v;
-  };
-  create(tiny, {{"command", {"install", "-D", "-m", "644", "-t", "dist", "VERSION"}}, {"artifacts", {"dist"}}},
-         {p.tiny, "dist/VERSION"});
-
+  auto tiny = berth::bench::create_tiny(g_session, api, tmp, p.tiny, nonce);
+  first_release(tiny);
   project_setup py;
   if (p.python) {
-    py.name = "bench-python";
-    py.src = tmp + "/src-python";
-    fs::create_directories(py.src);
-    write_file(py.src + "/server.py", kPythonApp);
-    py.set_version = [&](const std::string& v) {
-      write_file(py.src + "/VERSION", "python-" + v + "\n");
-      return "python-" + v;
-    };
-    create(py,
-           {{"command", {"install", "-D", "-m", "644", "-t", "dist", "VERSION", "server.py"}},
-            {"artifacts", {"dist"}}},
-           {p.python_bin, "dist/server.py"});
+    py = berth::bench::create_python(g_session, api, tmp, p.python_bin, nonce);
+    first_release(py);
   }
 
   res.load_before = loadavg();
@@ -643,7 +489,7 @@ mode_result run_mode(const std::string& mode, const params& p, std::mt19937& rng
   if (p.python)
     for (auto& c : conns) res.series.push_back(run_series(api, py, c, p.python_deploys, p, nonce, counter));
   res.load_after = loadavg();
-  cleanup();
+  g_session.cleanup();
   return res;
 }
 
@@ -664,28 +510,8 @@ int main(int argc, char** argv) {
       return 2;
     }
 
-  // Signals are handled by one thread (cleanup, then exit); block them before any thread exists.
-  sigset_t sigs;
-  sigemptyset(&sigs);
-  sigaddset(&sigs, SIGINT);
-  sigaddset(&sigs, SIGTERM);
-  sigaddset(&sigs, SIGHUP);
-  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
-  std::signal(SIGPIPE, SIG_IGN);
-  std::thread([sigs] {
-    int sig = 0;
-    sigwait(&sigs, &sig);
-    std::fprintf(stderr, "bench_switch: signal %d, cleaning up\n", sig);
-    final_cleanup();
-    std::_Exit(130);
-  }).detach();
-  std::thread([limit = p.timeout_s] {
-    std::this_thread::sleep_for(std::chrono::seconds(limit));
-    std::fprintf(stderr, "bench_switch: time limit of %d s reached\n--- berth log (tail) ---\n%s\n", limit,
-                 server_log_tail().c_str());
-    final_cleanup();
-    std::_Exit(3);
-  }).detach();
+  // Cleanup on a signal or at the time limit; signals are blocked before any other thread exists.
+  g_session.guard(std::chrono::seconds(p.timeout_s));
 
   std::printf("bench_switch: modes=%zu deploys=%d python_deploys=%d threads=%d rate=%s fresh=%s cores=%u "
               "load(1/5/15m)=%s\n  berth=%s\n  tiny_http=%s\n  python=%s\n\n",
@@ -754,6 +580,6 @@ int main(int argc, char** argv) {
     if (m.mode == "proxy" && !ratios.empty()) j["p99_ratio_vs_direct"] = ratios;
     std::printf("%s\n", j.dump().c_str());
   }
-  final_cleanup();
+  g_session.final_cleanup();
   return 0;
 }
