@@ -67,14 +67,17 @@ std::string fetch_result::describe() const {
   return "HTTP " + std::to_string(status) + " '" + b + "'";
 }
 
-fetch_result fetch(uint16_t port, const std::string& path, std::chrono::milliseconds timeout) {
+fetch_result fetch(uint16_t port, const std::string& path, std::chrono::milliseconds timeout,
+                   const std::string& host) {
   httplib::Client cli("127.0.0.1", port);
   auto us = std::chrono::duration_cast<std::chrono::microseconds>(timeout).count();
   cli.set_connection_timeout(us / 1000000, us % 1000000);
   cli.set_read_timeout(us / 1000000, us % 1000000);
   cli.set_keep_alive(false);
   fetch_result out;
-  auto r = cli.Get(path.c_str());
+  httplib::Headers headers;
+  if (!host.empty()) headers.emplace("Host", host);
+  auto r = cli.Get(path.c_str(), headers);
   if (!r) {
     out.error = httplib::to_string(r.error());
     return out;

@@ -38,9 +38,11 @@ struct fetch_result {
   std::string error;
   std::string describe() const;
 };
-// GET on 127.0.0.1:port with a fresh connection and short timeouts.
+// GET on 127.0.0.1:port with a fresh connection and short timeouts; `host` (when given) is
+// sent as the Host header, as a browser asking for <name>.<domain_suffix> would.
 fetch_result fetch(uint16_t port, const std::string& path = "/",
-                   std::chrono::milliseconds timeout = std::chrono::milliseconds(1500));
+                   std::chrono::milliseconds timeout = std::chrono::milliseconds(1500),
+                   const std::string& host = "");
 
 bool is_terminal_status(const std::string& status);
 // Polls GET /api/deployments/{id} (or `prefix` + id) every 50 ms until its status is terminal

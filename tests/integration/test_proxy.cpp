@@ -63,20 +63,7 @@ std::string joined(const std::vector<std::string>& v, size_t max = 15) {
 // GET `path` on 127.0.0.1:port with a fresh connection and the given Host header.
 fetch_result fetch_host(uint16_t port, const std::string& host, const std::string& path = "/",
                         std::chrono::milliseconds timeout = 1500ms) {
-  httplib::Client cli("127.0.0.1", port);
-  auto us = std::chrono::duration_cast<std::chrono::microseconds>(timeout).count();
-  cli.set_connection_timeout(us / 1000000, us % 1000000);
-  cli.set_read_timeout(us / 1000000, us % 1000000);
-  cli.set_keep_alive(false);
-  fetch_result out;
-  auto r = cli.Get(path.c_str(), httplib::Headers{{"Host", host}});
-  if (!r) {
-    out.error = httplib::to_string(r.error());
-    return out;
-  }
-  out.status = r->status;
-  out.body = r->body;
-  return out;
+  return fetch(port, path, timeout, host);
 }
 
 // Health checks may take this long (s): test servers share two cores with whatever else runs.
@@ -164,6 +151,15 @@ struct proxy_env {
   // Both routes of the production environment of `name` answer `body`.
   bool serves(uint16_t stable, const std::string& name, const std::string& body) {
     return fetch(stable).body == body && fetch_host(http_port, name + ".localhost").body == body;
+  }
+  // Creates project "site" from the source folder `src` (at version 1), deploys it and waits
+  // until both of its routes serve release 1; returns its stable port.
+  uint16_t site_v1(const std::string& src) {
+    create(site_manifest("site", src, 5, health_timeout_s));
+    deploy_ok("site");
+    auto stable = production_port("site");
+    REQUIRE(eventually([&] { return serves(stable, "site", "release 1\n"); }, 5s));
+    return stable;
   }
 };
 
@@ -324,6 +320,15 @@ bool is_caddy(pid_t pid) {
   return comm.rfind("caddy", 0) == 0;
 }
 
+// The proxy's /health object, with a pid that is Caddy's.
+json caddy_health(proxy_env& e) {
+  auto h = e.proxy_health();
+  INFO("proxy: " << h.dump());
+  REQUIRE(h.at("pid").is_number_integer());
+  REQUIRE(is_caddy(h.at("pid").get<pid_t>()));
+  return h;
+}
+
 }  // namespace
 
 TEST_CASE("proxy - zero failed requests across deploy and rollback and a failing deploy",
@@ -332,10 +337,7 @@ TEST_CASE("proxy - zero failed requests across deploy and rollback and a failing
   proxy_env e;
   auto site = make_site(e.tmp, "site", "1");
   without_nagle(site);
-  e.create(site_manifest("site", site, 5, health_timeout_s));
-  e.deploy_ok("site");
-  auto stable = e.production_port("site");
-  REQUIRE(eventually([&] { return e.serves(stable, "site", "release 1\n"); }, 5s));
+  auto stable = e.site_v1(site);
 
   load clients(stable, e.http_port, "site.localhost", {"release 1\n", "release 2\n"}, 4);
   std::this_thread::sleep_for(300ms);
@@ -400,16 +402,10 @@ TEST_CASE("proxy - berth restarts a killed Caddy and the routes come back", "[in
   SKIP_WITHOUT_CADDY();
   proxy_env e;
   auto site = make_site(e.tmp, "site", "1");
-  e.create(site_manifest("site", site, 5, health_timeout_s));
-  e.deploy_ok("site");
-  auto stable = e.production_port("site");
-  REQUIRE(eventually([&] { return e.serves(stable, "site", "release 1\n"); }, 5s));
+  auto stable = e.site_v1(site);
 
-  auto before = e.proxy_health();
-  INFO("proxy before: " << before.dump());
-  REQUIRE(before.at("pid").is_number_integer());
+  auto before = caddy_health(e);
   pid_t caddy = before.at("pid").get<pid_t>();
-  REQUIRE(is_caddy(caddy));
   auto restarts_before = before.value("restarts", 0);
 
   auto t0 = steady::now();
@@ -452,15 +448,9 @@ TEST_CASE("proxy - Caddy keeps serving while berth is down and berth adopts it",
   SKIP_WITHOUT_CADDY();
   proxy_env e;
   auto site = make_site(e.tmp, "site", "1");
-  e.create(site_manifest("site", site, 5, health_timeout_s));
-  e.deploy_ok("site");
-  auto stable = e.production_port("site");
-  REQUIRE(eventually([&] { return e.serves(stable, "site", "release 1\n"); }, 5s));
-  auto before = e.proxy_health();
-  INFO("proxy before: " << before.dump());
-  REQUIRE(before.at("pid").is_number_integer());
+  auto stable = e.site_v1(site);
+  auto before = caddy_health(e);
   pid_t caddy = before.at("pid").get<pid_t>();
-  REQUIRE(is_caddy(caddy));
 
   // One client keeps both routes busy across the kill, the restart and the adoption.
   load clients(stable, e.http_port, "site.localhost", {"release 1\n"}, 1);
@@ -512,10 +502,7 @@ TEST_CASE("proxy - deleting a project removes its routes and the preview has its
   SKIP_WITHOUT_CADDY();
   proxy_env e;
   auto site = make_site(e.tmp, "site", "1");
-  e.create(site_manifest("site", site, 5, health_timeout_s));
-  e.deploy_ok("site");
-  auto stable = e.production_port("site");
-  REQUIRE(eventually([&] { return e.serves(stable, "site", "release 1\n"); }, 5s));
+  auto stable = e.site_v1(site);
 
   auto started = e.api().post("/api/projects/site/preview/start", std::string{});
   INFO(started.describe());
@@ -583,9 +570,7 @@ TEST_CASE("proxy - production status shows the public url", "[integration][proxy
   SKIP_WITHOUT_CADDY();
   proxy_env e;
   auto site = make_site(e.tmp, "site", "1");
-  e.create(site_manifest("site", site, 5, health_timeout_s));
-  e.deploy_ok("site");
-  auto stable = e.production_port("site");
+  auto stable = e.site_v1(site);
   auto r = e.api().get("/api/projects/site/production");
   INFO(r.describe());
   REQUIRE(r.status == 200);
