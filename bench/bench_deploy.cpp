@@ -66,7 +66,6 @@
 #include "messages/event.hpp"
 #include "bench/common/berth_bench.hpp"
 #include "bench/common/bench_session.hpp"
-#include "tests/common/support.hpp"
 
 #ifndef BERTH_BINARY
 #define BERTH_BINARY ""
@@ -131,18 +130,13 @@ params parse(int argc, char** argv) {
   return p;
 }
 
-// ---- files, processes, cleanup --------------------------------------------------------------
+// ---- the berth under test ------------------------------------------------------------------
 
-using berth::it::read_file;
-using berth::it::write_file;
 using berth::bench::api_client;
-using berth::bench::project_setup;
 using berth::bench::free_port;
 using berth::bench::loadavg;
 using berth::bench::median;
-using berth::bench::spawn;
-
-
+using berth::bench::project_setup;
 
 berth::bench::session g_session{"bench_deploy"};
 
