@@ -268,32 +268,21 @@ void add_deployment_routes(httplib::Server& svr, const context& ctx) {
     answer(res, 202, ask<std::string>(ctx.sys, projects(ctx), ctx.timeout(), rollback_atom_v, name, hash));
   });
 
-  svr.Get(R"(/api/projects/([^/]+)/production)", [&ctx](const httplib::Request& req, httplib::Response& res) {
-    std::string name;
-    if (!path_name(req, res, name)) return;
-    answer(res, 200,
-           ask<std::string>(ctx.sys, projects(ctx), ctx.timeout(), production_atom_v, name,
-                            std::string("status")));
-  });
-
-  svr.Get(R"(/api/projects/([^/]+)/production/history)",
-          [&ctx](const httplib::Request& req, httplib::Response& res) {
-            std::string name;
-            if (!path_name(req, res, name)) return;
-            answer(res, 200,
-                   ask<std::string>(ctx.sys, projects(ctx), ctx.timeout(), production_atom_v, name,
-                                    std::string("history")));
-          });
-
-  svr.Post(R"(/api/projects/([^/]+)/production/(stop|start))",
-           [&ctx](const httplib::Request& req, httplib::Response& res) {
-             std::string name;
-             if (!path_name(req, res, name)) return;
-             // Waits for the jobs queued before it (a deploy may take minutes).
-             answer(res, 200,
-                    ask<std::string>(ctx.sys, projects(ctx), long_timeout(ctx), production_atom_v, name,
-                                     std::string(req.matches[2])));
-           });
+  // GET production, GET production/history, POST production/{stop|start}: one message each.
+  // A null action is the one in the path (stop|start): those wait for the jobs queued before
+  // them (a deploy may take minutes).
+  auto production = [&ctx](const char* action) {
+    return [&ctx, action](const httplib::Request& req, httplib::Response& res) {
+      std::string name;
+      if (!path_name(req, res, name)) return;
+      auto timeout = action ? ctx.timeout() : long_timeout(ctx);
+      std::string what = action ? action : std::string(req.matches[2]);
+      answer(res, 200, ask<std::string>(ctx.sys, projects(ctx), timeout, production_atom_v, name, what));
+    };
+  };
+  svr.Get(R"(/api/projects/([^/]+)/production)", production("status"));
+  svr.Get(R"(/api/projects/([^/]+)/production/history)", production("history"));
+  svr.Post(R"(/api/projects/([^/]+)/production/(stop|start))", production(nullptr));
 
   auto detail = [&ctx](const httplib::Request& req, httplib::Response& res) {
     get_deployment(ctx, req, res);
