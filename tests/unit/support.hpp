@@ -44,4 +44,11 @@ inline std::string read_file(const fs::path& p) {
   return ss.str();
 }
 
+// Permission bits (with setuid/setgid/sticky) of p itself, not of a link's target.
+inline mode_t mode_of(const fs::path& p) {
+  struct stat st;
+  REQUIRE(::lstat(p.c_str(), &st) == 0);
+  return st.st_mode & 07777;
+}
+
 }  // namespace berth::test

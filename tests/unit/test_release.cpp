@@ -16,17 +16,12 @@
 using namespace berth;
 namespace fs = std::filesystem;
 
+using berth::test::mode_of;
 using berth::test::read_file;
 using berth::test::temp_dir;
 using berth::test::write_file;
 
 namespace {
-
-mode_t mode_of(const fs::path& p) {
-  struct stat st;
-  REQUIRE(::lstat(p.c_str(), &st) == 0);
-  return st.st_mode & 07777;
-}
 
 // A small build output; `reverse` creates the files in the opposite order.
 void make_build(const fs::path& root, bool reverse = false) {

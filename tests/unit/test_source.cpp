@@ -16,17 +16,12 @@
 using namespace berth;
 namespace fs = std::filesystem;
 
+using berth::test::mode_of;
 using berth::test::read_file;
 using berth::test::temp_dir;
 using berth::test::write_file;
 
 namespace {
-
-mode_t mode_of(const fs::path& p) {
-  struct stat st;
-  REQUIRE(::lstat(p.c_str(), &st) == 0);
-  return st.st_mode & 07777;
-}
 
 // Test-only: runs a git command line (paths are mkdtemp names, no quoting needed).
 std::string sh(const std::string& cmd) {
