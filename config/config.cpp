@@ -46,7 +46,17 @@ void load_template(config& c) {
   c.deploy.template_manifest = j.dump();
 }
 
+bool parse_bool(const std::string& key, const std::string& v) {
+  if (v == "true" || v == "1" || v == "yes") return true;
+  if (v == "false" || v == "0" || v == "no") return false;
+  throw CLI::ValidationError(key, "expected true or false, got '" + v + "'");
+}
+
 }  // namespace
+
+bool is_loopback_host(const std::string& host) {
+  return host == "localhost" || host == "::1" || host == "[::1]" || host.rfind("127.", 0) == 0;
+}
 
 bool parse_host_port(const std::string& s, std::string& host, uint16_t& port) {
   auto colon = s.rfind(':');
@@ -159,6 +169,64 @@ config_loader::config_loader(config& cfg) : cfg_(cfg) {
       {"drain_ms", "--drain-ms", "BERTH_DRAIN_MS",
        "proxy mode: how long the old release keeps running after the switch", "30000",
        [&c](const std::string& v) { c.deploy.drain_ms = parse_long("drain_ms", v, 0, 3600000); }},
+      {"reconcile_interval_ms", "--reconcile-interval-ms", "BERTH_RECONCILE_INTERVAL_MS",
+       "how often each project's desired state is checked against its processes", "5000",
+       [&c](const std::string& v) {
+         c.deploy.reconcile_interval_ms = parse_long("reconcile_interval_ms", v, 50, 3600000);
+       }},
+      {"restart_base_ms", "--restart-base-ms", "BERTH_RESTART_BASE_MS",
+       "first delay before a dead release is restarted (doubles, full jitter)", "250",
+       [&c](const std::string& v) { c.deploy.restart_base_ms = parse_long("restart_base_ms", v, 1, 600000); }},
+      {"restart_max_ms", "--restart-max-ms", "BERTH_RESTART_MAX_MS", "cap of the restart delay", "30000",
+       [&c](const std::string& v) { c.deploy.restart_max_ms = parse_long("restart_max_ms", v, 1, 3600000); }},
+      {"crash_loop_restarts", "--crash-loop-restarts", "BERTH_CRASH_LOOP_RESTARTS",
+       "restarts within the crash-loop window after which a release is marked crashed", "5",
+       [&c](const std::string& v) {
+         c.deploy.crash_loop_restarts = parse_long("crash_loop_restarts", v, 1, 1000);
+       }},
+      {"crash_loop_window_s", "--crash-loop-window-s", "BERTH_CRASH_LOOP_WINDOW_S",
+       "the crash-loop window", "60",
+       [&c](const std::string& v) {
+         c.deploy.crash_loop_window_s = parse_long("crash_loop_window_s", v, 1, 86400);
+       }},
+      {"retry_attempts", "--retry-attempts", "BERTH_RETRY_ATTEMPTS",
+       "retries of a transient backend failure", "5",
+       [&c](const std::string& v) { c.resilience.retry_attempts = parse_long("retry_attempts", v, 0, 100); }},
+      {"retry_base_ms", "--retry-base-ms", "BERTH_RETRY_BASE_MS",
+       "first retry delay (doubles; full jitter)", "1000",
+       [&c](const std::string& v) { c.resilience.retry_base_ms = parse_long("retry_base_ms", v, 0, 600000); }},
+      {"retry_max_ms", "--retry-max-ms", "BERTH_RETRY_MAX_MS", "cap of a retry delay", "16000",
+       [&c](const std::string& v) { c.resilience.retry_max_ms = parse_long("retry_max_ms", v, 0, 3600000); }},
+      {"breaker_failures", "--breaker-failures", "BERTH_BREAKER_FAILURES",
+       "consecutive failures that open a backend's circuit breaker", "5",
+       [&c](const std::string& v) {
+         c.resilience.breaker_failures = parse_long("breaker_failures", v, 1, 1000);
+       }},
+      {"breaker_open_ms", "--breaker-open-ms", "BERTH_BREAKER_OPEN_MS",
+       "how long an open breaker fails fast before it lets one call through", "60000",
+       [&c](const std::string& v) {
+         c.resilience.breaker_open_ms = parse_long("breaker_open_ms", v, 1, 86400000);
+       }},
+      {"token", "--token", "BERTH_TOKEN",
+       "API bearer token for /api/*", "the one in <data>/token, created 0600 at first start",
+       [&c](const std::string& v) {
+         if (v.size() < 16 || v.size() > 256 ||
+             v.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~+/=") !=
+                 std::string::npos)
+           throw CLI::ValidationError("token", "expected 16-256 token characters");
+         c.token = v;
+       }},
+      {"enable_fault_injection", "--enable-fault-injection", "BERTH_ENABLE_FAULT_INJECTION",
+       "expose POST /api/debug/crash and /api/debug/fail (loopback only; for tests)", "false",
+       [&c](const std::string& v) { c.enable_fault_injection = parse_bool("enable_fault_injection", v); },
+       "", false, true},
+      {"shutdown_grace_ms", "--shutdown-grace-ms", "BERTH_SHUTDOWN_GRACE_MS",
+       "on SIGTERM, how long running deploy phases get to reach a boundary", "10000",
+       [&c](const std::string& v) { c.shutdown_grace_ms = parse_long("shutdown_grace_ms", v, 0, 600000); }},
+      {"stop_apps_on_exit", "--stop-apps-on-exit", "BERTH_STOP_APPS_ON_EXIT",
+       "stop previews and production releases when berth stops (default: they keep running)", "false",
+       [&c](const std::string& v) { c.stop_apps_on_exit = parse_bool("stop_apps_on_exit", v); },
+       "", false, true},
   };
 }
 
@@ -166,8 +234,15 @@ void config_loader::add_options(CLI::App& app) {
   app.add_option("--config", cfg_.config_file, "JSON config file (keys as the flags, with '_')")
       ->envname("BERTH_CONFIG");
   for (auto& o : options_) {
-    auto* opt = app.add_option(o.flag, o.flag_value,
-                               o.help + " (default " + o.fallback + ") [env " + o.env + "]");
+    auto help = o.help + " (default " + o.fallback + ") [env " + o.env + "]";
+    if (o.is_flag) {
+      app.add_flag_callback(o.flag, [&o] {
+        o.given = true;
+        o.flag_value = "true";
+      }, help);
+      continue;
+    }
+    auto* opt = app.add_option(o.flag, o.flag_value, help);
     opt->each([&o](const std::string&) { o.given = true; });
   }
 }
@@ -193,6 +268,10 @@ void config_loader::resolve() {
       cfg_.preview_ports.lo <= cfg_.production_ports.hi)
     throw CLI::ValidationError("preview_ports", "must not overlap the production range");
   if (!cfg_.deploy_template.empty()) load_template(cfg_);
+  if (cfg_.enable_fault_injection && !is_loopback_host(cfg_.listen_host))
+    throw CLI::ValidationError("enable_fault_injection", "is refused unless berth listens on loopback");
+  if (cfg_.deploy.restart_max_ms < cfg_.deploy.restart_base_ms)
+    throw CLI::ValidationError("restart_max_ms", "must not be below restart_base_ms");
 }
 
 }  // namespace berth

@@ -29,6 +29,22 @@ struct deploy_settings {
   int stop_grace_ms = 3000;                 // SIGTERM -> SIGKILL when stopping a release
   bool proxy = false;                       // switch through Caddy (resolved from switch_mode)
   int drain_ms = 30000;                     // proxy mode: old release keeps running this long
+  // Keeping production up: the reconciler's pass, and restarts of a release that died.
+  int reconcile_interval_ms = 5000;         // periodic level-triggered pass (and one at start)
+  int restart_base_ms = 250;                // first restart delay; doubles, full jitter
+  int restart_max_ms = 30000;               // cap of the restart delay
+  int crash_loop_restarts = 5;              // more restarts than this within the window...
+  int crash_loop_window_s = 60;             // ...mark the release `crashed`
+};
+
+// Transient failures of runtime backends (process driver, proxy): one retry policy and one
+// circuit breaker per backend.
+struct resilience_settings {
+  int retry_attempts = 5;        // attempts after the first one
+  int retry_base_ms = 1000;      // 1-2-4-8-16 s, each a full-jitter draw below the cap
+  int retry_max_ms = 16000;
+  int breaker_failures = 5;      // consecutive failures that open a backend's breaker
+  int breaker_open_ms = 60000;   // open -> half-open after this long
 };
 
 // Caddy in front of the releases (proxy switch mode).
@@ -55,6 +71,16 @@ struct config {
   std::string deploy_template;  // path of the template manifest file (read into deploy)
   deploy_settings deploy;
   proxy_settings proxy;
+  resilience_settings resilience;
+  // Security: every /api/* route needs `Authorization: Bearer <token>`. "" = the token in
+  // <data>/token, created (0600) at first start.
+  std::string token;
+  // POST /api/debug/crash and /api/debug/fail; refused unless listening on loopback.
+  bool enable_fault_injection = false;
+  // SIGTERM: how long the running deploy phases get to reach a boundary; apps keep running
+  // unless stop_apps_on_exit.
+  int shutdown_grace_ms = 10000;
+  bool stop_apps_on_exit = false;
 };
 
 // Binds every option to `app` as a flag with its BERTH_* variable and help text, and
@@ -72,6 +98,7 @@ class config_loader {
     std::function<void(const std::string&)> set;
     std::string flag_value;
     bool given = false;
+    bool is_flag = false;  // --flag without a value (sets "true")
   };
   config& cfg_;
   std::vector<option> options_;
@@ -80,5 +107,7 @@ class config_loader {
 // "127.0.0.1:7070" → host/port; false on bad input.
 bool parse_host_port(const std::string& s, std::string& host, uint16_t& port);
 bool parse_port_range(const std::string& s, port_range& r);
+// 127.0.0.1, ::1, localhost and the rest of 127.0.0.0/8.
+bool is_loopback_host(const std::string& host);
 
 }  // namespace berth
