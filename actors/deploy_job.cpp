@@ -57,6 +57,7 @@ void end_job(self_ptr self, const std::string& final_status) {
                    std::string{(kept ? "old release of " : "candidate of ") + job->job.id});
   job->log->line("deployment " + final_status);
   job->rp.deliver(final_status);
+  arm_reconciler(self);  // a release that died during the job is restarted now
 }
 
 // Compensates what the job created, newest first, then records how it ended.
@@ -194,6 +195,7 @@ void next_phase(self_ptr self) {
             activated["previous"] = job->plan.current;
             // Recorded at once: from here on the new release is what production serves.
             return append(self, {event(self, ev::release_activated, activated)}, [=] {
+              self->state.restarts.clear();  // a new release: a fresh crash-loop budget
               watch(self);
               next_phase(self);
             });

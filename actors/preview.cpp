@@ -9,6 +9,7 @@
 #include "runtime/health_probe.hpp"
 #include "runtime/process_driver.hpp"
 #include "runtime/source.hpp"
+#include "runtime/strays.hpp"
 
 namespace berth {
 
@@ -18,11 +19,8 @@ using self_ptr = caf::stateful_actor<preview_state>*;
 using json = nlohmann::json;
 using namespace std::chrono_literals;
 
-constexpr auto backoff_base = 250ms;
-constexpr auto backoff_max = 30s;
-constexpr size_t crash_limit = 5;  // more restarts than this within crash_window: crashed
-constexpr auto crash_window = 60s;
 constexpr auto stop_grace = 3s;
+constexpr int unhealthy_limit = 3;  // failed probes in a row that restart a live preview
 
 process_driver& driver() {
   static process_driver d;
@@ -38,7 +36,7 @@ std::string status_json(self_ptr self) {
          {"port", st.port},
          {"url", "http://127.0.0.1:" + std::to_string(st.port)},
          {"folder", st.paths.preview.string()},
-         {"restarts", st.restarts.size()}};
+         {"restarts", st.restarts.recent()}};
   if (st.status == "running" || st.status == "starting") j["pid"] = st.process.pid;
   if (!st.reason.empty()) j["reason"] = st.reason;
   return j.dump();
@@ -125,6 +123,7 @@ void stop_in_background(self_ptr self, preview_launched p) {
 }
 
 void schedule_restart(self_ptr self, const std::string& why);
+void arm_pass(self_ptr self);
 
 void launch(self_ptr self, bool fresh_source) {
   auto& st = self->state;
@@ -148,8 +147,10 @@ void launch(self_ptr self, bool fresh_source) {
             self->state.status = "running";
             self->state.process = p;
             self->state.reason.clear();
+            self->state.failed_probes = 0;
             append(self, ev::preview_started, to_json(p));
             watch(self, p);
+            arm_pass(self);
             answer_waiting(self, {});
           },
           [=](caf::error& err) {
@@ -166,22 +167,63 @@ void launch(self_ptr self, bool fresh_source) {
 
 void schedule_restart(self_ptr self, const std::string& why) {
   auto& st = self->state;
-  auto now = std::chrono::steady_clock::now();
-  while (!st.restarts.empty() && now - st.restarts.front() > crash_window) st.restarts.pop_front();
-  if (st.restarts.size() >= crash_limit) {
+  auto delay = st.restarts.next(st.policy, std::chrono::steady_clock::now(), jitter_rng());
+  if (!delay) {
     st.status = "crashed";
-    st.reason = why + fmt::format(" ({} restarts within {} s)", st.restarts.size(),
-                                  std::chrono::duration_cast<std::chrono::seconds>(crash_window).count());
+    st.reason = why + fmt::format(" ({} restarts within {} s)", st.restarts.recent(), st.policy.window.count());
     spdlog::warn("preview {}: crashed: {}", st.project, st.reason);
     append(self, ev::preview_crashed, {{"reason", st.reason}});
     return;
   }
-  auto delay = std::min<std::chrono::milliseconds>(backoff_base * (1 << st.restarts.size()), backoff_max);
-  st.restarts.push_back(now);
   st.status = "restarting";
   st.reason = why;
-  spdlog::info("preview {}: {}; restarting in {} ms", st.project, why, delay.count());
-  self->delayed_send(self, delay, retry_atom_v, st.generation);
+  spdlog::info("preview {}: {}; restarting in {} ms", st.project, why, delay->count());
+  self->delayed_send(self, *delay, retry_atom_v, st.generation);
+}
+
+// The reconciler's pass while the preview runs: alive (same process) and answering.
+void arm_pass(self_ptr self) {
+  auto& st = self->state;
+  if (st.pass_armed || st.status != "running") return;
+  st.pass_armed = true;
+  self->delayed_send(self, st.pass_interval, reconcile_atom_v);
+}
+
+void on_pass(self_ptr self) {
+  auto& st = self->state;
+  st.pass_armed = false;
+  if (st.status != "running" || st.probing) return arm_pass(self);
+  auto process = st.process;
+  if (!driver().is_ours(handle_of(process))) {
+    ++st.generation;
+    schedule_restart(self, "the preview's process is gone");
+    return;
+  }
+  auto result = std::make_shared<probe_result>();
+  auto path = st.spec.preview_health.path;
+  auto port = st.port;
+  auto timeout = std::chrono::milliseconds(std::max(1000, st.spec.preview_health.interval_ms * 4));
+  st.probing = true;
+  auto worker = self->spawn<caf::detached>([=](caf::event_based_actor* w) -> caf::behavior {
+    return {[=](launch_atom) {
+      w->quit();
+      *result = probe_once("127.0.0.1", port, path, timeout);
+      return true;
+    }};
+  });
+  auto judge = [=] {
+    auto& st = self->state;
+    st.probing = false;
+    if (st.status != "running" || st.process.pid != process.pid) return arm_pass(self);
+    st.failed_probes = result->healthy ? 0 : st.failed_probes + 1;
+    if (st.failed_probes < unhealthy_limit) return arm_pass(self);
+    auto why = fmt::format("the preview failed {} health checks in a row ({})", st.failed_probes, result->error);
+    st.failed_probes = 0;
+    ++st.generation;
+    stop_in_background(self, process);
+    schedule_restart(self, why);
+  };
+  self->request(worker, caf::infinite, launch_atom_v).then([=](bool) { judge(); }, [=](caf::error&) { judge(); });
 }
 
 void stop_process(self_ptr self) {
@@ -220,6 +262,7 @@ void adopt(self_ptr self, const preview_record& last) {
       st.status = "running";
       st.process = last.process;
       watch(self, st.process);
+      arm_pass(self);
       spdlog::info("preview {}: adopted running process {}", st.project, st.process.pid);
     } else {
       st.status = "starting";
@@ -234,7 +277,7 @@ void adopt(self_ptr self, const preview_record& last) {
 }  // namespace
 
 caf::behavior preview_actor(self_ptr self, std::string project, project_paths paths, manifest spec,
-                            uint16_t port) {
+                            uint16_t port, deploy_settings settings) {
   if (auto s = make_dirs({paths.preview_src, paths.preview_logs}); !s)
     throw std::runtime_error(s.message());
   auto& st = self->state;
@@ -242,6 +285,9 @@ caf::behavior preview_actor(self_ptr self, std::string project, project_paths pa
   st.paths = std::move(paths);
   st.spec = std::move(spec);
   st.port = port;
+  st.policy = {std::chrono::milliseconds(settings.restart_base_ms), std::chrono::milliseconds(settings.restart_max_ms),
+               static_cast<size_t>(settings.crash_loop_restarts), std::chrono::seconds(settings.crash_loop_window_s)};
+  st.pass_interval = std::chrono::milliseconds(settings.reconcile_interval_ms);
   // State = fold(events): the log knows whether a preview should run and which process was ours.
   self->request(names::whereis(self->system(), names::event_store), std::chrono::seconds(30),
                 read_stream_atom_v, project_stream(self->state.project), uint64_t{0}, uint64_t{0})
@@ -249,6 +295,12 @@ caf::behavior preview_actor(self_ptr self, std::string project, project_paths pa
           [=](std::vector<event_record>& events) {
             project_state folded;
             for (auto& e : events) fold(folded, e);
+            // Strays first (a preview of an earlier incarnation that was being replaced):
+            // quick, at most one group, so done here before anything else runs.
+            std::vector<process_handle> keep;
+            if (folded.preview.status == "running") keep.push_back(handle_of(folded.preview.process));
+            for (auto& p : stop_strays(self->state.paths.preview, keep, std::chrono::milliseconds(500)))
+              spdlog::info("preview {}: stopped stray process group {}", self->state.project, p.pgid);
             adopt(self, folded.preview);
           },
           [=](caf::error& err) { self->quit(err); });
@@ -269,6 +321,7 @@ caf::behavior preview_actor(self_ptr self, std::string project, project_paths pa
           return;  // a process we stopped on purpose
         schedule_restart(self, "preview process " + describe(x));
       },
+      [=](reconcile_atom) { on_pass(self); },
       [=](retry_atom, uint64_t gen) {
         if (gen != self->state.generation || self->state.status != "restarting") return;
         self->state.status = "starting";

@@ -98,6 +98,51 @@ std::function<status(uint16_t)> route_setter(self_ptr self) {
   };
 }
 
+void release_port(self_ptr self, uint16_t port, const std::string& reason) {
+  if (port != 0 && port != self->state.stable_port)
+    caf::anon_send(names::whereis(self->system(), names::ports), release_atom_v, port, reason);
+}
+
+void start_current(self_ptr self, std::function<void(const std::string&)> done) {
+  auto& st = self->state;
+  auto plan = std::make_shared<deploy_plan>(plan_for(self));
+  if (st.settings.proxy) plan->set_route = route_setter(self);
+  auto started = std::make_shared<release_process>();
+  auto result = std::make_shared<status>();
+  auto hash = st.prod.current;
+  auto launch = [=](uint16_t on_port) {
+    run_blocking(
+        self,
+        [=] {
+          *result = start_release(*plan, hash, on_port,
+                                  std::chrono::milliseconds(plan->spec.production_health.interval_ms), started.get());
+          if (*result && plan->set_route) {
+            *result = plan->set_route(on_port);
+            if (!*result) driver().stop(started->handle, plan->stop_grace);
+          }
+        },
+        [=](const std::string& failure) {
+          if (!failure.empty() || !*result) {
+            auto why = failure.empty() ? result->message() : failure;
+            release_port(self, on_port, "production start failed");
+            append(self, {event(self, ev::production_exited, {{"reason", "cannot start: " + why}})},
+                   [=] { done(why); });
+            return;
+          }
+          append(self, {event(self, ev::production_started, process_json(*started))}, [=] {
+            watch(self);
+            arm_reconciler(self);
+            done("");
+          });
+        });
+  };
+  if (!st.settings.proxy) return launch(st.stable_port);
+  self->request(names::whereis(self->system(), names::ports), store_timeout, lease_atom_v, st.project,
+                port_kind::candidate)
+      .then([=](uint16_t spare) { launch(spare); },
+            [=](caf::error& err) { done("no spare port: " + view(err).message); });
+}
+
 }  // namespace production_detail
 
 namespace {
@@ -105,26 +150,18 @@ namespace {
 using namespace production_detail;
 using json = nlohmann::json;
 
-// Reconciles with the world after a (re)start: adopt our process, or bring `current` back.
-void adopt(self_ptr self) {
-  auto& prod = self->state.prod;
-  if (prod.status != "running") return;
-  if (driver().is_ours(handle_of(prod.process))) {
-    spdlog::info("production {}: adopted release {} (pid {})", self->state.project, prod.current, prod.process.pid);
-    return watch(self);
-  }
-  caf::anon_send(caf::actor_cast<caf::actor>(self), start_atom_v, self->state.spec, self->state.stable_port);
-}
-
-void release_port(self_ptr self, uint16_t port, const std::string& reason) {
-  if (port != 0 && port != self->state.stable_port)
-    caf::anon_send(names::whereis(self->system(), names::ports), release_atom_v, port, reason);
-}
-
 // Stops the production process (and, behind the proxy, takes its route away first).
 caf::result<bool> stop_production(self_ptr self, const std::string& reason) {
   auto& prod = self->state.prod;
-  if (prod.status != "running") return false;
+  ++self->state.restart_generation;  // a scheduled restart is off
+  self->state.restart_pending = false;
+  if (prod.status != "running") {
+    if (prod.status != "exited" && prod.status != "crashed") return false;
+    // Down already, but meant to run: it stays down now.
+    auto rp = self->make_response_promise<bool>();
+    append(self, {event(self, ev::production_stopped, {{"reason", reason}})}, [=]() mutable { rp.deliver(false); });
+    return rp;
+  }
   ++self->state.watch_generation;
   auto rp = self->make_response_promise<bool>();
   auto process = prod.process;
@@ -147,52 +184,23 @@ caf::result<bool> stop_production(self_ptr self, const std::string& reason) {
   return rp;
 }
 
-// Starts `current` again: on the stable port in direct mode; behind the proxy on a spare port.
+// Starts `current` again on request; this also ends a crash loop's `crashed`.
 caf::result<bool> start_production(self_ptr self, manifest m, uint16_t port) {
   auto& st = self->state;
   st.spec = std::move(m);
   st.stable_port = port;
   if (st.prod.status == "running" && driver().is_ours(handle_of(st.prod.process))) return false;
   if (st.prod.current.empty()) return make_error(errc::conflict, "nothing has been deployed to production yet");
+  ++st.restart_generation;
+  st.restart_pending = false;
+  st.restarts.clear();
   auto rp = self->make_response_promise<bool>();
-  auto plan = std::make_shared<deploy_plan>(plan_for(self));
-  if (st.settings.proxy) plan->set_route = route_setter(self);
-  auto started = std::make_shared<release_process>();
-  auto result = std::make_shared<status>();
-  auto hash = st.prod.current;
-  auto launch = [=](uint16_t on_port) mutable {
-    run_blocking(
-        self,
-        [=] {
-          *result = start_release(*plan, hash, on_port,
-                                  std::chrono::milliseconds(plan->spec.production_health.interval_ms), started.get());
-          if (*result && plan->set_route) {
-            *result = plan->set_route(on_port);
-            if (!*result) driver().stop(started->handle, plan->stop_grace);
-          }
-        },
-        [=](const std::string& failure) mutable {
-          if (!failure.empty() || !*result) {
-            auto why = failure.empty() ? result->message() : failure;
-            release_port(self, on_port, "production start failed");
-            append(self, {event(self, ev::production_exited, {{"reason", "cannot start: " + why}})},
-                   [=]() mutable { rp.deliver(make_error(errc::unavailable, "cannot start production: " + why)); });
-            return;
-          }
-          append(self, {event(self, ev::production_started, process_json(*started))}, [=]() mutable {
-            watch(self);
-            rp.deliver(true);
-          });
-        });
-  };
-  if (!st.settings.proxy) {
-    launch(port);
-    return rp;
-  }
-  self->request(names::whereis(self->system(), names::ports), store_timeout, lease_atom_v, st.project,
-                port_kind::candidate)
-      .then([=](uint16_t spare) mutable { launch(spare); },
-            [=](caf::error& err) mutable { rp.deliver(err); });
+  start_current(self, [=](const std::string& error) mutable {
+    if (error.empty())
+      rp.deliver(true);
+    else
+      rp.deliver(make_error(errc::unavailable, "cannot start production: " + error));
+  });
   return rp;
 }
 
@@ -210,17 +218,9 @@ caf::behavior production_actor(self_ptr self, std::string project, project_paths
   st.spec = std::move(spec);
   st.stable_port = stable_port;
   st.parent = std::move(parent);
-  self->request(names::whereis(self->system(), names::event_store), store_timeout, read_stream_atom_v,
-                project_stream(st.project), uint64_t{0}, uint64_t{0})
-      .await(
-          [=](std::vector<event_record>& events) {
-            project_state folded;
-            for (auto& e : events) fold(folded, e);
-            self->state.prod = folded.production;
-            adopt(self);
-          },
-          [=](caf::error& err) { self->quit(err); });
-  return {
+  // Nothing is taken before the start-up reconciliation is done (a job's build must not be
+  // swept as a stray): until then every message waits in the mailbox.
+  auto main = caf::behavior{
       [=](job_atom, deployment_job& job, manifest& m, uint16_t port) {
         return run_job(self, std::move(job), std::move(m), port);
       },
@@ -237,11 +237,28 @@ caf::behavior production_actor(self_ptr self, std::string project, project_paths
         auto& prod = self->state.prod;
         if (gen != self->state.watch_generation || prod.status != "running" || x.pid != prod.process.pid)
           return;
-        spdlog::warn("production {}: release {} {}", self->state.project, prod.current, describe(x));
-        append(self, {event(self, ev::production_exited, {{"reason", "the release " + describe(x)}})});
+        release_died(self, "the release " + describe(x));
       },
+      [=](reconcile_atom) { on_reconcile_pass(self); },
+      [=](retry_atom, uint64_t generation) { on_restart_due(self, generation); },
+      [=](ready_atom) { return true; },
       [=](crash_atom) -> std::string { throw std::runtime_error("crash requested"); },
   };
+  self->set_default_handler(caf::skip);
+  self->request(names::whereis(self->system(), names::event_store), store_timeout, read_stream_atom_v,
+                project_stream(st.project), uint64_t{0}, uint64_t{0})
+      .await(
+          [=](std::vector<event_record>& events) {
+            project_state folded;
+            for (auto& e : events) fold(folded, e);
+            self->state.prod = folded.production;
+            reconcile_at_start(self, [=] {
+              self->set_default_handler(caf::print_and_drop);
+              self->become(main);
+            });
+          },
+          [=](caf::error& err) { self->quit(err); });
+  return {[=](ready_atom) { return false; }};
 }
 
 }  // namespace berth

@@ -7,6 +7,7 @@
 //   (cancel_atom, std::string id)                 -> bool: it was the running job
 //   (stop_atom, std::string reason)               -> bool: a process was stopped
 //   (start_atom, manifest, uint16_t stable_port)  -> bool: started (false: already running)
+//   (ready_atom)                                  -> bool: the start-up reconciliation is done
 #pragma once
 #include <atomic>
 #include <memory>
@@ -20,6 +21,7 @@
 #include "messages/manifest.hpp"
 #include "runtime/deploy_steps.hpp"
 #include "runtime/layout.hpp"
+#include "runtime/restart_policy.hpp"
 
 namespace berth {
 
@@ -54,13 +56,27 @@ struct production_state {
   production_record prod;               // fold of the production events
   std::shared_ptr<production_job> job;  // null when idle
   uint64_t watch_generation = 0;        // exits reported by older watchers are expected
+  // The reconciler: desired state (the fold) against the world, restarts with backoff.
+  restart_tracker restarts;
+  bool restart_pending = false;         // a restart is scheduled or starting
+  uint64_t restart_generation = 0;      // stale scheduled restarts are ignored
+  bool pass_armed = false;              // the periodic pass is scheduled
+  bool probing = false;                 // a pass's health probe is out
+  int failed_probes = 0;                // consecutive failed probes of the live release
   std::shared_ptr<std::atomic<bool>> alive = std::make_shared<std::atomic<bool>>(true);
-  ~production_state() { alive->store(false); }
+  ~production_state() {
+    alive->store(false);
+    if (job) job->cancel->store(true);  // its worker stops at the next wait; a new incarnation sweeps
+  }
   static inline const char* name = "production";
 };
 
-// At start it folds the project's stream: a production process the log says is running is
-// adopted when it is still the same process (pid + start time), otherwise started again.
+// At start it folds the project's stream and reconciles before it takes any command: processes
+// left under production/ by an interrupted job are stopped, half-made folders removed, the
+// production process the log says is running adopted when it is still the same process (pid +
+// start time), otherwise started again. Then a periodic pass (while production should run)
+// restarts a release that died or stopped answering its health check, with backoff and jitter,
+// and marks a crash loop `crashed`.
 caf::behavior production_actor(caf::stateful_actor<production_state>* self, std::string project,
                                project_paths paths, deploy_settings settings, manifest spec,
                                uint16_t stable_port, caf::actor parent);

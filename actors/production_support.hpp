@@ -31,6 +31,22 @@ std::function<status(uint16_t)> route_setter(self_ptr self);
 // Waits (off the scheduler) for the production process to end and reports an unexpected exit.
 void watch(self_ptr self);
 
+// Releases a spare port lease (behind the proxy, releases run on leased spare ports).
+void release_port(self_ptr self, uint16_t port, const std::string& reason);
+// Starts `current` (stable port in direct mode; a leased spare port behind the proxy) and
+// records production_started, or production_exited with the reason. `done("")` on success.
+void start_current(self_ptr self, std::function<void(const std::string& error)> done);
+
+// production_reconcile.cpp
+// Start-up: stop strays, tidy production/, re-point the proxy, adopt or restart; then `ready`.
+void reconcile_at_start(self_ptr self, std::function<void()> ready);
+// The release died (or was found dead): record it, then restart with backoff (or `crashed`).
+void release_died(self_ptr self, const std::string& why);
+// The periodic pass and the scheduled restart.
+void arm_reconciler(self_ptr self);
+void on_reconcile_pass(self_ptr self);
+void on_restart_due(self_ptr self, uint64_t generation);
+
 // deploy_job.cpp
 caf::result<std::string> run_job(self_ptr self, deployment_job job, manifest spec, uint16_t port);
 void on_phase_timeout(self_ptr self, const std::string& id, size_t step);

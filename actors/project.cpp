@@ -26,7 +26,7 @@ std::vector<child_spec> environment_specs(self_ptr self, const std::string& name
       {"preview",
        [=](caf::actor_system& sys) {
          auto& p = self->state.project;
-         return sys.spawn(preview_actor, name, paths, p.spec, p.preview_port);
+         return sys.spawn(preview_actor, name, paths, p.spec, p.preview_port, self->state.settings);
        },
        restart_type::permanent},
       {"production",
@@ -89,6 +89,13 @@ caf::behavior project_actor(self_ptr self, std::string name, std::string data_di
               return;
             }
             materialise(self->state);
+            // A production that comes back abandoned the command it ran: tell the queue.
+            auto started = std::make_shared<bool>(false);
+            self->state.sup.on_child_started([=](const std::string& id, const caf::actor&) {
+              if (id != "production") return;
+              if (*started) caf::anon_send(caf::actor_cast<caf::actor>(self), restarted_atom_v, id);
+              *started = true;
+            });
             self->state.sup.init(self, supervisor_flags{}, environment_specs(self, name, self->state.paths));
             project_jobs::resume(self);
           },
@@ -141,7 +148,17 @@ caf::behavior project_actor(self_ptr self, std::string name, std::string data_di
             project_jobs::committed(self, events);
           },
           [=](delete_atom) { return project_jobs::stop_everything(self); },
-          [=](crash_atom) -> std::string { throw std::runtime_error("crash requested"); });
+          [=](restarted_atom, const std::string&) { project_jobs::production_restarted(self); },
+          [=](crash_atom) -> std::string { throw std::runtime_error("crash requested"); },
+          [=](crash_atom, const std::string& actor) -> caf::result<std::string> {
+            // Answered first, then the target throws: the caller learns what was crashed.
+            auto target = actor == "project" ? caf::actor_cast<caf::actor>(self) : self->state.sup.which_child(actor);
+            if (actor != "project" && actor != "preview" && actor != "production")
+              return make_error(errc::invalid_request, "actor: expected project, preview or production");
+            if (!target) return make_error(errc::unavailable, actor + " is restarting");
+            caf::anon_send(target, crash_atom_v);
+            return json{{"crashed", actor}, {"project", self->state.project.name}}.dump();
+          });
 }
 
 }  // namespace berth

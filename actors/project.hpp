@@ -8,6 +8,8 @@
 //   (production_atom, action)         -> status | history | stop | start
 //   (deployment_atom, id), (cancel_atom, id) -> std::string deployment detail
 //   (delete_atom)                     -> std::string, once nothing of the project runs
+//   (crash_atom, actor)               -> std::string: "project", "preview" or "production"
+//                                        throws (fault injection; the supervisors restart it)
 #pragma once
 #include <deque>
 #include <functional>
@@ -37,6 +39,8 @@ struct project_actor_state {
   deploy_settings settings;
   std::deque<queued_command> queue;
   bool busy = false;                              // production:<name> runs a command
+  uint64_t job_generation = 0;                    // answers for an abandoned command are ignored
+  caf::response_promise control_rp;               // the running stop/start's requester
   std::string running;                            // id of the deployment it runs, if any
   std::vector<std::function<void()>> when_idle;   // run once the queue is empty and idle
   static inline const char* name = "project";

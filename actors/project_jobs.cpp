@@ -86,6 +86,7 @@ void pump(self_ptr self);
 
 void job_done(self_ptr self) {
   auto& st = self->state;
+  ++st.job_generation;
   st.busy = false;
   st.running.clear();
   pump(self);
@@ -98,16 +99,35 @@ phase failed_phase(const deployment_record& d) {
   return d.current;
 }
 
+// The rule for a deployment whose job died with berth or with production:<name>: once its
+// release was activated it serves, so the deployment is `completed` (the old release, which
+// was draining, is stopped by production's start-up reconciliation); before that, it ends
+// `failed` with code `interrupted`, and the reconciliation stops its candidate or build and
+// removes what it half-made, while the release that served keeps (or goes back to) serving.
+new_event interrupted_end(self_ptr self, const deployment_record& d, const std::string& what) {
+  auto stream = project_stream(self->state.project.name);
+  auto in = std::string(to_string(failed_phase(d)));
+  spdlog::warn("project {}: deployment {} was interrupted in {}", self->state.project.name, d.id, in);
+  if (d.activated)
+    return {stream, event_type(phase::completed),
+            phase_event_data(d.id, what + " during " + in + "; its release was already serving", d.resources)};
+  deployment_error err{in, what + " while the deployment was running", "interrupted"};
+  return {stream, event_type(phase::failed), phase_event_data(d.id, err.message, json::object(), &err)};
+}
+
 // Records how a deployment ended when production could not say so itself.
 void end_deployment(self_ptr self, const std::string& id, phase end, const std::string& code,
                     const std::string& message) {
   auto& ds = prod(self).deployments;
   auto it = ds.find(id);
   if (it == ds.end() || is_terminal(it->second.current)) return job_done(self);
-  deployment_error err{to_string(failed_phase(it->second)), message, code};
-  append(self, {{project_stream(self->state.project.name), event_type(end),
-                 phase_event_data(id, message, json::object(), &err)}},
-         caf::response_promise{}, [=](auto&) { job_done(self); });
+  new_event ending = code == "interrupted" ? interrupted_end(self, it->second, message)
+                                           : new_event{project_stream(self->state.project.name), event_type(end), ""};
+  if (code != "interrupted") {
+    deployment_error err{to_string(failed_phase(it->second)), message, code};
+    ending.data = phase_event_data(id, message, json::object(), &err);
+  }
+  append(self, {std::move(ending)}, caf::response_promise{}, [=](auto&) { job_done(self); });
 }
 
 void run_deployment(self_ptr self, const std::string& id) {
@@ -122,12 +142,14 @@ void run_deployment(self_ptr self, const std::string& id) {
   for (auto& queued : queued_ids(prod(self)))  // a queued rollback's release must survive retention
     if (auto& q = prod(self).deployments.at(queued); q.kind == job_kind::rollback) job.in_use.push_back(q.target);
   st.running = id;
+  auto gen = st.job_generation;
   self->request(production, caf::infinite, job_atom_v, job, st.project.spec, st.project.production_port)
-      .then([=](std::string&) { job_done(self); },
+      .then([=](std::string&) { if (gen == self->state.job_generation) job_done(self); },
             [=](caf::error& err) {
+              if (gen != self->state.job_generation) return;
               // production died mid-job; its restart reconciles the processes.
               end_deployment(self, id, phase::failed, "interrupted",
-                             "the deployment was interrupted: " + view(err).message);
+                             "production stopped (" + view(err).message + ")");
             });
 }
 
@@ -137,11 +159,15 @@ void run_control(self_ptr self, queued_command cmd) {
     cmd.rp.deliver(make_error(errc::unavailable, "production is restarting; retry"));
     return job_done(self);
   }
+  auto gen = self->state.job_generation;
+  self->state.control_rp = cmd.rp;
   auto reply = [=](bool) mutable {
+    if (gen != self->state.job_generation) return;
     cmd.rp.deliver(production_status(self).dump());
     job_done(self);
   };
   auto fail = [=](caf::error& err) mutable {
+    if (gen != self->state.job_generation) return;
     cmd.rp.deliver(err);
     job_done(self);
   };
@@ -192,13 +218,7 @@ void resume(self_ptr self) {
     if (d.current == phase::queued) {
       self->state.queue.push_back({queued_command::kind::deployment, id, {}});
     } else if (!is_terminal(d.current)) {
-      spdlog::warn("project {}: deployment {} was interrupted in {}", self->state.project.name, id,
-                   to_string(d.current));
-      deployment_error err{to_string(failed_phase(d)), "berth stopped while the deployment was running",
-                           "interrupted"};
-      append(self, {{project_stream(self->state.project.name), event_type(phase::failed),
-                     phase_event_data(id, err.message, json::object(), &err)}},
-             caf::response_promise{}, [](auto&) {});
+      append(self, {interrupted_end(self, d, "berth stopped")}, caf::response_promise{}, [](auto&) {});
     }
   }
   // The leases of candidates the interrupted jobs held (behind the proxy, the live release
@@ -281,6 +301,15 @@ caf::result<std::string> cancel(self_ptr self, const std::string& id) {
            rp.deliver(detail_of(self, id));
          });
   return rp;
+}
+
+void production_restarted(self_ptr self) {
+  auto& st = self->state;
+  if (!st.busy) return;
+  if (!st.running.empty())
+    return end_deployment(self, st.running, phase::failed, "interrupted", "production was restarted");
+  if (st.control_rp.pending()) st.control_rp.deliver(make_error(errc::unavailable, "production was restarted; retry"));
+  job_done(self);
 }
 
 void committed(self_ptr self, const std::vector<event_record>& events) {

@@ -26,6 +26,9 @@ caf::result<std::string> production(self_ptr self, const std::string& action);
 nlohmann::json production_status(self_ptr self);
 caf::result<std::string> detail(self_ptr self, const std::string& id);
 caf::result<std::string> cancel(self_ptr self, const std::string& id);
+// production:<name> was restarted by its supervisor: the command it was running is over (a
+// deployment ends `interrupted`, a stop/start gets an error); the queue moves on.
+void production_restarted(self_ptr self);
 // Events a child appended: folded into the project's state.
 void committed(self_ptr self, const std::vector<event_record>& events);
 // Cancels everything queued and running, waits for the running job, stops production and the

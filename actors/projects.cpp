@@ -301,6 +301,9 @@ caf::behavior projects_actor(self_ptr self, std::string data_dir, deploy_setting
             return to_project(self, name, cancel_atom_v, id);
           },
           [=](oneshot_atom, const std::string& name) { return oneshot(self, name); },
+          [=](crash_atom, const std::string& name, const std::string& actor) {
+            return to_project(self, name, crash_atom_v, actor);
+          },
           [=](events_atom, const std::string& name, uint64_t from, uint64_t limit) {
             auto rp = self->make_response_promise();
             rp.delegate(store(self), read_stream_atom_v, project_stream(name), from, limit);

@@ -6,6 +6,10 @@ namespace berth {
 
 using json = nlohmann::json;
 
+// Defined in messages/event.cpp: the event's data as an object, members of the wrong type
+// dropped. (Its declaration belongs in messages/event.hpp.)
+nlohmann::json payload_object(const std::string& data);
+
 namespace {
 
 constexpr const char* phase_names[] = {"queued",   "preparing",       "building",  "packaging",
@@ -15,10 +19,7 @@ constexpr const char* phase_names[] = {"queued",   "preparing",       "building"
 constexpr int phase_progress[] = {0, 5, 15, 45, 55, 65, 80, 92, 100, 100, 95, 100, 100};
 constexpr const char* event_prefix = "deployment_";
 
-json parse_object(const std::string& text) {
-  auto j = json::parse(text, nullptr, false);
-  return j.is_object() ? j : json::object();
-}
+json parse_object(const std::string& text) { return payload_object(text); }
 
 json optional_time(int64_t us) { return us ? json(iso8601(us)) : json(nullptr); }
 
@@ -133,7 +134,8 @@ void fold(production_record& s, const event_record& e) {
   if (e.type != ev::deployment_cancel_requested && e.type != ev::release_packaged &&
       e.type != ev::release_activated && e.type != ev::release_pruned &&
       e.type != ev::release_removed && e.type != ev::production_started &&
-      e.type != ev::production_stopped && e.type != ev::production_exited)
+      e.type != ev::production_stopped && e.type != ev::production_exited &&
+      e.type != ev::production_crashed)
     return;
   auto data = parse_object(e.data);
   if (e.type == ev::deployment_cancel_requested) {
@@ -163,14 +165,15 @@ void fold(production_record& s, const event_record& e) {
     s.status = "running";
     s.process = preview_launched_from(data);
     s.reason.clear();
+    if (auto d = s.deployments.find(data.value("deployment", "")); d != s.deployments.end()) d->second.activated = true;
   } else if (e.type == ev::release_pruned || e.type == ev::release_removed) {
     s.releases.erase(hash);
   } else if (e.type == ev::production_started) {
     s.status = "running";
     s.process = preview_launched_from(data);
     s.reason.clear();
-  } else {  // production_stopped / production_exited
-    s.status = e.type == ev::production_stopped ? "stopped" : "exited";
+  } else {  // production_stopped / production_exited / production_crashed
+    s.status = e.type == ev::production_stopped ? "stopped" : e.type == ev::production_exited ? "exited" : "crashed";
     s.process = {};
     s.reason = data.value("reason", "");
   }

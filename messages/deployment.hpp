@@ -53,7 +53,9 @@ constexpr const char* release_pruned = "release_pruned";        // {hash, reason
 constexpr const char* release_removed = "release_removed";      // {hash, reason}: its deploy failed
 constexpr const char* production_started = "production_started";  // {hash, pid, start_time, pgid, port}
 constexpr const char* production_stopped = "production_stopped";  // {reason}
-constexpr const char* production_exited = "production_exited";    // {reason}
+constexpr const char* production_exited = "production_exited";    // {reason}: died; restarted
+constexpr const char* production_crashed = "production_crashed";  // {reason}: a crash loop; not
+                                                                  // restarted until a deploy/start
 }  // namespace ev
 
 std::string deployment_id(const std::string& project, uint64_t queued_seq);
@@ -104,6 +106,7 @@ struct deployment_record {
   bool has_error = false;
   deployment_error error;
   bool cancel_requested = false;
+  bool activated = false;  // its release became current (release_activated names it)
   int64_t created_us = 0;
   int64_t finished_us = 0;
   uint64_t queued_seq = 0;
@@ -124,7 +127,7 @@ struct release_record {
 
 // What production serves and what it has done, folded from the project's stream.
 struct production_record {
-  std::string status = "none";  // none | running | stopped | exited
+  std::string status = "none";  // none | running | stopped | exited | crashed
   std::string current;          // hash of the active release ("" = none yet)
   preview_launched process;     // the production process while running (port = stable port)
   std::string reason;           // why it stopped/exited

@@ -27,7 +27,8 @@ class reader {
 
   bool object(const json& j, const std::string& path, std::initializer_list<const char*> allowed) {
     if (!j.is_object()) return fail(path, "must be an object");
-    for (auto& [key, _] : j.items()) {
+    for (auto& item : j.items()) {
+      const auto& key = item.key();  // not a structured binding: lambdas capture those in C++20
       if (std::find_if(allowed.begin(), allowed.end(),
                        [&](const char* a) { return key == a; }) == allowed.end())
         return fail(path.empty() ? key : path + "." + key, "unknown field");
