@@ -7,7 +7,7 @@ DATA ?= ./berth-data
 # Caddy's shared listener: curl -H 'Host: <name>.localhost' 127.0.0.1:8080
 HTTP_PORT ?= 8080
 
-.PHONY: run test deps build bench clean
+.PHONY: run test deps build bench clean soak fuzz
 
 deps:
 	@bash scripts/install-deps.sh
@@ -24,6 +24,17 @@ test: build
 
 bench: build
 	bash bench/run.sh $(BUILD_DIR)
+
+# libFuzzer targets (fuzz/README.md), built with clang in $(BUILD_DIR)/fuzz; FUZZ_SECONDS each.
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	bash scripts/fuzz.sh $(BUILD_DIR)/fuzz $(FUZZ_SECONDS)
+
+# The fault loop in full: deploys, kill -9 of berth at random moments, restart, check.
+# `make test` runs it with 8 rounds.
+SOAK_ROUNDS ?= 60
+soak: build
+	cd $(BUILD_DIR) && BERTH_SOAK_ROUNDS=$(SOAK_ROUNDS) ./berth_integration_tests '[soak]'
 
 clean:
 	rm -rf $(BUILD_DIR)
