@@ -44,6 +44,14 @@ const std::vector<phase_step>* phases_for(const production_state& st, job_kind k
   return kind == job_kind::rollback ? &rollback_phases : &deploy_phases;
 }
 
+// The release serving right now (none when production is down). Read again before the switch:
+// a restart of a release that had died may have completed while the candidate was checked.
+release_process serving_now(const production_state& st) {
+  if (st.prod.status != "running") return {};
+  auto port = st.prod.process.port ? st.prod.process.port : st.stable_port;
+  return {st.prod.current, handle_of(st.prod.process), port};
+}
+
 void end_job(self_ptr self, const std::string& final_status) {
   auto job = self->state.job;
   self->state.job.reset();
@@ -57,6 +65,7 @@ void end_job(self_ptr self, const std::string& final_status) {
                    std::string{(kept ? "old release of " : "candidate of ") + job->job.id});
   job->log->line("deployment " + final_status);
   job->rp.deliver(final_status);
+  if (self->state.stopping) return finish_shutdown(self);
   arm_reconciler(self);  // a release that died during the job is restarted now
 }
 
@@ -161,12 +170,16 @@ void next_phase(self_ptr self) {
   auto job = self->state.job;
   auto& out = *job->out;
   // Once the new release serves, the deploy is done: a late cancel changes nothing.
+  if (self->state.stopping && !out.switched) return roll_back(self, "interrupted", "berth is stopping");
   if (job->cancel->load() && !out.switched) return roll_back(self, "cancelled", "cancelled by request");
   if (job->next == job->phases->size()) return finish(self, phase::completed);
   const auto& step = (*job->phases)[job->next++];
   job->current = step.p;
   job->log->line(std::string("phase ") + to_string(step.p) + ": " + step.message);
-  if (step.p == phase::switching) ++self->state.watch_generation;  // the old release stops on purpose
+  if (step.p == phase::switching) {
+    ++self->state.watch_generation;  // the old release stops on purpose
+    job->plan.serving = serving_now(self->state);
+  }
   std::vector<new_event> events = std::move(job->pending);
   job->pending.clear();
   events.push_back(event(self, event_type(step.p),
@@ -180,6 +193,8 @@ void next_phase(self_ptr self) {
         [=](const std::string& failure) {
           auto& out = *job->out;
           if (!failure.empty()) return roll_back(self, "internal", failure);
+          if (job->timed_out && !out.switched && self->state.stopping)
+            return roll_back(self, "interrupted", "berth is stopping");
           if (job->timed_out && !out.switched)
             return roll_back(self, "timeout",
                              std::string(to_string(step.p)) + " did not finish within " +
@@ -223,8 +238,7 @@ caf::result<std::string> run_job(self_ptr self, deployment_job job, manifest spe
   plan.force = job.force;
   plan.target = job.target;
   plan.current = st.prod.current;
-  if (st.prod.status == "running")
-    plan.serving = {st.prod.current, handle_of(st.prod.process), st.prod.process.port ? st.prod.process.port : port};
+  plan.serving = serving_now(st);
   plan.build_timeout = std::chrono::seconds(st.settings.build_timeout_s);
   plan.cancelled = [flag = run->cancel] { return flag->load(); };
   if (st.settings.proxy) {

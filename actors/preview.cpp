@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "actors/blocking.hpp"
 #include "actors/names.hpp"
 #include "messages/atoms.hpp"
 #include "messages/errors.hpp"
@@ -322,6 +323,19 @@ caf::behavior preview_actor(self_ptr self, std::string project, project_paths pa
         schedule_restart(self, "preview process " + describe(x));
       },
       [=](reconcile_atom) { on_pass(self); },
+      [=](shutdown_atom, bool stop_apps) -> caf::result<bool> {
+        // berth is stopping: no more restarts; the process is stopped only if asked, and
+        // without an event, so the next start brings the preview back.
+        auto& st = self->state;
+        ++st.generation;
+        if (!stop_apps || st.status != "running") return true;
+        st.status = "stopped";  // its exit is expected now: no restart
+        auto rp = self->make_response_promise<bool>();
+        auto p = st.process;
+        run_blocking(self, [p] { driver().stop(handle_of(p), stop_grace); },
+                     [rp](const std::string&) mutable { rp.deliver(true); });
+        return rp;
+      },
       [=](retry_atom, uint64_t gen) {
         if (gen != self->state.generation || self->state.status != "restarting") return;
         self->state.status = "starting";

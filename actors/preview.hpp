@@ -6,6 +6,7 @@
 //   (restart_atom, manifest, uint16_t port) -> same, after stopping the current process
 //   (stop_atom)                             -> std::string status JSON
 //   (status_atom)                           -> std::string status JSON
+//   (shutdown_atom, bool stop_apps)         -> bool: berth stops; no more restarts
 #pragma once
 #include <atomic>
 #include <chrono>

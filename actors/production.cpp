@@ -143,6 +143,37 @@ void start_current(self_ptr self, std::function<void(const std::string&)> done) 
             [=](caf::error& err) { done("no spare port: " + view(err).message); });
 }
 
+caf::result<bool> shut_down(self_ptr self, bool stop_apps, uint32_t grace_ms) {
+  auto& st = self->state;
+  st.stopping = true;
+  st.stop_apps = stop_apps;
+  ++st.restart_generation;  // no restarts from here on
+  st.restart_pending = false;
+  st.shutdown_rp = self->make_response_promise<bool>();
+  auto rp = st.shutdown_rp;
+  if (!st.job) {
+    finish_shutdown(self);
+    return rp;
+  }
+  // Past the grace the phase itself is cancelled: its waits give up, and it ends at once.
+  auto job = st.job;
+  self->delayed_send(self, std::chrono::milliseconds(grace_ms), phase_timeout_atom_v, job->job.id, job->next);
+  return rp;
+}
+
+void finish_shutdown(self_ptr self) {
+  auto& st = self->state;
+  if (!st.shutdown_rp.pending()) return;
+  if (!st.stop_apps || st.prod.status != "running") return st.shutdown_rp.deliver(true);
+  // Stopped without an event: the log still says it should run, so the next start brings it back.
+  ++st.watch_generation;
+  auto process = st.prod.process;
+  auto grace = std::chrono::milliseconds(st.settings.stop_grace_ms);
+  run_blocking(
+      self, [=] { driver().stop(handle_of(process), grace); },
+      [=](const std::string&) { self->state.shutdown_rp.deliver(true); });
+}
+
 }  // namespace production_detail
 
 namespace {
@@ -242,6 +273,7 @@ caf::behavior production_actor(self_ptr self, std::string project, project_paths
       [=](reconcile_atom) { on_reconcile_pass(self); },
       [=](retry_atom, uint64_t generation) { on_restart_due(self, generation); },
       [=](ready_atom) { return true; },
+      [=](shutdown_atom, bool stop_apps, uint32_t grace_ms) { return shut_down(self, stop_apps, grace_ms); },
       [=](crash_atom) -> std::string { throw std::runtime_error("crash requested"); },
   };
   self->set_default_handler(caf::skip);

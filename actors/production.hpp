@@ -8,6 +8,9 @@
 //   (stop_atom, std::string reason)               -> bool: a process was stopped
 //   (start_atom, manifest, uint16_t stable_port)  -> bool: started (false: already running)
 //   (ready_atom)                                  -> bool: the start-up reconciliation is done
+//   (shutdown_atom, bool stop_apps, uint32_t grace_ms) -> bool, once no job runs: the running
+//        job ends at its next phase boundary (`interrupted`, compensated; after grace_ms its
+//        phase is cancelled); then the release is stopped if stop_apps, else left serving
 #pragma once
 #include <atomic>
 #include <memory>
@@ -63,6 +66,10 @@ struct production_state {
   bool pass_armed = false;              // the periodic pass is scheduled
   bool probing = false;                 // a pass's health probe is out
   int failed_probes = 0;                // consecutive failed probes of the live release
+  // SIGTERM: the running job stops at its next phase boundary; then shutdown_rp is answered.
+  bool stopping = false;
+  bool stop_apps = false;
+  caf::response_promise shutdown_rp;
   std::shared_ptr<std::atomic<bool>> alive = std::make_shared<std::atomic<bool>>(true);
   ~production_state() {
     alive->store(false);

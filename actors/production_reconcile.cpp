@@ -31,7 +31,7 @@ restart_policy policy_of(const deploy_settings& s) {
 
 void schedule_restart(self_ptr self, const std::string& why) {
   auto& st = self->state;
-  if (st.job || st.restart_pending || !wants_running(st)) return;
+  if (st.job || st.restart_pending || st.stopping || !wants_running(st)) return;
   auto policy = policy_of(st.settings);
   auto delay = st.restarts.next(policy, std::chrono::steady_clock::now(), jitter_rng());
   if (!delay) {
@@ -104,7 +104,7 @@ void arm_reconciler(self_ptr self) {
 void on_reconcile_pass(self_ptr self) {
   auto& st = self->state;
   st.pass_armed = false;
-  if (!wants_running(st)) return;  // stopped, crashed or never deployed: nothing to watch
+  if (!wants_running(st) || st.stopping) return;  // stopped, crashed, never deployed, berth stopping
   auto rearm = [self] { arm_reconciler(self); };
   if (st.job || st.restart_pending || st.probing) return rearm();
   if (st.prod.status == "exited") {

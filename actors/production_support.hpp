@@ -47,6 +47,10 @@ void arm_reconciler(self_ptr self);
 void on_reconcile_pass(self_ptr self);
 void on_restart_due(self_ptr self, uint64_t generation);
 
+// SIGTERM: answers the shutdown request once no job runs (stopping the release if asked).
+caf::result<bool> shut_down(self_ptr self, bool stop_apps, uint32_t grace_ms);
+void finish_shutdown(self_ptr self);
+
 // deploy_job.cpp
 caf::result<std::string> run_job(self_ptr self, deployment_job job, manifest spec, uint16_t port);
 void on_phase_timeout(self_ptr self, const std::string& id, size_t step);

@@ -149,6 +149,9 @@ caf::behavior project_actor(self_ptr self, std::string name, std::string data_di
           },
           [=](delete_atom) { return project_jobs::stop_everything(self); },
           [=](restarted_atom, const std::string&) { project_jobs::production_restarted(self); },
+          [=](shutdown_atom, bool stop_apps, uint32_t grace_ms) {
+            return project_jobs::shut_down(self, stop_apps, grace_ms);
+          },
           [=](crash_atom) -> std::string { throw std::runtime_error("crash requested"); },
           [=](crash_atom, const std::string& actor) -> caf::result<std::string> {
             // Answered first, then the target throws: the caller learns what was crashed.

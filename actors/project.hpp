@@ -8,6 +8,8 @@
 //   (production_atom, action)         -> status | history | stop | start
 //   (deployment_atom, id), (cancel_atom, id) -> std::string deployment detail
 //   (delete_atom)                     -> std::string, once nothing of the project runs
+//   (shutdown_atom, stop_apps, grace_ms) -> std::string, once the running job reached a phase
+//                                        boundary; queued deployments stay queued in the log
 //   (crash_atom, actor)               -> std::string: "project", "preview" or "production"
 //                                        throws (fault injection; the supervisors restart it)
 #pragma once
@@ -41,6 +43,7 @@ struct project_actor_state {
   bool busy = false;                              // production:<name> runs a command
   uint64_t job_generation = 0;                    // answers for an abandoned command are ignored
   caf::response_promise control_rp;               // the running stop/start's requester
+  bool stopping = false;                          // berth is stopping: no new commands run
   std::string running;                            // id of the deployment it runs, if any
   std::vector<std::function<void()>> when_idle;   // run once the queue is empty and idle
   static inline const char* name = "project";

@@ -181,7 +181,7 @@ void run_control(self_ptr self, queued_command cmd) {
 
 void pump(self_ptr self) {
   auto& st = self->state;
-  if (st.busy) return;
+  if (st.busy || st.stopping) return;
   if (st.queue.empty()) {
     auto waiting = std::move(st.when_idle);
     st.when_idle.clear();
@@ -198,6 +198,7 @@ void pump(self_ptr self) {
 }
 
 caf::result<std::string> enqueue(self_ptr self, deployment_job job) {
+  if (self->state.stopping) return make_error(errc::unavailable, "berth is stopping; retry after it restarts");
   auto rp = self->make_response_promise<std::string>();
   append(self, {{project_stream(self->state.project.name), event_type(phase::queued), deployment_queued_data(job)}},
          rp, [=](std::vector<event_record>& stored) mutable {
@@ -263,6 +264,7 @@ caf::result<std::string> production(self_ptr self, const std::string& action) {
   if (action == "history") return history_json(prod(self)).dump();
   if (action != "stop" && action != "start")
     return make_error(errc::not_found, "unknown production action '" + action + "'");
+  if (self->state.stopping) return make_error(errc::unavailable, "berth is stopping; retry after it restarts");
   auto rp = self->make_response_promise<std::string>();
   auto what = action == "stop" ? queued_command::kind::stop : queued_command::kind::start;
   self->state.queue.push_back({what, "", rp});
@@ -300,6 +302,31 @@ caf::result<std::string> cancel(self_ptr self, const std::string& id) {
              caf::anon_send(production, cancel_atom_v, id);
            rp.deliver(detail_of(self, id));
          });
+  return rp;
+}
+
+caf::result<std::string> shut_down(self_ptr self, bool stop_apps, uint32_t grace_ms) {
+  auto& st = self->state;
+  st.stopping = true;
+  for (auto& cmd : st.queue)
+    if (cmd.what != queued_command::kind::deployment)
+      cmd.rp.deliver(make_error(errc::unavailable, "berth is stopping; retry after it restarts"));
+  auto rp = self->make_response_promise<std::string>();
+  auto pending = std::make_shared<int>(2);
+  auto done = [=]() mutable {
+    if (--*pending == 0) rp.deliver(std::string{"stopped"});
+  };
+  auto limit = std::chrono::milliseconds(grace_ms) + std::chrono::seconds(30);
+  if (auto production = st.sup.which_child("production"))
+    self->request(production, limit, shutdown_atom_v, stop_apps, grace_ms)
+        .then([=](bool) mutable { done(); }, [=](caf::error&) mutable { done(); });
+  else
+    done();
+  if (auto preview = st.sup.which_child("preview"))
+    self->request(preview, limit, shutdown_atom_v, stop_apps)
+        .then([=](bool) mutable { done(); }, [=](caf::error&) mutable { done(); });
+  else
+    done();
   return rp;
 }
 

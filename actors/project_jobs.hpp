@@ -29,6 +29,9 @@ caf::result<std::string> cancel(self_ptr self, const std::string& id);
 // production:<name> was restarted by its supervisor: the command it was running is over (a
 // deployment ends `interrupted`, a stop/start gets an error); the queue moves on.
 void production_restarted(self_ptr self);
+// SIGTERM: no new command starts (queued deployments stay queued in the log, for the next
+// start); the running one ends at its next phase boundary; the apps stop only if asked.
+caf::result<std::string> shut_down(self_ptr self, bool stop_apps, uint32_t grace_ms);
 // Events a child appended: folded into the project's state.
 void committed(self_ptr self, const std::vector<event_record>& events);
 // Cancels everything queued and running, waits for the running job, stops production and the

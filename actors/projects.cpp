@@ -240,6 +240,25 @@ caf::result<std::string> list(self_ptr self) {
   return rp;
 }
 
+// SIGTERM: every project lets its running job reach a phase boundary; answered when all have.
+caf::result<std::string> shut_down(self_ptr self, bool stop_apps, uint32_t grace_ms) {
+  auto rp = self->make_response_promise<std::string>();
+  auto names = self->state.sup.child_ids();
+  auto pending = std::make_shared<size_t>(names.size() + 1);
+  auto done = [=]() mutable {
+    if (--*pending == 0) rp.deliver(std::string{"stopped"});
+  };
+  auto limit = std::chrono::milliseconds(grace_ms) + std::chrono::seconds(40);
+  for (auto& name : names)
+    if (auto child = self->state.sup.which_child(name))
+      self->request(child, limit, shutdown_atom_v, stop_apps, grace_ms)
+          .then([=](std::string&) mutable { done(); }, [=](caf::error&) mutable { done(); });
+    else
+      done();
+  done();
+  return rp;
+}
+
 // Forwards a request to the live project's actor; it answers the original requester.
 template <class... Ts>
 caf::result<std::string> to_project(self_ptr self, const std::string& name, Ts&&... xs) {
@@ -301,6 +320,7 @@ caf::behavior projects_actor(self_ptr self, std::string data_dir, deploy_setting
             return to_project(self, name, cancel_atom_v, id);
           },
           [=](oneshot_atom, const std::string& name) { return oneshot(self, name); },
+          [=](shutdown_atom, bool stop_apps, uint32_t grace_ms) { return shut_down(self, stop_apps, grace_ms); },
           [=](crash_atom, const std::string& name, const std::string& actor) {
             return to_project(self, name, crash_atom_v, actor);
           },

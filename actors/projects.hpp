@@ -11,6 +11,8 @@
 //   (deploy_atom, name, force), (rollback_atom, name, hash), (production_atom, name, action)
 //                                       -> delegated to project:<name>
 //   (deployment_atom, id), (cancel_atom, id) -> delegated to the project the id names
+//   (shutdown_atom, stop_apps, grace_ms) -> std::string once every project's running job
+//                                          reached a phase boundary (SIGTERM)
 //   (crash_atom, name, actor)          -> std::string {crashed, project}: fault injection,
 //                                          makes project:<name> or one of its children throw
 //   (oneshot_atom, name)                -> std::string {id, url, project}: create from the

@@ -79,6 +79,7 @@ CAF_BEGIN_TYPE_ID_BLOCK(berth, caf::first_custom_type_id)
   CAF_ADD_ATOM(berth, berth, job_atom, "job")
   CAF_ADD_ATOM(berth, berth, phase_timeout_atom, "phasetmo")
   CAF_ADD_ATOM(berth, berth, restarted_atom, "restarted")  // a supervised child came back
+  CAF_ADD_ATOM(berth, berth, shutdown_atom, "shutdown")    // berth is stopping (SIGTERM)
 
   // proxy
   CAF_ADD_ATOM(berth, berth, route_atom, "route")

@@ -772,12 +772,24 @@ status process_driver::stop(const process_handle& h, std::chrono::milliseconds g
 }
 
 status process_driver::run(const process_spec& spec, std::chrono::milliseconds timeout, int* exit_code,
-                           bool* timed_out, std::chrono::milliseconds kill_grace) {
+                           bool* timed_out, std::chrono::milliseconds kill_grace,
+                           const std::function<bool()>& cancelled) {
   if (timed_out) *timed_out = false;
   if (exit_code) *exit_code = -1;
   process_handle h;
   if (auto s = start(spec, &h); !s) return s;
-  process_info info = wait(h, timeout);
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  process_info info;
+  for (;;) {  // waits in slices so that a cancel is seen within 100 ms
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    auto slice = cancelled ? std::min(left, std::chrono::milliseconds(100)) : left;
+    info = wait(h, std::max(std::chrono::milliseconds(0), slice));
+    if (info.status != process_status::running || left.count() <= 0) break;
+    if (cancelled && cancelled()) {
+      stop(h, kill_grace);
+      return status::io_error(fmt::format("cancelled: {} was stopped", spec.argv[0]));
+    }
+  }
   if (info.status == process_status::running) {
     stop(h, kill_grace);
     if (timed_out) *timed_out = true;

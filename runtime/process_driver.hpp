@@ -20,6 +20,7 @@
 #pragma once
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -95,9 +96,12 @@ class process_driver {
   // *timed_out = true. Otherwise returns ok with *exit_code = the exit status, or
   // 128 + signal when killed by a signal. Members of the group still alive after the
   // leader exited (stray background children) are stopped as well.
+  // When `cancelled` is given and returns true while it runs, the group is stopped likewise
+  // and io_error("cancelled ...") is returned.
   status run(const process_spec& spec, std::chrono::milliseconds timeout, int* exit_code,
              bool* timed_out = nullptr,
-             std::chrono::milliseconds kill_grace = std::chrono::milliseconds(1000));
+             std::chrono::milliseconds kill_grace = std::chrono::milliseconds(1000),
+             const std::function<bool()>& cancelled = {});
 
   // The last `n` lines of a log file, oldest first, without their '\n' (a final line without
   // '\n' counts). Missing file: empty. Reads backwards, at most 8 MiB from the end.

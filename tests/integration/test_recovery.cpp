@@ -238,3 +238,67 @@ TEST_CASE("supervision - crashed actors come back from the log and re-adopt the 
   CHECK(eventually([&] { return production_pid(e) == v1; }));
   e.deploy_version("v2");
 }
+
+TEST_CASE("shutdown - SIGTERM lets the build finish its phase then records the deploy and leaves apps up",
+          "[integration][recovery]") {
+  site_env e("sigterm", quick);
+  e.deploy_version("v1");
+  auto v1 = production_pid(e);
+  set_site(e.site, "VERSION", "v2");
+  set_site(e.site, "BUILD_SLEEP", "2");
+  auto id = e.deploy();
+  REQUIRE(wait_phase(e, id, "building").value("phase", "") == "building");
+  auto port = e.stable_port();
+  CHECK(e.srv->terminate(30s) == 0);
+  // Down, but the site is up, and nothing of the deploy runs on.
+  CHECK(fetch(port).body == "release v1\n");
+  CHECK(procs_in(e.prod_dir() + "/builds").empty());
+  auto replay = run({"audit", "replay", "--data", e.srv->data_dir(), "--project", "sigterm"});
+  INFO(replay.describe());
+  CHECK(replay.out.find("berth is stopping") != std::string::npos);
+  e.srv->start();
+  auto d = wait_done(e.api(), id, 10s);
+  INFO(brief(d));
+  CHECK(d.value("status", "") == "failed");
+  CHECK(d["error"].value("code", "") == "interrupted");
+  CHECK(d["error"].value("phase", "") == "building");
+  CHECK(production_pid(e) == v1);  // adopted
+  CHECK(e.strays().empty());
+}
+
+TEST_CASE("shutdown - a phase longer than the grace is cancelled and berth still exits cleanly",
+          "[integration][recovery]") {
+  site_env e("slowstop", with(quick, {"--shutdown-grace-ms", "300"}));
+  e.deploy_version("v1");
+  set_site(e.site, "VERSION", "v2");
+  set_site(e.site, "BUILD_SLEEP", "60");
+  auto id = e.deploy();
+  REQUIRE(wait_phase(e, id, "building").value("phase", "") == "building");
+  auto asked = std::chrono::steady_clock::now();
+  CHECK(e.srv->terminate(20s) == 0);
+  CHECK(std::chrono::steady_clock::now() - asked < 15s);  // not the build's 60 s
+  CHECK(procs_in(e.prod_dir() + "/builds").empty());
+  e.srv->start();
+  auto d = wait_done(e.api(), id, 10s);
+  CHECK(d["error"].value("code", "") == "interrupted");
+  CHECK(fetch(e.stable_port()).body == "release v1\n");
+}
+
+TEST_CASE("shutdown - --stop-apps-on-exit stops the apps and the next start brings them back",
+          "[integration][recovery]") {
+  site_env e("stopapps", with(quick, {"--stop-apps-on-exit"}));
+  e.deploy_version("v1");
+  REQUIRE(e.api().post("/api/projects/stopapps/preview/start", std::string{}).status == 200);
+  auto port = e.stable_port();
+  CHECK(e.srv->terminate(30s) == 0);
+  auto project_dir = e.srv->projects_dir() + "/stopapps";
+  INFO(describe(procs_in(project_dir)) << "\n" << e.srv->log());
+  CHECK(procs_in(project_dir).empty());
+  CHECK(fetch(port).status == -1);
+  e.srv->start();
+  CHECK(eventually([&] { return fetch(port).body == "release v1\n"; }, 15s));
+  CHECK(eventually([&] {
+    auto p = e.api().get("/api/projects/stopapps");
+    return p.status == 200 && p.body["environments"]["preview"].value("status", "") == "running";
+  }, 15s));
+}
