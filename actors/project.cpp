@@ -108,6 +108,16 @@ caf::behavior project_actor(self_ptr self, std::string name, std::string data_di
             auto& st = self->state;
             if (m.name != st.project.name)
               return make_error(errc::invalid_manifest, "name: must match the project's name");
+            // A manifest read back from GET shows secrets masked: a masked value keeps the
+            // current one rather than becoming the literal mask.
+            auto current = read_secrets_file(st.paths);
+            for (auto& [key, value] : m.secrets) {
+              if (value != "********") continue;
+              auto it = current.find(key);
+              if (it == current.end())
+                return make_error(errc::invalid_manifest, "secrets." + key + ": a masked value for a secret that is not set");
+              value = it->second;
+            }
             if (auto s = write_secrets_file(st.paths, m.secrets); !s)
               return make_error(errc::storage_error, s.message());
             auto rp = self->make_response_promise<std::string>();

@@ -9,6 +9,7 @@
 #include "actors/names.hpp"
 #include "messages/atoms.hpp"
 #include "messages/errors.hpp"
+#include "runtime/breaker.hpp"
 #include "runtime/caddy.hpp"
 #include "runtime/layout.hpp"
 #include "runtime/ports.hpp"
@@ -27,6 +28,9 @@ constexpr auto store_timeout = 30s;
 constexpr auto backoff_base = 250ms;
 constexpr auto backoff_max = 10s;
 constexpr auto admin_ready_timeout = 10s;
+// A config load retries transient failures (call_backend, "proxy" backend) for at most this
+// long, so that callers waiting on a route (60 s) get an answer.
+constexpr auto load_retry_deadline = 40s;
 
 process_driver& driver() {
   static process_driver d;
@@ -92,7 +96,17 @@ void apply(self_ptr self) {
   auto admin = st.rec.admin_port;
   auto result = std::make_shared<status>();
   run_blocking(
-      self, [=] { *result = caddy_admin(admin).load(config); },
+      self,
+      [=] {
+        auto deadline = std::chrono::steady_clock::now() + load_retry_deadline;
+        call_options o;
+        o.cancelled = [deadline] { return std::chrono::steady_clock::now() >= deadline; };
+        o.on_retry = [](int attempt, const status& failure, std::chrono::milliseconds delay) {
+          spdlog::warn("proxy: loading Caddy's config failed (attempt {}): {}; retrying in {} ms", attempt,
+                       failure.message(), delay.count());
+        };
+        *result = call_backend("proxy", [&] { return caddy_admin(admin).load(config); }, o);
+      },
       [=](const std::string& failure) mutable {
         self->state.applying = false;
         for (auto& rp : promises) {
@@ -215,19 +229,27 @@ void adopt(self_ptr self) {
   auto admin = st.rec.admin_port;
   auto result = std::make_shared<status>();
   auto migration = std::make_shared<std::string>();
+  auto caddy = handle_of(st.rec.caddy);
   run_blocking(
       self,
       [=] {
-        *migration = enable_accept_queue_migration();
-        *result = caddy_admin(admin).load(config);
+        try {
+          *migration = enable_accept_queue_migration();
+          // One attempt, recorded by the "proxy" breaker but never refused by it: when the
+          // adopted Caddy does not take its config, starting a new one is the retry.
+          call_options o;
+          o.essential = true;
+          o.max_retries = 0;
+          *result = call_backend("proxy", [&] { return caddy_admin(admin).load(config); }, o);
+        } catch (const std::exception& e) {
+          *result = status::io_error(std::string("unexpected error: ") + e.what());
+        }
+        if (!*result) driver().stop(caddy, 2s);  // here, off the scheduler
       },
       [=](const std::string& failure) {
         if (gen != self->state.generation) return;
         self->state.accept_queue_migration = *migration;
-        if (!failure.empty() || !*result) {
-          driver().stop(handle_of(self->state.rec.caddy), 2s);
-          return launch(self);
-        }
+        if (!failure.empty() || !*result) return launch(self);
         self->state.status = "running";
         spdlog::info("proxy: adopted Caddy (pid {}), {} routes re-applied", self->state.rec.caddy.pid,
                      self->state.rec.routes.size());

@@ -47,6 +47,42 @@ std::unique_ptr<event_log> open_log(const std::string& data_dir) {
   return log;
 }
 
+// Secret values never leave `audit replay`, even from a log written by a berth that stored
+// them (they belong in the project's 0600 .secrets file only): every string under a "secrets"
+// object in an event's data is printed as ********. Returns true when something was masked.
+bool mask_secrets(json& j) {
+  bool masked = false;
+  if (j.is_object()) {
+    for (auto& [key, value] : j.items()) {
+      if (key == "secrets" && value.is_object()) {
+        for (auto& [name, v] : value.items())
+          if (!(v.is_string() && v.get<std::string>() == "********")) {
+            v = "********";
+            masked = true;
+          }
+      } else {
+        masked = mask_secrets(value) || masked;
+      }
+    }
+  } else if (j.is_array()) {
+    for (auto& v : j) masked = mask_secrets(v) || masked;
+  }
+  return masked;
+}
+
+// The event as printed: its data with secret values masked. When something had to be masked
+// the printed data no longer matches the event's hash; `redacted` says so in --json output.
+event_record printable(const event_record& e, bool* redacted) {
+  *redacted = false;
+  if (e.data.find("secrets") == std::string::npos) return e;
+  auto data = json::parse(e.data, nullptr, false);
+  if (data.is_discarded() || !mask_secrets(data)) return e;
+  event_record out = e;
+  out.data = data.dump();
+  *redacted = true;
+  return out;
+}
+
 void run_verify(const audit_options& o) {
   auto log = open_log(o.data_dir);
   auto r = log->verify();
@@ -99,11 +135,15 @@ void run_replay(const audit_options& o) {
     else if (e.stream == ports_stream) fold(ports, e);
     // Events printed: all of them, or only the chosen project's stream.
     if (!wanted.empty() && e.stream != wanted) return;
+    bool redacted = false;
+    auto shown = printable(e, &redacted);
     if (o.json_output) {
-      events.push_back(to_json(e));
+      auto j = to_json(shown);
+      if (redacted) j["redacted"] = true;
+      events.push_back(std::move(j));
     } else {
-      std::cout << fmt::format("{}  {}  {}  {}  {}\n", e.seq, iso8601(e.ts_us), e.stream,
-                               e.type, e.data);
+      std::cout << fmt::format("{}  {}  {}  {}  {}{}\n", shown.seq, iso8601(shown.ts_us), shown.stream,
+                               shown.type, shown.data, redacted ? "  (secret values masked)" : "");
     }
   };
 

@@ -8,6 +8,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "actors/names.hpp"
 #include "actors/tree.hpp"
 #include "cli/commands.hpp"
 #include "http/server.hpp"
@@ -15,6 +16,7 @@
 #include "messages/errors.hpp"
 #include "runtime/layout.hpp"
 #include "runtime/logging.hpp"
+#include "runtime/token.hpp"
 
 namespace berth {
 
@@ -66,9 +68,70 @@ bool resolve_switch_mode(config& cfg) {
   return true;
 }
 
+// The API token: --token / BERTH_TOKEN / config `token`, else <data>/token. On loopback that
+// file is created (0600) at first start; on any other address berth never makes one up: the
+// operator gives a token or creates the file, else berth does not start. Never logs the token.
+bool resolve_token(config& cfg) {
+  auto path = (std::filesystem::path(cfg.data_dir) / "token").string();
+  if (!cfg.token.empty()) {
+    log_kv(spdlog::level::info, "API token: the one given by --token, BERTH_TOKEN or the config file");
+    return true;
+  }
+  std::string token, error;
+  bool loopback = is_loopback_host(cfg.listen_host);
+  auto status = loopback ? load_or_create_token_file(path, token, error) : load_token_file(path, token, error);
+  switch (status) {
+    case token_file_status::loaded:
+      log_kv(spdlog::level::info, "API token: read from the token file", {{"file", path}});
+      break;
+    case token_file_status::created:
+      log_kv(spdlog::level::info,
+             "API token: created the token file (mode 0600); API clients send its content as "
+             "'Authorization: Bearer <token>'",
+             {{"file", path}});
+      break;
+    case token_file_status::missing:
+      log_kv(spdlog::level::critical,
+             "refusing to start: berth listens on a non-loopback address and has no API token. Give one "
+             "with --token, BERTH_TOKEN or the config key 'token', or create the token file yourself "
+             "(mode 0600)",
+             {{"listen", cfg.listen_host + ":" + std::to_string(cfg.listen_port)}, {"file", path}});
+      return false;
+    case token_file_status::refused:
+      log_kv(spdlog::level::critical, "refusing to start: " + error, {{"file", path}});
+      return false;
+  }
+  cfg.token = std::move(token);
+  return true;
+}
+
+// SIGTERM: every running deploy ends at its next phase boundary (recorded `interrupted` and
+// compensated; after --shutdown-grace-ms its phase is cancelled), so the log is complete
+// before berth exits. Apps keep running unless --stop-apps-on-exit.
+void let_jobs_reach_a_boundary(caf::actor_system& sys, const config& cfg) {
+  auto projects = names::whereis(sys, names::projects);
+  if (!projects) return;
+  auto started = std::chrono::steady_clock::now();
+  auto grace = static_cast<uint32_t>(cfg.shutdown_grace_ms);
+  {
+    caf::scoped_actor self{sys};  // gone before await_all_actors_done, which would wait for it
+    self->request(projects, std::chrono::milliseconds(grace) + std::chrono::seconds(45), shutdown_atom_v,
+                  cfg.stop_apps_on_exit, grace)
+        .receive([](std::string&) {},
+                 [](caf::error& err) {
+                   log_kv(spdlog::level::warn, "projects did not all stop cleanly", {{"error", caf::to_string(err)}});
+                 });
+  }
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
+  log_kv(spdlog::level::info, "running jobs stopped at a phase boundary",
+         {{"ms", ms.count()}, {"apps", cfg.stop_apps_on_exit ? "stopped" : "left running"}});
+}
+
 int serve(const config& given) {
   config cfg = given;
   setup_logging(cfg.log_format, cfg.log_level);
+  // Before anything is created or listens: a refused start leaves no trace.
+  if (!resolve_token(cfg)) return 1;
   if (!resolve_switch_mode(cfg)) return 1;
   // Signals are taken by sigwait below; block them before any thread exists.
   sigset_t signals;
@@ -121,6 +184,7 @@ int serve(const config& given) {
   log_kv(spdlog::level::info, "stopping", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
   api.stop();
   http_thread.join();
+  let_jobs_reach_a_boundary(sys, cfg);
   caf::anon_send_exit(root, caf::exit_reason::user_shutdown);
   sys.await_all_actors_done();
   if (root_failed) {

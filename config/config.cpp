@@ -2,6 +2,9 @@
 
 #include "messages/manifest.hpp"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include <cstdlib>
 #include <fstream>
 
@@ -55,7 +58,12 @@ bool parse_bool(const std::string& key, const std::string& v) {
 }  // namespace
 
 bool is_loopback_host(const std::string& host) {
-  return host == "localhost" || host == "::1" || host == "[::1]" || host.rfind("127.", 0) == 0;
+  if (host == "localhost") return true;
+  auto h = host.size() > 2 && host.front() == '[' && host.back() == ']' ? host.substr(1, host.size() - 2) : host;
+  in_addr v4{};
+  if (::inet_pton(AF_INET, h.c_str(), &v4) == 1) return (ntohl(v4.s_addr) >> 24) == 127;
+  in6_addr v6{};
+  return ::inet_pton(AF_INET6, h.c_str(), &v6) == 1 && IN6_IS_ADDR_LOOPBACK(&v6);
 }
 
 bool parse_host_port(const std::string& s, std::string& host, uint16_t& port) {
@@ -208,7 +216,7 @@ config_loader::config_loader(config& cfg) : cfg_(cfg) {
          c.resilience.breaker_open_ms = parse_long("breaker_open_ms", v, 1, 86400000);
        }},
       {"token", "--token", "BERTH_TOKEN",
-       "API bearer token for /api/*", "the one in <data>/token, created 0600 at first start",
+       "API bearer token for /api/*", "the one in <data>/token (created 0600 at first start on loopback)",
        [&c](const std::string& v) {
          if (v.size() < 16 || v.size() > 256 ||
              v.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~+/=") !=

@@ -45,4 +45,13 @@ void answer(httplib::Response& res, int status, const caf::expected<std::string>
     reply_error(res, r.error());
 }
 
+bool no_body(const httplib::Request& req, httplib::Response& res) {
+  if (req.body.find_first_not_of(" \t\r\n") == std::string::npos) return true;
+  auto j = nlohmann::json::parse(req.body, nullptr, false);
+  if (j.is_object() && j.empty()) return true;
+  reply_error(res, errc::invalid_request,
+              j.is_discarded() ? "request body is not valid JSON" : "this action takes no parameters: send no body or {}");
+  return false;
+}
+
 }  // namespace berth::http

@@ -25,6 +25,10 @@ bool path_name(const httplib::Request& req, httplib::Response& res, std::string&
 bool query_u64(const httplib::Request& req, httplib::Response& res, const char* key, uint64_t fallback,
                uint64_t min, uint64_t max, uint64_t& out);
 
+// For action routes without parameters: the body is empty or `{}`; anything else is refused
+// (false after an invalid_request reply) rather than silently ignored.
+bool no_body(const httplib::Request& req, httplib::Response& res);
+
 // Replies with the JSON text an actor answered, or its error.
 void answer(httplib::Response& res, int status, const caf::expected<std::string>& r);
 

@@ -274,7 +274,7 @@ void add_deployment_routes(httplib::Server& svr, const context& ctx) {
   auto production = [&ctx](const char* action) {
     return [&ctx, action](const httplib::Request& req, httplib::Response& res) {
       std::string name;
-      if (!path_name(req, res, name)) return;
+      if (!path_name(req, res, name) || (!action && !no_body(req, res))) return;
       auto timeout = action ? ctx.timeout() : long_timeout(ctx);
       std::string what = action ? action : std::string(req.matches[2]);
       answer(res, 200, ask<std::string>(ctx.sys, projects(ctx), timeout, production_atom_v, name, what));
@@ -298,7 +298,7 @@ void add_deployment_routes(httplib::Server& svr, const context& ctx) {
 
   svr.Post(R"(/api/deployments/([^/]+)/cancel)", [&ctx](const httplib::Request& req, httplib::Response& res) {
     std::string id, project;
-    if (!path_deployment(req, res, id, project)) return;
+    if (!path_deployment(req, res, id, project) || !no_body(req, res)) return;
     answer(res, 200, ask<std::string>(ctx.sys, projects(ctx), ctx.timeout(), cancel_atom_v, id));
   });
 

@@ -4,6 +4,7 @@
 #include "http/reply.hpp"
 #include "http/server.hpp"
 #include "messages/atoms.hpp"
+#include "runtime/breaker.hpp"
 
 namespace berth::http {
 
@@ -33,6 +34,22 @@ void add_health_routes(httplib::Server& svr, const context& ctx) {
       body["proxy"] = {{"mode", "direct"},
                        {"reason", ctx.cfg.proxy.switch_mode == "direct" ? "switch mode direct was asked for"
                                                                          : "Caddy is not installed"}};
+    }
+    // One circuit breaker per runtime backend; any of them open: degraded (deploys fail fast
+    // with backend_unavailable), still 200 as berth itself works.
+    nlohmann::json breakers_json = nlohmann::json::object();
+    std::vector<std::string> open;
+    for (auto& b : breakers().snapshots()) {
+      breakers_json[b.backend] = to_json(b);
+      if (b.state == breaker_state::open) open.push_back(b.backend);
+    }
+    body["breakers"] = std::move(breakers_json);
+    if (!open.empty()) {
+      body["status"] = "degraded";
+      std::string why;
+      for (auto& n : open) why += (why.empty() ? "" : ", ") + n;
+      why = "circuit breaker open: " + why;
+      body["reason"] = body.contains("reason") ? body["reason"].get<std::string>() + "; " + why : why;
     }
     reply_json(res, stats ? 200 : 503, body);
   });

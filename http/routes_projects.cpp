@@ -84,7 +84,7 @@ void add_project_routes(httplib::Server& svr, const context& ctx) {
   svr.Post(R"(/api/projects/([^/]+)/preview/(start|stop|restart))",
            [&ctx](const httplib::Request& req, httplib::Response& res) {
              std::string name;
-             if (!path_name(req, res, name)) return;
+             if (!path_name(req, res, name) || !no_body(req, res)) return;
              // Starting waits for the health check, which the manifest may allow a minute.
              auto timeout = std::max(ctx.timeout(), std::chrono::milliseconds(180000));
              answer(res, 200, ask<std::string>(ctx.sys, projects(ctx), timeout, preview_atom_v, name,

@@ -6,9 +6,6 @@ namespace berth {
 
 using json = nlohmann::json;
 
-// Defined in messages/event.cpp: the event's data as an object, members of the wrong type
-// dropped. (Its declaration belongs in messages/event.hpp.)
-nlohmann::json payload_object(const std::string& data);
 
 namespace {
 

@@ -48,4 +48,8 @@ bool parse_iso8601(const std::string& text, int64_t& ts_us);
 // True when `s` may be used as a stream name or event type.
 bool valid_stream_name(const std::string& s);
 
+// An event's data as a JSON object for the folds: {} when it is not an object, members the
+// folds read with the wrong type dropped (a damaged or foreign log must not throw or overflow).
+nlohmann::json payload_object(const std::string& data);
+
 }  // namespace berth

@@ -20,8 +20,7 @@ proxy_route proxy_route_from(const json& j) {
 }
 
 void fold(proxy_record& s, const event_record& e) {
-  auto data = json::parse(e.data, nullptr, false);
-  if (!data.is_object()) return;
+  auto data = payload_object(e.data);  // members of the wrong type dropped: a damaged log cannot throw
   if (e.type == ev::route_set) {
     auto r = proxy_route_from(data);
     if (!r.id.empty()) s.routes[r.id] = r;

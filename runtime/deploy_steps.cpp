@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "messages/event.hpp"
+#include "runtime/breaker.hpp"
 #include "runtime/fs_util.hpp"
 #include "runtime/health_probe.hpp"
 #include "runtime/ports.hpp"
@@ -58,6 +59,47 @@ void stop_process(const deploy_plan& plan, release_process& p, deploy_log& log, 
   p.handle = {};
 }
 
+// Starts a release's process through the "process" backend's breaker and the retry policy
+// (runtime/breaker.hpp): transient failures (fork, EAGAIN, a log file that cannot be opened)
+// are retried with backoff and logged; a permanent one (a missing program) fails at once; an
+// open breaker refuses at once. Only the start itself: whether the app then gets healthy is
+// the app's business, not the backend's (see check_candidate).
+status start_process(const deploy_plan& plan, const process_spec& ps, process_handle* h, deploy_log* log,
+                     bool essential, int* attempts) {
+  call_options o;
+  o.cancelled = plan.cancelled;
+  o.essential = essential;
+  o.on_retry = [log](int attempt, const status& failure, std::chrono::milliseconds delay) {
+    if (log)
+      log->line(fmt::format("start attempt {} failed (transient): {}; retrying in {} ms", attempt,
+                            failure.message(), delay.count()));
+  };
+  auto s = call_backend("process", [&] { return driver().start(ps, h); }, o, attempts);
+  if (log && !s && !is_backend_unavailable(s) && classify(s) == failure_kind::permanent)
+    log->line("start failed with a permanent error: not retried");
+  return s;
+}
+
+// "backend_unavailable" when an open breaker refused the call, else `otherwise`.
+std::string code_for(const status& s, const char* otherwise) {
+  return is_backend_unavailable(s) ? "backend_unavailable" : otherwise;
+}
+
+std::string attempts_note(int attempts) {
+  return attempts > 1 ? fmt::format(" (after {} attempts)", attempts) : std::string();
+}
+
+// The same failure with `suffix` added to its message.
+status with_suffix(const status& s, const std::string& suffix) {
+  if (s.is_ok() || suffix.empty()) return s;
+  switch (s.which()) {
+    case status::code::not_found: return status::not_found(s.message() + suffix);
+    case status::code::corruption: return status::corruption(s.message() + suffix);
+    case status::code::invalid_argument: return status::invalid_argument(s.message() + suffix);
+    default: return status::io_error(s.message() + suffix);
+  }
+}
+
 bool wait_port_free(uint16_t port) {
   auto until = clock_type::now() + port_free_wait;
   while (!port_is_free(port)) {
@@ -106,7 +148,8 @@ std::map<std::string, std::string> production_env(const manifest& spec, const pr
 }
 
 status start_release(const deploy_plan& plan, const std::string& hash, uint16_t port,
-                     std::chrono::milliseconds interval, release_process* out) {
+                     std::chrono::milliseconds interval, release_process* out, deploy_log* log,
+                     bool essential) {
   auto folder = plan.paths.production / hash;
   if (!fs::is_directory(folder)) return status::not_found("release " + hash + " is not on disk");
   process_spec ps;
@@ -118,7 +161,9 @@ status start_release(const deploy_plan& plan, const std::string& hash, uint16_t 
   ps.env["BERTH_RELEASE"] = hash;
   ps.stdout_path = ps.stderr_path = plan.paths.production_log().string();
   process_handle h;
-  if (auto s = driver().start(ps, &h); !s) return s;
+  int attempts = 0;
+  if (auto s = start_process(plan, ps, &h, log, essential, &attempts); !s)
+    return with_suffix(s, attempts_note(attempts));
   auto& health = plan.spec.production_health;
   auto probe = wait_healthy("127.0.0.1", port, health.path, health_timeout(plan.spec), interval,
                             [&] { return alive(h) && !(plan.cancelled && plan.cancelled()); });
@@ -137,7 +182,7 @@ void prepare_source(const deploy_plan& plan, deploy_outcome& out, deploy_log& lo
   out.workspace = plan.paths.build_workspace(plan.id);
   if (auto s = make_dirs({plan.paths.builds}); !s) return fail(out, log, "source_failed", s.message());
   auto& m = plan.spec;
-  log.line("snapshotting " + (m.source_git.empty() ? m.source_path : m.source_git + " @ " + m.source_ref));
+  log.line("snapshotting " + (m.source_git.empty() ? m.source_path : mask_url_credentials(m.source_git) + " @ " + m.source_ref));
   if (auto s = snapshot_source(m.source_path, m.source_git, m.source_ref, out.workspace); !s)
     return fail(out, log, "source_failed", "cannot snapshot the source: " + s.message());
 }
@@ -159,11 +204,12 @@ void run_build(const deploy_plan& plan, deploy_outcome& out, deploy_log& log) {
   auto t0 = clock_type::now();
   int code = -1;
   bool timed_out = false;
-  auto s = driver().run(ps, plan.build_timeout, &code, &timed_out);
+  auto s = driver().run(ps, plan.build_timeout, &code, &timed_out, std::chrono::milliseconds(1000), plan.cancelled);
   out.build_ms = ms_since(t0);
   if (timed_out)
     return fail(out, log, "build_timeout",
                 fmt::format("the build did not finish within {} s", plan.build_timeout.count()));
+  if (!s && plan.cancelled && plan.cancelled()) return log.line("the build was stopped: " + s.message());
   if (!s) return fail(out, log, "build_failed", "the build could not run: " + s.message());
   if (code != 0)
     return fail(out, log, "build_failed", fmt::format("the build exited with code {}", code));
@@ -200,10 +246,14 @@ void start_candidate(const deploy_plan& plan, deploy_outcome& out, deploy_log& l
   ps.stdout_path = ps.stderr_path = plan.paths.production_log().string();
   process_handle h;
   out.candidate_started = clock_type::now();
-  if (auto s = driver().start(ps, &h); !s)
-    return fail(out, log, "start_failed", "cannot start the release: " + s.message());
+  int attempts = 0;
+  if (auto s = start_process(plan, ps, &h, &log, false, &attempts); !s) {
+    if (plan.cancelled && plan.cancelled() && !is_backend_unavailable(s)) return;  // the actor reports the cancel
+    return fail(out, log, code_for(s, "start_failed"), "cannot start the release: " + s.message() + attempts_note(attempts));
+  }
   out.candidate = {out.hash, h, plan.candidate_port};
-  log.line(fmt::format("candidate {} started as pid {} on port {}", out.hash, h.pid, plan.candidate_port));
+  log.line(fmt::format("candidate {} started as pid {} on port {}{}", out.hash, h.pid, plan.candidate_port,
+                       attempts_note(attempts)));
 }
 
 void check_candidate(const deploy_plan& plan, deploy_outcome& out, deploy_log& log) {
@@ -237,6 +287,12 @@ void check_candidate(const deploy_plan& plan, deploy_outcome& out, deploy_log& l
 
 void switch_traffic(const deploy_plan& plan, deploy_outcome& out, deploy_log& log) {
   auto serving = plan.serving;
+  // The new release must be started after the old one stops: with the process backend's
+  // breaker open that start would be refused, so leave the serving release alone.
+  if (auto b = breakers().get("process").snapshot(); b.state == breaker_state::open)
+    return fail(out, log, "backend_unavailable",
+                "the process backend's circuit breaker is open (last error: " + b.last_error +
+                    "); the serving release was left alone");
   auto t0 = clock_type::now();
   if (serving.running()) {
     stop_process(plan, serving, log, "the serving release");
@@ -246,8 +302,8 @@ void switch_traffic(const deploy_plan& plan, deploy_outcome& out, deploy_log& lo
     return fail(out, log, "switch_failed",
                 fmt::format("port {} is held by a process berth does not manage", plan.stable_port));
   auto boot0 = clock_type::now();
-  if (auto s = start_release(plan, out.hash, plan.stable_port, switch_probe_interval, &out.promoted); !s) {
-    fail(out, log, "switch_failed", "the new release did not come up on the stable port: " + s.message());
+  if (auto s = start_release(plan, out.hash, plan.stable_port, switch_probe_interval, &out.promoted, &log); !s) {
+    fail(out, log, code_for(s, "switch_failed"), "the new release did not come up on the stable port: " + s.message());
     return;  // compensate() brings the old release back
   }
   out.promote_boot_ms = ms_since(boot0);
@@ -278,8 +334,9 @@ void switch_through_proxy(const deploy_plan& plan, deploy_outcome& out, deploy_l
                   fmt::format("port {} is held by a process berth does not manage", plan.stable_port));
   }
   if (!plan.set_route) return fail(out, log, "switch_failed", "no proxy to switch through");
+  out.route_requested = true;
   if (auto s = plan.set_route(out.candidate.port); !s)
-    return fail(out, log, "switch_failed", "the proxy did not switch: " + s.message());
+    return fail(out, log, code_for(s, "switch_failed"), "the proxy did not switch: " + s.message());
   out.promoted = out.candidate;  // it keeps its port: now it is the release
   out.candidate = {};
   out.gap_ms = out.old_stopped ? ms_since(t0) : 0;
@@ -302,6 +359,17 @@ void drain_after_proxy_switch(const deploy_plan& plan, deploy_outcome& out, depl
 }
 
 void compensate(const deploy_plan& plan, deploy_outcome& out, deploy_log& log) {
+  // Proxy mode: the proxy records a route before Caddy takes it, so a switch that failed (Caddy
+  // unreachable, its breaker open) may have left the route pointing at the candidate, which
+  // stops below; the next config load would send the site there. Point it back at the release
+  // that still serves (the proxy actor records it even when Caddy cannot take it now).
+  if (!out.switched && out.route_requested && plan.set_route && plan.serving.running() && !out.old_stopped &&
+      plan.serving.port != plan.stable_port) {
+    log.line(fmt::format("pointing the proxy back at release {} on port {}", plan.serving.hash, plan.serving.port));
+    if (auto s = plan.set_route(plan.serving.port); !s)
+      log.line("error: the proxy did not take the route back: " + s.message());
+    out.route_requested = false;
+  }
   if (!out.switched) {
     stop_process(plan, out.promoted, log, "the new release");
     if (out.old_stopped && !plan.current.empty()) {
@@ -309,7 +377,10 @@ void compensate(const deploy_plan& plan, deploy_outcome& out, deploy_log& log) {
                std::to_string(plan.stable_port));
       wait_port_free(plan.stable_port);
       release_process back;
-      if (auto s = start_release(plan, plan.current, plan.stable_port, switch_probe_interval, &back); !s)
+      // essential: an open "process" breaker does not keep the previous release down.
+      if (auto s = start_release(plan, plan.current, plan.stable_port, switch_probe_interval, &back, &log,
+                                 /*essential=*/true);
+          !s)
         log.line("error: the previous release did not come back: " + s.message());
       else
         out.promoted = back;  // the actor records it as serving again

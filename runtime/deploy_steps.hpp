@@ -21,6 +21,7 @@
 #include "messages/manifest.hpp"
 #include "runtime/layout.hpp"
 #include "runtime/process_driver.hpp"
+#include "runtime/status.hpp"
 
 namespace berth {
 
@@ -76,6 +77,7 @@ struct deploy_outcome {
   release_process promoted;   // the new release on the stable port
   bool old_stopped = false;   // plan.serving was stopped by the switch
   bool switched = false;      // promoted serves and `current` points at hash
+  bool route_requested = false;  // proxy mode: the proxy was asked to send traffic to the candidate
   // App boot times run from just before fork/exec to the first healthy answer.
   std::chrono::steady_clock::time_point candidate_started;
   int64_t build_ms = -1, candidate_boot_ms = -1, promote_boot_ms = -1, gap_ms = -1;
@@ -107,8 +109,12 @@ void compensate(const deploy_plan&, deploy_outcome&, deploy_log&);
 
 // Starts `hash` from its release folder on `port` and waits until it is healthy (probing
 // every `interval`). ok -> *out filled; otherwise the process is stopped and the error says why.
+// The start goes through the "process" backend's breaker and retry policy (call_backend in
+// runtime/breaker.hpp; retries are logged to `log` when given): an open breaker refuses it
+// with a backend_unavailable status unless `essential` (bringing back the previous release).
 status start_release(const deploy_plan& plan, const std::string& hash, uint16_t port,
-                     std::chrono::milliseconds interval, release_process* out);
+                     std::chrono::milliseconds interval, release_process* out, deploy_log* log = nullptr,
+                     bool essential = false);
 
 // The environment every production process gets (without PORT/HOST).
 std::map<std::string, std::string> production_env(const manifest& spec, const project_paths& paths,

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <map>
 #include <random>
+#include <vector>
 
 #include <fmt/format.h>
 #include <openssl/evp.h>
@@ -211,12 +212,47 @@ bool write_all(int fd, const char* p, size_t n) {
   return true;
 }
 
-status copy_and_hash_file(const std::string& rel, const entry& e, const fs::path* dest, sha256* h) {
+// Opens the regular file `abs` (a path below `root` with no symlink in it, as collect() found
+// it) for reading one component at a time, each with O_NOFOLLOW: if any part of the path has
+// become a symlink since (a directory swapped for a link to /etc), the open fails with ELOOP or
+// ENOTDIR instead of reading outside the build dir. -1 with errno set on failure.
+int open_below(const fs::path& root, const fs::path& abs) {
+  fs::path rel = abs.lexically_relative(root);
+  if (rel.empty() || *rel.begin() == "..") {
+    errno = EXDEV;
+    return -1;
+  }
+  int dir = ::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (dir < 0) return -1;
+  std::vector<fs::path> parts(rel.begin(), rel.end());
+  for (size_t i = 0; i < parts.size(); ++i) {
+    bool last = i + 1 == parts.size();
+    // O_NONBLOCK: a fifo swapped in must not block the open (the caller's fstat refuses it).
+    int flags = last ? (O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
+                     : (O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    int next = ::openat(dir, parts[i].c_str(), flags);
+    int err = errno;
+    ::close(dir);
+    if (next < 0) {
+      errno = err;
+      return -1;
+    }
+    dir = next;
+  }
+  return dir;
+}
+
+status copy_and_hash_file(const fs::path& root, const std::string& rel, const entry& e,
+                          const fs::path* dest, sha256* h) {
   h->str("file");
   h->str(rel);
   h->u64(e.mode);
-  int in = ::open(e.abs.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-  if (in < 0) return status::io_error(fmt::format("open {}: {}", rel, errstr(errno)));
+  int in = open_below(root, e.abs);
+  if (in < 0) {
+    if (errno == ELOOP || errno == ENOTDIR)
+      return status::corruption(fmt::format("{} changed while packaging: a symlink appeared in its path", rel));
+    return status::io_error(fmt::format("open {}: {}", rel, errstr(errno)));
+  }
   struct stat st;
   if (::fstat(in, &st) != 0 || !S_ISREG(st.st_mode)) {
     ::close(in);
@@ -268,14 +304,14 @@ status copy_and_hash_file(const std::string& rel, const entry& e, const fs::path
 }
 
 // Hashes the entries in order; with `dest`, also re-creates them under it.
-status process(const entry_map& entries, const fs::path* dest, std::string* hex) {
+status process(const fs::path& root, const entry_map& entries, const fs::path* dest, std::string* hex) {
   sha256 h;
   h.str("berth-release-v1");
   std::vector<std::pair<fs::path, uint32_t>> dirs;  // modes applied last, deepest first
   for (auto& [rel, e] : entries) {
     switch (e.k) {
       case kind::file: {
-        auto s = copy_and_hash_file(rel, e, dest, &h);
+        auto s = copy_and_hash_file(root, rel, e, dest, &h);
         if (!s) return s;
         break;
       }
@@ -343,7 +379,7 @@ status hash_artifacts(const fs::path& build_dir, const std::vector<std::string>&
   auto s = collect(build_dir, artifacts, &root, &entries);
   if (!s) return s;
   std::string hex;
-  s = process(entries, nullptr, &hex);
+  s = process(root, entries, nullptr, &hex);
   if (!s) return s;
   *hash12 = hex.substr(0, 12);
   return status::ok();
@@ -377,7 +413,7 @@ status package_release(const fs::path& build_dir, const std::vector<std::string>
     return st;
   };
   std::string hex;
-  s = process(entries, &tmp, &hex);
+  s = process(root, entries, &tmp, &hex);
   if (!s) return fail(s);
   if (hex.substr(0, 12) != hash12)
     return fail(status::corruption(fmt::format(

@@ -26,7 +26,10 @@ bool valid_release_hash(const std::string& hash12);
 // resolves outside the build dir, and special files (fifo, socket, device). A missing
 // artifact is not_found, naming it. Symlinks are never followed: a link inside the build dir is
 // hashed (and packaged) as a link; an absolute target inside the build dir is rewritten as a
-// relative one so the release never points back into the build dir.
+// relative one so the release never points back into the build dir. File contents are read
+// through paths opened one component at a time with O_NOFOLLOW: a directory that becomes a
+// symlink after it was listed (a process left behind by the build swapping dist/x for a link to
+// /etc) fails with corruption instead of being read.
 status hash_artifacts(const std::filesystem::path& build_dir,
                       const std::vector<std::string>& artifacts, std::string* hash12);
 

@@ -1,5 +1,6 @@
 #include "runtime/source.hpp"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -8,6 +9,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <climits>
 #include <cstdlib>
 #include <cstring>
 #include <random>
@@ -68,82 +70,150 @@ status install(const fs::path& tmp, const fs::path& dest) {
 
 // ---------------------------------------------------------------------------------------------
 // Local copy
+//
+// Everything is opened relative to the directory being copied (openat/fstatat/readlinkat with
+// O_NOFOLLOW), never by a path: a symlink in the source, or a directory replaced by a symlink
+// while the copy runs, can never make the copy read outside the source tree. Such a swap ends
+// the snapshot with an error; links are re-created, never followed.
 
-status copy_file(const fs::path& from, const fs::path& to, mode_t mode) {
-  int in = ::open(from.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-  if (in < 0) return status::io_error(fmt::format("open {}: {}", from.string(), errstr(errno)));
-  int out = ::open(to.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-  if (out < 0) {
-    int err = errno;
-    ::close(in);
-    return status::io_error(fmt::format("create {}: {}", to.string(), errstr(err)));
+// What the copy needs to know about the source tree to re-create its links.
+struct link_roots {
+  fs::path given;      // the source path as configured (absolute, lexically normal)
+  fs::path canonical;  // the same, symlinks resolved
+};
+
+// An absolute link target inside the source tree becomes relative (same place in the copy), so
+// the snapshot never points back into the live source. Anything else is kept as it is.
+std::string link_target(const std::string& target, const fs::path& rel_parent, const link_roots& roots) {
+  fs::path t(target);
+  if (!t.is_absolute()) return target;
+  t = t.lexically_normal();
+  for (const fs::path* root : {&roots.canonical, &roots.given}) {
+    if (root->empty() || !inside(*root, t)) continue;
+    fs::path from_root = t.lexically_relative(*root);
+    fs::path rel = rel_parent.empty() ? from_root : from_root.lexically_relative(rel_parent);
+    std::string out = rel.lexically_normal().string();
+    if (!out.empty() && out.size() > 1 && out.back() == '/') out.pop_back();
+    return out.empty() ? "." : out;
   }
+  return target;
+}
+
+status changed(const fs::path& shown) {
+  return status::io_error(fmt::format(
+      "{} changed while the source was copied (it is now a symlink or another kind of file); "
+      "snapshot again", shown.string()));
+}
+
+struct fd_guard {
+  int fd = -1;
+  explicit fd_guard(int f) : fd(f) {}
+  ~fd_guard() {
+    if (fd >= 0) ::close(fd);
+  }
+  fd_guard(const fd_guard&) = delete;
+  fd_guard& operator=(const fd_guard&) = delete;
+};
+
+status copy_file_at(int from_dir, int to_dir, const char* name, const fs::path& shown_from,
+                    const fs::path& shown_to, mode_t mode) {
+  // O_NONBLOCK: a fifo swapped in meanwhile must not block the open (fstat refuses it below).
+  fd_guard in(::openat(from_dir, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
+  if (in.fd < 0) {
+    if (errno == ELOOP) return changed(shown_from);
+    return status::io_error(fmt::format("open {}: {}", shown_from.string(), errstr(errno)));
+  }
+  struct stat st;
+  if (::fstat(in.fd, &st) != 0 || !S_ISREG(st.st_mode)) return changed(shown_from);
+  fd_guard out(::openat(to_dir, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+  if (out.fd < 0) return status::io_error(fmt::format("create {}: {}", shown_to.string(), errstr(errno)));
   std::vector<char> buf(1 << 16);
-  status result;
   for (;;) {
-    ssize_t n = ::read(in, buf.data(), buf.size());
+    ssize_t n = ::read(in.fd, buf.data(), buf.size());
     if (n < 0) {
       if (errno == EINTR) continue;
-      result = status::io_error(fmt::format("read {}: {}", from.string(), errstr(errno)));
-      break;
+      return status::io_error(fmt::format("read {}: {}", shown_from.string(), errstr(errno)));
     }
     if (n == 0) break;
     const char* p = buf.data();
     size_t left = static_cast<size_t>(n);
-    while (left > 0 && result) {
-      ssize_t w = ::write(out, p, left);
+    while (left > 0) {
+      ssize_t w = ::write(out.fd, p, left);
       if (w < 0 && errno == EINTR) continue;
-      if (w < 0) {
-        result = status::io_error(fmt::format("write {}: {}", to.string(), errstr(errno)));
-        break;
-      }
+      if (w < 0) return status::io_error(fmt::format("write {}: {}", shown_to.string(), errstr(errno)));
       p += w;
       left -= static_cast<size_t>(w);
     }
-    if (!result) break;
   }
-  ::close(in);
-  if (result && ::fchmod(out, mode) != 0)
-    result = status::io_error(fmt::format("chmod {}: {}", to.string(), errstr(errno)));
-  if (::close(out) != 0 && result)
-    result = status::io_error(fmt::format("write {}: {}", to.string(), errstr(errno)));
-  return result;
+  if (::fchmod(out.fd, mode) != 0)
+    return status::io_error(fmt::format("chmod {}: {}", shown_to.string(), errstr(errno)));
+  int fd = out.fd;
+  out.fd = -1;
+  if (::close(fd) != 0) return status::io_error(fmt::format("write {}: {}", shown_to.string(), errstr(errno)));
+  return status::ok();
 }
 
-// Copies the contents of directory `from` into the existing directory `to`.
-status copy_tree(const fs::path& from, const fs::path& to,
-                 std::vector<std::pair<fs::path, mode_t>>* dir_modes) {
-  std::error_code ec;
-  fs::directory_iterator it(from, ec), end;
-  if (ec) return status::io_error(fmt::format("list {}: {}", from.string(), ec.message()));
-  for (; it != end; it.increment(ec)) {
-    auto name = it->path().filename();
-    if (name == ".git") continue;
+// Copies the contents of the directory open as `from_dir` (known as `from`, at `rel` in the
+// source tree) into the directory open as `to_dir` (known as `to`).
+status copy_tree(int from_dir, int to_dir, const fs::path& from, const fs::path& to, const fs::path& rel,
+                 const link_roots& roots, std::vector<std::pair<fs::path, mode_t>>* dir_modes) {
+  int list_fd = ::dup(from_dir);
+  if (list_fd < 0) return status::io_error(fmt::format("list {}: {}", from.string(), errstr(errno)));
+  DIR* dir = ::fdopendir(list_fd);
+  if (dir == nullptr) {
+    ::close(list_fd);
+    return status::io_error(fmt::format("list {}: {}", from.string(), errstr(errno)));
+  }
+  std::vector<std::string> names;
+  errno = 0;
+  while (dirent* d = ::readdir(dir)) {
+    std::string n = d->d_name;
+    if (n != "." && n != ".." && n != ".git") names.push_back(std::move(n));
+    errno = 0;
+  }
+  int list_err = errno;
+  ::closedir(dir);
+  if (list_err != 0) return status::io_error(fmt::format("list {}: {}", from.string(), errstr(list_err)));
+
+  for (auto& name : names) {
     fs::path src = from / name, dst = to / name;
     struct stat st;
-    if (::lstat(src.c_str(), &st) != 0) {
+    if (::fstatat(from_dir, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
       if (errno == ENOENT) continue;  // vanished meanwhile
       return status::io_error(fmt::format("stat {}: {}", src.string(), errstr(errno)));
     }
     mode_t mode = st.st_mode & 0777;
     if (S_ISLNK(st.st_mode)) {
-      fs::path target = fs::read_symlink(src, ec);
-      if (ec) return status::io_error(fmt::format("readlink {}: {}", src.string(), ec.message()));
-      if (::symlink(target.c_str(), dst.c_str()) != 0)
+      std::vector<char> buf(PATH_MAX + 1);
+      ssize_t n = ::readlinkat(from_dir, name.c_str(), buf.data(), buf.size());
+      if (n < 0) {
+        if (errno == EINVAL) return changed(src);
+        return status::io_error(fmt::format("readlink {}: {}", src.string(), errstr(errno)));
+      }
+      if (static_cast<size_t>(n) >= buf.size())
+        return status::io_error(fmt::format("readlink {}: target too long", src.string()));
+      auto target = link_target(std::string(buf.data(), static_cast<size_t>(n)), rel, roots);
+      if (::symlinkat(target.c_str(), to_dir, name.c_str()) != 0)
         return status::io_error(fmt::format("symlink {}: {}", dst.string(), errstr(errno)));
     } else if (S_ISREG(st.st_mode)) {
-      auto s = copy_file(src, dst, mode);
+      auto s = copy_file_at(from_dir, to_dir, name.c_str(), src, dst, mode);
       if (!s) return s;
     } else if (S_ISDIR(st.st_mode)) {
-      if (::mkdir(dst.c_str(), 0700) != 0)
+      fd_guard sub_from(::openat(from_dir, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+      if (sub_from.fd < 0) {
+        if (errno == ELOOP || errno == ENOTDIR) return changed(src);
+        return status::io_error(fmt::format("open {}: {}", src.string(), errstr(errno)));
+      }
+      if (::mkdirat(to_dir, name.c_str(), 0700) != 0)
         return status::io_error(fmt::format("mkdir {}: {}", dst.string(), errstr(errno)));
+      fd_guard sub_to(::openat(to_dir, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+      if (sub_to.fd < 0) return status::io_error(fmt::format("open {}: {}", dst.string(), errstr(errno)));
       dir_modes->emplace_back(dst, mode);
-      auto s = copy_tree(src, dst, dir_modes);
+      auto s = copy_tree(sub_from.fd, sub_to.fd, src, dst, rel / name, roots, dir_modes);
       if (!s) return s;
     }
     // fifos, sockets, devices: not source, skipped.
   }
-  if (ec) return status::io_error(fmt::format("list {}: {}", from.string(), ec.message()));
   return status::ok();
 }
 
@@ -161,14 +231,27 @@ status snapshot_local(const std::string& source_path, const fs::path& dest) {
   fs::create_directories(dest.parent_path(), ec);
   if (ec) return status::io_error(fmt::format("mkdir {}: {}", dest.parent_path().string(), ec.message()));
 
+  fd_guard src_fd(::open(src.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (src_fd.fd < 0) {
+    if (errno == ELOOP || errno == ENOTDIR) return changed(src);
+    return status::io_error(fmt::format("open {}: {}", src.string(), errstr(errno)));
+  }
   struct stat st;
-  if (::stat(src.c_str(), &st) != 0)
+  if (::fstat(src_fd.fd, &st) != 0)
     return status::io_error(fmt::format("stat {}: {}", src.string(), errstr(errno)));
   fs::path tmp = temp_sibling(dest, ".tmp-");
   if (::mkdir(tmp.c_str(), 0700) != 0)
     return status::io_error(fmt::format("mkdir {}: {}", tmp.string(), errstr(errno)));
+  fd_guard tmp_fd(::open(tmp.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (tmp_fd.fd < 0) {
+    int err = errno;
+    force_remove(tmp);
+    return status::io_error(fmt::format("open {}: {}", tmp.string(), errstr(err)));
+  }
+  link_roots roots{fs::absolute(source_path, ec).lexically_normal(), src};
+  if (!roots.given.empty() && roots.given.filename().empty()) roots.given = roots.given.parent_path();
   std::vector<std::pair<fs::path, mode_t>> dir_modes{{tmp, st.st_mode & 0777}};
-  auto s = copy_tree(src, tmp, &dir_modes);
+  auto s = copy_tree(src_fd.fd, tmp_fd.fd, src, tmp, fs::path(), roots, &dir_modes);
   // Directory modes last (deepest first), so read-only directories could be filled.
   for (auto it = dir_modes.rbegin(); s && it != dir_modes.rend(); ++it)
     if (::chmod(it->first.c_str(), it->second) != 0)
@@ -317,16 +400,7 @@ run_result run_git(const std::vector<std::string>& args, std::chrono::seconds ti
   return r;
 }
 
-// https://user:token@host/x -> https://***@host/x
-std::string mask_url(const std::string& url) {
-  auto scheme = url.find("://");
-  if (scheme == std::string::npos) return url;
-  auto host_start = scheme + 3;
-  auto slash = url.find('/', host_start);
-  auto at = url.rfind('@', slash == std::string::npos ? std::string::npos : slash);
-  if (at == std::string::npos || at < host_start) return url;
-  return url.substr(0, host_start) + "***" + url.substr(at);
-}
+std::string mask_url(const std::string& url) { return mask_url_credentials(url); }
 
 // The last few lines of git's output, with the URL masked, on one line.
 std::string summarize(std::string out, const std::string& url) {
@@ -403,6 +477,16 @@ status snapshot_git(const std::string& url, const std::string& ref, const fs::pa
 }
 
 }  // namespace
+
+std::string mask_url_credentials(const std::string& url) {
+  auto scheme = url.find("://");
+  if (scheme == std::string::npos) return url;
+  auto host_start = scheme + 3;
+  auto slash = url.find('/', host_start);
+  auto at = url.rfind('@', slash == std::string::npos ? std::string::npos : slash);
+  if (at == std::string::npos || at < host_start) return url;
+  return url.substr(0, host_start) + "***" + url.substr(at);
+}
 
 status snapshot_source(const std::string& source_path, const std::string& git_url,
                        const std::string& git_ref, const fs::path& dest,

@@ -13,8 +13,14 @@ namespace berth {
 // Exactly one of source_path / git_url must be non-empty (invalid_argument otherwise).
 //
 // Local path: the tree is copied into `dest`, skipping every entry named `.git`; file and
-// directory modes are kept (& 0777: setuid/setgid/sticky dropped); symlinks are re-created as
-// symlinks with the same target text, never followed; fifos, sockets and devices are skipped.
+// directory modes are kept (& 0777: setuid/setgid/sticky dropped); fifos, sockets and devices
+// are skipped. Symlinks are re-created as symlinks and never followed, so a link to /etc/passwd
+// or to a folder outside the source never makes the copy read (or write) outside: it arrives as
+// a link with the same target text, except that an absolute target inside the source tree is
+// rewritten as a relative one (the snapshot never points back into the live source). Every
+// entry is opened relative to its already-open parent with O_NOFOLLOW, so a directory replaced
+// by a symlink while the copy runs is not followed either: the snapshot fails (io_error naming
+// it) and dest is left as it was.
 // A missing source path is not_found naming it; a dest inside the source (or the source inside
 // dest) is invalid_argument.
 //
@@ -28,6 +34,10 @@ namespace berth {
 //
 // Either way the snapshot is made next to dest (`<dest>.tmp-<random>`) and only replaces dest
 // once complete; on failure dest is left as it was and the temp folder is removed.
+// A git URL fit for logs and answers: credentials before the host are masked
+// (https://user:token@host/x -> https://***@host/x); anything else is returned as it is.
+std::string mask_url_credentials(const std::string& url);
+
 status snapshot_source(const std::string& source_path, const std::string& git_url,
                        const std::string& git_ref, const std::filesystem::path& dest,
                        std::chrono::seconds git_timeout = std::chrono::seconds(120));

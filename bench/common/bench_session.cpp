@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -10,6 +11,7 @@
 #include <filesystem>
 #include <thread>
 
+#include "runtime/token.hpp"
 #include "tests/common/support.hpp"
 
 namespace berth::bench {
@@ -67,7 +69,18 @@ void session::start_berth(const std::vector<std::string>& args, api_client& api,
     std::lock_guard<std::mutex> lock(mu_);
     dir = dir_;
   }
-  pid_t pid = spawn(args, dir + "/server.log", &spawn_error);
+  // The API needs a bearer token: give berth one (unless the caller did) and make `api` send it.
+  auto argv = args;
+  auto flag = std::find(argv.begin(), argv.end(), "--token");
+  std::string token;
+  if (flag != argv.end() && flag + 1 != argv.end()) {
+    token = *(flag + 1);
+  } else {
+    token = "bench-" + berth::generate_token();
+    argv.insert(argv.end(), {"--token", token});
+  }
+  api.cli.set_bearer_token_auth(token);
+  pid_t pid = spawn(argv, dir + "/server.log", &spawn_error);
   if (pid < 0) fail(spawn_error);
   {
     std::lock_guard<std::mutex> lock(mu_);

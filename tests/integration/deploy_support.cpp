@@ -220,6 +220,7 @@ std::string sse_result::describe() const {
 sse_result read_sse(uint16_t port, const std::string& path, std::chrono::milliseconds deadline) {
   sse_result out;
   httplib::Client cli("127.0.0.1", port);
+  use_token(cli, port);
   cli.set_connection_timeout(2, 0);
   auto secs = std::max<long>(1, std::min<long>(15, deadline.count() / 1000));
   cli.set_read_timeout(secs, 0);

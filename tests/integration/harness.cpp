@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -10,16 +11,21 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <mutex>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
 
 #include <httplib.h>
+
+#include "runtime/token.hpp"
 
 extern char** environ;
 
@@ -72,15 +78,68 @@ std::set<std::string> list_dir(const std::string& path) {
   return names;
 }
 
+// ---- auth -----------------------------------------------------------------------------------
+
+namespace {
+
+std::mutex& tokens_mutex() {
+  static std::mutex mu;
+  return mu;
+}
+
+std::map<uint16_t, std::string>& tokens() {
+  static std::map<uint16_t, std::string> m;
+  return m;
+}
+
+}  // namespace
+
+const std::string& test_token() {
+  static const std::string token = "it-" + berth::generate_token();
+  return token;
+}
+
+std::string token_for(uint16_t port) {
+  std::lock_guard<std::mutex> lock(tokens_mutex());
+  auto it = tokens().find(port);
+  return it != tokens().end() ? it->second : test_token();
+}
+
+void set_token_for(uint16_t port, const std::string& token) {
+  std::lock_guard<std::mutex> lock(tokens_mutex());
+  tokens()[port] = token;
+}
+
+void use_token(httplib::Client& cli, uint16_t port) { cli.set_bearer_token_auth(token_for(port).c_str()); }
+
 // ---- HTTP -----------------------------------------------------------------------------------
 
-bool http_result::is_json_error() const {
+
+namespace {
+
+bool same_name(const std::string& a, const std::string& b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
+         });
+}
+
+bool json_error_shape(const json& body) {
   if (body.is_discarded() || !body.is_object()) return false;
   auto it = body.find("error");
   if (it == body.end() || !it->is_object()) return false;
   auto code = it->find("code"), message = it->find("message");
   return code != it->end() && code->is_string() && !code->get<std::string>().empty() &&
          message != it->end() && message->is_string() && !message->get<std::string>().empty();
+}
+
+}  // namespace
+
+bool http_result::is_json_error() const { return json_error_shape(body); }
+
+std::string http_result::header(const std::string& name) const {
+  for (auto& [k, v] : headers)
+    if (same_name(k, name)) return v;
+  return "";
 }
 
 std::string http_result::error_code() const {
@@ -104,14 +163,17 @@ http_result convert(const httplib::Result& r) {
   }
   out.status = r->status;
   out.raw = r->body;
+  for (auto& [k, v] : r->headers) out.headers.emplace_back(k, v);
   out.body = json::parse(out.raw, nullptr, false);
   return out;
 }
 
 }  // namespace
 
-client::client(uint16_t port, std::chrono::seconds read_timeout)
-    : cli_(std::make_unique<httplib::Client>("127.0.0.1", port)) {
+client::client(uint16_t port, std::chrono::seconds read_timeout) : client(port, auth{}, read_timeout) {}
+
+client::client(uint16_t port, auth a, std::chrono::seconds read_timeout)
+    : port_(port), auth_(std::move(a)), cli_(std::make_unique<httplib::Client>("127.0.0.1", port)) {
   cli_->set_connection_timeout(2, 0);
   cli_->set_read_timeout(read_timeout.count(), 0);
   cli_->set_write_timeout(10, 0);
@@ -121,19 +183,40 @@ client::client(uint16_t port, std::chrono::seconds read_timeout)
 
 client::~client() = default;
 
-http_result client::get(const std::string& path) { return convert(cli_->Get(path.c_str())); }
+http_result client::get(const std::string& path) { return send("GET", path); }
 
 http_result client::post(const std::string& path, const std::string& body,
                          const std::string& content_type) {
-  return convert(cli_->Post(path.c_str(), body, content_type.c_str()));
+  return send("POST", path, body, {}, content_type);
 }
 
 http_result client::put(const std::string& path, const std::string& body,
                         const std::string& content_type) {
-  return convert(cli_->Put(path.c_str(), body, content_type.c_str()));
+  return send("PUT", path, body, {}, content_type);
 }
 
-http_result client::del(const std::string& path) { return convert(cli_->Delete(path.c_str())); }
+http_result client::del(const std::string& path) { return send("DELETE", path); }
+
+http_result client::send(const std::string& method, const std::string& path, const std::string& body,
+                         const env_list& headers, const std::string& content_type) {
+  httplib::Headers h;
+  // The token is looked up per request: the server on this port may have been restarted.
+  if (auth_.how == auth::mode::server_token)
+    h.emplace("Authorization", "Bearer " + token_for(port_));
+  else if (auth_.how == auth::mode::header)
+    h.emplace("Authorization", auth_.value);
+  for (auto& [k, v] : headers) h.emplace(k, v);
+  auto p = path.c_str();
+  auto ct = content_type.c_str();
+  if (method == "GET") return convert(cli_->Get(p, h));
+  if (method == "DELETE") return body.empty() ? convert(cli_->Delete(p, h)) : convert(cli_->Delete(p, h, body, ct));
+  if (method == "POST") return convert(cli_->Post(p, h, body, ct));
+  if (method == "PUT") return convert(cli_->Put(p, h, body, ct));
+  if (method == "PATCH") return convert(cli_->Patch(p, h, body, ct));
+  if (method == "OPTIONS") return convert(cli_->Options(p, h));
+  if (method == "HEAD") return convert(cli_->Head(p, h));
+  throw std::invalid_argument("client::send: unsupported method " + method);
+}
 
 http_result http_get(uint16_t port, const std::string& path) { return client(port).get(path); }
 http_result http_post(uint16_t port, const std::string& path, const json& body) {
@@ -143,6 +226,135 @@ http_result http_put(uint16_t port, const std::string& path, const json& body) {
   return client(port).put(path, body);
 }
 http_result http_del(uint16_t port, const std::string& path) { return client(port).del(path); }
+
+// ---- raw HTTP -------------------------------------------------------------------------------
+
+raw_response parse_response(const std::string& bytes) {
+  raw_response out;
+  out.body = json(json::value_t::discarded);
+  auto end = bytes.find("\r\n\r\n");
+  if (end == std::string::npos || bytes.rfind("HTTP/1.", 0) != 0) return out;
+  out.head = bytes.substr(0, end);
+  auto sp = out.head.find(' ');
+  if (sp == std::string::npos) return out;
+  try {
+    out.status = std::stoi(out.head.substr(sp + 1, 3));
+  } catch (...) {
+    return out;
+  }
+  auto rest = bytes.substr(end + 4);
+  auto length = out.header("Content-Length");
+  if (!length.empty()) {
+    size_t n = 0;
+    try {
+      n = std::stoul(length);
+    } catch (...) {
+      return out;
+    }
+    out.complete = rest.size() >= n;
+    out.raw = rest.substr(0, n);
+  } else {
+    out.raw = rest;
+  }
+  out.body = json::parse(out.raw, nullptr, false);
+  return out;
+}
+
+std::string raw_response::header(const std::string& name) const {
+  std::istringstream in(head);
+  std::string line;
+  std::getline(in, line);  // status line
+  while (std::getline(in, line)) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    auto colon = line.find(':');
+    if (colon == std::string::npos || !same_name(line.substr(0, colon), name)) continue;
+    auto v = line.substr(colon + 1);
+    while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.erase(0, 1);
+    return v;
+  }
+  return "";
+}
+
+bool raw_response::is_json_error() const { return json_error_shape(body); }
+
+std::string raw_response::error_code() const {
+  return is_json_error() ? body["error"]["code"].get<std::string>() : std::string();
+}
+
+std::string raw_response::describe() const {
+  if (status == -1) return "no complete response";
+  return head + "\n\n" + (raw.size() > 600 ? raw.substr(0, 600) + "..." : raw);
+}
+
+raw_connection::raw_connection(uint16_t port) {
+  fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd_ < 0) throw std::runtime_error("socket failed");
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(port);
+  if (::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    ::close(fd_);
+    throw std::runtime_error("cannot connect to 127.0.0.1:" + std::to_string(port));
+  }
+}
+
+raw_connection::~raw_connection() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+bool raw_connection::send(const std::string& bytes) {
+  size_t off = 0;
+  while (off < bytes.size()) {
+    auto n = ::send(fd_, bytes.data() + off, bytes.size() - off, MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    off += static_cast<size_t>(n);
+  }
+  return true;
+}
+
+bool raw_connection::read_for(std::chrono::milliseconds wait) {
+  auto until = clock_type::now() + wait;
+  while (!closed_) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - clock_type::now()).count();
+    if (left <= 0) break;
+    pollfd p{fd_, POLLIN, 0};
+    int r = ::poll(&p, 1, static_cast<int>(left));
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) break;
+    char buf[16384];
+    auto n = ::recv(fd_, buf, sizeof buf, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      closed_ = true;  // EOF or reset
+      break;
+    }
+    received_.append(buf, static_cast<size_t>(n));
+  }
+  return !closed_;
+}
+
+raw_response raw_connection::read_response(std::chrono::milliseconds timeout) {
+  auto until = clock_type::now() + timeout;
+  for (;;) {
+    auto r = parse_response(received_);
+    if (r.complete || closed_ || clock_type::now() >= until) return r;
+    read_for(50ms);
+  }
+}
+
+bool raw_connection::wait_closed(std::chrono::milliseconds timeout) {
+  auto until = clock_type::now() + timeout;
+  while (!closed_ && clock_type::now() < until) read_for(50ms);
+  return closed_;
+}
+
+raw_response raw_request(uint16_t port, const std::string& bytes, std::chrono::milliseconds timeout) {
+  raw_connection c(port);
+  c.send(bytes);
+  return c.read_response(timeout);
+}
 
 // ---- processes ------------------------------------------------------------------------------
 
@@ -326,6 +538,11 @@ server::server(const std::string& dir, server_options opts, uint16_t port)
 server::~server() {
   api_.reset();
   proc_.kill9();
+  {
+    std::lock_guard<std::mutex> lock(tokens_mutex());
+    auto it = tokens().find(port_);
+    if (it != tokens().end() && it->second == token_) tokens().erase(it);
+  }
   kill_processes_in(dir_);
 }
 
@@ -345,6 +562,19 @@ void server::start() {
     argv.push_back(data_dir());
   }
   argv.insert(argv.end(), opts_.extra_args.begin(), opts_.extra_args.end());
+  auto env = opts_.env;
+  auto token_flag = std::find(argv.begin(), argv.end(), "--token");
+  if (token_flag != argv.end() && token_flag + 1 != argv.end()) {
+    token_ = *(token_flag + 1);
+  } else if (opts_.env_has("BERTH_TOKEN")) {
+    for (auto& [k, v] : opts_.env)
+      if (k == "BERTH_TOKEN") token_ = v;
+  } else if (opts_.pass_token) {
+    token_ = test_token();
+    env.emplace_back("BERTH_TOKEN", token_);
+  } else {
+    token_.clear();  // berth's own <data>/token, read once it is up
+  }
   // Direct switch mode unless a test asks for the proxy: a Caddy per test server costs time,
   // and only the proxy tests are about it.
   if (std::find(argv.begin(), argv.end(), "--switch-mode") == argv.end() && !opts_.env_has("BERTH_SWITCH_MODE")) {
@@ -355,7 +585,7 @@ void server::start() {
     std::ofstream mark(dir_ + "/server.log", std::ios::app);
     mark << "==== test harness: starting berth serve on port " << port_ << " ====\n";
   }
-  proc_.start(argv, opts_.env, dir_ + "/server.log");
+  proc_.start(argv, env, dir_ + "/server.log");
   if (!wait_healthy(port_, 20s, &proc_)) {
     bool alive = proc_.running();
     proc_.kill9();
@@ -364,6 +594,13 @@ void server::start() {
                                                           std::to_string(proc_.exit_status()) + ")") +
                              "\n--- server log ---\n" + log());
   }
+  if (token_.empty()) {
+    // Without a token given, berth serves with the one in <data>/token (made at first start).
+    auto content = read_file(data_dir() + "/token");
+    while (!content.empty() && (content.back() == '\n' || content.back() == '\r')) content.pop_back();
+    token_ = content;
+  }
+  set_token_for(port_, token_);
 }
 
 int server::kill9() {

@@ -59,15 +59,43 @@ struct http_result {
   std::string error;   // httplib's error when status == -1
   std::string raw;     // body as received
   json body;           // parsed body; discarded (is_discarded()) when not JSON
+  env_list headers;    // response headers as received
+  std::string header(const std::string& name) const;  // case-insensitive; "" when missing
   bool is_json_error() const;  // body is {"error":{"code":string,"message":string}}
   std::string error_code() const;
   std::string describe() const;  // for failure messages
+};
+
+// ---- auth ----------------------------------------------------------------------------------
+// Every server the harness starts gets a bearer token (BERTH_TOKEN) unless the test opts out,
+// and every client sends the token of the server on its port, so tests need not care.
+
+// The token this test process gives its servers (random per process).
+const std::string& test_token();
+// The token clients send to the server on `port`: the one a `server` registered for it when
+// it started (its BERTH_TOKEN / --token, else the content of its <data>/token), else
+// test_token().
+std::string token_for(uint16_t port);
+void set_token_for(uint16_t port, const std::string& token);
+// Makes a raw httplib client send "Authorization: Bearer <token_for(port)>".
+void use_token(httplib::Client& cli, uint16_t port);
+
+// What a client sends as Authorization.
+struct auth {
+  enum class mode { server_token, none, header };
+  mode how = mode::server_token;
+  std::string value;  // the whole header value for mode::header
+  static auth server_token() { return {}; }                 // Bearer token_for(port) (default)
+  static auth none() { return {mode::none, ""}; }           // no Authorization header
+  static auth bearer(const std::string& token) { return {mode::header, "Bearer " + token}; }
+  static auth header(const std::string& value) { return {mode::header, value}; }  // raw value
 };
 
 // One keep-alive connection to a server on 127.0.0.1:port. Not thread-safe: one per thread.
 class client {
  public:
   explicit client(uint16_t port, std::chrono::seconds read_timeout = std::chrono::seconds(20));
+  client(uint16_t port, auth a, std::chrono::seconds read_timeout = std::chrono::seconds(20));
   ~client();
   client(const client&) = delete;
   client& operator=(const client&) = delete;
@@ -79,10 +107,58 @@ class client {
                   const std::string& content_type = "application/json");
   http_result put(const std::string& path, const json& body) { return put(path, body.dump()); }
   http_result del(const std::string& path);
+  // Any method, with extra headers (added to the Authorization this client sends).
+  http_result send(const std::string& method, const std::string& path, const std::string& body = "",
+                   const env_list& headers = {}, const std::string& content_type = "application/json");
 
  private:
+  uint16_t port_;
+  auth auth_;
   std::unique_ptr<httplib::Client> cli_;
 };
+
+// ---- raw HTTP (for what httplib's client will not send) -------------------------------------
+
+// The first HTTP response in `bytes` (as read from a socket).
+struct raw_response {
+  int status = -1;      // -1: no complete status line and headers
+  std::string head;     // status line and headers
+  std::string raw;      // the body (by Content-Length; all that came when there is none)
+  json body;            // parsed body; discarded when not JSON
+  bool complete = false;  // head and the whole Content-Length body arrived
+  std::string header(const std::string& name) const;  // case-insensitive; "" when missing
+  bool is_json_error() const;
+  std::string error_code() const;
+  std::string describe() const;
+};
+raw_response parse_response(const std::string& bytes);
+
+// A plain TCP connection to 127.0.0.1:port, for requests byte by byte.
+class raw_connection {
+ public:
+  explicit raw_connection(uint16_t port);  // throws std::runtime_error when it cannot connect
+  ~raw_connection();
+  raw_connection(const raw_connection&) = delete;
+  raw_connection& operator=(const raw_connection&) = delete;
+  bool send(const std::string& bytes);  // false once the server has closed or reset it
+  // Reads what arrives within `wait`; false once the server has closed the connection.
+  bool read_for(std::chrono::milliseconds wait);
+  // Reads until the first response is complete, the server closes, or `timeout` passes.
+  raw_response read_response(std::chrono::milliseconds timeout);
+  // Reads until the server closes the connection (true) or `timeout` passes (false).
+  bool wait_closed(std::chrono::milliseconds timeout);
+  const std::string& received() const { return received_; }
+  bool closed() const { return closed_; }
+
+ private:
+  int fd_ = -1;
+  std::string received_;
+  bool closed_ = false;
+};
+
+// Sends `bytes` on a fresh connection and reads the first response (bounded by `timeout`).
+raw_response raw_request(uint16_t port, const std::string& bytes,
+                         std::chrono::milliseconds timeout = std::chrono::seconds(10));
 
 // One-shot helpers (a new connection each).
 http_result http_get(uint16_t port, const std::string& path);
@@ -133,6 +209,9 @@ struct server_options {
   env_list env;                         // added to the child's environment
   bool pass_listen = true;              // add --listen 127.0.0.1:<port>
   bool pass_data = true;                // add --data <data dir>
+  // Give berth test_token() as BERTH_TOKEN, unless extra_args has --token or env has
+  // BERTH_TOKEN. False: berth finds its own (<data>/token; created on loopback).
+  bool pass_token = true;
   bool env_has(const std::string& name) const {
     for (auto& [k, v] : env)
       if (k == name) return true;
@@ -153,6 +232,8 @@ class server {
   server& operator=(const server&) = delete;
 
   uint16_t port() const { return port_; }
+  // The API token berth was given (or read from <data>/token after it started).
+  const std::string& token() const { return token_; }
   const std::string& dir() const { return dir_; }
   std::string data_dir() const { return dir_ + "/data"; }
   std::string projects_dir() const { return data_dir() + "/projects"; }
@@ -180,6 +261,7 @@ class server {
   server_options opts_;
   uint16_t port_;
   process proc_;
+  std::string token_;
   std::unique_ptr<client> api_;
 };
 

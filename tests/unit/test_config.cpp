@@ -3,11 +3,15 @@
 #include <cstdlib>
 #include <fstream>
 
+#include <sys/stat.h>
 #include <unistd.h>
+
+#include <filesystem>
 
 #include <CLI/CLI.hpp>
 
 #include "config/config.hpp"
+#include "runtime/token.hpp"
 
 using namespace berth;
 
@@ -73,4 +77,89 @@ TEST_CASE("config: bad values are refused", "[config]") {
   CHECK_THROWS_WITH(load({"--config", unknown}), Catch::Contains("lisen"));
   std::remove(unknown.c_str());
   CHECK_THROWS(load({"--config", "/nonexistent/berth.json"}));
+}
+
+TEST_CASE("config: the API token comes from --token BERTH_TOKEN or the file and is checked", "[config]") {
+  CHECK(load({}).token.empty());  // none given: berth uses <data>/token
+  CHECK(load({"--token", "flag-token-0123456789"}).token == "flag-token-0123456789");
+  auto file = write_file(R"({"token": "file-token-0123456789"})");
+  CHECK(load({"--config", file}).token == "file-token-0123456789");
+  {
+    env_guard env{"BERTH_TOKEN", "env-token-0123456789"};
+    CHECK(load({"--config", file}).token == "env-token-0123456789");
+    CHECK(load({"--config", file, "--token", "flag-token-0123456789"}).token == "flag-token-0123456789");
+  }
+  std::remove(file.c_str());
+  CHECK_THROWS(load({"--token", "short"}));                        // under 16 characters
+  CHECK_THROWS(load({"--token", std::string(257, 'a')}));          // over 256
+  CHECK_THROWS(load({"--token", "has space 0123456789"}));
+  CHECK_THROWS(load({"--token", "has-newline\n0123456789"}));
+  CHECK_THROWS(load({"--token", "t\xC3\xB6ken-0123456789abc"}));   // not ASCII
+}
+
+TEST_CASE("config: loopback hosts are the ones that may get a generated token", "[config]") {
+  for (auto h : {"127.0.0.1", "127.1.2.3", "localhost", "::1", "[::1]"}) {
+    INFO(h);
+    CHECK(is_loopback_host(h));
+  }
+  for (auto h : {"0.0.0.0", "::", "[::]", "192.168.1.10", "10.0.0.1", "example.com", ""}) {
+    INFO(h);
+    CHECK_FALSE(is_loopback_host(h));
+  }
+}
+
+TEST_CASE("token file: created 0600 once, reused, refused when loose or odd", "[config]") {
+  namespace fs = std::filesystem;
+  char tmpl[] = "/tmp/berth-token-XXXXXX";
+  REQUIRE(mkdtemp(tmpl) != nullptr);
+  const std::string dir = tmpl;
+  const auto path = dir + "/data/token";
+  auto mode = [](const std::string& p) {
+    struct stat st {};
+    return ::lstat(p.c_str(), &st) == 0 ? (st.st_mode & 07777) : 0u;
+  };
+
+  std::string token, error;
+  CHECK(load_token_file(path, token, error) == token_file_status::missing);
+  auto old_umask = ::umask(0);  // even with a permissive umask the file is 0600
+  CHECK(load_or_create_token_file(path, token, error) == token_file_status::created);
+  ::umask(old_umask);
+  CHECK(mode(path) == 0600);
+  CHECK(valid_token(token));
+  CHECK(token.size() == 43);  // 32 random bytes, base64url
+  std::string again;
+  CHECK(load_or_create_token_file(path, again, error) == token_file_status::loaded);
+  CHECK(again == token);
+  CHECK(generate_token() != generate_token());
+  // No temporary file is left next to it.
+  size_t entries = 0;
+  for (auto& e : fs::directory_iterator(dir + "/data")) entries += e.path().filename() == "token" ? 0 : 1;
+  CHECK(entries == 0);
+
+  // Readable by others: refused (and left alone), with how to fix it; never the token itself.
+  ::chmod(path.c_str(), 0640);
+  std::string loose;
+  CHECK(load_or_create_token_file(path, loose, error) == token_file_status::refused);
+  CHECK(error.find("0640") != std::string::npos);
+  CHECK(error.find("chmod 600") != std::string::npos);
+  CHECK(error.find(token) == std::string::npos);
+  CHECK(mode(path) == 0640);
+  ::chmod(path.c_str(), 0400);  // narrower than 0600 is fine
+  CHECK(load_token_file(path, loose, error) == token_file_status::loaded);
+
+  // A symlink, an empty file, or junk: refused.
+  fs::remove(path);
+  fs::create_symlink(dir + "/elsewhere", path);
+  CHECK(load_or_create_token_file(path, loose, error) == token_file_status::refused);
+  fs::remove(path);
+  {
+    std::ofstream(path) << "";
+  }
+  ::chmod(path.c_str(), 0600);
+  CHECK(load_token_file(path, loose, error) == token_file_status::refused);
+  {
+    std::ofstream(path) << "two words 0123456789abcdef\n";
+  }
+  CHECK(load_token_file(path, loose, error) == token_file_status::refused);
+  fs::remove_all(dir);
 }

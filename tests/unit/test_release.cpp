@@ -2,14 +2,19 @@
 
 #include "tests/unit/support.hpp"
 
+#include <fcntl.h>
+#include <stdio.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <functional>
 #include <sstream>
+#include <thread>
 
 #include "runtime/release.hpp"
 
@@ -289,4 +294,80 @@ TEST_CASE("switch_current, read_current and remove_release", "[release]") {
   std::sort(names.begin(), names.end());
   std::sort(expected.begin(), expected.end());
   CHECK(names == expected);
+}
+
+TEST_CASE("package_release: dist/evil pointing at /etc is refused and nothing is packaged", "[release]") {
+  temp_dir t, r;
+  make_build(t.path);
+  fs::path releases = r.path / "production";
+  for (std::string target : {"/etc", "/etc/passwd", "../../../../../../../../../../etc", "..", "../.."}) {
+    INFO("dist/evil -> " << target);
+    fs::remove(t.path / "dist/evil");
+    fs::create_symlink(target, t.path / "dist/evil");
+    std::string h;
+    bool inside_build = target == "..";  // dist/.. is the build dir itself: allowed, as a link
+    auto s = hash_artifacts(t.path, kArtifacts, &h);
+    if (inside_build) {
+      CHECK(s);
+      continue;
+    }
+    CHECK(s.which() == status::code::invalid_argument);
+    CHECK_THAT(s.message(), Catch::Contains("dist/evil"));
+    s = package_release(t.path, kArtifacts, releases, "0123456789ab", nullptr);
+    CHECK(s.which() == status::code::invalid_argument);
+    std::vector<std::string> left;
+    std::error_code ec;
+    for (fs::directory_iterator it(releases, ec), end; !ec && it != end; it.increment(ec))
+      left.push_back(it->path().filename().string());
+    CHECK(left.empty());
+  }
+}
+
+TEST_CASE("package_release: a folder swapped for a link to outside while packaging is never read",
+          "[release]") {
+  // A process left behind by the build exchanges dist/d (a real folder) with a link to a folder
+  // outside the build dir, as fast as it can, while berth packages. The hash asked for is the
+  // one the outside folder's content would give at dist/d, so only reading through the link
+  // could ever produce it: no release may be made, let alone one holding outside content.
+  temp_dir t, r, outside, ref;
+  write_file(outside.path / "f0", "outside-marker", 0644);
+  write_file(t.path / "dist/index.html", "hi");
+  write_file(t.path / "dist/d/g0", "inside");
+  ::chmod((t.path / "dist/d").c_str(), 0755);
+  fs::create_directory_symlink(outside.path, t.path / "stash");  // not an artifact
+  // What dist looks like through the link, as a real tree: its hash.
+  write_file(ref.path / "dist/index.html", "hi");
+  write_file(ref.path / "dist/d/f0", "outside-marker", 0644);
+  ::chmod((ref.path / "dist/d").c_str(), 0755);
+  ::chmod((ref.path / "dist").c_str(), mode_of(t.path / "dist"));
+  std::string through_link = hash_of(ref.path, {"dist"});
+  fs::path releases = r.path / "production";
+
+  std::atomic<bool> stop{false};
+  std::atomic<long> swaps{0};
+  std::thread swapper([&] {
+    while (!stop.load())
+      if (::renameat2(AT_FDCWD, (t.path / "dist/d").c_str(), AT_FDCWD, (t.path / "stash").c_str(),
+                      RENAME_EXCHANGE) == 0)
+        swaps.fetch_add(1);
+  });
+  int attempts = 0, packaged = 0;
+  auto until = std::chrono::steady_clock::now() + std::chrono::seconds(3);
+  while (std::chrono::steady_clock::now() < until && packaged == 0) {
+    ++attempts;
+    if (package_release(t.path, {"dist"}, releases, through_link, nullptr)) ++packaged;
+  }
+  stop.store(true);
+  swapper.join();
+  INFO(attempts << " attempts, " << swaps.load() << " swaps");
+  CHECK(swaps.load() > 100);
+  CHECK(packaged == 0);
+  CHECK(!fs::exists(releases / through_link / "dist/d/f0"));
+  CHECK(read_file(outside.path / "f0") == "outside-marker");
+  // No temp folder was left behind by the attempts.
+  std::vector<std::string> left;
+  std::error_code ec;
+  for (fs::directory_iterator it(releases, ec), end; !ec && it != end; it.increment(ec))
+    left.push_back(it->path().filename().string());
+  CHECK(left.empty());
 }

@@ -5,11 +5,19 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <fcntl.h>
+#include <stdio.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <thread>
+#include <vector>
 
 #include "runtime/source.hpp"
 
@@ -164,4 +172,123 @@ TEST_CASE("snapshot_source: credentials in a git url are masked in errors", "[so
                            t.path / "dest", std::chrono::seconds(20));
   CHECK(!s);
   CHECK_THAT(s.message(), !Catch::Contains("hunter2"));
+  // The same masking, for whoever shows a git url (logs, answers).
+  CHECK(mask_url_credentials("https://user:hunter2@git.example.com/shop.git") == "https://***@git.example.com/shop.git");
+  CHECK(mask_url_credentials("https://hunter2@git.example.com/a@b") == "https://***@git.example.com/a@b");
+  CHECK(mask_url_credentials("https://git.example.com/shop.git") == "https://git.example.com/shop.git");
+  CHECK(mask_url_credentials("/srv/repos/shop") == "/srv/repos/shop");
+}
+
+namespace {
+
+// Regular files under `root` (links not followed) whose bytes contain `needle`.
+std::vector<std::string> files_containing(const fs::path& root, const std::string& needle) {
+  std::vector<std::string> out;
+  std::error_code ec;
+  if (!fs::exists(fs::symlink_status(root, ec))) return out;
+  fs::recursive_directory_iterator it(root, ec), end;
+  for (; !ec && it != end; it.increment(ec)) {
+    if (it->is_symlink(ec)) {
+      it.disable_recursion_pending();
+      continue;
+    }
+    if (it->is_regular_file(ec) && read_file(it->path()).find(needle) != std::string::npos)
+      out.push_back(it->path().string());
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("snapshot_source: links leading outside stay links and absolute links inside become relative",
+          "[source]") {
+  temp_dir t;
+  fs::path src = t.path / "shop", outside = t.path / "outside", dest = t.path / "data/builds/shop.7";
+  write_file(outside / "marker.txt", "outside-marker");
+  write_file(outside / "sub/more.txt", "outside-marker again");
+  write_file(src / "a.txt", "a");
+  write_file(src / "nested/b.txt", "b");
+  fs::create_directory_symlink(outside, src / "dir-link");           // a folder outside
+  fs::create_symlink("../outside/marker.txt", src / "rel-out");       // relative, leaving
+  fs::create_symlink("/etc/passwd", src / "passwd");                  // a system file
+  fs::create_symlink(src / "a.txt", src / "abs-in");                  // absolute, inside
+  fs::create_symlink(src / "a.txt", src / "nested/abs-up");           // absolute, inside, from below
+  fs::create_symlink(src / "nested", src / "abs-dir");                // absolute, a folder inside
+  fs::create_symlink(src, src / "nested/abs-root");                   // absolute, the root itself
+  fs::create_directory_symlink(src, t.path / "alias");                // the source through a link
+  fs::create_symlink(t.path / "alias/nested/b.txt", src / "abs-via-alias");
+
+  auto s = snapshot_source((t.path / "alias").string(), "", "", dest);
+  INFO(s.message());
+  REQUIRE(s);
+  CHECK(fs::read_symlink(dest / "dir-link") == outside);
+  CHECK(fs::read_symlink(dest / "rel-out") == "../outside/marker.txt");
+  CHECK(fs::read_symlink(dest / "passwd") == "/etc/passwd");
+  CHECK(fs::read_symlink(dest / "abs-in") == "a.txt");
+  CHECK(fs::read_symlink(dest / "nested/abs-up") == "../a.txt");
+  CHECK(fs::read_symlink(dest / "abs-dir") == "nested");
+  CHECK(fs::read_symlink(dest / "nested/abs-root") == "..");
+  CHECK(fs::read_symlink(dest / "abs-via-alias") == "nested/b.txt");
+  // The rewritten links lead to the copy's own files.
+  CHECK(read_file(dest / "abs-in") == "a");
+  CHECK(read_file(dest / "abs-via-alias") == "b");
+  CHECK(fs::equivalent(dest / "nested/abs-root", dest));
+  // Nothing from outside was copied, and outside is as it was.
+  CHECK(files_containing(dest, "outside-marker").empty());
+  CHECK(files_containing(dest, "root:").empty());
+  CHECK(names_in(outside) == std::vector<std::string>{"marker.txt", "sub"});
+  CHECK(read_file(outside / "marker.txt") == "outside-marker");
+  // Replacing the snapshot (and removing the old one) never follows the links either.
+  write_file(src / "a.txt", "a2");
+  REQUIRE(snapshot_source(src.string(), "", "", dest));
+  CHECK(read_file(dest / "abs-in") == "a2");
+  CHECK(read_file(outside / "marker.txt") == "outside-marker");
+  CHECK(read_file(outside / "sub/more.txt") == "outside-marker again");
+}
+
+TEST_CASE("snapshot_source: a folder swapped for a link to outside while the copy runs is never followed",
+          "[source]") {
+  // A process in the source tree exchanges `d` (a real folder) and `e` (a link to a folder
+  // outside) as fast as it can while snapshots are taken. A snapshot may fail (the tree
+  // changed under it) but must never contain a file from outside.
+  temp_dir t;
+  fs::path src = t.path / "src", outside = t.path / "outside", dest = t.path / "data/src";
+  for (int i = 0; i < 3; ++i) write_file(outside / ("f" + std::to_string(i)), "outside-marker");
+  for (int i = 0; i < 3; ++i) write_file(src / "d" / ("g" + std::to_string(i)), "inside");
+  fs::create_directory_symlink(outside, src / "e");
+  write_file(src / "z.txt", "z");
+
+  std::atomic<bool> stop{false};
+  std::atomic<long> swaps{0};
+  std::thread swapper([&] {
+    while (!stop.load()) {
+      if (::renameat2(AT_FDCWD, (src / "d").c_str(), AT_FDCWD, (src / "e").c_str(), RENAME_EXCHANGE) == 0)
+        swaps.fetch_add(1);
+    }
+  });
+  int ok = 0, refused = 0;
+  std::vector<std::string> leaked;
+  auto until = std::chrono::steady_clock::now() + std::chrono::seconds(3);
+  while (std::chrono::steady_clock::now() < until && leaked.empty()) {
+    auto s = snapshot_source(src.string(), "", "", dest);
+    if (s) {
+      ++ok;
+      leaked = files_containing(dest, "outside-marker");
+    } else {
+      ++refused;
+      INFO(s.message());
+      CHECK_THAT(s.message(), Catch::Contains("changed"));
+    }
+  }
+  stop.store(true);
+  swapper.join();
+  std::string shown;
+  for (auto& l : leaked) shown += "\n  " + l;
+  INFO(ok << " snapshots, " << refused << " refused, " << swaps.load() << " swaps; leaked:" << shown);
+  CHECK(swaps.load() > 100);
+  CHECK(ok > 0);
+  CHECK(leaked.empty());
+  // Outside is untouched; no temp folders are left next to dest.
+  CHECK(files_containing(outside, "outside-marker").size() == 3);
+  CHECK(names_in(dest.parent_path()) == std::vector<std::string>{"src"});
 }

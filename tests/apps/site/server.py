@@ -3,6 +3,8 @@
 # `mode` next to it: normal | crash (exit 3 at once) | never-healthy (never listens)
 # | health-500 (/ works, /health answers 500) | dies-soon (serves and passes its health checks,
 # then exits with code 4 about 1 s after it started).
+# GET /env/<NAME> answers {"name", "set", "sha256"} for the environment variable NAME: whether
+# it is set and the SHA-256 (hex) of its value, never the value itself (the secrets tests).
 import http.server, os, pathlib, sys, threading, time
 
 here = pathlib.Path(__file__).resolve().parent
@@ -29,8 +31,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     def do_GET(self):
         code, body = 200, text
-        if self.path.split("?")[0] == "/health":
+        path = self.path.split("?")[0]
+        if path == "/health":
             code, body = (500, "unhealthy\n") if mode == "health-500" else (200, "ok")
+        elif path.startswith("/env/"):
+            import hashlib, json  # here, not at the top: the app's start-up time stays as it was
+            value = os.environ.get(path[len("/env/"):])
+            body = json.dumps({"name": path[len("/env/"):], "set": value is not None,
+                               "sha256": hashlib.sha256(value.encode()).hexdigest() if value is not None else None})
         data = body.encode()
         self.send_response(code)
         self.send_header("Content-Type", "text/plain")
