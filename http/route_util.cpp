@@ -1,5 +1,7 @@
 #include "http/route_util.hpp"
 
+#include <algorithm>
+
 #include <httplib.h>
 
 #include "actors/names.hpp"
@@ -45,13 +47,36 @@ void answer(httplib::Response& res, int status, const caf::expected<std::string>
     reply_error(res, r.error());
 }
 
+bool body_object(const httplib::Request& req, httplib::Response& res, const std::vector<std::string>& allowed,
+                 nlohmann::json& out, bool empty_is_object) {
+  if (empty_is_object && req.body.find_first_not_of(" \t\r\n\f\v") == std::string::npos) {
+    out = nlohmann::json::object();
+    return true;
+  }
+  out = nlohmann::json::parse(req.body, nullptr, false);
+  if (out.is_discarded()) {
+    reply_error(res, errc::invalid_request, "request body is not valid JSON");
+    return false;
+  }
+  std::string fields;
+  for (auto& a : allowed) fields += (fields.empty() ? "'" : ", '") + a + "'";
+  if (!out.is_object()) {
+    reply_error(res, errc::invalid_request, "request body must be a JSON object (fields: " + fields + ")");
+    return false;
+  }
+  for (auto& [key, value] : out.items())
+    if (std::find(allowed.begin(), allowed.end(), key) == allowed.end()) {
+      reply_error(res, errc::invalid_request,
+                  "unknown field '" + key + "' in request body (" +
+                      (fields.empty() ? std::string("this action takes none") : "allowed: " + fields) + ")");
+      return false;
+    }
+  return true;
+}
+
 bool no_body(const httplib::Request& req, httplib::Response& res) {
-  if (req.body.find_first_not_of(" \t\r\n") == std::string::npos) return true;
-  auto j = nlohmann::json::parse(req.body, nullptr, false);
-  if (j.is_object() && j.empty()) return true;
-  reply_error(res, errc::invalid_request,
-              j.is_discarded() ? "request body is not valid JSON" : "this action takes no parameters: send no body or {}");
-  return false;
+  nlohmann::json ignored;
+  return body_object(req, res, {}, ignored);
 }
 
 }  // namespace berth::http

@@ -4,6 +4,9 @@
 #include <caf/all.hpp>
 #include <cstdint>
 #include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "http/server.hpp"
 
@@ -25,8 +28,13 @@ bool path_name(const httplib::Request& req, httplib::Response& res, std::string&
 bool query_u64(const httplib::Request& req, httplib::Response& res, const char* key, uint64_t fallback,
                uint64_t min, uint64_t max, uint64_t& out);
 
+// The body as a JSON object whose fields are all in `allowed` (an empty body is {} when
+// `empty_is_object`), or false after an invalid_request reply.
+bool body_object(const httplib::Request& req, httplib::Response& res, const std::vector<std::string>& allowed,
+                 nlohmann::json& out, bool empty_is_object = true);
+
 // For action routes without parameters: the body is empty or `{}`; anything else is refused
-// (false after an invalid_request reply) rather than silently ignored.
+// rather than silently ignored.
 bool no_body(const httplib::Request& req, httplib::Response& res);
 
 // Replies with the JSON text an actor answered, or its error.

@@ -30,28 +30,6 @@ using json = nlohmann::json;
 
 constexpr int max_injected_faults = 1000;
 
-// The body as a JSON object with only `allowed` fields, or false after a 400 reply.
-bool strict_object(const httplib::Request& req, httplib::Response& res, const std::vector<std::string>& allowed,
-                   json& out) {
-  out = json::parse(req.body, nullptr, false);
-  if (out.is_discarded()) {
-    reply_error(res, errc::invalid_request, "request body is not valid JSON");
-    return false;
-  }
-  std::string fields;
-  for (auto& a : allowed) fields += (fields.empty() ? "'" : ", '") + a + "'";
-  if (!out.is_object()) {
-    reply_error(res, errc::invalid_request, "request body must be a JSON object (fields: " + fields + ")");
-    return false;
-  }
-  for (auto& [key, value] : out.items())
-    if (std::find(allowed.begin(), allowed.end(), key) == allowed.end()) {
-      reply_error(res, errc::invalid_request, "unknown field '" + key + "' in request body (allowed: " + fields + ")");
-      return false;
-    }
-  return true;
-}
-
 // A required string field, or false after a 400 reply.
 bool string_field(const json& body, httplib::Response& res, const char* key, std::string& out) {
   auto it = body.find(key);
@@ -71,7 +49,7 @@ std::string joined(const std::vector<std::string>& names) {
 
 void fail_route(const httplib::Request& req, httplib::Response& res) {
   json body;
-  if (!strict_object(req, res, {"backend", "count", "kind"}, body)) return;
+  if (!body_object(req, res, {"backend", "count", "kind"}, body, false)) return;
   std::string backend;
   if (!string_field(body, res, "backend", backend)) return;
   auto& known = known_backends();
@@ -105,7 +83,7 @@ const std::map<std::string, caf::atom_value>& top_level_actors() {
 
 void crash_route(const context& ctx, const httplib::Request& req, httplib::Response& res) {
   json body;
-  if (!strict_object(req, res, {"actor", "project"}, body)) return;
+  if (!body_object(req, res, {"actor", "project"}, body, false)) return;
   std::string actor;
   if (!string_field(body, res, "actor", actor)) return;
   if (actor == "project" || actor == "preview" || actor == "production") {

@@ -40,35 +40,6 @@ std::chrono::milliseconds long_timeout(const context& ctx) {
   return std::max(ctx.timeout(), std::chrono::milliseconds(180000));
 }
 
-// The body as a JSON object whose fields are all in `allowed`; an empty body is {}.
-bool body_object(const httplib::Request& req, httplib::Response& res, const std::vector<std::string>& allowed,
-                 json& out) {
-  if (std::all_of(req.body.begin(), req.body.end(),
-                  [](char c) { return std::isspace(static_cast<unsigned char>(c)); })) {
-    out = json::object();
-    return true;
-  }
-  out = json::parse(req.body, nullptr, false);
-  if (out.is_discarded()) {
-    reply_error(res, errc::invalid_request, "request body is not valid JSON");
-    return false;
-  }
-  std::string fields;
-  for (auto& a : allowed) fields += (fields.empty() ? "'" : ", '") + a + "'";
-  if (!out.is_object()) {
-    reply_error(res, errc::invalid_request, "request body must be a JSON object (fields: " + fields + ")");
-    return false;
-  }
-  for (auto& [key, value] : out.items()) {
-    if (std::find(allowed.begin(), allowed.end(), key) == allowed.end()) {
-      reply_error(res, errc::invalid_request,
-                  "unknown field '" + key + "' in request body (allowed: " + fields + ")");
-      return false;
-    }
-  }
-  return true;
-}
-
 // The deployment id in the path (req.matches[1]), its project name with it; or false after an
 // invalid_request reply.
 bool path_deployment(const httplib::Request& req, httplib::Response& res, std::string& id,
