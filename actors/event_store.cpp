@@ -28,10 +28,10 @@ caf::error to_error(const status& st) {
 // occupies a CAF scheduler thread.
 caf::behavior committer(caf::event_based_actor*, std::shared_ptr<event_log> log) {
   return {
-      [log](append_atom, std::vector<new_event>& events)
+      [log](append_atom, std::vector<new_event>& events, bool sync)
           -> caf::result<std::vector<event_record>> {
         std::vector<event_record> out;
-        auto st = log->append(events, /*sync=*/true, &out);
+        auto st = log->append(events, sync, &out);
         if (!st) return to_error(st);
         return out;
       },
@@ -58,14 +58,18 @@ void start_commit(store_ptr self) {
   st.commit_started = std::chrono::steady_clock::now();
   st.in_flight.swap(st.waiting);  // in_flight was empty, so waiting is empty now
   size_t total = 0;
-  for (auto& p : st.in_flight) total += p.events.size();
+  bool sync = false;  // one synced write makes every earlier one durable too
+  for (auto& p : st.in_flight) {
+    total += p.events.size();
+    sync = sync || p.sync;
+  }
   std::vector<new_event> all;
   all.reserve(total);
   for (auto& p : st.in_flight) {
     // Moving the elements keeps p.events.size(), which is all we need afterwards.
     for (auto& e : p.events) all.push_back(std::move(e));
   }
-  self->request(st.committer, caf::infinite, append_atom_v, std::move(all))
+  self->request(st.committer, caf::infinite, append_atom_v, std::move(all), sync)
       .then(
           [self, total](std::vector<event_record>& records) {
             auto& st = self->state;
@@ -113,6 +117,19 @@ void commit_finished(store_ptr self, size_t group_requests) {
   start_commit(self);
 }
 
+// Validates a request (a bad one fails alone, before grouping) and queues it for the next commit.
+caf::result<std::vector<event_record>> enqueue(store_ptr self, std::vector<new_event> events, bool sync) {
+  for (size_t i = 0; i < events.size(); ++i) {
+    auto st = validate_event(events[i]);
+    if (!st) return make_error(errc::invalid_request, "event " + std::to_string(i) + ": " + st.message());
+  }
+  if (events.empty()) return std::vector<event_record>{};
+  auto rp = self->make_response_promise();
+  self->state.waiting.push_back({std::move(events), rp, sync});
+  start_commit(self);
+  return rp;
+}
+
 }  // namespace
 
 event_store_state::~event_store_state() {
@@ -131,20 +148,9 @@ caf::behavior event_store_with_linger(store_ptr self, std::shared_ptr<event_log>
   self->state.max_linger = max_linger;
   self->state.committer = self->spawn<caf::detached + caf::linked>(committer, log);
   return {
-      [self](append_atom, std::vector<new_event>& events)
-          -> caf::result<std::vector<event_record>> {
-        // Validate per request, before grouping: a bad request fails alone.
-        for (size_t i = 0; i < events.size(); ++i) {
-          auto st = validate_event(events[i]);
-          if (!st)
-            return make_error(errc::invalid_request,
-                              "event " + std::to_string(i) + ": " + st.message());
-        }
-        if (events.empty()) return std::vector<event_record>{};
-        auto rp = self->make_response_promise();
-        self->state.waiting.push_back({std::move(events), rp});
-        start_commit(self);
-        return rp;
+      [self](append_atom, std::vector<new_event>& events) { return enqueue(self, std::move(events), true); },
+      [self](append_unsynced_atom, std::vector<new_event>& events) {
+        return enqueue(self, std::move(events), false);
       },
       [self](committed_atom, uint64_t gen) {
         // End of a linger period: commit whatever is waiting.

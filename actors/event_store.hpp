@@ -4,6 +4,10 @@
 //   (append_atom, std::vector<new_event>)          -> std::vector<event_record>
 //       replied only after the synced commit; errc::invalid_request when any event of the
 //       request is invalid (nothing written), errc::storage_error when RocksDB fails.
+//   (append_unsynced_atom, std::vector<new_event>) -> std::vector<event_record>
+//       the same, written in order without an fsync of its own: it survives a crash of berth
+//       (the WAL is in the kernel) and becomes durable with the next synced commit. For events
+//       a restart does not decide from (a deploy's phase events).
 //   (read_stream_atom, std::string stream, uint64_t from, uint64_t limit)
 //                                                  -> std::vector<event_record>
 //   (last_event_atom, std::string stream)          -> std::vector<event_record> (0 or 1)
@@ -36,7 +40,7 @@
 #include <caf/stateful_actor.hpp>
 
 #include "messages/event.hpp"
-#include "runtime/event_log.hpp"
+#include "runtime/eventlog/event_log.hpp"
 
 namespace berth {
 
@@ -44,6 +48,7 @@ struct event_store_state {
   struct pending_append {
     std::vector<new_event> events;
     caf::response_promise promise;
+    bool sync = true;
   };
 
   std::shared_ptr<event_log> log;

@@ -7,7 +7,7 @@
 #include "actors/names.hpp"
 #include "messages/atoms.hpp"
 #include "messages/errors.hpp"
-#include "runtime/ports.hpp"
+#include "runtime/net/ports.hpp"
 
 namespace berth {
 

@@ -1,56 +1,44 @@
 // preview:<name> — the project's dev service. Runs the manifest's preview command on the
-// project's preview port from a fresh copy of the source, health-checks it, restarts it with
-// exponential backoff when it dies, and marks it `crashed` after too many restarts in a window.
-// Blocking work (copying, fork/exec, probing, waiting) runs in detached workers.
-//   (start_atom, manifest, uint16_t port)   -> std::string status JSON once healthy
-//   (restart_atom, manifest, uint16_t port) -> same, after stopping the current process
-//   (stop_atom)                             -> std::string status JSON
-//   (status_atom)                           -> std::string status JSON
-//   (shutdown_atom, bool stop_apps)         -> bool: berth stops; no more restarts
+// project's preview port from a fresh copy of the source, health-checks it, and keeps it
+// running (actors/keeper.hpp: restarts with backoff, `crashed` after too many restarts in a
+// window, restarts on failed health checks; the budget is in the log).
+//   (start_atom, manifest, uint16_t port)   -> preview_view once healthy
+//   (restart_atom, manifest, uint16_t port) -> the same, after stopping the current process
+//   (stop_atom)                             -> preview_view
+//   (status_atom)                           -> preview_view
+//   (update_atom, manifest)                 -> void: used by the next start
+//   (delete_atom)                           -> bool once stopped and its route is gone
+//   (shutdown_atom, bool stop_apps, uint32_t grace_ms) -> bool: berth stops; no more restarts
 #pragma once
-#include <atomic>
-#include <chrono>
-#include <deque>
-#include <memory>
 #include <string>
 #include <vector>
 
 #include <caf/all.hpp>
 
-#include "config/config.hpp"
+#include "actors/environment.hpp"
+#include "actors/keeper.hpp"
 #include "messages/manifest.hpp"
 #include "messages/preview.hpp"
-#include "runtime/layout.hpp"
-#include "runtime/restart_policy.hpp"
+#include "messages/views.hpp"
 
 namespace berth {
 
 struct preview_state {
-  std::string project;
-  project_paths paths;
+  environment env;
   manifest spec;
   uint16_t port = 0;
+  preview_record rec;              // the fold of the preview's events
   std::string status = "stopped";  // stopped | starting | running | restarting | crashed
   std::string reason;              // last failure
-  preview_launched process;        // the process we own while starting/running
-  uint64_t generation = 0;         // bumps on every launch/stop; stale worker replies are ignored
-  restart_policy policy;
-  restart_tracker restarts;                                    // within the crash window
-  std::chrono::milliseconds pass_interval{5000};               // the reconciler's pass
-  bool pass_armed = false;
-  bool probing = false;
-  int failed_probes = 0;                                       // in a row
-  std::vector<caf::response_promise> waiting;                  // start requests until healthy
-  std::shared_ptr<std::atomic<bool>> alive = std::make_shared<std::atomic<bool>>(true);
-  ~preview_state() { alive->store(false); }  // CAF destroys the state when the actor exits
+  uint64_t generation = 0;         // bumps on every start/stop; a stale start's answer is ignored
+  keeper service;
+  std::vector<caf::response_promise> waiting;  // start requests until healthy
   static inline const char* name = "preview";
 };
 
-// At start it folds the project's stream: processes under preview/ that are not the preview's
-// own are stopped; a preview the log says is running is adopted if it is still the same
-// process (pid + start time), otherwise started again. While it runs, a periodic pass checks
-// that it is alive and answers its health check (three failures in a row restart it).
-caf::behavior preview_actor(caf::stateful_actor<preview_state>* self, std::string project,
-                            project_paths paths, manifest spec, uint16_t port, deploy_settings settings);
+// At start it folds the project's stream: processes of the preview that are not its own are
+// stopped; a preview the log says is running is adopted if it is still the same instance,
+// otherwise started again.
+caf::behavior preview_actor(caf::stateful_actor<preview_state>* self, environment env, manifest spec, uint16_t port);
 
 }  // namespace berth

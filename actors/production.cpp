@@ -1,292 +1,201 @@
 #include "actors/production.hpp"
 
+#include <algorithm>
+
 #include <spdlog/spdlog.h>
 
 #include "actors/blocking.hpp"
 #include "actors/names.hpp"
-#include "actors/production_support.hpp"
+#include "actors/production_detail.hpp"
 #include "messages/atoms.hpp"
 #include "messages/errors.hpp"
 #include "messages/project_state.hpp"
-#include "messages/proxy.hpp"
+#include "runtime/process/process_driver.hpp"
 
 namespace berth {
 
 namespace production_detail {
 
 using json = nlohmann::json;
-using namespace std::chrono_literals;
-
-process_driver& driver() {
-  static process_driver d;
-  return d;
-}
-
-process_handle handle_of(const preview_launched& p) { return {p.pid, p.start_time, p.pgid}; }
-
-json process_json(const release_process& p) {
-  return {{"hash", p.hash}, {"pid", p.handle.pid}, {"start_time", p.handle.start_time},
-          {"pgid", p.handle.pgid}, {"port", p.port}};
-}
-
-void append(self_ptr self, std::vector<new_event> events, std::function<void()> then) {
-  self->request(names::whereis(self->system(), names::event_store), store_timeout, append_atom_v,
-                std::move(events))
-      .then(
-          [=](std::vector<event_record>& stored) {
-            for (auto& e : stored) fold(self->state.prod, e);
-            self->send(self->state.parent, committed_atom_v, stored);
-            if (then) then();
-          },
-          [=](caf::error& err) {
-            // Without the log berth cannot keep its promises: let the supervisor restart us.
-            spdlog::error("production {}: cannot record events: {}", self->state.project, to_string(err));
-            self->quit(err);
-          });
-}
+constexpr auto store_timeout = std::chrono::seconds(30);
+constexpr size_t detail_log_lines = 50;
 
 new_event event(self_ptr self, const std::string& type, const json& data) {
-  return {project_stream(self->state.project), type, data.dump()};
+  return {project_stream(self->state.env.project), type, dump_json(data)};
 }
-
-void watch(self_ptr self) {
-  auto p = self->state.prod.process;
-  if (self->state.prod.status != "running" || p.pid == 0) return;
-  auto gen = ++self->state.watch_generation;
-  auto alive = self->state.alive;
-  caf::actor me = caf::actor_cast<caf::actor>(self);
-  self->spawn<caf::detached>([=](caf::event_based_actor* w) {
-    for (;;) {
-      auto info = driver().wait(handle_of(p), 1s);
-      if (!alive->load()) break;  // a new incarnation adopts the process
-      if (info.status != process_status::running) {
-        w->send(me, process_exited{p.pid, p.start_time, info.exit_code, info.term_signal}, gen);
-        break;
-      }
-    }
-    w->quit();
-  });
-}
-
-deploy_plan plan_for(self_ptr self) {
-  auto& st = self->state;
-  deploy_plan plan;
-  plan.project = st.project;
-  plan.spec = st.spec;
-  plan.paths = st.paths;
-  plan.env = production_env(st.spec, st.paths, st.project);
-  plan.stable_port = st.stable_port;
-  plan.stop_grace = std::chrono::milliseconds(st.settings.stop_grace_ms);
-  return plan;
-}
-
-std::function<status(uint16_t)> route_setter(self_ptr self) {
-  auto& st = self->state;
-  proxy_route route{st.project + "-production", st.project, st.project + "." + st.settings.domain_suffix,
-                    st.stable_port, 0};
-  caf::actor_system* sys = &self->system();
-  return [sys, route](uint16_t port) mutable -> status {
-    auto proxy = names::whereis(*sys, names::proxy);
-    if (!proxy) return status::io_error("the proxy is not running");
-    route.upstream_port = port;
-    status result = status::io_error("the proxy did not answer");
-    caf::scoped_actor asker{*sys};
-    asker->request(proxy, std::chrono::seconds(60), route_atom_v, route)
-        .receive([&](bool) { result = status::ok(); },
-                 [&](caf::error& err) { result = status::io_error(view(err).message); });
-    return result;
-  };
-}
-
-void release_port(self_ptr self, uint16_t port, const std::string& reason) {
-  if (port != 0 && port != self->state.stable_port)
-    caf::anon_send(names::whereis(self->system(), names::ports), release_atom_v, port, reason);
-}
-
-void start_current(self_ptr self, std::function<void(const std::string&)> done) {
-  auto& st = self->state;
-  auto plan = std::make_shared<deploy_plan>(plan_for(self));
-  if (st.settings.proxy) plan->set_route = route_setter(self);
-  auto started = std::make_shared<release_process>();
-  auto result = std::make_shared<status>();
-  auto hash = st.prod.current;
-  auto launch = [=](uint16_t on_port) {
-    run_blocking(
-        self,
-        [=] {
-          *result = start_release(*plan, hash, on_port,
-                                  std::chrono::milliseconds(plan->spec.production_health.interval_ms), started.get());
-          if (*result && plan->set_route) {
-            *result = plan->set_route(on_port);
-            if (!*result) driver().stop(started->handle, plan->stop_grace);
-          }
-        },
-        [=](const std::string& failure) {
-          if (!failure.empty() || !*result) {
-            auto why = failure.empty() ? result->message() : failure;
-            release_port(self, on_port, "production start failed");
-            append(self, {event(self, ev::production_exited, {{"reason", "cannot start: " + why}})},
-                   [=] { done(why); });
-            return;
-          }
-          append(self, {event(self, ev::production_started, process_json(*started))}, [=] {
-            watch(self);
-            arm_reconciler(self);
-            done("");
-          });
-        });
-  };
-  if (!st.settings.proxy) return launch(st.stable_port);
-  self->request(names::whereis(self->system(), names::ports), store_timeout, lease_atom_v, st.project,
-                port_kind::candidate)
-      .then([=](uint16_t spare) { launch(spare); },
-            [=](caf::error& err) { done("no spare port: " + view(err).message); });
-}
-
-caf::result<bool> shut_down(self_ptr self, bool stop_apps, uint32_t grace_ms) {
-  auto& st = self->state;
-  st.stopping = true;
-  st.stop_apps = stop_apps;
-  ++st.restart_generation;  // no restarts from here on
-  st.restart_pending = false;
-  st.shutdown_rp = self->make_response_promise<bool>();
-  auto rp = st.shutdown_rp;
-  if (!st.job) {
-    finish_shutdown(self);
-    return rp;
-  }
-  // Past the grace the phase itself is cancelled: its waits give up, and it ends at once.
-  auto job = st.job;
-  self->delayed_send(self, std::chrono::milliseconds(grace_ms), phase_timeout_atom_v, job->job.id, job->next);
-  return rp;
-}
-
-void finish_shutdown(self_ptr self) {
-  auto& st = self->state;
-  if (!st.shutdown_rp.pending()) return;
-  if (!st.stop_apps || st.prod.status != "running") return st.shutdown_rp.deliver(true);
-  // Stopped without an event: the log still says it should run, so the next start brings it back.
-  ++st.watch_generation;
-  auto process = st.prod.process;
-  auto grace = std::chrono::milliseconds(st.settings.stop_grace_ms);
-  run_blocking(
-      self, [=] { driver().stop(handle_of(process), grace); },
-      [=](const std::string&) { self->state.shutdown_rp.deliver(true); });
-}
-
-}  // namespace production_detail
 
 namespace {
 
-using namespace production_detail;
-using json = nlohmann::json;
+// The deployments `stored` touched, each once.
+std::vector<std::string> deployments_in(const std::vector<event_record>& stored) {
+  std::vector<std::string> ids;
+  for (auto& e : stored) {
+    phase p;
+    if (!phase_of_event(e.type, p) || p == phase::queued) continue;
+    auto id = payload_object(e.data).value("id", "");
+    if (!id.empty() && std::find(ids.begin(), ids.end(), id) == ids.end()) ids.push_back(id);
+  }
+  return ids;
+}
 
-// Stops the production process (and, behind the proxy, takes its route away first).
-caf::result<bool> stop_production(self_ptr self, const std::string& reason) {
-  auto& prod = self->state.prod;
-  ++self->state.restart_generation;  // a scheduled restart is off
-  self->state.restart_pending = false;
-  if (prod.status != "running") {
-    if (prod.status != "exited" && prod.status != "crashed") return false;
-    // Down already, but meant to run: it stays down now.
-    auto rp = self->make_response_promise<bool>();
-    append(self, {event(self, ev::production_stopped, {{"reason", reason}})}, [=]() mutable { rp.deliver(false); });
-    return rp;
+// Followers of a deployment get every new state; once it has ended they are let go.
+void tell_followers(self_ptr self, const std::vector<event_record>& stored) {
+  auto& st = self->state;
+  for (auto& id : deployments_in(stored)) {
+    auto f = st.followers.find(id);
+    auto d = st.prod.deployments.find(id);
+    if (f == st.followers.end() || d == st.prod.deployments.end()) continue;
+    auto view = view_of(self, d->second);
+    for (auto& follower : f->second) self->send(follower, view);
+    if (is_terminal(d->second.current)) st.followers.erase(f);
   }
-  ++self->state.watch_generation;
-  auto rp = self->make_response_promise<bool>();
-  auto process = prod.process;
-  auto grace = std::chrono::milliseconds(self->state.settings.stop_grace_ms);
-  auto stop = [=]() mutable {
-    run_blocking(
-        self, [=] { driver().stop(handle_of(process), grace); },
-        [=](const std::string&) mutable {
-          release_port(self, process.port, "production stopped");
-          append(self, {event(self, ev::production_stopped, {{"reason", reason}})}, [=]() mutable { rp.deliver(true); });
-        });
-  };
-  auto proxy = names::whereis(self->system(), names::proxy);
-  if (!self->state.settings.proxy || !proxy) {
-    stop();
-    return rp;
+}
+
+caf::result<deployment_view> detail(self_ptr self, const std::string& id) {
+  auto& st = self->state;
+  auto it = st.prod.deployments.find(id);
+  if (it == st.prod.deployments.end()) return make_error(errc::not_found, "no deployment '" + id + "'");
+  auto view = view_of(self, it->second);
+  if (st.job && st.job->id == id) {
+    view.log.assign(st.job->lines.begin(), st.job->lines.end());
+    return view;
   }
-  self->request(proxy, std::chrono::seconds(60), unroute_atom_v, self->state.project + "-production")
-      .then([=](bool) mutable { stop(); }, [=](caf::error&) mutable { stop(); });
+  auto rp = self->make_response_promise<deployment_view>();
+  auto file = st.env.paths.deployment_log(id).string();
+  auto shared = std::make_shared<deployment_view>(std::move(view));
+  run_blocking(
+      self, [=] { shared->log = process_driver::tail(file, detail_log_lines); },
+      [=](const std::string&) mutable { rp.deliver(*shared); });
   return rp;
 }
 
-// Starts `current` again on request; this also ends a crash loop's `crashed`.
-caf::result<bool> start_production(self_ptr self, manifest m, uint16_t port) {
+caf::result<deployment_view> follow(self_ptr self, const std::string& id) {
   auto& st = self->state;
-  st.spec = std::move(m);
-  st.stable_port = port;
-  if (st.prod.status == "running" && driver().is_ours(handle_of(st.prod.process))) return false;
-  if (st.prod.current.empty()) return make_error(errc::conflict, "nothing has been deployed to production yet");
-  ++st.restart_generation;
-  st.restart_pending = false;
-  st.restarts.clear();
-  auto rp = self->make_response_promise<bool>();
-  start_current(self, [=](const std::string& error) mutable {
-    if (error.empty())
-      rp.deliver(true);
-    else
-      rp.deliver(make_error(errc::unavailable, "cannot start production: " + error));
+  auto it = st.prod.deployments.find(id);
+  if (it == st.prod.deployments.end()) return make_error(errc::not_found, "no deployment '" + id + "'");
+  auto view = view_of(self, it->second);
+  if (st.job && st.job->id == id) view.log.assign(st.job->lines.begin(), st.job->lines.end());
+  if (!is_terminal(it->second.current)) {
+    auto follower = caf::actor_cast<caf::actor>(self->current_sender());
+    if (follower) {
+      self->monitor(follower);
+      st.followers[id].push_back(follower);
+    }
+  }
+  return view;
+}
+
+history_view history(self_ptr self) {
+  auto& p = self->state.prod;
+  history_view h{p.current, p.status, {}};
+  for (auto& [hash, r] : p.releases) h.releases.push_back(r);
+  std::sort(h.releases.begin(), h.releases.end(), [](auto& a, auto& b) {
+    return a.created_us != b.created_us ? a.created_us > b.created_us : a.hash < b.hash;
   });
-  return rp;
+  return h;
 }
 
 }  // namespace
 
-caf::behavior production_actor(self_ptr self, std::string project, project_paths paths,
-                               deploy_settings settings, manifest spec, uint16_t stable_port,
-                               caf::actor parent) {
-  if (auto s = make_dirs({paths.production, paths.production_logs}); !s)
-    throw std::runtime_error(s.message());
+void record(self_ptr self, std::vector<new_event> events, bool durable,
+            std::function<void(const std::vector<event_record>&)> then) {
+  auto store = names::whereis(self->system(), names::event_store);
+  auto stored_ok = [=](std::vector<event_record>& stored) {
+    for (auto& e : stored) fold(self->state.prod, e);
+    tell_followers(self, stored);
+    if (then) then(stored);
+  };
+  auto refused = [=](caf::error& err) {
+    spdlog::error("production {}: cannot record events: {}", self->state.env.project, to_string(err));
+    self->quit(err);
+  };
+  if (durable)
+    self->request(store, store_timeout, append_atom_v, std::move(events)).then(stored_ok, refused);
+  else
+    self->request(store, store_timeout, append_unsynced_atom_v, std::move(events)).then(stored_ok, refused);
+}
+
+production_view status_view(self_ptr self) {
   auto& st = self->state;
-  st.project = std::move(project);
-  st.paths = std::move(paths);
-  st.settings = std::move(settings);
+  auto& p = st.prod;
+  production_view v;
+  v.status = p.status;
+  v.current = p.current;
+  v.port = st.stable_port;
+  v.url = local_url(st.stable_port);
+  v.public_url = site_url(st.env.settings.site, st.env.project, site_env::production);
+  v.pid = p.status == "running" ? p.process.pid : 0;
+  v.releases = p.releases.size();
+  v.queued = queued_ids(p).size();
+  v.running = st.job ? st.job->id : "";
+  v.reason = p.reason;
+  v.last_seq = p.last_seq;
+  v.events = p.events;
+  return v;
+}
+
+deployment_view view_of(self_ptr self, const deployment_record& d) {
+  auto& st = self->state;
+  deployment_view v;
+  v.record = d;
+  auto queued = queued_ids(st.prod);
+  auto it = std::find(queued.begin(), queued.end(), d.id);
+  v.position = it == queued.end() ? 0 : static_cast<size_t>(it - queued.begin()) + 1;
+  v.url = local_url(st.stable_port);
+  v.public_url = site_url(st.env.settings.site, st.env.project, site_env::production);
+  return v;
+}
+
+}  // namespace production_detail
+
+using namespace production_detail;
+
+caf::behavior production_actor(self_ptr self, environment env, manifest spec, uint16_t stable_port) {
+  auto& st = self->state;
+  st.env = std::move(env);
   st.spec = std::move(spec);
   st.stable_port = stable_port;
-  st.parent = std::move(parent);
+  init_keeper(self);
+  self->set_down_handler([=](caf::down_msg& dm) {
+    for (auto& [id, list] : self->state.followers)
+      list.erase(std::remove_if(list.begin(), list.end(), [&](auto& a) { return a.address() == dm.source; }),
+                 list.end());
+  });
+  auto main = self->state.release.handlers().or_else(
+      [=](deploy_atom, bool force) { return enqueue(self, {"", job_kind::deploy, force, "", {}}); },
+      [=](rollback_atom, const std::string& hash) { return enqueue(self, {"", job_kind::rollback, false, hash, {}}); },
+      [=](deployment_atom, const std::string& id) { return detail(self, id); },
+      [=](cancel_atom, const std::string& id) { return cancel(self, id); },
+      [=](subscribe_atom, const std::string& id) { return follow(self, id); },
+      [=](status_atom) { return status_view(self); },
+      [=](history_atom) { return history(self); },
+      [=](stop_atom) { return control(self, production_command::kind::stop); },
+      [=](start_atom) { return control(self, production_command::kind::start); },
+      [=](update_atom, manifest& m) { self->state.spec = std::move(m); },
+      [=](delete_atom) { return delete_all(self); },
+      [=](shutdown_atom, bool stop_apps, uint32_t grace_ms) { return shut_down(self, stop_apps, grace_ms); },
+      [=](shutdown_atom) {  // the shutdown grace is over: the running phase gives up now
+        if (self->state.job) self->state.job->stop->store(stop_request::shutdown_now);
+      },
+      [=](record_atom, std::vector<new_event>& events, bool durable) { return on_record(self, events, durable); },
+      [=](serving_atom) { return on_serving(self); },
+      [=](log_lines_atom, const std::string& id, std::vector<std::string>& lines) { log_lines(self, id, lines); },
+      [=](crash_atom) -> std::string { throw std::runtime_error("crash requested"); });
   // Nothing is taken before the start-up reconciliation is done (a job's build must not be
   // swept as a stray): until then every message waits in the mailbox.
-  auto main = caf::behavior{
-      [=](job_atom, deployment_job& job, manifest& m, uint16_t port) {
-        return run_job(self, std::move(job), std::move(m), port);
-      },
-      [=](cancel_atom, const std::string& id) {
-        auto& job = self->state.job;
-        if (!job || job->job.id != id) return false;
-        job->cancel->store(true);
-        return true;
-      },
-      [=](phase_timeout_atom, const std::string& id, size_t step) { on_phase_timeout(self, id, step); },
-      [=](stop_atom, const std::string& reason) { return stop_production(self, reason); },
-      [=](start_atom, manifest& m, uint16_t port) { return start_production(self, std::move(m), port); },
-      [=](process_exited& x, uint64_t gen) {
-        auto& prod = self->state.prod;
-        if (gen != self->state.watch_generation || prod.status != "running" || x.pid != prod.process.pid)
-          return;
-        release_died(self, "the release " + describe(x));
-      },
-      [=](reconcile_atom) { on_reconcile_pass(self); },
-      [=](retry_atom, uint64_t generation) { on_restart_due(self, generation); },
-      [=](ready_atom) { return true; },
-      [=](shutdown_atom, bool stop_apps, uint32_t grace_ms) { return shut_down(self, stop_apps, grace_ms); },
-      [=](crash_atom) -> std::string { throw std::runtime_error("crash requested"); },
-  };
   self->set_default_handler(caf::skip);
   self->request(names::whereis(self->system(), names::event_store), store_timeout, read_stream_atom_v,
-                project_stream(st.project), uint64_t{0}, uint64_t{0})
+                project_stream(st.env.project), uint64_t{0}, uint64_t{0})
       .await(
           [=](std::vector<event_record>& events) {
-            project_state folded;
-            for (auto& e : events) fold(folded, e);
-            self->state.prod = folded.production;
+            for (auto& e : events) {
+              if (starts_over(e)) self->state.prod = {};  // an earlier project of that name
+              fold(self->state.prod, e);
+            }
             reconcile_at_start(self, [=] {
               self->set_default_handler(caf::print_and_drop);
               self->become(main);
+              pump(self);
             });
           },
           [=](caf::error& err) { self->quit(err); });

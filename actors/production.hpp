@@ -1,91 +1,88 @@
-// production:<name> — runs the project's deploy and rollback jobs (one at a time: the project
-// actor queues them), owns production/ and the production process, and watches that process.
-// Each phase's event is durable before the phase does anything; blocking work runs on
-// detached workers. Every event it appends is also sent to the parent (the project actor) as
-// (committed_atom, vector<event_record>), so the project's fold stays complete.
-//   (job_atom, deployment_job, manifest, uint16_t stable_port) -> std::string final status
-//   (cancel_atom, std::string id)                 -> bool: it was the running job
-//   (stop_atom, std::string reason)               -> bool: a process was stopped
-//   (start_atom, manifest, uint16_t stable_port)  -> bool: started (false: already running)
-//   (ready_atom)                                  -> bool: the start-up reconciliation is done
-//   (shutdown_atom, bool stop_apps, uint32_t grace_ms) -> bool, once no job runs: the running
-//        job ends at its next phase boundary (`interrupted`, compensated; after grace_ms its
-//        phase is cancelled); then the release is stopped if stop_apps, else left serving
+// production:<name> — owns the project's production: its job queue (deploys, rollbacks and
+// stop/start, one at a time in arrival order), the only fold of production's events, the runs
+// of the deploy pipeline (runtime/pipeline/deploy.hpp, each on one blocking worker, reaching
+// this actor through deploy_host), and the keeper of the serving release.
+//
+//   (deploy_atom, bool force)          -> deployment_view once `queued` is durable
+//   (rollback_atom, std::string hash)  -> deployment_view ("" = the previous release)
+//       Errors: conflict (no production.command; nothing to roll back to; already serving),
+//       not_found (no such kept release), invalid_request (a malformed hash), unavailable
+//       (berth is stopping).
+//   (deployment_atom, std::string id)  -> deployment_view with the last 50 lines of its log
+//   (cancel_atom, std::string id)      -> deployment_view; a queued one ends at once, a running
+//       one at its next phase boundary, compensated. conflict once it has ended.
+//   (subscribe_atom, std::string id)   -> deployment_view; then the sender is sent every new
+//       deployment_view and (log_lines_atom, id, lines) until the deployment ends (or it dies)
+//   (status_atom) -> production_view      (history_atom) -> history_view
+//   (stop_atom) / (start_atom)         -> production_view, once done (queued behind jobs)
+//   (update_atom, manifest)            -> void: the project's manifest changed
+//   (delete_atom)                      -> bool once nothing of production runs (queue cancelled)
+//   (shutdown_atom, bool stop_apps, uint32_t grace_ms) -> bool once no job runs (SIGTERM: the
+//       running job ends at its next boundary, after grace_ms at once; queued ones stay queued)
+//   (crash_atom)                       -> throws (fault injection)
+// Every reply is a typed view (messages/views.hpp); JSON is made of them in http/.
 #pragma once
 #include <atomic>
+#include <deque>
+#include <functional>
+#include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include <caf/all.hpp>
 
-#include "config/config.hpp"
+#include "actors/environment.hpp"
+#include "actors/keeper.hpp"
 #include "messages/deployment.hpp"
 #include "messages/manifest.hpp"
-#include "runtime/deploy_steps.hpp"
-#include "runtime/layout.hpp"
-#include "runtime/restart_policy.hpp"
+#include "messages/views.hpp"
+#include "runtime/pipeline/deploy.hpp"
 
 namespace berth {
 
-struct phase_step {
-  phase p;
-  const char* message;
-  deploy_step run;
+// A command waiting for its turn: a deployment (by id, its record is in the fold) or a stop/start.
+struct production_command {
+  enum class kind : uint8_t { deployment, stop, start } what = kind::deployment;
+  std::string id;
+  caf::response_promise rp;  // stop/start: answered when done
 };
 
-// The job in flight: its inputs, what it created so far, where it is in its phases.
-struct production_job {
-  deployment_job job;
-  deploy_plan plan;
-  std::shared_ptr<deploy_outcome> out = std::make_shared<deploy_outcome>();
-  std::shared_ptr<deploy_log> log;
-  std::shared_ptr<std::atomic<bool>> cancel = std::make_shared<std::atomic<bool>>(false);
-  const std::vector<phase_step>* phases = nullptr;
-  size_t next = 0;
-  phase current = phase::queued;
-  bool timed_out = false;  // the phase outlived its timeout: it fails once its worker returns
-  std::vector<new_event> pending;  // release events that go out with the next phase event
-  caf::response_promise rp;
+// The job running now.
+struct running_job {
+  std::string id;  // the deployment ("" for stop/start)
+  std::shared_ptr<std::atomic<stop_request>> stop = std::make_shared<std::atomic<stop_request>>(stop_request::none);
+  std::deque<std::string> lines;  // the last lines of its log
 };
 
 struct production_state {
-  std::string project;
-  project_paths paths;
-  deploy_settings settings;
+  environment env;
   manifest spec;
   uint16_t stable_port = 0;
-  caf::actor parent;
-  production_record prod;               // fold of the production events
-  std::shared_ptr<production_job> job;  // null when idle
-  uint64_t watch_generation = 0;        // exits reported by older watchers are expected
-  // The reconciler: desired state (the fold) against the world, restarts with backoff.
-  restart_tracker restarts;
-  bool restart_pending = false;         // a restart is scheduled or starting
-  uint64_t restart_generation = 0;      // stale scheduled restarts are ignored
-  bool pass_armed = false;              // the periodic pass is scheduled
-  bool probing = false;                 // a pass's health probe is out
-  int failed_probes = 0;                // consecutive failed probes of the live release
-  // SIGTERM: the running job stops at its next phase boundary; then shutdown_rp is answered.
-  bool stopping = false;
+  production_record prod;  // the fold of production's events
+  std::deque<production_command> queue;
+  std::optional<running_job> job;
+  keeper release;  // the serving release
+  std::map<std::string, std::vector<caf::actor>> followers;  // deployment id -> subscribers
+  std::vector<std::function<void()>> when_idle;              // delete: once nothing runs
+  bool stopping = false;  // berth is stopping: no new job starts
   bool stop_apps = false;
   caf::response_promise shutdown_rp;
-  std::shared_ptr<std::atomic<bool>> alive = std::make_shared<std::atomic<bool>>(true);
   ~production_state() {
-    alive->store(false);
-    if (job) job->cancel->store(true);  // its worker stops at the next wait; a new incarnation sweeps
+    // A worker still running belongs to a dead incarnation: it stops at once and undoes
+    // nothing (the next incarnation's start-up sweeps what it left).
+    if (job) job->stop->store(stop_request::abandoned);
   }
   static inline const char* name = "production";
 };
 
-// At start it folds the project's stream and reconciles before it takes any command: processes
-// left under production/ by an interrupted job are stopped, half-made folders removed, the
-// production process the log says is running adopted when it is still the same process (pid +
-// start time), otherwise started again. Then a periodic pass (while production should run)
-// restarts a release that died or stopped answering its health check, with backoff and jitter,
-// and marks a crash loop `crashed`.
-caf::behavior production_actor(caf::stateful_actor<production_state>* self, std::string project,
-                               project_paths paths, deploy_settings settings, manifest spec,
-                               uint16_t stable_port, caf::actor parent);
+using production_actor_ptr = caf::stateful_actor<production_state>*;
+
+// At start it folds the project's stream and reconciles before it takes any command (messages
+// wait in the mailbox): deployments that were running end by the interruption rule, processes
+// of the project that the log does not own are stopped, half-made folders removed, and the
+// serving release is adopted (same identity) or restarted.
+caf::behavior production_actor(production_actor_ptr self, environment env, manifest spec, uint16_t stable_port);
 
 }  // namespace berth

@@ -2,10 +2,10 @@
 
 #include <spdlog/spdlog.h>
 
+#include "actors/blocking.hpp"
 #include "actors/names.hpp"
 #include "actors/preview.hpp"
 #include "actors/production.hpp"
-#include "actors/project_jobs.hpp"
 #include "messages/atoms.hpp"
 #include "messages/errors.hpp"
 
@@ -14,163 +14,228 @@ namespace berth {
 namespace {
 
 using self_ptr = caf::stateful_actor<project_actor_state>*;
-using json = nlohmann::json;
 constexpr auto store_timeout = std::chrono::seconds(30);
 constexpr auto child_timeout = std::chrono::seconds(5);
+constexpr auto stop_timeout = std::chrono::seconds(120);
 
 // Specs read the project's state when they run, so a restarted environment starts from the
-// current manifest and the last preview state in the log.
-std::vector<child_spec> environment_specs(self_ptr self, const std::string& name,
-                                          const project_paths& paths) {
+// current manifest.
+std::vector<child_spec> environment_specs(self_ptr self) {
   return {
       {"preview",
        [=](caf::actor_system& sys) {
-         auto& p = self->state.project;
-         return sys.spawn(preview_actor, name, paths, p.spec, p.preview_port, self->state.settings);
+         auto& st = self->state;
+         return sys.spawn(preview_actor, st.env, st.project.spec, st.project.preview_port);
        },
        restart_type::permanent},
       {"production",
        [=](caf::actor_system& sys) {
          auto& st = self->state;
-         return sys.spawn(production_actor, name, paths, st.settings, st.project.spec,
-                          st.project.production_port, caf::actor_cast<caf::actor>(self));
+         return sys.spawn(production_actor, st.env, st.project.spec, st.project.production_port);
        },
        restart_type::permanent},
   };
 }
 
-// The folder follows the state: it exists, and .env carries the ports and env.
-void materialise(const project_actor_state& st) {
-  auto& p = st.project;
-  if (auto s = create_project_dirs(st.paths); !s) throw std::runtime_error(s.message());
-  if (auto s = write_env_file(st.paths, p.name, p.production_port, p.preview_port, p.spec.env); !s)
-    throw std::runtime_error(s.message());
+// The folder follows the state: it exists, and .env carries the ports and env. Blocking (it
+// syncs the file), so on a worker; `then` runs in the actor.
+void materialise(self_ptr self, std::function<void(const std::string& failure)> then) {
+  auto p = self->state.project;
+  auto paths = self->state.env.paths;
+  run_blocking(
+      self,
+      [=] {
+        if (auto s = create_project_dirs(paths); !s) throw std::runtime_error(s.message());
+        if (auto s = write_env_file(paths, p.name, p.production_port, p.preview_port, p.spec.env); !s)
+          throw std::runtime_error(s.message());
+      },
+      std::move(then));
 }
 
-// The project JSON with both environments: production from the fold, the preview's live
-// status from its actor.
-caf::result<std::string> reply_with_environments(self_ptr self) {
-  auto rp = self->make_response_promise<std::string>();
-  auto out = to_json(self->state.project);
-  out["environments"] = {{"production", project_jobs::production_status(self)}};
+project_view view_of(const project_record& p) {
+  project_view v;
+  v.name = p.name;
+  v.spec = p.spec;
+  v.production_port = p.production_port;
+  v.preview_port = p.preview_port;
+  v.created_us = p.created_us;
+  v.updated_us = p.updated_us;
+  return v;
+}
+
+// The project with both environments' status, asked of them.
+caf::result<project_view> with_environments(self_ptr self) {
+  auto rp = self->make_response_promise<project_view>();
+  auto view = std::make_shared<project_view>(view_of(self->state.project));
+  view->with_environments = true;
+  view->last_seq = self->state.last_seq;
+  view->events = self->state.events;
+  auto pending = std::make_shared<int>(2);
+  auto done = [=]() mutable {
+    if (--*pending == 0) rp.deliver(*view);
+  };
+  auto production = self->state.sup.which_child("production");
   auto preview = self->state.sup.which_child("preview");
-  if (!preview) {
-    out["environments"]["preview"] = json{{"env", "preview"}, {"status", "restarting"}};
-    return out.dump();
+  if (!production) view->production_unavailable = "restarting", done();
+  else
+    self->request(production, child_timeout, status_atom_v)
+        .then([=](production_view& v) mutable { view->production = std::move(v), done(); },
+              [=](caf::error&) mutable { view->production_unavailable = "unavailable", done(); });
+  if (!preview) view->preview_unavailable = "restarting", done();
+  else
+    self->request(preview, child_timeout, status_atom_v)
+        .then([=](preview_view& v) mutable { view->preview = std::move(v), done(); },
+              [=](caf::error&) mutable { view->preview_unavailable = "unavailable", done(); });
+  return rp;
+}
+
+caf::result<project_view> update(self_ptr self, manifest m) {
+  auto& st = self->state;
+  if (m.name != st.project.name) return make_error(errc::invalid_manifest, "name: must match the project's name");
+  auto rp = self->make_response_promise<project_view>();
+  auto paths = st.env.paths;
+  auto problem = std::make_shared<caf::error>();
+  auto spec = std::make_shared<manifest>(std::move(m));
+  run_blocking(
+      self,
+      [=] {
+        // A manifest read back from GET shows secrets masked: a masked value keeps the current
+        // one rather than becoming the literal mask.
+        auto current = read_secrets_file(paths);
+        for (auto& [key, value] : spec->secrets) {
+          if (value != "********") continue;
+          auto it = current.find(key);
+          if (it == current.end()) {
+            *problem = make_error(errc::invalid_manifest, "secrets." + key + ": a masked value for a secret that is not set");
+            return;
+          }
+          value = it->second;
+        }
+        if (auto s = write_secrets_file(paths, spec->secrets); !s) *problem = make_error(errc::storage_error, s.message());
+      },
+      [=](const std::string& failure) mutable {
+        if (!failure.empty()) { rp.deliver(make_error(errc::storage_error, failure)); return; }
+        if (*problem) { rp.deliver(*problem); return; }
+        auto& st = self->state;
+        std::vector<new_event> events{{project_stream(st.project.name), ev::project_updated, project_updated_data(*spec)}};
+        self->request(names::whereis(self->system(), names::event_store), store_timeout, append_atom_v, std::move(events))
+            .then(
+                [=](std::vector<event_record>& stored) mutable {
+                  for (auto& e : stored) self->state.note(e);
+                  for (const char* env : {"preview", "production"})
+                    if (auto child = self->state.sup.which_child(env))
+                      self->send(child, update_atom_v, self->state.project.spec);
+                  materialise(self, [=](const std::string&) mutable { rp.deliver(view_of(self->state.project)); });
+                },
+                [=](caf::error& err) mutable { rp.deliver(std::move(err)); });
+      });
+  return rp;
+}
+
+// Forwards to an environment; it answers the original requester.
+template <class... Ts>
+caf::result<void> to_child(self_ptr self, const char* env, Ts&&... xs) {
+  auto child = self->state.sup.which_child(env);
+  if (!child) return make_error(errc::unavailable, std::string(env) + " is restarting; retry");
+  auto rp = self->make_response_promise();
+  rp.delegate(child, std::forward<Ts>(xs)...);
+  return rp;
+}
+
+// Asks both environments `xs` and answers true once both did (or could not).
+template <class... Ts>
+caf::result<bool> ask_both(self_ptr self, std::chrono::milliseconds limit, Ts... xs) {
+  auto rp = self->make_response_promise<bool>();
+  auto pending = std::make_shared<int>(2);
+  auto done = [=]() mutable {
+    if (--*pending == 0) rp.deliver(true);
+  };
+  for (const char* env : {"production", "preview"}) {
+    auto child = self->state.sup.which_child(env);
+    if (!child) {
+      done();
+      continue;
+    }
+    self->request(child, limit, xs...).then([=](bool) mutable { done(); }, [=](caf::error&) mutable { done(); });
   }
-  self->request(preview, child_timeout, status_atom_v)
-      .then(
-          [=](std::string& s) mutable {
-            out["environments"]["preview"] = json::parse(s, nullptr, false);
-            rp.deliver(out.dump());
-          },
-          [=](caf::error&) mutable {
-            out["environments"]["preview"] = json{{"env", "preview"}, {"status", "unavailable"}};
-            rp.deliver(out.dump());
-          });
   return rp;
 }
 
 }  // namespace
 
-caf::behavior project_actor(self_ptr self, std::string name, std::string data_dir,
-                            deploy_settings settings) {
-  self->state.paths = paths_for(data_dir, name);
-  self->state.settings = std::move(settings);
+void project_actor_state::note(const event_record& e) {
+  if (e.type != ev::project_created && e.type != ev::project_updated && e.type != ev::project_deleted) return;
+  if (starts_over(e)) events = 0;
+  fold(project, e);
+  last_seq = e.seq;
+  if (e.type != ev::project_deleted) ++events;
+}
+
+caf::behavior project_actor(self_ptr self, environment env) {
+  self->state.env = std::move(env);
+  auto name = self->state.env.project;
   // State = fold(events). Other messages wait until the fold is done.
-  self->request(names::whereis(self->system(), names::event_store), store_timeout,
-                read_stream_atom_v, project_stream(name), uint64_t{0},
-                std::numeric_limits<uint64_t>::max())
+  self->request(names::whereis(self->system(), names::event_store), store_timeout, read_stream_atom_v,
+                project_stream(name), uint64_t{0}, std::numeric_limits<uint64_t>::max())
       .await(
           [=](std::vector<event_record>& events) {
-            for (auto& e : events) fold(self->state.project, e);
+            for (auto& e : events) self->state.note(e);
             if (!self->state.project.exists) {
               self->quit(make_error(errc::not_found, "project " + name + " does not exist"));
               return;
             }
-            materialise(self->state);
-            // A production that comes back abandoned the command it ran: tell the queue.
-            auto started = std::make_shared<bool>(false);
-            self->state.sup.on_child_started([=](const std::string& id, const caf::actor&) {
-              if (id != "production") return;
-              if (*started) caf::anon_send(caf::actor_cast<caf::actor>(self), restarted_atom_v, id);
-              *started = true;
+            materialise(self, [=](const std::string& failure) {
+              if (!failure.empty()) spdlog::error("project {}: {}", name, failure);
             });
-            self->state.sup.init(self, supervisor_flags{}, environment_specs(self, name, self->state.paths));
-            project_jobs::resume(self);
+            self->state.sup.init(self, supervisor_flags{}, environment_specs(self));
           },
           [=](caf::error& err) { self->quit(err); });
   return supervisor_handlers(self, self->state.sup)
       .or_else(
-          [=](get_atom) { return reply_with_environments(self); },
-          [=](status_atom) { return to_json(self->state.project).dump(); },
-          [=](update_atom, manifest& m) -> caf::result<std::string> {
-            auto& st = self->state;
-            if (m.name != st.project.name)
-              return make_error(errc::invalid_manifest, "name: must match the project's name");
-            // A manifest read back from GET shows secrets masked: a masked value keeps the
-            // current one rather than becoming the literal mask.
-            auto current = read_secrets_file(st.paths);
-            for (auto& [key, value] : m.secrets) {
-              if (value != "********") continue;
-              auto it = current.find(key);
-              if (it == current.end())
-                return make_error(errc::invalid_manifest, "secrets." + key + ": a masked value for a secret that is not set");
-              value = it->second;
-            }
-            if (auto s = write_secrets_file(st.paths, m.secrets); !s)
-              return make_error(errc::storage_error, s.message());
-            auto rp = self->make_response_promise<std::string>();
-            std::vector<new_event> events{
-                {project_stream(st.project.name), ev::project_updated, project_updated_data(m)}};
-            self->request(names::whereis(self->system(), names::event_store), store_timeout,
-                          append_atom_v, std::move(events))
-                .await(
-                    [=](std::vector<event_record>& stored) mutable {
-                      for (auto& e : stored) fold(self->state.project, e);
-                      materialise(self->state);
-                      rp.deliver(to_json(self->state.project).dump());
-                    },
-                    [=](caf::error& err) mutable { rp.deliver(std::move(err)); });
-            return rp;
+          [=](get_atom) { return with_environments(self); },
+          [=](status_atom) {
+            auto v = view_of(self->state.project);
+            v.last_seq = self->state.last_seq;
+            v.events = self->state.events;
+            return v;
           },
-          [=](preview_atom, const std::string& action) -> caf::result<std::string> {
-            auto preview = self->state.sup.which_child("preview");
-            if (!preview) return make_error(errc::unavailable, "the preview is restarting; retry");
+          [=](update_atom, manifest& m) { return update(self, std::move(m)); },
+          [=](preview_atom, const std::string& action) -> caf::result<void> {
             auto& p = self->state.project;
-            auto rp = self->make_response_promise();
-            if (action == "start")
-              rp.delegate(preview, start_atom_v, p.spec, p.preview_port);
-            else if (action == "restart")
-              rp.delegate(preview, restart_atom_v, p.spec, p.preview_port);
-            else if (action == "stop")
-              rp.delegate(preview, stop_atom_v);
-            else
-              return make_error(errc::not_found, "unknown preview action '" + action + "'");
-            return rp;
+            if (action == "start") return to_child(self, "preview", start_atom_v, p.spec, p.preview_port);
+            if (action == "restart") return to_child(self, "preview", restart_atom_v, p.spec, p.preview_port);
+            if (action == "stop") return to_child(self, "preview", stop_atom_v);
+            return make_error(errc::not_found, "unknown preview action '" + action + "'");
           },
-          [=](deploy_atom, bool force) { return project_jobs::deploy(self, force); },
-          [=](rollback_atom, const std::string& hash) { return project_jobs::rollback(self, hash); },
-          [=](production_atom, const std::string& action) { return project_jobs::production(self, action); },
-          [=](deployment_atom, const std::string& id) { return project_jobs::detail(self, id); },
-          [=](cancel_atom, const std::string& id) { return project_jobs::cancel(self, id); },
-          [=](committed_atom, const std::vector<event_record>& events) {
-            project_jobs::committed(self, events);
+          [=](deploy_atom, bool force) { return to_child(self, "production", deploy_atom_v, force); },
+          [=](rollback_atom, const std::string& hash) { return to_child(self, "production", rollback_atom_v, hash); },
+          [=](deployment_atom, const std::string& id) { return to_child(self, "production", deployment_atom_v, id); },
+          [=](cancel_atom, const std::string& id) { return to_child(self, "production", cancel_atom_v, id); },
+          [=](subscribe_atom, const std::string& id) { return to_child(self, "production", subscribe_atom_v, id); },
+          [=](production_atom, const std::string& action) -> caf::result<void> {
+            if (action == "status") return to_child(self, "production", status_atom_v);
+            if (action == "history") return to_child(self, "production", history_atom_v);
+            if (action == "stop") return to_child(self, "production", stop_atom_v);
+            if (action == "start") return to_child(self, "production", start_atom_v);
+            return make_error(errc::not_found, "unknown production action '" + action + "'");
           },
-          [=](delete_atom) { return project_jobs::stop_everything(self); },
-          [=](restarted_atom, const std::string&) { project_jobs::production_restarted(self); },
+          [=](delete_atom) {
+            // Deleting stops the project's processes (a plain berth shutdown does not).
+            return ask_both(self, stop_timeout, delete_atom_v);
+          },
           [=](shutdown_atom, bool stop_apps, uint32_t grace_ms) {
-            return project_jobs::shut_down(self, stop_apps, grace_ms);
+            return ask_both(self, std::chrono::milliseconds(grace_ms) + std::chrono::seconds(30), shutdown_atom_v,
+                            stop_apps, grace_ms);
           },
           [=](crash_atom) -> std::string { throw std::runtime_error("crash requested"); },
           [=](crash_atom, const std::string& actor) -> caf::result<std::string> {
             // Answered first, then the target throws: the caller learns what was crashed.
-            auto target = actor == "project" ? caf::actor_cast<caf::actor>(self) : self->state.sup.which_child(actor);
             if (actor != "project" && actor != "preview" && actor != "production")
               return make_error(errc::invalid_request, "actor: expected project, preview or production");
+            auto target = actor == "project" ? caf::actor_cast<caf::actor>(self) : self->state.sup.which_child(actor);
             if (!target) return make_error(errc::unavailable, actor + " is restarting");
             caf::anon_send(target, crash_atom_v);
-            return json{{"crashed", actor}, {"project", self->state.project.name}}.dump();
+            return actor;
           });
 }
 

@@ -5,11 +5,13 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include "actors/blocking.hpp"
 #include "actors/names.hpp"
 #include "actors/project.hpp"
 #include "messages/atoms.hpp"
 #include "messages/errors.hpp"
-#include "runtime/layout.hpp"
+#include "runtime/files/layout.hpp"
+#include "runtime/files/fs_util.hpp"
 
 namespace berth {
 
@@ -25,11 +27,8 @@ caf::actor store(self_ptr self) { return names::whereis(self->system(), names::e
 caf::actor ports(self_ptr self) { return names::whereis(self->system(), names::ports); }
 
 child_spec project_spec(const std::string& name, const projects_state& st) {
-  return {name,
-          [=, data_dir = st.data_dir, settings = st.settings](caf::actor_system& sys) {
-            return sys.spawn(project_actor, name, data_dir, settings);
-          },
-          restart_type::transient};
+  environment env{name, paths_for(st.data_dir, name), st.settings, st.driver, st.guards};
+  return {name, [env](caf::actor_system& sys) { return sys.spawn(project_actor, env); }, restart_type::transient};
 }
 
 // The log is the truth: folders and leases that belong to no live project are leftovers of
@@ -42,14 +41,20 @@ void reconcile(self_ptr self) {
               if (released > 0) spdlog::warn("reconcile: released {} orphaned leases", released);
             },
             [](caf::error& err) { spdlog::error("reconcile: port leases: {}", to_string(err)); });
-  std::error_code ec;
-  for (auto& entry : fs::directory_iterator(projects_root(self->state.data_dir), ec)) {
-    auto name = entry.path().filename().string();
-    if (self->state.index.count(name) == 0) {
-      spdlog::warn("reconcile: removing folder of a project that does not exist: {}", name);
-      fs::remove_all(entry.path(), ec);
-    }
-  }
+  auto root = projects_root(self->state.data_dir);
+  std::set<std::string> known(live.begin(), live.end());
+  run_blocking(
+      self,
+      [=] {
+        std::error_code ec;
+        for (auto& entry : fs::directory_iterator(root, ec)) {
+          auto name = entry.path().filename().string();
+          if (known.count(name)) continue;
+          spdlog::warn("reconcile: removing folder of a project that does not exist: {}", name);
+          fsutil::force_remove(entry.path());
+        }
+      },
+      [](const std::string&) {});
 }
 
 // Rebuilds the index from the last event of every project stream, then starts the children.
@@ -83,14 +88,16 @@ void load(self_ptr self) {
 
 // Compensation for a creation that failed after leasing ports.
 void undo_create(self_ptr self, const std::string& name) {
-  remove_project_dir(paths_for(self->state.data_dir, name));
+  auto paths = paths_for(self->state.data_dir, name);
+  run_blocking(self, [paths] { remove_project_dir(paths); }, [](const std::string&) {});
   caf::anon_send(ports(self), release_atom_v, name, std::string{"creation failed"});
   self->state.index.erase(name);
 }
 
-// Leases ports, makes the folder, records project_created, starts the project actor; `done`
-// gets the project JSON, or the error after everything made so far is undone.
-void create_then(self_ptr self, manifest m, std::function<void(caf::expected<std::string>)> done) {
+// Leases ports, makes the folder (off the scheduler: it syncs files), records project_created,
+// starts the project actor; `done` gets the project, or the error after everything made so far
+// is undone.
+void create_then(self_ptr self, manifest m, std::function<void(caf::expected<project_view>)> done) {
   auto name = m.name;
   if (self->state.index.count(name))
     return done(make_error(errc::already_exists, "a project named '" + name + "' already exists"));
@@ -99,43 +106,64 @@ void create_then(self_ptr self, manifest m, std::function<void(caf::expected<std
     undo_create(self, name);
     done(std::move(err));
   };
+  auto record = [=](port_assignment ports) {
+    std::vector<new_event> events{
+        {project_stream(name), ev::project_created, project_created_data(m, ports.production, ports.preview)}};
+    self->request(store(self), store_timeout, append_atom_v, std::move(events))
+        .then(
+            [=](std::vector<event_record>& stored) {
+              self->state.index[name] = name_status::live;
+              if (auto child = self->state.sup.start_child(project_spec(name, self->state)); !child)
+                spdlog::error("projects: cannot start project actor {}: {}", name, to_string(child.error()));
+              project_record p;
+              for (auto& e : stored) fold(p, e);
+              project_view v;
+              v.name = p.name;
+              v.spec = p.spec;
+              v.production_port = p.production_port;
+              v.preview_port = p.preview_port;
+              v.created_us = p.created_us;
+              v.updated_us = p.updated_us;
+              v.last_seq = stored.back().seq;
+              v.events = 1;
+              done(std::move(v));
+            },
+            [=](caf::error& err) { fail(err); });
+  };
   self->request(ports(self), store_timeout, lease_atom_v, name)
       .then(
           [=](port_assignment& ports) {
             auto paths = paths_for(self->state.data_dir, name);
-            if (auto s = create_project_dirs(paths); !s)
-              return fail(make_error(errc::storage_error, s.message()));
-            if (auto s = write_secrets_file(paths, m.secrets); !s)
-              return fail(make_error(errc::storage_error, s.message()));
-            if (auto s = write_env_file(paths, name, ports.production, ports.preview, m.env); !s)
-              return fail(make_error(errc::storage_error, s.message()));
-            std::vector<new_event> events{
-                {project_stream(name), ev::project_created,
-                 project_created_data(m, ports.production, ports.preview)}};
-            self->request(store(self), store_timeout, append_atom_v, std::move(events))
-                .then(
-                    [=](std::vector<event_record>& stored) {
-                      self->state.index[name] = name_status::live;
-                      if (auto child = self->state.sup.start_child(project_spec(name, self->state)); !child)
-                        spdlog::error("projects: cannot start project actor {}: {}", name,
-                                      to_string(child.error()));
-                      project_state st;
-                      for (auto& e : stored) fold(st, e);
-                      done(to_json(st).dump());
-                    },
-                    [=](caf::error& err) { fail(err); });
+            auto problem = std::make_shared<status>();
+            run_blocking(
+                self,
+                [=] {
+                  *problem = create_project_dirs(paths);
+                  if (*problem) *problem = write_secrets_file(paths, m.secrets);
+                  if (*problem) *problem = write_env_file(paths, name, ports.production, ports.preview, m.env);
+                },
+                [=](const std::string& failure) {
+                  if (!failure.empty()) return fail(make_error(errc::storage_error, failure));
+                  if (!*problem) return fail(make_error(errc::storage_error, problem->message()));
+                  record(ports);
+                });
           },
           [=](caf::error& err) { fail(err); });
 }
 
-caf::result<std::string> create(self_ptr self, manifest m) {
-  auto rp = self->make_response_promise();
-  create_then(self, std::move(m), [=](caf::expected<std::string> r) mutable { rp.deliver(std::move(r)); });
+caf::result<project_view> create(self_ptr self, manifest m) {
+  auto rp = self->make_response_promise<project_view>();
+  create_then(self, std::move(m), [=](caf::expected<project_view> r) mutable {
+    if (r)
+      rp.deliver(std::move(*r));
+    else
+      rp.deliver(r.error());
+  });
   return rp;
 }
 
 // Portal style: a validated name becomes a project from the configured template, deployed.
-caf::result<std::string> oneshot(self_ptr self, const std::string& name) {
+caf::result<deployment_view> oneshot(self_ptr self, const std::string& name) {
   if (auto nc = check_name(name); !nc.valid) return make_error(errc::invalid_name, "name " + nc.reason);
   auto& settings = self->state.settings;
   if (settings.template_manifest.empty())
@@ -144,24 +172,15 @@ caf::result<std::string> oneshot(self_ptr self, const std::string& name) {
   j["name"] = name;
   auto parsed = parse_manifest(j);
   if (!parsed.ok) return make_error(errc::invalid_manifest, "the deploy template: " + parsed.error);
-  auto rp = self->make_response_promise();
-  auto url = settings.public_scheme + "://" + name + "." + settings.domain_suffix;
-  create_then(self, parsed.value, [=](caf::expected<std::string> created) mutable {
-    if (!created) return rp.deliver(created.error());
+  auto rp = self->make_response_promise<deployment_view>();
+  create_then(self, parsed.value, [=](caf::expected<project_view> created) mutable {
+    if (!created) { rp.deliver(created.error()); return; }
     auto child = self->state.sup.which_child(name);
-    if (!child) return rp.deliver(make_error(errc::unavailable, "the project is starting; deploy it again"));
-    self->request(child, store_timeout, deploy_atom_v, false)
-        .then(
-            [=](std::string& detail) mutable {
-              auto d = json::parse(detail, nullptr, false);
-              rp.deliver(json{{"id", d.value("id", "")},
-                              {"project", name},
-                              {"url", url},
-                              {"status", d.value("status", "")},
-                              {"deployment", d}}
-                             .dump());
-            },
-            [=](caf::error& err) mutable { rp.deliver(std::move(err)); });
+    if (!child) {
+      rp.deliver(make_error(errc::unavailable, "the project is starting; deploy it again"));
+      return;
+    }
+    rp.delegate(child, deploy_atom_v, false);
   });
   return rp;
 }
@@ -169,12 +188,12 @@ caf::result<std::string> oneshot(self_ptr self, const std::string& name) {
 // Stops what runs (jobs, production, preview), then records the deletion, then removes the
 // actor, the folder and the leases. Once the event is durable the project is gone; the steps
 // after it are repeated by reconcile() if berth dies half-way.
-caf::result<std::string> remove(self_ptr self, const std::string& name) {
+caf::result<bool> remove(self_ptr self, const std::string& name) {
   auto it = self->state.index.find(name);
   if (it == self->state.index.end() || it->second != name_status::live)
     return make_error(errc::not_found, "no project named '" + name + "'");
   it->second = name_status::deleting;
-  auto rp = self->make_response_promise<std::string>();
+  auto rp = self->make_response_promise<bool>();
   auto restore = [=](caf::error err) mutable {
     self->state.index[name] = name_status::live;
     rp.deliver(std::move(err));
@@ -184,13 +203,18 @@ caf::result<std::string> remove(self_ptr self, const std::string& name) {
     self->request(store(self), store_timeout, append_atom_v, std::move(events))
         .then(
             [=](std::vector<event_record>&) mutable {
-              // The project actor owns the folder: remove it only once the actor is gone.
+              // The project actor owns the folder: remove it only once the actor is gone, and
+              // off the scheduler (a big tree takes long).
               auto finish = [=]() mutable {
-                remove_project_dir(paths_for(self->state.data_dir, name));
-                self->state.index.erase(name);
-                self->request(ports(self), store_timeout, release_atom_v, name, std::string{"deleted"})
-                    .then([=](uint64_t) mutable { rp.deliver(json{{"deleted", name}}.dump()); },
-                          [=](caf::error& err) mutable { rp.deliver(std::move(err)); });
+                auto paths = paths_for(self->state.data_dir, name);
+                run_blocking(
+                    self, [paths] { remove_project_dir(paths); },
+                    [=](const std::string&) mutable {
+                      self->state.index.erase(name);
+                      self->request(ports(self), store_timeout, release_atom_v, name, std::string{"deleted"})
+                          .then([=](uint64_t) mutable { rp.deliver(true); },
+                                [=](caf::error& err) mutable { rp.deliver(std::move(err)); });
+                    });
               };
               if (!self->state.sup.terminate_child(name, finish)) finish();
             },
@@ -203,7 +227,7 @@ caf::result<std::string> remove(self_ptr self, const std::string& name) {
   }
   // Deleting stops the project's processes; a plain berth shutdown does not.
   self->request(child, std::chrono::seconds(120), delete_atom_v)
-      .then([=](std::string&) mutable { record(); },
+      .then([=](bool) mutable { record(); },
             [=](caf::error& err) mutable {
               spdlog::warn("projects: stopping {} before deletion: {}", name, to_string(err));
               record();
@@ -211,15 +235,15 @@ caf::result<std::string> remove(self_ptr self, const std::string& name) {
   return rp;
 }
 
-caf::result<std::string> list(self_ptr self) {
-  auto rp = self->make_response_promise<std::string>();
+caf::result<std::vector<project_view>> list(self_ptr self) {
+  auto rp = self->make_response_promise<std::vector<project_view>>();
   auto names = self->state.sup.child_ids();
-  auto results = std::make_shared<std::map<std::string, json>>();
+  auto results = std::make_shared<std::map<std::string, project_view>>();
   auto pending = std::make_shared<size_t>(names.size());
   auto finish = [=]() mutable {
-    json arr = json::array();
-    for (auto& [name, j] : *results) arr.push_back(std::move(j));
-    rp.deliver(arr.dump());
+    std::vector<project_view> out;
+    for (auto& [name, v] : *results) out.push_back(std::move(v));
+    rp.deliver(std::move(out));
   };
   if (names.empty()) {
     finish();
@@ -228,12 +252,15 @@ caf::result<std::string> list(self_ptr self) {
   for (auto& name : names) {
     self->request(self->state.sup.which_child(name), child_timeout, status_atom_v)
         .then(
-            [=](std::string& s) mutable {
-              (*results)[name] = json::parse(s, nullptr, false);
+            [=](project_view& v) mutable {
+              (*results)[name] = std::move(v);
               if (--*pending == 0) finish();
             },
             [=](caf::error&) mutable {
-              (*results)[name] = json{{"name", name}, {"status", "unavailable"}};
+              project_view v;
+              v.name = name;
+              v.production_unavailable = v.preview_unavailable = "unavailable";
+              (*results)[name] = std::move(v);
               if (--*pending == 0) finish();
             });
   }
@@ -241,18 +268,18 @@ caf::result<std::string> list(self_ptr self) {
 }
 
 // SIGTERM: every project lets its running job reach a phase boundary; answered when all have.
-caf::result<std::string> shut_down(self_ptr self, bool stop_apps, uint32_t grace_ms) {
-  auto rp = self->make_response_promise<std::string>();
+caf::result<bool> shut_down(self_ptr self, bool stop_apps, uint32_t grace_ms) {
+  auto rp = self->make_response_promise<bool>();
   auto names = self->state.sup.child_ids();
   auto pending = std::make_shared<size_t>(names.size() + 1);
   auto done = [=]() mutable {
-    if (--*pending == 0) rp.deliver(std::string{"stopped"});
+    if (--*pending == 0) rp.deliver(true);
   };
   auto limit = std::chrono::milliseconds(grace_ms) + std::chrono::seconds(40);
   for (auto& name : names)
     if (auto child = self->state.sup.which_child(name))
       self->request(child, limit, shutdown_atom_v, stop_apps, grace_ms)
-          .then([=](std::string&) mutable { done(); }, [=](caf::error&) mutable { done(); });
+          .then([=](bool) mutable { done(); }, [=](caf::error&) mutable { done(); });
     else
       done();
   done();
@@ -261,7 +288,7 @@ caf::result<std::string> shut_down(self_ptr self, bool stop_apps, uint32_t grace
 
 // Forwards a request to the live project's actor; it answers the original requester.
 template <class... Ts>
-caf::result<std::string> to_project(self_ptr self, const std::string& name, Ts&&... xs) {
+caf::result<void> to_project(self_ptr self, const std::string& name, Ts&&... xs) {
   auto it = self->state.index.find(name);
   auto child = self->state.sup.which_child(name);
   if (it == self->state.index.end() || it->second != name_status::live || !child)
@@ -271,11 +298,24 @@ caf::result<std::string> to_project(self_ptr self, const std::string& name, Ts&&
   return rp;
 }
 
+// Forwards a request about a deployment to the project its id names.
+template <class... Ts>
+caf::result<void> to_deployment(self_ptr self, const std::string& id, Ts&&... xs) {
+  std::string name;
+  uint64_t seq = 0;
+  if (!split_deployment_id(id, name, seq)) return make_error(errc::invalid_request, "invalid deployment id");
+  if (self->state.index.count(name) == 0) return make_error(errc::not_found, "no deployment '" + id + "'");
+  return to_project(self, name, std::forward<Ts>(xs)..., id);
+}
+
 }  // namespace
 
-caf::behavior projects_actor(self_ptr self, std::string data_dir, deploy_settings settings) {
+caf::behavior projects_actor(self_ptr self, std::string data_dir, deploy_settings settings,
+                             std::shared_ptr<runtime_driver> driver, std::shared_ptr<backend_guards> guards) {
   self->state.data_dir = std::move(data_dir);
   self->state.settings = std::move(settings);
+  self->state.driver = std::move(driver);
+  self->state.guards = std::move(guards);
   supervisor_flags flags;
   flags.intensity = 50;  // one crashing project must not take the others down
   flags.period = std::chrono::seconds(10);
@@ -283,9 +323,7 @@ caf::behavior projects_actor(self_ptr self, std::string data_dir, deploy_setting
   load(self);
   return supervisor_handlers(self, self->state.sup)
       .or_else(
-          [=](check_atom, const std::string& name) {
-            return self->state.index.count(name) == 0;
-          },
+          [=](check_atom, const std::string& name) { return self->state.index.count(name) == 0; },
           [=](create_atom, manifest& m) { return create(self, std::move(m)); },
           [=](list_atom) { return list(self); },
           [=](get_atom, const std::string& name) { return to_project(self, name, get_atom_v); },
@@ -296,29 +334,16 @@ caf::behavior projects_actor(self_ptr self, std::string data_dir, deploy_setting
           [=](preview_atom, const std::string& name, const std::string& action) {
             return to_project(self, name, preview_atom_v, action);
           },
-          [=](deploy_atom, const std::string& name, bool force) {
-            return to_project(self, name, deploy_atom_v, force);
-          },
+          [=](deploy_atom, const std::string& name, bool force) { return to_project(self, name, deploy_atom_v, force); },
           [=](rollback_atom, const std::string& name, const std::string& hash) {
             return to_project(self, name, rollback_atom_v, hash);
           },
           [=](production_atom, const std::string& name, const std::string& action) {
             return to_project(self, name, production_atom_v, action);
           },
-          [=](deployment_atom, const std::string& id) -> caf::result<std::string> {
-            std::string name;
-            uint64_t seq = 0;
-            if (!split_deployment_id(id, name, seq)) return make_error(errc::invalid_request, "invalid deployment id");
-            if (self->state.index.count(name) == 0) return make_error(errc::not_found, "no deployment '" + id + "'");
-            return to_project(self, name, deployment_atom_v, id);
-          },
-          [=](cancel_atom, const std::string& id) -> caf::result<std::string> {
-            std::string name;
-            uint64_t seq = 0;
-            if (!split_deployment_id(id, name, seq)) return make_error(errc::invalid_request, "invalid deployment id");
-            if (self->state.index.count(name) == 0) return make_error(errc::not_found, "no deployment '" + id + "'");
-            return to_project(self, name, cancel_atom_v, id);
-          },
+          [=](deployment_atom, const std::string& id) { return to_deployment(self, id, deployment_atom_v); },
+          [=](cancel_atom, const std::string& id) { return to_deployment(self, id, cancel_atom_v); },
+          [=](subscribe_atom, const std::string& id) { return to_deployment(self, id, subscribe_atom_v); },
           [=](oneshot_atom, const std::string& name) { return oneshot(self, name); },
           [=](shutdown_atom, bool stop_apps, uint32_t grace_ms) { return shut_down(self, stop_apps, grace_ms); },
           [=](crash_atom, const std::string& name, const std::string& actor) {

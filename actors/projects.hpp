@@ -2,27 +2,29 @@
 // that makes creation and deletion atomic per name. At start it rebuilds the index from the
 // log, starts the children, and reconciles leases and folders with it.
 //   (check_atom, name)                  -> bool available
-//   (create_atom, manifest)             -> std::string project JSON
-//   (list_atom)                         -> std::string JSON array of projects
-//   (get_atom, name)                    -> std::string project JSON     (delegated to the child)
-//   (update_atom, name, manifest)       -> std::string project JSON     (delegated)
+//   (create_atom, manifest)             -> project_view
+//   (list_atom)                         -> std::vector<project_view>, sorted by name
+//   (get_atom, name), (update_atom, name, manifest), (preview_atom, name, action)
+//                                       -> delegated to project:<name>
 //   (events_atom, name, from, limit)    -> std::vector<event_record>
-//   (delete_atom, name)                 -> std::string {"deleted": name}
+//   (delete_atom, name)                 -> bool once everything of it is gone
 //   (deploy_atom, name, force), (rollback_atom, name, hash), (production_atom, name, action)
 //                                       -> delegated to project:<name>
-//   (deployment_atom, id), (cancel_atom, id) -> delegated to the project the id names
-//   (shutdown_atom, stop_apps, grace_ms) -> std::string once every project's running job
-//                                          reached a phase boundary (SIGTERM)
-//   (crash_atom, name, actor)          -> std::string {crashed, project}: fault injection,
-//                                          makes project:<name> or one of its children throw
-//   (oneshot_atom, name)                -> std::string {id, url, project}: create from the
-//                                          configured template, then deploy (portal style)
+//   (deployment_atom, id), (cancel_atom, id), (subscribe_atom, id)
+//                                       -> delegated to the project the id names
+//   (shutdown_atom, stop_apps, grace_ms) -> bool once every project's running job reached a
+//                                          phase boundary (SIGTERM)
+//   (crash_atom, name, actor)           -> std::string actor: fault injection, makes
+//                                          project:<name> or one of its children throw
+//   (oneshot_atom, name)                -> deployment_view: create from the configured
+//                                          template, then deploy (portal style)
 #pragma once
 #include <map>
 #include <string>
 
 #include <caf/all.hpp>
 
+#include "actors/environment.hpp"
 #include "actors/supervisor.hpp"
 #include "config/config.hpp"
 
@@ -35,11 +37,14 @@ struct projects_state {
   std::map<std::string, name_status> index;
   std::string data_dir;
   deploy_settings settings;
+  std::shared_ptr<runtime_driver> driver;
+  std::shared_ptr<backend_guards> guards;
   bool loaded = false;
   static inline const char* name = "projects";
 };
 
 caf::behavior projects_actor(caf::stateful_actor<projects_state>* self, std::string data_dir,
-                             deploy_settings settings);
+                             deploy_settings settings, std::shared_ptr<runtime_driver> driver,
+                             std::shared_ptr<backend_guards> guards);
 
 }  // namespace berth

@@ -9,11 +9,9 @@
 #include "actors/names.hpp"
 #include "messages/atoms.hpp"
 #include "messages/errors.hpp"
-#include "runtime/breaker.hpp"
-#include "runtime/caddy.hpp"
-#include "runtime/layout.hpp"
-#include "runtime/ports.hpp"
-#include "runtime/process_driver.hpp"
+#include "runtime/files/layout.hpp"
+#include "runtime/net/ports.hpp"
+#include "runtime/proxy/caddy.hpp"
 
 namespace berth {
 
@@ -25,35 +23,25 @@ using namespace std::chrono_literals;
 namespace fs = std::filesystem;
 
 constexpr auto store_timeout = 30s;
-constexpr auto backoff_base = 250ms;
-constexpr auto backoff_max = 10s;
 constexpr auto admin_ready_timeout = 10s;
-// A config load retries transient failures (call_backend, "proxy" backend) for at most this
+// A config load retries transient failures (backend_guards::call, "proxy" backend) for at most this
 // long, so that callers waiting on a route (60 s) get an answer.
 constexpr auto load_retry_deadline = 40s;
 
-process_driver& driver() {
-  static process_driver d;
-  return d;
-}
-
-process_handle handle_of(const preview_launched& p) { return {p.pid, p.start_time, p.pgid}; }
-
-proxy_layout layout_of(const proxy_record& rec) {
+proxy_layout layout_of(const proxy_record& rec, uint16_t admin_port, uint16_t http_port) {
   proxy_layout l;
-  l.admin_port = rec.admin_port;
-  l.http_port = rec.http_port;
+  l.admin_port = admin_port;
+  l.http_port = http_port;
   for (auto& [id, r] : rec.routes) l.routes.push_back(r);
   return l;
 }
 
-void append(self_ptr self, std::vector<new_event> events, std::function<void()> then) {
-  self->request(names::whereis(self->system(), names::event_store), store_timeout, append_atom_v,
-                std::move(events))
+void record(self_ptr self, std::vector<new_event> events, std::function<void()> then) {
+  self->request(names::whereis(self->system(), names::event_store), store_timeout, append_atom_v, std::move(events))
       .then(
           [=](std::vector<event_record>& stored) {
             for (auto& e : stored) fold(self->state.rec, e);
-            then();
+            if (then) then();
           },
           [=](caf::error& err) {
             spdlog::error("proxy: cannot record events: {}", to_string(err));
@@ -61,76 +49,7 @@ void append(self_ptr self, std::vector<new_event> events, std::function<void()> 
           });
 }
 
-new_event event(const char* type, const json& data) { return {proxy_stream, type, data.dump()}; }
-
-void launch(self_ptr self);
-
-void watch(self_ptr self) {
-  auto p = self->state.rec.caddy;
-  auto gen = self->state.generation;
-  auto alive = self->state.alive;
-  caf::actor me = caf::actor_cast<caf::actor>(self);
-  self->spawn<caf::detached>([=](caf::event_based_actor* w) {
-    for (;;) {
-      auto info = driver().wait(handle_of(p), 1s);
-      if (!alive->load()) break;  // berth is stopping: Caddy keeps serving, the next one adopts it
-      if (info.status != process_status::running) {
-        w->send(me, process_exited{p.pid, p.start_time, info.exit_code, info.term_signal}, gen);
-        break;
-      }
-    }
-    w->quit();
-  });
-}
-
-// Sends Caddy the whole config derived from the log. One load at a time; changes that arrive
-// meanwhile go out together with the next one.
-void apply(self_ptr self) {
-  auto& st = self->state;
-  if (st.applying || st.waiting.empty()) return;
-  if (st.status != "running") return;  // answered when Caddy is back (launch loads the config)
-  st.applying = true;
-  auto promises = std::move(st.waiting);
-  st.waiting.clear();
-  auto config = caddy_config(layout_of(st.rec));
-  auto admin = st.rec.admin_port;
-  auto result = std::make_shared<status>();
-  run_blocking(
-      self,
-      [=] {
-        auto deadline = std::chrono::steady_clock::now() + load_retry_deadline;
-        call_options o;
-        o.cancelled = [deadline] { return std::chrono::steady_clock::now() >= deadline; };
-        o.on_retry = [](int attempt, const status& failure, std::chrono::milliseconds delay) {
-          spdlog::warn("proxy: loading Caddy's config failed (attempt {}): {}; retrying in {} ms", attempt,
-                       failure.message(), delay.count());
-        };
-        *result = call_backend("proxy", [&] { return caddy_admin(admin).load(config); }, o);
-      },
-      [=](const std::string& failure) mutable {
-        self->state.applying = false;
-        for (auto& rp : promises) {
-          if (!failure.empty() || !*result)
-            rp.deliver(make_error(errc::unavailable,
-                                  "the proxy did not take the route: " + (failure.empty() ? result->message() : failure)));
-          else
-            rp.deliver(true);
-        }
-        apply(self);
-      });
-}
-
-void schedule_restart(self_ptr self, const std::string& why) {
-  auto& st = self->state;
-  auto now = std::chrono::steady_clock::now();
-  auto delay = std::min<std::chrono::milliseconds>(backoff_base * (1 << std::min<size_t>(st.restarts.size(), 6)), backoff_max);
-  while (!st.restarts.empty() && now - st.restarts.front() > 60s) st.restarts.pop_front();
-  st.restarts.push_back(now);
-  st.status = "restarting";
-  st.reason = why;
-  spdlog::warn("proxy: {}; starting Caddy again in {} ms", why, delay.count());
-  self->delayed_send(self, delay, retry_atom_v, st.generation);
-}
+new_event event(const char* type, const json& data) { return {proxy_stream, type, dump_json(data)}; }
 
 // Caddy 2.6 rebinds its listeners on every config change; without the kernel moving the
 // pending connections of a closed SO_REUSEPORT listener to the new one (Linux >= 5.14), a
@@ -148,134 +67,191 @@ std::string enable_accept_queue_migration() {
   return "turned on";
 }
 
-uint16_t choose_port(uint16_t configured, uint16_t previous) {
-  if (configured != 0) return configured;
-  if (previous != 0 && port_is_free(previous)) return previous;
-  return free_loopback_port();
-}
-
-// Writes the config derived from the log and starts `caddy run` with it.
-void launch(self_ptr self) {
+// Sends Caddy the whole config derived from the log. One load at a time; changes that arrive
+// meanwhile go out together with the next one.
+void apply(self_ptr self) {
   auto& st = self->state;
-  auto gen = ++st.generation;
-  st.status = "starting";
-  auto layout = layout_of(st.rec);
-  layout.admin_port = choose_port(st.settings.admin_port, st.rec.admin_port);
-  layout.http_port = choose_port(st.settings.http_port, st.rec.http_port);
-  auto dir = st.dir;
-  auto binary = st.settings.caddy;
-  auto started = std::make_shared<process_handle>();
+  if (st.applying || st.waiting.empty()) return;
+  if (st.status != "running") return;  // answered when Caddy is back (its start loads the config)
+  st.applying = true;
+  auto promises = std::move(st.waiting);
+  st.waiting.clear();
+  auto config = caddy_config(layout_of(st.rec, st.rec.admin_port, st.rec.http_port));
+  auto admin = st.rec.admin_port;
+  auto b = st.guards;
   auto result = std::make_shared<status>();
-  auto migration = std::make_shared<std::string>();
   run_blocking(
       self,
       [=] {
-        if (auto s = make_dirs({dir}); !s) {
-          *result = s;
-          return;
-        }
-        *migration = enable_accept_queue_migration();
-        auto file = (fs::path(dir) / "caddy.json").string();
-        {
-          std::ofstream out(file, std::ios::trunc);
-          out << caddy_config(layout).dump(2);
-          if (!out) {
-            *result = status::io_error("cannot write " + file);
-            return;
-          }
-        }
-        process_spec ps;
-        ps.argv = {binary, "run", "--config", file};
-        ps.cwd = dir;
-        ps.env = {{"HOME", dir}, {"XDG_DATA_HOME", dir + "/data"}, {"XDG_CONFIG_HOME", dir + "/config"}};
-        ps.stdout_path = ps.stderr_path = dir + "/caddy.log";
-        if (auto s = driver().start(ps, started.get()); !s) {
-          *result = s;
-          return;
-        }
-        *result = wait_admin_ready(layout.admin_port, admin_ready_timeout);
-        if (*result && driver().inspect(*started).status != process_status::running)
-          *result = status::io_error("caddy exited at start (see " + dir + "/caddy.log)");
-        if (!*result) driver().stop(*started, 2s);
+        auto deadline = std::chrono::steady_clock::now() + load_retry_deadline;
+        call_options o;
+        o.cancelled = [deadline] { return std::chrono::steady_clock::now() >= deadline; };
+        o.on_retry = [](int attempt, const status& failure, std::chrono::milliseconds delay) {
+          spdlog::warn("proxy: loading Caddy's config failed (attempt {}): {}; retrying in {} ms", attempt,
+                       failure.message(), delay.count());
+        };
+        *result = b->call("proxy", [&] { return caddy_admin(admin).load(config); }, o);
       },
-      [=](const std::string& failure) {
-        if (gen != self->state.generation) return;
-        if (!failure.empty() || !*result)
-          return schedule_restart(self, "cannot start Caddy: " + (failure.empty() ? result->message() : failure));
-        json data{{"pid", started->pid}, {"start_time", started->start_time}, {"pgid", started->pgid},
-                  {"port", layout.admin_port}, {"admin_port", layout.admin_port}, {"http_port", layout.http_port}};
-        append(self, {event(ev::proxy_started, data)}, [=] {
-          self->state.status = "running";
-          self->state.reason.clear();
-          self->state.accept_queue_migration = *migration;
-          spdlog::info("proxy: tcp_migrate_req {}", *migration);
-          spdlog::info("proxy: Caddy serving (pid {}, admin 127.0.0.1:{}, http port {}, {} routes)",
-                       started->pid, layout.admin_port, layout.http_port, self->state.rec.routes.size());
-          watch(self);
-          // Changes that waited for Caddy are in the config it started with.
-          for (auto& rp : self->state.waiting) rp.deliver(true);
-          self->state.waiting.clear();
-        });
+      [=](const std::string& failure) mutable {
+        self->state.applying = false;
+        for (auto& rp : promises) {
+          if (!failure.empty() || !*result)
+            rp.deliver(make_error(errc::unavailable,
+                                  "the proxy did not take the route: " + (failure.empty() ? result->message() : failure)));
+          else
+            rp.deliver(true);
+        }
+        apply(self);
       });
 }
 
-// After a berth restart: keep a Caddy we started (same pid and start time) and give it the
-// config from the log; otherwise start one.
+// The blocking start of Caddy with the config derived from the log (made in the actor).
+std::function<status(instance_ref*)> caddy_start(self_ptr self) {
+  auto& st = self->state;
+  auto admin = st.settings.admin_port;
+  if (admin == 0) admin = st.rec.admin_port != 0 && port_is_free(st.rec.admin_port) ? st.rec.admin_port : 0;
+  return [dir = st.dir, binary = st.settings.caddy, driver = st.driver, rec = st.rec, admin,
+          http = st.settings.http_port](instance_ref* out) {
+    auto layout = layout_of(rec, admin != 0 ? admin : free_loopback_port(), http);
+    if (auto s = make_dirs({dir}); !s) return s;
+    auto file = (fs::path(dir) / "caddy.json").string();
+    {
+      std::ofstream config(file, std::ios::trunc);
+      config << dump_json(caddy_config(layout), 2);
+      if (!config) return status::io_error("cannot write " + file);
+    }
+    instance_spec spec;
+    spec.labels = {"", "proxy", ""};
+    spec.workdir = dir;
+    spec.command = {binary, "run", "--config", file};
+    spec.env = {{"HOME", dir}, {"XDG_DATA_HOME", dir + "/data"}, {"XDG_CONFIG_HOME", dir + "/config"}};
+    spec.port = layout.admin_port;
+    spec.log = fs::path(dir) / "caddy.log";
+    if (auto s = driver->start(spec, out); !s) return s;
+    auto s = wait_admin_ready(layout.admin_port, admin_ready_timeout);
+    if (s && !driver->inspect(*out).running()) s = status::io_error("caddy exited at start (see " + dir + "/caddy.log)");
+    if (!s) driver->stop(*out, 2s);
+    return s;
+  };
+}
+
+// Caddy serves: the log learns it, and the changes that waited are in the config it started with.
+void caddy_serves(self_ptr self, const instance_ref& r, const char* why, std::function<void()> then) {
+  auto data = to_json(r);
+  data["admin_port"] = r.port;
+  data["http_port"] = self->state.settings.http_port;
+  data["cause"] = why;
+  record(self, {event(ev::proxy_started, data)}, [self, r, then] {
+    auto& st = self->state;
+    st.status = "running";
+    spdlog::info("proxy: Caddy serving (pid {}, admin 127.0.0.1:{}, http port {}, {} routes)", r.pid,
+                 st.rec.admin_port, st.rec.http_port, st.rec.routes.size());
+    for (auto& rp : st.waiting) rp.deliver(true);
+    st.waiting.clear();
+    if (then) then();
+  });
+}
+
+void init_keeper(self_ptr self) {
+  keeper_policy policy;
+  policy.restart = {250ms, 10s, std::numeric_limits<size_t>::max(), 60s};  // Caddy is never given up on
+  policy.pass_interval = 0ms;  // its exit is seen at once; no probe
+  keeper::hooks h;
+  h.what = "proxy: Caddy";
+  h.start = [self] { return caddy_start(self); };
+  h.died = [self](const std::string& why, std::function<void()> then) {
+    self->state.status = "restarting";
+    record(self, {event(ev::proxy_exited, {{"reason", why}})}, then);
+  };
+  h.restarted = [self](const instance_ref& r, std::function<void()> then) { caddy_serves(self, r, cause::restart, then); };
+  h.crash_loop = [](const std::string&) {};
+  h.exits = [self] { return self->state.rec.exits_us; };
+  self->state.caddy.init(self, self->state.driver, policy, std::move(h));
+}
+
+// Start-up: keep a Caddy we started (same identity) and give it the config from the log;
+// otherwise start one.
 void adopt(self_ptr self) {
   auto& st = self->state;
-  if (!st.rec.running || !driver().is_ours(handle_of(st.rec.caddy))) return launch(self);
-  auto gen = ++st.generation;
-  auto config = caddy_config(layout_of(st.rec));
-  auto admin = st.rec.admin_port;
-  auto result = std::make_shared<status>();
   auto migration = std::make_shared<std::string>();
-  auto caddy = handle_of(st.rec.caddy);
+  auto result = std::make_shared<status>(status::io_error("not running"));
+  auto driver = st.driver;
+  auto caddy = st.rec.caddy;
+  auto running = st.rec.running;
+  auto config = caddy_config(layout_of(st.rec, st.rec.admin_port, st.settings.http_port));
+  auto admin = st.rec.admin_port;
+  auto b = st.guards;
   run_blocking(
       self,
       [=] {
-        try {
-          *migration = enable_accept_queue_migration();
-          // One attempt, recorded by the "proxy" breaker but never refused by it: when the
-          // adopted Caddy does not take its config, starting a new one is the retry.
-          call_options o;
-          o.essential = true;
-          o.max_retries = 0;
-          *result = call_backend("proxy", [&] { return caddy_admin(admin).load(config); }, o);
-        } catch (const std::exception& e) {
-          *result = status::io_error(std::string("unexpected error: ") + e.what());
-        }
-        if (!*result) driver().stop(caddy, 2s);  // here, off the scheduler
+        *migration = enable_accept_queue_migration();
+        if (!running || !driver->inspect(caddy).running()) return;
+        // One attempt, recorded by the "proxy" breaker but never refused by it: when the
+        // adopted Caddy does not take its config, starting a new one is the retry.
+        call_options o;
+        o.essential = true;
+        o.max_retries = 0;
+        *result = b->call("proxy", [&] { return caddy_admin(admin).load(config); }, o);
+        if (!*result) driver->stop(caddy, 2s);
       },
       [=](const std::string& failure) {
-        if (gen != self->state.generation) return;
-        self->state.accept_queue_migration = *migration;
-        if (!failure.empty() || !*result) return launch(self);
-        self->state.status = "running";
-        spdlog::info("proxy: adopted Caddy (pid {}), {} routes re-applied", self->state.rec.caddy.pid,
-                     self->state.rec.routes.size());
-        watch(self);
+        auto& st = self->state;
+        st.accept_queue_migration = *migration;
+        spdlog::info("proxy: tcp_migrate_req {}", *migration);
+        if (failure.empty() && *result) {
+          st.status = "running";
+          st.caddy.keep(caddy);
+          spdlog::info("proxy: adopted Caddy (pid {}), {} routes re-applied", caddy.pid, st.rec.routes.size());
+          return;
+        }
+        // Start one now (a first start is not a restart: no backoff).
+        auto r = std::make_shared<instance_ref>();
+        auto started = std::make_shared<status>();
+        auto start = caddy_start(self);
+        run_blocking(
+            self, [=] { *started = start(r.get()); },
+            [=](const std::string& failure) {
+              if (failure.empty() && *started) return caddy_serves(self, *r, cause::start, [self, r] { self->state.caddy.keep(*r); });
+              self->state.status = "restarting";
+              self->state.caddy.restart_later("cannot start Caddy: " + (failure.empty() ? started->message() : failure));
+            });
       });
 }
 
-json status_json(self_ptr self) {
+proxy_view status_view(self_ptr self) {
   auto& st = self->state;
-  json j{{"mode", "proxy"},
-         {"status", st.status},
-         {"pid", st.status == "running" ? json(st.rec.caddy.pid) : json(nullptr)},
-         {"admin_port", st.rec.admin_port},
-         {"http_port", st.rec.http_port},
-         {"routes", st.rec.routes.size()},
-         {"restarts", st.restarts.size()},
-         {"tcp_migrate_req", st.accept_queue_migration}};
-  if (!st.reason.empty()) j["reason"] = st.reason;
-  return j;
+  proxy_view v;
+  v.status = st.status;
+  v.pid = st.status == "running" ? st.rec.caddy.pid : 0;
+  v.admin_port = st.rec.admin_port;
+  v.http_port = st.rec.http_port;
+  v.routes = st.rec.routes.size();
+  v.restarts = st.rec.exits_us.size();
+  v.tcp_migrate_req = st.accept_queue_migration;
+  if (st.status != "running") v.reason = st.rec.reason;
+  return v;
+}
+
+// Records a change of the routes, then sends Caddy the config once it is running.
+caf::result<bool> change(self_ptr self, new_event e) {
+  auto rp = self->make_response_promise<bool>();
+  record(self, {std::move(e)}, [self, rp]() mutable {
+    self->state.waiting.push_back(rp);
+    apply(self);
+  });
+  return rp;
 }
 
 }  // namespace
 
-caf::behavior proxy_actor(self_ptr self, proxy_settings settings, std::string data_dir) {
-  self->state.settings = std::move(settings);
-  self->state.dir = (fs::path(data_dir) / "proxy").string();
+caf::behavior proxy_actor(self_ptr self, proxy_settings settings, std::string data_dir,
+                          std::shared_ptr<runtime_driver> driver, std::shared_ptr<backend_guards> guards) {
+  auto& st = self->state;
+  st.settings = std::move(settings);
+  st.dir = (fs::path(data_dir) / "proxy").string();
+  st.driver = std::move(driver);
+  st.guards = std::move(guards);
+  init_keeper(self);
   self->request(names::whereis(self->system(), names::event_store), store_timeout, read_stream_atom_v,
                 std::string{proxy_stream}, uint64_t{0}, uint64_t{0})
       .await(
@@ -284,39 +260,18 @@ caf::behavior proxy_actor(self_ptr self, proxy_settings settings, std::string da
             adopt(self);
           },
           [=](caf::error& err) { self->quit(err); });
-  return {
+  return self->state.caddy.handlers().or_else(
       [=](route_atom, proxy_route& r) -> caf::result<bool> {
         auto it = self->state.rec.routes.find(r.id);
-        if (it != self->state.rec.routes.end() && to_json(it->second) == to_json(r) &&
-            self->state.status == "running")
+        if (it != self->state.rec.routes.end() && to_json(it->second) == to_json(r) && self->state.status == "running")
           return true;  // already served
-        auto rp = self->make_response_promise();
-        append(self, {event(ev::route_set, to_json(r))}, [=]() mutable {
-          self->state.waiting.push_back(rp);
-          apply(self);
-        });
-        return rp;
+        return change(self, event(ev::route_set, to_json(r)));
       },
       [=](unroute_atom, const std::string& id) -> caf::result<bool> {
         if (self->state.rec.routes.count(id) == 0) return true;
-        auto rp = self->make_response_promise();
-        append(self, {event(ev::route_removed, {{"id", id}})}, [=]() mutable {
-          self->state.waiting.push_back(rp);
-          apply(self);
-        });
-        return rp;
+        return change(self, event(ev::route_removed, {{"id", id}}));
       },
-      [=](status_atom) { return status_json(self).dump(); },
-      [=](process_exited& x, uint64_t gen) {
-        if (gen != self->state.generation) return;
-        auto why = "Caddy " + describe(x);
-        append(self, {event(ev::proxy_exited, {{"reason", why}})}, [=] { schedule_restart(self, why); });
-      },
-      [=](retry_atom, uint64_t gen) {
-        if (gen != self->state.generation || self->state.status != "restarting") return;
-        launch(self);
-      },
-  };
+      [=](status_atom) { return status_view(self); });
 }
 
 }  // namespace berth

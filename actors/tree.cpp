@@ -1,9 +1,6 @@
 #include "actors/tree.hpp"
 
-#include <atomic>
-
-#include <nlohmann/json.hpp>
-
+#include "actors/backends.hpp"
 #include "actors/event_store.hpp"
 #include "actors/names.hpp"
 #include "actors/port_allocator.hpp"
@@ -11,8 +8,7 @@
 #include "actors/proxy.hpp"
 #include "actors/supervisor.hpp"
 #include "messages/atoms.hpp"
-#include "runtime/breaker.hpp"
-#include "runtime/logging.hpp"
+#include "runtime/process/process_runtime.hpp"
 
 namespace berth {
 
@@ -32,37 +28,16 @@ std::function<caf::actor(caf::actor_system&)> registered(caf::atom_value name, F
   };
 }
 
-// Every state change of a backend's circuit breaker becomes an event in the `backends`
-// stream (breaker_opened | breaker_half_open | breaker_closed {backend, from, failures,
-// last_error}) and a log line. The listener runs on the thread that changed the state, with
-// the breaker's lock held: it only sends (the event store's answer to an anonymous request is
-// dropped). If the event store is down at that moment, the change is only logged.
-void record_breaker_changes(caf::actor_system& sys, caf::actor root) {
-  static std::atomic<uint64_t> installed{0};
-  auto token = ++installed;
-  breakers().set_listener([&sys](const breaker_change& c) {
-    const char* type = c.to == breaker_state::open        ? "breaker_opened"
-                       : c.to == breaker_state::half_open ? "breaker_half_open"
-                                                          : "breaker_closed";
-    nlohmann::json data{{"backend", c.backend},
-                        {"from", to_string(c.from)},
-                        {"failures", c.failures},
-                        {"last_error", c.last_error.empty() ? nlohmann::json(nullptr) : nlohmann::json(c.last_error)}};
-    log_kv(c.to == breaker_state::closed ? spdlog::level::info : spdlog::level::warn, "circuit breaker",
-           {{"backend", c.backend}, {"state", to_string(c.to)}, {"failures", c.failures},
-            {"last_error", c.last_error}});
-    if (auto store = names::whereis(sys, names::event_store))
-      caf::anon_send(store, append_atom_v, std::vector<new_event>{{backends_stream, type, data.dump()}});
-  });
-  // The listener refers to `sys`: take it away when this tree ends (unless a newer tree has
-  // installed its own meanwhile).
-  root->attach_functor([token] {
-    if (installed.load() == token) breakers().set_listener({});
-  });
-}
 }  // namespace
 
 caf::actor start_tree(caf::actor_system& sys, const config& cfg, std::shared_ptr<event_log> log) {
+  // One runtime driver and one set of backend breakers for the whole server, handed down.
+  auto driver = make_process_runtime(cfg.data_dir);
+  auto shared = std::make_shared<backend_guards>();
+  auto& r = cfg.resilience;
+  shared->breakers().configure({r.breaker_failures, std::chrono::milliseconds(r.breaker_open_ms)},
+                               {r.retry_attempts, std::chrono::milliseconds(r.retry_base_ms),
+                                std::chrono::milliseconds(r.retry_max_ms)});
   auto production = cfg.production_ports;
   auto preview = cfg.preview_ports;
   auto data_dir = cfg.data_dir;
@@ -71,6 +46,8 @@ caf::actor start_tree(caf::actor_system& sys, const config& cfg, std::shared_ptr
   std::vector<child_spec> children{
       {"event_store",
        registered(names::event_store, [=](caf::actor_system& s) { return spawn_event_store(s, log); }),
+       restart_type::permanent},
+      {"backends", registered(names::backends, [=](caf::actor_system& s) { return s.spawn(backends_actor, shared); }),
        restart_type::permanent},
       {"port_allocator",
        registered(names::ports,
@@ -81,23 +58,19 @@ caf::actor start_tree(caf::actor_system& sys, const config& cfg, std::shared_ptr
   if (cfg.deploy.proxy)
     children.push_back({"proxy",
                         registered(names::proxy,
-                                   [=](caf::actor_system& s) { return s.spawn(proxy_actor, proxy, data_dir); }),
+                                   [=](caf::actor_system& s) {
+                                     return s.spawn(proxy_actor, proxy, data_dir, driver, shared);
+                                   }),
                         restart_type::permanent});
   children.push_back(
       {"projects",
        registered(names::projects,
-                  [=](caf::actor_system& s) { return s.spawn(projects_actor, data_dir, deploy); }),
+                  [=](caf::actor_system& s) { return s.spawn(projects_actor, data_dir, deploy, driver, shared); }),
        restart_type::permanent});
   supervisor_flags flags;
   flags.intensity = 5;
   flags.period = std::chrono::seconds(30);
-  auto& r = cfg.resilience;
-  breakers().configure({r.breaker_failures, std::chrono::milliseconds(r.breaker_open_ms)},
-                       {r.retry_attempts, std::chrono::milliseconds(r.retry_base_ms),
-                        std::chrono::milliseconds(r.retry_max_ms)});
-  auto root = sys.spawn(supervisor, flags, std::move(children));
-  record_breaker_changes(sys, root);
-  return root;
+  return sys.spawn(supervisor, flags, std::move(children));
 }
 
 }  // namespace berth

@@ -7,7 +7,7 @@
 #include <caf/all.hpp>
 
 #include "config/config.hpp"
-#include "runtime/event_log.hpp"
+#include "runtime/eventlog/event_log.hpp"
 
 namespace berth {
 

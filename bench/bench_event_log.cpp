@@ -30,7 +30,7 @@
 
 #include "actors/event_store.hpp"
 #include "messages/atoms.hpp"
-#include "runtime/event_log.hpp"
+#include "runtime/eventlog/event_log.hpp"
 
 using namespace berth;
 using clk = std::chrono::steady_clock;

@@ -16,8 +16,9 @@
 
 #include "cli/commands.hpp"
 #include "messages/event.hpp"
+#include "http/render.hpp"
 #include "messages/project_state.hpp"
-#include "runtime/event_log.hpp"
+#include "runtime/eventlog/event_log.hpp"
 
 namespace berth {
 

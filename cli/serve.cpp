@@ -14,9 +14,11 @@
 #include "http/server.hpp"
 #include "messages/atoms.hpp"
 #include "messages/errors.hpp"
-#include "runtime/layout.hpp"
-#include "runtime/logging.hpp"
-#include "runtime/token.hpp"
+#include "messages/proxy.hpp"
+#include "runtime/files/layout.hpp"
+#include "runtime/net/ports.hpp"
+#include "runtime/logs/logging.hpp"
+#include "runtime/auth/token.hpp"
 
 namespace berth {
 
@@ -105,6 +107,21 @@ bool resolve_token(config& cfg) {
   return true;
 }
 
+// Behind the proxy, the shared listener's port is part of every site's address, so it is fixed
+// before anything reports one: the one given, else the one the log says Caddy used last (an
+// adopted Caddy keeps serving there), else a free one.
+void resolve_site_port(config& cfg, const event_log& log) {
+  if (cfg.proxy.http_port == 0) {
+    std::vector<event_record> events;
+    proxy_record rec;
+    if (log.read_stream(proxy_stream, 1, 0, &events))
+      for (auto& e : events) fold(rec, e);
+    cfg.proxy.http_port = rec.http_port != 0 ? rec.http_port : free_loopback_port();
+  }
+  cfg.deploy.site.port = cfg.proxy.http_port;
+  log_kv(spdlog::level::info, "sites", {{"url", site_url(cfg.deploy.site, "<name>", site_env::production)}});
+}
+
 // SIGTERM: every running deploy ends at its next phase boundary (recorded `interrupted` and
 // compensated; after --shutdown-grace-ms its phase is cancelled), so the log is complete
 // before berth exits. Apps keep running unless --stop-apps-on-exit.
@@ -117,7 +134,7 @@ void let_jobs_reach_a_boundary(caf::actor_system& sys, const config& cfg) {
     caf::scoped_actor self{sys};  // gone before await_all_actors_done, which would wait for it
     self->request(projects, std::chrono::milliseconds(grace) + std::chrono::seconds(45), shutdown_atom_v,
                   cfg.stop_apps_on_exit, grace)
-        .receive([](std::string&) {},
+        .receive([](bool) {},
                  [](caf::error& err) {
                    log_kv(spdlog::level::warn, "projects did not all stop cleanly", {{"error", caf::to_string(err)}});
                  });
@@ -154,6 +171,7 @@ int serve(const config& given) {
   }
   std::shared_ptr<event_log> log{std::move(opened)};
   log_kv(spdlog::level::info, "event log open", {{"data", cfg.data_dir}, {"last_seq", log->last_seq()}});
+  if (cfg.deploy.proxy) resolve_site_port(cfg, *log);
 
   berth_system_config sys_cfg{cfg};
   caf::actor_system sys{sys_cfg};

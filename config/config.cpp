@@ -146,11 +146,11 @@ config_loader::config_loader(config& cfg) : cfg_(cfg) {
          if (v.empty() || v.size() > 200 || v.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789.-") != std::string::npos ||
              v.front() == '.' || v.front() == '-' || v.back() == '.' || v.back() == '-')
            throw CLI::ValidationError("domain_suffix", "expected a lowercase DNS name, got '" + v + "'");
-         c.deploy.domain_suffix = v;
+         c.deploy.site.domain_suffix = v;
        }},
       {"public_scheme", "--public-scheme", "BERTH_PUBLIC_SCHEME",
        "scheme of the project URLs berth reports (http or https)", "http",
-       [&c](const std::string& v) { c.deploy.public_scheme = one_of("public_scheme", v, {"http", "https"}); }},
+       [&c](const std::string& v) { c.deploy.site.scheme = one_of("public_scheme", v, {"http", "https"}); }},
       {"deploy_template", "--deploy-template", "BERTH_DEPLOY_TEMPLATE",
        "manifest file used by POST /api/deploy {name} (its name is replaced)", "none",
        [&c](const std::string& v) { c.deploy_template = v; }},

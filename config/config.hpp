@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "config/urls.hpp"
+
 namespace CLI {
 class App;
 }
@@ -21,8 +23,7 @@ struct port_range {
 
 // How production deploys run; handed to the project actors.
 struct deploy_settings {
-  std::string domain_suffix = "localhost";  // projects answer as <name>.<domain_suffix>
-  std::string public_scheme = "http";       // scheme of the URLs berth reports
+  site_address site;                        // <scheme>://<name>.<domain_suffix>[:port]
   std::string template_manifest;            // JSON text of the one-shot deploy template ("" = none)
   int build_timeout_s = 600;                // the building phase
   int phase_timeout_s = 300;                // every other phase (health checks have their own)

@@ -2,6 +2,20 @@
 
 namespace berth::http {
 
+int http_status(errc x) {
+  switch (x) {
+    case errc::invalid_name:
+    case errc::invalid_manifest:
+    case errc::invalid_request: return 400;
+    case errc::not_found: return 404;
+    case errc::already_exists:
+    case errc::conflict: return 409;
+    case errc::ports_exhausted:
+    case errc::unavailable: return 503;
+    default: return 500;
+  }
+}
+
 void reply_raw_json(httplib::Response& res, int status, const std::string& body) {
   res.status = status;
   res.set_content(body, "application/json");

@@ -13,6 +13,10 @@
 
 namespace berth::http {
 
+// The HTTP status of an error code: 400 for bad input, 404, 409, 503 when berth or a backend
+// cannot do it now, 500 otherwise.
+int http_status(errc x);
+
 void reply_json(httplib::Response& res, int status, const nlohmann::json& body);
 void reply_raw_json(httplib::Response& res, int status, const std::string& body);
 // {"error":{"code","message"}} with the status that belongs to the code.

@@ -40,13 +40,6 @@ bool query_u64(const httplib::Request& req, httplib::Response& res, const char* 
   return false;
 }
 
-void answer(httplib::Response& res, int status, const caf::expected<std::string>& r) {
-  if (r)
-    reply_raw_json(res, status, *r);
-  else
-    reply_error(res, r.error());
-}
-
 bool body_object(const httplib::Request& req, httplib::Response& res, const std::vector<std::string>& allowed,
                  nlohmann::json& out, bool empty_is_object) {
   if (empty_is_object && req.body.find_first_not_of(" \t\r\n\f\v") == std::string::npos) {

@@ -37,7 +37,4 @@ bool body_object(const httplib::Request& req, httplib::Response& res, const std:
 // rather than silently ignored.
 bool no_body(const httplib::Request& req, httplib::Response& res);
 
-// Replies with the JSON text an actor answered, or its error.
-void answer(httplib::Response& res, int status, const caf::expected<std::string>& r);
-
 }  // namespace berth::http

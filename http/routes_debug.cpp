@@ -19,8 +19,7 @@
 #include "http/server.hpp"
 #include "messages/atoms.hpp"
 #include "messages/manifest.hpp"
-#include "runtime/breaker.hpp"
-#include "runtime/faults.hpp"
+#include "runtime/resilience/backends.hpp"
 
 namespace berth::http {
 
@@ -47,7 +46,7 @@ std::string joined(const std::vector<std::string>& names) {
   return s;
 }
 
-void fail_route(const httplib::Request& req, httplib::Response& res) {
+void fail_route(const context& ctx, const httplib::Request& req, httplib::Response& res) {
   json body;
   if (!body_object(req, res, {"backend", "count", "kind"}, body, false)) return;
   std::string backend;
@@ -69,8 +68,10 @@ void fail_route(const httplib::Request& req, httplib::Response& res) {
     if (!parse_fault_kind(text, kind))
       return reply_error(res, errc::invalid_request, "field 'kind' must be \"transient\" or \"permanent\"");
   }
-  faults().fail_next(backend, count->get<int>(), kind);
-  reply_json(res, 200, {{"backend", backend}, {"kind", to_string(kind)}, {"pending", faults().pending(backend)}});
+  auto pending = ask<int32_t>(ctx.sys, names::whereis(ctx.sys, names::backends), ctx.timeout(), fail_atom_v, backend,
+                              static_cast<int32_t>(count->get<int>()), std::string(to_string(kind)));
+  if (!pending) return reply_error(res, pending.error());
+  reply_json(res, 200, {{"backend", backend}, {"kind", to_string(kind)}, {"pending", *pending}});
 }
 
 const std::map<std::string, caf::atom_value>& top_level_actors() {
@@ -92,7 +93,8 @@ void crash_route(const context& ctx, const httplib::Request& req, httplib::Respo
     if (auto nc = check_name(project); !nc.valid)
       return reply_error(res, errc::invalid_name, "project name " + nc.reason);
     auto r = ask<std::string>(ctx.sys, projects(ctx), ctx.timeout(), crash_atom_v, project, actor);
-    return answer(res, 202, r);
+    if (!r) return reply_error(res, r.error());
+    return reply_json(res, 202, {{"crashed", *r}, {"project", project}});
   }
   auto it = top_level_actors().find(actor);
   if (it == top_level_actors().end())
@@ -115,7 +117,8 @@ void crash_route(const context& ctx, const httplib::Request& req, httplib::Respo
 }  // namespace
 
 void add_debug_routes(httplib::Server& svr, const context& ctx) {
-  svr.Post("/api/debug/fail", [](const httplib::Request& req, httplib::Response& res) { fail_route(req, res); });
+  svr.Post("/api/debug/fail",
+           [&ctx](const httplib::Request& req, httplib::Response& res) { fail_route(ctx, req, res); });
   svr.Post("/api/debug/crash",
            [&ctx](const httplib::Request& req, httplib::Response& res) { crash_route(ctx, req, res); });
 }

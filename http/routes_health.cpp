@@ -1,10 +1,11 @@
 #include <httplib.h>
 
+#include "actors/backends.hpp"
 #include "actors/names.hpp"
+#include "http/render.hpp"
 #include "http/reply.hpp"
 #include "http/server.hpp"
 #include "messages/atoms.hpp"
-#include "runtime/breaker.hpp"
 
 namespace berth::http {
 
@@ -26,10 +27,9 @@ void add_health_routes(httplib::Server& svr, const context& ctx) {
       body["reason"] = "event store unavailable";
     }
     if (ctx.cfg.deploy.proxy) {
-      auto proxy = ask<std::string>(ctx.sys, names::whereis(ctx.sys, names::proxy),
-                                    std::chrono::milliseconds(2000), status_atom_v);
-      body["proxy"] = proxy ? nlohmann::json::parse(*proxy, nullptr, false)
-                            : nlohmann::json{{"mode", "proxy"}, {"status", "unavailable"}};
+      auto proxy = ask<proxy_view>(ctx.sys, names::whereis(ctx.sys, names::proxy), std::chrono::milliseconds(2000),
+                                   status_atom_v);
+      body["proxy"] = proxy ? to_json(*proxy) : nlohmann::json{{"mode", "proxy"}, {"status", "unavailable"}};
     } else {
       body["proxy"] = {{"mode", "direct"},
                        {"reason", ctx.cfg.proxy.switch_mode == "direct" ? "switch mode direct was asked for"
@@ -39,7 +39,9 @@ void add_health_routes(httplib::Server& svr, const context& ctx) {
     // with backend_unavailable), still 200 as berth itself works.
     nlohmann::json breakers_json = nlohmann::json::object();
     std::vector<std::string> open;
-    for (auto& b : breakers().snapshots()) {
+    auto snapshots = ask<std::vector<breaker_snapshot>>(ctx.sys, names::whereis(ctx.sys, names::backends),
+                                                        std::chrono::milliseconds(2000), status_atom_v);
+    for (auto& b : snapshots ? *snapshots : std::vector<breaker_snapshot>{}) {
       breakers_json[b.backend] = to_json(b);
       if (b.state == breaker_state::open) open.push_back(b.backend);
     }

@@ -1,5 +1,6 @@
 #include <httplib.h>
 
+#include "http/render.hpp"
 #include "http/reply.hpp"
 #include "http/route_util.hpp"
 #include "http/server.hpp"
@@ -28,6 +29,12 @@ bool body_manifest(const httplib::Request& req, httplib::Response& res, manifest
   return true;
 }
 
+template <class View>
+void reply_view(httplib::Response& res, int status, const caf::expected<View>& v) {
+  if (!v) return reply_error(res, v.error());
+  reply_json(res, status, to_json(*v));
+}
+
 }  // namespace
 
 void add_project_routes(httplib::Server& svr, const context& ctx) {
@@ -50,19 +57,21 @@ void add_project_routes(httplib::Server& svr, const context& ctx) {
   svr.Post("/api/projects", [&ctx](const httplib::Request& req, httplib::Response& res) {
     manifest m;
     if (!body_manifest(req, res, m)) return;
-    answer(res, 201, ask<std::string>(ctx.sys, projects(ctx), ctx.timeout(), create_atom_v, std::move(m)));
+    reply_view(res, 201, ask<project_view>(ctx.sys, projects(ctx), ctx.timeout(), create_atom_v, std::move(m)));
   });
 
   svr.Get("/api/projects", [&ctx](const httplib::Request&, httplib::Response& res) {
-    auto list = ask<std::string>(ctx.sys, projects(ctx), ctx.timeout(), list_atom_v);
+    auto list = ask<std::vector<project_view>>(ctx.sys, projects(ctx), ctx.timeout(), list_atom_v);
     if (!list) return reply_error(res, list.error());
-    reply_raw_json(res, 200, "{\"projects\":" + *list + "}");
+    json arr = json::array();
+    for (auto& p : *list) arr.push_back(to_json(p));
+    reply_json(res, 200, {{"projects", std::move(arr)}});
   });
 
   svr.Get(one, [&ctx](const httplib::Request& req, httplib::Response& res) {
     std::string name;
     if (!path_name(req, res, name)) return;
-    answer(res, 200, ask<std::string>(ctx.sys, projects(ctx), ctx.timeout(), get_atom_v, name));
+    reply_view(res, 200, ask<project_view>(ctx.sys, projects(ctx), ctx.timeout(), get_atom_v, name));
   });
 
   svr.Put(one, [&ctx](const httplib::Request& req, httplib::Response& res) {
@@ -71,14 +80,15 @@ void add_project_routes(httplib::Server& svr, const context& ctx) {
     if (!path_name(req, res, name) || !body_manifest(req, res, m)) return;
     if (m.name != name)
       return reply_error(res, errc::invalid_manifest, "name: must match the project in the path");
-    answer(res, 200,
-           ask<std::string>(ctx.sys, projects(ctx), ctx.timeout(), update_atom_v, name, std::move(m)));
+    reply_view(res, 200, ask<project_view>(ctx.sys, projects(ctx), ctx.timeout(), update_atom_v, name, std::move(m)));
   });
 
   svr.Delete(one, [&ctx](const httplib::Request& req, httplib::Response& res) {
     std::string name;
     if (!path_name(req, res, name)) return;
-    answer(res, 200, ask<std::string>(ctx.sys, projects(ctx), ctx.timeout(), delete_atom_v, name));
+    auto deleted = ask<bool>(ctx.sys, projects(ctx), ctx.timeout(), delete_atom_v, name);
+    if (!deleted) return reply_error(res, deleted.error());
+    reply_json(res, 200, {{"deleted", name}});
   });
 
   svr.Post(R"(/api/projects/([^/]+)/preview/(start|stop|restart))",
@@ -87,8 +97,8 @@ void add_project_routes(httplib::Server& svr, const context& ctx) {
              if (!path_name(req, res, name) || !no_body(req, res)) return;
              // Starting waits for the health check, which the manifest may allow a minute.
              auto timeout = std::max(ctx.timeout(), std::chrono::milliseconds(180000));
-             answer(res, 200, ask<std::string>(ctx.sys, projects(ctx), timeout, preview_atom_v, name,
-                                               std::string(req.matches[2])));
+             reply_view(res, 200, ask<preview_view>(ctx.sys, projects(ctx), timeout, preview_atom_v, name,
+                                                    std::string(req.matches[2])));
            });
 
   svr.Get(R"(/api/projects/([^/]+)/events)", [&ctx](const httplib::Request& req, httplib::Response& res) {

@@ -13,6 +13,7 @@
 #include "messages/project_state.hpp"
 #include "messages/proxy.hpp"
 #include "messages/supervision.hpp"
+#include "messages/views.hpp"
 
 CAF_BEGIN_TYPE_ID_BLOCK(berth, caf::first_custom_type_id)
   CAF_ADD_TYPE_ID(berth, (berth::new_event))
@@ -24,14 +25,20 @@ CAF_BEGIN_TYPE_ID_BLOCK(berth, caf::first_custom_type_id)
   CAF_ADD_TYPE_ID(berth, (berth::manifest))
   CAF_ADD_TYPE_ID(berth, (berth::port_assignment))
   CAF_ADD_TYPE_ID(berth, (std::vector<std::string>))
-  CAF_ADD_TYPE_ID(berth, (berth::preview_launched))
-  CAF_ADD_TYPE_ID(berth, (berth::process_exited))
-  CAF_ADD_TYPE_ID(berth, (berth::deployment_job))
   CAF_ADD_TYPE_ID(berth, (berth::port_kind))
   CAF_ADD_TYPE_ID(berth, (berth::proxy_route))
+  CAF_ADD_TYPE_ID(berth, (berth::instance_ref))
+  CAF_ADD_TYPE_ID(berth, (berth::production_view))
+  CAF_ADD_TYPE_ID(berth, (berth::deployment_view))
+  CAF_ADD_TYPE_ID(berth, (berth::history_view))
+  CAF_ADD_TYPE_ID(berth, (berth::preview_view))
+  CAF_ADD_TYPE_ID(berth, (berth::project_view))
+  CAF_ADD_TYPE_ID(berth, (std::vector<berth::project_view>))
+  CAF_ADD_TYPE_ID(berth, (berth::proxy_view))
 
   // event_store
   CAF_ADD_ATOM(berth, berth, append_atom, "append")
+  CAF_ADD_ATOM(berth, berth, append_unsynced_atom, "appendfast")  // written in order, synced by the next append
   CAF_ADD_ATOM(berth, berth, read_stream_atom, "readstream")
   CAF_ADD_ATOM(berth, berth, read_all_atom, "readall")
   CAF_ADD_ATOM(berth, berth, last_event_atom, "lastevent")
@@ -69,6 +76,11 @@ CAF_BEGIN_TYPE_ID_BLOCK(berth, caf::first_custom_type_id)
   CAF_ADD_ATOM(berth, berth, launch_atom, "launch")
   CAF_ADD_ATOM(berth, berth, retry_atom, "retry")
 
+  // process keepers (actors/keeper.hpp)
+  CAF_ADD_ATOM(berth, berth, keeper_exit_atom, "kexit")
+  CAF_ADD_ATOM(berth, berth, keeper_pass_atom, "kpass")
+  CAF_ADD_ATOM(berth, berth, keeper_restart_atom, "krestart")
+
   // production and deployments
   CAF_ADD_ATOM(berth, berth, deploy_atom, "deploy")
   CAF_ADD_ATOM(berth, berth, rollback_atom, "rollback")
@@ -78,8 +90,14 @@ CAF_BEGIN_TYPE_ID_BLOCK(berth, caf::first_custom_type_id)
   CAF_ADD_ATOM(berth, berth, oneshot_atom, "oneshot")
   CAF_ADD_ATOM(berth, berth, job_atom, "job")
   CAF_ADD_ATOM(berth, berth, phase_timeout_atom, "phasetmo")
-  CAF_ADD_ATOM(berth, berth, restarted_atom, "restarted")  // a supervised child came back
   CAF_ADD_ATOM(berth, berth, shutdown_atom, "shutdown")    // berth is stopping (SIGTERM)
+  CAF_ADD_ATOM(berth, berth, history_atom, "history")
+  CAF_ADD_ATOM(berth, berth, subscribe_atom, "subscribe")  // follow a deployment (pushed updates)
+  CAF_ADD_ATOM(berth, berth, log_lines_atom, "loglines")   // lines of a deployment's log
+  CAF_ADD_ATOM(berth, berth, record_atom, "record")        // the deploy pipeline's events
+  CAF_ADD_ATOM(berth, berth, serving_atom, "serving")      // the release serving, for a switch
+  CAF_ADD_ATOM(berth, berth, job_done_atom, "jobdone")
+  CAF_ADD_ATOM(berth, berth, fail_atom, "fail")            // fault injection
 
   // proxy
   CAF_ADD_ATOM(berth, berth, route_atom, "route")

@@ -18,8 +18,6 @@ constexpr const char* event_prefix = "deployment_";
 
 json parse_object(const std::string& text) { return payload_object(text); }
 
-json optional_time(int64_t us) { return us ? json(iso8601(us)) : json(nullptr); }
-
 void end_running_span(deployment_record& d, int64_t ts) {
   if (!d.phases.empty() && d.phases.back().ended_us == 0) d.phases.back().ended_us = ts;
 }
@@ -125,21 +123,17 @@ std::string deployment_record::status() const {
   }
 }
 
-void fold(production_record& s, const event_record& e) {
+namespace {
+
+bool is_production_event(const std::string& type) {
   phase p;
-  if (phase_of_event(e.type, p)) return fold_deployment(s, p, parse_object(e.data), e);
-  if (e.type != ev::deployment_cancel_requested && e.type != ev::release_packaged &&
-      e.type != ev::release_activated && e.type != ev::release_pruned &&
-      e.type != ev::release_removed && e.type != ev::production_started &&
-      e.type != ev::production_stopped && e.type != ev::production_exited &&
-      e.type != ev::production_crashed)
-    return;
-  auto data = parse_object(e.data);
-  if (e.type == ev::deployment_cancel_requested) {
-    auto it = s.deployments.find(data.value("id", ""));
-    if (it != s.deployments.end() && !is_terminal(it->second.current)) it->second.cancel_requested = true;
-    return;
-  }
+  return phase_of_event(type, p) || type == ev::deployment_cancel_requested || type == ev::release_packaged ||
+         type == ev::release_activated || type == ev::release_pruned || type == ev::release_removed ||
+         type == ev::production_started || type == ev::production_stopped || type == ev::production_exited ||
+         type == ev::production_crashed;
+}
+
+void fold_release(production_record& s, const json& data, const event_record& e) {
   auto hash = data.value("hash", "");
   if (e.type == ev::release_packaged) {
     auto& r = release_of(s, hash);
@@ -160,19 +154,46 @@ void fold(production_record& s, const event_record& e) {
       s.releases[previous].rolled_back_from_us = e.ts_us;
     s.current = hash;
     s.status = "running";
-    s.process = preview_launched_from(data);
+    s.process = instance_from(data);
     s.reason.clear();
+    s.exits_us.clear();  // a new release: a fresh crash-loop budget
     if (auto d = s.deployments.find(data.value("deployment", "")); d != s.deployments.end()) d->second.activated = true;
-  } else if (e.type == ev::release_pruned || e.type == ev::release_removed) {
+  } else {  // release_pruned / release_removed
     s.releases.erase(hash);
-  } else if (e.type == ev::production_started) {
+  }
+}
+
+void fold_process(production_record& s, const json& data, const event_record& e) {
+  if (e.type == ev::production_started) {
     s.status = "running";
-    s.process = preview_launched_from(data);
+    s.process = instance_from(data);
     s.reason.clear();
-  } else {  // production_stopped / production_exited / production_crashed
-    s.status = e.type == ev::production_stopped ? "stopped" : e.type == ev::production_exited ? "exited" : "crashed";
-    s.process = {};
-    s.reason = data.value("reason", "");
+    if (fresh_budget(data)) s.exits_us.clear();
+    return;
+  }
+  s.status = e.type == ev::production_stopped ? "stopped" : e.type == ev::production_exited ? "exited" : "crashed";
+  s.process = {};
+  s.reason = data.value("reason", "");
+  if (e.type == ev::production_exited) note_exit(s.exits_us, e.ts_us);
+  if (e.type == ev::production_stopped) s.exits_us.clear();
+}
+
+}  // namespace
+
+void fold(production_record& s, const event_record& e) {
+  if (!is_production_event(e.type)) return;
+  s.last_seq = e.seq;
+  ++s.events;
+  auto data = parse_object(e.data);
+  phase p;
+  if (phase_of_event(e.type, p)) return fold_deployment(s, p, data, e);
+  if (e.type == ev::deployment_cancel_requested) {
+    auto it = s.deployments.find(data.value("id", ""));
+    if (it != s.deployments.end() && !is_terminal(it->second.current)) it->second.cancel_requested = true;
+  } else if (e.type.rfind("release_", 0) == 0) {
+    fold_release(s, data, e);
+  } else {
+    fold_process(s, data, e);
   }
 }
 
@@ -211,66 +232,10 @@ std::vector<std::string> queued_ids(const production_record& s) {
   return out;
 }
 
-json to_json(const deployment_record& d) {
-  json phases = json::array();
-  for (auto& span : d.phases)
-    phases.push_back({{"phase", to_string(span.p)},
-                      {"started", iso8601(span.started_us)},
-                      {"ended", optional_time(span.ended_us)}});
-  json j{{"id", d.id},
-         {"project", d.project},
-         {"kind", to_string(d.kind)},
-         {"force", d.force},
-         {"status", d.status()},
-         {"phase", to_string(d.current)},
-         {"progress", d.progress},
-         {"message", d.message},
-         {"phases", phases},
-         {"resources", d.resources},
-         {"error", nullptr},
-         {"cancel_requested", d.cancel_requested},
-         {"created", iso8601(d.created_us)},
-         {"finished", optional_time(d.finished_us)},
-         {"duration_s", d.finished_us ? json((d.finished_us - d.created_us) / 1e6) : json(nullptr)}};
-  if (!d.target.empty()) j["target"] = d.target;
-  if (d.has_error)
-    j["error"] = {{"phase", d.error.phase}, {"message", d.error.message}, {"code", d.error.code}};
-  return j;
-}
-
-json to_json(const release_record& r, bool current, bool active) {
-  return {{"hash", r.hash},
-          {"current", current},
-          {"active", active},
-          {"created", optional_time(r.created_us)},
-          {"deployment", r.deployment.empty() ? json(nullptr) : json(r.deployment)},
-          {"deployed_at", optional_time(r.deployed_us)},
-          {"rolled_back_to_at", optional_time(r.rolled_back_to_us)},
-          {"rolled_back_from_at", optional_time(r.rolled_back_from_us)},
-          {"activations", r.activations}};
-}
-
-json history_json(const production_record& s) {
-  std::vector<const release_record*> rs;
-  for (auto& [hash, r] : s.releases) rs.push_back(&r);
-  std::sort(rs.begin(), rs.end(), [](auto* a, auto* b) {
-    return a->created_us != b->created_us ? a->created_us > b->created_us : a->hash < b->hash;
-  });
-  json arr = json::array();
-  // `active` means serving now: the current release while production runs.
-  for (auto* r : rs) {
-    bool current = r->hash == s.current;
-    arr.push_back(to_json(*r, current, current && s.status == "running"));
-  }
-  return {{"current", s.current.empty() ? json(nullptr) : json(s.current)},
-          {"status", s.status},
-          {"releases", arr}};
-}
-
 std::string deployment_queued_data(const deployment_job& job) {
   json j{{"kind", to_string(job.kind)}, {"force", job.force}};
   if (!job.target.empty()) j["target"] = job.target;
-  return j.dump();
+  return dump_json(j);
 }
 
 std::string phase_event_data(const std::string& id, const std::string& message,
@@ -278,7 +243,7 @@ std::string phase_event_data(const std::string& id, const std::string& message,
   json j{{"id", id}, {"message", message}};
   if (!resources.empty()) j["resources"] = resources;
   if (error) j["error"] = {{"phase", error->phase}, {"message", error->message}, {"code", error->code}};
-  return j.dump();
+  return dump_json(j);
 }
 
 }  // namespace berth

@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "messages/event.hpp"
+#include "messages/instance.hpp"
 #include "messages/preview.hpp"
 
 namespace berth {
@@ -48,10 +49,10 @@ bool phase_of_event(const std::string& type, phase& out);
 namespace ev {
 constexpr const char* deployment_cancel_requested = "deployment_cancel_requested";  // {id}
 constexpr const char* release_packaged = "release_packaged";    // {hash, deployment}
-constexpr const char* release_activated = "release_activated";  // {hash, deployment, kind, previous, pid, start_time, pgid, port}
+constexpr const char* release_activated = "release_activated";  // {hash, deployment, kind, previous, instance, pid, port}
 constexpr const char* release_pruned = "release_pruned";        // {hash, reason}: retention
 constexpr const char* release_removed = "release_removed";      // {hash, reason}: its deploy failed
-constexpr const char* production_started = "production_started";  // {hash, pid, start_time, pgid, port}
+constexpr const char* production_started = "production_started";  // {hash, instance, pid, port, cause}
 constexpr const char* production_stopped = "production_stopped";  // {reason}
 constexpr const char* production_exited = "production_exited";    // {reason}: died; restarted
 constexpr const char* production_crashed = "production_crashed";  // {reason}: a crash loop; not
@@ -129,11 +130,14 @@ struct release_record {
 struct production_record {
   std::string status = "none";  // none | running | stopped | exited | crashed
   std::string current;          // hash of the active release ("" = none yet)
-  preview_launched process;     // the production process while running (port = stable port)
+  instance_ref process;         // the serving instance while running
   std::string reason;           // why it stopped/exited
+  std::vector<int64_t> exits_us;  // deaths since the release was last started by request (the budget)
   std::map<std::string, release_record> releases;       // kept on disk
   std::map<std::string, deployment_record> deployments;  // by id
   std::vector<std::string> order;                        // deployment ids, oldest first
+  uint64_t last_seq = 0;
+  uint64_t events = 0;  // production events folded
 };
 
 // Folds one event of the project's stream; ignores event types that are not production's.
@@ -147,11 +151,6 @@ std::vector<std::string> releases_to_prune(const production_record& s, int keep,
 std::string previous_release(const production_record& s);
 // Ids of the deployments still queued, in arrival order.
 std::vector<std::string> queued_ids(const production_record& s);
-
-nlohmann::json to_json(const deployment_record& d);
-// `current`: what production/current points at; `active`: current and serving now.
-nlohmann::json to_json(const release_record& r, bool current, bool active);
-nlohmann::json history_json(const production_record& s);
 
 // Event payloads. deployment_queued carries no id: the fold derives it from the event's seq.
 std::string deployment_queued_data(const deployment_job& job);

@@ -24,20 +24,6 @@ const char* code_name(errc x) {
 
 std::string to_string(errc x) { return code_name(x); }
 
-int http_status(errc x) {
-  switch (x) {
-    case errc::invalid_name:
-    case errc::invalid_manifest:
-    case errc::invalid_request: return 400;
-    case errc::not_found: return 404;
-    case errc::already_exists:
-    case errc::conflict: return 409;
-    case errc::ports_exhausted:
-    case errc::unavailable: return 503;
-    default: return 500;
-  }
-}
-
 error_view view(const caf::error& err) {
   if (!err) return {errc::nil, ""};
   if (err.category() == caf::atom("berth")) {

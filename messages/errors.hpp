@@ -10,23 +10,22 @@ namespace berth {
 
 enum class errc : uint8_t {
   nil = 0,
-  invalid_name,        // 400
-  invalid_manifest,    // 400
-  invalid_request,     // 400
-  not_found,           // 404
-  already_exists,      // 409
-  conflict,            // 409
-  ports_exhausted,     // 503
-  storage_error,       // 500
+  invalid_name,
+  invalid_manifest,
+  invalid_request,
+  not_found,
+  already_exists,
+  conflict,
+  ports_exhausted,
+  storage_error,
   restart_intensity,   // supervisor escalation
-  unavailable,         // 503
-  internal,            // 500
+  unavailable,
+  internal,
 };
 
 std::string to_string(errc x);
 // The code string used in JSON errors, e.g. "invalid_name".
 const char* code_name(errc x);
-int http_status(errc x);
 
 inline caf::error make_error(errc x, std::string message) {
   return caf::error{static_cast<uint8_t>(x), caf::atom("berth"),

@@ -100,7 +100,7 @@ nlohmann::json payload_object(const std::string& data) {
                     {"target", k::string}, {"hash", k::string}, {"deployment", k::string},
                     {"reason", k::string}, {"project", k::string}, {"force", k::boolean},
                     {"progress", k::integer}, {"pid", k::integer}, {"start_time", k::integer},
-                    {"pgid", k::integer}, {"port", k::integer}, {"host", k::string},
+                    {"pgid", k::integer}, {"port", k::integer}, {"host", k::string}, {"instance", k::string}, {"cause", k::string},
                     {"listen_port", k::integer}, {"upstream_port", k::integer},
                     {"admin_port", k::integer}, {"http_port", k::integer},
                     {"error", k::object}, {"ports", k::object}});
@@ -109,6 +109,10 @@ nlohmann::json payload_object(const std::string& data) {
   if (auto p = j.find("ports"); p != j.end())
     drop_mistyped(*p, {{"production", k::integer}, {"preview", k::integer}});
   return j;
+}
+
+std::string dump_json(const nlohmann::json& j, int indent) {
+  return j.dump(indent, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 bool valid_stream_name(const std::string& s) {

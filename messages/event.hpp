@@ -45,6 +45,10 @@ std::string iso8601(int64_t ts_us);
 // Parses "2026-11-23T10:00:00Z" (optionally with .fraction and Z/+hh:mm); false if invalid.
 bool parse_iso8601(const std::string& text, int64_t& ts_us);
 
+// JSON text of `j`, for the log and for answers. Invalid UTF-8 in a string (a file name with
+// byte 0xff, a git server's error) becomes U+FFFD instead of throwing.
+std::string dump_json(const nlohmann::json& j, int indent = -1);
+
 // True when `s` may be used as a stream name or event type.
 bool valid_stream_name(const std::string& s);
 

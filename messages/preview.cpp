@@ -2,23 +2,43 @@
 
 namespace berth {
 
-std::string describe(const process_exited& x) {
-  if (x.term_signal != 0) return "killed by signal " + std::to_string(x.term_signal);
-  if (x.exit_code >= 0) return "exited with code " + std::to_string(x.exit_code);
-  return "exited";
+namespace {
+constexpr size_t kept_exits = 64;  // more than any crash-loop limit berth accepts within a window
+}  // namespace
+
+void note_exit(std::vector<int64_t>& exits, int64_t ts_us) {
+  exits.push_back(ts_us);
+  if (exits.size() > kept_exits) exits.erase(exits.begin(), exits.end() - kept_exits);
 }
 
-nlohmann::json to_json(const preview_launched& x) {
-  return {{"pid", x.pid}, {"start_time", x.start_time}, {"pgid", x.pgid}, {"port", x.port}};
+bool fresh_budget(const nlohmann::json& data) {
+  auto c = data.value("cause", std::string(cause::start));  // older records: a start
+  return c == cause::start;
 }
 
-preview_launched preview_launched_from(const nlohmann::json& j) {
-  preview_launched x;
-  x.pid = j.value("pid", 0);
-  x.start_time = j.value("start_time", uint64_t{0});
-  x.pgid = j.value("pgid", 0);
-  x.port = j.value("port", 0);
-  return x;
+void fold(preview_record& s, const event_record& e) {
+  if (e.type != ev::preview_started && e.type != ev::preview_stopped && e.type != ev::preview_exited &&
+      e.type != ev::preview_crashed)
+    return;
+  auto data = payload_object(e.data);
+  if (e.type == ev::preview_started) {
+    s.status = "running";
+    s.process = instance_from(data);
+    s.reason.clear();
+    if (fresh_budget(data)) s.exits_us.clear();
+  } else if (e.type == ev::preview_stopped) {
+    s.status = "stopped";
+    s.process = {};
+    s.reason.clear();
+    s.exits_us.clear();
+  } else {  // exited / crashed
+    s.status = e.type == ev::preview_exited ? "exited" : "crashed";
+    s.process = {};
+    s.reason = data.value("reason", "");
+    if (e.type == ev::preview_exited) note_exit(s.exits_us, e.ts_us);
+  }
+  s.last_seq = e.seq;
+  ++s.events;
 }
 
 }  // namespace berth

@@ -1,57 +1,49 @@
 // Preview environment vocabulary: what happened to a project's dev service. Persisted in the
-// project's stream, so a restarted berth knows whether the preview should be running and
-// which process (pid + start time) was its own.
+// project's stream, so a restarted berth knows whether the preview should be running, which
+// instance was its own, and how often it died lately (its crash-loop budget).
 #pragma once
 #include <cstdint>
 #include <string>
+#include <vector>
 
-#include <caf/meta/type_name.hpp>
-#include <nlohmann/json.hpp>
+#include "messages/event.hpp"
+#include "messages/instance.hpp"
 
 namespace berth {
 
 namespace ev {
-constexpr const char* preview_started = "preview_started";
+constexpr const char* preview_started = "preview_started";  // instance {instance, pid, port}; cause
 constexpr const char* preview_stopped = "preview_stopped";
-constexpr const char* preview_crashed = "preview_crashed";
+constexpr const char* preview_exited = "preview_exited";    // {reason}: it died; restarted after a backoff
+constexpr const char* preview_crashed = "preview_crashed";  // {reason}: a crash loop; not restarted
 }  // namespace ev
 
-// A preview process is up and passed its health check.
-struct preview_launched {
-  int pid = 0;
-  uint64_t start_time = 0;
-  int pgid = 0;
-  uint16_t port = 0;
-};
-
-// A process berth watched has ended.
-struct process_exited {
-  int pid = 0;
-  uint64_t start_time = 0;
-  int exit_code = -1;
-  int term_signal = 0;
-};
-
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, preview_launched& x) {
-  return f(caf::meta::type_name("preview_launched"), x.pid, x.start_time, x.pgid, x.port);
-}
-
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, process_exited& x) {
-  return f(caf::meta::type_name("process_exited"), x.pid, x.start_time, x.exit_code, x.term_signal);
-}
-
-std::string describe(const process_exited& x);  // "exited with code 3" / "killed by signal 9"
+// Why an instance was started: a person asked (start), the keeper brought it back after it
+// died (restart), or a failed switch brought the previous release back (restored). Only a
+// `start` gives a crash-looping instance a fresh budget.
+namespace cause {
+constexpr const char* start = "start";
+constexpr const char* restart = "restart";
+constexpr const char* restored = "restored";
+}  // namespace cause
 
 // The preview's desired and last known state, folded from its events.
 struct preview_record {
-  std::string status = "stopped";  // stopped | running | crashed
-  preview_launched process;        // valid while running
-  std::string reason;              // why it crashed
+  std::string status = "stopped";  // stopped | running | exited | crashed
+  instance_ref process;            // valid while running
+  std::string reason;              // why it exited or crashed
+  std::vector<int64_t> exits_us;   // deaths since it was last started by request (the budget)
+  uint64_t last_seq = 0;
+  uint64_t events = 0;             // preview events folded
 };
 
-nlohmann::json to_json(const preview_launched& x);
-preview_launched preview_launched_from(const nlohmann::json& j);
+// Folds one event of the project's stream; ignores event types that are not the preview's.
+void fold(preview_record& s, const event_record& e);
+
+// The exits an instance's budget counts: `exits` plus this one, the oldest dropped beyond a
+// bound (only the window's worth matters).
+void note_exit(std::vector<int64_t>& exits, int64_t ts_us);
+// Whether a `started` record with this cause ends the budget (a start by request does).
+bool fresh_budget(const nlohmann::json& data);
 
 }  // namespace berth

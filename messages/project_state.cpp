@@ -4,18 +4,17 @@ namespace berth {
 
 using json = nlohmann::json;
 
-
 namespace {
 json parse_object(const std::string& text) { return payload_object(text); }
 }  // namespace
 
-void fold(project_state& s, const event_record& e) {
+void fold(project_record& s, const event_record& e) {
+  if (e.type != ev::project_created && e.type != ev::project_updated && e.type != ev::project_deleted) return;
   auto data = parse_object(e.data);
   if (e.type == ev::project_created) {
-    s = project_state{};
+    s = project_record{};
     s.exists = true;
-    auto parsed = parse_manifest(data.value("manifest", json::object()));
-    s.spec = parsed.value;
+    s.spec = parse_manifest(data.value("manifest", json::object())).value;
     s.name = s.spec.name;
     s.production_port = data.value("ports", json::object()).value("production", 0);
     s.preview_port = data.value("ports", json::object()).value("preview", 0);
@@ -24,44 +23,26 @@ void fold(project_state& s, const event_record& e) {
     auto parsed = parse_manifest(data.value("manifest", json::object()));
     if (parsed.ok) s.spec = parsed.value;
     s.updated_us = e.ts_us;
-  } else if (e.type == ev::preview_started) {
-    s.preview = preview_record{"running", preview_launched_from(data), ""};
-  } else if (e.type == ev::preview_stopped) {
-    s.preview = preview_record{};
-  } else if (e.type == ev::preview_crashed) {
-    s.preview = preview_record{"crashed", {}, data.value("reason", "")};
-  } else if (e.type != ev::project_deleted) {
-    fold(s.production, e);
+  } else {
+    s = project_record{};
   }
-  if (e.type == ev::project_deleted) {
-    s = project_state{};
-    s.last_seq = e.seq;
-    return;
-  }
-  s.last_seq = e.seq;
-  ++s.events;
 }
 
-json to_json(const project_state& s) {
-  return {{"name", s.name},
-          {"manifest", to_json(s.spec)},
-          {"ports", {{"production", s.production_port}, {"preview", s.preview_port}}},
-          {"created", iso8601(s.created_us)},
-          {"updated", iso8601(s.updated_us)},
-          {"last_seq", s.last_seq},
-          {"events", s.events}};
+void fold(project_state& s, const event_record& e) {
+  if (e.type == ev::project_created || e.type == ev::project_deleted) s = project_state{};
+  fold(static_cast<project_record&>(s), e);
+  fold(s.preview, e);
+  fold(s.production, e);
+  s.last_seq = e.seq;
+  s.events = e.type == ev::project_deleted ? 0 : s.events + 1;
 }
 
 std::string project_created_data(const manifest& m, uint16_t production_port,
                                  uint16_t preview_port) {
-  return json{{"manifest", to_json(m)},
-              {"ports", {{"production", production_port}, {"preview", preview_port}}}}
-      .dump();
+  return dump_json({{"manifest", to_json(m)}, {"ports", {{"production", production_port}, {"preview", preview_port}}}});
 }
 
-std::string project_updated_data(const manifest& m) {
-  return json{{"manifest", to_json(m)}}.dump();
-}
+std::string project_updated_data(const manifest& m) { return dump_json({{"manifest", to_json(m)}}); }
 
 const char* to_string(port_kind k) {
   switch (k) {
@@ -90,13 +71,11 @@ void fold(port_table& t, const event_record& e) {
 }
 
 std::string port_leased_data(const port_lease& l) {
-  return json{{"port", l.port}, {"project", l.project}, {"kind", to_string(l.kind)}}.dump();
+  return dump_json({{"port", l.port}, {"project", l.project}, {"kind", to_string(l.kind)}});
 }
 
 std::string port_released_data(const port_lease& l, const std::string& reason) {
-  return json{{"port", l.port}, {"project", l.project}, {"kind", to_string(l.kind)},
-              {"reason", reason}}
-      .dump();
+  return dump_json({{"port", l.port}, {"project", l.project}, {"kind", to_string(l.kind)}, {"reason", reason}});
 }
 
 }  // namespace berth

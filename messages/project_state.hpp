@@ -28,7 +28,9 @@ inline std::string project_stream(const std::string& name) { return "project/" +
 constexpr const char* ports_stream = "ports";
 constexpr const char* project_stream_prefix = "project/";
 
-struct project_state {
+// The project itself: its manifest, ports and times. The fold of the project_* events of
+// `project/<name>` (what the project actor folds).
+struct project_record {
   bool exists = false;
   std::string name;
   manifest spec;  // secret values are masked: they live in the project's 0600 file
@@ -36,6 +38,18 @@ struct project_state {
   uint16_t preview_port = 0;
   int64_t created_us = 0;
   int64_t updated_us = 0;
+};
+// project_created or project_deleted: what was folded of an earlier project of that name goes.
+inline bool starts_over(const event_record& e) {
+  return e.type == ev::project_created || e.type == ev::project_deleted;
+}
+
+// Folds project_created / project_updated / project_deleted; ignores every other event.
+void fold(project_record& s, const event_record& e);
+
+// Everything folded from `project/<name>`: what `berth audit replay` prints. The live actors
+// each fold their own part (project, preview, production), never the same event twice.
+struct project_state : project_record {
   preview_record preview;
   production_record production;  // releases, deployments, the production process
   uint64_t last_seq = 0;  // seq of the last event folded
@@ -44,7 +58,6 @@ struct project_state {
 
 // Folds one event of `project/<name>` into the state.
 void fold(project_state& s, const event_record& e);
-nlohmann::json to_json(const project_state& s);
 
 // Event payloads.
 std::string project_created_data(const manifest& m, uint16_t production_port,

@@ -27,15 +27,17 @@ void fold(proxy_record& s, const event_record& e) {
   } else if (e.type == ev::route_removed) {
     s.routes.erase(data.value("id", ""));
   } else if (e.type == ev::proxy_started) {
-    s.caddy = preview_launched_from(data);
+    s.caddy = instance_from(data);
     s.admin_port = data.value("admin_port", 0);
     s.http_port = data.value("http_port", 0);
     s.running = true;
     s.reason.clear();
+    if (fresh_budget(data)) s.exits_us.clear();
   } else if (e.type == ev::proxy_exited) {
     s.running = false;
     s.caddy = {};
     s.reason = data.value("reason", "");
+    note_exit(s.exits_us, e.ts_us);
   }
 }
 

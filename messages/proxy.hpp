@@ -5,11 +5,13 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <vector>
 
 #include <caf/meta/type_name.hpp>
 #include <nlohmann/json.hpp>
 
 #include "messages/event.hpp"
+#include "messages/instance.hpp"
 #include "messages/preview.hpp"
 
 namespace berth {
@@ -19,7 +21,7 @@ constexpr const char* proxy_stream = "proxy";
 namespace ev {
 constexpr const char* route_set = "route_set";          // {id, project, host, listen_port, upstream_port}
 constexpr const char* route_removed = "route_removed";  // {id}
-constexpr const char* proxy_started = "proxy_started";  // {pid, start_time, pgid, admin_port, http_port}
+constexpr const char* proxy_started = "proxy_started";  // {instance, pid, port, admin_port, http_port, cause}
 constexpr const char* proxy_exited = "proxy_exited";    // {reason}
 }  // namespace ev
 
@@ -39,11 +41,12 @@ typename Inspector::result_type inspect(Inspector& f, proxy_route& x) {
 
 struct proxy_record {
   std::map<std::string, proxy_route> routes;  // by id
-  preview_launched caddy;                     // Caddy's process (port = admin port) while up
+  instance_ref caddy;                         // Caddy (port = admin port) while up
   uint16_t admin_port = 0;
   uint16_t http_port = 0;
   bool running = false;
-  std::string reason;  // why it exited
+  std::string reason;             // why it exited
+  std::vector<int64_t> exits_us;  // Caddy's recent deaths: its restart backoff
 };
 
 void fold(proxy_record& s, const event_record& e);

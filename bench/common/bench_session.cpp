@@ -11,7 +11,7 @@
 #include <filesystem>
 #include <thread>
 
-#include "runtime/token.hpp"
+#include "runtime/auth/token.hpp"
 #include "tests/common/support.hpp"
 
 namespace berth::bench {

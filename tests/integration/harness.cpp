@@ -25,7 +25,7 @@
 
 #include <httplib.h>
 
-#include "runtime/token.hpp"
+#include "runtime/auth/token.hpp"
 
 extern char** environ;
 

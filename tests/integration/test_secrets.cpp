@@ -11,7 +11,7 @@
 
 #include <catch2/catch.hpp>
 
-#include "runtime/event_log.hpp"
+#include "runtime/eventlog/event_log.hpp"
 #include "tests/integration/deploy_support.hpp"
 #include "tests/integration/harness.hpp"
 

@@ -11,7 +11,7 @@
 
 #include <catch2/catch.hpp>
 
-#include "runtime/fs_util.hpp"
+#include "runtime/files/fs_util.hpp"
 
 namespace berth::test {
 

@@ -1,4 +1,4 @@
-// Circuit breakers (runtime/breaker.hpp): transitions with a fake clock, what counts as a
+// Circuit breakers (runtime/resilience/breaker.hpp): transitions with a fake clock, what counts as a
 // failure, counters, the listener, concurrent calls; call_backend with the fault injector.
 #include <catch2/catch.hpp>
 
@@ -8,8 +8,8 @@
 #include <thread>
 #include <vector>
 
-#include "runtime/breaker.hpp"
-#include "runtime/faults.hpp"
+#include "runtime/resilience/backends.hpp"
+#include "runtime/resilience/faults.hpp"
 
 using namespace berth;
 using namespace std::chrono_literals;
@@ -43,15 +43,14 @@ struct change_log {
 status fail_op() { return status::io_error("connection refused"); }
 status ok_op() { return status::ok(); }
 
-// Resets the process-wide breakers and faults around a test that uses call_backend.
+// Fresh breakers and faults for a test that calls a backend.
 struct clean_registry {
-  clean_registry() {
-    breakers().reset();
-    faults().clear();
-  }
-  ~clean_registry() {
-    breakers().reset();
-    faults().clear();
+  backend_guards reg;
+  breaker_registry& breakers() { return reg.breakers(); }
+  fault_injector& faults() { return reg.faults(); }
+  status call_backend(const std::string& backend, const std::function<status()>& op, const call_options& o = {},
+                      int* attempts = nullptr) {
+    return reg.call(backend, op, o, attempts);
   }
 };
 
@@ -258,8 +257,8 @@ TEST_CASE("breaker - concurrent calls keep the counters and the transitions cons
 
 TEST_CASE("breaker - call_backend retries injected transient faults and recovers", "[breaker]") {
   clean_registry clean;
-  breakers().configure({5, 60000ms}, {5, 1ms, 2ms});
-  faults().fail_next("process", 2, fault_kind::transient);
+  clean.breakers().configure({5, 60000ms}, {5, 1ms, 2ms});
+  clean.faults().fail_next("process", 2, fault_kind::transient);
   int ran = 0, attempts = 0;
   std::vector<int> retried;
   call_options o;
@@ -267,54 +266,54 @@ TEST_CASE("breaker - call_backend retries injected transient faults and recovers
     retried.push_back(attempt);
     CHECK(failure.message() == "injected transient fault in the process backend");
   };
-  auto s = call_backend("process", [&] { ++ran; return status::ok(); }, o, &attempts);
+  auto s = clean.call_backend("process", [&] { ++ran; return status::ok(); }, o, &attempts);
   CHECK(s.is_ok());
   CHECK(ran == 1);  // the two injected failures replaced the first two calls
   CHECK(attempts == 3);
   CHECK(retried == std::vector<int>{1, 2});
-  CHECK(faults().pending("process") == 0);
-  auto snap = breakers().get("process").snapshot();
+  CHECK(clean.faults().pending("process") == 0);
+  auto snap = clean.breakers().get("process").snapshot();
   CHECK(snap.state == breaker_state::closed);
   CHECK(snap.calls == 3);
   CHECK(snap.failures == 2);
   CHECK(snap.consecutive_failures == 0);
-  CHECK(breakers().get("proxy").snapshot().calls == 0);  // faults are per backend
+  CHECK(clean.breakers().get("proxy").snapshot().calls == 0);  // faults are per backend
 }
 
 TEST_CASE("breaker - call_backend fails at once on a permanent fault", "[breaker]") {
   clean_registry clean;
-  breakers().configure({5, 60000ms}, {5, 1ms, 2ms});
-  faults().fail_next("process", 1, fault_kind::permanent);
+  clean.breakers().configure({5, 60000ms}, {5, 1ms, 2ms});
+  clean.faults().fail_next("process", 1, fault_kind::permanent);
   int ran = 0, attempts = 0;
-  auto s = call_backend("process", [&] { ++ran; return status::ok(); }, {}, &attempts);
+  auto s = clean.call_backend("process", [&] { ++ran; return status::ok(); }, {}, &attempts);
   CHECK(s.which() == status::code::invalid_argument);
   CHECK(s.message() == "injected permanent fault in the process backend");
   CHECK(ran == 0);
   CHECK(attempts == 1);
-  CHECK(breakers().get("process").snapshot().failures == 0);
+  CHECK(clean.breakers().get("process").snapshot().failures == 0);
   // The fault was used up: the next call reaches the backend.
-  CHECK(call_backend("process", [&] { ++ran; return status::ok(); }));
+  CHECK(clean.call_backend("process", [&] { ++ran; return status::ok(); }));
   CHECK(ran == 1);
 }
 
 TEST_CASE("breaker - call_backend opens the breaker and then refuses without calling", "[breaker]") {
   clean_registry clean;
   change_log log;
-  breakers().set_listener(log.fn());
-  breakers().configure({3, 200ms}, {5, 1ms, 2ms});
+  clean.breakers().set_listener(log.fn());
+  clean.breakers().configure({3, 200ms}, {5, 1ms, 2ms});
   int ran = 0, attempts = 0;
   auto down = [&] { ++ran; return status::io_error("fork: Resource temporarily unavailable"); };
-  auto s = call_backend("proxy", down, {}, &attempts);
+  auto s = clean.call_backend("proxy", down, {}, &attempts);
   // Three attempts failed and opened it; the fourth was refused, which ends the retries.
   CHECK(ran == 3);
   CHECK(attempts == 4);
   CHECK(is_backend_unavailable(s));
   CHECK(log.states() == std::vector<std::string>{"open"});
-  auto snap = breakers().get("proxy").snapshot();
+  auto snap = clean.breakers().get("proxy").snapshot();
   CHECK(snap.state == breaker_state::open);
   CHECK(snap.rejections == 1);
 
-  s = call_backend("proxy", down, {}, &attempts);
+  s = clean.call_backend("proxy", down, {}, &attempts);
   CHECK(is_backend_unavailable(s));
   CHECK(ran == 3);
   CHECK(attempts == 1);
@@ -322,22 +321,22 @@ TEST_CASE("breaker - call_backend opens the breaker and then refuses without cal
   call_options essential;
   essential.essential = true;
   essential.max_retries = 0;
-  CHECK_FALSE(call_backend("proxy", down, essential));
+  CHECK_FALSE(clean.call_backend("proxy", down, essential));
   CHECK(ran == 4);
   // Faults are not used up while the breaker refuses.
-  faults().fail_next("proxy", 1, fault_kind::transient);
-  call_backend("proxy", down);
-  CHECK(faults().pending("proxy") == 1);
-  faults().clear();
+  clean.faults().fail_next("proxy", 1, fault_kind::transient);
+  clean.call_backend("proxy", down);
+  CHECK(clean.faults().pending("proxy") == 1);
+  clean.faults().clear();
 
   std::this_thread::sleep_for(250ms);
-  CHECK(call_backend("proxy", [&] { ++ran; return status::ok(); }));
-  CHECK(breakers().get("proxy").state() == breaker_state::closed);
+  CHECK(clean.call_backend("proxy", [&] { ++ran; return status::ok(); }));
+  CHECK(clean.breakers().get("proxy").state() == breaker_state::closed);
   CHECK(log.states() == std::vector<std::string>{"open", "half_open", "closed"});
   // The process backend was never involved.
-  CHECK(breakers().get("process").snapshot().calls == 0);
+  CHECK(clean.breakers().get("process").snapshot().calls == 0);
   std::vector<std::string> names;
-  for (auto& b : breakers().snapshots()) names.push_back(b.backend);
+  for (auto& b : clean.breakers().snapshots()) names.push_back(b.backend);
   CHECK(names == std::vector<std::string>{"process", "proxy"});
 }
 

@@ -20,9 +20,9 @@
 
 #include <httplib.h>
 
-#include "runtime/caddy.hpp"
-#include "runtime/ports.hpp"
-#include "runtime/process_driver.hpp"
+#include "runtime/proxy/caddy.hpp"
+#include "runtime/net/ports.hpp"
+#include "runtime/process/process_driver.hpp"
 
 using namespace berth;
 using namespace std::chrono_literals;

@@ -11,7 +11,7 @@
 #include <CLI/CLI.hpp>
 
 #include "config/config.hpp"
-#include "runtime/token.hpp"
+#include "runtime/auth/token.hpp"
 
 using namespace berth;
 

@@ -10,6 +10,8 @@
 
 #include "messages/deployment.hpp"
 #include "messages/manifest.hpp"
+#include "http/render.hpp"
+#include "messages/instance.hpp"
 #include "messages/project_state.hpp"
 
 using namespace berth;
@@ -18,6 +20,19 @@ using json = nlohmann::json;
 namespace {
 
 constexpr int64_t t_start = 1'763'900'000'000'000;  // 2025-11-23T12:13:20Z
+
+// The process identity (pid, start time, process group) a record of the old shape gave the
+// serving instance.
+struct process_identity {
+  int pid = 0;
+  uint64_t start_time = 0;
+  int pgid = 0;
+};
+process_identity identity_of(const instance_ref& r) {
+  process_identity p;
+  parse_process_instance_id(r.id, &p.pid, &p.start_time, &p.pgid);
+  return p;
+}
 
 // The stream `project/shop` as the actors append it. Global seqs have gaps (other streams'
 // events come between) and every event is a bit later than the one before.
@@ -373,8 +388,8 @@ TEST_CASE("deployment - a full deploy folds into its phases with times and progr
   CHECK(s.prod.current == "aaaaaaaaaaaa");
   CHECK(s.prod.status == "running");
   CHECK(s.prod.process.pid == 4101);
-  CHECK(s.prod.process.pgid == 4101);
-  CHECK(s.prod.process.start_time == 777000 + 4101);
+  CHECK(identity_of(s.prod.process).pgid == 4101);
+  CHECK(identity_of(s.prod.process).start_time == 777000 + 4101);
   CHECK(s.prod.process.port == 8001);
   auto& r = s.rel("aaaaaaaaaaaa");
   CHECK(r.hash == "aaaaaaaaaaaa");
@@ -494,7 +509,7 @@ TEST_CASE("deployment - the old release coming back or not after a failed switch
   CHECK(s.prod.status == "running");
   CHECK(s.prod.current == "aaaaaaaaaaaa");
   CHECK(s.prod.process.pid == 4300);
-  CHECK(s.prod.process.start_time == 5);
+  CHECK(identity_of(s.prod.process).start_time == 5);
 
   // Another one where it did not: production exited, with why.
   auto id2 = s.queue();
@@ -717,7 +732,7 @@ TEST_CASE("deployment - production stopped started and exited set its status", "
   CHECK(s.prod.status == "running");
   CHECK(s.prod.reason.empty());
   CHECK(s.prod.process.pid == 5000);
-  CHECK(s.prod.process.start_time == 99);
+  CHECK(identity_of(s.prod.process).start_time == 99);
   CHECK(s.prod.process.port == 8001);
   CHECK(s.prod.current == "aaaaaaaaaaaa");
   CHECK(s.rel("aaaaaaaaaaaa").activations == 1);  // a restart is not an activation

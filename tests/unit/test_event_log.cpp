@@ -13,7 +13,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "runtime/event_log.hpp"
+#include "runtime/eventlog/event_log.hpp"
 
 using namespace berth;
 

@@ -19,7 +19,7 @@
 #include "actors/event_store.hpp"
 #include "messages/atoms.hpp"
 #include "messages/errors.hpp"
-#include "runtime/event_log.hpp"
+#include "runtime/eventlog/event_log.hpp"
 
 using namespace berth;
 

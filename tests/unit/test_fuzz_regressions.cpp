@@ -6,6 +6,7 @@
 
 #include "messages/deployment.hpp"
 #include "messages/event.hpp"
+#include "http/render.hpp"
 #include "messages/project_state.hpp"
 
 using namespace berth;

@@ -10,7 +10,7 @@
 
 #include <httplib.h>
 
-#include "runtime/health_probe.hpp"
+#include "runtime/net/health_probe.hpp"
 
 using namespace berth;
 using namespace std::chrono_literals;

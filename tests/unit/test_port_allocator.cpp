@@ -13,7 +13,7 @@
 #include "actors/names.hpp"
 #include "actors/port_allocator.hpp"
 #include "messages/atoms.hpp"
-#include "runtime/ports.hpp"
+#include "runtime/net/ports.hpp"
 
 using namespace berth;
 namespace fs = std::filesystem;

@@ -22,7 +22,7 @@
 #include <thread>
 #include <vector>
 
-#include "runtime/process_driver.hpp"
+#include "runtime/process/process_driver.hpp"
 
 using namespace berth;
 using namespace std::chrono_literals;

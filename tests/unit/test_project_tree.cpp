@@ -5,8 +5,9 @@
 
 #include "actors/names.hpp"
 #include "actors/tree.hpp"
+#include "http/render.hpp"
 #include "messages/atoms.hpp"
-#include "runtime/layout.hpp"
+#include "runtime/files/layout.hpp"
 
 using namespace berth;
 namespace fs = std::filesystem;
@@ -48,8 +49,21 @@ struct tree_fixture {
   T ask(const caf::actor& dest, Ts&&... xs) {
     caf::scoped_actor self{*sys};
     T out{};
-    self->request(dest, caf::duration{10s}, std::forward<Ts>(xs)...)
-        .receive([&](T& v) { out = std::move(v); }, [&](caf::error& e) { FAIL(sys->render(e)); });
+    if constexpr (std::is_same_v<T, std::string>) {  // a typed view, as http/ renders it
+      self->send(dest, std::forward<Ts>(xs)...);
+      self->receive([&](project_view& v) { out = to_json(v).dump(); },
+                    [&](preview_view& v) { out = to_json(v).dump(); },
+                    [&](std::vector<project_view>& vs) {
+                      json arr = json::array();
+                      for (auto& v : vs) arr.push_back(to_json(v));
+                      out = arr.dump();
+                    },
+                    [&](bool b) { out = json(b).dump(); }, [&](caf::error& e) { FAIL(sys->render(e)); },
+                    caf::after(std::chrono::seconds(10)) >> [&] { FAIL("no answer"); });
+    } else {
+      self->request(dest, caf::duration{10s}, std::forward<Ts>(xs)...)
+          .receive([&](T& v) { out = std::move(v); }, [&](caf::error& e) { FAIL(sys->render(e)); });
+    }
     return out;
   }
   caf::actor projects() {

@@ -46,7 +46,10 @@ TEST_CASE("proxy fold - Caddy's process is known until it exits", "[proxy]") {
                 {{"pid", 4242}, {"start_time", 99}, {"pgid", 4242}, {"admin_port", 2019}, {"http_port", 8080}}));
   CHECK(s.running);
   CHECK(s.caddy.pid == 4242);
-  CHECK(s.caddy.start_time == 99);
+  int pid = 0, pgid = 0;
+  uint64_t start_time = 0;
+  REQUIRE(parse_process_instance_id(s.caddy.id, &pid, &start_time, &pgid));
+  CHECK(start_time == 99);
   CHECK(s.admin_port == 2019);
   CHECK(s.http_port == 8080);
   fold(s, ev_of(2, ev::proxy_exited, {{"reason", "Caddy killed by signal 9"}}));

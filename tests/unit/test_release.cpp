@@ -16,7 +16,7 @@
 #include <sstream>
 #include <thread>
 
-#include "runtime/release.hpp"
+#include "runtime/release/release.hpp"
 
 using namespace berth;
 namespace fs = std::filesystem;

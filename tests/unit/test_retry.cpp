@@ -1,4 +1,4 @@
-// The retry policy (runtime/retry.hpp): backoff caps, full jitter, which errors are retried,
+// The retry policy (runtime/resilience/retry.hpp): backoff caps, full jitter, which errors are retried,
 // cancel.
 #include <catch2/catch.hpp>
 
@@ -6,8 +6,8 @@
 #include <thread>
 #include <vector>
 
-#include "runtime/breaker.hpp"
-#include "runtime/retry.hpp"
+#include "runtime/resilience/breaker.hpp"
+#include "runtime/resilience/retry.hpp"
 
 using namespace berth;
 using namespace std::chrono_literals;

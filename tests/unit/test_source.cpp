@@ -19,7 +19,7 @@
 #include <thread>
 #include <vector>
 
-#include "runtime/source.hpp"
+#include "runtime/release/source.hpp"
 
 using namespace berth;
 namespace fs = std::filesystem;

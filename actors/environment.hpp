@@ -1,0 +1,23 @@
+// What a project's environment actors (preview:<name>, production:<name>) work with: where the
+// project lives, how deploys run, the one runtime driver and the backends' breakers (both made
+// once by the actor tree and shared).
+#pragma once
+#include <memory>
+#include <string>
+
+#include "config/config.hpp"
+#include "runtime/driver.hpp"
+#include "runtime/files/layout.hpp"
+#include "runtime/resilience/backends.hpp"
+
+namespace berth {
+
+struct environment {
+  std::string project;
+  project_paths paths;
+  deploy_settings settings;
+  std::shared_ptr<runtime_driver> driver;
+  std::shared_ptr<backend_guards> guards;
+};
+
+}  // namespace berth

@@ -1,0 +1,173 @@
+#include "actors/keeper.hpp"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "actors/blocking.hpp"
+#include "messages/atoms.hpp"
+
+namespace berth {
+
+namespace {
+
+int64_t now_us() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
+keeper::~keeper() { forget_watch(); }
+
+void keeper::init(caf::event_based_actor* self, std::shared_ptr<runtime_driver> driver, keeper_policy policy,
+                  hooks h) {
+  self_ = self;
+  driver_ = std::move(driver);
+  policy_ = policy;
+  hooks_ = std::move(h);
+}
+
+void keeper::forget_watch() {
+  if (watch_token_ != 0 && driver_) driver_->unwatch(watch_token_);
+  watch_token_ = 0;
+}
+
+void keeper::keep(const instance_ref& r) {
+  if (!r.empty() && r == kept_ && watch_token_ != 0) return;  // already watched: one watch per instance
+  forget_watch();
+  ++gen_;
+  kept_ = r;
+  failed_probes_ = 0;
+  restart_due_ = false;
+  if (r.empty()) return;
+  auto me = caf::actor_cast<caf::actor>(self_);
+  auto gen = gen_;
+  watch_token_ = driver_->watch(r, [me, gen](const instance_status& end) {
+    caf::anon_send(me, keeper_exit_atom_v, gen, end.describe());
+  });
+  arm_pass();
+}
+
+void keeper::release() {
+  forget_watch();
+  ++gen_;
+  kept_ = {};
+  restart_due_ = false;
+}
+
+void keeper::hold(bool on) {
+  held_ = on;
+  if (!on && restart_due_) restart_later(restart_why_);
+}
+
+void keeper::stop(std::chrono::milliseconds grace, std::function<void()> then) {
+  auto r = kept_;
+  release();
+  if (r.empty()) return then();
+  auto driver = driver_;
+  run_blocking(self_, [=] { driver->stop(r, grace); }, [then](const std::string&) { then(); });
+}
+
+void keeper::arm_pass() {
+  if (pass_armed_ || kept_.empty() || policy_.pass_interval.count() <= 0) return;
+  pass_armed_ = true;
+  self_->delayed_send(self_, policy_.pass_interval, keeper_pass_atom_v, gen_);
+}
+
+// The instance is down: the owner records it, then it comes back after the backoff.
+void keeper::down(const std::string& why) {
+  forget_watch();
+  ++gen_;
+  kept_ = {};
+  spdlog::warn("{}: {}", hooks_.what, why);
+  hooks_.died(why, [this, why] { restart_later(why); });
+}
+
+void keeper::restart_later(const std::string& why) {
+  restart_why_ = why;
+  restart_due_ = true;
+  if (held_ || restarting_) return;  // hold(false), or the running restart's outcome, picks it up
+  auto delay = restart_delay(policy_.restart, now_us(), hooks_.exits(), jitter_rng());
+  if (!delay) {
+    restart_due_ = false;
+    auto& p = policy_.restart;
+    auto reason = fmt::format("{} ({} restarts within {} s)", why, exits_within(p, now_us(), hooks_.exits()) - 1,
+                              p.window.count());
+    spdlog::warn("{}: crash loop, giving up until it is started again: {}", hooks_.what, reason);
+    return hooks_.crash_loop(reason);
+  }
+  spdlog::info("{}: {}; restarting in {} ms", hooks_.what, why, delay->count());
+  self_->delayed_send(self_, *delay, keeper_restart_atom_v, ++gen_);
+}
+
+void keeper::on_restart(uint64_t gen) {
+  if (gen != gen_ || !restart_due_ || held_ || restarting_) return;
+  restart_due_ = false;
+  restarting_ = true;
+  auto started = std::make_shared<instance_ref>();
+  auto result = std::make_shared<status>();
+  auto start = hooks_.start();
+  run_blocking(
+      self_, [=] { *result = start(started.get()); },
+      [this, started, result](const std::string& failure) {
+        restarting_ = false;
+        if (!failure.empty() || !*result) {
+          return restart_later("restart failed: " + (failure.empty() ? result->message() : failure));
+        }
+        if (restart_due_) {  // released or re-kept meanwhile: this start is not wanted
+          auto driver = driver_;
+          auto r = *started;
+          auto grace = policy_.stop_grace;
+          return run_blocking(self_, [=] { driver->stop(r, grace); }, [](const std::string&) {});
+        }
+        hooks_.restarted(*started, [this, r = *started] { keep(r); });
+      });
+}
+
+void keeper::on_exit(uint64_t gen, const std::string& how) {
+  if (gen != gen_ || kept_.empty()) return;  // an instance stopped on purpose, or an older one
+  down(hooks_.what + " " + how);
+}
+
+void keeper::on_pass(uint64_t gen) {
+  pass_armed_ = false;
+  if (gen != gen_ || kept_.empty()) return arm_pass();
+  if (probing_) return arm_pass();
+  auto r = kept_;
+  if (!driver_->inspect(r).running()) return down(hooks_.what + "'s process is gone");
+  if (!hooks_.probe) return arm_pass();
+  probing_ = true;
+  auto healthy = std::make_shared<bool>(false);
+  auto why = std::make_shared<std::string>();
+  auto probe = hooks_.probe(r);
+  run_blocking(
+      self_, [=] { *healthy = probe(why.get()); },
+      [this, r, healthy, why](const std::string&) {
+        probing_ = false;
+        if (kept_ != r) return arm_pass();  // the world moved on while we probed
+        failed_probes_ = *healthy ? 0 : failed_probes_ + 1;
+        if (failed_probes_ < policy_.unhealthy_limit) return arm_pass();
+        auto reason = fmt::format("{} failed {} health checks in a row ({})", hooks_.what, failed_probes_, *why);
+        failed_probes_ = 0;
+        forget_watch();  // stopped on purpose: its exit is not news
+        ++gen_;
+        auto driver = driver_;
+        auto grace = policy_.stop_grace;
+        run_blocking(self_, [=] { driver->stop(r, grace); },
+                     [this, reason](const std::string&) {
+                       kept_ = {};
+                       spdlog::warn("{}", reason);
+                       hooks_.died(reason, [this, reason] { restart_later(reason); });
+                     });
+      });
+}
+
+caf::message_handler keeper::handlers() {
+  return {
+      [this](keeper_exit_atom, uint64_t gen, const std::string& how) { on_exit(gen, how); },
+      [this](keeper_pass_atom, uint64_t gen) { on_pass(gen); },
+      [this](keeper_restart_atom, uint64_t gen) { on_restart(gen); },
+  };
+}
+
+}  // namespace berth

@@ -1,0 +1,156 @@
+// production:<name> as the deploy pipeline's host: the pipeline runs on a blocking worker and
+// reaches the actor (its events, the serving release), the port allocator and the proxy only
+// through deploy_host, implemented here with messages.
+#include <spdlog/spdlog.h>
+
+#include "actors/blocking.hpp"
+#include "actors/names.hpp"
+#include "actors/production_detail.hpp"
+#include "messages/atoms.hpp"
+#include "messages/errors.hpp"
+#include "runtime/pipeline/deploy_log.hpp"
+#include "runtime/release/release.hpp"
+
+namespace berth::production_detail {
+
+namespace {
+
+constexpr auto ask_timeout = std::chrono::seconds(60);
+
+// The environment of every production process: the manifest's env, the secrets, and who it is.
+std::map<std::string, std::string> production_env(const manifest& spec, const project_paths& paths,
+                                                  const std::string& project) {
+  auto env = spec.env;
+  for (auto& [k, v] : read_secrets_file(paths)) env[k] = v;
+  env["BERTH_PROJECT"] = project;
+  env["BERTH_ENV"] = "production";
+  return env;
+}
+
+// Blocking requests from the worker thread.
+template <class T, class... Ts>
+status ask(caf::actor_system& sys, const caf::actor& to, T* out, Ts&&... xs) {
+  if (!to) return status::io_error("the actor is not running");
+  status result = status::io_error("no answer");
+  caf::scoped_actor self{sys};
+  self->request(to, ask_timeout, std::forward<Ts>(xs)...)
+      .receive([&](T& v) { *out = std::move(v), result = status::ok(); },
+               [&](caf::error& err) { result = status::io_error(view(err).message); });
+  return result;
+}
+
+class production_host final : public deploy_host {
+ public:
+  production_host(caf::actor_system& sys, caf::actor owner, std::shared_ptr<std::atomic<stop_request>> stop,
+                  const environment& env, uint16_t stable_port)
+      : sys_(sys), owner_(std::move(owner)), stop_(std::move(stop)), env_(env), stable_port_(stable_port) {}
+
+  status record(std::vector<new_event> events, bool durable) override {
+    if (!durable) {  // in order behind what was sent before; made durable by the next durable record
+      caf::anon_send(owner_, record_atom_v, std::move(events), false);
+      return status::ok();
+    }
+    bool done = false;
+    return ask(sys_, owner_, &done, record_atom_v, std::move(events), true);
+  }
+
+  stop_request stop_requested() const override { return stop_->load(); }
+
+  serving_release serving() override {
+    serving_release s;
+    caf::scoped_actor self{sys_};
+    self->request(owner_, ask_timeout, serving_atom_v)
+        .receive([&](std::string& hash, instance_ref& r) { s = {std::move(hash), std::move(r)}; },
+                 [&](caf::error&) {});
+    return s;
+  }
+
+  status set_route(uint16_t port) override { return set_route_blocking(sys_, env_, stable_port_, port); }
+
+  status lease_port(uint16_t* port) override {
+    return ask(sys_, names::whereis(sys_, names::ports), port, lease_atom_v, env_.project, port_kind::candidate);
+  }
+
+  void release_port(uint16_t port, const std::string& why) override {
+    if (port != 0 && port != stable_port_)
+      caf::anon_send(names::whereis(sys_, names::ports), release_atom_v, port, why);
+  }
+
+ private:
+  caf::actor_system& sys_;
+  caf::actor owner_;
+  std::shared_ptr<std::atomic<stop_request>> stop_;
+  environment env_;
+  uint16_t stable_port_;
+};
+
+}  // namespace
+
+status set_route_blocking(caf::actor_system& sys, const environment& env, uint16_t stable_port, uint16_t port) {
+  proxy_route route{env.project + "-production", env.project,
+                    site_host(env.settings.site, env.project, site_env::production), stable_port, port};
+  bool served = false;
+  auto s = ask(sys, names::whereis(sys, names::proxy), &served, route_atom_v, route);
+  if (!s && !names::whereis(sys, names::proxy)) return status::io_error("the proxy is not running");
+  return s;
+}
+
+void run_pipeline(self_ptr self, const std::string& id, std::function<void(const std::string&)> done) {
+  auto& st = self->state;
+  auto& d = st.prod.deployments.at(id);
+  auto& settings = st.env.settings;
+  deploy_inputs in;
+  in.project = st.env.project;
+  in.id = id;
+  in.kind = d.kind;
+  in.force = d.force;
+  in.target = d.target;
+  in.spec = st.spec;
+  in.paths = st.env.paths;
+  in.stable_port = st.stable_port;
+  in.current = st.prod.current;
+  in.releases = st.prod.releases;
+  for (auto& queued : queued_ids(st.prod))  // a queued rollback's release must survive retention
+    if (auto& q = st.prod.deployments.at(queued); q.kind == job_kind::rollback) in.in_use.push_back(q.target);
+  in.proxy = settings.proxy;
+  in.build_timeout = std::chrono::seconds(settings.build_timeout_s);
+  in.phase_timeout = std::chrono::seconds(settings.phase_timeout_s);
+  in.stop_grace = std::chrono::milliseconds(settings.stop_grace_ms);
+  in.drain = std::chrono::milliseconds(settings.drain_ms);
+  auto me = caf::actor_cast<caf::actor>(self);
+  auto stop = st.job->stop;
+  auto env = st.env;
+  auto stable_port = st.stable_port;
+  auto* sys = &self->system();
+  run_blocking(
+      self,
+      [=]() mutable {
+        in.env = production_env(in.spec, in.paths, in.project);
+        make_dirs({in.paths.production, in.paths.production_logs});
+        production_host host(*sys, me, stop, env, stable_port);
+        deploy_log log(in.paths.deployment_log(id), [me, id](const std::vector<std::string>& lines) {
+          caf::anon_send(me, log_lines_atom_v, id, lines);
+        });
+        run_deploy(host, {*env.driver, *env.guards, log}, in);
+      },
+      [done](const std::string& failure) { done(failure); });
+}
+
+caf::result<bool> on_record(self_ptr self, std::vector<new_event>& events, bool durable) {
+  if (!durable) {
+    record(self, std::move(events), false);
+    return true;
+  }
+  auto rp = self->make_response_promise<bool>();
+  record(self, std::move(events), true, [rp](auto&) mutable { rp.deliver(true); });
+  return rp;
+}
+
+caf::result<std::string, instance_ref> on_serving(self_ptr self) {
+  auto& st = self->state;
+  st.release.release();  // from here on its exit is the deploy's doing
+  if (st.prod.status != "running") return {std::string{}, instance_ref{}};
+  return {st.prod.current, st.prod.process};
+}
+
+}  // namespace berth::production_detail

@@ -1,0 +1,254 @@
+// production:<name> keeping production up: the start-up reconciliation after a crash or a
+// restart, the keeper of the serving release (restarts with backoff and jitter, crash loops,
+// health restarts), and production/stop and production/start.
+#include <spdlog/spdlog.h>
+
+#include "actors/blocking.hpp"
+#include "actors/names.hpp"
+#include "actors/production_detail.hpp"
+#include "messages/atoms.hpp"
+#include "messages/errors.hpp"
+#include "runtime/net/health_probe.hpp"
+#include "runtime/pipeline/launch.hpp"
+#include "runtime/process/strays.hpp"
+#include "runtime/release/release.hpp"
+
+namespace berth::production_detail {
+
+using json = nlohmann::json;
+
+namespace {
+
+std::chrono::milliseconds grace_of(self_ptr self) {
+  return std::chrono::milliseconds(self->state.env.settings.stop_grace_ms);
+}
+
+void give_back_port(self_ptr self, uint16_t port, const std::string& why) {
+  if (port != 0 && port != self->state.stable_port)
+    caf::anon_send(names::whereis(self->system(), names::ports), release_atom_v, port, why);
+}
+
+// A blocking start of the current release: on the stable port (direct), or on a leased spare
+// port with the production route pointed at it once it is healthy (proxy).
+std::function<status(instance_ref*)> current_start(self_ptr self) {
+  auto& st = self->state;
+  auto* sys = &self->system();
+  return [sys, env = st.env, spec = st.spec, port = st.stable_port, hash = st.prod.current](instance_ref* out) {
+    uint16_t on = port;
+    auto ports = names::whereis(*sys, names::ports);
+    if (env.settings.proxy) {
+      caf::scoped_actor asker{*sys};
+      status leased = status::io_error("the port allocator did not answer");
+      asker->request(ports, std::chrono::seconds(30), lease_atom_v, env.project, port_kind::candidate)
+          .receive([&](uint16_t p) { on = p, leased = status::ok(); },
+                   [&](caf::error& err) { leased = status::io_error("no spare port: " + view(err).message); });
+      if (!leased) return leased;
+    }
+    auto give_back = [&] { if (on != port) caf::anon_send(ports, release_atom_v, on, std::string{"production start failed"}); };
+    auto vars = spec.env;
+    for (auto& [k, v] : read_secrets_file(env.paths)) vars[k] = v;
+    vars["BERTH_PROJECT"] = env.project;
+    vars["BERTH_ENV"] = "production";
+    release_launch l;
+    l.project = env.project;
+    l.hash = hash;
+    l.spec = &spec;
+    l.paths = &env.paths;
+    l.env = &vars;
+    l.port = on;
+    l.probe_every = std::chrono::milliseconds(spec.production_health.interval_ms);
+    l.stop_grace = std::chrono::milliseconds(env.settings.stop_grace_ms);
+    if (auto s = launch_release(*env.driver, *env.guards, l, out); !s) {
+      give_back();
+      return s;
+    }
+    if (env.settings.proxy) {
+      if (auto s = set_route_blocking(*sys, env, port, on); !s) {
+        env.driver->stop(*out, l.stop_grace);
+        give_back();
+        return s;
+      }
+    }
+    return status::ok();
+  };
+}
+
+// The release is down: its route is taken away before its port goes back to the pool (so
+// that nothing else can be reached through it), then the log learns why.
+void release_down(self_ptr self, const std::string& why, std::function<void()> then) {
+  auto& st = self->state;
+  auto port = st.prod.process.port;
+  auto record_it = [self, why, port, then] {
+    give_back_port(self, port, "production release died");
+    record(self, {event(self, ev::production_exited, {{"reason", why}})}, true, [then](auto&) {
+      if (then) then();
+    });
+  };
+  if (!st.env.settings.proxy || port == st.stable_port) return record_it();
+  auto* sys = &self->system();
+  auto env = st.env;
+  auto stable = st.stable_port;
+  run_blocking(
+      self, [=] { set_route_blocking(*sys, env, stable, 0); }, [record_it](const std::string&) { record_it(); });
+}
+
+}  // namespace
+
+void init_keeper(self_ptr self) {
+  auto& s = self->state.env.settings;
+  keeper_policy policy;
+  policy.restart = {std::chrono::milliseconds(s.restart_base_ms), std::chrono::milliseconds(s.restart_max_ms),
+                    static_cast<size_t>(s.crash_loop_restarts), std::chrono::seconds(s.crash_loop_window_s)};
+  policy.pass_interval = std::chrono::milliseconds(s.reconcile_interval_ms);
+  policy.stop_grace = std::chrono::milliseconds(s.stop_grace_ms);
+  keeper::hooks h;
+  h.what = "production " + self->state.env.project + ": the release";
+  h.start = [self] { return current_start(self); };
+  h.probe = [self](const instance_ref& r) {
+    auto& health = self->state.spec.production_health;
+    auto timeout = std::chrono::milliseconds(std::max(1000, health.interval_ms * 4));
+    return [path = health.path, port = r.port, timeout](std::string* why) {
+      auto result = probe_once("127.0.0.1", port, path, timeout);
+      *why = result.error;
+      return result.healthy;
+    };
+  };
+  h.died = [self](const std::string& why, std::function<void()> then) { release_down(self, why, then); };
+  h.restarted = [self](const instance_ref& r, std::function<void()> then) {
+    auto data = to_json(r);
+    data["hash"] = self->state.prod.current;
+    data["cause"] = cause::restart;
+    record(self, {event(self, ev::production_started, data)}, true, [then](auto&) { then(); });
+  };
+  h.crash_loop = [self](const std::string& why) {
+    record(self, {event(self, ev::production_crashed, {{"reason", why}})}, true);
+  };
+  h.exits = [self] { return self->state.prod.exits_us; };
+  self->state.release.init(self, self->state.env.driver, policy, std::move(h));
+}
+
+void keep_what_the_log_says(self_ptr self) {
+  auto& st = self->state;
+  auto& p = st.prod;
+  if (p.status == "running") return st.release.keep(p.process);
+  st.release.release();
+  if (p.status == "exited" && !p.current.empty())
+    st.release.restart_later("the release is down (" + p.reason + ")");
+}
+
+void stop_release(self_ptr self, const std::string& reason, std::function<void()> done) {
+  auto& st = self->state;
+  st.release.release();
+  auto& p = st.prod;
+  if (p.status != "running") {
+    if (p.status != "exited" && p.status != "crashed") return done();
+    // Down already, but meant to run: it stays down now.
+    return record(self, {event(self, ev::production_stopped, {{"reason", reason}})}, true, [done](auto&) { done(); });
+  }
+  auto process = p.process;
+  auto* sys = &self->system();
+  bool proxy = st.env.settings.proxy && names::whereis(*sys, names::proxy);
+  auto route_id = st.env.project + "-production";
+  auto driver = st.env.driver;
+  auto grace = grace_of(self);
+  run_blocking(
+      self,
+      [=] {
+        if (proxy) {  // no route before the port goes back
+          caf::scoped_actor asker{*sys};
+          asker->request(names::whereis(*sys, names::proxy), std::chrono::seconds(60), unroute_atom_v, route_id)
+              .receive([](bool) {}, [](caf::error&) {});
+        }
+        driver->stop(process, grace);
+      },
+      [=](const std::string&) {
+        give_back_port(self, process.port, "production stopped");
+        record(self, {event(self, ev::production_stopped, {{"reason", reason}})}, true, [done](auto&) { done(); });
+      });
+}
+
+void start_release_now(self_ptr self, std::function<void(const std::string&)> done) {
+  auto& st = self->state;
+  if (st.prod.status == "running" && st.env.driver->inspect(st.prod.process).running()) return done("");
+  if (st.prod.current.empty()) return done("nothing has been deployed to production yet");
+  st.release.release();
+  auto started = std::make_shared<instance_ref>();
+  auto result = std::make_shared<status>();
+  auto start = current_start(self);
+  run_blocking(
+      self, [=] { *result = start(started.get()); },
+      [=](const std::string& failure) {
+        if (!failure.empty() || !*result) {
+          auto why = failure.empty() ? result->message() : failure;
+          return record(self, {event(self, ev::production_exited, {{"reason", "cannot start: " + why}})}, true,
+                        [done, why](auto&) { done("cannot start production: " + why); });
+        }
+        auto data = to_json(*started);
+        data["hash"] = self->state.prod.current;
+        data["cause"] = cause::start;
+        record(self, {event(self, ev::production_started, data)}, true, [done](auto&) { done(""); });
+      });
+}
+
+void reconcile_at_start(self_ptr self, std::function<void()> ready) {
+  auto& st = self->state;
+  // The interruption rule, for deployments that were running when production stopped; the
+  // queued ones run again, in order.
+  std::vector<new_event> ends;
+  for (auto& id : st.prod.order) {
+    auto& d = st.prod.deployments.at(id);
+    if (d.current == phase::queued) st.queue.push_back({production_command::kind::deployment, id, {}});
+    else if (!is_terminal(d.current)) ends.push_back(interrupted_end(self, d, "berth stopped"));
+  }
+  record(self, std::move(ends), true, [self, ready](auto&) {
+    auto& st = self->state;
+    auto& p = st.prod;
+    auto serving = p.status == "running" ? p.process : instance_ref{};
+    // The leases of candidates the interrupted jobs held (behind the proxy the serving release
+    // runs on one of these spare ports: it keeps it).
+    caf::anon_send(names::whereis(self->system(), names::ports), release_atom_v, st.env.project,
+                   port_kind::candidate, std::string{"job interrupted"}, serving.port);
+    std::set<std::string> known;
+    for (auto& [hash, r] : p.releases) known.insert(hash);
+    auto env = st.env;
+    auto current = p.current;
+    auto grace = grace_of(self);
+    auto* sys = &self->system();
+    auto stable = st.stable_port;
+    auto alive = std::make_shared<bool>(false);
+    auto report = std::make_shared<std::vector<std::string>>();
+    run_blocking(
+        self,
+        [=] {
+          make_dirs({env.paths.production, env.paths.production_logs});
+          // What the log does not own: builds, candidates, a release that was being replaced.
+          for (const char* kind : {"production", "build"})
+            for (auto& r : env.driver->list({env.project, kind, ""})) {
+              if (r == serving) continue;
+              env.driver->stop(r, grace);
+              report->push_back("stopped stray " + std::string(kind) + " process (pid " + std::to_string(r.pid) + ")");
+            }
+          for (auto& change : tidy_production_dir(env.paths.production, known, current)) report->push_back(change);
+          *alive = !serving.empty() && env.driver->inspect(serving).running();
+          // Behind the proxy the route may still point at a candidate of the interrupted job.
+          if (*alive && env.settings.proxy)
+            if (auto s = set_route_blocking(*sys, env, stable, serving.port); !s)
+              report->push_back("re-routing failed: " + s.message());
+        },
+        [=](const std::string& failure) {
+          if (!failure.empty()) report->push_back(failure);
+          for (auto& line : *report)
+            spdlog::info("production {}: start-up reconciliation: {}", self->state.env.project, line);
+          ready();
+          auto& p = self->state.prod;
+          if (p.status == "running" && !*alive) {
+            auto why = std::string("the release was gone when production started");
+            return release_down(self, why, [self, why] { self->state.release.restart_later(why); });
+          }
+          if (*alive) spdlog::info("production {}: adopted release {} (pid {})", self->state.env.project, p.current, p.process.pid);
+          keep_what_the_log_says(self);
+        });
+  });
+}
+
+}  // namespace berth::production_detail

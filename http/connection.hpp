@@ -1,0 +1,68 @@
+// Internal to http/: the connection and request limits described in server.hpp. connection.cpp
+// runs each connection under them, admission.cpp checks each request once its headers are in.
+#pragma once
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <ctime>
+#include <memory>
+#include <string>
+
+#include <httplib.h>
+
+namespace berth::http::connection_detail {
+
+using clock_type = std::chrono::steady_clock;
+using namespace std::chrono_literals;
+
+// The limits described in server.hpp.
+constexpr size_t head_limit = 64 * 1024;  // request line + headers
+constexpr size_t line_limit = 8192;       // httplib's CPPHTTPLIB_HEADER_MAX_LENGTH
+constexpr auto head_timeout = 5s;
+constexpr auto body_timeout = 30s;
+constexpr auto io_timeout = 5s;  // one read or write waiting for the socket
+constexpr time_t keep_alive_idle_s = 2;
+constexpr size_t keep_alive_requests = 100;
+constexpr auto linger_limit = 2s;
+constexpr auto linger_idle = 500ms;
+constexpr size_t linger_bytes = 64u << 20;
+
+// What one request on a connection has done so far. Lives on the worker thread's stack while
+// httplib parses and answers the request; admission.cpp reaches it through t_request.
+struct request_state {
+  clock_type::time_point head_deadline, body_deadline;
+  bool head_done = false;    // headers parsed: auth and the framing checks have run
+  size_t head_bytes = 0;     // bytes of the request line and headers
+  size_t line_bytes = 0;     // bytes of the current head line
+  bool request_line_done = false;
+  bool head_too_large = false;
+  bool line_too_long = false;
+  bool timed_out = false;    // a read gave up waiting
+  uint64_t body_left = 0;    // declared body bytes not read yet
+  bool must_close = false;   // refused: the connection ends after the answer
+  size_t written = 0;        // bytes of the answer sent
+  bool close_after() const { return !head_done || body_left > 0 || must_close; }
+};
+
+// The request the calling worker thread is serving (null outside one).
+extern thread_local request_state* t_request;
+
+// connection.cpp: httplib::Server with berth's connection handling, and httplib's thread pool
+// that stamps each connection with the time it was accepted.
+std::unique_ptr<httplib::Server> new_guarded_server();
+httplib::TaskQueue* new_stamped_pool(size_t threads);
+
+// admission.cpp
+// Runs once the headers are parsed (from the Expect: 100-continue hook or before routing):
+// starts the body clock, then checks the token, then how the body is framed. False when the
+// request is refused; the answer is then in `res` and the connection closes after it.
+bool admit(const httplib::Request& req, httplib::Response& res, const std::string& token, size_t max_body);
+// httplib answers some requests itself (unknown route, bad request line, ...) with an empty
+// body: give those the same JSON error shape as everything else. Always "Handled": that also
+// makes httplib add Content-Length to an error it writes without routing (the answer to
+// Expect: 100-continue), which it otherwise leaves out.
+httplib::Server::HandlerResponse json_errors(const httplib::Request&, httplib::Response& res);
+// Post-routing: tells the client when this answer ends the connection.
+void mark_close(const httplib::Request&, httplib::Response& res);
+
+}  // namespace berth::http::connection_detail

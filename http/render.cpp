@@ -1,0 +1,159 @@
+#include "http/render.hpp"
+
+#include <algorithm>
+
+namespace berth {
+
+using json = nlohmann::json;
+
+namespace {
+
+json optional_time(int64_t us) { return us ? json(iso8601(us)) : json(nullptr); }
+json optional_text(const std::string& s) { return s.empty() ? json(nullptr) : json(s); }
+
+json releases_json(std::vector<const release_record*> rs, const std::string& current, const std::string& status) {
+  std::sort(rs.begin(), rs.end(), [](auto* a, auto* b) {
+    return a->created_us != b->created_us ? a->created_us > b->created_us : a->hash < b->hash;
+  });
+  json arr = json::array();
+  // `active` means serving now: the current release while production runs.
+  for (auto* r : rs) {
+    bool is_current = r->hash == current;
+    arr.push_back(to_json(*r, is_current, is_current && status == "running"));
+  }
+  return {{"current", optional_text(current)}, {"status", status}, {"releases", arr}};
+}
+
+json project_json(const project_record& p, uint64_t last_seq, uint64_t events) {
+  return {{"name", p.name},
+          {"manifest", to_json(p.spec)},
+          {"ports", {{"production", p.production_port}, {"preview", p.preview_port}}},
+          {"created", iso8601(p.created_us)},
+          {"updated", iso8601(p.updated_us)},
+          {"last_seq", last_seq},
+          {"events", events}};
+}
+
+}  // namespace
+
+json to_json(const deployment_record& d) {
+  json phases = json::array();
+  for (auto& span : d.phases)
+    phases.push_back({{"phase", to_string(span.p)},
+                      {"started", iso8601(span.started_us)},
+                      {"ended", optional_time(span.ended_us)}});
+  json j{{"id", d.id},
+         {"project", d.project},
+         {"kind", to_string(d.kind)},
+         {"force", d.force},
+         {"status", d.status()},
+         {"phase", to_string(d.current)},
+         {"progress", d.progress},
+         {"message", d.message},
+         {"phases", phases},
+         {"resources", d.resources},
+         {"error", nullptr},
+         {"cancel_requested", d.cancel_requested},
+         {"created", iso8601(d.created_us)},
+         {"finished", optional_time(d.finished_us)},
+         {"duration_s", d.finished_us ? json((d.finished_us - d.created_us) / 1e6) : json(nullptr)}};
+  if (!d.target.empty()) j["target"] = d.target;
+  if (d.has_error)
+    j["error"] = {{"phase", d.error.phase}, {"message", d.error.message}, {"code", d.error.code}};
+  return j;
+}
+
+json to_json(const release_record& r, bool current, bool active) {
+  return {{"hash", r.hash},
+          {"current", current},
+          {"active", active},
+          {"created", optional_time(r.created_us)},
+          {"deployment", optional_text(r.deployment)},
+          {"deployed_at", optional_time(r.deployed_us)},
+          {"rolled_back_to_at", optional_time(r.rolled_back_to_us)},
+          {"rolled_back_from_at", optional_time(r.rolled_back_from_us)},
+          {"activations", r.activations}};
+}
+
+json history_json(const production_record& s) {
+  std::vector<const release_record*> rs;
+  for (auto& [hash, r] : s.releases) rs.push_back(&r);
+  return releases_json(std::move(rs), s.current, s.status);
+}
+
+json to_json(const history_view& h) {
+  std::vector<const release_record*> rs;
+  for (auto& r : h.releases) rs.push_back(&r);
+  return releases_json(std::move(rs), h.current, h.status);
+}
+
+json to_json(const production_view& v) {
+  json j{{"env", "production"},
+         {"status", v.status},
+         {"current", optional_text(v.current)},
+         {"port", v.port},
+         {"url", v.url},
+         {"public_url", v.public_url},
+         {"pid", v.status == "running" ? json(v.pid) : json(nullptr)},
+         {"releases", v.releases},
+         {"queued", v.queued},
+         {"running", optional_text(v.running)},
+         {"last_seq", v.last_seq},
+         {"events", v.events}};
+  if (!v.reason.empty()) j["reason"] = v.reason;
+  return j;
+}
+
+json to_json(const preview_view& v) {
+  json j{{"env", "preview"},         {"status", v.status},     {"port", v.port},
+         {"url", v.url},             {"public_url", v.public_url}, {"folder", v.folder},
+         {"restarts", v.restarts},   {"last_seq", v.last_seq}, {"events", v.events}};
+  if (v.status == "running" || v.status == "starting") j["pid"] = v.pid;
+  if (!v.reason.empty()) j["reason"] = v.reason;
+  return j;
+}
+
+json to_json(const deployment_view& v, bool with_log) {
+  auto j = to_json(v.record);
+  j["position"] = v.position ? json(v.position) : json(nullptr);
+  j["url"] = v.url;
+  j["public_url"] = v.public_url;
+  if (with_log) j["log"] = v.log;
+  return j;
+}
+
+json to_json(const project_view& v) {
+  project_record p;
+  p.name = v.name;
+  p.spec = v.spec;
+  p.production_port = v.production_port;
+  p.preview_port = v.preview_port;
+  p.created_us = v.created_us;
+  p.updated_us = v.updated_us;
+  auto j = project_json(p, v.last_seq, v.events);
+  if (!v.production_unavailable.empty() && !v.with_environments) j["status"] = v.production_unavailable;
+  if (!v.with_environments) return j;
+  auto env = [](const json& view, const std::string& unavailable, const char* name) {
+    return unavailable.empty() ? view : json{{"env", name}, {"status", unavailable}};
+  };
+  j["environments"] = {{"production", env(to_json(v.production), v.production_unavailable, "production")},
+                       {"preview", env(to_json(v.preview), v.preview_unavailable, "preview")}};
+  return j;
+}
+
+json to_json(const proxy_view& v) {
+  json j{{"mode", "proxy"},
+         {"status", v.status},
+         {"pid", v.status == "running" ? json(v.pid) : json(nullptr)},
+         {"admin_port", v.admin_port},
+         {"http_port", v.http_port},
+         {"routes", v.routes},
+         {"restarts", v.restarts},
+         {"tcp_migrate_req", v.tcp_migrate_req}};
+  if (!v.reason.empty()) j["reason"] = v.reason;
+  return j;
+}
+
+json to_json(const project_state& s) { return project_json(s, s.last_seq, s.events); }
+
+}  // namespace berth

@@ -1,0 +1,29 @@
+// JSON made of typed views: every answer of the control endpoint (and `berth audit replay`'s
+// state) is rendered here, and only here.
+#pragma once
+#include <nlohmann/json.hpp>
+
+#include "messages/deployment.hpp"
+#include "messages/project_state.hpp"
+#include "messages/views.hpp"
+#include "runtime/resilience/breaker.hpp"
+
+namespace berth {
+
+nlohmann::json to_json(const deployment_record& d);
+// `current`: what production/current points at; `active`: current and serving now.
+nlohmann::json to_json(const release_record& r, bool current, bool active);
+nlohmann::json history_json(const production_record& s);
+nlohmann::json to_json(const history_view& h);
+
+nlohmann::json to_json(const production_view& v);
+nlohmann::json to_json(const preview_view& v);
+// A deployment with its queue position and URLs; `log` only when the view carries it (a
+// detail answer).
+nlohmann::json to_json(const deployment_view& v, bool with_log);
+nlohmann::json to_json(const project_view& v);
+nlohmann::json to_json(const proxy_view& v);
+// The project as `berth audit replay` prints it: its own fields, last_seq and events.
+nlohmann::json to_json(const project_state& s);
+
+}  // namespace berth

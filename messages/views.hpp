@@ -1,0 +1,89 @@
+// What actors answer about what they own: typed views. JSON is made of them only at the edge
+// (http/render.hpp). They travel between local actors only (never serialised), so they are
+// allowed as unsafe message types.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <caf/allowed_unsafe_message_type.hpp>
+
+#include "messages/deployment.hpp"
+#include "messages/manifest.hpp"
+
+namespace berth {
+
+// production:<name>'s status (GET …/production, and the project's environments).
+struct production_view {
+  std::string status = "none";  // none | running | stopped | exited | crashed
+  std::string current;          // the current release ("" = none yet)
+  uint16_t port = 0;            // the stable port
+  std::string url;              // http://127.0.0.1:<port>
+  std::string public_url;       // the site's address (config/urls.hpp)
+  int pid = 0;                  // while running
+  size_t releases = 0;          // kept on disk
+  size_t queued = 0;            // deployments waiting
+  std::string running;          // the deployment running now ("" = none)
+  std::string reason;           // why it stopped, exited or crashed
+  uint64_t last_seq = 0;        // of the last event folded
+  uint64_t events = 0;          // production events folded
+};
+
+// One deployment (GET /api/deployments/{id}, the SSE stream).
+struct deployment_view {
+  deployment_record record;
+  size_t position = 0;          // in the queue, 1 = next; 0 = not queued
+  std::string url, public_url;
+  std::vector<std::string> log;  // the last lines of its log (detail answers only)
+};
+
+// GET …/production/history.
+struct history_view {
+  std::string current;
+  std::string status;
+  std::vector<release_record> releases;  // newest first
+};
+
+// preview:<name>'s status.
+struct preview_view {
+  std::string status = "stopped";  // stopped | starting | running | restarting | crashed
+  uint16_t port = 0;
+  std::string url, public_url, folder;
+  size_t restarts = 0;             // within the crash-loop window
+  int pid = 0;                     // while starting or running
+  std::string reason;
+  uint64_t last_seq = 0;
+  uint64_t events = 0;
+};
+
+// A project (GET /api/projects/{name}); environments only when asked for.
+struct project_view {
+  std::string name;
+  manifest spec;  // secret values masked
+  uint16_t production_port = 0, preview_port = 0;
+  int64_t created_us = 0, updated_us = 0;
+  uint64_t last_seq = 0, events = 0;  // all of the project's events
+  bool with_environments = false;
+  production_view production;
+  preview_view preview;
+  std::string production_unavailable, preview_unavailable;  // "restarting" | "unavailable" | ""
+};
+
+// The proxy's status (GET /health, in proxy mode).
+struct proxy_view {
+  std::string status;  // starting | running | restarting
+  int pid = 0;
+  uint16_t admin_port = 0, http_port = 0;
+  size_t routes = 0, restarts = 0;
+  std::string tcp_migrate_req, reason;
+};
+
+}  // namespace berth
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(berth::production_view)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(berth::deployment_view)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(berth::history_view)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(berth::preview_view)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(berth::project_view)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<berth::project_view>)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(berth::proxy_view)

@@ -1,0 +1,110 @@
+// The runtime driver: how berth runs a release, a preview or a build, whatever runs it (OS
+// processes today; Docker and Swarm behind the same verbs later). In the spirit of LevelDB's
+// `DB`: a handful of verbs, each with its contract.
+//
+// Common to every verb: no actor code; calls may block (fork/exec, waits, image builds), so
+// callers run them off CAF's scheduler threads; every implementation is thread-safe, and one
+// instance serves the whole server (created by the actor tree, passed down). No verb assumes a
+// pid or a local folder: an instance is known by the identity the driver gave it, which berth
+// records in its events and hands back after a restart.
+#pragma once
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "messages/instance.hpp"  // instance_ref: a started instance as berth records it
+#include "runtime/status.hpp"
+
+namespace berth {
+
+// Who an instance belongs to. Drivers attach these to what they start and list by them.
+struct instance_labels {
+  std::string project;  // "" = berth's own (the proxy)
+  std::string env;      // production | preview | build | proxy
+  std::string release;  // the release hash, for production ("" otherwise)
+};
+
+// A runnable form of a release, made by prepare(): the process driver runs the release folder
+// itself; an image driver builds an image. Opaque to callers; recorded as `id`.
+struct artifact {
+  std::string id;
+};
+
+// What to run.
+struct instance_spec {
+  instance_labels labels;
+  artifact from;                               // what prepare() made ("" id: run in `workdir`)
+  std::filesystem::path workdir;               // process driver: the folder it runs in
+  std::vector<std::string> command;            // argv, never through a shell
+  std::map<std::string, std::string> env;      // on top of the driver's minimal environment
+  uint16_t port = 0;                           // the host port it answers on (also PORT in env)
+  std::filesystem::path log;                   // where its output goes ("" = nowhere)
+};
+
+enum class instance_state {
+  running,  // alive, and still the instance of that identity
+  exited,   // it ended (exit code / signal when known)
+  gone,     // nothing of that identity exists any more (or it is someone else now)
+};
+
+struct instance_status {
+  instance_state state = instance_state::gone;
+  int exit_code = -1;  // exited normally: 0-255; -1 when killed by a signal or unknown
+  int signal = 0;      // killed by a signal: its number
+  bool running() const { return state == instance_state::running; }
+  std::string describe() const;  // "running" | "exited with code 3" | "killed by signal 9" | "gone"
+};
+
+struct resource_usage {
+  double cpu_seconds = 0;  // user + system, every process of the instance
+  uint64_t rss_bytes = 0;  // resident memory, every process of the instance
+  uint32_t processes = 0;
+};
+
+using exit_callback = std::function<void(const instance_status&)>;
+
+class runtime_driver {
+ public:
+  virtual ~runtime_driver() = default;
+  virtual const char* name() const = 0;  // "process"
+
+  // Makes a runnable artifact of a release folder (the process driver: the folder itself, no
+  // copy). Build output, if any, goes to `log`. Errors: not_found (no such folder), io_error.
+  virtual status prepare(const std::filesystem::path& release_dir, const instance_labels& labels,
+                         const std::filesystem::path& log, artifact* out) = 0;
+  // Removes what prepare() made (the process driver: nothing; the folder is the release's).
+  virtual status remove_artifact(const artifact& a) = 0;
+
+  // Starts an instance; returns once it has been started (not once it is healthy). Errors:
+  // not_found (program or folder missing), invalid_argument (bad spec), io_error (transient).
+  virtual status start(const instance_spec& spec, instance_ref* out) = 0;
+  // Asks the instance to stop, waits up to `grace`, then kills it and everything it started.
+  // Ok when it is already gone; a recorded identity that now names someone else is left alone.
+  virtual status stop(const instance_ref& ref, std::chrono::milliseconds grace) = 0;
+  // What the instance of this recorded identity is doing now. Never blocks; this is how an
+  // instance recorded before a restart is adopted (running) or found dead.
+  virtual instance_status inspect(const instance_ref& ref) const = 0;
+  // Instances of this driver whose labels match every non-empty field of `filter`, whoever
+  // started them (this berth or an earlier one): what a restart sweeps.
+  virtual std::vector<instance_ref> list(const instance_labels& filter) const = 0;
+
+  // Exit notification: `on_exit` runs once, on a thread of the driver's, when the instance
+  // ends (at once if it already has). Returns a token for unwatch(); a second watch of the same
+  // instance replaces the first, so there is never more than one per instance.
+  virtual uint64_t watch(const instance_ref& ref, exit_callback on_exit) = 0;
+  // Cancels a watch; its callback does not run afterwards (unless it already runs).
+  virtual void unwatch(uint64_t token) = 0;
+
+  // The last `lines` lines the instance wrote (oldest first); `spec` is what it was started
+  // with. Missing or empty output: no lines.
+  virtual std::vector<std::string> logs(const instance_spec& spec, const instance_ref& ref, size_t lines) const = 0;
+  // CPU and memory of the instance now. not_found when it is not running.
+  virtual status usage(const instance_ref& ref, resource_usage* out) const = 0;
+};
+
+}  // namespace berth

@@ -1,0 +1,246 @@
+// Reading the RocksDB event log (see event_log.hpp): one stream, the newest event of a
+// stream, a replay of everything, stream names, and verify(), which walks the whole chain.
+#include <rocksdb/db.h>
+#include <rocksdb/iterator.h>
+#include <rocksdb/options.h>
+#include <rocksdb/slice.h>
+
+#include <algorithm>
+#include <cstring>
+#include <limits>
+#include <memory>
+
+#include "runtime/eventlog/rocks_event_log.hpp"
+
+namespace berth::detail {
+
+status rocks_event_log::read_stream(const std::string& stream, uint64_t from, uint64_t limit,
+                                    std::vector<event_record>* out) const {
+  out->clear();
+  if (!valid_stream_name(stream)) return status::invalid_argument("invalid stream name");
+  if (limit == 0) limit = std::numeric_limits<uint64_t>::max();
+  // 1. Collect seqs from the stream index.
+  std::string upper = stream;
+  upper.push_back('|' + 1);
+  rocksdb::Slice upper_slice(upper);
+  rocksdb::ReadOptions ro;
+  ro.iterate_upper_bound = &upper_slice;
+  std::vector<uint64_t> seqs;
+  {
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, streams_));
+    for (it->Seek(stream_key(stream, std::max<uint64_t>(from, 1)));
+         it->Valid() && seqs.size() < limit; it->Next()) {
+      uint64_t seq;
+      if (!parse_stream_key_seq(it->key(), stream.size(), seq))
+        return status::corruption("malformed stream index key in " + stream);
+      seqs.push_back(seq);
+    }
+    if (!it->status().ok()) return from_rocks(it->status(), "reading stream index");
+  }
+  // 2. Fetch the events in sorted batches.
+  out->reserve(seqs.size());
+  rocksdb::ReadOptions get_ro;
+  constexpr size_t kBatch = 256;
+  std::vector<char> keybuf(kBatch * 8);
+  std::vector<rocksdb::Slice> keys(kBatch);
+  std::vector<rocksdb::PinnableSlice> values(kBatch);
+  std::vector<rocksdb::Status> statuses(kBatch);
+  for (size_t base = 0; base < seqs.size(); base += kBatch) {
+    size_t n = std::min(kBatch, seqs.size() - base);
+    for (size_t i = 0; i < n; ++i) {
+      put_be64(&keybuf[i * 8], seqs[base + i]);
+      keys[i] = rocksdb::Slice(&keybuf[i * 8], 8);
+      values[i].Reset();
+    }
+    db_->MultiGet(get_ro, events_, n, keys.data(), values.data(), statuses.data(),
+                  /*sorted_input=*/true);
+    for (size_t i = 0; i < n; ++i) {
+      uint64_t seq = seqs[base + i];
+      if (statuses[i].IsNotFound())
+        return status::corruption("stream index of " + stream + " points to missing event " +
+                                  std::to_string(seq));
+      if (!statuses[i].ok()) return from_rocks(statuses[i], "reading event");
+      out->emplace_back();
+      if (!decode_value(values[i], out->back()) || out->back().seq != seq) {
+        out->pop_back();
+        return status::corruption("event " + std::to_string(seq) + " does not parse");
+      }
+    }
+  }
+  return status::ok();
+}
+
+status rocks_event_log::last_of_stream(const std::string& stream, event_record* out) const {
+  if (!valid_stream_name(stream)) return status::invalid_argument("invalid stream name");
+  std::string lower = stream + '|';
+  std::string upper = stream + static_cast<char>('|' + 1);
+  rocksdb::Slice lower_slice(lower), upper_slice(upper);
+  rocksdb::ReadOptions ro;
+  ro.iterate_lower_bound = &lower_slice;
+  ro.iterate_upper_bound = &upper_slice;
+  uint64_t seq = 0;
+  {
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, streams_));
+    it->SeekToLast();
+    if (!it->Valid()) {
+      if (!it->status().ok()) return from_rocks(it->status(), "reading stream index");
+      return status::not_found("stream " + stream + " is empty");
+    }
+    if (!parse_stream_key_seq(it->key(), stream.size(), seq))
+      return status::corruption("malformed stream index key in " + stream);
+  }
+  rocksdb::PinnableSlice value;
+  event_key k(seq);
+  auto s = db_->Get(rocksdb::ReadOptions(), events_, k.slice(), &value);
+  if (s.IsNotFound())
+    return status::corruption("stream index of " + stream + " points to missing event " +
+                              std::to_string(seq));
+  if (!s.ok()) return from_rocks(s, "reading event");
+  if (!decode_value(value, *out) || out->seq != seq)
+    return status::corruption("event " + std::to_string(seq) + " does not parse");
+  return status::ok();
+}
+
+status rocks_event_log::scan(uint64_t from,
+                             const std::function<bool(const event_record&)>& fn) const {
+  rocksdb::ReadOptions ro;
+  ro.fill_cache = false;           // a replay must not evict the hot set
+  ro.readahead_size = 2 << 20;     // sequential read of the whole CF
+  ro.async_io = false;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, events_));
+  event_record r;  // reused: string capacity survives across records
+  for (it->Seek(event_key(std::max<uint64_t>(from, 1)).slice()); it->Valid(); it->Next()) {
+    auto k = it->key();
+    if (k.size() != 8) return status::corruption("malformed event key");
+    uint64_t seq = get_be64(k.data());
+    if (!decode_value(it->value(), r))
+      return status::corruption("event " + std::to_string(seq) + " does not parse");
+    if (r.seq != seq)
+      return status::corruption("event key " + std::to_string(seq) + " holds seq " +
+                                std::to_string(r.seq));
+    if (!fn(r)) return status::ok();
+  }
+  if (!it->status().ok()) return from_rocks(it->status(), "scanning events");
+  return status::ok();
+}
+
+std::vector<std::string> rocks_event_log::streams(const std::string& prefix) const {
+  std::vector<std::string> names;
+  if (prefix.find('|') != std::string::npos) return names;
+  std::string upper = prefix_successor(prefix);
+  rocksdb::Slice upper_slice(upper);
+  rocksdb::ReadOptions ro;
+  if (!upper.empty()) ro.iterate_upper_bound = &upper_slice;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, streams_));
+  std::string next;
+  for (it->Seek(prefix); it->Valid();) {
+    auto k = it->key();
+    const char* bar = static_cast<const char*>(std::memchr(k.data(), '|', k.size()));
+    if (bar == nullptr) {  // malformed key: skip it
+      it->Next();
+      continue;
+    }
+    names.emplace_back(k.data(), static_cast<size_t>(bar - k.data()));
+    // Jump past every "<name>|..." key: '}' is the byte right after '|'.
+    next = names.back();
+    next.push_back('|' + 1);
+    it->Seek(next);
+  }
+  // Key order puts "web2|…" before "web|…"; callers want plain name order.
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+namespace {
+
+// Holds a snapshot of a primary instance (nothing when db is null).
+class snapshot_guard {
+ public:
+  explicit snapshot_guard(rocksdb::DB* db) : db_(db), snap_(db ? db->GetSnapshot() : nullptr) {}
+  ~snapshot_guard() {
+    if (snap_ != nullptr) db_->ReleaseSnapshot(snap_);
+  }
+  snapshot_guard(const snapshot_guard&) = delete;
+  snapshot_guard& operator=(const snapshot_guard&) = delete;
+  const rocksdb::Snapshot* get() const { return snap_; }
+
+ private:
+  rocksdb::DB* db_;
+  const rocksdb::Snapshot* snap_;
+};
+
+}  // namespace
+
+verify_result rocks_event_log::verify() const {
+  verify_result res;
+  auto fail = [&res](uint64_t seq, std::string why) {
+    res.ok = false;
+    res.first_bad = seq;
+    res.reason = std::move(why);
+    return res;
+  };
+  // One consistent view while appends may continue (primary only: a secondary instance
+  // does not support snapshots, and it does not change after open anyway).
+  snapshot_guard snap(read_only_ ? nullptr : db_);
+  rocksdb::ReadOptions point;
+  point.snapshot = snap.get();
+  rocksdb::ReadOptions ro = point;
+  ro.fill_cache = false;
+  ro.readahead_size = 2 << 20;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, events_));
+  uint64_t expected = 1;
+  std::string prev_hash = kZeroHash;
+  int64_t prev_ts = std::numeric_limits<int64_t>::min();
+  event_record r;
+  std::string skey;
+  rocksdb::PinnableSlice index_value;
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    auto k = it->key();
+    if (k.size() != 8)
+      return fail(expected, "malformed event key (" + std::to_string(k.size()) + " bytes)");
+    uint64_t seq = get_be64(k.data());
+    if (seq != expected)
+      return fail(expected, seq > expected
+                                ? "event " + std::to_string(expected) +
+                                      " is missing (next stored event is " +
+                                      std::to_string(seq) + ")"
+                                : "unexpected event key " + std::to_string(seq));
+    // decode_value sets every field or fails, so `r` can be reused across events.
+    if (!decode_value(it->value(), r)) return fail(seq, "stored value does not parse");
+    if (r.seq != seq)
+      return fail(seq, "value carries seq " + std::to_string(r.seq));
+    if (r.prev_hash != prev_hash) return fail(seq, "prev_hash does not match the previous hash");
+    if (r.hash != event_hash(r)) return fail(seq, "hash does not match the event's content");
+    if (!valid_stream_name(r.stream) || !valid_stream_name(r.type))
+      return fail(seq, "invalid stream or type name");
+    if (r.ts_us < prev_ts) return fail(seq, "timestamp goes backwards");
+    skey = stream_key(r.stream, seq);
+    index_value.Reset();
+    auto s = db_->Get(point, streams_, skey, &index_value);
+    if (s.IsNotFound()) return fail(seq, "stream index entry is missing");
+    if (!s.ok()) return fail(seq, "reading stream index: " + s.ToString());
+    prev_hash = r.hash;
+    prev_ts = r.ts_us;
+    ++res.checked;
+    ++expected;
+  }
+  if (!it->status().ok()) return fail(expected, "reading events: " + it->status().ToString());
+  // The head in meta must point at the last event.
+  uint64_t last = expected - 1;
+  std::string v;
+  auto s = db_->Get(point, meta_, kHeadKey, &v);
+  if (s.ok()) {
+    head_info h;
+    if (!decode_head(v, h)) return fail(last + 1, "meta head does not parse");
+    if (h.seq > last)
+      return fail(last + 1, "event " + std::to_string(last + 1) + " is missing (head is " +
+                                std::to_string(h.seq) + ")");
+    if (h.seq < last) return fail(h.seq + 1, "meta head is behind the last event");
+    if (h.hash != prev_hash) return fail(last, "meta head hash does not match the last event");
+  } else if (!s.IsNotFound() || last > 0) {
+    return fail(last + 1, "meta head is missing: " + s.ToString());
+  }
+  return res;
+}
+
+}  // namespace berth::detail

@@ -1,0 +1,57 @@
+// Internal to runtime/eventlog/: the RocksDB-backed event_log. Opening and appending are in
+// event_log.cpp, the reads and verify() in event_log_read.cpp.
+#pragma once
+#include <rocksdb/db.h>
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "runtime/eventlog/event_codec.hpp"
+#include "runtime/eventlog/event_log.hpp"
+
+namespace berth::detail {
+
+// A RocksDB status as a berth status, prefixed with `what`.
+status from_rocks(const rocksdb::Status& s, const std::string& what);
+
+class rocks_event_log final : public event_log {
+ public:
+  rocks_event_log(rocksdb::DB* db, std::vector<rocksdb::ColumnFamilyHandle*> handles,
+                  bool read_only, std::string secondary_dir);
+  ~rocks_event_log() override;
+
+  // Loads the head from meta, or derives it from the last event when meta has none.
+  status load_head();
+
+  status append(const std::vector<new_event>& events, bool sync,
+                std::vector<event_record>* out) override;
+
+  status read_stream(const std::string& stream, uint64_t from, uint64_t limit,
+                     std::vector<event_record>* out) const override;
+  status last_of_stream(const std::string& stream, event_record* out) const override;
+  status scan(uint64_t from, const std::function<bool(const event_record&)>& fn) const override;
+  std::vector<std::string> streams(const std::string& prefix) const override;
+
+  uint64_t last_seq() const override { return last_seq_.load(std::memory_order_acquire); }
+
+  verify_result verify() const override;
+
+ private:
+  rocksdb::DB* db_;
+  std::vector<rocksdb::ColumnFamilyHandle*> handles_;
+  rocksdb::ColumnFamilyHandle* events_ = nullptr;
+  rocksdb::ColumnFamilyHandle* streams_ = nullptr;
+  rocksdb::ColumnFamilyHandle* meta_ = nullptr;
+  bool read_only_;
+  std::string secondary_dir_;
+
+  std::mutex mu_;  // guards head_ (seq, hash and time assignment)
+  head_info head_;
+  std::atomic<uint64_t> last_seq_{0};
+};
+
+}  // namespace berth::detail

@@ -1,0 +1,118 @@
+#include "runtime/files/layout.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+
+#include <cstring>
+#include <unistd.h>
+
+#include <fstream>
+
+#include <fmt/format.h>
+
+namespace berth {
+
+namespace fs = std::filesystem;
+
+fs::path projects_root(const std::string& data_dir) { return fs::path(data_dir) / "projects"; }
+fs::path event_log_dir(const std::string& data_dir) { return fs::path(data_dir) / "events"; }
+
+project_paths paths_for(const std::string& data_dir, const std::string& name) {
+  project_paths p;
+  p.root = projects_root(data_dir) / name;
+  p.env_file = p.root / ".env";
+  p.secrets_file = p.root / ".secrets";
+  p.preview = p.root / "preview";
+  p.preview_src = p.preview / "src";
+  p.preview_logs = p.preview / "logs";
+  p.production = p.root / "production";
+  p.production_logs = p.production / "logs";
+  p.builds = p.production / "builds";
+  return p;
+}
+
+status make_dirs(std::initializer_list<fs::path> dirs) {
+  for (auto& dir : dirs) {
+    std::error_code ec;
+    fs::create_directories(dir, ec);
+    if (ec) return status::io_error(fmt::format("mkdir {}: {}", dir.string(), ec.message()));
+  }
+  return status::ok();
+}
+
+status create_project_dirs(const project_paths& p) {
+  return make_dirs({p.preview_src, p.preview_logs, p.production_logs});
+}
+
+status remove_project_dir(const project_paths& p) {
+  std::error_code ec;
+  fs::remove_all(p.root, ec);
+  if (ec) return status::io_error(fmt::format("rm {}: {}", p.root.string(), ec.message()));
+  return status::ok();
+}
+
+namespace {
+
+status write_atomically(const fs::path& target, const std::string& content, mode_t mode) {
+  auto tmp = target.string() + ".tmp";
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+  if (fd < 0) return status::io_error(fmt::format("open {}: {}", tmp, strerror(errno)));
+  ::fchmod(fd, mode);
+  bool ok = ::write(fd, content.data(), content.size()) == static_cast<ssize_t>(content.size());
+  ok = ::fsync(fd) == 0 && ok;
+  ::close(fd);
+  if (!ok || ::rename(tmp.c_str(), target.c_str()) != 0) {
+    ::unlink(tmp.c_str());
+    return status::io_error(fmt::format("write {}: {}", target.string(), strerror(errno)));
+  }
+  return status::ok();
+}
+
+// Values are single-quoted so the file can be sourced by a shell without expansion.
+std::string quoted(const std::string& v) {
+  std::string out = "'";
+  for (char c : v) out += (c == '\'') ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+
+}  // namespace
+
+status write_env_file(const project_paths& p, const std::string& name, uint16_t production_port,
+                      uint16_t preview_port, const std::map<std::string, std::string>& env) {
+  std::string content = fmt::format("BERTH_PROJECT={}\nPRODUCTION_PORT={}\nPREVIEW_PORT={}\n",
+                                    name, production_port, preview_port);
+  for (auto& [k, v] : env) content += k + "=" + quoted(v) + "\n";
+  return write_atomically(p.env_file, content, 0644);
+}
+
+std::map<std::string, std::string> read_secrets_file(const project_paths& p) {
+  std::map<std::string, std::string> out;
+  std::ifstream in(p.secrets_file);
+  std::string line;
+  while (std::getline(in, line)) {
+    auto eq = line.find('=');
+    if (eq == std::string::npos) continue;
+    // Undo quoted(): 'a'\''b' -> a'b
+    std::string value, raw = line.substr(eq + 1);
+    for (size_t i = 1; i + 1 <= raw.size(); ++i) {
+      if (raw.compare(i, 4, "'\\''") == 0) {
+        value += '\'';
+        i += 3;
+      } else if (raw[i] == '\'' && i + 1 == raw.size()) {
+        break;
+      } else {
+        value += raw[i];
+      }
+    }
+    out[line.substr(0, eq)] = value;
+  }
+  return out;
+}
+
+status write_secrets_file(const project_paths& p, const std::map<std::string, std::string>& secrets) {
+  std::string content;
+  for (auto& [k, v] : secrets) content += k + "=" + quoted(v) + "\n";
+  return write_atomically(p.secrets_file, content, 0600);
+}
+
+}  // namespace berth

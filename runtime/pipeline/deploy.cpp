@@ -1,0 +1,157 @@
+// The production deploy, top to bottom (see deploy.hpp). One line per phase; in_phase() is the
+// wrapper that records the phase's event, arms its time limit and ends the deploy at the
+// boundary when a cancel or a shutdown asks for it. Durable records: the release activated and
+// the outcome (the `queued` event was made durable by the owner before the job started); every
+// other event rides in the next durable batch.
+#include "runtime/pipeline/deploy.hpp"
+
+#include <type_traits>
+
+#include <fmt/format.h>
+
+#include "runtime/files/fs_util.hpp"
+#include "runtime/pipeline/job.hpp"
+#include "runtime/release/release.hpp"
+
+namespace berth {
+
+namespace pipeline {
+namespace {
+
+using json = nlohmann::json;
+
+// How long a phase may take. The build and the health check have their own limits (enforced
+// inside the step); the phase limit adds slack to those and caps every other phase.
+std::chrono::seconds limit_of(const job& j, phase p) {
+  auto& health = j.in.spec.production_health;
+  if (p == phase::building) return j.in.build_timeout + std::chrono::seconds(30);
+  if (p == phase::health_checking || p == phase::switching)
+    return std::chrono::seconds(health.timeout_s + health.min_healthy_s + 30);
+  if (p == phase::draining && j.in.proxy)
+    return std::chrono::duration_cast<std::chrono::seconds>(j.in.drain) + j.in.phase_timeout;
+  return j.in.phase_timeout;
+}
+
+// A phase: stop at its boundary when asked to (until the release serves: then a late cancel
+// changes nothing), record its event, run the step under its time limit.
+template <class Step>
+auto in_phase(job& j, phase p, const std::string& message, Step step) {
+  if (!j.committed && j.host.stop_requested() != stop_request::none) j.gave_up();
+  j.current = p;
+  j.deadline = clock_type::now() + limit_of(j, p);
+  j.log().line(std::string("phase ") + to_string(p) + ": " + message);
+  j.record({j.phase_event(p, message)}, /*durable=*/false);
+  auto finished = [&] {
+    if (!j.committed && clock_type::now() > j.deadline)
+      j.fail("timeout", fmt::format("{} did not finish within {} s", to_string(p), limit_of(j, p).count()));
+  };
+  if constexpr (std::is_void_v<decltype(step())>) {
+    step();
+    finished();
+  } else {
+    auto result = step();
+    finished();
+    return result;
+  }
+}
+
+// production/current flips and release_activated is durable: from here on the new release is
+// what production serves, and nothing of this deploy is undone any more.
+void activate(job& j, const std::string& hash, const instance_ref& live) {
+  if (auto s = switch_current(j.in.paths.production, hash); !s)
+    j.fail("switch_failed", "cannot switch production/current: " + s.message());
+  if (!j.in.current.empty())
+    j.undo.push("point production/current back", [&j] { switch_current(j.in.paths.production, j.in.current); });
+  auto data = to_json(live);
+  data["hash"] = hash;
+  data["deployment"] = j.in.id;
+  data["kind"] = to_string(j.in.kind);
+  data["previous"] = j.in.current;
+  j.add_event(ev::release_activated, data);
+  j.record({}, /*durable=*/true);
+  j.undo.clear();
+  j.committed = true;
+}
+
+// Records how the deploy ended (durable), with what is still pending (pruned releases).
+phase finish(job& j, phase end, const std::string& hash) {
+  std::string message;
+  if (end == phase::unchanged) {
+    message = "release " + hash + " is already current; nothing was changed";
+  } else {
+    auto gap = j.resources.value("gap_ms", int64_t{-1});
+    message = fmt::format("{} {} on port {}{}", j.in.kind == job_kind::rollback ? "rolled back to" : "deployed", hash,
+                          j.in.stable_port, gap >= 0 ? fmt::format(" (switch gap {} ms)", gap) : "");
+  }
+  j.record({j.phase_event(end, message)}, /*durable=*/true);
+  j.log().line(std::string("deployment ") + to_string(end));
+  return end;
+}
+
+// Unwinds what the deploy made, newest first, then records the failure (durable). A deploy
+// whose owner is gone undoes nothing: the owner's successor sweeps what it left.
+phase roll_back(job& j, const failure& f) {
+  if (j.host.stop_requested() == stop_request::abandoned) return phase::failed;
+  auto failed_in = j.current;
+  j.current = phase::rolling_back;
+  j.log().line("rolling back: " + f.message);
+  try {
+    j.record({j.phase_event(phase::rolling_back, "rolling back: " + f.message)}, /*durable=*/false);
+  } catch (const failure&) {  // the log refused: the outcome below says so again
+  }
+  j.undo.unwind(j.log());
+  deployment_error err{to_string(failed_in), f.message, f.code};
+  auto end = f.code == "cancelled" ? phase::cancelled : phase::failed;
+  try {
+    j.record({j.phase_event(end, f.message, &err)}, /*durable=*/true);
+  } catch (const failure&) {
+    return phase::failed;
+  }
+  j.log().line(std::string("deployment ") + to_string(end));
+  return end;
+}
+
+}  // namespace
+}  // namespace pipeline
+
+phase run_deploy(deploy_host& host, const deploy_tools& tools, const deploy_inputs& in) {
+  using namespace pipeline;
+  job j{host, tools, in};
+  auto sw = make_switcher(in);
+  std::filesystem::path workspace;
+  struct remove_workspace {  // made in preparing, gone when the deploy ends either way
+    std::filesystem::path& dir;
+    ~remove_workspace() { if (!dir.empty()) fsutil::force_remove(dir); }
+  } cleanup{workspace};
+  try {
+    std::string hash = in.target;
+    if (!in.current.empty()) j.resources["previous"] = in.current;
+    if (in.kind == job_kind::deploy) {
+      workspace = in_phase(j, phase::preparing, "snapshotting the source", [&] { return prepare_source(j); });
+      in_phase(j, phase::building, "building", [&] { build(j, workspace); });
+      hash = in_phase(j, phase::packaging, "packaging the artifacts", [&] { return package(j, workspace); });
+      if (is_unchanged(j, hash)) return finish(j, phase::unchanged, hash);
+    } else {
+      j.resources["hash"] = hash;
+    }
+    auto candidate = in_phase(j, phase::starting, "starting the candidate on a spare port",
+                              [&] { return start_candidate(j, hash); });
+    in_phase(j, phase::health_checking, "checking the candidate's health", [&] { check_health(j, candidate); });
+    serving_release old;
+    in_phase(j, phase::switching, sw->switch_message(), [&] {
+      old = host.serving();
+      activate(j, hash, sw->switch_to(j, hash, candidate, old));
+    });
+    in_phase(j, phase::draining, sw->drain_message(), [&] {
+      sw->drain(j, candidate, old);
+      prune(j, hash);
+    });
+    return finish(j, phase::completed, hash);
+  } catch (const failure& f) {
+    return roll_back(j, f);
+  } catch (const std::exception& e) {
+    return roll_back(j, {"internal", std::string("unexpected error: ") + e.what()});
+  }
+}
+
+}  // namespace berth

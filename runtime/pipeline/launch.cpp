@@ -1,0 +1,88 @@
+#include "runtime/pipeline/launch.hpp"
+
+#include <filesystem>
+
+#include <fmt/format.h>
+
+#include "runtime/net/health_probe.hpp"
+#include "runtime/resilience/backends.hpp"
+
+namespace berth {
+
+namespace {
+
+std::string attempts_note(int attempts) {
+  return attempts > 1 ? fmt::format(" (after {} attempts)", attempts) : std::string();
+}
+
+// The same failure with `suffix` added to its message.
+status with_suffix(const status& s, const std::string& suffix) {
+  if (s.is_ok() || suffix.empty()) return s;
+  switch (s.which()) {
+    case status::code::not_found: return status::not_found(s.message() + suffix);
+    case status::code::corruption: return status::corruption(s.message() + suffix);
+    case status::code::invalid_argument: return status::invalid_argument(s.message() + suffix);
+    default: return status::io_error(s.message() + suffix);
+  }
+}
+
+}  // namespace
+
+std::string how_it_ended(const instance_status& end) {
+  if (end.signal > 0) return "was killed by signal " + std::to_string(end.signal);
+  if (end.exit_code >= 0) return "exited with code " + std::to_string(end.exit_code);
+  return "exited";
+}
+
+instance_spec release_spec(const release_launch& l) {
+  instance_spec s;
+  s.labels = {l.project, "production", l.hash};
+  s.from = artifact{(l.paths->production / l.hash).string()};
+  s.command = l.spec->production_command;
+  s.env = *l.env;
+  s.env["PORT"] = std::to_string(l.port);
+  s.env["HOST"] = "127.0.0.1";
+  s.env["BERTH_RELEASE"] = l.hash;
+  s.port = l.port;
+  s.log = l.paths->production_log();
+  return s;
+}
+
+status start_release(runtime_driver& driver, backend_guards& b, const release_launch& l, instance_ref* out,
+                     int* attempts) {
+  if (!std::filesystem::is_directory(l.paths->production / l.hash))
+    return status::not_found("release " + l.hash + " is not on disk");
+  call_options o;
+  o.cancelled = l.give_up;
+  o.essential = l.essential;
+  o.on_retry = [&l](int attempt, const status& failure, std::chrono::milliseconds delay) {
+    if (l.log)
+      l.log(fmt::format("start attempt {} failed (transient): {}; retrying in {} ms", attempt, failure.message(),
+                        delay.count()));
+  };
+  int made = 0;
+  auto spec = release_spec(l);
+  auto s = b.call("process", [&] { return driver.start(spec, out); }, o, &made);
+  if (attempts) *attempts = made;
+  if (!s && l.log && !is_backend_unavailable(s) && classify(s) == failure_kind::permanent)
+    l.log("start failed with a permanent error: not retried");
+  return with_suffix(s, attempts_note(made));
+}
+
+status launch_release(runtime_driver& driver, backend_guards& b, const release_launch& l, instance_ref* out) {
+  instance_ref r;
+  if (auto s = start_release(driver, b, l, &r); !s) return s;
+  auto& health = l.spec->production_health;
+  auto probe = wait_healthy("127.0.0.1", l.port, health.path, std::chrono::seconds(health.timeout_s), l.probe_every,
+                            [&] { return driver.inspect(r).running() && !(l.give_up && l.give_up()); });
+  if (!probe.healthy) {
+    auto end = driver.inspect(r);
+    driver.stop(r, l.stop_grace);
+    if (!end.running()) return status::io_error("the release " + how_it_ended(end) + " before answering its health check");
+    return status::io_error("health check on port " + std::to_string(l.port) + " failed: " + probe.error);
+  }
+  *out = r;
+  return status::ok();
+}
+
+}  // namespace berth

@@ -1,0 +1,115 @@
+// preparing, building and packaging: from the project's source to an immutable release folder.
+#include <fmt/format.h>
+
+#include "messages/deployment.hpp"
+#include "runtime/logs/log_follower.hpp"
+#include "runtime/pipeline/job.hpp"
+#include "runtime/release/release.hpp"
+#include "runtime/release/source.hpp"
+
+namespace berth::pipeline {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+namespace {
+
+constexpr auto output_poll = 100ms;  // how often the build's output is passed on while it runs
+
+// The build's exit: its code, 128 + the signal that killed it, or -1 when unknown.
+int exit_code_of(const instance_status& end) {
+  if (end.signal > 0) return 128 + end.signal;
+  return end.exit_code;
+}
+
+}  // namespace
+
+fs::path prepare_source(job& j) {
+  auto workspace = j.in.paths.build_workspace(j.in.id);
+  if (auto s = make_dirs({j.in.paths.builds}); !s) j.fail("source_failed", s.message());
+  auto& m = j.in.spec;
+  j.log().line("snapshotting " +
+               (m.source_git.empty() ? m.source_path : mask_url_credentials(m.source_git) + " @ " + m.source_ref));
+  if (auto s = snapshot_source(m.source_path, m.source_git, m.source_ref, workspace); !s)
+    j.fail("source_failed", "cannot snapshot the source: " + s.message());
+  return workspace;
+}
+
+void build(job& j, const fs::path& workspace) {
+  auto& m = j.in.spec;
+  if (m.build_command.empty()) {
+    j.log().line("no build.command: the artifacts are taken from the source as they are");
+    j.resources["build_ms"] = 0;
+    j.resources["build_us"] = 0;
+    return;
+  }
+  instance_spec spec;
+  spec.labels = {j.in.project, "build", ""};
+  spec.workdir = workspace;
+  spec.command = m.build_command;
+  spec.env = j.in.env;
+  spec.log = j.log().file();
+  j.log().line("running the build: " + fmt::format("{}", fmt::join(m.build_command, " ")));
+  log_follower output(spec.log.string());
+  output.backlog(0);  // from here on: what the build writes
+  auto t0 = clock_type::now();
+  instance_ref build;
+  if (auto s = j.tools.driver.start(spec, &build); !s) j.fail("build_failed", "the build could not run: " + s.message());
+  exit_watch watch(j.tools.driver, build);
+  std::optional<instance_status> end;
+  while (!end) {
+    end = watch.wait_for(output_poll);
+    j.log().written(end ? output.drain() : output.poll());
+    if (end) break;
+    if (clock_type::now() - t0 > j.in.build_timeout) {
+      j.tools.driver.stop(build, 1000ms);
+      j.fail("build_timeout", fmt::format("the build did not finish within {} s", j.in.build_timeout.count()));
+    }
+    if (j.give_up()) {
+      j.tools.driver.stop(build, 1000ms);
+      j.log().line("the build was stopped");
+      j.gave_up();
+    }
+  }
+  j.tools.driver.stop(build, 1000ms);  // background children it left behind
+  record_duration(j, "build", t0);
+  if (auto code = exit_code_of(*end); code != 0)
+    j.fail("build_failed", fmt::format("the build exited with code {}", code));
+  j.log().line(fmt::format("build finished in {} ms", ms_since(t0)));
+}
+
+bool is_unchanged(const job& j, const std::string& hash) { return hash == j.in.current && !j.in.force; }
+
+std::string package(job& j, const fs::path& workspace) {
+  auto artifacts = j.in.spec.artifacts.empty() ? std::vector<std::string>{"."} : j.in.spec.artifacts;
+  std::string hash;
+  if (auto s = hash_artifacts(workspace, artifacts, &hash); !s)
+    j.fail("package_failed", "cannot package the artifacts: " + s.message());
+  j.log().line("release hash " + hash);
+  j.resources["hash"] = hash;
+  if (is_unchanged(j, hash)) {
+    j.log().line("same as the current release: nothing to do (deploy with force to redo it)");
+    return hash;
+  }
+  bool existed = fs::is_directory(j.in.paths.production / hash);
+  if (auto s = package_release(workspace, artifacts, j.in.paths.production, hash, nullptr); !s)
+    j.fail("package_failed", "cannot package the artifacts: " + s.message());
+  j.log().line(existed ? "release " + hash + " is already on disk" : "packaged release " + hash);
+  if (existed) return hash;
+  j.add_event(ev::release_packaged, {{"hash", hash}, {"deployment", j.in.id}});
+  j.undo.push("remove release " + hash, [&j, hash] {
+    if (auto s = remove_release(j.in.paths.production, hash); !s)
+      return j.log().line("error: cannot remove release " + hash + ": " + s.message());
+    j.log().line("removed the incomplete release " + hash);
+    // Its release_packaged never reached the log: dropping it is all there is to undo there.
+    auto& p = j.pending;
+    auto unrecorded = std::remove_if(p.begin(), p.end(), [](auto& e) { return e.type == ev::release_packaged; });
+    if (unrecorded != p.end())
+      p.erase(unrecorded, p.end());
+    else
+      j.add_event(ev::release_removed, {{"hash", hash}, {"reason", "its deployment " + j.in.id + " failed"}});
+  });
+  return hash;
+}
+
+}  // namespace berth::pipeline

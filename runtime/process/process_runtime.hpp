@@ -1,0 +1,44 @@
+// The runtime driver for OS processes (runtime/driver.hpp), on top of process_driver.
+//
+// An instance is a process group led by the started process; its identity is
+// process_instance_id(pid, start time, pgid) (messages/instance.hpp). An id that does not
+// parse names nothing: gone for inspect(), ok for stop(). Labels travel in the child's
+// environment (BERTH_PROJECT, BERTH_ENV, BERTH_RELEASE, with BERTH_DATA_DIR so that another
+// berth on the host is told apart), which is how list() finds what an earlier berth started;
+// processes from before labels are found by their working directory under the project's
+// folders in the data dir.
+#pragma once
+#include <memory>
+#include <string>
+
+#include "runtime/driver.hpp"
+#include "runtime/process/process_driver.hpp"
+
+namespace berth {
+
+class process_runtime final : public runtime_driver {
+ public:
+  explicit process_runtime(std::string data_dir);
+  const char* name() const override { return "process"; }
+
+  status prepare(const std::filesystem::path& release_dir, const instance_labels& labels,
+                 const std::filesystem::path& log, artifact* out) override;
+  status remove_artifact(const artifact& a) override;
+  status start(const instance_spec& spec, instance_ref* out) override;
+  status stop(const instance_ref& ref, std::chrono::milliseconds grace) override;
+  instance_status inspect(const instance_ref& ref) const override;
+  std::vector<instance_ref> list(const instance_labels& filter) const override;
+  uint64_t watch(const instance_ref& ref, exit_callback on_exit) override;
+  void unwatch(uint64_t token) override;
+  std::vector<std::string> logs(const instance_spec& spec, const instance_ref& ref, size_t lines) const override;
+  status usage(const instance_ref& ref, resource_usage* out) const override;
+
+ private:
+  std::string data_dir_;
+  std::string data_dir_label_;     // BERTH_DATA_DIR of what it starts
+  mutable process_driver driver_;  // stateless: the children table is process-wide
+};
+
+std::shared_ptr<runtime_driver> make_process_runtime(std::string data_dir);
+
+}  // namespace berth

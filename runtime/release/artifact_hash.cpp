@@ -1,0 +1,216 @@
+// Hashing the artifacts of a build (the format is in release.hpp): one pass over the walked
+// entries that hashes them and, when packaging, copies them, reading files with O_NOFOLLOW.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <utility>
+
+#include <fmt/format.h>
+#include <openssl/evp.h>
+#include "runtime/files/fs_util.hpp"
+#include "runtime/release/artifacts.hpp"
+
+namespace berth::release_detail {
+
+namespace {
+
+using fsutil::errstr;
+
+class sha256 {
+ public:
+  sha256() : ctx_(EVP_MD_CTX_new()) {
+    ok_ = ctx_ != nullptr && EVP_DigestInit_ex(ctx_, EVP_sha256(), nullptr) == 1;
+  }
+  ~sha256() { EVP_MD_CTX_free(ctx_); }
+  sha256(const sha256&) = delete;
+  sha256& operator=(const sha256&) = delete;
+
+  void bytes(const void* p, size_t n) {
+    if (ok_ && n > 0) ok_ = EVP_DigestUpdate(ctx_, p, n) == 1;
+  }
+  void u64(uint64_t v) {
+    unsigned char b[8];
+    for (int i = 7; i >= 0; --i, v >>= 8) b[i] = static_cast<unsigned char>(v & 0xff);
+    bytes(b, sizeof b);
+  }
+  void str(const std::string& s) {
+    u64(s.size());
+    bytes(s.data(), s.size());
+  }
+  // "" if OpenSSL failed somewhere.
+  std::string hex() {
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int n = 0;
+    if (!ok_ || EVP_DigestFinal_ex(ctx_, md, &n) != 1) return "";
+    static const char* digits = "0123456789abcdef";
+    std::string out;
+    for (unsigned int i = 0; i < n; ++i) {
+      out += digits[md[i] >> 4];
+      out += digits[md[i] & 0xf];
+    }
+    return out;
+  }
+
+ private:
+  EVP_MD_CTX* ctx_;
+  bool ok_ = false;
+};
+
+bool write_all(int fd, const char* p, size_t n) {
+  while (n > 0) {
+    ssize_t w = ::write(fd, p, n);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return false;
+    }
+    p += w;
+    n -= static_cast<size_t>(w);
+  }
+  return true;
+}
+
+// Opens the regular file `abs` (a path below `root` with no symlink in it, as collect() found
+// it) for reading one component at a time, each with O_NOFOLLOW: if any part of the path has
+// become a symlink since (a directory swapped for a link to /etc), the open fails with ELOOP or
+// ENOTDIR instead of reading outside the build dir. -1 with errno set on failure.
+int open_below(const fs::path& root, const fs::path& abs) {
+  fs::path rel = abs.lexically_relative(root);
+  if (rel.empty() || *rel.begin() == "..") {
+    errno = EXDEV;
+    return -1;
+  }
+  int dir = ::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (dir < 0) return -1;
+  std::vector<fs::path> parts(rel.begin(), rel.end());
+  for (size_t i = 0; i < parts.size(); ++i) {
+    bool last = i + 1 == parts.size();
+    // O_NONBLOCK: a fifo swapped in must not block the open (the caller's fstat refuses it).
+    int flags = last ? (O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
+                     : (O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    int next = ::openat(dir, parts[i].c_str(), flags);
+    int err = errno;
+    ::close(dir);
+    if (next < 0) {
+      errno = err;
+      return -1;
+    }
+    dir = next;
+  }
+  return dir;
+}
+
+status copy_and_hash_file(const fs::path& root, const std::string& rel, const entry& e,
+                          const fs::path* dest, sha256* h) {
+  h->str("file");
+  h->str(rel);
+  h->u64(e.mode);
+  int in = open_below(root, e.abs);
+  if (in < 0) {
+    if (errno == ELOOP || errno == ENOTDIR)
+      return status::corruption(fmt::format("{} changed while packaging: a symlink appeared in its path", rel));
+    return status::io_error(fmt::format("open {}: {}", rel, errstr(errno)));
+  }
+  struct stat st;
+  if (::fstat(in, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(in);
+    return status::corruption(fmt::format("{} changed while packaging", rel));
+  }
+  uint64_t size = static_cast<uint64_t>(st.st_size);
+  h->u64(size);
+  int out = -1;
+  fs::path out_path;
+  if (dest) {
+    out_path = *dest / rel;
+    std::error_code ec;
+    fs::create_directories(out_path.parent_path(), ec);
+    out = ::open(out_path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (out < 0) {
+      int err = errno;
+      ::close(in);
+      return status::io_error(fmt::format("create {}: {}", out_path.string(), errstr(err)));
+    }
+  }
+  std::vector<char> buf(1 << 16);
+  uint64_t total = 0;
+  status result;
+  for (;;) {
+    ssize_t n = ::read(in, buf.data(), buf.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      result = status::io_error(fmt::format("read {}: {}", rel, errstr(errno)));
+      break;
+    }
+    if (n == 0) break;
+    total += static_cast<uint64_t>(n);
+    if (total > size) break;
+    h->bytes(buf.data(), static_cast<size_t>(n));
+    if (out >= 0 && !write_all(out, buf.data(), static_cast<size_t>(n))) {
+      result = status::io_error(fmt::format("write {}: {}", out_path.string(), errstr(errno)));
+      break;
+    }
+  }
+  ::close(in);
+  if (result && total != size) result = status::corruption(fmt::format("{} changed while packaging", rel));
+  if (out >= 0) {
+    if (result && ::fchmod(out, e.mode) != 0)
+      result = status::io_error(fmt::format("chmod {}: {}", out_path.string(), errstr(errno)));
+    if (::close(out) != 0 && result)
+      result = status::io_error(fmt::format("write {}: {}", out_path.string(), errstr(errno)));
+  }
+  return result;
+}
+
+}  // namespace
+
+status process(const fs::path& root, const entry_map& entries, const fs::path* dest, std::string* hex) {
+  sha256 h;
+  h.str("berth-release-v1");
+  std::vector<std::pair<fs::path, uint32_t>> dirs;  // modes applied last, deepest first
+  for (auto& [rel, e] : entries) {
+    switch (e.k) {
+      case kind::file: {
+        auto s = copy_and_hash_file(root, rel, e, dest, &h);
+        if (!s) return s;
+        break;
+      }
+      case kind::dir: {
+        h.str("dir");
+        h.str(rel);
+        h.u64(e.mode);
+        if (dest) {
+          fs::path p = *dest / rel;
+          std::error_code ec;
+          fs::create_directories(p.parent_path(), ec);
+          if (::mkdir(p.c_str(), 0700) != 0 && !(errno == EEXIST && fs::is_directory(fs::symlink_status(p))))
+            return status::io_error(fmt::format("mkdir {}: {}", p.string(), errstr(errno)));
+          ::chmod(p.c_str(), 0700);
+          dirs.emplace_back(p, e.mode);
+        }
+        break;
+      }
+      case kind::link: {
+        h.str("link");
+        h.str(rel);
+        h.str(e.target);
+        if (dest) {
+          fs::path p = *dest / rel;
+          std::error_code ec;
+          fs::create_directories(p.parent_path(), ec);
+          if (::symlink(e.target.c_str(), p.c_str()) != 0)
+            return status::io_error(fmt::format("symlink {}: {}", p.string(), errstr(errno)));
+        }
+        break;
+      }
+    }
+  }
+  for (auto it = dirs.rbegin(); it != dirs.rend(); ++it)
+    if (::chmod(it->first.c_str(), it->second) != 0)
+      return status::io_error(fmt::format("chmod {}: {}", it->first.string(), errstr(errno)));
+  *hex = h.hex();
+  if (hex->empty()) return status::io_error("sha256 failed (OpenSSL)");
+  return status::ok();
+}
+
+}  // namespace berth::release_detail

@@ -1,0 +1,216 @@
+// The local-folder snapshot (see source.hpp): a copy that opens every entry relative to its
+// already-open parent with O_NOFOLLOW, re-creating symlinks and never following them.
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <climits>
+#include <utility>
+#include <vector>
+
+#include <fmt/format.h>
+#include "runtime/release/source_snapshot.hpp"
+
+namespace berth::source_detail {
+
+namespace {
+
+using fsutil::inside;
+
+// Everything is opened relative to the directory being copied (openat/fstatat/readlinkat with
+// O_NOFOLLOW), never by a path: a symlink in the source, or a directory replaced by a symlink
+// while the copy runs, can never make the copy read outside the source tree. Such a swap ends
+// the snapshot with an error; links are re-created, never followed.
+
+// What the copy needs to know about the source tree to re-create its links.
+struct link_roots {
+  fs::path given;      // the source path as configured (absolute, lexically normal)
+  fs::path canonical;  // the same, symlinks resolved
+};
+
+// An absolute link target inside the source tree becomes relative (same place in the copy), so
+// the snapshot never points back into the live source. Anything else is kept as it is.
+std::string link_target(const std::string& target, const fs::path& rel_parent, const link_roots& roots) {
+  fs::path t(target);
+  if (!t.is_absolute()) return target;
+  t = t.lexically_normal();
+  for (const fs::path* root : {&roots.canonical, &roots.given}) {
+    if (root->empty() || !inside(*root, t)) continue;
+    fs::path from_root = t.lexically_relative(*root);
+    fs::path rel = rel_parent.empty() ? from_root : from_root.lexically_relative(rel_parent);
+    std::string out = rel.lexically_normal().string();
+    if (!out.empty() && out.size() > 1 && out.back() == '/') out.pop_back();
+    return out.empty() ? "." : out;
+  }
+  return target;
+}
+
+status changed(const fs::path& shown) {
+  return status::io_error(fmt::format(
+      "{} changed while the source was copied (it is now a symlink or another kind of file); "
+      "snapshot again", shown.string()));
+}
+
+struct fd_guard {
+  int fd = -1;
+  explicit fd_guard(int f) : fd(f) {}
+  ~fd_guard() {
+    if (fd >= 0) ::close(fd);
+  }
+  fd_guard(const fd_guard&) = delete;
+  fd_guard& operator=(const fd_guard&) = delete;
+};
+
+status copy_file_at(int from_dir, int to_dir, const char* name, const fs::path& shown_from,
+                    const fs::path& shown_to, mode_t mode) {
+  // O_NONBLOCK: a fifo swapped in meanwhile must not block the open (fstat refuses it below).
+  fd_guard in(::openat(from_dir, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
+  if (in.fd < 0) {
+    if (errno == ELOOP) return changed(shown_from);
+    return status::io_error(fmt::format("open {}: {}", shown_from.string(), errstr(errno)));
+  }
+  struct stat st;
+  if (::fstat(in.fd, &st) != 0 || !S_ISREG(st.st_mode)) return changed(shown_from);
+  fd_guard out(::openat(to_dir, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+  if (out.fd < 0) return status::io_error(fmt::format("create {}: {}", shown_to.string(), errstr(errno)));
+  std::vector<char> buf(1 << 16);
+  for (;;) {
+    ssize_t n = ::read(in.fd, buf.data(), buf.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return status::io_error(fmt::format("read {}: {}", shown_from.string(), errstr(errno)));
+    }
+    if (n == 0) break;
+    const char* p = buf.data();
+    size_t left = static_cast<size_t>(n);
+    while (left > 0) {
+      ssize_t w = ::write(out.fd, p, left);
+      if (w < 0 && errno == EINTR) continue;
+      if (w < 0) return status::io_error(fmt::format("write {}: {}", shown_to.string(), errstr(errno)));
+      p += w;
+      left -= static_cast<size_t>(w);
+    }
+  }
+  if (::fchmod(out.fd, mode) != 0)
+    return status::io_error(fmt::format("chmod {}: {}", shown_to.string(), errstr(errno)));
+  int fd = out.fd;
+  out.fd = -1;
+  if (::close(fd) != 0) return status::io_error(fmt::format("write {}: {}", shown_to.string(), errstr(errno)));
+  return status::ok();
+}
+
+// Copies the contents of the directory open as `from_dir` (known as `from`, at `rel` in the
+// source tree) into the directory open as `to_dir` (known as `to`).
+status copy_tree(int from_dir, int to_dir, const fs::path& from, const fs::path& to, const fs::path& rel,
+                 const link_roots& roots, std::vector<std::pair<fs::path, mode_t>>* dir_modes) {
+  int list_fd = ::dup(from_dir);
+  if (list_fd < 0) return status::io_error(fmt::format("list {}: {}", from.string(), errstr(errno)));
+  DIR* dir = ::fdopendir(list_fd);
+  if (dir == nullptr) {
+    ::close(list_fd);
+    return status::io_error(fmt::format("list {}: {}", from.string(), errstr(errno)));
+  }
+  std::vector<std::string> names;
+  errno = 0;
+  while (dirent* d = ::readdir(dir)) {
+    std::string n = d->d_name;
+    if (n != "." && n != ".." && n != ".git") names.push_back(std::move(n));
+    errno = 0;
+  }
+  int list_err = errno;
+  ::closedir(dir);
+  if (list_err != 0) return status::io_error(fmt::format("list {}: {}", from.string(), errstr(list_err)));
+
+  for (auto& name : names) {
+    fs::path src = from / name, dst = to / name;
+    struct stat st;
+    if (::fstatat(from_dir, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+      if (errno == ENOENT) continue;  // vanished meanwhile
+      return status::io_error(fmt::format("stat {}: {}", src.string(), errstr(errno)));
+    }
+    mode_t mode = st.st_mode & 0777;
+    if (S_ISLNK(st.st_mode)) {
+      std::vector<char> buf(PATH_MAX + 1);
+      ssize_t n = ::readlinkat(from_dir, name.c_str(), buf.data(), buf.size());
+      if (n < 0) {
+        if (errno == EINVAL) return changed(src);
+        return status::io_error(fmt::format("readlink {}: {}", src.string(), errstr(errno)));
+      }
+      if (static_cast<size_t>(n) >= buf.size())
+        return status::io_error(fmt::format("readlink {}: target too long", src.string()));
+      auto target = link_target(std::string(buf.data(), static_cast<size_t>(n)), rel, roots);
+      if (::symlinkat(target.c_str(), to_dir, name.c_str()) != 0)
+        return status::io_error(fmt::format("symlink {}: {}", dst.string(), errstr(errno)));
+    } else if (S_ISREG(st.st_mode)) {
+      auto s = copy_file_at(from_dir, to_dir, name.c_str(), src, dst, mode);
+      if (!s) return s;
+    } else if (S_ISDIR(st.st_mode)) {
+      fd_guard sub_from(::openat(from_dir, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+      if (sub_from.fd < 0) {
+        if (errno == ELOOP || errno == ENOTDIR) return changed(src);
+        return status::io_error(fmt::format("open {}: {}", src.string(), errstr(errno)));
+      }
+      if (::mkdirat(to_dir, name.c_str(), 0700) != 0)
+        return status::io_error(fmt::format("mkdir {}: {}", dst.string(), errstr(errno)));
+      fd_guard sub_to(::openat(to_dir, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+      if (sub_to.fd < 0) return status::io_error(fmt::format("open {}: {}", dst.string(), errstr(errno)));
+      dir_modes->emplace_back(dst, mode);
+      auto s = copy_tree(sub_from.fd, sub_to.fd, src, dst, rel / name, roots, dir_modes);
+      if (!s) return s;
+    }
+    // fifos, sockets, devices: not source, skipped.
+  }
+  return status::ok();
+}
+
+}  // namespace
+
+status snapshot_local(const std::string& source_path, const fs::path& dest) {
+  std::error_code ec;
+  fs::path src = fs::canonical(source_path, ec);
+  if (ec) return status::not_found(fmt::format("source path {} not found", source_path));
+  if (!fs::is_directory(src, ec))
+    return status::invalid_argument(fmt::format("source path {} is not a directory", source_path));
+  fs::path d = fs::weakly_canonical(fs::absolute(dest, ec), ec);
+  if (ec) return status::io_error(fmt::format("resolve {}: {}", dest.string(), ec.message()));
+  if (inside(src, d) || inside(d, src))
+    return status::invalid_argument(fmt::format("snapshot dest {} and source path {} overlap",
+                                                dest.string(), source_path));
+  fs::create_directories(dest.parent_path(), ec);
+  if (ec) return status::io_error(fmt::format("mkdir {}: {}", dest.parent_path().string(), ec.message()));
+
+  fd_guard src_fd(::open(src.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (src_fd.fd < 0) {
+    if (errno == ELOOP || errno == ENOTDIR) return changed(src);
+    return status::io_error(fmt::format("open {}: {}", src.string(), errstr(errno)));
+  }
+  struct stat st;
+  if (::fstat(src_fd.fd, &st) != 0)
+    return status::io_error(fmt::format("stat {}: {}", src.string(), errstr(errno)));
+  fs::path tmp = temp_sibling(dest, ".tmp-");
+  if (::mkdir(tmp.c_str(), 0700) != 0)
+    return status::io_error(fmt::format("mkdir {}: {}", tmp.string(), errstr(errno)));
+  fd_guard tmp_fd(::open(tmp.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (tmp_fd.fd < 0) {
+    int err = errno;
+    force_remove(tmp);
+    return status::io_error(fmt::format("open {}: {}", tmp.string(), errstr(err)));
+  }
+  link_roots roots{fs::absolute(source_path, ec).lexically_normal(), src};
+  if (!roots.given.empty() && roots.given.filename().empty()) roots.given = roots.given.parent_path();
+  std::vector<std::pair<fs::path, mode_t>> dir_modes{{tmp, st.st_mode & 0777}};
+  auto s = copy_tree(src_fd.fd, tmp_fd.fd, src, tmp, fs::path(), roots, &dir_modes);
+  // Directory modes last (deepest first), so read-only directories could be filled.
+  for (auto it = dir_modes.rbegin(); s && it != dir_modes.rend(); ++it)
+    if (::chmod(it->first.c_str(), it->second) != 0)
+      s = status::io_error(fmt::format("chmod {}: {}", it->first.string(), errstr(errno)));
+  if (!s) {
+    force_remove(tmp);
+    return s;
+  }
+  return install(tmp, dest);
+}
+
+}  // namespace berth::source_detail
