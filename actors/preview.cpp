@@ -215,6 +215,9 @@ void stop_then(self_ptr self, std::function<void()> then) {
 void adopt(self_ptr self) {
   auto& st = self->state;
   auto last = st.rec;
+  // What the log says, until the world has been looked at.
+  st.status = last.status == "exited" ? "restarting" : last.status;
+  st.reason = last.reason;
   auto driver = st.env.driver;
   auto project = st.env.project;
   auto paths = st.env.paths;

@@ -10,7 +10,7 @@
 #include "messages/errors.hpp"
 #include "runtime/net/health_probe.hpp"
 #include "runtime/pipeline/launch.hpp"
-#include "runtime/process/strays.hpp"
+#include "runtime/release/tidy.hpp"
 #include "runtime/release/release.hpp"
 
 namespace berth::production_detail {

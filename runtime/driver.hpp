@@ -42,7 +42,7 @@ struct instance_spec {
   std::filesystem::path workdir;               // process driver: the folder it runs in
   std::vector<std::string> command;            // argv, never through a shell
   std::map<std::string, std::string> env;      // on top of the driver's minimal environment
-  uint16_t port = 0;                           // the host port it answers on (also PORT in env)
+  uint16_t port = 0;                           // the host port it answers on (PORT, unless env has it)
   std::filesystem::path log;                   // where its output goes ("" = nowhere)
 };
 
@@ -57,7 +57,8 @@ struct instance_status {
   int exit_code = -1;  // exited normally: 0-255; -1 when killed by a signal or unknown
   int signal = 0;      // killed by a signal: its number
   bool running() const { return state == instance_state::running; }
-  std::string describe() const;  // "running" | "exited with code 3" | "killed by signal 9" | "gone"
+  // "running" | "exited with code 3" | "killed by signal 9" | "exited" (code unknown) | "gone"
+  std::string describe() const;
 };
 
 struct resource_usage {
@@ -89,15 +90,18 @@ class runtime_driver {
   // What the instance of this recorded identity is doing now. Never blocks; this is how an
   // instance recorded before a restart is adopted (running) or found dead.
   virtual instance_status inspect(const instance_ref& ref) const = 0;
-  // Instances of this driver whose labels match every non-empty field of `filter`, whoever
-  // started them (this berth or an earlier one): what a restart sweeps.
+  // Instances of this driver whose labels match every non-empty field of `filter` (an empty
+  // filter: all of them), whoever started them (this berth or an earlier one over the same data
+  // dir; never another berth's): what a restart sweeps.
   virtual std::vector<instance_ref> list(const instance_labels& filter) const = 0;
 
-  // Exit notification: `on_exit` runs once, on a thread of the driver's, when the instance
-  // ends (at once if it already has). Returns a token for unwatch(); a second watch of the same
-  // instance replaces the first, so there is never more than one per instance.
+  // Exit notification: `on_exit` runs once, on the driver's own thread (one callback at a time:
+  // keep it short, never block), when the instance ends; at once, on the caller's thread, if it
+  // already has. Returns a token for unwatch(); a second watch of the same instance replaces the
+  // first, so there is never more than one per instance, and no thread per watch.
   virtual uint64_t watch(const instance_ref& ref, exit_callback on_exit) = 0;
-  // Cancels a watch; its callback does not run afterwards (unless it already runs).
+  // Cancels a watch: its callback does not run afterwards. It does not wait for a callback
+  // already running, so what the callback captures must outlive it (hold it by shared_ptr).
   virtual void unwatch(uint64_t token) = 0;
 
   // The last `lines` lines the instance wrote (oldest first); `spec` is what it was started

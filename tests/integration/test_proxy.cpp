@@ -574,7 +574,8 @@ TEST_CASE("proxy - production status shows the public url", "[integration][proxy
   auto r = e.api().get("/api/projects/site/production");
   INFO(r.describe());
   REQUIRE(r.status == 200);
-  CHECK(r.body.value("public_url", "") == "http://site.localhost");
+  // The shared listener's port is part of the address (it is not http's 80).
+  CHECK(r.body.value("public_url", "") == "http://site.localhost:" + std::to_string(e.http_port));
   CHECK(r.body.value("url", "") == "http://127.0.0.1:" + std::to_string(stable));
   CHECK(r.body.value("port", 0) == stable);
   CHECK(r.body.value("status", "") == "running");

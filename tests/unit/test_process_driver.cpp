@@ -275,6 +275,9 @@ TEST_CASE("process: stop with SIGTERM honoured stops the whole group", "[process
   REQUIRE(read_stat(gc, &gst));
   CHECK(gst.pgrp == h.pgid);  // the grandchild is in the group
   CHECK(d.inspect(h).status == process_status::running);
+  // The backgrounded sleep must have exec'd first: a SIGTERM that reaches the shell's forked
+  // child before its exec is lost (dash), and the graceful parent would wait for it for ever.
+  REQUIRE(eventually([&] { return read_file("/proc/" + std::to_string(gc) + "/comm") == "sleep\n"; }, 5000ms));
 
   auto t0 = steady::now();
   REQUIRE(d.stop(h, 5000ms));
