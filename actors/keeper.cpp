@@ -5,6 +5,7 @@
 
 #include "actors/blocking.hpp"
 #include "messages/atoms.hpp"
+#include "messages/preview.hpp"
 
 namespace berth {
 
@@ -16,6 +17,15 @@ int64_t now_us() {
 }
 
 }  // namespace
+
+keeper_policy keeper_policy_of(const deploy_settings& s) {
+  keeper_policy p;
+  p.restart = {std::chrono::milliseconds(s.restart_base_ms), std::chrono::milliseconds(s.restart_max_ms),
+               static_cast<size_t>(s.crash_loop_restarts), std::chrono::seconds(s.crash_loop_window_s)};
+  p.pass_interval = std::chrono::milliseconds(s.reconcile_interval_ms);
+  p.stop_grace = std::chrono::milliseconds(s.stop_grace_ms);
+  return p;
+}
 
 keeper::~keeper() { forget_watch(); }
 
@@ -100,28 +110,50 @@ void keeper::restart_later(const std::string& why) {
   self_->delayed_send(self_, *delay, keeper_restart_atom_v, ++gen_);
 }
 
+// Runs a blocking start on a worker; `then` (in the actor) gets its instance or its failure.
+void keeper::launch(std::function<status(instance_ref*)> start,
+                    std::function<void(const instance_ref& r, const status& failure)> then) {
+  auto started = std::make_shared<instance_ref>();
+  auto result = std::make_shared<status>();
+  run_blocking(
+      self_, [=] { *result = start(started.get()); },
+      [started, result, then](const std::string& failure) {
+        then(*started, failure.empty() ? *result : status::io_error(failure));
+      });
+}
+
+void keeper::start_now(std::function<status(instance_ref*)> start, std::function<void(const status&)> done) {
+  release();
+  auto gen = gen_;
+  launch(std::move(start), [this, gen, done](const instance_ref& r, const status& failure) {
+    if (!failure) return done(failure);
+    if (gen != gen_) {  // stopped (or started again) meanwhile: this one is not wanted
+      auto driver = driver_;
+      auto grace = policy_.stop_grace;
+      run_blocking(self_, [=] { driver->stop(r, grace); }, [](const std::string&) {});
+      return done(status::io_error("stopped before it was up"));
+    }
+    hooks_.started(r, cause::start, [this, r, done] {
+      keep(r);
+      done(status::ok());
+    });
+  });
+}
+
 void keeper::on_restart(uint64_t gen) {
   if (gen != gen_ || !restart_due_ || held_ || restarting_) return;
   restart_due_ = false;
   restarting_ = true;
-  auto started = std::make_shared<instance_ref>();
-  auto result = std::make_shared<status>();
-  auto start = hooks_.start();
-  run_blocking(
-      self_, [=] { *result = start(started.get()); },
-      [this, started, result](const std::string& failure) {
-        restarting_ = false;
-        if (!failure.empty() || !*result) {
-          return restart_later("restart failed: " + (failure.empty() ? result->message() : failure));
-        }
-        if (restart_due_) {  // released or re-kept meanwhile: this start is not wanted
-          auto driver = driver_;
-          auto r = *started;
-          auto grace = policy_.stop_grace;
-          return run_blocking(self_, [=] { driver->stop(r, grace); }, [](const std::string&) {});
-        }
-        hooks_.restarted(*started, [this, r = *started] { keep(r); });
-      });
+  launch(hooks_.start(), [this](const instance_ref& r, const status& failure) {
+    restarting_ = false;
+    if (!failure) return restart_later("restart failed: " + failure.message());
+    if (restart_due_) {  // released or re-kept meanwhile: this start is not wanted
+      auto driver = driver_;
+      auto grace = policy_.stop_grace;
+      return run_blocking(self_, [=] { driver->stop(r, grace); }, [](const std::string&) {});
+    }
+    hooks_.started(r, cause::restart, [this, r] { keep(r); });
+  });
 }
 
 void keeper::on_exit(uint64_t gen, const std::string& how) {
@@ -132,7 +164,7 @@ void keeper::on_exit(uint64_t gen, const std::string& how) {
 void keeper::on_pass(uint64_t gen) {
   pass_armed_ = false;
   if (gen != gen_ || kept_.empty()) return arm_pass();
-  if (probing_) return arm_pass();
+  if (probing_ || held_) return arm_pass();  // a deploy runs: it owns what happens to the release
   auto r = kept_;
   if (!driver_->inspect(r).running()) return down(hooks_.what + "'s process is gone");
   if (!hooks_.probe) return arm_pass();

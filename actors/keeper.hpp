@@ -9,7 +9,8 @@
 //   gives up (hooks.crash_loop). The exits counted are those the owner's fold saw (the log), so a
 //   restarted berth does not hand a crash-looping instance a fresh budget.
 // - release(): the owner takes over (a stop, a deploy's switch): no watch, no pass, no restart.
-// - hold(true): no restart starts (a deploy runs); one that was due runs at hold(false).
+// - hold(true): no restart starts and no health probe runs (a deploy runs); a restart that was
+//   due runs at hold(false). Exits are still seen and recorded.
 // Blocking work (starts, probes, stops) runs on detached workers; stale messages of an earlier
 // instance are recognised by a generation number and dropped.
 #pragma once
@@ -21,6 +22,7 @@
 
 #include <caf/all.hpp>
 
+#include "config/config.hpp"
 #include "messages/instance.hpp"
 #include "runtime/driver.hpp"
 #include "runtime/resilience/restart_policy.hpp"
@@ -34,6 +36,9 @@ struct keeper_policy {
   int unhealthy_limit = 3;  // failed probes in a row that restart a live instance
   std::chrono::milliseconds stop_grace{3000};  // stopping one that stopped answering
 };
+// The policy of a project's environments: --restart-*, --crash-loop-*, --reconcile-interval-ms,
+// --stop-grace-ms.
+keeper_policy keeper_policy_of(const deploy_settings& s);
 
 class keeper {
  public:
@@ -47,8 +52,8 @@ class keeper {
     std::function<std::function<bool(std::string* why)>(const instance_ref& r)> probe;
     // The instance is down: record it, then call `then` (in the owner actor).
     std::function<void(const std::string& why, std::function<void()> then)> died;
-    // A restart brought it back: record it, then call `then`.
-    std::function<void(const instance_ref& r, std::function<void()> then)> restarted;
+    // A start brought it up (`cause`: cause::start or cause::restart): record it, then `then`.
+    std::function<void(const instance_ref& r, const char* cause, std::function<void()> then)> started;
     // Too many exits within the window: record it; nothing restarts until the owner starts it.
     std::function<void(const std::string& why)> crash_loop;
     // The exits the owner's fold has seen recently (µs since the Unix epoch).
@@ -61,6 +66,10 @@ class keeper {
   ~keeper();
 
   void init(caf::event_based_actor* self, std::shared_ptr<runtime_driver> driver, keeper_policy policy, hooks h);
+  // Starts an instance now (no backoff: a person asked, or a first start) with `start` (blocking,
+  // run on a worker), records it (hooks.started, cause::start) and keeps it; `done` gets "" or
+  // what went wrong (then nothing runs and nothing was recorded).
+  void start_now(std::function<status(instance_ref*)> start, std::function<void(const status& failure)> done);
   void keep(const instance_ref& r);
   void release();
   // The instance is down and recorded as such: restart it after the backoff (or a crash loop).
@@ -76,6 +85,8 @@ class keeper {
 
  private:
   void forget_watch();
+  void launch(std::function<status(instance_ref*)> start,
+              std::function<void(const instance_ref& r, const status& failure)> then);
   void on_exit(uint64_t gen, const std::string& how);
   void on_pass(uint64_t gen);
   void on_restart(uint64_t gen);

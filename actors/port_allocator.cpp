@@ -42,9 +42,12 @@ caf::result<uint64_t> release(self_ptr self, std::vector<port_lease> leases,
   std::vector<new_event> events;
   for (auto& l : leases) events.push_back({ports_stream, ev::port_released, port_released_data(l, reason)});
   auto rp = self->make_response_promise<uint64_t>();
-  self->request(names::whereis(self->system(), names::event_store), store_timeout,
-                append_atom_v, std::move(events))
-      .then(
+  // Candidates' leases need no sync of their own (see the candidate lease).
+  bool candidates = std::all_of(leases.begin(), leases.end(), [](auto& l) { return l.kind == port_kind::candidate; });
+  auto store = names::whereis(self->system(), names::event_store);
+  auto sent = candidates ? self->request(store, store_timeout, append_unsynced_atom_v, std::move(events))
+                         : self->request(store, store_timeout, append_atom_v, std::move(events));
+  sent.then(
           [=](std::vector<event_record>&) mutable {
             for (auto& l : leases) self->state.leases.erase(l.port);
             rp.deliver(static_cast<uint64_t>(leases.size()));
@@ -116,8 +119,10 @@ caf::behavior port_allocator(self_ptr self, port_range production, port_range pr
                      project, kind};
         if (l.port == 0) return make_error(errc::ports_exhausted, "no free candidate port");
         st.leases[l.port] = l;
+        // Not synced: a candidate does not outlive a power cut, and a restart gives its
+        // project's candidate leases back anyway.
         auto rp = self->make_response_promise<uint16_t>();
-        self->request(names::whereis(self->system(), names::event_store), store_timeout, append_atom_v,
+        self->request(names::whereis(self->system(), names::event_store), store_timeout, append_unsynced_atom_v,
                       std::vector<new_event>{{ports_stream, ev::port_leased, port_leased_data(l)}})
             .then([=](std::vector<event_record>&) mutable { rp.deliver(l.port); },
                   [=](caf::error& err) mutable {

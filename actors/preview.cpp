@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "actors/append.hpp"
 #include "actors/blocking.hpp"
 #include "actors/names.hpp"
 #include "messages/atoms.hpp"
@@ -22,10 +23,6 @@ std::chrono::milliseconds grace_of(self_ptr self) {
   return std::chrono::milliseconds(self->state.env.settings.stop_grace_ms);
 }
 
-restart_policy policy_of(const deploy_settings& s) {
-  return {std::chrono::milliseconds(s.restart_base_ms), std::chrono::milliseconds(s.restart_max_ms),
-          static_cast<size_t>(s.crash_loop_restarts), std::chrono::seconds(s.crash_loop_window_s)};
-}
 
 int64_t now_us() {
   return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
@@ -40,7 +37,7 @@ preview_view view_of(self_ptr self) {
   v.url = local_url(st.port);
   v.public_url = site_url(st.env.settings.site, st.env.project, site_env::preview);
   v.folder = st.env.paths.preview.string();
-  v.restarts = exits_within(policy_of(st.env.settings), now_us(), st.rec.exits_us);
+  v.restarts = exits_within(keeper_policy_of(st.env.settings).restart, now_us(), st.rec.exits_us);
   if (st.status == "running" || st.status == "starting") v.pid = st.rec.process.pid;
   v.reason = st.reason;
   v.last_seq = st.rec.last_seq;
@@ -49,17 +46,11 @@ preview_view view_of(self_ptr self) {
 }
 
 void record(self_ptr self, const char* type, json data, std::function<void()> then = {}) {
-  std::vector<new_event> events{{project_stream(self->state.env.project), type, dump_json(data)}};
-  self->request(names::whereis(self->system(), names::event_store), store_timeout, append_atom_v, std::move(events))
-      .then(
-          [=](std::vector<event_record>& stored) {
-            for (auto& e : stored) fold(self->state.rec, e);
-            if (then) then();
-          },
-          [=](caf::error& err) {
-            spdlog::error("preview {}: cannot record {}: {}", self->state.env.project, type, to_string(err));
-            self->quit(err);
-          });
+  append_events(self, {{project_stream(self->state.env.project), type, dump_json(data)}}, true,
+                "preview " + self->state.env.project, [self, then](std::vector<event_record>& stored) {
+                  for (auto& e : stored) fold(self->state.rec, e);
+                  if (then) then();
+                });
 }
 
 void answer_waiting(self_ptr self, const caf::error& err) {
@@ -74,12 +65,13 @@ void answer_waiting(self_ptr self, const caf::error& err) {
 
 // The blocking start of the preview: a fresh copy of the source (unless restarting), the
 // command on the preview port, and its health check. Made in the actor, run on a worker.
-std::function<caf::error(instance_ref*)> preview_start(self_ptr self, bool fresh_source) {
+// invalid_argument: it cannot run as asked (source, command); io_error: it did not get healthy.
+std::function<status(instance_ref*)> preview_start(self_ptr self, bool fresh_source) {
   auto& st = self->state;
-  return [env = st.env, spec = st.spec, port = st.port, fresh_source](instance_ref* out) -> caf::error {
+  return [env = st.env, spec = st.spec, port = st.port, fresh_source](instance_ref* out) -> status {
     if (fresh_source)
       if (auto s = snapshot_source(spec.source_path, spec.source_git, spec.source_ref, env.paths.preview_src); !s)
-        return make_error(errc::invalid_request, "preparing source: " + s.message());
+        return status::invalid_argument("preparing source: " + s.message());
     instance_spec is;
     is.labels = {env.project, "preview", ""};
     is.workdir = env.paths.preview_src;
@@ -91,7 +83,7 @@ std::function<caf::error(instance_ref*)> preview_start(self_ptr self, bool fresh
     is.port = port;
     is.log = env.paths.preview_logs / "preview.log";
     instance_ref r;
-    if (auto s = env.driver->start(is, &r); !s) return make_error(errc::invalid_request, "starting: " + s.message());
+    if (auto s = env.driver->start(is, &r); !s) return status::invalid_argument("starting: " + s.message());
     auto& health = spec.preview_health;
     auto result = wait_healthy("127.0.0.1", port, health.path, std::chrono::seconds(health.timeout_s),
                                std::chrono::milliseconds(health.interval_ms),
@@ -99,64 +91,42 @@ std::function<caf::error(instance_ref*)> preview_start(self_ptr self, bool fresh
     if (!result.healthy) {
       auto end = env.driver->inspect(r);
       env.driver->stop(r, std::chrono::milliseconds(env.settings.stop_grace_ms));
-      return make_error(errc::unavailable,
-                        "health check failed: " + (end.running() ? result.error : "preview process " + end.describe()));
+      return status::io_error("health check failed: " +
+                              (end.running() ? result.error : "preview process " + end.describe()));
     }
     *out = r;
-    return {};
+    return status::ok();
   };
 }
 
+// A start (or a restart) brought the preview up: recorded, then it is kept.
 void started(self_ptr self, const instance_ref& r, const char* why, std::function<void()> then) {
   auto data = to_json(r);
   data["cause"] = why;
-  record(self, ev::preview_started, data, [self, r, then] {
-    auto& st = self->state;
-    st.status = "running";
-    st.reason.clear();
-    st.service.keep(r);
+  record(self, ev::preview_started, data, [self, then] {
+    self->state.status = "running";
+    self->state.reason.clear();
     if (then) then();
   });
 }
 
 void launch(self_ptr self) {
-  auto& st = self->state;
-  auto gen = ++st.generation;
-  auto start = preview_start(self, true);
-  auto r = std::make_shared<instance_ref>();
-  auto err = std::make_shared<caf::error>();
-  run_blocking(
-      self, [=] { *err = start(r.get()); },
-      [=](const std::string& failure) {
-        auto& st = self->state;
-        if (gen != st.generation) {  // stopped meanwhile
-          if (!r->empty()) st.env.driver->stop(*r, grace_of(self));
-          return;
-        }
-        if (!failure.empty() || *err) {
-          st.status = "stopped";
-          st.reason = failure.empty() ? view(*err).message : failure;
-          return answer_waiting(self, failure.empty() ? *err : make_error(errc::internal, failure));
-        }
-        started(self, *r, cause::start, [self] { answer_waiting(self, {}); });
-      });
+  self->state.service.start_now(preview_start(self, true), [self](const status& failure) {
+    auto& st = self->state;
+    if (failure) return answer_waiting(self, {});
+    if (st.status != "starting") return;  // stopped meanwhile
+    st.status = "stopped";
+    st.reason = failure.message();
+    answer_waiting(self, make_error(failure.which() == status::code::invalid_argument ? errc::invalid_request
+                                                                                     : errc::unavailable,
+                                    failure.message()));
+  });
 }
 
 void init_keeper(self_ptr self) {
-  auto& s = self->state.env.settings;
-  keeper_policy policy;
-  policy.restart = policy_of(s);
-  policy.pass_interval = std::chrono::milliseconds(s.reconcile_interval_ms);
-  policy.stop_grace = std::chrono::milliseconds(s.stop_grace_ms);
   keeper::hooks h;
   h.what = "preview " + self->state.env.project + ": the preview";
-  h.start = [self]() -> std::function<status(instance_ref*)> {
-    auto start = preview_start(self, false);
-    return [start](instance_ref* out) {
-      auto err = start(out);
-      return err ? status::io_error(view(err).message) : status::ok();
-    };
-  };
+  h.start = [self] { return preview_start(self, false); };
   h.probe = [self](const instance_ref& r) {
     auto& health = self->state.spec.preview_health;
     auto timeout = std::chrono::milliseconds(std::max(1000, health.interval_ms * 4));
@@ -171,14 +141,14 @@ void init_keeper(self_ptr self) {
     self->state.reason = why;
     record(self, ev::preview_exited, {{"reason", why}}, then);
   };
-  h.restarted = [self](const instance_ref& r, std::function<void()> then) { started(self, r, cause::restart, then); };
+  h.started = [self](const instance_ref& r, const char* why, std::function<void()> then) { started(self, r, why, then); };
   h.crash_loop = [self](const std::string& why) {
     self->state.status = "crashed";
     self->state.reason = why;
     record(self, ev::preview_crashed, {{"reason", why}});
   };
   h.exits = [self] { return self->state.rec.exits_us; };
-  self->state.service.init(self, self->state.env.driver, policy, std::move(h));
+  self->state.service.init(self, self->state.env.driver, keeper_policy_of(self->state.env.settings), std::move(h));
 }
 
 caf::result<preview_view> start(self_ptr self, manifest spec, uint16_t port, bool restart) {
@@ -200,7 +170,6 @@ caf::result<preview_view> start(self_ptr self, manifest spec, uint16_t port, boo
 void stop_then(self_ptr self, std::function<void()> then) {
   auto& st = self->state;
   bool was_up = st.status != "stopped";
-  ++st.generation;
   st.status = "stopped";
   st.reason.clear();
   answer_waiting(self, make_error(errc::conflict, "the preview was stopped"));
@@ -250,7 +219,8 @@ void adopt(self_ptr self) {
           st.status = "crashed";
           st.reason = last.reason;
         }
-      });
+      },
+      while_blocked::hold);  // nothing (a start, a delete) before the world was looked at
 }
 
 }  // namespace
@@ -305,7 +275,6 @@ caf::behavior preview_actor(self_ptr self, environment env, manifest spec, uint1
         // berth is stopping: no more restarts; the process is stopped only if asked, and
         // without an event, so the next start brings the preview back.
         auto& st = self->state;
-        ++st.generation;
         st.service.hold(true);
         if (!stop_apps || st.status != "running") return true;
         auto rp = self->make_response_promise<bool>();

@@ -30,7 +30,6 @@ struct preview_state {
   preview_record rec;              // the fold of the preview's events
   std::string status = "stopped";  // stopped | starting | running | restarting | crashed
   std::string reason;              // last failure
-  uint64_t generation = 0;         // bumps on every start/stop; a stale start's answer is ignored
   keeper service;
   std::vector<caf::response_promise> waiting;  // start requests until healthy
   static inline const char* name = "preview";

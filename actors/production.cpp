@@ -4,6 +4,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "actors/append.hpp"
 #include "actors/blocking.hpp"
 #include "actors/names.hpp"
 #include "actors/production_detail.hpp"
@@ -18,7 +19,7 @@ namespace production_detail {
 
 using json = nlohmann::json;
 constexpr auto store_timeout = std::chrono::seconds(30);
-constexpr size_t detail_log_lines = 50;
+constexpr size_t detail_log_lines = deploy_log::kept_lines;
 
 new_event event(self_ptr self, const std::string& type, const json& data) {
   return {project_stream(self->state.env.project), type, dump_json(data)};
@@ -56,8 +57,8 @@ caf::result<deployment_view> detail(self_ptr self, const std::string& id) {
   auto it = st.prod.deployments.find(id);
   if (it == st.prod.deployments.end()) return make_error(errc::not_found, "no deployment '" + id + "'");
   auto view = view_of(self, it->second);
-  if (st.job && st.job->id == id) {
-    view.log.assign(st.job->lines.begin(), st.job->lines.end());
+  if (st.job && st.job->id == id && st.job->log) {
+    view.log = st.job->log->last_lines();
     return view;
   }
   auto rp = self->make_response_promise<deployment_view>();
@@ -74,12 +75,13 @@ caf::result<deployment_view> follow(self_ptr self, const std::string& id) {
   auto it = st.prod.deployments.find(id);
   if (it == st.prod.deployments.end()) return make_error(errc::not_found, "no deployment '" + id + "'");
   auto view = view_of(self, it->second);
-  if (st.job && st.job->id == id) view.log.assign(st.job->lines.begin(), st.job->lines.end());
+  if (st.job && st.job->id == id && st.job->log) view.log = st.job->log->last_lines();
   if (!is_terminal(it->second.current)) {
     auto follower = caf::actor_cast<caf::actor>(self->current_sender());
     if (follower) {
       self->monitor(follower);
       st.followers[id].push_back(follower);
+      if (st.job && st.job->id == id) st.job->followed->store(true);
     }
   }
   return view;
@@ -99,20 +101,12 @@ history_view history(self_ptr self) {
 
 void record(self_ptr self, std::vector<new_event> events, bool durable,
             std::function<void(const std::vector<event_record>&)> then) {
-  auto store = names::whereis(self->system(), names::event_store);
-  auto stored_ok = [=](std::vector<event_record>& stored) {
-    for (auto& e : stored) fold(self->state.prod, e);
-    tell_followers(self, stored);
-    if (then) then(stored);
-  };
-  auto refused = [=](caf::error& err) {
-    spdlog::error("production {}: cannot record events: {}", self->state.env.project, to_string(err));
-    self->quit(err);
-  };
-  if (durable)
-    self->request(store, store_timeout, append_atom_v, std::move(events)).then(stored_ok, refused);
-  else
-    self->request(store, store_timeout, append_unsynced_atom_v, std::move(events)).then(stored_ok, refused);
+  append_events(self, std::move(events), durable, "production " + self->state.env.project,
+                [self, then](std::vector<event_record>& stored) {
+                  for (auto& e : stored) fold(self->state.prod, e);
+                  tell_followers(self, stored);
+                  if (then) then(stored);
+                });
 }
 
 production_view status_view(self_ptr self) {

@@ -39,6 +39,7 @@
 #include "messages/manifest.hpp"
 #include "messages/views.hpp"
 #include "runtime/pipeline/deploy.hpp"
+#include "runtime/pipeline/deploy_log.hpp"
 
 namespace berth {
 
@@ -53,7 +54,9 @@ struct production_command {
 struct running_job {
   std::string id;  // the deployment ("" for stop/start)
   std::shared_ptr<std::atomic<stop_request>> stop = std::make_shared<std::atomic<stop_request>>(stop_request::none);
-  std::deque<std::string> lines;  // the last lines of its log
+  std::shared_ptr<deploy_log> log;  // deployments: its log (the last lines are in memory)
+  // Someone follows it: its log lines are pushed to this actor (else they stay in the log).
+  std::shared_ptr<std::atomic<bool>> followed = std::make_shared<std::atomic<bool>>(false);
 };
 
 struct production_state {

@@ -119,6 +119,13 @@ void run_pipeline(self_ptr self, const std::string& id, std::function<void(const
   in.drain = std::chrono::milliseconds(settings.drain_ms);
   auto me = caf::actor_cast<caf::actor>(self);
   auto stop = st.job->stop;
+  auto followed = st.job->followed;
+  // The log's lines reach this actor only while someone follows the deployment.
+  auto log = std::make_shared<deploy_log>(in.paths.deployment_log(id),
+                                          [me, id, followed](const std::vector<std::string>& lines) {
+                                            if (followed->load()) caf::anon_send(me, log_lines_atom_v, id, lines);
+                                          });
+  st.job->log = log;
   auto env = st.env;
   auto stable_port = st.stable_port;
   auto* sys = &self->system();
@@ -128,10 +135,7 @@ void run_pipeline(self_ptr self, const std::string& id, std::function<void(const
         in.env = production_env(in.spec, in.paths, in.project);
         make_dirs({in.paths.production, in.paths.production_logs});
         production_host host(*sys, me, stop, env, stable_port);
-        deploy_log log(in.paths.deployment_log(id), [me, id](const std::vector<std::string>& lines) {
-          caf::anon_send(me, log_lines_atom_v, id, lines);
-        });
-        run_deploy(host, {*env.driver, *env.guards, log}, in);
+        run_deploy(host, {*env.driver, *env.guards, *log}, in);
       },
       [done](const std::string& failure) { done(failure); });
 }

@@ -18,8 +18,6 @@ using json = nlohmann::json;
 
 namespace {
 
-constexpr size_t kept_log_lines = 50;
-
 caf::error stopping_error() { return make_error(errc::unavailable, "berth is stopping; retry after it restarts"); }
 
 // The phase a deployment was in before it began to roll back.
@@ -164,11 +162,6 @@ caf::result<production_view> control(self_ptr self, production_command::kind wha
 
 void log_lines(self_ptr self, const std::string& id, std::vector<std::string>& lines) {
   auto& st = self->state;
-  if (st.job && st.job->id == id) {
-    auto& kept = st.job->lines;
-    kept.insert(kept.end(), lines.begin(), lines.end());
-    while (kept.size() > kept_log_lines) kept.pop_front();
-  }
   if (auto f = st.followers.find(id); f != st.followers.end())
     for (auto& follower : f->second) self->send(follower, log_lines_atom_v, id, lines);
 }

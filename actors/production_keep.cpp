@@ -95,12 +95,7 @@ void release_down(self_ptr self, const std::string& why, std::function<void()> t
 }  // namespace
 
 void init_keeper(self_ptr self) {
-  auto& s = self->state.env.settings;
-  keeper_policy policy;
-  policy.restart = {std::chrono::milliseconds(s.restart_base_ms), std::chrono::milliseconds(s.restart_max_ms),
-                    static_cast<size_t>(s.crash_loop_restarts), std::chrono::seconds(s.crash_loop_window_s)};
-  policy.pass_interval = std::chrono::milliseconds(s.reconcile_interval_ms);
-  policy.stop_grace = std::chrono::milliseconds(s.stop_grace_ms);
+  auto policy = keeper_policy_of(self->state.env.settings);
   keeper::hooks h;
   h.what = "production " + self->state.env.project + ": the release";
   h.start = [self] { return current_start(self); };
@@ -114,10 +109,10 @@ void init_keeper(self_ptr self) {
     };
   };
   h.died = [self](const std::string& why, std::function<void()> then) { release_down(self, why, then); };
-  h.restarted = [self](const instance_ref& r, std::function<void()> then) {
+  h.started = [self](const instance_ref& r, const char* why, std::function<void()> then) {
     auto data = to_json(r);
     data["hash"] = self->state.prod.current;
-    data["cause"] = cause::restart;
+    data["cause"] = why;
     record(self, {event(self, ev::production_started, data)}, true, [then](auto&) { then(); });
   };
   h.crash_loop = [self](const std::string& why) {
@@ -171,23 +166,12 @@ void start_release_now(self_ptr self, std::function<void(const std::string&)> do
   auto& st = self->state;
   if (st.prod.status == "running" && st.env.driver->inspect(st.prod.process).running()) return done("");
   if (st.prod.current.empty()) return done("nothing has been deployed to production yet");
-  st.release.release();
-  auto started = std::make_shared<instance_ref>();
-  auto result = std::make_shared<status>();
-  auto start = current_start(self);
-  run_blocking(
-      self, [=] { *result = start(started.get()); },
-      [=](const std::string& failure) {
-        if (!failure.empty() || !*result) {
-          auto why = failure.empty() ? result->message() : failure;
-          return record(self, {event(self, ev::production_exited, {{"reason", "cannot start: " + why}})}, true,
-                        [done, why](auto&) { done("cannot start production: " + why); });
-        }
-        auto data = to_json(*started);
-        data["hash"] = self->state.prod.current;
-        data["cause"] = cause::start;
-        record(self, {event(self, ev::production_started, data)}, true, [done](auto&) { done(""); });
-      });
+  st.release.start_now(current_start(self), [self, done](const status& failure) {
+    if (failure) return done("");
+    auto why = failure.message();
+    record(self, {event(self, ev::production_exited, {{"reason", "cannot start: " + why}})}, true,
+           [done, why](auto&) { done("cannot start production: " + why); });
+  });
 }
 
 void reconcile_at_start(self_ptr self, std::function<void()> ready) {

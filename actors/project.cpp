@@ -38,8 +38,10 @@ std::vector<child_spec> environment_specs(self_ptr self) {
 }
 
 // The folder follows the state: it exists, and .env carries the ports and env. Blocking (it
-// syncs the file), so on a worker; `then` runs in the actor.
-void materialise(self_ptr self, std::function<void(const std::string& failure)> then) {
+// syncs the file), so on a worker; `then` runs in the actor (which takes nothing else meanwhile
+// when `mode` holds).
+void materialise(self_ptr self, std::function<void(const std::string& failure)> then,
+                 while_blocked mode = while_blocked::go_on) {
   auto p = self->state.project;
   auto paths = self->state.env.paths;
   run_blocking(
@@ -49,27 +51,15 @@ void materialise(self_ptr self, std::function<void(const std::string& failure)> 
         if (auto s = write_env_file(paths, p.name, p.production_port, p.preview_port, p.spec.env); !s)
           throw std::runtime_error(s.message());
       },
-      std::move(then));
-}
-
-project_view view_of(const project_record& p) {
-  project_view v;
-  v.name = p.name;
-  v.spec = p.spec;
-  v.production_port = p.production_port;
-  v.preview_port = p.preview_port;
-  v.created_us = p.created_us;
-  v.updated_us = p.updated_us;
-  return v;
+      std::move(then), mode);
 }
 
 // The project with both environments' status, asked of them.
 caf::result<project_view> with_environments(self_ptr self) {
   auto rp = self->make_response_promise<project_view>();
-  auto view = std::make_shared<project_view>(view_of(self->state.project));
+  auto& st = self->state;
+  auto view = std::make_shared<project_view>(project_view_of(st.project, st.last_seq, st.events));
   view->with_environments = true;
-  view->last_seq = self->state.last_seq;
-  view->events = self->state.events;
   auto pending = std::make_shared<int>(2);
   auto done = [=]() mutable {
     if (--*pending == 0) rp.deliver(*view);
@@ -125,7 +115,10 @@ caf::result<project_view> update(self_ptr self, manifest m) {
                   for (const char* env : {"preview", "production"})
                     if (auto child = self->state.sup.which_child(env))
                       self->send(child, update_atom_v, self->state.project.spec);
-                  materialise(self, [=](const std::string&) mutable { rp.deliver(view_of(self->state.project)); });
+                  materialise(self, [=](const std::string&) mutable {
+                    auto& st = self->state;
+                    rp.deliver(project_view_of(st.project, st.last_seq, st.events));
+                  });
                 },
                 [=](caf::error& err) mutable { rp.deliver(std::move(err)); });
       });
@@ -184,20 +177,22 @@ caf::behavior project_actor(self_ptr self, environment env) {
               self->quit(make_error(errc::not_found, "project " + name + " does not exist"));
               return;
             }
-            materialise(self, [=](const std::string& failure) {
-              if (!failure.empty()) spdlog::error("project {}: {}", name, failure);
-            });
-            self->state.sup.init(self, supervisor_flags{}, environment_specs(self));
+            // Its folder exists before its environments start (or a delete runs).
+            materialise(
+                self,
+                [=](const std::string& failure) {
+                  if (!failure.empty()) spdlog::error("project {}: {}", name, failure);
+                  self->state.sup.init(self, supervisor_flags{}, environment_specs(self));
+                },
+                while_blocked::hold);
           },
           [=](caf::error& err) { self->quit(err); });
   return supervisor_handlers(self, self->state.sup)
       .or_else(
           [=](get_atom) { return with_environments(self); },
           [=](status_atom) {
-            auto v = view_of(self->state.project);
-            v.last_seq = self->state.last_seq;
-            v.events = self->state.events;
-            return v;
+            auto& st = self->state;
+            return project_view_of(st.project, st.last_seq, st.events);
           },
           [=](update_atom, manifest& m) { return update(self, std::move(m)); },
           [=](preview_atom, const std::string& action) -> caf::result<void> {

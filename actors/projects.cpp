@@ -117,16 +117,7 @@ void create_then(self_ptr self, manifest m, std::function<void(caf::expected<pro
                 spdlog::error("projects: cannot start project actor {}: {}", name, to_string(child.error()));
               project_record p;
               for (auto& e : stored) fold(p, e);
-              project_view v;
-              v.name = p.name;
-              v.spec = p.spec;
-              v.production_port = p.production_port;
-              v.preview_port = p.preview_port;
-              v.created_us = p.created_us;
-              v.updated_us = p.updated_us;
-              v.last_seq = stored.back().seq;
-              v.events = 1;
-              done(std::move(v));
+              done(project_view_of(p, stored.back().seq, stored.size()));
             },
             [=](caf::error& err) { fail(err); });
   };

@@ -5,6 +5,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "actors/append.hpp"
 #include "actors/blocking.hpp"
 #include "actors/names.hpp"
 #include "messages/atoms.hpp"
@@ -37,16 +38,10 @@ proxy_layout layout_of(const proxy_record& rec, uint16_t admin_port, uint16_t ht
 }
 
 void record(self_ptr self, std::vector<new_event> events, std::function<void()> then) {
-  self->request(names::whereis(self->system(), names::event_store), store_timeout, append_atom_v, std::move(events))
-      .then(
-          [=](std::vector<event_record>& stored) {
-            for (auto& e : stored) fold(self->state.rec, e);
-            if (then) then();
-          },
-          [=](caf::error& err) {
-            spdlog::error("proxy: cannot record events: {}", to_string(err));
-            self->quit(err);
-          });
+  append_events(self, std::move(events), true, "proxy", [self, then](std::vector<event_record>& stored) {
+    for (auto& e : stored) fold(self->state.rec, e);
+    if (then) then();
+  });
 }
 
 new_event event(const char* type, const json& data) { return {proxy_stream, type, dump_json(data)}; }
@@ -163,7 +158,9 @@ void init_keeper(self_ptr self) {
     self->state.status = "restarting";
     record(self, {event(ev::proxy_exited, {{"reason", why}})}, then);
   };
-  h.restarted = [self](const instance_ref& r, std::function<void()> then) { caddy_serves(self, r, cause::restart, then); };
+  h.started = [self](const instance_ref& r, const char* why, std::function<void()> then) {
+    caddy_serves(self, r, why, then);
+  };
   h.crash_loop = [](const std::string&) {};
   h.exits = [self] { return self->state.rec.exits_us; };
   self->state.caddy.init(self, self->state.driver, policy, std::move(h));
@@ -205,16 +202,11 @@ void adopt(self_ptr self) {
           return;
         }
         // Start one now (a first start is not a restart: no backoff).
-        auto r = std::make_shared<instance_ref>();
-        auto started = std::make_shared<status>();
-        auto start = caddy_start(self);
-        run_blocking(
-            self, [=] { *started = start(r.get()); },
-            [=](const std::string& failure) {
-              if (failure.empty() && *started) return caddy_serves(self, *r, cause::start, [self, r] { self->state.caddy.keep(*r); });
-              self->state.status = "restarting";
-              self->state.caddy.restart_later("cannot start Caddy: " + (failure.empty() ? started->message() : failure));
-            });
+        st.caddy.start_now(caddy_start(self), [self](const status& failure) {
+          if (failure) return;
+          self->state.status = "restarting";
+          self->state.caddy.restart_later("cannot start Caddy: " + failure.message());
+        });
       });
 }
 

@@ -79,7 +79,7 @@ event_record printable(const event_record& e, bool* redacted) {
   auto data = json::parse(e.data, nullptr, false);
   if (data.is_discarded() || !mask_secrets(data)) return e;
   event_record out = e;
-  out.data = data.dump();
+  out.data = dump_json(data);
   *redacted = true;
   return out;
 }
@@ -89,7 +89,7 @@ void run_verify(const audit_options& o) {
   auto r = log->verify();
   if (o.json_output) {
     json out{{"ok", r.ok}, {"checked", r.checked}, {"first_bad", r.first_bad}, {"reason", r.reason}};
-    std::cout << out.dump(2) << std::endl;
+    std::cout << dump_json(out, 2) << std::endl;
   } else if (r.ok) {
     std::cout << fmt::format("ok: {} events verified, chain intact\n", r.checked);
   } else {
@@ -190,10 +190,10 @@ void run_replay(const audit_options& o) {
   json state{{"projects", std::move(state_projects)}, {"ports", ports_json(ports, o.project)}};
 
   if (o.json_output) {
-    std::cout << json{{"events", std::move(events)}, {"state", std::move(state)}}.dump(2)
+    std::cout << dump_json(json{{"events", std::move(events)}, {"state", std::move(state)}}, 2)
               << std::endl;
   } else {
-    std::cout << "state:\n" << state.dump(2) << std::endl;
+    std::cout << "state:\n" << dump_json(state, 2) << std::endl;
   }
 }
 

@@ -14,6 +14,7 @@
 #include <string_view>
 
 #include "fuzz/fuzz_check.hpp"
+#include "http/render.hpp"
 #include "http/sse.hpp"
 #include "messages/deployment.hpp"
 #include "messages/project_state.hpp"

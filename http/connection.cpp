@@ -2,6 +2,8 @@
 // head and body deadlines of connection.hpp, evicts slow clients, lingers before closing.
 #include "http/connection.hpp"
 
+#include "messages/event.hpp"
+
 #include <netdb.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -220,7 +222,7 @@ class stamped_pool final : public httplib::TaskQueue {
 };
 
 std::string json_error_text(const std::string& code, const std::string& message) {
-  return nlohmann::json{{"error", {{"code", code}, {"message", message}}}}.dump();
+  return dump_json({{"error", {{"code", code}, {"message", message}}}});
 }
 
 // The server: httplib's request parsing and routing, with berth's connection handling.

@@ -24,16 +24,6 @@ json releases_json(std::vector<const release_record*> rs, const std::string& cur
   return {{"current", optional_text(current)}, {"status", status}, {"releases", arr}};
 }
 
-json project_json(const project_record& p, uint64_t last_seq, uint64_t events) {
-  return {{"name", p.name},
-          {"manifest", to_json(p.spec)},
-          {"ports", {{"production", p.production_port}, {"preview", p.preview_port}}},
-          {"created", iso8601(p.created_us)},
-          {"updated", iso8601(p.updated_us)},
-          {"last_seq", last_seq},
-          {"events", events}};
-}
-
 }  // namespace
 
 json to_json(const deployment_record& d) {
@@ -123,14 +113,13 @@ json to_json(const deployment_view& v, bool with_log) {
 }
 
 json to_json(const project_view& v) {
-  project_record p;
-  p.name = v.name;
-  p.spec = v.spec;
-  p.production_port = v.production_port;
-  p.preview_port = v.preview_port;
-  p.created_us = v.created_us;
-  p.updated_us = v.updated_us;
-  auto j = project_json(p, v.last_seq, v.events);
+  json j{{"name", v.name},
+         {"manifest", to_json(v.spec)},
+         {"ports", {{"production", v.production_port}, {"preview", v.preview_port}}},
+         {"created", iso8601(v.created_us)},
+         {"updated", iso8601(v.updated_us)},
+         {"last_seq", v.last_seq},
+         {"events", v.events}};
   if (!v.production_unavailable.empty() && !v.with_environments) j["status"] = v.production_unavailable;
   if (!v.with_environments) return j;
   auto env = [](const json& view, const std::string& unavailable, const char* name) {
@@ -154,6 +143,6 @@ json to_json(const proxy_view& v) {
   return j;
 }
 
-json to_json(const project_state& s) { return project_json(s, s.last_seq, s.events); }
+json to_json(const project_state& s) { return to_json(project_view_of(s, s.last_seq, s.events)); }
 
 }  // namespace berth

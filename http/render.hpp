@@ -6,7 +6,6 @@
 #include "messages/deployment.hpp"
 #include "messages/project_state.hpp"
 #include "messages/views.hpp"
-#include "runtime/resilience/breaker.hpp"
 
 namespace berth {
 

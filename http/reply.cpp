@@ -1,5 +1,7 @@
 #include "http/reply.hpp"
 
+#include "messages/event.hpp"
+
 namespace berth::http {
 
 int http_status(errc x) {
@@ -22,7 +24,7 @@ void reply_raw_json(httplib::Response& res, int status, const std::string& body)
 }
 
 void reply_json(httplib::Response& res, int status, const nlohmann::json& body) {
-  reply_raw_json(res, status, body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+  reply_raw_json(res, status, dump_json(body));
 }
 
 void reply_error(httplib::Response& res, int status, const std::string& code,

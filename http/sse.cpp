@@ -19,7 +19,7 @@ json field(const json& j, const char* key) {
 }  // namespace
 
 std::string sse_event(const std::string& name, const json& data) {
-  return "event: " + name + "\ndata: " + data.dump(-1, ' ', false, json::error_handler_t::replace) + "\n\n";
+  return "event: " + name + "\ndata: " + dump_json(data) + "\n\n";
 }
 
 std::string sse_comment(const std::string& text) {

@@ -10,6 +10,7 @@
 
 #include "messages/deployment.hpp"
 #include "messages/manifest.hpp"
+#include "messages/project_state.hpp"
 
 namespace berth {
 
@@ -68,6 +69,9 @@ struct project_view {
   preview_view preview;
   std::string production_unavailable, preview_unavailable;  // "restarting" | "unavailable" | ""
 };
+
+// The project part of a view: its record, its last event and how many it has.
+project_view project_view_of(const project_record& p, uint64_t last_seq, uint64_t events);
 
 // The proxy's status (GET /health, in proxy mode).
 struct proxy_view {

@@ -1,5 +1,7 @@
 #include "runtime/logs/logging.hpp"
 
+#include "messages/event.hpp"
+
 #include <spdlog/pattern_formatter.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 
@@ -17,11 +19,10 @@ class json_message_flag : public spdlog::custom_flag_formatter {
   void format(const spdlog::details::log_msg& msg, const std::tm&,
               spdlog::memory_buf_t& dest) override {
     nlohmann::json text = std::string(msg.payload.data(), msg.payload.size());
-    std::string out = "\"msg\":" + text.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    std::string out = "\"msg\":" + dump_json(text);
     if (current_fields != nullptr && current_fields->is_object())
       for (auto& [k, v] : current_fields->items())
-        out += "," + nlohmann::json(k).dump() + ":" +
-               v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+        out += "," + dump_json(k) + ":" + dump_json(v);
     dest.append(out.data(), out.data() + out.size());
   }
   std::unique_ptr<custom_flag_formatter> clone() const override {
@@ -60,7 +61,7 @@ void log_kv(spdlog::level::level_enum lvl, const std::string& msg, const nlohman
   std::string line = msg;
   if (fields.is_object())
     for (auto& [k, v] : fields.items())
-      line += " " + k + "=" + (v.is_string() ? v.get<std::string>() : v.dump());
+      line += " " + k + "=" + (v.is_string() ? v.get<std::string>() : dump_json(v));
   spdlog::log(lvl, "{}", line);
 }
 

@@ -55,9 +55,11 @@ auto in_phase(job& j, phase p, const std::string& message, Step step) {
   }
 }
 
-// production/current flips and release_activated is durable: from here on the new release is
-// what production serves, and nothing of this deploy is undone any more.
+// production/current flips and release_activated is durable (with release_packaged for a new
+// release, once its files are): from here on the new release is what production serves, and
+// nothing of this deploy is undone any more.
 void activate(job& j, const std::string& hash, const instance_ref& live) {
+  record_packaged(j);
   if (auto s = switch_current(j.in.paths.production, hash); !s)
     j.fail("switch_failed", "cannot switch production/current: " + s.message());
   if (!j.in.current.empty())

@@ -14,13 +14,24 @@ void deploy_log::line(const std::string& text) {
   auto stamped = iso8601(now) + " berth: " + text;
   std::lock_guard<std::mutex> lock(mu_);
   std::ofstream(file_, std::ios::app) << stamped << '\n';
-  if (on_lines_) on_lines_({stamped});
+  keep({stamped});
 }
 
 void deploy_log::written(const std::vector<std::string>& lines) {
   if (lines.empty()) return;
   std::lock_guard<std::mutex> lock(mu_);
+  keep(lines);
+}
+
+void deploy_log::keep(const std::vector<std::string>& lines) {
+  last_.insert(last_.end(), lines.begin(), lines.end());
+  while (last_.size() > kept_lines) last_.pop_front();
   if (on_lines_) on_lines_(lines);
+}
+
+std::vector<std::string> deploy_log::last_lines() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return {last_.begin(), last_.end()};
 }
 
 }  // namespace berth

@@ -1,7 +1,9 @@
 // A deployment's log: berth's own lines about it and the build's output, in one file
-// (production/logs/deploy-<id>.log). Each line also goes to a listener, so that whoever follows
-// the deployment gets it as it is written instead of reading the file. Thread-safe.
+// (production/logs/deploy-<id>.log). The last lines are also kept in memory (what a detail
+// answer shows while the deployment runs), and each line goes to a listener, so that whoever
+// follows the deployment gets it as it is written instead of reading the file. Thread-safe.
 #pragma once
+#include <deque>
 #include <filesystem>
 #include <functional>
 #include <mutex>
@@ -17,14 +19,21 @@ class deploy_log {
       : file_(std::move(file)), on_lines_(std::move(on_lines)) {}
   // Appends "<time> berth: <text>" to the file and hands it to the listener.
   void line(const std::string& text);
-  // Lines someone else wrote to the file (the build), for the listener only.
+  // Lines someone else wrote to the file (the build): kept and handed to the listener.
   void written(const std::vector<std::string>& lines);
+  // The last lines written (at most `kept_lines`), oldest first.
+  std::vector<std::string> last_lines();
   const std::filesystem::path& file() const { return file_; }
 
+  static constexpr size_t kept_lines = 50;
+
  private:
+  void keep(const std::vector<std::string>& lines);  // mu_ held
+
   std::filesystem::path file_;
   listener on_lines_;
   std::mutex mu_;
+  std::deque<std::string> last_;
 };
 
 }  // namespace berth

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <functional>
+#include <future>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -49,6 +50,10 @@ struct job {
   bool committed = false;  // the release was activated: nothing is undone, a late cancel changes nothing
   clock_type::time_point deadline = clock_type::time_point::max();  // of the running phase
   clock_type::time_point candidate_started;                          // its fork/exec, for its boot time
+  // A release this deploy packaged: made durable in the background (while the candidate boots)
+  // and recorded (release_packaged) only when it is activated.
+  std::string packaged;
+  std::future<status> packaged_synced;
   nlohmann::json resources = nlohmann::json::object();  // hash, ports, pids, timings: in each phase event
   std::vector<new_event> pending;                        // recorded with the next phase event
 
@@ -102,6 +107,8 @@ std::filesystem::path prepare_source(job& j);
 void build(job& j, const std::filesystem::path& workspace);
 // packaging: the artifacts' hash, and production/<hash>/ when it is new (undo: removed).
 std::string package(job& j, const std::filesystem::path& workspace);
+// activation: the new release's folder is durable and release_packaged joins release_activated.
+void record_packaged(job& j);
 // The release is what production/current already is and the deploy is not forced.
 bool is_unchanged(const job& j, const std::string& hash);
 

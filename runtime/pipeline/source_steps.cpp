@@ -92,24 +92,27 @@ std::string package(job& j, const fs::path& workspace) {
     return hash;
   }
   bool existed = fs::is_directory(j.in.paths.production / hash);
-  if (auto s = package_release(workspace, artifacts, j.in.paths.production, hash, nullptr); !s)
+  if (auto s = package_release(workspace, artifacts, j.in.paths.production, hash, nullptr, /*sync=*/false); !s)
     j.fail("package_failed", "cannot package the artifacts: " + s.message());
   j.log().line(existed ? "release " + hash + " is already on disk" : "packaged release " + hash);
   if (existed) return hash;
-  j.add_event(ev::release_packaged, {{"hash", hash}, {"deployment", j.in.id}});
+  // Its files reach the disk while the candidate boots; the log learns of it at activation.
+  j.packaged = hash;
+  j.packaged_synced = std::async(std::launch::async, sync_release, j.in.paths.production, hash);
   j.undo.push("remove release " + hash, [&j, hash] {
+    if (j.packaged_synced.valid()) j.packaged_synced.wait();
     if (auto s = remove_release(j.in.paths.production, hash); !s)
       return j.log().line("error: cannot remove release " + hash + ": " + s.message());
     j.log().line("removed the incomplete release " + hash);
-    // Its release_packaged never reached the log: dropping it is all there is to undo there.
-    auto& p = j.pending;
-    auto unrecorded = std::remove_if(p.begin(), p.end(), [](auto& e) { return e.type == ev::release_packaged; });
-    if (unrecorded != p.end())
-      p.erase(unrecorded, p.end());
-    else
-      j.add_event(ev::release_removed, {{"hash", hash}, {"reason", "its deployment " + j.in.id + " failed"}});
   });
   return hash;
+}
+
+void record_packaged(job& j) {
+  if (j.packaged.empty()) return;
+  if (auto s = j.packaged_synced.get(); !s)
+    j.fail("package_failed", "release " + j.packaged + " did not reach the disk: " + s.message());
+  j.add_event(ev::release_packaged, {{"hash", j.packaged}, {"deployment", j.in.id}});
 }
 
 }  // namespace berth::pipeline

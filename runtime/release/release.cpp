@@ -25,6 +25,17 @@ using release_detail::collect;
 using release_detail::entry_map;
 using release_detail::process;
 
+// syncfs of the filesystem holding `dir`: one call instead of an fsync per file.
+status sync_files(const fs::path& dir) {
+  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return status::io_error(fmt::format("open {}: {}", dir.string(), errstr(errno)));
+  int rc = ::syncfs(fd);
+  int err = errno;
+  ::close(fd);
+  if (rc != 0) return status::io_error(fmt::format("sync {}: {}", dir.string(), errstr(err)));
+  return status::ok();
+}
+
 void fsync_dir(const fs::path& dir) {
   int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd >= 0) {
@@ -56,7 +67,7 @@ status hash_artifacts(const fs::path& build_dir, const std::vector<std::string>&
 }
 
 status package_release(const fs::path& build_dir, const std::vector<std::string>& artifacts,
-                       const fs::path& releases_dir, const std::string& hash12, fs::path* out) {
+                       const fs::path& releases_dir, const std::string& hash12, fs::path* out, bool sync) {
   if (!valid_release_hash(hash12))
     return status::invalid_argument(fmt::format("'{}' is not a release hash", hash12));
   fs::path final_dir = releases_dir / hash12;
@@ -91,12 +102,9 @@ status package_release(const fs::path& build_dir, const std::vector<std::string>
   if (::chmod(tmp.c_str(), 0755) != 0)
     return fail(status::io_error(fmt::format("chmod {}: {}", tmp.string(), errstr(errno))));
   // Everything on disk before the name appears (one syncfs instead of an fsync per file).
-  int fd = ::open(tmp.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return fail(status::io_error(fmt::format("open {}: {}", tmp.string(), errstr(errno))));
-  int rc = ::syncfs(fd);
-  int err = errno;
-  ::close(fd);
-  if (rc != 0) return fail(status::io_error(fmt::format("sync {}: {}", tmp.string(), errstr(err))));
+  if (sync)
+    if (auto synced = sync_files(tmp); !synced) return fail(synced);
+  int err = 0;
 
   if (::rename(tmp.c_str(), final_dir.c_str()) != 0) {
     err = errno;
@@ -104,6 +112,12 @@ status package_release(const fs::path& build_dir, const std::vector<std::string>
       return fail(status::ok());  // packaged concurrently: same content, keep the first
     return fail(status::io_error(fmt::format("rename {} -> {}: {}", tmp.string(), final_dir.string(), errstr(err))));
   }
+  if (sync) fsync_dir(releases_dir);
+  return status::ok();
+}
+
+status sync_release(const fs::path& releases_dir, const std::string& hash12) {
+  if (auto s = sync_files(releases_dir / hash12); !s) return s;
   fsync_dir(releases_dir);
   return status::ok();
 }
@@ -123,7 +137,6 @@ status switch_current(const fs::path& releases_dir, const std::string& hash12) {
     ::unlink(tmp.c_str());
     return status::io_error(fmt::format("rename {} -> {}: {}", tmp.string(), current.string(), errstr(err)));
   }
-  fsync_dir(releases_dir);
   return status::ok();
 }
 

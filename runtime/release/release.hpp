@@ -35,17 +35,23 @@ status hash_artifacts(const std::filesystem::path& build_dir,
 
 // Copies the artifacts (relative paths, modes, links as links) into
 // releases_dir/<hash12>.tmp-<random>, re-hashing while copying: if the result is not hash12
-// (the build dir changed since hash_artifacts) it fails with corruption. Then syncs and renames
-// it atomically to releases_dir/<hash12>. If that folder already exists it is left untouched
-// and ok is returned (content-addressed, immutable). On any failure the temp folder is removed.
-// `out` (optional) receives releases_dir/<hash12>.
+// (the build dir changed since hash_artifacts) it fails with corruption. Then syncs it (unless
+// `sync` is false: then call sync_release before anything depends on it surviving a power
+// loss) and renames it atomically to releases_dir/<hash12>. If that folder already exists it is
+// left untouched and ok is returned (content-addressed, immutable). On any failure the temp
+// folder is removed. `out` (optional) receives releases_dir/<hash12>.
 status package_release(const std::filesystem::path& build_dir,
                        const std::vector<std::string>& artifacts,
                        const std::filesystem::path& releases_dir, const std::string& hash12,
-                       std::filesystem::path* out);
+                       std::filesystem::path* out, bool sync = true);
+
+// Makes a release packaged without `sync` durable: its files and its name in releases_dir.
+status sync_release(const std::filesystem::path& releases_dir, const std::string& hash12);
 
 // Points releases_dir/current at <hash12> (relative link target) atomically: a temp symlink
-// rename()d over `current`. not_found if the release folder does not exist.
+// rename()d over `current`. not_found if the release folder does not exist. Not synced: the
+// log says which release is current, and a restart points `current` back at it
+// (tidy_production_dir).
 status switch_current(const std::filesystem::path& releases_dir, const std::string& hash12);
 
 // The hash `current` points to, or "" (no link, or not a release hash).
