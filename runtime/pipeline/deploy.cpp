@@ -62,8 +62,14 @@ void activate(job& j, const std::string& hash, const instance_ref& live) {
   record_packaged(j);
   if (auto s = switch_current(j.in.paths.production, hash); !s)
     j.fail("switch_failed", "cannot switch production/current: " + s.message());
-  if (!j.in.current.empty())
-    j.undo.push("point production/current back", [&j] { switch_current(j.in.paths.production, j.in.current); });
+  j.undo.push("point production/current back", [&j] {
+    if (j.in.current.empty()) {  // a first deploy: no link at all, as before
+      std::error_code ec;
+      std::filesystem::remove(j.in.paths.production / "current", ec);
+    } else {
+      switch_current(j.in.paths.production, j.in.current);
+    }
+  });
   auto data = to_json(live);
   data["hash"] = hash;
   data["deployment"] = j.in.id;

@@ -38,7 +38,9 @@ void bring_back(job& j, const serving_release& old) {
   wait_port_free(j.in.stable_port);
   auto l = launch_of(j, old.hash, j.in.stable_port);
   l.probe_every = switch_probe_interval;
-  l.essential = true;
+  l.essential = true;  // an open process breaker does not keep it down either
+  // Bringing it back is not given up for a cancel or a shutdown: only when the owner is gone.
+  l.give_up = [&j] { return j.host.stop_requested() == stop_request::abandoned; };
   instance_ref back;
   if (auto s = launch_release(j.tools.driver, j.tools.guards, l, &back); !s) {
     j.log().line("error: the previous release did not come back: " + s.message());
@@ -77,9 +79,11 @@ class direct_switch final : public switcher {
     auto l = launch_of(j, hash, j.in.stable_port);
     l.probe_every = switch_probe_interval;
     instance_ref live;
-    if (auto s = launch_release(j.tools.driver, j.tools.guards, l, &live); !s)
+    if (auto s = launch_release(j.tools.driver, j.tools.guards, l, &live); !s) {
+      if (j.give_up() && !is_backend_unavailable(s)) j.gave_up();  // cancelled: the undo brings the old one back
       j.fail(is_backend_unavailable(s) ? "backend_unavailable" : "switch_failed",
              "the new release did not come up on the stable port: " + s.message());
+    }
     j.undo.push("stop the new release", [&j, live] { stop_instance(j, live, "the new release"); });
     record_duration(j, "promote_boot", boot0);
     if (old.instance.empty()) {

@@ -1,8 +1,11 @@
 #include "tests/unit/pipeline_support.hpp"
 
-#include <fcntl.h>
-#include <sys/file.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
+
+#include <cstddef>
+#include <cstring>
 
 #include <algorithm>
 #include <future>
@@ -98,16 +101,36 @@ std::optional<std::string> http_get(uint16_t port, const std::string& path) {
 
 // ---- port_block ---------------------------------------------------------------------------------
 
+namespace {
+
+// Holds the name "berth-pipeline-port-<port>" in the abstract unix socket namespace: at most one
+// process has it, and it goes with the socket (no file left behind). -1 when someone has it.
+int claim(uint16_t port) {
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  auto name = "berth-pipeline-port-" + std::to_string(port);
+  std::memcpy(addr.sun_path + 1, name.data(), name.size());  // sun_path[0] = 0: abstract
+  auto len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + name.size());
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), len) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+}  // namespace
+
 port_block::port_block(size_t n) {
   std::mt19937 rng(std::random_device{}());
   constexpr uint16_t first = 21000, count = 9000;
-  uint16_t start = static_cast<uint16_t>(first + rng() % count);
+  auto start = static_cast<uint16_t>(rng() % count);
   for (uint16_t i = 0; i < count && ports_.size() < n; ++i) {
-    uint16_t port = static_cast<uint16_t>(first + (start - first + i * 7) % count);
-    auto lock_path = "/tmp/berth-pipeline-port-" + std::to_string(port) + ".lock";
-    int fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+    auto port = static_cast<uint16_t>(first + (start + i * 7) % count);
+    int fd = claim(port);
     if (fd < 0) continue;
-    if (::flock(fd, LOCK_EX | LOCK_NB) != 0 || !port_is_free(port)) {
+    if (!port_is_free(port)) {
       ::close(fd);
       continue;
     }

@@ -37,8 +37,8 @@ std::optional<std::string> http_get(uint16_t port, const std::string& path = "/"
 
 // ---- ports ----------------------------------------------------------------------------------
 
-// Ports for one test, free when taken and reserved with a lock file each, so that test cases of
-// this binary run side by side (ctest -j2) never share one. Below the kernel's ephemeral range,
+// Ports for one test, free when taken and each claimed by name (an abstract unix socket), so
+// that test cases of this binary run side by side (ctest -j2) never share one. Below the kernel's ephemeral range,
 // so no outgoing connection (a health probe) takes one either.
 class port_block {
  public:
