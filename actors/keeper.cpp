@@ -6,6 +6,7 @@
 #include "actors/blocking.hpp"
 #include "messages/atoms.hpp"
 #include "messages/preview.hpp"
+#include "runtime/net/health_probe.hpp"
 
 namespace berth {
 
@@ -17,6 +18,15 @@ int64_t now_us() {
 }
 
 }  // namespace
+
+std::function<bool(std::string*)> http_probe(const health_spec& health, uint16_t port) {
+  auto timeout = std::chrono::milliseconds(std::max(1000, health.interval_ms * 4));
+  return [path = health.path, port, timeout](std::string* why) {
+    auto result = probe_once("127.0.0.1", port, path, timeout);
+    *why = result.error;
+    return result.healthy;
+  };
+}
 
 keeper_policy keeper_policy_of(const deploy_settings& s) {
   keeper_policy p;

@@ -24,6 +24,7 @@
 
 #include "config/config.hpp"
 #include "messages/instance.hpp"
+#include "messages/manifest.hpp"
 #include "runtime/driver.hpp"
 #include "runtime/resilience/restart_policy.hpp"
 #include "runtime/status.hpp"
@@ -36,6 +37,10 @@ struct keeper_policy {
   int unhealthy_limit = 3;  // failed probes in a row that restart a live instance
   std::chrono::milliseconds stop_grace{3000};  // stopping one that stopped answering
 };
+// One health probe of an app on 127.0.0.1:<port> (blocking): GET health.path, a timeout of four
+// probe intervals (at least 1 s). The probe a keeper of an app runs on its pass.
+std::function<bool(std::string* why)> http_probe(const health_spec& health, uint16_t port);
+
 // The policy of a project's environments: --restart-*, --crash-loop-*, --reconcile-interval-ms,
 // --stop-grace-ms.
 keeper_policy keeper_policy_of(const deploy_settings& s);

@@ -127,15 +127,7 @@ void init_keeper(self_ptr self) {
   keeper::hooks h;
   h.what = "preview " + self->state.env.project + ": the preview";
   h.start = [self] { return preview_start(self, false); };
-  h.probe = [self](const instance_ref& r) {
-    auto& health = self->state.spec.preview_health;
-    auto timeout = std::chrono::milliseconds(std::max(1000, health.interval_ms * 4));
-    return [path = health.path, port = r.port, timeout](std::string* why) {
-      auto result = probe_once("127.0.0.1", port, path, timeout);
-      *why = result.error;
-      return result.healthy;
-    };
-  };
+  h.probe = [self](const instance_ref& r) { return http_probe(self->state.spec.preview_health, r.port); };
   h.died = [self](const std::string& why, std::function<void()> then) {
     self->state.status = "restarting";
     self->state.reason = why;

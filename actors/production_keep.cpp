@@ -8,7 +8,6 @@
 #include "actors/production_detail.hpp"
 #include "messages/atoms.hpp"
 #include "messages/errors.hpp"
-#include "runtime/net/health_probe.hpp"
 #include "runtime/pipeline/launch.hpp"
 #include "runtime/release/tidy.hpp"
 #include "runtime/release/release.hpp"
@@ -99,15 +98,7 @@ void init_keeper(self_ptr self) {
   keeper::hooks h;
   h.what = "production " + self->state.env.project + ": the release";
   h.start = [self] { return current_start(self); };
-  h.probe = [self](const instance_ref& r) {
-    auto& health = self->state.spec.production_health;
-    auto timeout = std::chrono::milliseconds(std::max(1000, health.interval_ms * 4));
-    return [path = health.path, port = r.port, timeout](std::string* why) {
-      auto result = probe_once("127.0.0.1", port, path, timeout);
-      *why = result.error;
-      return result.healthy;
-    };
-  };
+  h.probe = [self](const instance_ref& r) { return http_probe(self->state.spec.production_health, r.port); };
   h.died = [self](const std::string& why, std::function<void()> then) { release_down(self, why, then); };
   h.started = [self](const instance_ref& r, const char* why, std::function<void()> then) {
     auto data = to_json(r);

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "fuzz/fuzz_check.hpp"
+#include "http/render.hpp"
 #include "messages/manifest.hpp"
 #include "messages/project_state.hpp"
 
