@@ -51,7 +51,9 @@ void commit_finished(store_ptr self, size_t group_requests);
 void start_commit(store_ptr self) {
   auto& st = self->state;
   if (st.committing || st.waiting.empty()) return;
-  if (st.lingering && st.waiting.size() < st.expected_requests) return;
+  // Lingering gathers synced appends into one fsync; unsynced ones cost no fsync: they go now.
+  bool any_sync = std::any_of(st.waiting.begin(), st.waiting.end(), [](auto& p) { return p.sync; });
+  if (st.lingering && any_sync && st.waiting.size() < st.expected_requests) return;
   st.lingering = false;
   ++st.linger_gen;
   st.committing = true;

@@ -119,17 +119,14 @@ caf::behavior port_allocator(self_ptr self, port_range production, port_range pr
                      project, kind};
         if (l.port == 0) return make_error(errc::ports_exhausted, "no free candidate port");
         st.leases[l.port] = l;
-        // Not synced: a candidate does not outlive a power cut, and a restart gives its
-        // project's candidate leases back anyway.
-        auto rp = self->make_response_promise<uint16_t>();
+        // Answered at once, its event following in order and unsynced: the lease is taken here
+        // (nobody else gets the port), a candidate does not outlive a power cut, and a restart
+        // gives its project's candidate leases back anyway.
         self->request(names::whereis(self->system(), names::event_store), store_timeout, append_unsynced_atom_v,
                       std::vector<new_event>{{ports_stream, ev::port_leased, port_leased_data(l)}})
-            .then([=](std::vector<event_record>&) mutable { rp.deliver(l.port); },
-                  [=](caf::error& err) mutable {
-                    self->state.leases.erase(l.port);
-                    rp.deliver(std::move(err));
-                  });
-        return rp;
+            .then([](std::vector<event_record>&) {},
+                  [=](caf::error& err) { spdlog::error("port allocator: cannot record a lease: {}", to_string(err)); });
+        return l.port;
       },
       [=](release_atom, uint16_t port, const std::string& reason) {
         auto it = self->state.leases.find(port);

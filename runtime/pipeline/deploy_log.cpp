@@ -1,7 +1,9 @@
 #include "runtime/pipeline/deploy_log.hpp"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <chrono>
-#include <fstream>
 
 #include "messages/event.hpp"
 
@@ -13,8 +15,17 @@ void deploy_log::line(const std::string& text) {
                  .count();
   auto stamped = iso8601(now) + " berth: " + text;
   std::lock_guard<std::mutex> lock(mu_);
-  std::ofstream(file_, std::ios::app) << stamped << '\n';
+  if (fd_ < 0) fd_ = ::open(file_.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+  if (fd_ >= 0) {
+    auto out = stamped + '\n';
+    ssize_t n = ::write(fd_, out.data(), out.size());
+    (void)n;  // a log line that cannot be written is still handed to the listener
+  }
   keep({stamped});
+}
+
+deploy_log::~deploy_log() {
+  if (fd_ >= 0) ::close(fd_);
 }
 
 void deploy_log::written(const std::vector<std::string>& lines) {

@@ -15,8 +15,12 @@ namespace berth {
 class deploy_log {
  public:
   using listener = std::function<void(const std::vector<std::string>& lines)>;
+  // The file is opened (O_APPEND, created) at the first line and stays open.
   explicit deploy_log(std::filesystem::path file, listener on_lines = {})
       : file_(std::move(file)), on_lines_(std::move(on_lines)) {}
+  ~deploy_log();
+  deploy_log(const deploy_log&) = delete;
+  deploy_log& operator=(const deploy_log&) = delete;
   // Appends "<time> berth: <text>" to the file and hands it to the listener.
   void line(const std::string& text);
   // Lines someone else wrote to the file (the build): kept and handed to the listener.
@@ -31,6 +35,7 @@ class deploy_log {
   void keep(const std::vector<std::string>& lines);  // mu_ held
 
   std::filesystem::path file_;
+  int fd_ = -1;  // one write(2) a line: the build appends to the same file in between
   listener on_lines_;
   std::mutex mu_;
   std::deque<std::string> last_;
