@@ -174,6 +174,7 @@ caf::behavior production_actor(self_ptr self, environment env, manifest spec, ui
       [=](record_atom, std::vector<new_event>& events, bool durable) { return on_record(self, events, durable); },
       [=](serving_atom) { return on_serving(self); },
       [=](log_lines_atom, const std::string& id, std::vector<std::string>& lines) { log_lines(self, id, lines); },
+      [=](ready_atom) { return true; },
       [=](crash_atom) -> std::string { throw std::runtime_error("crash requested"); });
   // Nothing is taken before the start-up reconciliation is done (a job's build must not be
   // swept as a stray): until then every message waits in the mailbox.
@@ -193,7 +194,7 @@ caf::behavior production_actor(self_ptr self, environment env, manifest spec, ui
             });
           },
           [=](caf::error& err) { self->quit(err); });
-  return {[=](ready_atom) { return false; }};
+  return {[=](ready_atom) { return false; }};  // what answers while the rest waits in the mailbox
 }
 
 }  // namespace berth

@@ -19,6 +19,7 @@
 //   (delete_atom)                      -> bool once nothing of production runs (queue cancelled)
 //   (shutdown_atom, bool stop_apps, uint32_t grace_ms) -> bool once no job runs (SIGTERM: the
 //       running job ends at its next boundary, after grace_ms at once; queued ones stay queued)
+//   (ready_atom)                       -> bool: the start-up reconciliation is done
 //   (crash_atom)                       -> throws (fault injection)
 // Every reply is a typed view (messages/views.hpp); JSON is made of them in http/.
 #pragma once

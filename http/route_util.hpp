@@ -1,5 +1,5 @@
 // Small helpers shared by the route files: the projects actor, names in paths, query
-// parameters, and replying with what an actor answered.
+// parameters, request bodies.
 #pragma once
 #include <caf/all.hpp>
 #include <cstdint>

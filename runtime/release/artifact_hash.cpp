@@ -162,6 +162,14 @@ status copy_and_hash_file(const fs::path& root, const std::string& rel, const en
   return result;
 }
 
+// dest/rel, its parent folders made.
+fs::path placed(const fs::path& dest, const fs::path& rel) {
+  fs::path p = dest / rel;
+  std::error_code ec;
+  fs::create_directories(p.parent_path(), ec);
+  return p;
+}
+
 }  // namespace
 
 status process(const fs::path& root, const entry_map& entries, const fs::path* dest, std::string* hex) {
@@ -180,9 +188,7 @@ status process(const fs::path& root, const entry_map& entries, const fs::path* d
         h.str(rel);
         h.u64(e.mode);
         if (dest) {
-          fs::path p = *dest / rel;
-          std::error_code ec;
-          fs::create_directories(p.parent_path(), ec);
+          auto p = placed(*dest, rel);
           if (::mkdir(p.c_str(), 0700) != 0 && !(errno == EEXIST && fs::is_directory(fs::symlink_status(p))))
             return status::io_error(fmt::format("mkdir {}: {}", p.string(), errstr(errno)));
           ::chmod(p.c_str(), 0700);
@@ -195,9 +201,7 @@ status process(const fs::path& root, const entry_map& entries, const fs::path* d
         h.str(rel);
         h.str(e.target);
         if (dest) {
-          fs::path p = *dest / rel;
-          std::error_code ec;
-          fs::create_directories(p.parent_path(), ec);
+          auto p = placed(*dest, rel);
           if (::symlink(e.target.c_str(), p.c_str()) != 0)
             return status::io_error(fmt::format("symlink {}: {}", p.string(), errstr(errno)));
         }

@@ -1,10 +1,23 @@
 #include "tests/integration/recovery_support.hpp"
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
 
 namespace berth::it {
+
+const std::vector<std::string> quick = {"--reconcile-interval-ms", "200", "--restart-base-ms", "50",
+                                        "--restart-max-ms", "200"};
+
+std::vector<std::string> with(std::vector<std::string> a, const std::vector<std::string>& b) {
+  a.insert(a.end(), b.begin(), b.end());
+  return a;
+}
+
+size_t count_type(const json& events, const std::string& type) {
+  return std::count_if(events.begin(), events.end(), [&](auto& e) { return e.value("type", "") == type; });
+}
 
 pid_t pgid_of(pid_t pid) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/stat");

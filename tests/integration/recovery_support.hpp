@@ -13,6 +13,13 @@
 
 namespace berth::it {
 
+// A fast reconciler and fast restarts, so that tests see them within seconds.
+extern const std::vector<std::string> quick;
+// `a` followed by `b`.
+std::vector<std::string> with(std::vector<std::string> a, const std::vector<std::string>& b);
+// How many of `events` are of `type`.
+size_t count_type(const json& events, const std::string& type);
+
 // Process group of a live process (0 when it is gone).
 pid_t pgid_of(pid_t pid);
 

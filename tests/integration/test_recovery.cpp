@@ -16,19 +16,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// Fast reconciler and restarts, so the tests see them within seconds.
-const std::vector<std::string> quick = {"--reconcile-interval-ms", "200", "--restart-base-ms", "50",
-                                        "--restart-max-ms", "200"};
-
-std::vector<std::string> with(std::vector<std::string> a, const std::vector<std::string>& b) {
-  a.insert(a.end(), b.begin(), b.end());
-  return a;
-}
-
-size_t count_type(const json& events, const std::string& type) {
-  return std::count_if(events.begin(), events.end(), [&](auto& e) { return e.value("type", "") == type; });
-}
-
 pid_t production_pid(site_env& e) {
   auto p = e.production();
   return p.value("status", "") == "running" && p["pid"].is_number() ? p["pid"].get<pid_t>() : 0;

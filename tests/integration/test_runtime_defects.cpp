@@ -21,19 +21,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// Fast reconciler and restarts (as in test_recovery.cpp).
-const std::vector<std::string> quick = {"--reconcile-interval-ms", "200", "--restart-base-ms", "50",
-                                        "--restart-max-ms", "200"};
-
-std::vector<std::string> with(std::vector<std::string> a, const std::vector<std::string>& b) {
-  a.insert(a.end(), b.begin(), b.end());
-  return a;
-}
-
-size_t count_type(const json& events, const std::string& type) {
-  return std::count_if(events.begin(), events.end(), [&](auto& e) { return e.value("type", "") == type; });
-}
-
 // GET production of `name` (an empty object while berth cannot answer, e.g. restarting).
 json production_of(client& api, const std::string& name) {
   auto r = api.get("/api/projects/" + name + "/production");

@@ -8,6 +8,7 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include <catch2/catch.hpp>
 
@@ -49,6 +50,27 @@ inline mode_t mode_of(const fs::path& p) {
   struct stat st;
   REQUIRE(::lstat(p.c_str(), &st) == 0);
   return st.st_mode & 07777;
+}
+
+// Fields of /proc/<pid>/stat the process tests look at (after the command's last ')').
+struct stat_fields {
+  char state = '?';
+  int ppid = 0;
+  int pgrp = 0;
+  uint64_t start_time = 0;  // field 22
+};
+
+inline bool read_stat(int pid, stat_fields* out) {
+  std::string s = read_file("/proc/" + std::to_string(pid) + "/stat");
+  auto close = s.rfind(')');
+  if (close == std::string::npos) return false;
+  std::istringstream in(s.substr(close + 2));
+  std::vector<std::string> f;
+  std::string tok;
+  while (in >> tok) f.push_back(tok);
+  if (f.size() < 20) return false;
+  *out = stat_fields{f[0][0], std::stoi(f[1]), std::stoi(f[2]), std::stoull(f[19])};
+  return true;
 }
 
 }  // namespace berth::test

@@ -31,6 +31,8 @@ namespace fs = std::filesystem;
 extern char** environ;
 
 using berth::test::read_file;
+using berth::test::read_stat;
+using berth::test::stat_fields;
 using berth::test::temp_dir;
 using berth::test::write_file;
 
@@ -53,28 +55,6 @@ int read_int_file(const std::string& path) {
   return s.empty() ? 0 : std::atoi(s.c_str());
 }
 
-struct stat_fields {
-  char state = '?';
-  int ppid = 0;
-  int pgrp = 0;
-  uint64_t start_time = 0;
-};
-
-bool read_stat(int pid, stat_fields* out) {
-  std::string s = read_file("/proc/" + std::to_string(pid) + "/stat");
-  auto close = s.rfind(')');
-  if (close == std::string::npos) return false;
-  std::istringstream in(s.substr(close + 2));
-  std::vector<std::string> f;
-  std::string tok;
-  while (in >> tok) f.push_back(tok);
-  if (f.size() < 20) return false;
-  out->state = f[0][0];
-  out->ppid = std::stoi(f[1]);
-  out->pgrp = std::stoi(f[2]);
-  out->start_time = std::stoull(f[19]);
-  return true;
-}
 
 template <class Pred>
 std::vector<int> scan_proc(Pred pred) {

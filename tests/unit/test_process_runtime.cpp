@@ -35,6 +35,8 @@ using namespace std::chrono_literals;
 namespace fs = std::filesystem;
 
 using berth::test::read_file;
+using berth::test::read_stat;
+using berth::test::stat_fields;
 using berth::test::temp_dir;
 using berth::test::write_file;
 
@@ -51,30 +53,11 @@ bool eventually(const std::function<bool()>& pred, std::chrono::milliseconds tim
   }
 }
 
-struct proc_fields {
-  char state = '?';
-  int ppid = 0;
-  int pgrp = 0;
-  uint64_t start_time = 0;
-};
-
-bool read_fields(int pid, proc_fields* out) {
-  std::string s = read_file("/proc/" + std::to_string(pid) + "/stat");
-  auto close = s.rfind(')');
-  if (close == std::string::npos) return false;
-  std::istringstream in(s.substr(close + 2));
-  std::vector<std::string> f;
-  std::string tok;
-  while (in >> tok) f.push_back(tok);
-  if (f.size() < 20) return false;
-  *out = proc_fields{f[0][0], std::stoi(f[1]), std::stoi(f[2]), std::stoull(f[19])};
-  return true;
-}
 
 // The ref of a process found in /proc, as a restarted berth would have recorded it.
 instance_ref ref_from_proc(int pid) {
-  proc_fields st;
-  REQUIRE(read_fields(pid, &st));
+  stat_fields st;
+  REQUIRE(read_stat(pid, &st));
   return instance_ref{process_instance_id(pid, st.start_time, st.pgrp), 0, pid};
 }
 
@@ -288,8 +271,8 @@ TEST_CASE("process_runtime: watch of a process that is not our child", "[process
   int pid = read_pid_file(dir / "bg.pid");
   REQUIRE(pid > 0);
   REQUIRE(eventually([&] { return rt->inspect(parent).state == instance_state::exited; }));
-  proc_fields st;
-  REQUIRE(read_fields(pid, &st));
+  stat_fields st;
+  REQUIRE(read_stat(pid, &st));
   REQUIRE(st.ppid != ::getpid());  // reparented: not our child
   instance_ref ref = ref_from_proc(pid);
 
@@ -456,8 +439,8 @@ TEST_CASE("process_runtime: list finds instances by label, and old ones by folde
                             fs::canonical(data).string() + " sleep 30 & exec sleep 30");
   auto group_size = [&](int pgid) {
     return count_dir("/proc", [&](const std::string& name) {
-      proc_fields st;
-      return std::isdigit(static_cast<unsigned char>(name[0])) && read_fields(std::stoi(name), &st) &&
+      stat_fields st;
+      return std::isdigit(static_cast<unsigned char>(name[0])) && read_stat(std::stoi(name), &st) &&
              st.pgrp == pgid && st.state != 'Z';
     });
   };
