@@ -64,6 +64,7 @@ std::function<status(instance_ref*)> current_start(self_ptr self) {
     if (env.settings.proxy) {
       if (auto s = set_route_blocking(*sys, env, port, on); !s) {
         env.driver->stop(*out, l.stop_grace);
+        set_route_blocking(*sys, env, port, 0);  // the log may hold the route: away before the port goes back
         give_back();
         return s;
       }
@@ -188,7 +189,6 @@ void reconcile_at_start(self_ptr self, std::function<void()> ready) {
     auto env = st.env;
     auto current = p.current;
     auto grace = grace_of(self);
-    auto* sys = &self->system();
     auto stable = st.stable_port;
     auto alive = std::make_shared<bool>(false);
     auto report = std::make_shared<std::vector<std::string>>();
@@ -205,10 +205,6 @@ void reconcile_at_start(self_ptr self, std::function<void()> ready) {
             }
           for (auto& change : tidy_production_dir(env.paths.production, known, current)) report->push_back(change);
           *alive = !serving.empty() && env.driver->inspect(serving).running();
-          // Behind the proxy the route may still point at a candidate of the interrupted job.
-          if (*alive && env.settings.proxy)
-            if (auto s = set_route_blocking(*sys, env, stable, serving.port); !s)
-              report->push_back("re-routing failed: " + s.message());
         },
         [=](const std::string& failure) {
           if (!failure.empty()) report->push_back(failure);
@@ -220,7 +216,20 @@ void reconcile_at_start(self_ptr self, std::function<void()> ready) {
             auto why = std::string("the release was gone when production started");
             return release_down(self, why, [self, why] { self->state.release.restart_later(why); });
           }
-          if (*alive) spdlog::info("production {}: adopted release {} (pid {})", self->state.env.project, p.current, p.process.pid);
+          if (*alive) {
+            spdlog::info("production {}: adopted release {} (pid {})", self->state.env.project, p.current, p.process.pid);
+            // Behind the proxy the route may still point at a candidate of the interrupted job.
+            // Not waited for: production takes commands (a shutdown) while Caddy comes up.
+            if (auto proxy = names::whereis(self->system(), names::proxy); proxy && self->state.env.settings.proxy) {
+              auto& e = self->state.env;
+              proxy_route route{e.project + "-production", e.project,
+                                site_host(e.settings.site, e.project, site_env::production), stable, p.process.port};
+              self->request(proxy, std::chrono::seconds(60), route_atom_v, route)
+                  .then([](bool) {}, [self](caf::error& err) {
+                    spdlog::warn("production {}: re-routing failed: {}", self->state.env.project, view(err).message);
+                  });
+            }
+          }
           keep_what_the_log_says(self);
         });
   });
