@@ -25,6 +25,11 @@ new_event event(self_ptr self, const std::string& type, const json& data) {
   return {project_stream(self->state.env.project), type, dump_json(data)};
 }
 
+new_event phase_record(self_ptr self, const std::string& id, phase p, const std::string& message,
+                       const json& resources, const deployment_error* error) {
+  return {project_stream(self->state.env.project), event_type(p), phase_event_data(id, message, resources, error)};
+}
+
 namespace {
 
 // The deployments `stored` touched, each once.

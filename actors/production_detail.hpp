@@ -18,6 +18,10 @@ using self_ptr = production_actor_ptr;
 
 // production.cpp
 new_event event(self_ptr self, const std::string& type, const nlohmann::json& data);
+// A phase event of deployment `id` (phase_event_data's payload).
+new_event phase_record(self_ptr self, const std::string& id, phase p, const std::string& message,
+                       const nlohmann::json& resources = nlohmann::json::object(),
+                       const deployment_error* error = nullptr);
 // Appends (synced unless `durable` is false), folds into the state, tells followers, then
 // continues. If the log refuses, the actor quits: without the log berth cannot keep its promises.
 void record(self_ptr self, std::vector<new_event> events, bool durable,

@@ -52,7 +52,7 @@ void ensure_ended(self_ptr self, const std::string& id, const std::string& why) 
   if (it == ds.end() || is_terminal(it->second.current)) return job_finished(self);
   deployment_error err{to_string(failed_phase(it->second)), why.empty() ? "the deploy ended unrecorded" : why,
                        "internal"};
-  record(self, {event(self, event_type(phase::failed), json::parse(phase_event_data(id, err.message, {}, &err)))},
+  record(self, {phase_record(self, id, phase::failed, err.message, {}, &err)},
          true, [self](auto&) { job_finished(self); });
 }
 
@@ -137,7 +137,7 @@ caf::result<deployment_view> cancel(self_ptr self, const std::string& id) {
     auto& q = st.queue;
     q.erase(std::remove_if(q.begin(), q.end(), [&](auto& c) { return c.id == id; }), q.end());
     deployment_error err{"queued", "cancelled by request before it started", "cancelled"};
-    record(self, {event(self, event_type(phase::cancelled), json::parse(phase_event_data(id, err.message, {}, &err)))},
+    record(self, {phase_record(self, id, phase::cancelled, err.message, {}, &err)},
            true, answer);
     return rp;
   }
@@ -172,8 +172,7 @@ caf::result<bool> delete_all(self_ptr self) {
   deployment_error err{"queued", "the project was deleted before it started", "cancelled"};
   for (auto& cmd : st.queue) {
     if (cmd.what == production_command::kind::deployment)
-      cancelled.push_back(event(self, event_type(phase::cancelled),
-                                json::parse(phase_event_data(cmd.id, err.message, {}, &err))));
+      cancelled.push_back(phase_record(self, cmd.id, phase::cancelled, err.message, {}, &err));
     else
       cmd.rp.deliver(make_error(errc::conflict, "the project is being deleted"));
   }
@@ -216,11 +215,10 @@ new_event interrupted_end(self_ptr self, const deployment_record& d, const std::
   auto in = std::string(to_string(failed_phase(d)));
   spdlog::warn("production {}: deployment {} was interrupted in {}", self->state.env.project, d.id, in);
   if (d.activated)
-    return event(self, event_type(phase::completed),
-                 json::parse(phase_event_data(d.id, what + " during " + in + "; its release was already serving",
-                                              d.resources)));
+    return phase_record(self, d.id, phase::completed, what + " during " + in + "; its release was already serving",
+                        d.resources);
   deployment_error err{in, what + " while the deployment was running", "interrupted"};
-  return event(self, event_type(phase::failed), json::parse(phase_event_data(d.id, err.message, {}, &err)));
+  return phase_record(self, d.id, phase::failed, err.message, {}, &err);
 }
 
 }  // namespace berth::production_detail
