@@ -328,6 +328,8 @@ const std::vector<std::pair<std::string, std::string>> kRows = {
     {"ov_packaging", "   packaging (hash, copy release)"},
     {"ov_start_health", "   starting + health_checking - candidate_boot_ms"},
     {"ov_switching", "   switching - gap_ms"},
+    {"drain_rest", "draining - stop_candidate (syncs, cleanup)"},
+    {"overhead_all", "overhead + (draining - stop_candidate)"},
     {"gap_ms", "switch gap, berth (gap_ms)"},
     {"ext_gap", "switch gap, external poller"},
     {"ext_failed", "failed polls per deploy (count)"},
@@ -424,6 +426,12 @@ sample measure(const json& detail, const port_poller::summary& ext, bool polled)
   // `health_checking`, so the two phases are one row.
   s["ov_start_health"] = span_ms(ph, "starting") + span_ms(ph, "health_checking") - s["candidate_boot_ms"];
   s["ov_switching"] = span_ms(ph, "switching") - s["gap_ms"];
+  // Since the rework berth times the candidate's stop: the rest of the draining span is
+  // bookkeeping (the activation's synced batch at the boundary, cleanup, the outcome's append).
+  if (r.contains("stop_candidate_us")) {
+    s["drain_rest"] = s["drain"] - r["stop_candidate_us"].get<double>() / 1000.0;
+    s["overhead_all"] = s["overhead"] + s["drain_rest"];
+  }
   if (polled) {
     s["ext_gap"] = ext.longest_ms;
     s["ext_failed"] = static_cast<double>(ext.failed);

@@ -33,14 +33,21 @@ std::chrono::seconds limit_of(const job& j, phase p) {
 }
 
 // A phase: stop at its boundary when asked to (until the release serves: then a late cancel
-// changes nothing), record its event, run the step under its time limit.
+// changes nothing), record its event, run the step under its time limit. The first boundary
+// after the activation is synced (the activation rides in that batch) before the phase acts;
+// then nothing of the deploy is undone any more.
 template <class Step>
 auto in_phase(job& j, phase p, const std::string& message, Step step) {
   if (!j.committed && j.host.stop_requested() != stop_request::none) j.gave_up();
   j.current = p;
   j.deadline = clock_type::now() + limit_of(j, p);
   j.log().line(std::string("phase ") + to_string(p) + ": " + message);
-  j.record({j.phase_event(p, message)}, /*durable=*/false);
+  bool seals = j.committed && !j.sealed;
+  j.record({j.phase_event(p, message)}, /*durable=*/seals);
+  if (seals) {
+    j.undo.clear();
+    j.sealed = true;
+  }
   auto finished = [&] {
     if (!j.committed && clock_type::now() > j.deadline)
       j.fail("timeout", fmt::format("{} did not finish within {} s", to_string(p), limit_of(j, p).count()));
@@ -55,9 +62,9 @@ auto in_phase(job& j, phase p, const std::string& message, Step step) {
   }
 }
 
-// production/current flips and release_activated is durable (with release_packaged for a new
-// release, once its files are): from here on the new release is what production serves, and
-// nothing of this deploy is undone any more.
+// production/current flips and release_activated is recorded (with release_packaged for a new
+// release, once its files are): from here on the new release is what production serves, and a
+// late cancel changes nothing. It is made durable with the next phase boundary.
 void activate(job& j, const std::string& hash, const instance_ref& live) {
   record_packaged(j);
   if (auto s = switch_current(j.in.paths.production, hash); !s)
@@ -76,8 +83,6 @@ void activate(job& j, const std::string& hash, const instance_ref& live) {
   data["kind"] = to_string(j.in.kind);
   data["previous"] = j.in.current;
   j.add_event(ev::release_activated, data);
-  j.record({}, /*durable=*/true);
-  j.undo.clear();
   j.committed = true;
 }
 

@@ -47,7 +47,8 @@ struct job {
   const deploy_inputs& in;
   undo_stack undo;
   phase current = phase::queued;
-  bool committed = false;  // the release was activated: nothing is undone, a late cancel changes nothing
+  bool committed = false;  // the release was activated: a late cancel changes nothing
+  bool sealed = false;     // ... and that is durable: nothing is undone any more
   clock_type::time_point deadline = clock_type::time_point::max();  // of the running phase
   clock_type::time_point candidate_started;                          // its fork/exec, for its boot time
   // A release this deploy packaged: made durable in the background (while the candidate boots)

@@ -102,7 +102,9 @@ class direct_switch final : public switcher {
   // The old release left the stable port at the switch; what is left is the candidate on the
   // spare port, which took no traffic.
   void drain(job& j, const instance_ref& candidate, const serving_release&) override {
+    auto t0 = clock_type::now();
     stop_instance(j, candidate, "the candidate");
+    record_duration(j, "stop_candidate", t0);
     j.resources["candidate"] = nullptr;
     j.host.release_port(candidate.port, "candidate of " + j.in.id);
   }
