@@ -69,15 +69,19 @@ void answer_waiting(self_ptr self, const caf::error& err) {
 std::function<status(instance_ref*)> preview_start(self_ptr self, bool fresh_source) {
   auto& st = self->state;
   return [env = st.env, spec = st.spec, port = st.port, fresh_source](instance_ref* out) -> status {
+    auto secrets = read_secrets_file(env.paths);
+    auto credential = secrets.find(spec.source_credentials_secret);
     if (fresh_source)
-      if (auto s = snapshot_source(spec.source_path, spec.source_git, spec.source_ref, env.paths.preview_src); !s)
+      if (auto s = snapshot_source(spec.source_path, spec.source_git, spec.source_ref, env.paths.preview_src,
+                                   default_git_timeout, credential == secrets.end() ? "" : credential->second);
+          !s)
         return status::invalid_argument("preparing source: " + s.message());
     instance_spec is;
     is.labels = {env.project, "preview", ""};
     is.workdir = env.paths.preview_src;
     is.command = spec.preview_command;
     is.env = spec.env;
-    for (auto& [k, v] : read_secrets_file(env.paths)) is.env[k] = v;
+    for (auto& [k, v] : secrets) is.env[k] = v;  // the preview is the app: it gets every secret
     is.env["PORT"] = std::to_string(port);
     is.env["HOST"] = "127.0.0.1";
     is.port = port;

@@ -11,6 +11,7 @@
 #include "messages/atoms.hpp"
 #include "messages/errors.hpp"
 #include "messages/project_state.hpp"
+#include "runtime/logs/mask.hpp"
 #include "runtime/process/process_driver.hpp"
 
 namespace berth {
@@ -68,9 +69,15 @@ caf::result<deployment_view> detail(self_ptr self, const std::string& id) {
   }
   auto rp = self->make_response_promise<deployment_view>();
   auto file = st.env.paths.deployment_log(id).string();
+  auto paths = st.env.paths;
   auto shared = std::make_shared<deployment_view>(std::move(view));
+  // Lines are masked as they are written; masked again as they are served, for logs an older
+  // berth wrote unmasked and for values that became secrets since.
   run_blocking(
-      self, [=] { shared->log = process_driver::tail(file, detail_log_lines); },
+      self,
+      [=] {
+        shared->log = mask_secrets(process_driver::tail(file, detail_log_lines), secret_mask(read_secrets_file(paths)));
+      },
       [=](const std::string&) mutable { rp.deliver(*shared); });
   return rp;
 }

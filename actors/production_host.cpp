@@ -17,14 +17,18 @@ namespace {
 
 constexpr auto ask_timeout = std::chrono::seconds(60);
 
-// The environment of every production process: the manifest's env, the secrets, and who it is.
-std::map<std::string, std::string> production_env(const manifest& spec, const project_paths& paths,
-                                                  const std::string& project) {
-  auto env = spec.env;
-  for (auto& [k, v] : read_secrets_file(paths)) env[k] = v;
-  env["BERTH_PROJECT"] = project;
-  env["BERTH_ENV"] = "production";
-  return env;
+// The environment of every production process: the manifest's env, the secrets, and who it
+// is. The build's is the same with only the secrets build.secrets names.
+void fill_environments(deploy_inputs& in, const std::map<std::string, std::string>& secrets) {
+  in.env = in.build_env = in.spec.env;
+  for (auto& [k, v] : secrets) in.env[k] = v;
+  for (auto& name : in.spec.build_secrets)
+    if (auto it = secrets.find(name); it != secrets.end()) in.build_env[name] = it->second;
+  for (auto* env : {&in.env, &in.build_env}) {
+    (*env)["BERTH_PROJECT"] = in.project;
+    (*env)["BERTH_ENV"] = "production";
+  }
+  if (auto it = secrets.find(in.spec.source_credentials_secret); it != secrets.end()) in.git_credential = it->second;
 }
 
 // Blocking requests from the worker thread.
@@ -132,7 +136,9 @@ void run_pipeline(self_ptr self, const std::string& id, std::function<void(const
   run_blocking(
       self,
       [=]() mutable {
-        in.env = production_env(in.spec, in.paths, in.project);
+        auto secrets = read_secrets_file(in.paths);
+        fill_environments(in, secrets);
+        log->set_mask(secret_mask(secrets));
         make_dirs({in.paths.production, in.paths.production_logs});
         production_host host(*sys, me, stop, env, stable_port);
         run_deploy(host, {*env.driver, *env.guards, *log}, in);

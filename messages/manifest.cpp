@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cctype>
 #include <set>
 
 namespace berth {
@@ -140,7 +141,30 @@ name_check check_name(const std::string& name) {
   return {true, ""};
 }
 
-manifest_result parse_manifest(const json& j) {
+bool git_url_has_credentials(const std::string& url) {
+  auto scheme_end = url.find("://");
+  auto authority_start = scheme_end == std::string::npos ? 0 : scheme_end + 3;
+  auto authority_end = url.find_first_of("/?#", authority_start);
+  auto at = url.rfind('@', authority_end == std::string::npos ? std::string::npos : authority_end);
+  if (at == std::string::npos || at < authority_start) return false;
+  auto userinfo = url.substr(authority_start, at - authority_start);
+  if (userinfo.find(':') != std::string::npos) return true;  // user:password
+  if (scheme_end == std::string::npos) return false;          // scp-like git@host:path
+  auto scheme = url.substr(0, scheme_end);
+  std::transform(scheme.begin(), scheme.end(), scheme.begin(), [](unsigned char c) { return std::tolower(c); });
+  return scheme != "ssh" && scheme != "git+ssh" && scheme != "ssh+git";  // a user alone is not a secret in ssh
+}
+
+std::string git_url_for_display(const std::string& url) {
+  if (!git_url_has_credentials(url)) return url;
+  auto scheme_end = url.find("://");
+  auto authority_start = scheme_end == std::string::npos ? 0 : scheme_end + 3;
+  auto authority_end = url.find_first_of("/?#", authority_start);
+  auto at = url.rfind('@', authority_end == std::string::npos ? std::string::npos : authority_end);
+  return url.substr(0, authority_start) + "***" + url.substr(at);
+}
+
+manifest_result parse_manifest(const json& j, bool from_log) {
   manifest_result res;
   reader r;
   manifest& m = res.value;
@@ -157,20 +181,35 @@ manifest_result parse_manifest(const json& j) {
 
   if (!j.contains("source")) return r.fail("source", "is required"), done();
   const auto& src = j["source"];
-  if (!r.object(src, "source", {"path", "git", "ref"})) return done();
+  if (!r.object(src, "source", {"path", "git", "ref", "credentials_secret"})) return done();
   if (src.contains("path") == src.contains("git"))
     return r.fail("source", "needs exactly one of 'path' or 'git'"), done();
   if (src.contains("path")) {
     if (!r.string(src["path"], "source.path", m.source_path, 4096)) return done();
     if (m.source_path[0] != '/') return r.fail("source.path", "must be absolute"), done();
     if (src.contains("ref")) return r.fail("source.ref", "applies only to git sources"), done();
+    if (src.contains("credentials_secret"))
+      return r.fail("source.credentials_secret", "applies only to git sources"), done();
   } else {
     if (!r.string(src["git"], "source.git", m.source_git, 4096)) return done();
     if (m.source_git[0] == '-') return r.fail("source.git", "must not start with '-'"), done();
+    if (!from_log && git_url_has_credentials(m.source_git))
+      return r.fail("source.git", "must not contain credentials (user info such as 'user:token@'): berth would "
+                                  "keep them in its log and answers; put the credential in a secret (a token, or "
+                                  "'user:token') and name it in source.credentials_secret"),
+             done();
     m.source_ref = "main";
     if (src.contains("ref")) {
       if (!r.string(src["ref"], "source.ref", m.source_ref, 256)) return done();
       if (m.source_ref[0] == '-') return r.fail("source.ref", "must not start with '-'"), done();
+    }
+    if (src.contains("credentials_secret")) {
+      if (!r.string(src["credentials_secret"], "source.credentials_secret", m.source_credentials_secret, 128))
+        return done();
+      auto lower = m.source_git.substr(0, 8);
+      std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
+      if (lower.rfind("https://", 0) != 0 && lower.rfind("http://", 0) != 0)
+        return r.fail("source.credentials_secret", "applies only to http(s) git URLs"), done();
     }
   }
 
@@ -184,7 +223,7 @@ manifest_result parse_manifest(const json& j) {
   }
   if (j.contains("build")) {
     const auto& b = j["build"];
-    if (!r.object(b, "build", {"command", "artifacts"})) return done();
+    if (!r.object(b, "build", {"command", "artifacts", "secrets"})) return done();
     if (b.contains("command") && !r.argv(b["command"], "build.command", m.build_command))
       return done();
     if (b.contains("artifacts")) {
@@ -193,6 +232,16 @@ manifest_result parse_manifest(const json& j) {
         if (!safe_relative_path(a))
           return r.fail("build.artifacts", "'" + a + "' must be a relative path inside the build"),
                  done();
+    }
+    if (b.contains("secrets")) {
+      const auto& names = b["secrets"];
+      if (!names.is_array()) return r.fail("build.secrets", "must be an array of secret names"), done();
+      for (size_t i = 0; i < names.size(); ++i) {
+        std::string n;
+        if (!r.string(names[i], "build.secrets[" + std::to_string(i) + "]", n, 128)) return done();
+        if (std::find(m.build_secrets.begin(), m.build_secrets.end(), n) == m.build_secrets.end())
+          m.build_secrets.push_back(std::move(n));
+      }
     }
   }
   if (j.contains("production")) {
@@ -209,6 +258,13 @@ manifest_result parse_manifest(const json& j) {
   if (j.contains("env") && !read_string_map(r, j["env"], "env", m.env)) return done();
   if (j.contains("secrets") && !read_string_map(r, j["secrets"], "secrets", m.secrets))
     return done();
+  // Names of secrets must name secrets: a typo would silently give the build nothing.
+  for (auto& n : m.build_secrets)
+    if (!m.secrets.count(n))
+      return r.fail("build.secrets", "'" + n + "' is not one of the project's secrets"), done();
+  if (!m.source_credentials_secret.empty() && !m.secrets.count(m.source_credentials_secret))
+    return r.fail("source.credentials_secret", "'" + m.source_credentials_secret + "' is not one of the project's secrets"),
+           done();
   return done();
 }
 
@@ -224,15 +280,17 @@ json health_json(const health_spec& h) {
 json to_json(const manifest& m, bool with_secret_values) {
   json j;
   j["name"] = m.name;
-  if (!m.source_git.empty())
-    j["source"] = {{"git", m.source_git}, {"ref", m.source_ref}};
-  else
+  if (!m.source_git.empty()) {
+    j["source"] = {{"git", with_secret_values ? m.source_git : git_url_for_display(m.source_git)}, {"ref", m.source_ref}};
+    if (!m.source_credentials_secret.empty()) j["source"]["credentials_secret"] = m.source_credentials_secret;
+  } else
     j["source"] = {{"path", m.source_path}};
   j["preview"] = {{"health", health_json(m.preview_health)}};
   if (!m.preview_command.empty()) j["preview"]["command"] = m.preview_command;
   j["build"] = json::object();
   if (!m.build_command.empty()) j["build"]["command"] = m.build_command;
   if (!m.artifacts.empty()) j["build"]["artifacts"] = m.artifacts;
+  if (!m.build_secrets.empty()) j["build"]["secrets"] = m.build_secrets;
   j["production"] = {{"health", health_json(m.production_health)}, {"keep", m.keep}};
   if (!m.production_command.empty()) j["production"]["command"] = m.production_command;
   j["env"] = m.env;

@@ -30,10 +30,12 @@ struct manifest {
   std::string source_path;  // exactly one of source_path / source_git
   std::string source_git;
   std::string source_ref;   // git only; default "main"
+  std::string source_credentials_secret;  // git over http(s) only: the secret holding the credential
   std::vector<std::string> preview_command;
   health_spec preview_health;
   std::vector<std::string> build_command;
   std::vector<std::string> artifacts;
+  std::vector<std::string> build_secrets;  // the only secrets the build gets (names of `secrets`)
   std::vector<std::string> production_command;
   health_spec production_health;
   int keep = 5;
@@ -51,7 +53,8 @@ template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, manifest& x) {
   return f(caf::meta::type_name("manifest"), x.name, x.source_path, x.source_git, x.source_ref,
            x.preview_command, x.preview_health, x.build_command, x.artifacts,
-           x.production_command, x.production_health, x.keep, x.env, x.secrets);
+           x.production_command, x.production_health, x.keep, x.env, x.secrets,
+           x.source_credentials_secret, x.build_secrets);
 }
 
 struct manifest_result {
@@ -59,7 +62,16 @@ struct manifest_result {
   std::string error;  // "field: what is wrong"
   manifest value;
 };
-manifest_result parse_manifest(const nlohmann::json& j);
+// `from_log`: the manifest is being read back from an event an older berth may have written,
+// so rules added since that refuse what was once accepted (credentials in source.git) are not
+// applied; every manifest a client sends is parsed without it.
+manifest_result parse_manifest(const nlohmann::json& j, bool from_log = false);
+
+// Whether a git URL carries a credential (user info with a password, or any user info over
+// http(s): https://TOKEN@host is a token), which berth refuses to store.
+bool git_url_has_credentials(const std::string& url);
+// source.git as shown in answers: credentials before the host masked (https://***@host/x).
+std::string git_url_for_display(const std::string& url);
 
 // JSON form. Secrets are written as {"NAME": "********"} unless `with_secret_values`.
 nlohmann::json to_json(const manifest& m, bool with_secret_values = false);

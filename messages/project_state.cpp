@@ -14,13 +14,13 @@ void fold(project_record& s, const event_record& e) {
   if (e.type == ev::project_created) {
     s = project_record{};
     s.exists = true;
-    s.spec = parse_manifest(data.value("manifest", json::object())).value;
+    s.spec = parse_manifest(data.value("manifest", json::object()), /*from_log=*/true).value;
     s.name = s.spec.name;
     s.production_port = data.value("ports", json::object()).value("production", 0);
     s.preview_port = data.value("ports", json::object()).value("preview", 0);
     s.created_us = s.updated_us = e.ts_us;
   } else if (e.type == ev::project_updated) {
-    auto parsed = parse_manifest(data.value("manifest", json::object()));
+    auto parsed = parse_manifest(data.value("manifest", json::object()), /*from_log=*/true);
     if (parsed.ok) s.spec = parsed.value;
     s.updated_us = e.ts_us;
   } else {

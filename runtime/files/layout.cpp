@@ -7,8 +7,10 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <iterator>
 
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 namespace berth {
 
@@ -85,33 +87,68 @@ status write_env_file(const project_paths& p, const std::string& name, uint16_t 
   return write_atomically(p.env_file, content, 0644);
 }
 
-std::map<std::string, std::string> read_secrets_file(const project_paths& p) {
+namespace {
+
+// The format of berth before 0.2 (`NAME='value'` lines, the value single-quoted as quoted()
+// writes it). Read as the quoting defines it rather than line by line, so a multi-line value
+// that an older berth wrote comes back whole.
+std::map<std::string, std::string> parse_legacy_secrets(const std::string& text) {
   std::map<std::string, std::string> out;
-  std::ifstream in(p.secrets_file);
-  std::string line;
-  while (std::getline(in, line)) {
-    auto eq = line.find('=');
-    if (eq == std::string::npos) continue;
-    // Undo quoted(): 'a'\''b' -> a'b
-    std::string value, raw = line.substr(eq + 1);
-    for (size_t i = 1; i + 1 <= raw.size(); ++i) {
-      if (raw.compare(i, 4, "'\\''") == 0) {
-        value += '\'';
-        i += 3;
-      } else if (raw[i] == '\'' && i + 1 == raw.size()) {
-        break;
-      } else {
-        value += raw[i];
+  size_t i = 0;
+  while (i < text.size()) {
+    auto eq = text.find('=', i);
+    auto nl = text.find('\n', i);
+    if (eq == std::string::npos || (nl != std::string::npos && nl < eq)) {  // not NAME=…: skip the line
+      if (nl == std::string::npos) break;
+      i = nl + 1;
+      continue;
+    }
+    std::string name = text.substr(i, eq - i), value;
+    i = eq + 1;
+    if (i < text.size() && text[i] == '\'') {
+      ++i;
+      for (; i < text.size(); ++i) {
+        if (text[i] != '\'') {
+          value += text[i];
+        } else if (text.compare(i, 4, "'\\''") == 0) {
+          value += '\'';
+          i += 3;
+        } else {
+          ++i;  // the closing quote
+          break;
+        }
       }
     }
-    out[line.substr(0, eq)] = value;
+    auto end = text.find('\n', i);
+    i = end == std::string::npos ? text.size() : end + 1;
+    out[name] = value;
   }
+  return out;
+}
+
+}  // namespace
+
+std::map<std::string, std::string> read_secrets_file(const project_paths& p) {
+  std::ifstream in(p.secrets_file, std::ios::binary);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (text.empty()) return {};
+  if (text[0] != '{') return parse_legacy_secrets(text);
+  std::map<std::string, std::string> out;
+  auto j = nlohmann::json::parse(text, nullptr, false);
+  if (!j.is_object()) return out;
+  for (auto& [k, v] : j.items())
+    if (v.is_string()) out[k] = v.get<std::string>();
   return out;
 }
 
 status write_secrets_file(const project_paths& p, const std::map<std::string, std::string>& secrets) {
   std::string content;
-  for (auto& [k, v] : secrets) content += k + "=" + quoted(v) + "\n";
+  try {
+    // Values came through a JSON parser (valid UTF-8); strict, so nothing is silently replaced.
+    content = nlohmann::json(secrets).dump(1, ' ', false, nlohmann::json::error_handler_t::strict) + "\n";
+  } catch (const nlohmann::json::exception& e) {
+    return status::invalid_argument(fmt::format("secrets: {}", e.what()));
+  }
   return write_atomically(p.secrets_file, content, 0600);
 }
 

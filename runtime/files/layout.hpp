@@ -38,9 +38,13 @@ status remove_project_dir(const project_paths& p);
 // Writes `.env`: the ports, then the manifest's env. Atomic (temp file + rename).
 status write_env_file(const project_paths& p, const std::string& name, uint16_t production_port,
                       uint16_t preview_port, const std::map<std::string, std::string>& env);
-// Reads `.secrets` back (empty map when there is none).
+// Reads `.secrets` back, every byte of every value as written (empty map when there is none,
+// or when it cannot be parsed). Reads both formats: a JSON object {"NAME": "value"} (written
+// since 0.2) and the older `NAME='value'` lines, multi-line values included.
 std::map<std::string, std::string> read_secrets_file(const project_paths& p);
-// Writes `.secrets` with mode 0600. Atomic.
+// Writes `.secrets` as a JSON object, mode 0600, atomically (temp file, fsync, rename), so a
+// crash leaves the old file or the new one. invalid_argument if a value is not UTF-8 (values
+// come from a parsed JSON manifest, so they are); io_error otherwise.
 status write_secrets_file(const project_paths& p, const std::map<std::string, std::string>& secrets);
 
 }  // namespace berth

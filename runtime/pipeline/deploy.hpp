@@ -70,6 +70,8 @@ struct deploy_inputs {
   manifest spec;
   project_paths paths;
   std::map<std::string, std::string> env;  // manifest env + secrets; PORT/HOST added per start
+  std::map<std::string, std::string> build_env;  // manifest env + only the secrets build.secrets names
+  std::string git_credential;  // the value of source.credentials_secret ("" none); never logged
   uint16_t stable_port = 0;
   std::string current;       // what production/current pointed at when the job started
   std::map<std::string, release_record> releases;  // kept releases then (for retention)

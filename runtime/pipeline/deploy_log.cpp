@@ -9,29 +9,45 @@
 
 namespace berth {
 
+void deploy_log::set_mask(secret_mask mask) {
+  std::lock_guard<std::mutex> lock(mu_);
+  mask_ = std::move(mask);
+}
+
+secret_mask deploy_log::mask() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return mask_;
+}
+
 void deploy_log::line(const std::string& text) {
   auto now = std::chrono::duration_cast<std::chrono::microseconds>(
                  std::chrono::system_clock::now().time_since_epoch())
                  .count();
-  auto stamped = iso8601(now) + " berth: " + text;
   std::lock_guard<std::mutex> lock(mu_);
-  if (fd_ < 0) fd_ = ::open(file_.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-  if (fd_ >= 0) {
-    auto out = stamped + '\n';
-    ssize_t n = ::write(fd_, out.data(), out.size());
-    (void)n;  // a log line that cannot be written is still handed to the listener
-  }
-  keep({stamped});
+  std::vector<std::string> lines{iso8601(now) + " berth: " + mask_secrets(text, mask_)};
+  write(lines);
+  keep(lines);
+}
+
+void deploy_log::build_output(const std::vector<std::string>& lines) {
+  if (lines.empty()) return;
+  std::lock_guard<std::mutex> lock(mu_);
+  auto masked = mask_secrets(lines, mask_);
+  write(masked);
+  keep(masked);
 }
 
 deploy_log::~deploy_log() {
   if (fd_ >= 0) ::close(fd_);
 }
 
-void deploy_log::written(const std::vector<std::string>& lines) {
-  if (lines.empty()) return;
-  std::lock_guard<std::mutex> lock(mu_);
-  keep(lines);
+void deploy_log::write(const std::vector<std::string>& lines) {
+  if (fd_ < 0) fd_ = ::open(file_.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+  if (fd_ < 0) return;  // a line that cannot be written is still kept and handed to the listener
+  std::string out;
+  for (auto& l : lines) out += l + '\n';
+  ssize_t n = ::write(fd_, out.data(), out.size());
+  (void)n;
 }
 
 void deploy_log::keep(const std::vector<std::string>& lines) {

@@ -2,6 +2,12 @@
 // (production/logs/deploy-<id>.log). The last lines are also kept in memory (what a detail
 // answer shows while the deployment runs), and each line goes to a listener, so that whoever
 // follows the deployment gets it as it is written instead of reading the file. Thread-safe.
+//
+// Every line is masked (mask_secrets, runtime/logs/mask.hpp) before it goes anywhere: the file,
+// the memory and the listener only ever see `********` where a secret value was. Masking here,
+// at write time, keeps secret values off the disk and out of every stream at once; the build's
+// output reaches this class as whole lines (build_output), so a value the build wrote in two
+// pieces is still found.
 #pragma once
 #include <deque>
 #include <filesystem>
@@ -9,6 +15,8 @@
 #include <mutex>
 #include <string>
 #include <vector>
+
+#include "runtime/logs/mask.hpp"
 
 namespace berth {
 
@@ -21,10 +29,15 @@ class deploy_log {
   ~deploy_log();
   deploy_log(const deploy_log&) = delete;
   deploy_log& operator=(const deploy_log&) = delete;
-  // Appends "<time> berth: <text>" to the file and hands it to the listener.
+  // The secrets to hide from every later line (the project's, read when the deploy starts).
+  void set_mask(secret_mask mask);
+  // A copy of the mask, for whoever cuts a stream into lines before handing them here.
+  secret_mask mask();
+  // Appends "<time> berth: <text>" (masked) to the file and hands it to the listener.
   void line(const std::string& text);
-  // Lines someone else wrote to the file (the build): kept and handed to the listener.
-  void written(const std::vector<std::string>& lines);
+  // Complete lines of the build's output: masked, appended to the file as they are, kept and
+  // handed to the listener.
+  void build_output(const std::vector<std::string>& lines);
   // The last lines written (at most `kept_lines`), oldest first.
   std::vector<std::string> last_lines();
   const std::filesystem::path& file() const { return file_; }
@@ -32,12 +45,14 @@ class deploy_log {
   static constexpr size_t kept_lines = 50;
 
  private:
-  void keep(const std::vector<std::string>& lines);  // mu_ held
+  void write(const std::vector<std::string>& lines);  // mu_ held
+  void keep(const std::vector<std::string>& lines);   // mu_ held
 
   std::filesystem::path file_;
-  int fd_ = -1;  // one write(2) a line: the build appends to the same file in between
+  int fd_ = -1;
   listener on_lines_;
   std::mutex mu_;
+  secret_mask mask_;
   std::deque<std::string> last_;
 };
 

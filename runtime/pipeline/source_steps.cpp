@@ -2,7 +2,8 @@
 #include <fmt/format.h>
 
 #include "messages/deployment.hpp"
-#include "runtime/logs/log_follower.hpp"
+#include "runtime/logs/mask.hpp"
+#include "runtime/logs/output_pipe.hpp"
 #include "runtime/pipeline/job.hpp"
 #include "runtime/release/release.hpp"
 #include "runtime/release/source.hpp"
@@ -14,7 +15,7 @@ using namespace std::chrono_literals;
 
 namespace {
 
-constexpr auto output_poll = 100ms;  // how often the build's output is passed on while it runs
+constexpr auto output_poll = 100ms;  // the longest wait for the build's output before its exit is looked at
 
 // The build's exit: its code, 128 + the signal that killed it, or -1 when unknown.
 int exit_code_of(const instance_status& end) {
@@ -30,7 +31,8 @@ fs::path prepare_source(job& j) {
   auto& m = j.in.spec;
   j.log().line("snapshotting " +
                (m.source_git.empty() ? m.source_path : mask_url_credentials(m.source_git) + " @ " + m.source_ref));
-  if (auto s = snapshot_source(m.source_path, m.source_git, m.source_ref, workspace); !s)
+  if (auto s = snapshot_source(m.source_path, m.source_git, m.source_ref, workspace, default_git_timeout,
+                               j.in.git_credential); !s)
     j.fail("source_failed", "cannot snapshot the source: " + s.message());
   return workspace;
 }
@@ -43,23 +45,28 @@ void build(job& j, const fs::path& workspace) {
     j.resources["build_us"] = 0;
     return;
   }
+  // The build writes into a pipe, not the log file: its output is cut into lines and masked
+  // (deploy_log::build_output) before any of it is stored, so a secret it prints never
+  // reaches the disk.
+  std::unique_ptr<output_pipe> pipe;
+  if (auto s = output_pipe::create(j.in.paths.builds / (j.in.id + ".output"), &pipe); !s)
+    j.fail("build_failed", "the build could not run: " + s.message());
   instance_spec spec;
   spec.labels = {j.in.project, "build", ""};
   spec.workdir = workspace;
   spec.command = m.build_command;
-  spec.env = j.in.env;
-  spec.log = j.log().file();
+  spec.env = j.in.build_env;
+  spec.log = pipe->path();
   j.log().line("running the build: " + fmt::format("{}", fmt::join(m.build_command, " ")));
-  log_follower output(spec.log.string());
-  output.backlog(0);  // from here on: what the build writes
+  masked_lines output(j.log().mask());
   auto t0 = clock_type::now();
   instance_ref build;
   if (auto s = j.tools.driver.start(spec, &build); !s) j.fail("build_failed", "the build could not run: " + s.message());
   exit_watch watch(j.tools.driver, build);
   std::optional<instance_status> end;
   while (!end) {
-    end = watch.wait_for(output_poll);
-    j.log().written(end ? output.drain() : output.poll());
+    j.log().build_output(output.feed(pipe->read_for(output_poll)));
+    end = watch.wait_for(0ms);
     if (end) break;
     if (clock_type::now() - t0 > j.in.build_timeout) {
       j.tools.driver.stop(build, 1000ms);
@@ -72,6 +79,8 @@ void build(job& j, const fs::path& workspace) {
     }
   }
   j.tools.driver.stop(build, 1000ms);  // background children it left behind
+  j.log().build_output(output.feed(pipe->drain()));
+  if (auto rest = output.flush()) j.log().build_output({*rest});
   record_duration(j, "build", t0);
   if (auto code = exit_code_of(*end); code != 0)
     j.fail("build_failed", fmt::format("the build exited with code {}", code));

@@ -92,6 +92,7 @@ status add_tree(const fs::path& root, const fs::path& abs, const fs::path& rel, 
   if (ec) return status::io_error(fmt::format("list {}: {}", rel.string(), ec.message()));
   for (; it != end; it.increment(ec)) {
     auto name = it->path().filename();
+    if (name == ".git") continue;  // a repository's history and config never enter a release
     auto s = add_tree(root, abs / name, rel == "." ? name : rel / name, out);
     if (!s) return s;
   }
@@ -112,6 +113,9 @@ status collect(const fs::path& build_dir, const std::vector<std::string>& artifa
     fs::path rel = normalize_artifact(a);
     if (rel.empty())
       return status::invalid_argument(fmt::format("artifact '{}' must be a relative path without '..'", a));
+    for (auto& part : rel)
+      if (part == ".git")
+        return status::invalid_argument(fmt::format("artifact '{}': a release never contains .git", a));
     fs::path abs = *root;
     if (rel != ".") {
       // The parents may themselves be symlinks: they must resolve inside the build dir.

@@ -29,7 +29,9 @@ bool valid_release_hash(const std::string& hash12);
 // relative one so the release never points back into the build dir. File contents are read
 // through paths opened one component at a time with O_NOFOLLOW: a directory that becomes a
 // symlink after it was listed (a process left behind by the build swapping dist/x for a link to
-// /etc) fails with corruption instead of being read.
+// /etc) fails with corruption instead of being read. Entries named `.git` are skipped at every
+// level, and an artifact that names one is invalid_argument: a release never holds a
+// repository's history or configuration.
 status hash_artifacts(const std::filesystem::path& build_dir,
                       const std::vector<std::string>& artifacts, std::string* hash12);
 

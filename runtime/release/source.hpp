@@ -30,7 +30,11 @@ namespace berth {
 // `git clone --no-checkout` + `git -C <tmp> checkout --detach <ref> --`. An empty ref clones
 // the default branch. A ref no clone can check out is not_found; other git failures are
 // io_error with git's last output lines (credentials in the URL are masked). Each git run is
-// killed (its whole process group) after `git_timeout`. The clone keeps its `.git`.
+// killed (its whole process group) after `git_timeout`. The clone's `.git` is removed before it
+// is installed: builds, previews and releases never get the repository's history or config.
+// `git_credential` (a secret's value: "user:password", or a token used as the password of
+// "x-access-token") is given to git as an Authorization header for the URL's own host through
+// GIT_CONFIG_COUNT/KEY/VALUE in its environment: never in argv, a file, or `.git/config`.
 //
 // Either way the snapshot is made next to dest (`<dest>.tmp-<random>`) and only replaces dest
 // once complete; on failure dest is left as it was and the temp folder is removed.
@@ -38,8 +42,11 @@ namespace berth {
 // (https://user:token@host/x -> https://***@host/x); anything else is returned as it is.
 std::string mask_url_credentials(const std::string& url);
 
+inline constexpr std::chrono::seconds default_git_timeout{120};
+
 status snapshot_source(const std::string& source_path, const std::string& git_url,
                        const std::string& git_ref, const std::filesystem::path& dest,
-                       std::chrono::seconds git_timeout = std::chrono::seconds(120));
+                       std::chrono::seconds git_timeout = default_git_timeout,
+                       const std::string& git_credential = "");
 
 }  // namespace berth

@@ -12,6 +12,8 @@
 #include <vector>
 
 #include <fmt/format.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
 #include "runtime/release/source.hpp"
 #include "runtime/release/source_snapshot.hpp"
 
@@ -55,7 +57,10 @@ std::vector<std::string> git_environment() {
   static const char* drop[] = {"GIT_DIR=", "GIT_WORK_TREE=", "GIT_INDEX_FILE=",
                                "GIT_OBJECT_DIRECTORY=", "GIT_ALTERNATE_OBJECT_DIRECTORIES=",
                                "GIT_NAMESPACE=", "GIT_TERMINAL_PROMPT=", "LC_ALL=", "GIT_ASKPASS=",
-                               "SSH_ASKPASS="};
+                               "SSH_ASKPASS=",
+                               // ours to set (the credential), and what would print its header
+                               "GIT_CONFIG_COUNT=", "GIT_CONFIG_KEY_", "GIT_CONFIG_VALUE_",
+                               "GIT_CONFIG_PARAMETERS=", "GIT_TRACE", "GIT_CURL_VERBOSE="};
   std::vector<std::string> env;
   for (char** e = environ; e && *e; ++e) {
     std::string kv(*e);
@@ -70,7 +75,27 @@ std::vector<std::string> git_environment() {
   return env;
 }
 
-run_result run_git(const std::vector<std::string>& args, std::chrono::seconds timeout) {
+// The credential as git configuration in the environment (never argv, never a file): an
+// Authorization header for requests to the URL's own scheme://host[:port]/ only, so a
+// redirect elsewhere does not get it. "user:password" as given; a bare token is the password
+// of the user "x-access-token" (accepted by GitHub; GitLab and Gitea take any user with a token).
+std::vector<std::string> credential_environment(const std::string& url, const std::string& credential) {
+  if (credential.empty()) return {};
+  auto scheme_end = url.find("://");
+  auto authority_end = url.find('/', scheme_end + 3);
+  std::string prefix = url.substr(0, authority_end) + "/";
+  std::string basic = credential.find(':') == std::string::npos ? "x-access-token:" + credential : credential;
+  std::string encoded(4 * ((basic.size() + 2) / 3) + 1, '\0');
+  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(encoded.data()),
+                          reinterpret_cast<const unsigned char*>(basic.data()), static_cast<int>(basic.size()));
+  encoded.resize(n > 0 ? static_cast<size_t>(n) : 0);
+  OPENSSL_cleanse(basic.data(), basic.size());
+  return {"GIT_CONFIG_COUNT=1", "GIT_CONFIG_KEY_0=http." + prefix + ".extraHeader",
+          "GIT_CONFIG_VALUE_0=Authorization: Basic " + encoded};
+}
+
+run_result run_git(const std::vector<std::string>& args, std::chrono::seconds timeout,
+                   const std::vector<std::string>& extra_env = {}) {
   run_result r;
   std::string git = find_in_path("git");
   if (git.empty()) {
@@ -84,6 +109,7 @@ run_result run_git(const std::vector<std::string>& args, std::chrono::seconds ti
   for (auto& a : argv_s) argv.push_back(a.data());
   argv.push_back(nullptr);
   auto env_s = git_environment();
+  env_s.insert(env_s.end(), extra_env.begin(), extra_env.end());
   std::vector<char*> envp;
   for (auto& e : env_s) envp.push_back(e.data());
   envp.push_back(nullptr);
@@ -188,6 +214,18 @@ status git_failure(const std::string& what, const run_result& r, const std::stri
   return status::io_error(fmt::format("{} failed (exit {}): {}", what, r.exit_code, summarize(r.output, url)));
 }
 
+// The clone without its `.git`: nothing downstream (a build, the preview, a release) gets the
+// repository's history or configuration.
+status finish(const fs::path& tmp, const fs::path& dest) {
+  std::error_code ec;
+  fs::remove_all(tmp / ".git", ec);
+  if (ec) {
+    force_remove(tmp);
+    return status::io_error(fmt::format("rm {}/.git: {}", tmp.string(), ec.message()));
+  }
+  return install(tmp, dest);
+}
+
 bool bad_chars(const std::string& s) {
   for (unsigned char c : s)
     if (c < 0x20 || c == 0x7f) return true;
@@ -197,7 +235,7 @@ bool bad_chars(const std::string& s) {
 }  // namespace
 
 status snapshot_git(const std::string& url, const std::string& ref, const fs::path& dest,
-                    std::chrono::seconds timeout) {
+                    std::chrono::seconds timeout, const std::string& credential) {
   if (bad_chars(url) || url[0] == '-')
     return status::invalid_argument(fmt::format("invalid git url '{}'", mask_url(url)));
   if (!ref.empty() && (bad_chars(ref) || ref[0] == '-' || ref.find(' ') != std::string::npos))
@@ -207,19 +245,20 @@ status snapshot_git(const std::string& url, const std::string& ref, const fs::pa
   if (ec) return status::io_error(fmt::format("mkdir {}: {}", dest.parent_path().string(), ec.message()));
   fs::path tmp = temp_sibling(dest, ".tmp-");
   const std::string what = "git clone " + mask_url(url);
+  auto cred_env = credential_environment(url, credential);
 
   std::vector<std::string> shallow{"-c", "protocol.ext.allow=never", "clone", "--quiet", "--depth", "1"};
   if (!ref.empty()) shallow.insert(shallow.end(), {"--branch", ref});
   shallow.insert(shallow.end(), {"--", url, tmp.string()});
-  auto r = run_git(shallow, timeout);
-  if (r.started && !r.timed_out && r.exit_code == 0) return install(tmp, dest);
+  auto r = run_git(shallow, timeout, cred_env);
+  if (r.started && !r.timed_out && r.exit_code == 0) return finish(tmp, dest);
   force_remove(tmp);
   if (!r.started || r.timed_out || ref.empty()) return git_failure(what, r, url, timeout);
 
   // --branch takes branches and tags only: a commit needs the full history.
   auto full = run_git({"-c", "protocol.ext.allow=never", "clone", "--quiet", "--no-checkout", "--",
                        url, tmp.string()},
-                      timeout);
+                      timeout, cred_env);
   if (!(full.started && !full.timed_out && full.exit_code == 0)) {
     force_remove(tmp);
     return git_failure(what, full, url, timeout);
@@ -234,7 +273,7 @@ status snapshot_git(const std::string& url, const std::string& ref, const fs::pa
                                            summarize(co.output, url)));
     return git_failure("git checkout " + ref, co, url, timeout);
   }
-  return install(tmp, dest);
+  return finish(tmp, dest);
 }
 
 }  // namespace berth::source_detail

@@ -22,6 +22,6 @@ status install(const fs::path& tmp, const fs::path& dest);
 // `dest` is clean (no trailing slash, not a root); see snapshot_source in source.hpp.
 status snapshot_local(const std::string& source_path, const fs::path& dest);
 status snapshot_git(const std::string& url, const std::string& ref, const fs::path& dest,
-                    std::chrono::seconds timeout);
+                    std::chrono::seconds timeout, const std::string& credential);
 
 }  // namespace berth::source_detail

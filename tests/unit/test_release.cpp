@@ -371,3 +371,27 @@ TEST_CASE("package_release: a folder swapped for a link to outside while packagi
     left.push_back(it->path().filename().string());
   CHECK(left.empty());
 }
+
+TEST_CASE("release: .git is never packaged, and an artifact naming it is refused", "[release][secrets]") {
+  temp_dir build, releases;
+  make_build(build.path);
+  std::string clean = hash_of(build.path, {"."});
+  // A repository (with a remote URL in its config) at the top and inside dist/.
+  write_file(build.path / ".git/config", "[remote \"origin\"]\n\turl = https://user:tok@host/r\n");
+  write_file(build.path / ".git/HEAD", "ref: refs/heads/main\n");
+  write_file(build.path / "dist/.git", "gitdir: ../.git/modules/dist\n");
+  CHECK(hash_of(build.path, {"."}) == clean);  // .git is not part of what a release is
+  std::string hash;
+  auto s = package_release(build.path, {"."}, releases.path, clean, nullptr);
+  INFO(s.message());
+  REQUIRE(s);
+  CHECK(fs::exists(releases.path / clean / "dist/index.html"));
+  CHECK_FALSE(fs::exists(releases.path / clean / ".git"));
+  CHECK_FALSE(fs::exists(releases.path / clean / "dist/.git"));
+  for (auto named : {".git", ".git/config", "dist/.git"}) {
+    auto r = hash_artifacts(build.path, {named}, &hash);
+    INFO(named);
+    CHECK(r.which() == status::code::invalid_argument);
+    CHECK_THAT(r.message(), Catch::Contains("never contains .git"));
+  }
+}

@@ -136,11 +136,13 @@ TEST_CASE("snapshot_source: git clone of a branch, of a commit, and a bad ref", 
   REQUIRE(s);
   CHECK(read_file(dest / "app.txt") == "v2");
   CHECK(mode_of(dest / "run.sh") == 0755);
+  CHECK_FALSE(fs::exists(dest / ".git"));  // no history, no config (where a remote's URL would be)
 
   s = snapshot_source("", r, first, dest);  // a commit: --branch can't take it
   INFO(s.message());
   REQUIRE(s);
   CHECK(read_file(dest / "app.txt") == "v1");
+  CHECK_FALSE(fs::exists(dest / ".git"));
 
   s = snapshot_source("", r, first.substr(0, 10), dest);  // abbreviated
   REQUIRE(s);
