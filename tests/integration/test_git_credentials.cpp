@@ -103,7 +103,7 @@ TEST_CASE("git credentials - a clone that needs basic auth works with credential
   make_repo(tmp, root, "7");
   uint16_t git_port = free_port();
   process git_server;
-  git_server.start({"python3", std::string(BERTH_TEST_APPS) + "/git_auth_server.py", std::to_string(git_port), root, kToken},
+  git_server.start({"/usr/bin/python3", std::string(BERTH_TEST_APPS) + "/git_auth_server.py", std::to_string(git_port), root, kToken},
                    {}, tmp / "git-server.log");
   REQUIRE(eventually([&] { return answers(git_port); }, 10s));
   const std::string url = "http://127.0.0.1:" + std::to_string(git_port) + "/site.git";
@@ -162,7 +162,7 @@ TEST_CASE("git credentials - a clone that needs basic auth works with credential
     for (auto& s : {kToken, kHeaderValue})
       if (text.find(s) != std::string::npos) leaks.push_back(where);
   };
-  for (std::string path : {"/api/projects", "/api/projects/" + name, "/api/projects/" + name + "/events?from=0&limit=10000",
+  for (std::string path : {std::string("/api/projects"), "/api/projects/" + name, "/api/projects/" + name + "/events?from=0&limit=10000",
                            "/api/projects/" + name + "/production", "/api/deployments/" + id,
                            "/api/projects/" + name + "/production/history", std::string("/health")}) {
     auto r = api.get(path);

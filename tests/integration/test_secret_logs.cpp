@@ -199,10 +199,11 @@ TEST_CASE("secrets - a multi-line secret survives a PUT of the masked manifest, 
 
   // A berth restart reads the same bytes back.
   srv.restart();
-  auto again = api.post("/api/projects/" + name + "/production/stop", std::string{});
+  auto& api2 = srv.api();  // a new connection to the new process
+  auto again = api2.post("/api/projects/" + name + "/production/stop", std::string{});
   REQUIRE(again.status == 200);
-  REQUIRE(api.post("/api/projects/" + name + "/production/start", std::string{}).status == 200);
-  auto prod2 = api.get("/api/projects/" + name + "/production");
+  REQUIRE(api2.post("/api/projects/" + name + "/production/start", std::string{}).status == 200);
+  auto prod2 = api2.get("/api/projects/" + name + "/production");
   REQUIRE(prod2.body.value("status", "") == "running");
   CHECK(app_env(prod2.body.at("port").get<uint16_t>(), "PEM_KEY")["sha256"] == berth::sha256_hex(kPem));
 }

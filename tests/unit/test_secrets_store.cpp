@@ -13,6 +13,7 @@
 using namespace berth;
 using namespace berth::test;
 using json = nlohmann::json;
+using secret_map = std::map<std::string, std::string>;
 
 namespace {
 
@@ -31,7 +32,7 @@ std::string all_of(const std::vector<std::string>& lines) {
 }  // namespace
 
 TEST_CASE("mask: every occurrence of every value is replaced, nothing else", "[mask]") {
-  secret_mask mask({{"API_TOKEN", "tok-12345"}, {"DB", "hunter2-db"}});
+  secret_mask mask(secret_map{{"API_TOKEN", "tok-12345"}, {"DB", "hunter2-db"}});
   CHECK(mask_secrets("token=tok-12345 db=hunter2-db again tok-12345.", mask) ==
         "token=******** db=******** again ********.");
   CHECK(mask_secrets("nothing secret here", mask) == "nothing secret here");
@@ -41,25 +42,25 @@ TEST_CASE("mask: every occurrence of every value is replaced, nothing else", "[m
 
 TEST_CASE("mask: overlapping and nested secrets are hidden whole", "[mask]") {
   // "abcd" and "cdef" overlap in "abcdef": no byte of either may show.
-  secret_mask overlap({{"A", "abcd"}, {"B", "cdef"}});
+  secret_mask overlap(secret_map{{"A", "abcd"}, {"B", "cdef"}});
   CHECK(mask_secrets("x abcdef y", overlap) == "x ******** y");
   CHECK(mask_secrets("cdefabcd", overlap) == "********");  // adjacent: one run
   // One value inside another: the longer one decides, no tail of it is left.
-  secret_mask nested({{"SHORT", "pass"}, {"LONG", "password123"}});
+  secret_mask nested(secret_map{{"SHORT", "pass"}, {"LONG", "password123"}});
   CHECK(mask_secrets("password123 and pass", nested) == "******** and ********");
   // A repeated pattern overlapping itself.
-  secret_mask self({{"R", "aaaa"}});
+  secret_mask self(secret_map{{"R", "aaaa"}});
   CHECK(mask_secrets("aaaaaa!", self) == "********!");
 }
 
 TEST_CASE("mask: values shorter than 4 bytes are not masked", "[mask]") {
-  secret_mask mask({{"FLAG", "on"}, {"PIN", "123"}, {"KEY", "1234"}});
+  secret_mask mask(secret_map{{"FLAG", "on"}, {"PIN", "123"}, {"KEY", "1234"}});
   CHECK(mask.values() == std::vector<std::string>{"1234"});
   CHECK(mask_secrets("on 123 1234", mask) == "on 123 ********");
 }
 
 TEST_CASE("mask: a multi-line secret is hidden whole and line by line", "[mask]") {
-  secret_mask mask({{"KEY", kPem}});
+  secret_mask mask(secret_map{{"KEY", kPem}});
   CHECK(mask_secrets("key: " + kPem, mask) == "key: ********");
   // A log cut into lines: each line of the key is masked on its own.
   std::vector<std::string> lines{"here it comes", "-----BEGIN PRIVATE KEY-----", "MIIEvQIBADANBgkqhkiG9w0BAQEFAASC",
@@ -67,12 +68,12 @@ TEST_CASE("mask: a multi-line secret is hidden whole and line by line", "[mask]"
   auto masked = mask_secrets(lines, mask);
   CHECK(masked == std::vector<std::string>{"here it comes", "********", "********", "********", "********"});
   // Windows line ends in the value do not let a line through.
-  secret_mask crlf({{"KEY", "first-line\r\nsecond-line"}});
+  secret_mask crlf(secret_map{{"KEY", "first-line\r\nsecond-line"}});
   CHECK(mask_secrets("second-line", crlf) == "********");
 }
 
 TEST_CASE("mask: a stream written in pieces is masked once its lines are complete", "[mask]") {
-  masked_lines out(secret_mask({{"T", "s3cr3t-value"}}));
+  masked_lines out(secret_mask(secret_map{{"T", "s3cr3t-value"}}));
   std::vector<std::string> got;
   for (auto* piece : {"printing s3c", "r3t-", "val", "ue now\nand s3cr3t-value", "\nlast s3cr3t-val"}) {
     auto lines = out.feed(piece);
@@ -80,7 +81,7 @@ TEST_CASE("mask: a stream written in pieces is masked once its lines are complet
   }
   CHECK(got == std::vector<std::string>{"printing ******** now", "and ********"});
   CHECK(out.flush() == std::optional<std::string>("last s3cr3t-val"));  // an incomplete value is not a value
-  masked_lines tail(secret_mask({{"T", "s3cr3t-value"}}));
+  masked_lines tail(secret_mask(secret_map{{"T", "s3cr3t-value"}}));
   tail.feed("no newline s3cr3t-");
   tail.feed("value");
   CHECK(tail.flush() == std::optional<std::string>("no newline ********"));
@@ -90,7 +91,7 @@ TEST_CASE("deploy log: lines are masked in the file, in memory and for the liste
   temp_dir t;
   std::vector<std::string> heard;
   deploy_log log(t.path / "deploy.log", [&](const std::vector<std::string>& l) { heard.insert(heard.end(), l.begin(), l.end()); });
-  log.set_mask(secret_mask({{"T", "s3cr3t-value"}, {"K", kPem}}));
+  log.set_mask(secret_mask(secret_map{{"T", "s3cr3t-value"}, {"K", kPem}}));
   log.line("cloning with s3cr3t-value");
   log.build_output({"build says s3cr3t-value", "MIIEvQIBADANBgkqhkiG9w0BAQEFAASC"});
   auto file = read_file(t.path / "deploy.log");
