@@ -28,6 +28,7 @@ bool same(const manifest& a, const manifest& b, bool secret_values) {
          same(a.preview_health, b.preview_health) && a.build_command == b.build_command &&
          a.artifacts == b.artifacts && a.production_command == b.production_command &&
          same(a.production_health, b.production_health) && a.keep == b.keep && a.env == b.env &&
+         a.build_secrets == b.build_secrets && a.source_credentials_secret == b.source_credentials_secret &&
          (secret_values ? a.secrets == b.secrets : a.secrets.size() == b.secrets.size());
 }
 
@@ -48,6 +49,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   FUZZ_CHECK(m.source_path.empty() != m.source_git.empty());
   FUZZ_CHECK(m.keep >= 1 && m.keep <= 100);
   FUZZ_CHECK(m.secrets.count("PORT") == 0 && m.env.count("HOST") == 0);
+  // No credential is ever accepted into source.git; every secret named is a secret.
+  FUZZ_CHECK(!git_url_has_credentials(m.source_git));
+  for (auto& n : m.build_secrets) FUZZ_CHECK(m.secrets.count(n) == 1);
+  FUZZ_CHECK(m.source_credentials_secret.empty() || m.secrets.count(m.source_credentials_secret) == 1);
 
   // The JSON form with secret values parses back to the same manifest.
   auto full = to_json(m, true);

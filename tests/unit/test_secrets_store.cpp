@@ -7,6 +7,7 @@
 #include "messages/project_state.hpp"
 #include "runtime/files/layout.hpp"
 #include "runtime/logs/mask.hpp"
+#include "runtime/logs/output_pipe.hpp"
 #include "runtime/pipeline/deploy_log.hpp"
 #include "tests/unit/support.hpp"
 
@@ -219,4 +220,23 @@ TEST_CASE("manifest: a project an older berth recorded with a credential URL sti
   CHECK(p.spec.source_git == "https://user:ghp_abc123@github.com/o/r.git");  // the clone still works
   CHECK(p.spec.build_command == std::vector<std::string>{"make"});           // nothing after it was lost
   CHECK(to_json(p.spec)["source"]["git"] == "https://***@github.com/o/r.git");
+}
+
+TEST_CASE("output pipe: what a child writes arrives as it is written, and no file is left", "[mask]") {
+  temp_dir t;
+  std::unique_ptr<output_pipe> pipe;
+  auto path = t.path / "build.output";
+  REQUIRE(output_pipe::create(path, &pipe));
+  CHECK(mode_of(path) == 0600);
+  CHECK(pipe->read_for(std::chrono::milliseconds(10)).empty());  // nobody wrote: nothing, no wait for a writer
+  // Two writers one after the other (a build and a process it starts), each opening the path.
+  for (auto* piece : {"first piece ", "second piece\n"}) {
+    std::ofstream(path, std::ios::app) << piece;
+  }
+  std::string got;
+  for (int i = 0; i < 20 && got.size() < 25; ++i) got += pipe->read_for(std::chrono::milliseconds(50));
+  CHECK(got == "first piece second piece\n");
+  CHECK(pipe->drain().empty());
+  pipe.reset();
+  CHECK_FALSE(fs::exists(fs::symlink_status(path)));
 }
