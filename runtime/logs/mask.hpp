@@ -1,6 +1,11 @@
 // Masking secret values in every log berth serves or writes: a deployment's log (its file, its
 // detail answer, its SSE stream) today, the runtime log routes later. ONE function does it
 // (mask_secrets), so that what is hidden does not depend on which route shows a line.
+//
+// For a new log route: read the project's secrets when the request comes (blocking; on a
+// worker), `secret_mask mask(read_secrets_file(paths));`, and pass every line through
+// `mask_secrets(lines, mask)` before it is rendered; a stream (SSE, a followed file) cuts its
+// bytes into lines first (masked_lines, or log_follower's lines) so no value is split.
 #pragma once
 #include <map>
 #include <optional>

@@ -80,8 +80,8 @@ std::vector<std::string> git_environment() {
 // redirect elsewhere does not get it. "user:password" as given; a bare token is the password
 // of the user "x-access-token" (accepted by GitHub; GitLab and Gitea take any user with a token).
 std::vector<std::string> credential_environment(const std::string& url, const std::string& credential) {
-  if (credential.empty()) return {};
   auto scheme_end = url.find("://");
+  if (credential.empty() || scheme_end == std::string::npos) return {};  // the manifest allows http(s) only
   auto authority_end = url.find('/', scheme_end + 3);
   std::string prefix = url.substr(0, authority_end) + "/";
   std::string basic = credential.find(':') == std::string::npos ? "x-access-token:" + credential : credential;
