@@ -50,7 +50,8 @@ std::unique_ptr<event_log> open_log(const std::string& data_dir) {
 
 // Secret values never leave `audit replay`, even from a log written by a berth that stored
 // them (they belong in the project's 0600 .secrets file only): every string under a "secrets"
-// object in an event's data is printed as ********. Returns true when something was masked.
+// object in an event's data is printed as ********, and a credential in a source's git URL as
+// https://***@host/…. Returns true when something was masked.
 bool mask_secrets(json& j) {
   bool masked = false;
   if (j.is_object()) {
@@ -61,6 +62,10 @@ bool mask_secrets(json& j) {
             v = "********";
             masked = true;
           }
+      } else if (key == "source" && value.is_object() && value.contains("git") && value["git"].is_string() &&
+                 git_url_has_credentials(value["git"].get<std::string>())) {
+        value["git"] = git_url_for_display(value["git"].get<std::string>());
+        masked = true;
       } else {
         masked = mask_secrets(value) || masked;
       }
@@ -75,7 +80,7 @@ bool mask_secrets(json& j) {
 // the printed data no longer matches the event's hash; `redacted` says so in --json output.
 event_record printable(const event_record& e, bool* redacted) {
   *redacted = false;
-  if (e.data.find("secrets") == std::string::npos) return e;
+  if (e.data.find("secrets") == std::string::npos && e.data.find("\"git\"") == std::string::npos) return e;
   auto data = json::parse(e.data, nullptr, false);
   if (data.is_discarded() || !mask_secrets(data)) return e;
   event_record out = e;

@@ -9,6 +9,7 @@
 
 #include <catch2/catch.hpp>
 
+#include "runtime/eventlog/event_log.hpp"
 #include "tests/integration/deploy_support.hpp"
 #include "tests/integration/harness.hpp"
 
@@ -187,4 +188,39 @@ TEST_CASE("git credentials - a clone that needs basic auth works with credential
   CHECK(leaks.empty());
   CHECK(read_file(secrets_file).find(kToken) != std::string::npos);
   git_server.kill9();
+}
+
+// A log an older berth wrote, with a credential in a project's git URL: `audit replay` never
+// prints it, and berth serving that data dir answers the URL masked (the project still loads).
+TEST_CASE("git credentials - a URL an older berth stored is masked by audit replay and in answers",
+          "[integration][secrets][git]") {
+  temp_dir tmp;
+  auto data = tmp / "data";
+  const std::string url = "https://deploy:" + kToken + "@git.example.com/legacy.git";
+  {
+    std::unique_ptr<berth::event_log> log;
+    auto s = berth::event_log::open(data + "/events", berth::event_log::mode::read_write, &log);
+    INFO(s.message());
+    REQUIRE(s);
+    json manifest{{"name", "legacy"}, {"source", {{"git", url}, {"ref", "main"}}}};
+    json created{{"manifest", manifest}, {"ports", {{"production", 8123}, {"preview", 4123}}}};
+    std::vector<berth::event_record> out;
+    s = log->append({{"project/legacy", "project_created", created.dump()}}, true, &out);
+    INFO(s.message());
+    REQUIRE(s);
+  }
+  for (std::vector<std::string> args : {std::vector<std::string>{"audit", "replay", "--data", data},
+                                        {"audit", "replay", "--data", data, "--json"}}) {
+    auto r = run(args, {}, 30s);
+    INFO(r.describe());
+    CHECK(r.exit_code == 0);
+    CHECK(r.out.find("https://***@git.example.com/legacy.git") != std::string::npos);
+    CHECK((r.out + r.err).find(kToken) == std::string::npos);
+  }
+  server srv(tmp.path());
+  auto got = srv.api().get("/api/projects/legacy");
+  INFO(got.describe());
+  REQUIRE(got.status == 200);
+  CHECK(got.body["manifest"]["source"]["git"] == "https://***@git.example.com/legacy.git");
+  CHECK(got.raw.find(kToken) == std::string::npos);
 }
