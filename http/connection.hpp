@@ -1,14 +1,18 @@
 // Internal to http/: the connection and request limits described in server.hpp. connection.cpp
 // runs each connection under them, admission.cpp checks each request once its headers are in.
+// listener.hpp accepts the connections, dispatch.hpp runs them on the workers.
 #pragma once
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <ctime>
+#include <functional>
 #include <memory>
 #include <string>
 
 #include <httplib.h>
+
+#include "runtime/net/transport.hpp"
 
 namespace berth::http::connection_detail {
 
@@ -47,10 +51,28 @@ struct request_state {
 // The request the calling worker thread is serving (null outside one).
 extern thread_local request_state* t_request;
 
-// connection.cpp: httplib::Server with berth's connection handling, and httplib's thread pool
-// that stamps each connection with the time it was accepted.
-std::unique_ptr<httplib::Server> new_guarded_server();
-httplib::TaskQueue* new_stamped_pool(size_t threads);
+// connection.cpp: httplib's request parsing and routing, with berth's connection handling.
+// Connections come from the listener (listener.hpp), not from httplib's own accept loop.
+class guarded_server final : public httplib::Server {
+ public:
+  using linger_fn = std::function<void(std::shared_ptr<transport>)>;
+  // Serves one accepted connection (its requests, kept alive) under the limits above, then
+  // closes it, or hands it to `linger` when the client may still be sending. Called on a
+  // worker; the head deadline starts here, so time spent queued for a worker does not count.
+  void serve(std::shared_ptr<transport> conn);
+  // Before serving: where closing connections go (default: closed at once).
+  void set_linger(linger_fn linger) { linger_ = std::move(linger); }
+  // Serving starts (on the listening socket) / stops: once stopped, kept-alive connections
+  // end after their current request.
+  void open(socket_t listening) { svr_sock_ = listening; }
+  void close() { svr_sock_ = INVALID_SOCKET; }
+
+ private:
+  bool process_and_close_socket(socket_t sock) override;  // httplib's accept loop: unused
+  static void answer_unparsed(httplib::Stream& strm, const request_state& r);
+  void finish(std::shared_ptr<transport> conn, const request_state& r);
+  linger_fn linger_;
+};
 
 // admission.cpp
 // Runs once the headers are parsed (from the Expect: 100-continue hook or before routing):

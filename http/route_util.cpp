@@ -72,4 +72,14 @@ bool no_body(const httplib::Request& req, httplib::Response& res) {
   return body_object(req, res, {}, ignored);
 }
 
+bool may_wait_long(const long_wait& w, httplib::Response& res) {
+  if (w.granted()) return true;
+  auto* d = dispatcher::current();
+  reply_saturated(res,
+                  "berth is saturated: " + std::to_string(d ? d->limits().long_calls : 0) +
+                      " calls are already waiting for a long operation (--http-long-calls); retry later",
+                  5);
+  return false;
+}
+
 }  // namespace berth::http

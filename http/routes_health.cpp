@@ -16,6 +16,7 @@ void add_health_routes(httplib::Server& svr, const context& ctx) {
                         {"version", BERTH_VERSION},
                         {"uptime_s", uptime.count()},
                         {"features", {"event_log", "supervision", "projects", "port_leases", "audit"}}};
+    body["scheme"] = ctx.cfg.tls_cert.empty() ? "http" : "https";  // how this API is served
     auto stats = ask<log_stats>(ctx.sys, names::whereis(ctx.sys, names::event_store),
                                 std::chrono::milliseconds(2000), stats_atom_v);
     if (stats) {
