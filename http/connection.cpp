@@ -161,16 +161,18 @@ std::string json_error_text(const std::string& code, const std::string& message)
 
 }  // namespace
 
-void guarded_server::serve(std::shared_ptr<transport> conn) {
+void guarded_server::serve(std::shared_ptr<transport> conn, size_t served) {
   guarded_stream strm(*conn);
   request_state r;
-  bool ok = false;
+  bool ok = true;
   auto head_start = clock_type::now();  // not when it was accepted: queue time does not count
   r.head_deadline = head_start + head_timeout;
   if (!conn->handshake(r.head_deadline)) return;  // TLS: no handshake, nothing to answer on
   // Once berth stops, a connection still gets its request answered, not the next kept-alive one.
-  for (size_t n = 0; n < keep_alive_max_count_ && (n == 0 || svr_sock_ != INVALID_SOCKET); ++n) {
-    if (n > 0) {
+  for (size_t n = served; n < keep_alive_max_count_ && (n == served || svr_sock_ != INVALID_SOCKET); ++n) {
+    if (n > served) {
+      // Nothing of the next request here yet: wait for it without holding the worker.
+      if (!strm.buffered() && park_) return park_(std::move(conn), n);
       if (!strm.wait_request(svr_sock_, std::chrono::seconds(keep_alive_timeout_sec_))) break;
       head_start = clock_type::now();
     }

@@ -56,12 +56,16 @@ extern thread_local request_state* t_request;
 class guarded_server final : public httplib::Server {
  public:
   using linger_fn = std::function<void(std::shared_ptr<transport>)>;
-  // Serves one accepted connection (its requests, kept alive) under the limits above, then
-  // closes it, or hands it to `linger` when the client may still be sending. Called on a
-  // worker; the head deadline starts here, so time spent queued for a worker does not count.
-  void serve(std::shared_ptr<transport> conn);
-  // Before serving: where closing connections go (default: closed at once).
+  using park_fn = std::function<void(std::shared_ptr<transport>, size_t served)>;
+  // Serves one accepted connection (`served` requests already answered on it) under the limits
+  // above, until it closes, goes idle, or is handed to `linger` when the client may still be
+  // sending. Called on a worker; the head deadline starts here, so time spent queued for a
+  // worker does not count.
+  void serve(std::shared_ptr<transport> conn, size_t served);
+  // Before serving: where closing connections go (default: closed at once), and where a
+  // kept-alive connection waits for its next request without a worker (default: on the worker).
   void set_linger(linger_fn linger) { linger_ = std::move(linger); }
+  void set_park(park_fn park) { park_ = std::move(park); }
   // Serving starts (on the listening socket) / stops: once stopped, kept-alive connections
   // end after their current request.
   void open(socket_t listening) { svr_sock_ = listening; }
@@ -72,6 +76,7 @@ class guarded_server final : public httplib::Server {
   static void answer_unparsed(httplib::Stream& strm, const request_state& r);
   void finish(std::shared_ptr<transport> conn, const request_state& r);
   linger_fn linger_;
+  park_fn park_;
 };
 
 // admission.cpp

@@ -139,10 +139,14 @@ bool listener::bind(const std::string& host, uint16_t port, std::string& error) 
   return true;
 }
 
-void listener::stop() {
-  stopping_ = true;
+void listener::wake() {
   uint64_t one = 1;
   [[maybe_unused]] auto n = ::write(wake_fd_, &one, sizeof one);
+}
+
+void listener::stop() {
+  stopping_ = true;
+  wake();
 }
 
 void listener::linger(std::shared_ptr<transport> conn) {
@@ -150,8 +154,19 @@ void listener::linger(std::shared_ptr<transport> conn) {
     std::lock_guard<std::mutex> lock(handed_mu_);
     handed_.push_back(std::move(conn));
   }
-  uint64_t one = 1;
-  [[maybe_unused]] auto n = ::write(wake_fd_, &one, sizeof one);
+  wake();
+}
+
+void listener::park(std::shared_ptr<transport> conn, size_t served) {
+  {
+    std::lock_guard<std::mutex> lock(handed_mu_);
+    parked_.push_back({std::move(conn), served, clock_type::now() + std::chrono::seconds(cd::keep_alive_idle_s)});
+  }
+  wake();
+}
+
+void listener::dispatch(std::shared_ptr<transport> conn, size_t served) {
+  if (!workers_.submit([serve = &serve_, conn, served] { (*serve)(conn, served); })) refuse(std::move(conn));
 }
 
 void listener::adopt(std::shared_ptr<transport> conn, std::string answer) {
@@ -184,8 +199,7 @@ void listener::accept_all() {
     }
     int yes = 1;
     ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &yes, sizeof yes);
-    auto conn = std::make_shared<transport>(fd, tls_);
-    if (!workers_.submit([serve = &serve_, conn] { (*serve)(conn); })) refuse(std::move(conn));
+    dispatch(std::make_shared<transport>(fd, tls_), 0);
   }
 }
 
@@ -196,6 +210,8 @@ void listener::run() {
     {
       std::lock_guard<std::mutex> lock(handed_mu_);
       handed.swap(handed_);
+      for (auto& p : parked_) idle_.push_back(std::move(p));
+      parked_.clear();
     }
     for (auto& c : handed) adopt(std::move(c), "");
 
@@ -210,6 +226,10 @@ void listener::run() {
       fds.push_back({c->conn->fd(), static_cast<short>(c->want == io_want::write ? POLLOUT : POLLIN), 0});
       wake_at = std::min(wake_at, c->next_deadline());
     }
+    for (auto& i : idle_) {
+      fds.push_back({i.conn->fd(), POLLIN, 0});
+      wake_at = std::min(wake_at, i.deadline);
+    }
     auto wait_ms = std::chrono::duration_cast<std::chrono::milliseconds>(wake_at - now).count() + 1;
     int r = ::poll(fds.data(), fds.size(), static_cast<int>(std::max<long long>(0, wait_ms)));
     if (r < 0 && errno != EINTR) {
@@ -223,7 +243,7 @@ void listener::run() {
     }
     // The closing connections that were polled (refusals made below are stepped when made).
     now = clock_type::now();
-    size_t polled = fds.size() - 2;
+    size_t polled = closing_.size();
     std::vector<std::unique_ptr<closing>> still;
     still.reserve(closing_.size());
     for (size_t i = 0; i < polled; ++i) {
@@ -232,9 +252,28 @@ void listener::run() {
       if (!done) still.push_back(std::move(c));
     }
     closing_.swap(still);
+    // Kept-alive connections: the next request goes to a worker; silence past the idle limit
+    // or the client closing ends them (nothing unread, so closing is clean).
+    std::vector<idle> waiting;
+    waiting.reserve(idle_.size());
+    for (size_t i = 0; i < idle_.size(); ++i) {
+      auto& c = idle_[i];
+      if (fds[polled + 2 + i].revents != 0) {
+        char byte;
+        auto n = ::recv(c.conn->fd(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+        if (n > 0) {
+          dispatch(std::move(c.conn), c.served);
+          continue;
+        }
+        if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) continue;  // gone
+      }
+      if (now < c.deadline) waiting.push_back(std::move(c));
+    }
+    idle_.swap(waiting);
     if (accepting && fds[1].revents != 0) accept_all();
   }
   closing_.clear();
+  idle_.clear();
   ::close(listen_fd_);
   listen_fd_ = -1;
 }

@@ -106,9 +106,14 @@ bool server::bind(std::string& error) {
                                                           static_cast<size_t>(std::max(0, cfg_.http_queue)),
                                                           static_cast<size_t>(std::max(0, cfg_.http_long_calls))});
   listener_ = std::make_unique<listener>(tls_.get(), *workers_,
-                                         [svr = svr_.get()](std::shared_ptr<transport> conn) { svr->serve(std::move(conn)); });
+                                         [svr = svr_.get()](std::shared_ptr<transport> conn, size_t served) {
+                                           svr->serve(std::move(conn), served);
+                                         });
   if (!listener_->bind(cfg_.listen_host, cfg_.listen_port, error)) return false;
   svr_->set_linger([l = listener_.get()](std::shared_ptr<transport> conn) { l->linger(std::move(conn)); });
+  svr_->set_park([l = listener_.get()](std::shared_ptr<transport> conn, size_t served) {
+    l->park(std::move(conn), served);
+  });
   svr_->open(listener_->fd());
   return true;
 }

@@ -256,6 +256,34 @@ TEST_CASE("http layer - preview starts waiting for slow health checks do not hol
   }
 }
 
+TEST_CASE("http layer - idle kept-alive connections do not hold the workers", "[integration][http]") {
+  temp_dir tmp;
+  server_options o;
+  o.extra_args = {"--http-threads", "2"};
+  server srv(tmp.path(), o);
+  // Four clients keep their connection open after an answer (berth closes them after 2 s idle).
+  std::vector<std::unique_ptr<raw_connection>> idle;
+  for (int i = 0; i < 4; ++i) {
+    idle.push_back(std::make_unique<raw_connection>(srv.port()));
+    REQUIRE(idle.back()->send("GET /health HTTP/1.1\r\nHost: x\r\n\r\n"));
+    REQUIRE(idle.back()->read_response(10s).status == 200);
+  }
+  // A new client is answered at once, while those are still open.
+  auto r = raw_request(srv.port(), "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 10s);
+  INFO(r.describe());
+  CHECK(r.status == 200);
+  for (auto& c : idle) CHECK(c->read_for(5ms));  // not closed yet
+  // And a kept-alive connection still serves its next request.
+  auto& first = *idle.front();
+  auto before = first.received().size();
+  REQUIRE(first.send("GET /health HTTP/1.1\r\nHost: x\r\n\r\n"));
+  auto again = parse_response("");
+  for (int i = 0; i < 200 && !again.complete && first.read_for(50ms); ++i)
+    again = parse_response(first.received().substr(before));
+  INFO(first.received());
+  CHECK(again.status == 200);
+}
+
 TEST_CASE("http layer - a non-loopback address needs TLS or --insecure-http; HTTPS serves the API",
           "[integration][http][tls]") {
   temp_dir tmp;
