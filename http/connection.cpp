@@ -95,10 +95,10 @@ class guarded_stream final : public httplib::Stream {
 
   // Between kept-alive requests: true when the next one starts within `idle` (checking
   // every 100 ms whether the server is stopping).
-  bool wait_request(const std::atomic<socket_t>& listener, clock_type::duration idle) {
+  bool wait_request(const std::atomic<bool>& stopping, clock_type::duration idle) {
     if (buffered()) return true;
     auto until = clock_type::now() + idle;
-    while (listener != INVALID_SOCKET) {
+    while (!stopping) {
       auto left = until - clock_type::now();
       if (left <= clock_type::duration::zero()) return false;
       int r = poll_one(sock_, POLLIN, std::min<clock_type::duration>(left, 100ms));
@@ -169,11 +169,11 @@ void guarded_server::serve(std::shared_ptr<transport> conn, size_t served) {
   r.head_deadline = head_start + head_timeout;
   if (!conn->handshake(r.head_deadline)) return;  // TLS: no handshake, nothing to answer on
   // Once berth stops, a connection still gets its request answered, not the next kept-alive one.
-  for (size_t n = served; n < keep_alive_max_count_ && (n == served || svr_sock_ != INVALID_SOCKET); ++n) {
+  for (size_t n = served; n < keep_alive_max_count_ && (n == served || !stopping_); ++n) {
     if (n > served) {
       // Nothing of the next request here yet: wait for it without holding the worker.
       if (!strm.buffered() && park_) return park_(std::move(conn), n);
-      if (!strm.wait_request(svr_sock_, std::chrono::seconds(keep_alive_timeout_sec_))) break;
+      if (!strm.wait_request(stopping_, std::chrono::seconds(keep_alive_timeout_sec_))) break;
       head_start = clock_type::now();
     }
     r = request_state{};

@@ -2,6 +2,7 @@
 // runs each connection under them, admission.cpp checks each request once its headers are in.
 // listener.hpp accepts the connections, dispatch.hpp runs them on the workers.
 #pragma once
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -67,9 +68,10 @@ class guarded_server final : public httplib::Server {
   void set_linger(linger_fn linger) { linger_ = std::move(linger); }
   void set_park(park_fn park) { park_ = std::move(park); }
   // Serving starts (on the listening socket) / stops: once stopped, kept-alive connections
-  // end after their current request.
+  // end after their current request. httplib's own shutdown flag (svr_sock_) stays set: it
+  // would cut streams without their last chunk; they end themselves (context::stopping).
   void open(socket_t listening) { svr_sock_ = listening; }
-  void close() { svr_sock_ = INVALID_SOCKET; }
+  void close() { stopping_ = true; }
 
  private:
   bool process_and_close_socket(socket_t sock) override;  // httplib's accept loop: unused
@@ -77,6 +79,7 @@ class guarded_server final : public httplib::Server {
   void finish(std::shared_ptr<transport> conn, const request_state& r);
   linger_fn linger_;
   park_fn park_;
+  std::atomic<bool> stopping_{false};
 };
 
 // admission.cpp

@@ -54,7 +54,7 @@ bool check_listen_security(const config& cfg) {
 server::server(caf::actor_system& sys, const config& cfg)
     : sys_(sys),
       cfg_(cfg),
-      ctx_{sys_, cfg_, std::chrono::steady_clock::now()},
+      ctx_{sys_, cfg_, std::chrono::steady_clock::now(), &stopping_},
       svr_(std::make_unique<cd::guarded_server>()) {
   svr_->set_payload_max_length(cfg_.max_body_bytes);
   svr_->set_keep_alive_timeout(cd::keep_alive_idle_s);
@@ -126,6 +126,7 @@ void server::run() {
 }
 
 void server::stop() {
+  stopping_ = true;
   if (!listener_) return;
   svr_->close();
   listener_->stop();

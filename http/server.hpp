@@ -28,6 +28,7 @@
 //     loop, not a worker) so that it gets the answer instead of a reset.
 // Every answer, including httplib's own, is a JSON error {"error":{"code","message"}}.
 #pragma once
+#include <atomic>
 #include <chrono>
 #include <memory>
 #include <string>
@@ -57,6 +58,10 @@ struct context {
   caf::actor_system& sys;
   const config& cfg;
   std::chrono::steady_clock::time_point started;
+  // Set once the server stops: streams end (the client reconnects to the next berth) so that
+  // stopping never waits for them.
+  const std::atomic<bool>* stopping = nullptr;
+  bool is_stopping() const { return stopping != nullptr && stopping->load(); }
   std::chrono::milliseconds timeout() const {
     return std::chrono::milliseconds(cfg.request_timeout_ms);
   }
@@ -94,6 +99,7 @@ class server {
   std::unique_ptr<tls_context> tls_;
   std::unique_ptr<dispatcher> workers_;
   std::unique_ptr<listener> listener_;
+  std::atomic<bool> stopping_{false};
 };
 
 }  // namespace berth::http

@@ -284,6 +284,28 @@ TEST_CASE("http layer - idle kept-alive connections do not hold the workers", "[
   CHECK(again.status == 200);
 }
 
+TEST_CASE("http layer - an open deployment event stream does not keep berth from stopping",
+          "[integration][http]") {
+  temp_dir tmp;
+  server srv(tmp.path(), deploy_server_options({"--shutdown-grace-ms", "500"}));
+  auto site = make_site(tmp, "site-src", "1");
+  set_site(site, "BUILD_SLEEP", "30");
+  REQUIRE(srv.api().post("/api/projects", site_manifest("streamed", site)).status == 201);
+  auto queued = srv.api().post("/api/projects/streamed/deployments", std::string{});
+  REQUIRE(queued.status == 202);
+  std::string id = queued.body.at("id");
+  sse_result stream;
+  std::thread reader([&] { stream = read_sse(srv.port(), "/api/deployments/" + id + "/events", 60s); });
+  std::this_thread::sleep_for(1s);  // the stream is open, the build is sleeping
+  // SIGTERM: the stream ends (the client reconnects to the next berth), berth exits 0 without
+  // waiting for the build to finish.
+  CHECK(srv.terminate(20s) == 0);
+  reader.join();
+  INFO(stream.describe());
+  CHECK(stream.status == 200);
+  CHECK(stream.ended);
+}
+
 TEST_CASE("http layer - a non-loopback address needs TLS or --insecure-http; HTTPS serves the API",
           "[integration][http][tls]") {
   temp_dir tmp;
