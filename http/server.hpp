@@ -22,7 +22,8 @@
 //   - the body: only with Content-Length (no Transfer-Encoding: 411), at most
 //     --max-body-bytes (413, refused before it is read), complete within 30 s (408);
 //     a request without Content-Length has no body (RFC 9112);
-//   - an idle kept-alive connection is closed after 2 s, and after 100 requests;
+//   - an idle kept-alive connection waits in the accept loop (not on a worker) and is closed
+//     after 2 s, and after 100 requests;
 //   - a request refused before its body was read (401, 413, ...) closes the connection after
 //     the answer; what the client still sends is read and dropped for up to 2 s (by the accept
 //     loop, not a worker) so that it gets the answer instead of a reset.
@@ -88,7 +89,8 @@ class server {
   bool bind(std::string& error);
   // Serves until stop(); call from a dedicated thread.
   void run();
-  // Stops accepting, lets the requests in progress finish; thread-safe.
+  // Stops accepting, lets the requests in progress finish (event streams end with a comment
+  // saying so); thread-safe.
   void stop();
 
  private:
