@@ -73,6 +73,12 @@ size_t dispatcher::queued() const {
   return jobs_.size();
 }
 
+dispatcher::load dispatcher::current_load() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto running = static_cast<long>(limits_.workers) - free_slots_;
+  return {static_cast<size_t>(std::max(0L, running)), jobs_.size(), waiting_long_};
+}
+
 // A queued job could run now (a slot is free) but every thread is busy: one more thread. There
 // are never more than workers + long_calls threads, as only that many jobs run at once.
 void dispatcher::add_thread_if_needed() {

@@ -52,6 +52,11 @@ class dispatcher {
   static dispatcher* current();
 
   size_t queued() const;
+  // A snapshot for /health: jobs running on a slot, queued, and calls in a long wait.
+  struct load {
+    size_t running = 0, queued = 0, waiting_long = 0;
+  };
+  load current_load() const;
   const dispatch_limits& limits() const { return limits_; }
 
  private:

@@ -82,4 +82,12 @@ bool may_wait_long(const long_wait& w, httplib::Response& res) {
   return false;
 }
 
+nlohmann::json http_load_json(const dispatcher& d) {
+  auto load = d.current_load();
+  auto& limits = d.limits();
+  return {{"workers", limits.workers},      {"running", load.running},
+          {"queued", load.queued},          {"queue_limit", limits.queue},
+          {"long_calls", load.waiting_long}, {"long_call_limit", limits.long_calls}};
+}
+
 }  // namespace berth::http

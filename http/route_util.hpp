@@ -42,5 +42,8 @@ bool no_body(const httplib::Request& req, httplib::Response& res);
 // worker serves others meanwhile). False after a 503 `saturated` reply when too many calls
 // already wait.
 bool may_wait_long(const long_wait& w, httplib::Response& res);
+// The workers' load and limits: {workers, running, queued, queue_limit, long_calls,
+// long_call_limit}.
+nlohmann::json http_load_json(const dispatcher& d);
 
 }  // namespace berth::http

@@ -110,6 +110,7 @@ bool server::bind(std::string& error) {
                                            svr->serve(std::move(conn), served);
                                          });
   if (!listener_->bind(cfg_.listen_host, cfg_.listen_port, error)) return false;
+  ctx_.workers = workers_.get();
   svr_->set_linger([l = listener_.get()](std::shared_ptr<transport> conn) { l->linger(std::move(conn)); });
   svr_->set_park([l = listener_.get()](std::shared_ptr<transport> conn, size_t served) {
     l->park(std::move(conn), served);

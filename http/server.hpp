@@ -63,6 +63,8 @@ struct context {
   // stopping never waits for them.
   const std::atomic<bool>* stopping = nullptr;
   bool is_stopping() const { return stopping != nullptr && stopping->load(); }
+  // The HTTP workers, for their load in /health (null before the server is bound).
+  const dispatcher* workers = nullptr;
   std::chrono::milliseconds timeout() const {
     return std::chrono::milliseconds(cfg.request_timeout_ms);
   }

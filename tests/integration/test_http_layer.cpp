@@ -5,6 +5,7 @@
 // openssl, checked with curl) or an explicit --insecure-http (test_auth.cpp starts one so).
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <atomic>
 #include <csignal>
 #include <cstdio>
@@ -239,15 +240,21 @@ TEST_CASE("http layer - preview starts waiting for slow health checks do not hol
   std::this_thread::sleep_for(500ms);  // the starts are waiting for their health checks
 
   // Meanwhile other requests are answered, before any of the starts.
+  // /health shows the three starts waiting without a worker slot.
   client other(srv.port(), 30s);
+  int most_waiting = 0;
   for (int k = 0; k < 5; ++k) {
     auto list = other.get("/api/projects");
     INFO(list.describe());
     CHECK(list.status == 200);
     auto health = client(srv.port(), auth::none(), 30s).get("/health");
-    CHECK(health.status == 200);
+    INFO(health.describe());
+    REQUIRE(health.status == 200);
+    most_waiting = std::max(most_waiting, health.body.at("http").at("long_calls").get<int>());
+    CHECK(health.body["http"]["workers"] == 2);
   }
   CHECK(previews_done.load() == 0);
+  CHECK(most_waiting == slow);
   for (auto& t : threads) t.join();
   for (auto& s : started) {
     INFO(s.describe());
