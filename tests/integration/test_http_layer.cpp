@@ -249,9 +249,10 @@ TEST_CASE("http layer - preview starts waiting for slow health checks do not hol
     CHECK(list.status == 200);
     auto health = client(srv.port(), auth::none(), 30s).get("/health");
     INFO(health.describe());
-    REQUIRE(health.status == 200);
-    most_waiting = std::max(most_waiting, health.body.at("http").at("long_calls").get<int>());
-    CHECK(health.body["http"]["workers"] == 2);
+    CHECK(health.status == 200);  // no REQUIRE (nor throwing) while the threads run
+    auto load = health.body.is_object() ? health.body.value("http", json::object()) : json::object();
+    most_waiting = std::max(most_waiting, load.value("long_calls", 0));
+    CHECK(load.value("workers", 0) == 2);
   }
   CHECK(previews_done.load() == 0);
   CHECK(most_waiting == slow);
