@@ -149,6 +149,7 @@ int serve(const config& given) {
   setup_logging(cfg.log_format, cfg.log_level);
   // Before anything is created or listens: a refused start leaves no trace.
   if (!resolve_token(cfg)) return 1;
+  if (!http::check_listen_security(cfg)) return 1;
   if (!resolve_switch_mode(cfg)) return 1;
   // Signals are taken by sigwait below; block them before any thread exists.
   sigset_t signals;

@@ -130,6 +130,12 @@ config_loader::config_loader(config& cfg) : cfg_(cfg) {
       {"http_threads", "--http-threads", "BERTH_HTTP_THREADS",
        "HTTP worker threads (each open connection holds one)", "16",
        [&c](const std::string& v) { c.http_threads = parse_long("http_threads", v, 2, 1024); }},
+      {"http_queue", "--http-queue", "BERTH_HTTP_QUEUE",
+       "connections that may wait for an HTTP worker; more are answered 503 saturated", "1024",
+       [&c](const std::string& v) { c.http_queue = parse_long("http_queue", v, 1, 65536); }},
+      {"http_long_calls", "--http-long-calls", "BERTH_HTTP_LONG_CALLS",
+       "calls that may wait for long (preview start, event streams) without holding a worker", "256",
+       [&c](const std::string& v) { c.http_long_calls = parse_long("http_long_calls", v, 1, 4096); }},
       {"request_timeout_ms", "--request-timeout-ms", "BERTH_REQUEST_TIMEOUT_MS",
        "how long an API request waits for the actors", "10000",
        [&c](const std::string& v) {
@@ -224,6 +230,13 @@ config_loader::config_loader(config& cfg) : cfg_(cfg) {
            throw CLI::ValidationError("token", "expected 16-256 token characters");
          c.token = v;
        }},
+      {"tls_cert", "--tls-cert", "BERTH_TLS_CERT", "PEM certificate (chain) for serving the API over HTTPS",
+       "none", [&c](const std::string& v) { c.tls_cert = v; }},
+      {"tls_key", "--tls-key", "BERTH_TLS_KEY", "PEM private key of --tls-cert", "none",
+       [&c](const std::string& v) { c.tls_key = v; }},
+      {"insecure_http", "--insecure-http", "BERTH_INSECURE_HTTP",
+       "allow plain HTTP on a non-loopback --listen address (the token crosses the network in clear)", "false",
+       [&c](const std::string& v) { c.insecure_http = parse_bool("insecure_http", v); }, "", false, true},
       {"enable_fault_injection", "--enable-fault-injection", "BERTH_ENABLE_FAULT_INJECTION",
        "expose POST /api/debug/crash and /api/debug/fail (loopback only; for tests)", "false",
        [&c](const std::string& v) { c.enable_fault_injection = parse_bool("enable_fault_injection", v); },
@@ -278,6 +291,8 @@ void config_loader::resolve() {
   if (!cfg_.deploy_template.empty()) load_template(cfg_);
   if (cfg_.enable_fault_injection && !is_loopback_host(cfg_.listen_host))
     throw CLI::ValidationError("enable_fault_injection", "is refused unless berth listens on loopback");
+  if (cfg_.tls_cert.empty() != cfg_.tls_key.empty())
+    throw CLI::ValidationError(cfg_.tls_cert.empty() ? "tls_key" : "tls_cert", "needs tls_cert and tls_key together");
   if (cfg_.deploy.restart_max_ms < cfg_.deploy.restart_base_ms)
     throw CLI::ValidationError("restart_max_ms", "must not be below restart_base_ms");
 }

@@ -67,6 +67,8 @@ struct config {
   port_range preview_ports{4000, 7999};
   size_t max_body_bytes = 1 << 20;
   int http_threads = 16;
+  int http_queue = 1024;       // connections waiting for a worker; more get 503 `saturated`
+  int http_long_calls = 256;   // calls waiting for the actors without holding a worker
   int request_timeout_ms = 10000;
   int scheduler_threads = 0;  // 0: CAF's default (cores)
   std::string deploy_template;  // path of the template manifest file (read into deploy)
@@ -76,6 +78,9 @@ struct config {
   // Security: every /api/* route needs `Authorization: Bearer <token>`. "" = the token in
   // <data>/token, created (0600) at first start.
   std::string token;
+  // HTTPS for the API (PEM files); off loopback berth needs them or insecure_http.
+  std::string tls_cert, tls_key;
+  bool insecure_http = false;
   // POST /api/debug/crash and /api/debug/fail; refused unless listening on loopback.
   bool enable_fault_injection = false;
   // SIGTERM: how long the running deploy phases get to reach a boundary; apps keep running

@@ -12,14 +12,8 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
-#include <condition_variable>
 #include <cstdlib>
 #include <cstring>
-#include <deque>
-#include <functional>
-#include <mutex>
-#include <thread>
-#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -28,8 +22,6 @@ namespace berth::http::connection_detail {
 thread_local request_state* t_request = nullptr;
 
 namespace {
-
-thread_local clock_type::time_point t_accepted{};
 
 int poll_one(int fd, short events, clock_type::duration wait) {
   auto until = clock_type::now() + wait;
@@ -61,9 +53,9 @@ void address_of(int fd, bool peer, std::string& ip, int& port) {
 // One per connection (not per request), so pipelined bytes stay in its buffer.
 class guarded_stream final : public httplib::Stream {
  public:
-  explicit guarded_stream(int sock) : sock_(sock) {}
+  explicit guarded_stream(transport& conn) : conn_(conn), sock_(conn.fd()) {}
   void track(request_state* r) { r_ = r; }
-  bool buffered() const { return off_ < len_; }
+  bool buffered() const { return off_ < len_ || conn_.pending(); }
 
   bool is_readable() const override {
     return buffered() || poll_one(sock_, POLLIN, std::min<clock_type::duration>(io_timeout, left())) > 0;
@@ -79,7 +71,7 @@ class guarded_stream final : public httplib::Stream {
       if (r_->body_left == 0) return 0;  // the declared body is read (or there is none)
       size = static_cast<size_t>(std::min<uint64_t>(size, r_->body_left));
     }
-    if (!buffered()) {
+    if (off_ == len_) {
       auto n = fill();
       if (n <= 0) return n;
     }
@@ -92,11 +84,7 @@ class guarded_stream final : public httplib::Stream {
   }
 
   ssize_t write(const char* ptr, size_t size) override {
-    if (poll_one(sock_, POLLOUT, io_timeout) <= 0) return -1;
-    ssize_t n;
-    do {
-      n = ::send(sock_, ptr, size, MSG_NOSIGNAL);
-    } while (n < 0 && errno == EINTR);
+    auto n = conn_.write(ptr, size, clock_type::now() + io_timeout);
     if (n > 0 && r_ != nullptr) r_->written += static_cast<size_t>(n);
     return n;
   }
@@ -107,10 +95,10 @@ class guarded_stream final : public httplib::Stream {
 
   // Between kept-alive requests: true when the next one starts within `idle` (checking
   // every 100 ms whether the server is stopping).
-  bool wait_request(const std::atomic<socket_t>& listener, clock_type::duration idle) {
+  bool wait_request(const std::atomic<bool>& stopping, clock_type::duration idle) {
     if (buffered()) return true;
     auto until = clock_type::now() + idle;
-    while (listener != INVALID_SOCKET) {
+    while (!stopping) {
       auto left = until - clock_type::now();
       if (left <= clock_type::duration::zero()) return false;
       int r = poll_one(sock_, POLLIN, std::min<clock_type::duration>(left, 100ms));
@@ -128,14 +116,8 @@ class guarded_stream final : public httplib::Stream {
   // Waits (within the request's deadline) and receives; -1 on timeout or error, 0 at EOF.
   // Past the deadline only what has already arrived is read.
   ssize_t fill() {
-    if (poll_one(sock_, POLLIN, std::min<clock_type::duration>(io_timeout, left())) <= 0) {
-      r_->timed_out = true;
-      return -1;
-    }
-    ssize_t n;
-    do {
-      n = ::recv(sock_, buf_, sizeof buf_, 0);
-    } while (n < 0 && errno == EINTR);
+    auto n = conn_.read(buf_, sizeof buf_, clock_type::now() + std::min<clock_type::duration>(io_timeout, left()));
+    if (n < 0 && conn_.timed_out()) r_->timed_out = true;
     if (n <= 0) return n < 0 ? -1 : 0;
     off_ = 0;
     len_ = static_cast<size_t>(n);
@@ -166,150 +148,90 @@ class guarded_stream final : public httplib::Stream {
     return ::recv(sock_, &c, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
   }
 
+  transport& conn_;
   int sock_;
   request_state* r_ = nullptr;
   char buf_[4096];
   size_t off_ = 0, len_ = 0;
 };
 
-// httplib's ThreadPool, plus the time each connection was accepted (queued), so that the time
-// a connection waits for a worker counts against its head deadline.
-class stamped_pool final : public httplib::TaskQueue {
- public:
-  explicit stamped_pool(size_t n) {
-    for (size_t i = 0; i < n; ++i) threads_.emplace_back([this] { work(); });
-  }
-  void enqueue(std::function<void()> fn) override {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      jobs_.push_back({std::move(fn), clock_type::now()});
-    }
-    cv_.notify_one();
-  }
-  void shutdown() override {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      stopping_ = true;
-    }
-    cv_.notify_all();
-    for (auto& t : threads_) t.join();
-  }
-
- private:
-  struct job {
-    std::function<void()> fn;
-    clock_type::time_point queued;
-  };
-  void work() {
-    for (;;) {
-      job j;
-      {
-        std::unique_lock<std::mutex> lock(mu_);
-        cv_.wait(lock, [this] { return stopping_ || !jobs_.empty(); });
-        if (jobs_.empty()) return;
-        j = std::move(jobs_.front());
-        jobs_.pop_front();
-      }
-      t_accepted = j.queued;
-      j.fn();
-    }
-  }
-  std::vector<std::thread> threads_;
-  std::deque<job> jobs_;
-  bool stopping_ = false;
-  std::mutex mu_;
-  std::condition_variable cv_;
-};
-
 std::string json_error_text(const std::string& code, const std::string& message) {
   return dump_json({{"error", {{"code", code}, {"message", message}}}});
 }
 
-// The server: httplib's request parsing and routing, with berth's connection handling.
-class guarded_server final : public httplib::Server {
- private:
-  bool process_and_close_socket(socket_t sock) override {
-    guarded_stream strm(sock);
-    request_state r;
-    bool ok = false;
-    auto head_start = t_accepted == clock_type::time_point{} ? clock_type::now() : t_accepted;
-    for (size_t n = 0; n < keep_alive_max_count_ && svr_sock_ != INVALID_SOCKET; ++n) {
-      if (n > 0) {
-        if (!strm.wait_request(svr_sock_, std::chrono::seconds(keep_alive_timeout_sec_))) break;
-        head_start = clock_type::now();
-      }
-      r = request_state{};
-      r.head_deadline = head_start + head_timeout;
-      strm.track(&r);
-      t_request = &r;
-      bool closed = false;
-      ok = process_request(strm, n + 1 == keep_alive_max_count_, closed, nullptr);
-      if (!ok && r.written == 0) answer_unparsed(strm, r);
-      t_request = nullptr;
-      if (!ok || closed || r.close_after()) break;
-    }
-    t_request = nullptr;
-    finish(sock, r);
-    return ok;
-  }
-
-  // httplib gave up on the request without answering (it could not read a request line):
-  // say why when the client sent something.
-  static void answer_unparsed(guarded_stream& strm, const request_state& r) {
-    int status = 0;
-    std::string code, message;
-    if (r.head_too_large) {
-      status = r.request_line_done ? 431 : 414;
-      code = r.request_line_done ? "headers_too_large" : "uri_too_long";
-      message = r.request_line_done ? "the request headers are larger than " + std::to_string(head_limit) + " bytes"
-                                    : "the request line is longer than " + std::to_string(line_limit) + " bytes";
-    } else if (r.timed_out && r.head_bytes > 0) {
-      status = 408;
-      code = "request_timeout";
-      message = "the request was not received in time";
-    } else {
-      return;
-    }
-    auto body = json_error_text(code, message);
-    const char* reason = status == 408 ? "Request Timeout" : status == 414 ? "URI Too Long" : "Request Header Fields Too Large";
-    std::string text = "HTTP/1.1 " + std::to_string(status) + " " + reason +
-                       "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
-                       "\r\nConnection: close\r\n\r\n" + body;
-    for (size_t off = 0; off < text.size();) {
-      auto n = strm.write(text.data() + off, text.size() - off);
-      if (n <= 0) return;
-      off += static_cast<size_t>(n);
-    }
-  }
-
-  // Closes the connection. When the client may still be sending what berth did not read (a
-  // refused body, the rest of an oversized head), reads and drops it for a while first:
-  // closing with unread data would reset the connection, and the client would lose the
-  // answer. Not for a client that timed out: it is not sending.
-  static void finish(socket_t sock, const request_state& r) {
-    ::shutdown(sock, SHUT_WR);
-    bool unread = r.body_left > 0 || r.must_close || poll_one(sock, POLLIN, clock_type::duration::zero()) > 0;
-    if (unread && !r.timed_out) {
-      auto until = clock_type::now() + linger_limit;
-      size_t drained = 0;
-      char scratch[16384];
-      while (drained < linger_bytes) {
-        auto left = until - clock_type::now();
-        if (left <= clock_type::duration::zero()) break;
-        if (poll_one(sock, POLLIN, std::min<clock_type::duration>(left, linger_idle)) <= 0) break;
-        auto n = ::recv(sock, scratch, sizeof scratch, MSG_DONTWAIT);
-        if (n <= 0) break;
-        drained += static_cast<size_t>(n);
-      }
-    }
-    ::close(sock);
-  }
-};
-
 }  // namespace
 
-std::unique_ptr<httplib::Server> new_guarded_server() { return std::make_unique<guarded_server>(); }
+void guarded_server::serve(std::shared_ptr<transport> conn, size_t served) {
+  guarded_stream strm(*conn);
+  request_state r;
+  bool ok = true;
+  auto head_start = clock_type::now();  // not when it was accepted: queue time does not count
+  r.head_deadline = head_start + head_timeout;
+  if (!conn->handshake(r.head_deadline)) return;  // TLS: no handshake, nothing to answer on
+  // Once berth stops, a connection still gets its request answered, not the next kept-alive one.
+  for (size_t n = served; n < keep_alive_max_count_ && (n == served || !stopping_); ++n) {
+    if (n > served) {
+      // Nothing of the next request here yet: wait for it without holding the worker.
+      if (!strm.buffered() && park_) return park_(std::move(conn), n);
+      if (!strm.wait_request(stopping_, std::chrono::seconds(keep_alive_timeout_sec_))) break;
+      head_start = clock_type::now();
+    }
+    r = request_state{};
+    r.head_deadline = head_start + head_timeout;
+    strm.track(&r);
+    t_request = &r;
+    bool closed = false;
+    ok = process_request(strm, n + 1 == keep_alive_max_count_, closed, nullptr);
+    if (!ok && r.written == 0) answer_unparsed(strm, r);
+    t_request = nullptr;
+    if (!ok || closed || r.close_after()) break;
+  }
+  t_request = nullptr;
+  finish(std::move(conn), r);
+}
 
-httplib::TaskQueue* new_stamped_pool(size_t threads) { return new stamped_pool(threads); }
+bool guarded_server::process_and_close_socket(socket_t sock) {
+  ::close(sock);
+  return false;
+}
+
+// httplib gave up on the request without answering (it could not read a request line):
+// say why when the client sent something.
+void guarded_server::answer_unparsed(httplib::Stream& strm, const request_state& r) {
+  int status = 0;
+  std::string code, message;
+  if (r.head_too_large) {
+    status = r.request_line_done ? 431 : 414;
+    code = r.request_line_done ? "headers_too_large" : "uri_too_long";
+    message = r.request_line_done ? "the request headers are larger than " + std::to_string(head_limit) + " bytes"
+                                  : "the request line is longer than " + std::to_string(line_limit) + " bytes";
+  } else if (r.timed_out && r.head_bytes > 0) {
+    status = 408;
+    code = "request_timeout";
+    message = "the request was not received in time";
+  } else {
+    return;
+  }
+  auto body = json_error_text(code, message);
+  const char* reason = status == 408 ? "Request Timeout" : status == 414 ? "URI Too Long" : "Request Header Fields Too Large";
+  std::string text = "HTTP/1.1 " + std::to_string(status) + " " + reason +
+                     "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
+                     "\r\nConnection: close\r\n\r\n" + body;
+  for (size_t off = 0; off < text.size();) {
+    auto n = strm.write(text.data() + off, text.size() - off);
+    if (n <= 0) return;
+    off += static_cast<size_t>(n);
+  }
+}
+
+// Ends the connection. When the client may still be sending what berth did not read (a
+// refused body, the rest of an oversized head), it goes to the listener, which reads and drops
+// that for a while before closing: closing with unread data would reset the connection, and
+// the client would lose the answer. Not for a client that timed out: it is not sending.
+void guarded_server::finish(std::shared_ptr<transport> conn, const request_state& r) {
+  conn->close_sending();
+  bool unread = r.body_left > 0 || r.must_close || poll_one(conn->fd(), POLLIN, clock_type::duration::zero()) > 0;
+  if (unread && !r.timed_out && linger_) linger_(std::move(conn));
+}
 
 }  // namespace berth::http::connection_detail

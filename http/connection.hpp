@@ -1,14 +1,19 @@
 // Internal to http/: the connection and request limits described in server.hpp. connection.cpp
 // runs each connection under them, admission.cpp checks each request once its headers are in.
+// listener.hpp accepts the connections, dispatch.hpp runs them on the workers.
 #pragma once
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <ctime>
+#include <functional>
 #include <memory>
 #include <string>
 
 #include <httplib.h>
+
+#include "runtime/net/transport.hpp"
 
 namespace berth::http::connection_detail {
 
@@ -47,10 +52,35 @@ struct request_state {
 // The request the calling worker thread is serving (null outside one).
 extern thread_local request_state* t_request;
 
-// connection.cpp: httplib::Server with berth's connection handling, and httplib's thread pool
-// that stamps each connection with the time it was accepted.
-std::unique_ptr<httplib::Server> new_guarded_server();
-httplib::TaskQueue* new_stamped_pool(size_t threads);
+// connection.cpp: httplib's request parsing and routing, with berth's connection handling.
+// Connections come from the listener (listener.hpp), not from httplib's own accept loop.
+class guarded_server final : public httplib::Server {
+ public:
+  using linger_fn = std::function<void(std::shared_ptr<transport>)>;
+  using park_fn = std::function<void(std::shared_ptr<transport>, size_t served)>;
+  // Serves one accepted connection (`served` requests already answered on it) under the limits
+  // above, until it closes, goes idle, or is handed to `linger` when the client may still be
+  // sending. Called on a worker; the head deadline starts here, so time spent queued for a
+  // worker does not count.
+  void serve(std::shared_ptr<transport> conn, size_t served);
+  // Before serving: where closing connections go (default: closed at once), and where a
+  // kept-alive connection waits for its next request without a worker (default: on the worker).
+  void set_linger(linger_fn linger) { linger_ = std::move(linger); }
+  void set_park(park_fn park) { park_ = std::move(park); }
+  // Serving starts (on the listening socket) / stops: once stopped, kept-alive connections
+  // end after their current request. httplib's own shutdown flag (svr_sock_) stays set: it
+  // would cut streams without their last chunk; they end themselves (context::stopping).
+  void open(socket_t listening) { svr_sock_ = listening; }
+  void close() { stopping_ = true; }
+
+ private:
+  bool process_and_close_socket(socket_t sock) override;  // httplib's accept loop: unused
+  static void answer_unparsed(httplib::Stream& strm, const request_state& r);
+  void finish(std::shared_ptr<transport> conn, const request_state& r);
+  linger_fn linger_;
+  park_fn park_;
+  std::atomic<bool> stopping_{false};
+};
 
 // admission.cpp
 // Runs once the headers are parsed (from the Expect: 100-continue hook or before routing):

@@ -97,8 +97,9 @@ bool deployment_stream::step(httplib::DataSink& sink) {
     if (terminal(first_)) return finish(sink, first_);
     return true;
   }
-  if (clock_type::now() - opened_ > stream_limit) {
-    if (!send(sink, sse_comment("stream time limit reached; reconnect to follow on"))) return false;
+  if (clock_type::now() - opened_ > stream_limit || ctx_.is_stopping()) {
+    auto why = ctx_.is_stopping() ? "berth is stopping" : "stream time limit reached";
+    if (!send(sink, sse_comment(std::string(why) + "; reconnect to follow on"))) return false;
     sink.done();
     return true;
   }

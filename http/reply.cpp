@@ -41,4 +41,9 @@ void reply_error(httplib::Response& res, const caf::error& err) {
   reply_error(res, v.code, v.message.empty() ? code_name(v.code) : v.message);
 }
 
+void reply_saturated(httplib::Response& res, const std::string& message, int retry_after_s) {
+  reply_error(res, 503, "saturated", message);
+  res.set_header("Retry-After", std::to_string(retry_after_s));
+}
+
 }  // namespace berth::http

@@ -24,6 +24,8 @@ void reply_error(httplib::Response& res, errc code, const std::string& message);
 void reply_error(httplib::Response& res, int status, const std::string& code,
                  const std::string& message);
 void reply_error(httplib::Response& res, const caf::error& err);
+// 503 {"error":{"code":"saturated",...}} with Retry-After: berth cannot take this call now.
+void reply_saturated(httplib::Response& res, const std::string& message, int retry_after_s);
 
 // Sends a request to `dest` and waits for the answer; an error when the actor is missing,
 // fails or does not answer in time.

@@ -72,4 +72,22 @@ bool no_body(const httplib::Request& req, httplib::Response& res) {
   return body_object(req, res, {}, ignored);
 }
 
+bool may_wait_long(const long_wait& w, httplib::Response& res) {
+  if (w.granted()) return true;
+  auto* d = dispatcher::current();
+  reply_saturated(res,
+                  "berth is saturated: " + std::to_string(d ? d->limits().long_calls : 0) +
+                      " calls are already waiting for a long operation (--http-long-calls); retry later",
+                  5);
+  return false;
+}
+
+nlohmann::json http_load_json(const dispatcher& d) {
+  auto load = d.current_load();
+  auto& limits = d.limits();
+  return {{"workers", limits.workers},      {"running", load.running},
+          {"queued", load.queued},          {"queue_limit", limits.queue},
+          {"long_calls", load.waiting_long}, {"long_call_limit", limits.long_calls}};
+}
+
 }  // namespace berth::http

@@ -8,6 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "http/dispatch.hpp"
 #include "http/server.hpp"
 
 namespace httplib {
@@ -36,5 +37,13 @@ bool body_object(const httplib::Request& req, httplib::Response& res, const std:
 // For action routes without parameters: the body is empty or `{}`; anything else is refused
 // rather than silently ignored.
 bool no_body(const httplib::Request& req, httplib::Response& res);
+
+// For a call that waits long for the actors, with `w` in scope for the wait (dispatch.hpp: its
+// worker serves others meanwhile). False after a 503 `saturated` reply when too many calls
+// already wait.
+bool may_wait_long(const long_wait& w, httplib::Response& res);
+// The workers' load and limits: {workers, running, queued, queue_limit, long_calls,
+// long_call_limit}.
+nlohmann::json http_load_json(const dispatcher& d);
 
 }  // namespace berth::http

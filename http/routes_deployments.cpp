@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <chrono>
 #include <memory>
+#include <optional>
 
 #include "http/deployment_stream.hpp"
 #include "http/render.hpp"
@@ -48,13 +49,16 @@ void reply_deployment(httplib::Response& res, int status, const caf::expected<de
 void stream_deployment(const context& ctx, const httplib::Request& req, httplib::Response& res) {
   std::string id;
   if (!path_deployment(req, res, id)) return;
+  // A stream waits for pushes for as long as the deployment runs: not on a worker's slot.
+  auto waiting = std::make_shared<long_wait>();
+  if (!may_wait_long(*waiting, res)) return;
   auto stream = std::make_shared<deployment_stream>(ctx, id);
   if (auto err = stream->open()) return reply_error(res, err);
   res.set_header("Cache-Control", "no-cache");
   res.set_header("X-Accel-Buffering", "no");
   // Exactly "text/event-stream": httplib compresses every other text/* type, which would
   // hold the events back until the end.
-  res.set_chunked_content_provider("text/event-stream", [stream](size_t, httplib::DataSink& sink) {
+  res.set_chunked_content_provider("text/event-stream", [stream, waiting](size_t, httplib::DataSink& sink) {
     try {
       return stream->step(sink);
     } catch (...) {
@@ -105,6 +109,9 @@ void add_deployment_routes(httplib::Server& svr, const context& ctx) {
     return [&ctx, action](const httplib::Request& req, httplib::Response& res) {
       std::string name;
       if (!path_name(req, res, name) || (!action && !no_body(req, res))) return;
+      // stop|start wait for the jobs queued before them: the worker serves others meanwhile.
+      std::optional<long_wait> waiting;
+      if (!action && !may_wait_long(waiting.emplace(), res)) return;
       auto timeout = action ? ctx.timeout() : long_timeout(ctx);
       std::string what = action ? action : std::string(req.matches[2]);
       if (what == "history") {

@@ -4,6 +4,7 @@
 #include "actors/names.hpp"
 #include "http/render.hpp"
 #include "http/reply.hpp"
+#include "http/route_util.hpp"
 #include "http/server.hpp"
 #include "messages/atoms.hpp"
 
@@ -16,6 +17,8 @@ void add_health_routes(httplib::Server& svr, const context& ctx) {
                         {"version", BERTH_VERSION},
                         {"uptime_s", uptime.count()},
                         {"features", {"event_log", "supervision", "projects", "port_leases", "audit"}}};
+    body["scheme"] = ctx.cfg.tls_cert.empty() ? "http" : "https";  // how this API is served
+    if (ctx.workers) body["http"] = http_load_json(*ctx.workers);   // saturation at a glance
     auto stats = ask<log_stats>(ctx.sys, names::whereis(ctx.sys, names::event_store),
                                 std::chrono::milliseconds(2000), stats_atom_v);
     if (stats) {

@@ -95,7 +95,10 @@ void add_project_routes(httplib::Server& svr, const context& ctx) {
            [&ctx](const httplib::Request& req, httplib::Response& res) {
              std::string name;
              if (!path_name(req, res, name) || !no_body(req, res)) return;
-             // Starting waits for the health check, which the manifest may allow a minute.
+             // Starting waits for the health check, which the manifest may allow a minute: the
+             // worker serves other requests meanwhile.
+             long_wait waiting;
+             if (!may_wait_long(waiting, res)) return;
              auto timeout = std::max(ctx.timeout(), std::chrono::milliseconds(180000));
              reply_view(res, 200, ask<preview_view>(ctx.sys, projects(ctx), timeout, preview_atom_v, name,
                                                     std::string(req.matches[2])));

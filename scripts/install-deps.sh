@@ -6,6 +6,7 @@ PKGS=(build-essential cmake pkg-config git
       nlohmann-json3-dev catch2 libcli11-dev libssl-dev
       python3 curl caddy
       clang libclang-rt-14-dev)  # fuzz/: clang++ and libclang_rt.fuzzer (-fsanitize=fuzzer)
+PKGS+=(openssl)  # tests: the self-signed certificate of the HTTPS API test
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -243,11 +243,14 @@ TEST_CASE("auth - a non-loopback listen address needs a token given by the opera
     CHECK_FALSE(answers(p));
   }
   {
-    // With --token it starts, and the token works on the loopback side of 0.0.0.0.
+    // With --token (and --insecure-http: no TLS here) it starts, says it serves plain HTTP off
+    // loopback, and the token works on the loopback side of 0.0.0.0.
     server_options o;
     o.pass_listen = false;
-    o.extra_args = {"--listen", "0.0.0.0:" + std::to_string(port), "--token", "wide-token-0123456789abcdef"};
+    o.extra_args = {"--listen", "0.0.0.0:" + std::to_string(port), "--token", "wide-token-0123456789abcdef",
+                    "--insecure-http"};
     server srv(tmp.path(), o, port);
+    CHECK(srv.log().find("plain HTTP on a non-loopback address (--insecure-http)") != std::string::npos);
     CHECK(srv.api().get("/api/projects").status == 200);
     check_unauthorized(client(port, auth::none()).get("/api/projects"));
     CHECK_FALSE(fs::exists(tmp / "data/token"));  // never made up on a non-loopback address
@@ -259,7 +262,7 @@ TEST_CASE("auth - a non-loopback listen address needs a token given by the opera
     server_options o;
     o.pass_listen = false;
     o.pass_token = false;
-    o.extra_args = {"--listen", "0.0.0.0:" + std::to_string(port)};
+    o.extra_args = {"--listen", "0.0.0.0:" + std::to_string(port), "--insecure-http"};
     server srv(tmp.path(), o, port);
     CHECK(srv.token() == "operator-token-0123456789abcdef");
     CHECK(srv.api().get("/api/projects").status == 200);

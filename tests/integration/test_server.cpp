@@ -571,7 +571,7 @@ TEST_CASE("config precedence is file then env then flags and help lists every op
   for (const char* opt :
        {"--listen", "--data", "--config", "--log-format", "--log-level", "--production-ports",
         "--preview-ports", "--max-body-bytes", "--http-threads", "--request-timeout-ms",
-        "--scheduler-threads"}) {
+        "--scheduler-threads", "--http-queue", "--http-long-calls", "--tls-cert", "--tls-key", "--insecure-http"}) {
     INFO(opt);
     CHECK(help.out.find(opt) != std::string::npos);
   }

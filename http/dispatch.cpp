@@ -1,0 +1,122 @@
+#include "http/dispatch.hpp"
+
+#include <algorithm>
+
+#include "runtime/logs/logging.hpp"
+
+namespace berth::http {
+
+namespace {
+thread_local dispatcher* t_current = nullptr;
+}
+
+dispatcher::dispatcher(dispatch_limits limits)
+    : limits_{std::max<size_t>(1, limits.workers), limits.queue, limits.long_calls},
+      free_slots_(static_cast<long>(limits_.workers)) {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (size_t i = 0; i < limits_.workers; ++i) threads_.emplace_back([this] { work(); });
+}
+
+dispatcher::~dispatcher() { join(); }
+
+void dispatcher::join() {
+  stop();
+  // A job still running may add a thread (a long wait with jobs queued): join until none is left.
+  for (;;) {
+    std::vector<std::thread> threads;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      threads.swap(threads_);
+    }
+    if (threads.empty()) return;
+    for (auto& t : threads) t.join();
+  }
+}
+
+bool dispatcher::submit(std::function<void()> job) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (stopping_ || jobs_.size() >= limits_.queue) return false;
+  jobs_.push_back(std::move(job));
+  add_thread_if_needed();
+  cv_.notify_one();
+  return true;
+}
+
+void dispatcher::stop() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+}
+
+bool dispatcher::begin_long_wait() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (waiting_long_ >= limits_.long_calls) return false;
+  ++waiting_long_;
+  ++free_slots_;
+  add_thread_if_needed();
+  cv_.notify_one();
+  return true;
+}
+
+void dispatcher::end_long_wait() {
+  std::lock_guard<std::mutex> lock(mu_);
+  --waiting_long_;
+  --free_slots_;
+}
+
+dispatcher* dispatcher::current() { return t_current; }
+
+size_t dispatcher::queued() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return jobs_.size();
+}
+
+dispatcher::load dispatcher::current_load() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto running = static_cast<long>(limits_.workers) - free_slots_;
+  return {static_cast<size_t>(std::max(0L, running)), jobs_.size(), waiting_long_};
+}
+
+// A queued job could run now (a slot is free) but every thread is busy: one more thread. There
+// are never more than workers + long_calls threads, as only that many jobs run at once.
+void dispatcher::add_thread_if_needed() {
+  if (idle_ > 0 || jobs_.empty() || free_slots_ <= 0) return;
+  if (threads_.size() >= limits_.workers + limits_.long_calls) return;
+  threads_.emplace_back([this] { work(); });
+}
+
+void dispatcher::work() {
+  t_current = this;
+  std::unique_lock<std::mutex> lock(mu_);
+  for (;;) {
+    ++idle_;
+    cv_.wait(lock, [this] { return (free_slots_ > 0 && !jobs_.empty()) || (stopping_ && jobs_.empty()); });
+    --idle_;
+    if (jobs_.empty()) return;  // stopping, and nothing left to run
+    auto job = std::move(jobs_.front());
+    jobs_.pop_front();
+    --free_slots_;
+    lock.unlock();
+    try {
+      job();
+    } catch (const std::exception& e) {
+      log_kv(spdlog::level::err, "http job failed", {{"error", e.what()}});
+    } catch (...) {
+      log_kv(spdlog::level::err, "http job failed", {{"error", "unknown"}});
+    }
+    job = nullptr;  // whatever it holds goes before the slot is given back
+    lock.lock();
+    ++free_slots_;
+    if (free_slots_ > 0 && !jobs_.empty()) cv_.notify_one();
+  }
+}
+
+long_wait::long_wait() : d_(dispatcher::current()), granted_(d_ == nullptr || d_->begin_long_wait()) {}
+
+long_wait::~long_wait() {
+  if (d_ != nullptr && granted_) d_->end_long_wait();
+}
+
+}  // namespace berth::http
