@@ -92,7 +92,7 @@ class keeper {
   void forget_watch();
   void launch(std::function<status(instance_ref*)> start,
               std::function<void(const instance_ref& r, const status& failure)> then);
-  void on_exit(uint64_t gen, const std::string& how);
+  void on_exit(uint64_t gen, const std::string& why);
   void on_pass(uint64_t gen);
   void on_restart(uint64_t gen);
   void down(const std::string& why);

@@ -28,6 +28,8 @@ bool same(const manifest& a, const manifest& b, bool secret_values) {
          same(a.preview_health, b.preview_health) && a.build_command == b.build_command &&
          a.artifacts == b.artifacts && a.production_command == b.production_command &&
          same(a.production_health, b.production_health) && a.keep == b.keep && a.env == b.env &&
+         a.preview_limits == b.preview_limits && a.build_limits == b.build_limits &&
+         a.production_limits == b.production_limits &&
          (secret_values ? a.secrets == b.secrets : a.secrets.size() == b.secrets.size());
 }
 

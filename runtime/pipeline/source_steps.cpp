@@ -49,6 +49,7 @@ void build(job& j, const fs::path& workspace) {
   spec.command = m.build_command;
   spec.env = j.in.env;
   spec.log = j.log().file();
+  spec.limits = effective_limits(m.build_limits, "build");
   j.log().line("running the build: " + fmt::format("{}", fmt::join(m.build_command, " ")));
   log_follower output(spec.log.string());
   output.backlog(0);  // from here on: what the build writes
@@ -73,6 +74,10 @@ void build(job& j, const fs::path& workspace) {
   }
   j.tools.driver.stop(build, 1000ms);  // background children it left behind
   record_duration(j, "build", t0);
+  if (end->oom)
+    j.fail("build_failed", fmt::format("the build ran out of memory: it went over its {} MB memory limit "
+                                       "(build.limits.memory_mb) and was killed",
+                                       spec.limits.memory_mb));
   if (auto code = exit_code_of(*end); code != 0)
     j.fail("build_failed", fmt::format("the build exited with code {}", code));
   j.log().line(fmt::format("build finished in {} ms", ms_since(t0)));
