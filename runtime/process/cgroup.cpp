@@ -118,7 +118,9 @@ std::vector<v1_hierarchy> v1_hierarchies() {
 std::string own_folder(const v1_hierarchy& h) {
   std::string rel = h.own;
   if (h.mount_root != "/" && rel.rfind(h.mount_root, 0) == 0) rel = rel.substr(h.mount_root.size());
-  return (fs::path(h.mount) / fs::path(rel).relative_path()).lexically_normal().string();
+  auto dir = (fs::path(h.mount) / fs::path(rel).relative_path()).lexically_normal().string();
+  while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
+  return dir;
 }
 
 // v2: the controllers a group offers its children.
