@@ -83,6 +83,7 @@ void instance_groups::stopped(const std::string& id) {
   ended(id);
   // A killed process leaves its group once the kernel has finished its exit: a few tries.
   for (int i = 0; i < 50 && !remove_group(g).is_ok(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  sweep();  // and groups of instances that ended with a straggler still in them then
 }
 
 status instance_groups::usage(const std::string& id, resource_usage* out) const {
