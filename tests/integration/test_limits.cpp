@@ -126,7 +126,8 @@ TEST_CASE("limits - an app over its memory limit is OOM-killed, recorded as oom,
 }
 
 TEST_CASE("limits - GET production shows the cgroup's memory and CPU use and the limits", "[integration][limits]") {
-  hog_env e("meter", hog_manifest("meter", {{"memory_mb", 96}, {"cpu", 0.5}}));
+  hog_env e("meter", hog_manifest("meter", {{"memory_mb", 96}, {"cpu", 0.5}},
+                                  {{"preview", {{"limits", {{"memory_mb", 80}, {"pids", 40}}}}}}));
   auto d = e.deploy();
   INFO(brief(d) << "\n" << e.srv->log());
   REQUIRE(d.value("status", "") == "completed");
@@ -150,6 +151,17 @@ TEST_CASE("limits - GET production shows the cgroup's memory and CPU use and the
   auto proj = e.api().get("/api/projects/" + e.name);
   REQUIRE(proj.status == 200);
   CHECK(proj.body["manifest"]["production"]["limits"] == json({{"memory_mb", 96}, {"cpu", 0.5}}));
+
+  // The preview has its own group and limits.
+  auto pv = e.api().post("/api/projects/" + e.name + "/preview/start", std::string{});
+  INFO(pv.describe());
+  REQUIRE(pv.status == 200);
+  auto& preview = pv.body;
+  INFO(preview.dump());
+  REQUIRE(preview["usage"].is_object());
+  CHECK(preview["usage"].value("source", "") == "cgroup");
+  CHECK(preview["usage"]["limits"] == json({{"memory_mb", 80}, {"cpu", 1.0}, {"pids", 40}}));
+  CHECK(e.api().post("/api/projects/" + e.name + "/preview/stop", std::string{}).status == 200);
 }
 
 TEST_CASE("limits - a build over its memory limit fails as out of memory", "[integration][limits]") {
