@@ -60,7 +60,10 @@ bool instance_groups::ended(const std::string& id) {
     live_.erase(it);
   }
   bool oom = oom_kills(g) > 0;
-  remove_group(g);  // busy while a straggler lives: the next sweep takes it
+  if (!remove_group(g)) {  // stragglers of the instance (its leader is gone): they end with it
+    kill_all(g);
+    for (int i = 0; i < 20 && !remove_group(g).is_ok(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
   std::lock_guard<std::mutex> l(mu_);
   ended_[id] = oom;
   ended_order_.push_back(id);

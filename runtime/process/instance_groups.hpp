@@ -5,7 +5,8 @@
 // before exec (process_spec::cgroup_join). Its group is remembered by instance id; an instance
 // adopted after a berth restart is found again through /proc/<pid>/cgroup while it runs.
 // When it ends, the group says whether the OOM killer struck (remembered for later inspects),
-// then is removed; a group that still has processes (a straggler) is removed by the next sweep.
+// then what is left in it (stragglers of the instance, e.g. children of a leader the OOM
+// killer took) is killed and the group removed; one that still will not go is swept later.
 #pragma once
 #include <deque>
 #include <map>

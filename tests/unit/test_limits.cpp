@@ -330,3 +330,35 @@ TEST_CASE("cgroups: a new runtime sweeps groups whose instances ended, never a l
   REQUIRE(restarted->stop(r, 500ms));
   for (auto& d : live.dirs) CHECK_FALSE(fs::exists(d));
 }
+
+TEST_CASE("cgroups: what an ended instance left behind ends with it", "[limits][cgroup]") {
+  temp_dir dir;
+  auto rt = make_process_runtime(dir.path.string(), "auto");
+  if (!rt->limits_unavailable().empty()) {
+    WARN("cgroups unavailable here, case skipped: " << rt->limits_unavailable());
+    return;
+  }
+  auto tree = cgroup_tree::open("auto", detail::data_dir_label(dir.path.string()));
+  instance_spec spec;
+  spec.labels = {"shop", "production", "89ab"};
+  // A child that would outlive its parent (it holds whatever the parent gave it, a port say).
+  spec.command = {"sh", "-c", "sleep 60 & echo $! > child.pid; exec sleep 60"};
+  spec.workdir = dir.path;
+  spec.limits = {64, 0, 16};
+  instance_ref r;
+  REQUIRE(rt->start(spec, &r));
+  REQUIRE(eventually_true([&] { return !first_line(dir / "child.pid").empty(); }));
+  int child = std::stoi(first_line(dir / "child.pid"));
+  cgroup g;
+  REQUIRE(tree->find(r.pid, &g));
+  exit_wait w;
+  rt->watch(r, w.callback());
+  ::kill(r.pid, SIGKILL);  // the leader only, as the OOM killer would
+  auto end = w.wait(10s);
+  REQUIRE(end);
+  CHECK_FALSE(end->oom);
+  CHECK(eventually_true([&] {
+    return !alive(child) || first_line("/proc/" + std::to_string(child) + "/stat").find(") Z") != std::string::npos;
+  }));
+  for (auto& d : g.dirs) CHECK_FALSE(fs::exists(d));
+}
