@@ -278,3 +278,30 @@ TEST_CASE("limits - without cgroups, limits are refused and /health says why", "
   CHECK(p["usage"].value("source", "") == "processes");
   CHECK(p["usage"]["limits"].is_null());
 }
+
+TEST_CASE("limits - a release adopted after a berth restart keeps its group, usage and oom verdict",
+          "[integration][limits]") {
+  hog_env e("adopted", hog_manifest("adopted", {{"memory_mb", 64}}));
+  auto d = e.deploy();
+  INFO(brief(d) << "\n" << e.srv->log());
+  REQUIRE(d.value("status", "") == "completed");
+  int serving = running_pid(e.api(), e.name);
+  REQUIRE(serving != 0);
+  e.srv->restart();  // kill -9 and start again: the release outlives berth and is adopted
+  REQUIRE(eventually([&] { return running_pid(e.api(), e.name) == serving; }, 15s));
+  auto p = production_of(e.api(), e.name);
+  INFO(p.dump());
+  REQUIRE(p["usage"].is_object());
+  CHECK(p["usage"].value("source", "") == "cgroup");
+  CHECK(p["usage"]["limits"].value("memory_mb", 0) == 64);
+  e.app("/alloc?mb=256");
+  REQUIRE(eventually(
+      [&] {
+        int now = running_pid(e.api(), e.name);
+        return now != 0 && now != serving;
+      },
+      30s));
+  auto reasons = exit_reasons(events_of(e.api(), e.name));
+  REQUIRE(reasons.size() == 1);
+  CHECK(reasons[0].rfind("oom: ", 0) == 0);
+}
