@@ -49,8 +49,8 @@ class cgroup_tree {
   const std::vector<std::string>& subtree() const { return subtree_; }
 
   // Makes a new, empty group for an instance of `project` and writes `limits` into it (0
-  // fields: not limited). Errors: failed_precondition-like io_error when unavailable, io_error
-  // when a folder or a limit cannot be written (then nothing is left behind).
+  // fields: not limited). Errors: io_error when groups are unavailable here, or when a folder
+  // or a limit cannot be written (then nothing is left behind).
   status create(const std::string& project, const std::string& name, const resource_limits& limits,
                 cgroup* out) const;
   // The group of berth's subtree that the live process `pid` is in; false when it is in none
