@@ -163,6 +163,10 @@ status cgroup_tree::create(const std::string& project, const std::string& name, 
     bool taken = false;
     status failed = status::ok();
     for (auto& base : subtree_) {
+      if (auto s = make_dir(base, v2_); !s) {  // a sweep takes it away while it has no groups
+        failed = s;
+        break;
+      }
       if (auto s = make_dir(base + "/" + folder, v2_); !s) {
         failed = s;
         break;
@@ -223,6 +227,32 @@ bool cgroup_tree::find(int pid, cgroup* out) const {
   return true;
 }
 
+size_t cgroup_tree::sweep_abandoned(std::chrono::seconds older_than) const {
+  size_t removed = 0;
+  auto cutoff = ::time(nullptr) - older_than.count();
+  auto old_enough = [&](const fs::path& p) {
+    struct stat st {};
+    return ::stat(p.c_str(), &st) == 0 && st.st_mtime < cutoff;  // a new child updates it
+  };
+  auto remove_if_old = [&](const fs::path& p) { return old_enough(p) && ::rmdir(p.c_str()) == 0; };
+  std::error_code ec;
+  for (auto& mine : subtree_) {
+    for (auto& label : fs::directory_iterator(fs::path(mine).parent_path(), ec)) {
+      if (!label.is_directory(ec) || label.path() == fs::path(mine)) continue;
+      bool label_old = old_enough(label.path());  // before removals below touch its time
+      for (auto& project : fs::directory_iterator(label.path(), ec)) {
+        if (!project.is_directory(ec)) continue;
+        bool project_old = old_enough(project.path());
+        for (auto& leaf : fs::directory_iterator(project.path(), ec))
+          if (leaf.is_directory(ec) && remove_if_old(leaf.path())) ++removed;
+        if (project_old) ::rmdir(project.path().c_str());
+      }
+      if (label_old) ::rmdir(label.path().c_str());
+    }
+  }
+  return removed / std::max<size_t>(1, subtree_.size());
+}
+
 size_t cgroup_tree::sweep(const std::set<std::string>& keep) const {
   size_t removed = 0;
   std::error_code ec;
@@ -234,6 +264,7 @@ size_t cgroup_tree::sweep(const std::set<std::string>& keep) const {
           ++removed;
       ::rmdir(project.path().c_str());  // fails while it has groups
     }
+    ::rmdir(base.c_str());  // likewise: a berth with no groups leaves no trace
   }
   return removed / std::max<size_t>(1, subtree_.size());
 }

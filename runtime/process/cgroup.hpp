@@ -15,6 +15,7 @@
 // process has joined it (an empty new group looks like one whose instance ended): the caller
 // serialises them (process_runtime holds a lock across create + start).
 #pragma once
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <set>
@@ -58,9 +59,14 @@ class cgroup_tree {
   bool find(int pid, cgroup* out) const;
   // Removes every group of the subtree that has no process left (an instance that ended while
   // berth was down, or whose last process outlived berth's look at it), then the project
-  // folders left empty; never a folder in `keep` (groups whose end the caller has yet to read).
+  // folders and berth's subtree when left empty (create() makes them again); never a folder
+  // in `keep` (groups whose end the caller has yet to read).
   // Returns how many instance groups it removed.
   size_t sweep(const std::set<std::string>& keep = {}) const;
+  // The same for the subtrees of other data dirs (berths that were deleted, test runs), but
+  // only groups and folders unchanged for `older_than`: another berth's new group waits for
+  // its first process for milliseconds, never minutes. Returns how many groups it removed.
+  size_t sweep_abandoned(std::chrono::seconds older_than) const;
 
  private:
   std::string unavailable_;

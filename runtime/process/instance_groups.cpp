@@ -14,6 +14,9 @@ constexpr size_t kEndedKept = 4096;  // OOM verdicts remembered for inspect() af
 instance_groups::instance_groups(const std::string& cgroup_root, const std::string& data_dir_label)
     : tree_(cgroup_tree::open(cgroup_root, data_dir_label)) {
   sweep();
+  if (!tree_->unavailable().empty()) return;
+  if (auto n = tree_->sweep_abandoned(std::chrono::minutes(10)); n > 0)
+    spdlog::info("cgroups: removed {} group(s) left by other data dirs' berths", n);
 }
 
 status instance_groups::place(const instance_spec& spec, cgroup* out, std::shared_lock<std::shared_mutex>* lock) {

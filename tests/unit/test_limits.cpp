@@ -2,7 +2,9 @@
 // cgroup verbs (runtime/process/cgroup.hpp) with the process runtime on this host's real
 // cgroups. The cgroup cases need root and the memory, cpu(acct) and pids controllers; where
 // they are missing they say so and stop.
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <condition_variable>
@@ -203,6 +205,8 @@ TEST_CASE("cgroups: create writes the limits; usage reads them back; remove_grou
   REQUIRE(remove_group(other));
   for (auto& d : g.dirs) CHECK_FALSE(fs::exists(d));
   CHECK(remove_group(g));  // already gone: ok
+  tree->sweep();
+  for (auto& base : tree->subtree()) CHECK_FALSE(fs::exists(base));  // nothing left behind
 }
 
 TEST_CASE("cgroups: the program runs in its group from its first instruction", "[limits][cgroup]") {
@@ -361,4 +365,29 @@ TEST_CASE("cgroups: what an ended instance left behind ends with it", "[limits][
     return !alive(child) || first_line("/proc/" + std::to_string(child) + "/stat").find(") Z") != std::string::npos;
   }));
   for (auto& d : g.dirs) CHECK_FALSE(fs::exists(d));
+}
+
+TEST_CASE("cgroups: groups other data dirs abandoned are swept once old, fresh ones never", "[limits][cgroup]") {
+  temp_dir mine_dir, gone_dir, busy_dir;
+  auto mine = cgroup_tree::open("auto", detail::data_dir_label(mine_dir.path.string()));
+  REQUIRE_CGROUPS(mine);
+  auto gone = cgroup_tree::open("auto", detail::data_dir_label(gone_dir.path.string()));
+  auto busy = cgroup_tree::open("auto", detail::data_dir_label(busy_dir.path.string()));
+  cgroup abandoned, fresh;
+  REQUIRE(gone->create("old", "production-1", {64, 0, 0}, &abandoned));
+  REQUIRE(busy->create("new", "production-2", {64, 0, 0}, &fresh));  // its process is about to join
+  // An hour old: the leaf, its project folder and the data dir's subtree.
+  struct timespec hour_ago[2] = {{::time(nullptr) - 3600, 0}, {::time(nullptr) - 3600, 0}};
+  for (auto& d : abandoned.dirs)
+    for (auto p = fs::path(d); p != fs::path(d).parent_path().parent_path().parent_path(); p = p.parent_path())
+      REQUIRE(::utimensat(AT_FDCWD, p.c_str(), hour_ago, 0) == 0);
+  CHECK(mine->sweep_abandoned(std::chrono::minutes(10)) == 1);
+  for (auto& d : abandoned.dirs) {
+    CHECK_FALSE(fs::exists(d));
+    CHECK_FALSE(fs::exists(fs::path(d).parent_path().parent_path()));  // the subtree too
+  }
+  for (auto& d : fresh.dirs) CHECK(fs::exists(d));
+  remove_group(fresh);
+  busy->sweep();
+  mine->sweep();
 }
