@@ -12,6 +12,12 @@ namespace berth {
 
 namespace {
 
+// Why an instance ended, as its *_exited event records it: an OOM kill is named first ("oom: …").
+std::string exit_reason(const std::string& what, const instance_status& end) {
+  if (end.oom) return fmt::format("oom: {} went over its memory limit and was killed", what);
+  return what + " " + end.describe();
+}
+
 int64_t now_us() {
   return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
       .count();
@@ -62,8 +68,8 @@ void keeper::keep(const instance_ref& r) {
   if (r.empty()) return;
   auto me = caf::actor_cast<caf::actor>(self_);
   auto gen = gen_;
-  watch_token_ = driver_->watch(r, [me, gen](const instance_status& end) {
-    caf::anon_send(me, keeper_exit_atom_v, gen, end.describe());
+  watch_token_ = driver_->watch(r, [me, gen, what = hooks_.what](const instance_status& end) {
+    caf::anon_send(me, keeper_exit_atom_v, gen, exit_reason(what, end));
   });
   arm_pass();
 }
@@ -166,9 +172,9 @@ void keeper::on_restart(uint64_t gen) {
   });
 }
 
-void keeper::on_exit(uint64_t gen, const std::string& how) {
+void keeper::on_exit(uint64_t gen, const std::string& why) {
   if (gen != gen_ || kept_.empty()) return;  // an instance stopped on purpose, or an older one
-  down(hooks_.what + " " + how);
+  down(why);
 }
 
 void keeper::on_pass(uint64_t gen) {
@@ -176,7 +182,8 @@ void keeper::on_pass(uint64_t gen) {
   if (gen != gen_ || kept_.empty()) return arm_pass();
   if (probing_ || held_) return arm_pass();  // a deploy runs: it owns what happens to the release
   auto r = kept_;
-  if (!driver_->inspect(r).running()) return down(hooks_.what + "'s process is gone");
+  if (auto end = driver_->inspect(r); !end.running())
+    return down(end.oom ? exit_reason(hooks_.what, end) : hooks_.what + "'s process is gone");
   if (!hooks_.probe) return arm_pass();
   probing_ = true;
   auto healthy = std::make_shared<bool>(false);

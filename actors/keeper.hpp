@@ -55,7 +55,8 @@ class keeper {
     // Called in the actor: one blocking health probe of `r` (runs on a worker; true = healthy,
     // else *why says what failed). Empty: being alive is enough.
     std::function<std::function<bool(std::string* why)>(const instance_ref& r)> probe;
-    // The instance is down: record it, then call `then` (in the owner actor).
+    // The instance is down: record it, then call `then` (in the owner actor). `why` starts with
+    // "oom: " when the kernel killed it for going over its memory limit.
     std::function<void(const std::string& why, std::function<void()> then)> died;
     // A start brought it up (`cause`: cause::start or cause::restart): record it, then `then`.
     std::function<void(const instance_ref& r, const char* cause, std::function<void()> then)> started;
@@ -92,7 +93,7 @@ class keeper {
   void forget_watch();
   void launch(std::function<status(instance_ref*)> start,
               std::function<void(const instance_ref& r, const status& failure)> then);
-  void on_exit(uint64_t gen, const std::string& how);
+  void on_exit(uint64_t gen, const std::string& why);
   void on_pass(uint64_t gen);
   void on_restart(uint64_t gen);
   void down(const std::string& why);

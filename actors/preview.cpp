@@ -42,6 +42,7 @@ preview_view view_of(self_ptr self) {
   v.reason = st.reason;
   v.last_seq = st.rec.last_seq;
   v.events = st.rec.events;
+  if (st.status == "running") v.usage = usage_view_of(*st.env.driver, st.rec.process);
   return v;
 }
 
@@ -86,6 +87,7 @@ std::function<status(instance_ref*)> preview_start(self_ptr self, bool fresh_sou
     is.env["HOST"] = "127.0.0.1";
     is.port = port;
     is.log = env.paths.preview_logs / "preview.log";
+    is.limits = effective_limits(spec.preview_limits, "preview");  // unapplied without cgroups
     instance_ref r;
     if (auto s = env.driver->start(is, &r); !s) return status::invalid_argument("starting: " + s.message());
     auto& health = spec.preview_health;

@@ -137,6 +137,7 @@ production_view status_view(self_ptr self) {
   v.reason = p.reason;
   v.last_seq = p.last_seq;
   v.events = p.events;
+  if (p.status == "running") v.usage = usage_view_of(*st.env.driver, p.process);
   return v;
 }
 

@@ -97,8 +97,17 @@ void undo_create(self_ptr self, const std::string& name) {
 // Leases ports, makes the folder (off the scheduler: it syncs files), records project_created,
 // starts the project actor; `done` gets the project, or the error after everything made so far
 // is undone.
+// A manifest that sets limits where the runtime driver cannot apply them: refused, nothing written.
+caf::error limits_refusal(self_ptr self, const manifest& m) {
+  if (!m.sets_limits()) return {};
+  auto why = self->state.driver->limits_unavailable();
+  if (why.empty()) return {};
+  return make_error(errc::limits_unavailable, "this manifest sets limits, which berth cannot apply here: " + why);
+}
+
 void create_then(self_ptr self, manifest m, std::function<void(caf::expected<project_view>)> done) {
   auto name = m.name;
+  if (auto refused = limits_refusal(self, m)) return done(refused);
   if (self->state.index.count(name))
     return done(make_error(errc::already_exists, "a project named '" + name + "' already exists"));
   self->state.index[name] = name_status::creating;
@@ -318,7 +327,8 @@ caf::behavior projects_actor(self_ptr self, std::string data_dir, deploy_setting
           [=](create_atom, manifest& m) { return create(self, std::move(m)); },
           [=](list_atom) { return list(self); },
           [=](get_atom, const std::string& name) { return to_project(self, name, get_atom_v); },
-          [=](update_atom, const std::string& name, manifest& m) {
+          [=](update_atom, const std::string& name, manifest& m) -> caf::result<void> {
+            if (auto refused = limits_refusal(self, m)) return refused;
             return to_project(self, name, update_atom_v, std::move(m));
           },
           [=](delete_atom, const std::string& name) { return remove(self, name); },

@@ -19,6 +19,8 @@
 #include "runtime/net/ports.hpp"
 #include "runtime/logs/logging.hpp"
 #include "runtime/auth/token.hpp"
+#include "runtime/process/cgroup.hpp"
+#include "runtime/process/process_list.hpp"  // data_dir_label
 
 namespace berth {
 
@@ -68,6 +70,20 @@ bool resolve_switch_mode(config& cfg) {
   log_kv(spdlog::level::info, cfg.deploy.proxy ? "switch mode: proxy (Caddy)" : "switch mode: direct (no proxy)",
          {{"caddy", caddy.empty() ? "not installed" : caddy}, {"requested", cfg.proxy.switch_mode}});
   return true;
+}
+
+// Whether limits can be applied here (cgroups berth may create), said once at start; without
+// them berth runs apps unlimited and refuses manifests that set limits.
+void resolve_limits(config& cfg) {
+  auto tree = cgroup_tree::open(cfg.limits.cgroup_root, detail::data_dir_label(cfg.data_dir));
+  cfg.limits.unavailable = tree->unavailable();
+  cfg.limits.mode = tree->version();
+  if (cfg.limits.unavailable.empty())
+    log_kv(spdlog::level::info, "limits: applied with " + cfg.limits.mode,
+           {{"cgroups", tree->subtree().empty() ? "" : tree->subtree().front()}});
+  else
+    log_kv(spdlog::level::warn, "limits: unavailable; apps run unlimited and manifests that set limits are refused",
+           {{"reason", cfg.limits.unavailable}});
 }
 
 // The API token: --token / BERTH_TOKEN / config `token`, else <data>/token. On loopback that
@@ -173,6 +189,7 @@ int serve(const config& given) {
   std::shared_ptr<event_log> log{std::move(opened)};
   log_kv(spdlog::level::info, "event log open", {{"data", cfg.data_dir}, {"last_seq", log->last_seq()}});
   if (cfg.deploy.proxy) resolve_site_port(cfg, *log);
+  resolve_limits(cfg);
 
   berth_system_config sys_cfg{cfg};
   caf::actor_system sys{sys_cfg};

@@ -248,6 +248,15 @@ config_loader::config_loader(config& cfg) : cfg_(cfg) {
        "stop previews and production releases when berth stops (default: they keep running)", "false",
        [&c](const std::string& v) { c.stop_apps_on_exit = parse_bool("stop_apps_on_exit", v); },
        "", false, true},
+      {"cgroup_root", "--cgroup-root", "BERTH_CGROUP_ROOT",
+       "where limits' cgroups are made: auto (v2 with controllers, else v1), off, or a cgroup v2 folder "
+       "delegated to berth",
+       "auto",
+       [&c](const std::string& v) {
+         if (v != "auto" && v != "off" && (v.empty() || v[0] != '/'))
+           throw CLI::ValidationError("cgroup_root", "expected auto, off or an absolute path, got '" + v + "'");
+         c.limits.cgroup_root = v;
+       }},
   };
 }
 

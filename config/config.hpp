@@ -56,6 +56,14 @@ struct proxy_settings {
   uint16_t admin_port = 0;           // Caddy's admin API on 127.0.0.1; 0 = a free port
 };
 
+// Resource limits (manifest `limits`), applied with one cgroup per instance.
+struct limits_settings {
+  std::string cgroup_root = "auto";  // auto | off | a cgroup v2 folder delegated to berth
+  // Resolved at start (cli/serve.cpp): "" = limits are applied; else why not.
+  std::string unavailable;
+  std::string mode = "none";         // resolved: "cgroup v1" | "cgroup v2" | "none"
+};
+
 struct config {
   std::string config_file;
   std::string listen_host = "127.0.0.1";
@@ -87,6 +95,7 @@ struct config {
   // unless stop_apps_on_exit.
   int shutdown_grace_ms = 10000;
   bool stop_apps_on_exit = false;
+  limits_settings limits;
 };
 
 // Binds every option to `app` as a flag with its BERTH_* variable and help text, and

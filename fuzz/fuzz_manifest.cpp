@@ -29,6 +29,8 @@ bool same(const manifest& a, const manifest& b, bool secret_values) {
          a.artifacts == b.artifacts && a.production_command == b.production_command &&
          same(a.production_health, b.production_health) && a.keep == b.keep && a.env == b.env &&
          a.build_secrets == b.build_secrets && a.source_credentials_secret == b.source_credentials_secret &&
+         a.preview_limits == b.preview_limits && a.build_limits == b.build_limits &&
+         a.production_limits == b.production_limits &&
          (secret_values ? a.secrets == b.secrets : a.secrets.size() == b.secrets.size());
 }
 

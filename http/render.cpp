@@ -91,6 +91,7 @@ json to_json(const production_view& v) {
          {"last_seq", v.last_seq},
          {"events", v.events}};
   if (!v.reason.empty()) j["reason"] = v.reason;
+  j["usage"] = to_json(v.usage);
   return j;
 }
 
@@ -100,6 +101,7 @@ json to_json(const preview_view& v) {
          {"restarts", v.restarts},   {"last_seq", v.last_seq}, {"events", v.events}};
   if (v.status == "running" || v.status == "starting") j["pid"] = v.pid;
   if (!v.reason.empty()) j["reason"] = v.reason;
+  j["usage"] = to_json(v.usage);
   return j;
 }
 

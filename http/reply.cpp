@@ -11,7 +11,8 @@ int http_status(errc x) {
     case errc::invalid_request: return 400;
     case errc::not_found: return 404;
     case errc::already_exists:
-    case errc::conflict: return 409;
+    case errc::conflict:
+    case errc::limits_unavailable: return 409;
     case errc::ports_exhausted:
     case errc::unavailable: return 503;
     default: return 500;

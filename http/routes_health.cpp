@@ -49,6 +49,10 @@ void add_health_routes(httplib::Server& svr, const context& ctx) {
       if (b.state == breaker_state::open) open.push_back(b.backend);
     }
     body["breakers"] = std::move(breakers_json);
+    // Resource limits: applied (and how) or not (and why). Not a degradation: berth works.
+    body["limits"] = ctx.cfg.limits.unavailable.empty()
+                         ? nlohmann::json{{"available", true}, {"mode", ctx.cfg.limits.mode}}
+                         : nlohmann::json{{"available", false}, {"reason", ctx.cfg.limits.unavailable}};
     if (!open.empty()) {
       body["status"] = "degraded";
       std::string why;

@@ -54,7 +54,7 @@ constexpr const char* release_pruned = "release_pruned";        // {hash, reason
 constexpr const char* release_removed = "release_removed";      // {hash, reason}: its deploy failed
 constexpr const char* production_started = "production_started";  // {hash, instance, pid, port, cause}
 constexpr const char* production_stopped = "production_stopped";  // {reason}
-constexpr const char* production_exited = "production_exited";    // {reason}: died; restarted
+constexpr const char* production_exited = "production_exited";    // {reason}: died ("oom: …" over its memory limit); restarted
 constexpr const char* production_crashed = "production_crashed";  // {reason}: a crash loop; not
                                                                   // restarted until a deploy/start
 }  // namespace ev

@@ -21,6 +21,7 @@ enum class errc : uint8_t {
   restart_intensity,   // supervisor escalation
   unavailable,
   internal,
+  limits_unavailable,  // a manifest sets limits where berth cannot apply them (no cgroups)
 };
 
 std::string to_string(errc x);

@@ -98,6 +98,24 @@ bool read_health(reader& r, const json& j, const std::string& path, health_spec&
   return true;
 }
 
+// `limits`: every field optional; numbers within the bounds of messages/limits.hpp.
+bool read_limits(reader& r, const json& j, const std::string& path, resource_limits& l) {
+  if (!r.object(j, path, {"memory_mb", "cpu", "pids"})) return false;
+  if (j.contains("memory_mb") &&
+      !r.integer(j["memory_mb"], path + ".memory_mb", l.memory_mb, kMinMemoryMb, kMaxMemoryMb))
+    return false;
+  if (j.contains("cpu")) {
+    const auto& c = j["cpu"];
+    if (!c.is_number()) return r.fail(path + ".cpu", "must be a number of cores (e.g. 0.5)");
+    double v = c.get<double>();
+    if (!(v >= kMinCpu && v <= kMaxCpu))
+      return r.fail(path + ".cpu", "must be between 0.01 and 1024 (cores)");
+    l.cpu = v;
+  }
+  if (j.contains("pids") && !r.integer(j["pids"], path + ".pids", l.pids, kMinPids, kMaxPids)) return false;
+  return true;
+}
+
 bool read_string_map(reader& r, const json& j, const std::string& path,
                      std::map<std::string, std::string>& out) {
   if (!j.is_object()) return r.fail(path, "must be an object of strings");
@@ -215,7 +233,8 @@ manifest_result parse_manifest(const json& j, bool from_log) {
 
   if (j.contains("preview")) {
     const auto& p = j["preview"];
-    if (!r.object(p, "preview", {"command", "health"})) return done();
+    if (!r.object(p, "preview", {"command", "health", "limits"})) return done();
+    if (p.contains("limits") && !read_limits(r, p["limits"], "preview.limits", m.preview_limits)) return done();
     if (p.contains("command") && !r.argv(p["command"], "preview.command", m.preview_command))
       return done();
     if (p.contains("health") && !read_health(r, p["health"], "preview.health", m.preview_health))
@@ -223,7 +242,8 @@ manifest_result parse_manifest(const json& j, bool from_log) {
   }
   if (j.contains("build")) {
     const auto& b = j["build"];
-    if (!r.object(b, "build", {"command", "artifacts", "secrets"})) return done();
+    if (!r.object(b, "build", {"command", "artifacts", "secrets", "limits"})) return done();
+    if (b.contains("limits") && !read_limits(r, b["limits"], "build.limits", m.build_limits)) return done();
     if (b.contains("command") && !r.argv(b["command"], "build.command", m.build_command))
       return done();
     if (b.contains("artifacts")) {
@@ -246,7 +266,9 @@ manifest_result parse_manifest(const json& j, bool from_log) {
   }
   if (j.contains("production")) {
     const auto& p = j["production"];
-    if (!r.object(p, "production", {"command", "health", "keep"})) return done();
+    if (!r.object(p, "production", {"command", "health", "keep", "limits"})) return done();
+    if (p.contains("limits") && !read_limits(r, p["limits"], "production.limits", m.production_limits))
+      return done();
     if (p.contains("command") && !r.argv(p["command"], "production.command", m.production_command))
       return done();
     if (p.contains("health") &&
@@ -293,6 +315,9 @@ json to_json(const manifest& m, bool with_secret_values) {
   if (!m.build_secrets.empty()) j["build"]["secrets"] = m.build_secrets;
   j["production"] = {{"health", health_json(m.production_health)}, {"keep", m.keep}};
   if (!m.production_command.empty()) j["production"]["command"] = m.production_command;
+  if (m.preview_limits.any()) j["preview"]["limits"] = to_json(m.preview_limits);
+  if (m.build_limits.any()) j["build"]["limits"] = to_json(m.build_limits);
+  if (m.production_limits.any()) j["production"]["limits"] = to_json(m.production_limits);
   j["env"] = m.env;
   json secrets = json::object();
   for (auto& [k, v] : m.secrets) secrets[k] = with_secret_values ? v : "********";

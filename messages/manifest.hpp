@@ -9,6 +9,8 @@
 #include <caf/meta/type_name.hpp>
 #include <nlohmann/json.hpp>
 
+#include "messages/limits.hpp"
+
 namespace berth {
 
 struct name_check {
@@ -41,6 +43,8 @@ struct manifest {
   int keep = 5;
   std::map<std::string, std::string> env;
   std::map<std::string, std::string> secrets;  // values never enter events or responses
+  resource_limits preview_limits, build_limits, production_limits;  // as given (0 = default)
+  bool sets_limits() const { return preview_limits.any() || build_limits.any() || production_limits.any(); }
 };
 
 template <class Inspector>
@@ -54,7 +58,8 @@ typename Inspector::result_type inspect(Inspector& f, manifest& x) {
   return f(caf::meta::type_name("manifest"), x.name, x.source_path, x.source_git, x.source_ref,
            x.preview_command, x.preview_health, x.build_command, x.artifacts,
            x.production_command, x.production_health, x.keep, x.env, x.secrets,
-           x.source_credentials_secret, x.build_secrets);
+           x.source_credentials_secret, x.build_secrets, x.preview_limits, x.build_limits,
+           x.production_limits);
 }
 
 struct manifest_result {

@@ -28,6 +28,7 @@ struct production_view {
   std::string reason;           // why it stopped, exited or crashed
   uint64_t last_seq = 0;        // of the last event folded
   uint64_t events = 0;          // production events folded
+  usage_view usage;             // memory and CPU of the serving release, and its limits
 };
 
 // One deployment (GET /api/deployments/{id}, the SSE stream).
@@ -55,6 +56,7 @@ struct preview_view {
   std::string reason;
   uint64_t last_seq = 0;
   uint64_t events = 0;
+  usage_view usage;                // memory and CPU of the running preview, and its limits
 };
 
 // A project (GET /api/projects/{name}); environments only when asked for.

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "messages/instance.hpp"  // instance_ref: a started instance as berth records it
+#include "messages/limits.hpp"    // resource_limits
 #include "runtime/status.hpp"
 
 namespace berth {
@@ -44,6 +45,9 @@ struct instance_spec {
   std::map<std::string, std::string> env;      // on top of the driver's minimal environment
   uint16_t port = 0;                           // the host port it answers on (PORT, unless env has it)
   std::filesystem::path log;                   // where its output goes ("" = nowhere)
+  // Memory, CPU and process limits of the whole instance (0 fields: not limited). A driver
+  // that cannot apply limits runs it without (limits_unavailable() says why).
+  resource_limits limits;
 };
 
 enum class instance_state {
@@ -56,8 +60,10 @@ struct instance_status {
   instance_state state = instance_state::gone;
   int exit_code = -1;  // exited normally: 0-255; -1 when killed by a signal or unknown
   int signal = 0;      // killed by a signal: its number
+  bool oom = false;    // exited, and the kernel killed (part of) it for going over its memory limit
   bool running() const { return state == instance_state::running; }
-  // "running" | "exited with code 3" | "killed by signal 9" | "exited" (code unknown) | "gone"
+  // "running" | "exited with code 3" | "killed by signal 9" | "exited" (code unknown) | "gone";
+  // "killed: out of memory (over its memory limit)" when oom
   std::string describe() const;
 };
 
@@ -65,6 +71,8 @@ struct resource_usage {
   double cpu_seconds = 0;  // user + system, every process of the instance
   uint64_t rss_bytes = 0;  // resident memory, every process of the instance
   uint32_t processes = 0;
+  bool from_cgroup = false;   // read from the instance's cgroup (memory: its charge, cache included)
+  resource_limits limits;     // the limits the kernel applies to it (all 0: none)
 };
 
 using exit_callback = std::function<void(const instance_status&)>;
@@ -107,8 +115,17 @@ class runtime_driver {
   // The last `lines` lines the instance wrote (oldest first); `spec` is what it was started
   // with. Missing or empty output: no lines.
   virtual std::vector<std::string> logs(const instance_spec& spec, const instance_ref& ref, size_t lines) const = 0;
-  // CPU and memory of the instance now. not_found when it is not running.
+  // CPU and memory of the instance now (from its cgroup when it has one). not_found when it is
+  // not running.
   virtual status usage(const instance_ref& ref, resource_usage* out) const = 0;
+
+  // "" when start() applies instance_spec::limits; else why it cannot (then it runs instances
+  // unlimited, and berth refuses manifests that set limits). Fixed for the driver's lifetime.
+  virtual std::string limits_unavailable() const { return "this runtime driver does not apply limits"; }
 };
+
+// What GET views show of a running instance: driver.usage(ref) as a usage_view (known = false
+// when the instance is not running or has no ref). Reads a few small files: callable in actors.
+usage_view usage_view_of(const runtime_driver& driver, const instance_ref& ref);
 
 }  // namespace berth

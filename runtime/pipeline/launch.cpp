@@ -29,6 +29,7 @@ status with_suffix(const status& s, const std::string& suffix) {
 }  // namespace
 
 std::string how_it_ended(const instance_status& end) {
+  if (end.oom) return "ran out of memory (over its memory limit) and was killed";
   if (end.signal > 0) return "was killed by signal " + std::to_string(end.signal);
   if (end.exit_code >= 0) return "exited with code " + std::to_string(end.exit_code);
   return "exited";
@@ -45,6 +46,7 @@ instance_spec release_spec(const release_launch& l) {
   s.env["BERTH_RELEASE"] = l.hash;
   s.port = l.port;
   s.log = l.paths->production_log();
+  s.limits = effective_limits(l.spec->production_limits, "production");  // unapplied without cgroups
   return s;
 }
 

@@ -57,6 +57,7 @@ void build(job& j, const fs::path& workspace) {
   spec.command = m.build_command;
   spec.env = j.in.build_env;
   spec.log = pipe->path();
+  spec.limits = effective_limits(m.build_limits, "build");
   j.log().line("running the build: " + fmt::format("{}", fmt::join(m.build_command, " ")));
   masked_lines output(j.log().mask());
   auto t0 = clock_type::now();
@@ -82,6 +83,10 @@ void build(job& j, const fs::path& workspace) {
   j.log().build_output(output.feed(pipe->drain()));
   if (auto rest = output.flush()) j.log().build_output({*rest});
   record_duration(j, "build", t0);
+  if (end->oom)
+    j.fail("build_failed", fmt::format("the build ran out of memory: it went over its {} MB memory limit "
+                                       "(build.limits.memory_mb) and was killed",
+                                       spec.limits.memory_mb));
   if (auto code = exit_code_of(*end); code != 0)
     j.fail("build_failed", fmt::format("the build exited with code {}", code));
   j.log().line(fmt::format("build finished in {} ms", ms_since(t0)));

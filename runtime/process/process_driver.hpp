@@ -45,6 +45,9 @@ struct process_spec {
   // Appended to (O_APPEND|O_CREAT, 0644); may be the same file; empty = /dev/null.
   // The directories must exist. stdin is always /dev/null.
   std::string stdout_path, stderr_path;
+  // cgroup.procs files (runtime/process/cgroup.hpp) the child joins between fork and exec, so
+  // that the program never runs outside its group; one that cannot be joined fails the start.
+  std::vector<std::string> cgroup_join;
 };
 
 // What berth persists in events to recognise its own processes after a restart.

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include "runtime/process/instance_groups.hpp"
 #include "runtime/process/process_list.hpp"
 
 namespace berth {
@@ -50,8 +51,10 @@ std::map<std::string, std::string> env_of(const instance_spec& spec, const std::
 
 }  // namespace
 
-process_runtime::process_runtime(std::string data_dir)
-    : data_dir_(std::move(data_dir)), data_dir_label_(detail::data_dir_label(data_dir_)) {}
+process_runtime::process_runtime(std::string data_dir, const std::string& cgroup_root)
+    : data_dir_(std::move(data_dir)),
+      data_dir_label_(detail::data_dir_label(data_dir_)),
+      groups_(std::make_shared<detail::instance_groups>(cgroup_root, data_dir_label_)) {}
 
 status process_runtime::prepare(const fs::path& release_dir, const instance_labels&, const fs::path&, artifact* out) {
   std::error_code ec;
@@ -69,20 +72,36 @@ status process_runtime::start(const instance_spec& spec, instance_ref* out) {
   ps.cwd = !spec.from.id.empty() ? spec.from.id : spec.workdir.string();
   ps.env = env_of(spec, data_dir_label_);
   ps.stdout_path = ps.stderr_path = spec.log.string();
+  cgroup group;
+  std::shared_lock<std::shared_mutex> placing;  // no sweep until the child has joined its group
+  if (auto s = groups_->place(spec, &group, &placing); !s) return status::io_error("cgroup: " + s.message());
+  ps.cgroup_join = join_files(group);
   process_handle h;
-  if (auto s = driver_.start(ps, &h); !s) return s;
-  if (out) *out = instance_ref{process_instance_id(h.pid, h.start_time, h.pgid), spec.port, h.pid};
+  if (auto s = driver_.start(ps, &h); !s) {
+    groups_->discard(group);
+    return s;
+  }
+  auto id = process_instance_id(h.pid, h.start_time, h.pgid);
+  groups_->started(id, group);
+  if (out) *out = instance_ref{id, spec.port, h.pid};
   return status::ok();
 }
 
 status process_runtime::stop(const instance_ref& ref, std::chrono::milliseconds grace) {
   process_handle h;
-  return handle_of(ref, &h) ? driver_.stop(h, grace) : status::ok();
+  if (!handle_of(ref, &h)) return status::ok();
+  if (driver_.inspect(h).status == process_status::running) groups_->adopt(ref.id, h.pid);
+  auto s = driver_.stop(h, grace);
+  groups_->stopped(ref.id);  // what left the process group is still in the cgroup
+  return s;
 }
 
 instance_status process_runtime::inspect(const instance_ref& ref) const {
   process_handle h;
-  return handle_of(ref, &h) ? status_of(driver_.inspect(h)) : instance_status{};
+  if (!handle_of(ref, &h)) return instance_status{};
+  auto st = status_of(driver_.inspect(h));
+  if (!st.running()) st.oom = groups_->ended(ref.id);
+  return st;
 }
 
 std::vector<instance_ref> process_runtime::list(const instance_labels& filter) const {
@@ -93,8 +112,11 @@ std::vector<instance_ref> process_runtime::list(const instance_labels& filter) c
 uint64_t process_runtime::watch(const instance_ref& ref, exit_callback on_exit) {
   process_handle h;
   if (!handle_of(ref, &h)) h = process_handle{};
-  return driver_.watch(h, [cb = std::move(on_exit)](const process_info& info) {
-    if (cb) cb(status_of(info));
+  if (h.pid != 0 && driver_.inspect(h).status == process_status::running) groups_->adopt(ref.id, h.pid);
+  return driver_.watch(h, [cb = std::move(on_exit), groups = groups_, id = ref.id](const process_info& info) {
+    auto st = status_of(info);
+    if (!st.running()) st.oom = groups->ended(id);
+    if (cb) cb(st);
   });
 }
 
@@ -110,12 +132,16 @@ status process_runtime::usage(const instance_ref& ref, resource_usage* out) cons
   if (!handle_of(ref, &h)) return status::not_found(fmt::format("usage: no instance '{}'", ref.id));
   resource_usage u;
   if (auto s = driver_.usage(h, &u.cpu_seconds, &u.rss_bytes, &u.processes); !s) return s;
+  groups_->adopt(ref.id, h.pid);
+  groups_->usage(ref.id, &u);  // the group's figures and limits when it has one
   if (out) *out = u;
   return status::ok();
 }
 
-std::shared_ptr<runtime_driver> make_process_runtime(std::string data_dir) {
-  return std::make_shared<process_runtime>(std::move(data_dir));
+std::string process_runtime::limits_unavailable() const { return groups_->unavailable(); }
+
+std::shared_ptr<runtime_driver> make_process_runtime(std::string data_dir, const std::string& cgroup_root) {
+  return std::make_shared<process_runtime>(std::move(data_dir), cgroup_root);
 }
 
 }  // namespace berth

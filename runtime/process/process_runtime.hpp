@@ -7,6 +7,11 @@
 // berth on the host is told apart), which is how list() finds what an earlier berth started;
 // processes from before labels are found by their working directory under the project's
 // folders in the data dir.
+//
+// Limits (instance_spec::limits) are applied with one cgroup per instance (runtime/process/
+// cgroup.hpp) when `cgroup_root` allows it ("auto", or a delegated cgroup v2 folder; "" or
+// "off": never): the child joins it before exec; an instance killed by the OOM killer ends with
+// instance_status::oom; usage() reads the group; stop() kills whatever is left in it.
 #pragma once
 #include <memory>
 #include <string>
@@ -16,9 +21,13 @@
 
 namespace berth {
 
+namespace detail {
+class instance_groups;
+}
+
 class process_runtime final : public runtime_driver {
  public:
-  explicit process_runtime(std::string data_dir);
+  explicit process_runtime(std::string data_dir, const std::string& cgroup_root = "");
   const char* name() const override { return "process"; }
 
   status prepare(const std::filesystem::path& release_dir, const instance_labels& labels,
@@ -32,13 +41,15 @@ class process_runtime final : public runtime_driver {
   void unwatch(uint64_t token) override;
   std::vector<std::string> logs(const instance_spec& spec, const instance_ref& ref, size_t lines) const override;
   status usage(const instance_ref& ref, resource_usage* out) const override;
+  std::string limits_unavailable() const override;
 
  private:
   std::string data_dir_;
   std::string data_dir_label_;     // BERTH_DATA_DIR of what it starts
   mutable process_driver driver_;  // stateless: the children table is process-wide
+  std::shared_ptr<detail::instance_groups> groups_;  // shared with exit watches
 };
 
-std::shared_ptr<runtime_driver> make_process_runtime(std::string data_dir);
+std::shared_ptr<runtime_driver> make_process_runtime(std::string data_dir, const std::string& cgroup_root = "");
 
 }  // namespace berth

@@ -91,10 +91,13 @@ int open_high(const char* path, int flags, mode_t mode) {
 
 struct std_streams {
   int in = -1, out = -1, err = -1;
+  std::vector<int> cgroups;  // cgroup.procs of the groups to join
   void close() {
     detail::close_fd(in);
     detail::close_fd(out);
     if (err != out) detail::close_fd(err);
+    for (int& fd : cgroups) detail::close_fd(fd);
+    cgroups.clear();
     in = out = err = -1;
   }
 };
@@ -113,6 +116,11 @@ status open_streams(const process_spec& spec, std_streams* s) {
   if ((s->out = open_log(spec.stdout_path)) < 0) return fail(spec.stdout_path);
   s->err = spec.stderr_path == spec.stdout_path ? s->out : open_log(spec.stderr_path);
   if (s->err < 0) return fail(spec.stderr_path);
+  for (const auto& procs : spec.cgroup_join) {
+    int fd = open_high(procs.c_str(), O_WRONLY, 0);
+    if (fd < 0) return fail(procs);
+    s->cgroups.push_back(fd);
+  }
   return status::ok();
 }
 
@@ -120,7 +128,7 @@ struct child_error {
   int stage;
   int err;
 };
-enum stage : int { stage_setsid = 1, stage_chdir, stage_dup, stage_exec };
+enum stage : int { stage_setsid = 1, stage_chdir, stage_dup, stage_exec, stage_cgroup };
 
 const char* stage_name(int s) {
   switch (s) {
@@ -128,6 +136,7 @@ const char* stage_name(int s) {
     case stage_chdir: return "chdir";
     case stage_dup: return "dup2";
     case stage_exec: return "exec";
+    case stage_cgroup: return "joining its cgroup";
   }
   return "child setup";
 }
@@ -185,6 +194,9 @@ void child_cloexec_from_3() {
     ::sigemptyset(&sa.sa_mask);
     ::sigaction(sig, &sa, nullptr);  // fails harmlessly for reserved signals
   }
+  // Its group first: from here on everything it does counts against its limits.
+  for (int fd : s.cgroups)
+    if (::write(fd, "0", 1) != 1) child_fail(wfd, stage_cgroup);
   if (::setsid() < 0) child_fail(wfd, stage_setsid);
   if (p.cwd && ::chdir(p.cwd) != 0) child_fail(wfd, stage_chdir);
   if (::dup2(s.in, 0) < 0 || ::dup2(s.out, 1) < 0 || ::dup2(s.err, 2) < 0) child_fail(wfd, stage_dup);

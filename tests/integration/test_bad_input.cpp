@@ -60,6 +60,8 @@ world snapshot(server& srv) {
   w.events = srv.event_count();
   w.folders = list_dir(srv.projects_dir());
   w.taken = srv.api().get("/api/projects/taken").body;
+  if (w.taken.contains("environments"))  // live memory/CPU figures are measurements, not state
+    for (auto& env : w.taken["environments"]) env.erase("usage");
   w.env = read_file(srv.projects_dir() + "/taken/.env");
   for (auto& p : procs_in(srv.data_dir())) w.pids.insert(p.pid);
   return w;
