@@ -679,7 +679,7 @@ TEST_CASE("caddy admin reports errors as status", "[caddy]") {
   CHECK(admin.load(json::array()).which() == status::code::invalid_argument);
 
   // Nothing listening: io_error.
-  caddy_admin nobody(free_port());
+  caddy_admin nobody(fx.tmp / "nobody.sock");
   s = nobody.set_upstream("shop-production-host", fx.b.port);
   INFO(s.message());
   CHECK(s.which() == status::code::io_error);
