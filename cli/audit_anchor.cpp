@@ -109,6 +109,7 @@ bool verify_log_anchors(const event_log& log, const anchor_options& o, bool json
           {"checkpoints", r.checkpoints},
           {"covered_seq", r.covered_seq},
           {"last_seq", r.last_seq},
+          {"unsigned_events", r.unsigned_events},
           {"head_checked", r.head_checked},
           {"bad_checkpoint", r.bad_checkpoint},
           {"reason", r.reason}};
@@ -119,9 +120,9 @@ bool verify_log_anchors(const event_log& log, const anchor_options& o, bool json
   }
   std::cout << fmt::format("anchored: {} checkpoints signed by key {} ({}) verified; signed heads cover seq {} of {}",
                            r.checkpoints, trusted.key_id(), source, r.covered_seq, r.last_seq);
-  if (r.covered_seq < r.last_seq)
-    std::cout << fmt::format(" (the {} events after it are protected by the hash chain only)",
-                             r.last_seq - r.covered_seq);
+  if (r.unsigned_events > 0)
+    std::cout << fmt::format(" ({} event{} after it protected by the hash chain only)", r.unsigned_events,
+                             r.unsigned_events == 1 ? "" : "s");
   std::cout << "\n";
   if (r.head_checked) std::cout << fmt::format("anchored head seq {} matches\n", head->seq);
   else std::cout << "no anchored head given (--head): a truncated log is not detected\n";

@@ -162,6 +162,12 @@ anchor_report verify_anchors(const event_log& log, const audit_key& trusted, con
     }
     r.covered_seq = std::max(r.covered_seq, h.seq);
   }
+  if (r.ok) {
+    uint64_t later_checkpoints = 0;
+    for (auto& c : checkpoints)
+      if (c.seq > r.covered_seq) ++later_checkpoints;
+    r.unsigned_events = r.last_seq - r.covered_seq - later_checkpoints;
+  }
   if (anchored && r.ok) {
     const auto& h = *anchored;
     if (h.public_key != trusted_hex)

@@ -74,6 +74,7 @@ struct anchor_report {
   uint64_t checkpoints = 0;       // checkpoint events checked
   uint64_t covered_seq = 0;       // the highest head seq a valid checkpoint signed
   uint64_t last_seq = 0;          // the log's last event
+  uint64_t unsigned_events = 0;   // events after covered_seq (checkpoints themselves not counted)
   bool head_checked = false;      // an anchored head was given and matched
   uint64_t bad_checkpoint = 0;    // seq of the checkpoint event that no longer matches (0: none)
   std::string reason;             // what is wrong, or "" when ok

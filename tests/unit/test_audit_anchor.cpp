@@ -171,8 +171,10 @@ TEST_CASE("checkpoints: one per N events, none while idle, one at shutdown only 
   CHECK_FALSE(cp.due(*log, &e));  // idle: nothing due
 
   bool appended = false;
+  CHECK(verify_anchors(*log, cp.key(), nullptr).unsigned_events == 3);  // seqs 12 to 14
   REQUIRE(cp.final_checkpoint(*log, &appended));
   CHECK(appended);
+  CHECK(verify_anchors(*log, cp.key(), nullptr).unsigned_events == 0);  // all signed now
   auto last = log->last_seq();
   REQUIRE(cp.final_checkpoint(*log, &appended));
   CHECK_FALSE(appended);  // nothing changed since
