@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include <catch2/catch.hpp>
@@ -86,8 +87,14 @@ TEST_CASE("audit - checkpoints every N events and at shutdown, none while idle",
   server srv(tmp.path(), anchored(tmp, 5));
   create_projects(srv, tmp, 6);  // each creation appends its port leases and project_created
 
-  // Idle: nothing is appended, no checkpoint either.
-  auto before = srv.event_count();
+  // Idle: nothing is appended, no checkpoint either. (A checkpoint due after the last
+  // creation is appended just after that creation's answer: let it land first.)
+  uint64_t before = srv.event_count();
+  REQUIRE(eventually([&] {
+    std::this_thread::sleep_for(200ms);
+    auto now = srv.event_count();
+    return std::exchange(before, now) == now;
+  }, 5s));
   std::this_thread::sleep_for(1500ms);
   CHECK(srv.event_count() == before);
 
