@@ -13,6 +13,7 @@
 #include "runtime/files/layout.hpp"
 #include "runtime/files/private_dir.hpp"
 #include "runtime/proxy/caddy.hpp"
+#include "runtime/resilience/breaker.hpp"
 
 namespace berth {
 
@@ -31,7 +32,7 @@ constexpr auto load_retry_deadline = 40s;
 
 // Caddy's admin API: only this unix socket, in a 0700 folder of berth's user, so no other
 // local user (nor anything without berth's uid) can reconfigure the proxy.
-std::string admin_socket_of(const std::string& proxy_dir) { return proxy_dir + "/admin/caddy.sock"; }
+std::string admin_socket_of(const std::string& proxy_dir) { return caddy_admin_socket(proxy_dir); }
 
 proxy_layout layout_of(const proxy_record& rec, const std::string& admin_socket, uint16_t http_port) {
   proxy_layout l;
@@ -223,7 +224,7 @@ proxy_view status_view(self_ptr self) {
   v.routes = st.rec.routes.size();
   v.restarts = st.rec.exits_us.size();
   v.tcp_migrate_req = st.accept_queue_migration;
-  if (st.status != "running") v.reason = st.rec.reason;
+  if (st.status != "running") v.reason = without_paths(st.rec.reason);  // /health needs no token
   return v;
 }
 
@@ -243,7 +244,8 @@ caf::behavior proxy_actor(self_ptr self, proxy_settings settings, std::string da
                           std::shared_ptr<runtime_driver> driver, std::shared_ptr<backend_guards> guards) {
   auto& st = self->state;
   st.settings = std::move(settings);
-  st.dir = (fs::path(data_dir) / "proxy").string();
+  // Absolute: Caddy runs in this folder and its admin socket path must be absolute.
+  st.dir = fs::absolute(fs::path(data_dir) / "proxy").lexically_normal().string();
   st.driver = std::move(driver);
   st.guards = std::move(guards);
   init_keeper(self);

@@ -18,6 +18,7 @@
 #include "messages/proxy.hpp"
 #include "runtime/files/layout.hpp"
 #include "runtime/net/ports.hpp"
+#include "runtime/proxy/caddy.hpp"
 #include "runtime/logs/logging.hpp"
 #include "runtime/auth/token.hpp"
 #include "runtime/eventlog/audit_anchor.hpp"
@@ -68,6 +69,17 @@ bool resolve_switch_mode(config& cfg) {
     return false;
   }
   cfg.deploy.proxy = cfg.proxy.switch_mode != "direct" && !caddy.empty();
+  // Caddy's admin API is a unix socket under the data dir, whose path must fit a sockaddr_un.
+  auto socket = caddy_admin_socket(std::filesystem::absolute(std::filesystem::path(cfg.data_dir) / "proxy")
+                                       .lexically_normal()
+                                       .string());
+  if (cfg.deploy.proxy && socket.size() > max_admin_socket_path()) {
+    log_kv(spdlog::level::critical,
+           "proxy mode needs a shorter data dir path: Caddy's admin socket would be longer than " +
+               std::to_string(max_admin_socket_path()) + " bytes",
+           {{"socket", socket}});
+    return false;
+  }
   if (cfg.deploy.proxy) cfg.proxy.caddy = caddy;
   log_kv(spdlog::level::info, cfg.deploy.proxy ? "switch mode: proxy (Caddy)" : "switch mode: direct (no proxy)",
          {{"caddy", caddy.empty() ? "not installed" : caddy}, {"requested", cfg.proxy.switch_mode}});

@@ -99,6 +99,8 @@ bool caddy_valid_name(const std::string& s) {
 
 size_t max_admin_socket_path() { return sizeof(sockaddr_un{}.sun_path) - 1; }
 
+std::string caddy_admin_socket(const std::string& proxy_dir) { return proxy_dir + "/admin/caddy.sock"; }
+
 status check_layout(const proxy_layout& layout) {
   if (layout.admin_socket.empty() || layout.admin_socket.front() != '/')
     return status::invalid_argument("caddy layout: the admin socket needs an absolute path");

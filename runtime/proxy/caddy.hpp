@@ -99,6 +99,8 @@ nlohmann::json caddy_config(const proxy_layout& layout);
 
 // Longest admin socket path a sockaddr_un holds (with its terminating NUL).
 size_t max_admin_socket_path();
+// Where berth keeps Caddy's admin socket: <proxy_dir>/admin/caddy.sock (the folder made 0700).
+std::string caddy_admin_socket(const std::string& proxy_dir);
 
 // A typed client of Caddy's admin API on its unix socket (sent with Host: localhost).
 // Errors: io_error (unreachable, timeout, HTTP 5xx, unexpected answer), not_found (HTTP 404),
