@@ -8,11 +8,10 @@
 #include <utility>
 
 #include <caf/all.hpp>
+#include <spdlog/spdlog.h>
 
 #include "messages/atoms.hpp"
 #include "messages/errors.hpp"
-
-#include <spdlog/spdlog.h>
 
 namespace berth {
 
@@ -148,14 +147,14 @@ caf::result<std::vector<event_record>> enqueue(store_ptr self, std::vector<new_e
   return rp;
 }
 
-}  // namespace
-
 // event_store_with_linger that also appends signed checkpoints.
 caf::behavior anchored_event_store(store_ptr self, std::shared_ptr<event_log> log, std::chrono::microseconds linger,
                                    std::shared_ptr<log_checkpointer> checkpointer) {
   self->state.checkpointer = std::move(checkpointer);
   return event_store_with_linger(self, std::move(log), linger);
 }
+
+}  // namespace
 
 event_store_state::~event_store_state() {
   auto err = make_error(errc::unavailable, "event store stopped");
