@@ -8,6 +8,7 @@
 #include <utility>
 
 #include <caf/all.hpp>
+#include <spdlog/spdlog.h>
 
 #include "messages/atoms.hpp"
 #include "messages/errors.hpp"
@@ -45,6 +46,19 @@ void fail_all(std::vector<event_store_state::pending_append>& group, const caf::
 }
 
 void commit_finished(store_ptr self, size_t group_requests);
+
+// Appends a signed checkpoint of the head when the log has grown enough (see the header).
+void checkpoint_if_due(store_ptr self) {
+  new_event e;
+  auto& cp = self->state.checkpointer;
+  if (!cp || !cp->due(*self->state.log, &e)) return;
+  self->request(caf::actor_cast<caf::actor>(self), caf::infinite, append_unsynced_atom_v,
+                std::vector<new_event>{std::move(e)})
+      .then([](std::vector<event_record>&) {},
+            [self](caf::error& err) {
+              spdlog::warn("event log: the audit checkpoint was not appended: {}", self->system().render(err));
+            });
+}
 
 // Sends everything that accumulated as one group to the committer, unless a commit is
 // already in flight (then it goes when that one finishes) or the store lingers for more.
@@ -91,6 +105,7 @@ void start_commit(store_ptr self) {
                 p.promise.deliver(std::move(part));
               }
               st.in_flight.clear();
+              checkpoint_if_due(self);
             }
             commit_finished(self, group_requests);
           },
@@ -130,6 +145,13 @@ caf::result<std::vector<event_record>> enqueue(store_ptr self, std::vector<new_e
   self->state.waiting.push_back({std::move(events), rp, sync});
   start_commit(self);
   return rp;
+}
+
+// event_store_with_linger that also appends signed checkpoints.
+caf::behavior anchored_event_store(store_ptr self, std::shared_ptr<event_log> log, std::chrono::microseconds linger,
+                                   std::shared_ptr<log_checkpointer> checkpointer) {
+  self->state.checkpointer = std::move(checkpointer);
+  return event_store_with_linger(self, std::move(log), linger);
 }
 
 }  // namespace
@@ -202,8 +224,9 @@ caf::behavior event_store_with_linger(store_ptr self, std::shared_ptr<event_log>
 }
 
 caf::actor spawn_event_store(caf::actor_system& sys, std::shared_ptr<event_log> log,
-                             std::chrono::microseconds max_linger) {
-  return sys.spawn(event_store_with_linger, std::move(log), max_linger);
+                             std::chrono::microseconds max_linger, std::shared_ptr<log_checkpointer> checkpointer) {
+  if (!checkpointer) return sys.spawn(event_store_with_linger, std::move(log), max_linger);
+  return sys.spawn(anchored_event_store, std::move(log), max_linger, std::move(checkpointer));
 }
 
 }  // namespace berth

@@ -16,6 +16,10 @@
 //   (stats_atom)                                   -> log_stats
 // A limit of 0 means "no limit". (committed_atom, uint64_t) is internal: the linger timer.
 //
+// Checkpoints: with a checkpointer, a commit after which the log has grown by N events since
+// the last signed head is followed by an unsynced append of a `log_checkpoint` event (sent to
+// itself, so it queues like any append). Nothing is appended while nobody writes.
+//
 // Group commit: appends that arrive while a commit is in flight accumulate; when the commit
 // finishes, everything accumulated goes to the log as ONE synced WriteBatch. The blocking
 // write runs in a linked detached helper actor, never on a scheduler thread. Each request's
@@ -40,6 +44,7 @@
 #include <caf/stateful_actor.hpp>
 
 #include "messages/event.hpp"
+#include "runtime/eventlog/audit_anchor.hpp"
 #include "runtime/eventlog/event_log.hpp"
 
 namespace berth {
@@ -56,6 +61,8 @@ struct event_store_state {
   std::vector<pending_append> waiting;    // accumulated while a commit is in flight
   std::vector<pending_append> in_flight;  // the group being committed
   bool committing = false;
+  // Signs the log's head every N events (runtime/eventlog/audit_anchor.hpp); null: no anchoring.
+  std::shared_ptr<log_checkpointer> checkpointer;
   uint64_t commits = 0;   // synced WriteBatches written
   uint64_t appended = 0;  // events appended
 
@@ -84,6 +91,7 @@ caf::behavior event_store_with_linger(caf::stateful_actor<event_store_state>* se
 
 caf::actor spawn_event_store(caf::actor_system& sys, std::shared_ptr<event_log> log,
                              std::chrono::microseconds max_linger =
-                                 event_store_state::default_max_linger);
+                                 event_store_state::default_max_linger,
+                             std::shared_ptr<log_checkpointer> checkpointer = nullptr);
 
 }  // namespace berth

@@ -11,8 +11,9 @@
 #include "messages/atoms.hpp"
 #include "messages/errors.hpp"
 #include "runtime/files/layout.hpp"
-#include "runtime/net/ports.hpp"
+#include "runtime/files/private_dir.hpp"
 #include "runtime/proxy/caddy.hpp"
+#include "runtime/resilience/breaker.hpp"
 
 namespace berth {
 
@@ -29,9 +30,13 @@ constexpr auto admin_ready_timeout = 10s;
 // long, so that callers waiting on a route (60 s) get an answer.
 constexpr auto load_retry_deadline = 40s;
 
-proxy_layout layout_of(const proxy_record& rec, uint16_t admin_port, uint16_t http_port) {
+// Caddy's admin API: only this unix socket, in a 0700 folder of berth's user, so no other
+// local user (nor anything without berth's uid) can reconfigure the proxy.
+std::string admin_socket_of(const std::string& proxy_dir) { return caddy_admin_socket(proxy_dir); }
+
+proxy_layout layout_of(const proxy_record& rec, const std::string& admin_socket, uint16_t http_port) {
   proxy_layout l;
-  l.admin_port = admin_port;
+  l.admin_socket = admin_socket;
   l.http_port = http_port;
   for (auto& [id, r] : rec.routes) l.routes.push_back(r);
   return l;
@@ -71,8 +76,8 @@ void apply(self_ptr self) {
   st.applying = true;
   auto promises = std::move(st.waiting);
   st.waiting.clear();
-  auto config = caddy_config(layout_of(st.rec, st.rec.admin_port, st.rec.http_port));
-  auto admin = st.rec.admin_port;
+  auto config = caddy_config(layout_of(st.rec, admin_socket_of(st.dir), st.rec.http_port));
+  auto admin = admin_socket_of(st.dir);
   auto b = st.guards;
   auto result = std::make_shared<status>();
   run_blocking(
@@ -103,28 +108,30 @@ void apply(self_ptr self) {
 // The blocking start of Caddy with the config derived from the log (made in the actor).
 std::function<status(instance_ref*)> caddy_start(self_ptr self) {
   auto& st = self->state;
-  auto admin = st.settings.admin_port;
-  if (admin == 0) admin = st.rec.admin_port != 0 && port_is_free(st.rec.admin_port) ? st.rec.admin_port : 0;
-  return [dir = st.dir, binary = st.settings.caddy, driver = st.driver, rec = st.rec, admin,
+  return [dir = st.dir, binary = st.settings.caddy, driver = st.driver, rec = st.rec,
           http = st.settings.http_port](instance_ref* out) {
-    auto layout = layout_of(rec, admin != 0 ? admin : free_loopback_port(), http);
-    if (auto s = make_dirs({dir}); !s) return s;
+    auto layout = layout_of(rec, admin_socket_of(dir), http);
+    if (auto s = check_layout(layout); !s) return s;
+    if (auto s = make_private_dir(fs::path(layout.admin_socket).parent_path().string()); !s) return s;
+    // No Caddy runs here (a live one was adopted or stopped): a socket left by a dead one would
+    // make Caddy's bind fail.
+    std::error_code ec;
+    fs::remove(layout.admin_socket, ec);
     auto file = (fs::path(dir) / "caddy.json").string();
     {
       std::ofstream config(file, std::ios::trunc);
       config << dump_json(caddy_config(layout), 2);
-      if (!config) return status::io_error("cannot write " + file);
+      if (!config) return status::io_error("cannot write Caddy's config file");
     }
     instance_spec spec;
     spec.labels = {"", "proxy", ""};
     spec.workdir = dir;
     spec.command = {binary, "run", "--config", file};
     spec.env = {{"HOME", dir}, {"XDG_DATA_HOME", dir + "/data"}, {"XDG_CONFIG_HOME", dir + "/config"}};
-    spec.port = layout.admin_port;
     spec.log = fs::path(dir) / "caddy.log";
     if (auto s = driver->start(spec, out); !s) return s;
-    auto s = wait_admin_ready(layout.admin_port, admin_ready_timeout);
-    if (s && !driver->inspect(*out).running()) s = status::io_error("caddy exited at start (see " + dir + "/caddy.log)");
+    auto s = wait_admin_ready(layout.admin_socket, admin_ready_timeout);
+    if (s && !driver->inspect(*out).running()) s = status::io_error("caddy exited at start (see proxy/caddy.log)");
     if (!s) driver->stop(*out, 2s);
     return s;
   };
@@ -133,14 +140,13 @@ std::function<status(instance_ref*)> caddy_start(self_ptr self) {
 // Caddy serves: the log learns it, and the changes that waited are in the config it started with.
 void caddy_serves(self_ptr self, const instance_ref& r, const char* why, std::function<void()> then) {
   auto data = to_json(r);
-  data["admin_port"] = r.port;
   data["http_port"] = self->state.settings.http_port;
   data["cause"] = why;
   record(self, {event(ev::proxy_started, data)}, [self, r, then] {
     auto& st = self->state;
     st.status = "running";
-    spdlog::info("proxy: Caddy serving (pid {}, admin 127.0.0.1:{}, http port {}, {} routes)", r.pid,
-                 st.rec.admin_port, st.rec.http_port, st.rec.routes.size());
+    spdlog::info("proxy: Caddy serving (pid {}, admin API on its unix socket only, http port {}, {} routes)", r.pid,
+                 st.rec.http_port, st.rec.routes.size());
     for (auto& rp : st.waiting) rp.deliver(true);
     st.waiting.clear();
     if (then) then();
@@ -175,8 +181,8 @@ void adopt(self_ptr self) {
   auto driver = st.driver;
   auto caddy = st.rec.caddy;
   auto running = st.rec.running;
-  auto config = caddy_config(layout_of(st.rec, st.rec.admin_port, st.settings.http_port));
-  auto admin = st.rec.admin_port;
+  auto config = caddy_config(layout_of(st.rec, admin_socket_of(st.dir), st.settings.http_port));
+  auto admin = admin_socket_of(st.dir);
   auto b = st.guards;
   run_blocking(
       self,
@@ -214,13 +220,11 @@ proxy_view status_view(self_ptr self) {
   auto& st = self->state;
   proxy_view v;
   v.status = st.status;
-  v.pid = st.status == "running" ? st.rec.caddy.pid : 0;
-  v.admin_port = st.rec.admin_port;
   v.http_port = st.rec.http_port;
   v.routes = st.rec.routes.size();
   v.restarts = st.rec.exits_us.size();
   v.tcp_migrate_req = st.accept_queue_migration;
-  if (st.status != "running") v.reason = st.rec.reason;
+  if (st.status != "running") v.reason = without_paths(st.rec.reason);  // /health needs no token
   return v;
 }
 
@@ -240,7 +244,8 @@ caf::behavior proxy_actor(self_ptr self, proxy_settings settings, std::string da
                           std::shared_ptr<runtime_driver> driver, std::shared_ptr<backend_guards> guards) {
   auto& st = self->state;
   st.settings = std::move(settings);
-  st.dir = (fs::path(data_dir) / "proxy").string();
+  // Absolute: Caddy runs in this folder and its admin socket path must be absolute.
+  st.dir = fs::absolute(fs::path(data_dir) / "proxy").lexically_normal().string();
   st.driver = std::move(driver);
   st.guards = std::move(guards);
   init_keeper(self);

@@ -30,7 +30,8 @@ std::function<caf::actor(caf::actor_system&)> registered(caf::atom_value name, F
 
 }  // namespace
 
-caf::actor start_tree(caf::actor_system& sys, const config& cfg, std::shared_ptr<event_log> log) {
+caf::actor start_tree(caf::actor_system& sys, const config& cfg, std::shared_ptr<event_log> log,
+                      std::shared_ptr<log_checkpointer> checkpointer) {
   // One runtime driver and one set of backend breakers for the whole server, handed down.
   auto driver = make_process_runtime(cfg.data_dir, cfg.limits.unavailable.empty() ? cfg.limits.cgroup_root : "off");
   auto shared = std::make_shared<backend_guards>();
@@ -45,7 +46,9 @@ caf::actor start_tree(caf::actor_system& sys, const config& cfg, std::shared_ptr
   auto proxy = cfg.proxy;
   std::vector<child_spec> children{
       {"event_store",
-       registered(names::event_store, [=](caf::actor_system& s) { return spawn_event_store(s, log); }),
+       registered(names::event_store, [=](caf::actor_system& s) {
+                    return spawn_event_store(s, log, event_store_state::default_max_linger, checkpointer);
+                  }),
        restart_type::permanent},
       {"backends", registered(names::backends, [=](caf::actor_system& s) { return s.spawn(backends_actor, shared); }),
        restart_type::permanent},

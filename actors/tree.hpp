@@ -7,10 +7,13 @@
 #include <caf/all.hpp>
 
 #include "config/config.hpp"
+#include "runtime/eventlog/audit_anchor.hpp"
 #include "runtime/eventlog/event_log.hpp"
 
 namespace berth {
 
-caf::actor start_tree(caf::actor_system& sys, const config& cfg, std::shared_ptr<event_log> log);
+// `checkpointer` (optional) signs the log's head every N events (actors/event_store.hpp).
+caf::actor start_tree(caf::actor_system& sys, const config& cfg, std::shared_ptr<event_log> log,
+                      std::shared_ptr<log_checkpointer> checkpointer = nullptr);
 
 }  // namespace berth

@@ -1,6 +1,7 @@
 // `berth audit`: reads the event log offline (a RocksDB secondary instance, so it also works
 // next to a running server) and never writes to it.
-//   berth audit verify --data DIR [--json]
+//   berth audit verify --data DIR [--public-key FILE | --audit-key FILE] [--head JSON|FILE] [--json]
+//   berth audit head|key (cli/audit_anchor.cpp)
 //   berth audit replay --data DIR [--project NAME] [--until ISO-8601] [--json]
 #include <cstdint>
 #include <iostream>
@@ -14,6 +15,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "cli/audit_anchor.hpp"
 #include "cli/commands.hpp"
 #include "messages/event.hpp"
 #include "http/render.hpp"
@@ -35,6 +37,7 @@ struct audit_options {
   bool json_output = false;
   std::string project;
   std::string until;
+  anchor_options anchors;
 };
 
 std::unique_ptr<event_log> open_log(const std::string& data_dir) {
@@ -89,20 +92,25 @@ event_record printable(const event_record& e, bool* redacted) {
   return out;
 }
 
+// The hash chain first (a broken link needs no key to be seen), then the signed checkpoints and
+// the anchored head (cli/audit_anchor.cpp), which catch a chain recomputed after a rewrite.
 void run_verify(const audit_options& o) {
   auto log = open_log(o.data_dir);
   auto r = log->verify();
+  json anchors;
+  bool anchored_ok = true;
+  if (r.ok && !o.json_output) std::cout << fmt::format("ok: {} events verified, chain intact\n", r.checked);
+  if (r.ok) anchored_ok = verify_log_anchors(*log, o.anchors, o.json_output, &anchors);
   if (o.json_output) {
-    json out{{"ok", r.ok}, {"checked", r.checked}, {"first_bad", r.first_bad}, {"reason", r.reason}};
+    json out{{"ok", r.ok && anchored_ok}, {"checked", r.checked}, {"first_bad", r.first_bad},
+             {"reason", r.ok ? anchors.value("reason", "") : r.reason}, {"chain_ok", r.ok}, {"anchors", anchors}};
     std::cout << dump_json(out, 2) << std::endl;
-  } else if (r.ok) {
-    std::cout << fmt::format("ok: {} events verified, chain intact\n", r.checked);
-  } else {
+  } else if (!r.ok) {
     std::cout << fmt::format("broken: first bad event seq {}: {}\n", r.first_bad, r.reason);
     std::cout << fmt::format("({} events before it verified)\n", r.checked);
   }
   std::cout.flush();
-  if (!r.ok) throw CLI::RuntimeError(exit_broken);
+  if (!r.ok || !anchored_ok) throw CLI::RuntimeError(exit_broken);
 }
 
 json ports_json(const port_table& table, const std::string& only_project) {
@@ -205,15 +213,17 @@ void run_replay(const audit_options& o) {
 }  // namespace
 
 void register_audit(CLI::App& app) {
-  auto* audit = app.add_subcommand("audit", "verify or replay the event log offline (read-only)");
+  auto* audit = app.add_subcommand("audit", "verify, replay or sign the event log's head offline (read-only)");
   audit->require_subcommand(1);
 
   auto vo = std::make_shared<audit_options>();
-  auto* verify = audit->add_subcommand("verify", "walk the hash chain of the whole log");
+  auto* verify = audit->add_subcommand(
+      "verify", "walk the hash chain of the whole log and check its signed checkpoints (and an anchored head)");
   verify->add_option("--data", vo->data_dir, "data directory of the server")
       ->required()
       ->envname("BERTH_DATA");
-  verify->add_flag("--json", vo->json_output, "print {ok, checked, first_bad, reason}");
+  verify->add_flag("--json", vo->json_output, "print {ok, checked, first_bad, reason, chain_ok, anchors}");
+  add_anchor_options(verify, vo->anchors);
   verify->callback([vo] { run_verify(*vo); });
 
   auto ro = std::make_shared<audit_options>();
@@ -227,6 +237,8 @@ void register_audit(CLI::App& app) {
   replay->add_flag("--json", ro->json_output,
                    "one JSON document {events, state: {projects, ports}}");
   replay->callback([ro] { run_replay(*ro); });
+
+  register_audit_anchor(audit);
 }
 
 }  // namespace berth

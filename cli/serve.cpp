@@ -2,6 +2,7 @@
 #include <atomic>
 #include <csignal>
 
+#include <sys/stat.h>
 #include <unistd.h>
 #include <filesystem>
 #include <thread>
@@ -17,10 +18,14 @@
 #include "messages/proxy.hpp"
 #include "runtime/files/layout.hpp"
 #include "runtime/net/ports.hpp"
+#include "runtime/proxy/caddy.hpp"
 #include "runtime/logs/logging.hpp"
 #include "runtime/auth/token.hpp"
 #include "runtime/process/cgroup.hpp"
 #include "runtime/process/process_list.hpp"  // data_dir_label
+#include "runtime/eventlog/audit_anchor.hpp"
+#include "runtime/files/fs_util.hpp"
+#include "runtime/files/private_dir.hpp"
 
 namespace berth {
 
@@ -66,6 +71,17 @@ bool resolve_switch_mode(config& cfg) {
     return false;
   }
   cfg.deploy.proxy = cfg.proxy.switch_mode != "direct" && !caddy.empty();
+  // Caddy's admin API is a unix socket under the data dir, whose path must fit a sockaddr_un.
+  auto socket = caddy_admin_socket(std::filesystem::absolute(std::filesystem::path(cfg.data_dir) / "proxy")
+                                       .lexically_normal()
+                                       .string());
+  if (cfg.deploy.proxy && socket.size() > max_admin_socket_path()) {
+    log_kv(spdlog::level::critical,
+           "proxy mode needs a shorter data dir path: Caddy's admin socket would be longer than " +
+               std::to_string(max_admin_socket_path()) + " bytes",
+           {{"socket", socket}});
+    return false;
+  }
   if (cfg.deploy.proxy) cfg.proxy.caddy = caddy;
   log_kv(spdlog::level::info, cfg.deploy.proxy ? "switch mode: proxy (Caddy)" : "switch mode: direct (no proxy)",
          {{"caddy", caddy.empty() ? "not installed" : caddy}, {"requested", cfg.proxy.switch_mode}});
@@ -138,6 +154,51 @@ void resolve_site_port(config& cfg, const event_log& log) {
   log_kv(spdlog::level::info, "sites", {{"url", site_url(cfg.deploy.site, "<name>", site_env::production)}});
 }
 
+// The data dir holds the token, every project's secrets and the log: only berth's user may
+// enter it. Made 0700 when missing; an existing one of berth's user with wider modes (every
+// install before this check made it 0755) is tightened, with a log line; one that belongs to
+// another user is refused, as the token file is.
+bool secure_data_dir(const config& cfg, bool create) {
+  std::error_code ec;
+  if (!create && !std::filesystem::exists(cfg.data_dir, ec)) return true;  // made later, after the checks
+  private_dir_result r;
+  if (auto s = secure_private_dir(cfg.data_dir, &r); !s) {
+    log_kv(spdlog::level::critical, "refusing to start: the data dir is not berth's own: " + s.message(),
+           {{"data", cfg.data_dir}});
+    return false;
+  }
+  if (r.tightened)
+    log_kv(spdlog::level::warn, "data dir was readable by others: tightened to 0700",
+           {{"data", cfg.data_dir}, {"was", octal_mode(r.was)}});
+  return true;
+}
+
+// The key that signs the log's head: --audit-key, else the default path; created at first
+// start; never inside the data dir (whatever can write there must not be able to sign).
+std::shared_ptr<log_checkpointer> resolve_audit_key(config& cfg) {
+  if (cfg.audit_key.empty()) cfg.audit_key = default_audit_key_path();
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  auto key = fs::weakly_canonical(fs::absolute(cfg.audit_key), ec);
+  auto data = fs::weakly_canonical(fs::absolute(cfg.data_dir), ec);
+  if (fsutil::inside(data, key)) {
+    log_kv(spdlog::level::critical,
+           "refusing to start: the audit key must be kept outside the data dir (anything that can write the data "
+           "dir could then sign a rewritten log)",
+           {{"audit_key", cfg.audit_key}, {"data", cfg.data_dir}});
+    return nullptr;
+  }
+  audit_key k;
+  bool created = false;
+  if (auto s = audit_key::load_or_create(cfg.audit_key, &k, &created); !s) {
+    log_kv(spdlog::level::critical, "refusing to start: " + s.message(), {{"audit_key", cfg.audit_key}});
+    return nullptr;
+  }
+  log_kv(spdlog::level::info, created ? "audit key: created (mode 0600)" : "audit key: loaded",
+         {{"audit_key", cfg.audit_key}, {"key_id", k.key_id()}, {"checkpoint_every", cfg.audit_checkpoint_every}});
+  return std::make_shared<log_checkpointer>(std::move(k), cfg.audit_checkpoint_every);
+}
+
 // SIGTERM: every running deploy ends at its next phase boundary (recorded `interrupted` and
 // compensated; after --shutdown-grace-ms its phase is cancelled), so the log is complete
 // before berth exits. Apps keep running unless --stop-apps-on-exit.
@@ -162,8 +223,14 @@ void let_jobs_reach_a_boundary(caf::actor_system& sys, const config& cfg) {
 
 int serve(const config& given) {
   config cfg = given;
+  // Everything berth creates from here on (folders, .env, logs, RocksDB's files, Caddy's socket)
+  // is its user's alone.
+  ::umask(077);
   setup_logging(cfg.log_format, cfg.log_level);
   // Before anything is created or listens: a refused start leaves no trace.
+  if (!secure_data_dir(cfg, false)) return 1;
+  auto checkpointer = resolve_audit_key(cfg);
+  if (!checkpointer) return 1;
   if (!resolve_token(cfg)) return 1;
   if (!http::check_listen_security(cfg)) return 1;
   if (!resolve_switch_mode(cfg)) return 1;
@@ -175,6 +242,7 @@ int serve(const config& given) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
 
+  if (!secure_data_dir(cfg, true)) return 1;
   std::error_code ec;
   std::filesystem::create_directories(projects_root(cfg.data_dir), ec);
   if (ec) {
@@ -193,7 +261,7 @@ int serve(const config& given) {
 
   berth_system_config sys_cfg{cfg};
   caf::actor_system sys{sys_cfg};
-  auto root = start_tree(sys, cfg, log);
+  auto root = start_tree(sys, cfg, log, checkpointer);
   // If the root supervisor gives up, berth cannot work: exit non-zero so whatever runs berth
   // restarts it, and the new process rebuilds everything from the log.
   static std::atomic<bool> root_failed{false};
@@ -223,6 +291,13 @@ int serve(const config& given) {
   let_jobs_reach_a_boundary(sys, cfg);
   caf::anon_send_exit(root, caf::exit_reason::user_shutdown);
   sys.await_all_actors_done();
+  // Every writer has stopped: the head as it is now is signed, so a later rewrite of any of it is
+  // detected (nothing is appended when nothing happened since the last checkpoint).
+  bool appended = false;
+  if (auto s = checkpointer->final_checkpoint(*log, &appended); !s)
+    log_kv(spdlog::level::warn, "the shutdown checkpoint was not appended", {{"error", s.message()}});
+  else if (appended)
+    log_kv(spdlog::level::info, "log head signed", {{"last_seq", log->last_seq()}});
   if (root_failed) {
     log_kv(spdlog::level::critical, "the root supervisor gave up; exiting");
     return 1;

@@ -178,8 +178,23 @@ config_loader::config_loader(config& cfg) : cfg_(cfg) {
        "port of Caddy's shared listener for <name>.<domain_suffix> (0: a free port)", "0",
        [&c](const std::string& v) { c.proxy.http_port = parse_long("proxy_http_port", v, 0, 65535); }},
       {"proxy_admin_port", "--proxy-admin-port", "BERTH_PROXY_ADMIN_PORT",
-       "port of Caddy's admin API on 127.0.0.1 (0: a free port)", "0",
-       [&c](const std::string& v) { c.proxy.admin_port = parse_long("proxy_admin_port", v, 0, 65535); }},
+       "removed: Caddy's admin API listens only on a unix socket in <data>/proxy/admin (0700)", "none",
+       [](const std::string&) -> void {
+         throw CLI::ValidationError("proxy_admin_port",
+                                    "is no longer supported: Caddy's admin API listens only on the unix socket "
+                                    "<data>/proxy/admin/caddy.sock (a folder only berth's user can enter), never "
+                                    "on a TCP port; remove the option");
+       }},
+      {"audit_key", "--audit-key", "BERTH_AUDIT_KEY",
+       "Ed25519 key that signs the event log's checkpoints; kept outside the data dir, created 0600 at first "
+       "start",
+       "/etc/berth/audit.key as root, else $XDG_CONFIG_HOME/berth/audit.key",
+       [&c](const std::string& v) { c.audit_key = v; }},
+      {"audit_checkpoint_every", "--audit-checkpoint-every", "BERTH_AUDIT_CHECKPOINT_EVERY",
+       "append a signed checkpoint of the log's head after this many events (and at shutdown)", "1000",
+       [&c](const std::string& v) {
+         c.audit_checkpoint_every = parse_long("audit_checkpoint_every", v, 1, 100000000);
+       }},
       {"drain_ms", "--drain-ms", "BERTH_DRAIN_MS",
        "proxy mode: how long the old release keeps running after the switch", "30000",
        [&c](const std::string& v) { c.deploy.drain_ms = parse_long("drain_ms", v, 0, 3600000); }},

@@ -53,7 +53,6 @@ struct proxy_settings {
   std::string switch_mode = "auto";  // auto (proxy when Caddy is installed) | direct | proxy
   std::string caddy = "caddy";       // the binary (PATH lookup without '/')
   uint16_t http_port = 0;            // shared listener for <name>.<domain_suffix>; 0 = a free port
-  uint16_t admin_port = 0;           // Caddy's admin API on 127.0.0.1; 0 = a free port
 };
 
 // Resource limits (manifest `limits`), applied with one cgroup per instance.
@@ -69,6 +68,8 @@ struct config {
   std::string listen_host = "127.0.0.1";
   uint16_t listen_port = 7070;
   std::string data_dir = "./berth-data";
+  std::string audit_key;                    // "" = default_audit_key_path() (runtime/eventlog/audit_anchor.hpp)
+  uint64_t audit_checkpoint_every = 1000;   // signed checkpoint after this many events
   std::string log_format = "human";  // human | json
   std::string log_level = "info";
   port_range production_ports{8000, 9999};

@@ -135,8 +135,6 @@ json to_json(const project_view& v) {
 json to_json(const proxy_view& v) {
   json j{{"mode", "proxy"},
          {"status", v.status},
-         {"pid", v.status == "running" ? json(v.pid) : json(nullptr)},
-         {"admin_port", v.admin_port},
          {"http_port", v.http_port},
          {"routes", v.routes},
          {"restarts", v.restarts},

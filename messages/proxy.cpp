@@ -28,7 +28,6 @@ void fold(proxy_record& s, const event_record& e) {
     s.routes.erase(data.value("id", ""));
   } else if (e.type == ev::proxy_started) {
     s.caddy = instance_from(data);
-    s.admin_port = data.value("admin_port", 0);
     s.http_port = data.value("http_port", 0);
     s.running = true;
     s.reason.clear();

@@ -21,7 +21,7 @@ constexpr const char* proxy_stream = "proxy";
 namespace ev {
 constexpr const char* route_set = "route_set";          // {id, project, host, listen_port, upstream_port}
 constexpr const char* route_removed = "route_removed";  // {id}
-constexpr const char* proxy_started = "proxy_started";  // {instance, pid, port, admin_port, http_port, cause}
+constexpr const char* proxy_started = "proxy_started";  // {instance, pid, port, http_port, cause} (older: admin_port)
 constexpr const char* proxy_exited = "proxy_exited";    // {reason}
 }  // namespace ev
 
@@ -41,8 +41,7 @@ typename Inspector::result_type inspect(Inspector& f, proxy_route& x) {
 
 struct proxy_record {
   std::map<std::string, proxy_route> routes;  // by id
-  instance_ref caddy;                         // Caddy (port = admin port) while up
-  uint16_t admin_port = 0;
+  instance_ref caddy;                         // Caddy while up (its admin API: a unix socket)
   uint16_t http_port = 0;
   bool running = false;
   std::string reason;             // why it exited

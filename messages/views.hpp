@@ -75,11 +75,11 @@ struct project_view {
 // The project part of a view: its record, its last event and how many it has.
 project_view project_view_of(const project_record& p, uint64_t last_seq, uint64_t events);
 
-// The proxy's status (GET /health, in proxy mode).
+// The proxy's status (GET /health, in proxy mode). No pid and no admin address: /health is
+// unauthenticated, and Caddy's admin API is berth's alone.
 struct proxy_view {
   std::string status;  // starting | running | restarting
-  int pid = 0;
-  uint16_t admin_port = 0, http_port = 0;
+  uint16_t http_port = 0;
   size_t routes = 0, restarts = 0;
   std::string tcp_migrate_req, reason;
 };

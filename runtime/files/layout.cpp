@@ -84,7 +84,7 @@ status write_env_file(const project_paths& p, const std::string& name, uint16_t 
   std::string content = fmt::format("BERTH_PROJECT={}\nPRODUCTION_PORT={}\nPREVIEW_PORT={}\n",
                                     name, production_port, preview_port);
   for (auto& [k, v] : env) content += k + "=" + quoted(v) + "\n";
-  return write_atomically(p.env_file, content, 0644);
+  return write_atomically(p.env_file, content, 0600);  // berth's own record, like .secrets
 }
 
 namespace {

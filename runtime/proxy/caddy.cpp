@@ -5,6 +5,9 @@
 #include <set>
 #include <thread>
 
+#include <sys/socket.h>
+#include <sys/un.h>
+
 #include <httplib.h>
 
 namespace berth {
@@ -52,7 +55,8 @@ std::string trim(std::string s) {
 }
 
 // Caddy answers errors as {"error":"..."}; anything else is reported trimmed and capped.
-std::string error_text(const std::string& body) {
+// The admin socket's path never appears in it (it would reach /health).
+std::string error_text(const std::string& body, const std::string& socket) {
   auto j = json::parse(body, nullptr, false);
   std::string text;
   if (j.is_object() && j.contains("error") && j["error"].is_string())
@@ -60,6 +64,8 @@ std::string error_text(const std::string& body) {
   else
     text = body;
   text = trim(std::move(text));
+  for (auto at = text.find(socket); !socket.empty() && at != std::string::npos; at = text.find(socket, at))
+    text.replace(at, socket.size(), "<admin socket>");
   if (text.size() > kMaxErrorText) text = text.substr(0, kMaxErrorText) + "...";
   return text.empty() ? "(empty body)" : text;
 }
@@ -91,13 +97,19 @@ bool caddy_valid_name(const std::string& s) {
   });
 }
 
+size_t max_admin_socket_path() { return sizeof(sockaddr_un{}.sun_path) - 1; }
+
+std::string caddy_admin_socket(const std::string& proxy_dir) { return proxy_dir + "/admin/caddy.sock"; }
+
 status check_layout(const proxy_layout& layout) {
-  if (layout.admin_port == 0) return status::invalid_argument("caddy layout: admin_port is 0");
+  if (layout.admin_socket.empty() || layout.admin_socket.front() != '/')
+    return status::invalid_argument("caddy layout: the admin socket needs an absolute path");
+  if (layout.admin_socket.size() > max_admin_socket_path())
+    return status::invalid_argument("caddy layout: the admin socket's path is longer than " +
+                                    std::to_string(max_admin_socket_path()) + " bytes (use a shorter --data path)");
   if (layout.listen_host.empty()) return status::invalid_argument("caddy layout: empty listen_host");
-  std::set<uint16_t> ports{layout.admin_port};
-  if (layout.http_port != 0 && !ports.insert(layout.http_port).second)
-    return status::invalid_argument("caddy layout: http_port " + std::to_string(layout.http_port) +
-                                    " is also the admin port");
+  std::set<uint16_t> ports;
+  if (layout.http_port != 0) ports.insert(layout.http_port);
   std::set<std::string> ids, hosts;
   for (const auto& r : layout.routes) {
     // "port-<id>" must stay a valid server name as well.
@@ -166,7 +178,10 @@ json caddy_config(const proxy_layout& layout) {
     if (r.listen_port != 0 && r.upstream_port != 0)
       servers[caddy_port_server_name(r.id)] = port_server_json(r, layout.listen_host);
   return {
-      {"admin", {{"listen", endpoint("127.0.0.1", layout.admin_port)}, {"config", {{"persist", false}}}}},
+      {"admin",
+       {{"listen", "unix/" + layout.admin_socket},
+        {"origins", json::array({"localhost"})},
+        {"config", {{"persist", false}}}}},
       {"logging",
        {{"logs",
          {{"default", {{"level", "WARN"}, {"exclude", json::array({"http"})}}},
@@ -176,8 +191,7 @@ json caddy_config(const proxy_layout& layout) {
 
 // ---- admin client ---------------------------------------------------------------------------
 
-caddy_admin::caddy_admin(uint16_t admin_port, std::string host)
-    : host_(std::move(host)), port_(admin_port) {}
+caddy_admin::caddy_admin(std::string socket_path) : socket_(std::move(socket_path)) {}
 
 status caddy_admin::call(const char* method, const std::string& path, const std::string* body,
                          std::string* response, int* http_status) {
@@ -202,12 +216,12 @@ status caddy_admin::call(const char* method, const std::string& path, const std:
 
 status caddy_admin::call_once(const char* method, const std::string& path, const std::string* body,
                               std::string* response, int* http_status) {
-  httplib::Client cli(host_, port_);
+  httplib::Client cli(socket_);
+  cli.set_address_family(AF_UNIX);
   cli.set_connection_timeout(kConnectTimeout);
   cli.set_read_timeout(kReadTimeout);
   cli.set_write_timeout(kWriteTimeout);
   cli.set_keep_alive(false);
-  cli.set_tcp_nodelay(true);  // headers and body go out as separate writes
   cli.set_follow_location(false);
 
   const std::string m = method;
@@ -215,6 +229,7 @@ status caddy_admin::call_once(const char* method, const std::string& path, const
   const std::string& b = body ? *body : empty;
   const char* ctype = "application/json";
   const std::string what = "caddy " + m + " " + path;
+  const httplib::Headers host{{"Host", "localhost"}};  // the origin the config allows
   if (http_status) *http_status = 0;
 
   // GET answers of Caddy's config API are chunked and end with an ETag *trailer*, which
@@ -229,7 +244,7 @@ status caddy_admin::call_once(const char* method, const std::string& path, const
   httplib::Result res{nullptr, httplib::Error::Unknown};
   if (m == "GET") {
     res = cli.Get(
-        path, httplib::Headers{},
+        path, host,
         [&](const httplib::Response& r) {
           code = r.status;
           announced_trailer = r.has_header("Trailer");
@@ -247,13 +262,13 @@ status caddy_admin::call_once(const char* method, const std::string& path, const
     }
   } else {
     if (m == "POST")
-      res = cli.Post(path, b, ctype);
+      res = cli.Post(path, host, b, ctype);
     else if (m == "PUT")
-      res = cli.Put(path, b, ctype);
+      res = cli.Put(path, host, b, ctype);
     else if (m == "PATCH")
-      res = cli.Patch(path, b, ctype);
+      res = cli.Patch(path, host, b, ctype);
     else if (m == "DELETE")
-      res = cli.Delete(path);
+      res = cli.Delete(path, host);
     else
       return status::invalid_argument("caddy: unsupported method " + m);
     if (res) {
@@ -265,14 +280,14 @@ status caddy_admin::call_once(const char* method, const std::string& path, const
   if (code == 0) {
     std::string why = too_big ? "answer larger than " + std::to_string(kMaxResponse) + " bytes"
                               : describe(res.error());
-    return status::io_error(what + ": " + why + " (admin " + endpoint(host_, port_) + ")");
+    return status::io_error(what + ": " + why);
   }
   if (http_status) *http_status = code;
   if (code >= 200 && code < 300) {
     if (response) *response = std::move(got);
     return status::ok();
   }
-  std::string msg = what + ": HTTP " + std::to_string(code) + ": " + error_text(got);
+  std::string msg = what + ": HTTP " + std::to_string(code) + ": " + error_text(got, socket_);
   if (code == 404) return status::not_found(std::move(msg));
   if (code == 400) return status::invalid_argument(std::move(msg));
   return status::io_error(std::move(msg));
@@ -348,16 +363,16 @@ status caddy_admin::config(json* out) {
 
 status caddy_admin::stop() { return call("POST", "/stop", nullptr, nullptr, nullptr); }
 
-status wait_admin_ready(uint16_t admin_port, milliseconds timeout) {
+status wait_admin_ready(const std::string& socket_path, milliseconds timeout) {
   using steady = std::chrono::steady_clock;
   const auto deadline = steady::now() + timeout;
-  caddy_admin admin(admin_port);
+  caddy_admin admin(socket_path);
   for (;;) {
     status s = admin.ping();
     if (s) return s;
     auto now = steady::now();
     if (now >= deadline)
-      return status::io_error("caddy admin on port " + std::to_string(admin_port) + " not ready after " +
+      return status::io_error("caddy's admin socket not ready after " +
                               std::to_string(timeout.count()) + " ms: " + s.message());
     std::this_thread::sleep_for(std::min<steady::duration>(milliseconds(20), deadline - now));
   }

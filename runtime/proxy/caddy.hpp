@@ -7,7 +7,9 @@
 // against another writer, so one owner - the proxy actor - should make the changes).
 //
 // Layout of the generated config:
-//   admin    127.0.0.1:<admin_port>, config not persisted (berth regenerates it)
+//   admin    unix/<admin_socket> only (no TCP port: any local process could reconfigure a
+//            TCP admin API, which has no authentication), Host "localhost" allowed,
+//            config not persisted (berth regenerates it)
 //   logging  default log at WARN; the "http" loggers only at ERROR (this drops the
 //            "automatic HTTPS is completely disabled" warning Caddy prints per server on
 //            every config change, and keeps proxy errors)
@@ -28,8 +30,10 @@
 //   net.ipv4.tcp_migrate_req = 1; idle keep-alive client connections are closed; in-flight
 //   requests finish on the superseded server, and for a few ms after the admin answer a new
 //   connection can still be served by it (old routes): drain before stopping an old upstream.
+// - With a unix admin socket Caddy allows only an empty Host header unless "origins" names
+//   one: the config allows "localhost" and the client sends it.
 // - Caddy opens listeners with SO_REUSEPORT: a listen port clashing with another Caddy
-//   listener (even its own admin port) is NOT reported; check_layout() catches clashes
+//   listener is NOT reported; check_layout() catches clashes
 //   within a layout. A port held by another ordinary process gives "address already in use".
 // - PUT on an existing object key fails ("key already exists"), PATCH on a missing one
 //   fails ("key does not exist"); POST on an object key creates or replaces (put_server
@@ -58,7 +62,7 @@ namespace berth {
 
 struct proxy_layout {
   std::string listen_host = "127.0.0.1";
-  uint16_t admin_port = 0;
+  std::string admin_socket;    // absolute path of the admin API's unix socket
   uint16_t http_port = 0;       // the shared host-matched listener; 0 = none
   std::vector<proxy_route> routes;
 };
@@ -73,9 +77,10 @@ std::string caddy_port_server_name(const std::string& id);  // "port-<id>"
 // 1-128 chars of [A-Za-z0-9._-].
 bool caddy_valid_name(const std::string& s);
 
-// Checks a layout before it is given to Caddy: valid ids (unique), non-zero admin port,
-// no port used twice among admin_port, http_port and the routes' listen_ports (Caddy would
-// silently share it, see above), no host used twice. invalid_argument on failure.
+// Checks a layout before it is given to Caddy: valid ids (unique), an absolute admin socket
+// path that fits a sockaddr_un, no port used twice among http_port and the routes'
+// listen_ports (Caddy would silently share it, see above), no host used twice.
+// invalid_argument on failure.
 status check_layout(const proxy_layout& layout);
 
 // [{"dial":"127.0.0.1:<port>"}]: the body of set_upstream.
@@ -92,17 +97,23 @@ nlohmann::json hosts_server_json(const proxy_layout& layout);
 // The whole config (see the top of this file). Does not validate: use check_layout.
 nlohmann::json caddy_config(const proxy_layout& layout);
 
-// A typed client of Caddy's admin API on <host>:<admin_port>.
+// Longest admin socket path a sockaddr_un holds (with its terminating NUL).
+size_t max_admin_socket_path();
+// Where berth keeps Caddy's admin socket: <proxy_dir>/admin/caddy.sock (the folder made 0700).
+std::string caddy_admin_socket(const std::string& proxy_dir);
+
+// A typed client of Caddy's admin API on its unix socket (sent with Host: localhost).
 // Errors: io_error (unreachable, timeout, HTTP 5xx, unexpected answer), not_found (HTTP 404),
 // invalid_argument (a bad name/id given here, or HTTP 400). Messages read
-// "caddy <METHOD> <path>: HTTP <code>: <Caddy's error text>".
+// "caddy <METHOD> <path>: HTTP <code>: <Caddy's error text>"; they never name the socket's
+// path (they end up in /health's breaker view): Caddy's text has it replaced by "<admin socket>".
 // Caddy 2.6 rebinds its admin listener on every config change, so a request sent right after
 // another change can be reset before any answer: such requests are sent again (up to 4
 // attempts, 20/40/60 ms apart) when the operation is idempotent (every call here except the
 // insert of add_host_route, which re-checks by id first, and stop). ping() tries once.
 class caddy_admin {
  public:
-  explicit caddy_admin(uint16_t admin_port, std::string host = "127.0.0.1");
+  explicit caddy_admin(std::string socket_path);
 
   status ping();                                  // GET /config/ answers 200
   status load(const nlohmann::json& config);      // POST /load (whole config, graceful)
@@ -122,8 +133,7 @@ class caddy_admin {
   status config(nlohmann::json* out);             // GET /config/
   status stop();                                  // POST /stop (Caddy exits)
 
-  uint16_t port() const { return port_; }
-  const std::string& host() const { return host_; }
+  const std::string& socket_path() const { return socket_; }
 
  private:
   // *http_status = 0 when no answer came back.
@@ -132,12 +142,11 @@ class caddy_admin {
   status call_once(const char* method, const std::string& path, const std::string* body,
                    std::string* response, int* http_status);
 
-  std::string host_;
-  uint16_t port_;
+  std::string socket_;
 };
 
-// Polls caddy_admin(admin_port).ping() every 20 ms until it answers or `timeout` passes
+// Polls caddy_admin(socket_path).ping() every 20 ms until it answers or `timeout` passes
 // (at least one attempt). io_error with the last failure on timeout.
-status wait_admin_ready(uint16_t admin_port, std::chrono::milliseconds timeout);
+status wait_admin_ready(const std::string& socket_path, std::chrono::milliseconds timeout);
 
 }  // namespace berth

@@ -142,7 +142,7 @@ void circuit_breaker::finish(bool trial, const status& s) {
   }
   ++failures_;
   ++consecutive_;
-  last_error_ = s.message();
+  last_error_ = without_paths(s.message());
   if (state_ == breaker_state::half_open || (state_ == breaker_state::closed && consecutive_ >= settings_.failures))
     move_to(breaker_state::open);
   // Open already (a call admitted earlier, or an essential one, failed): it stays open and
@@ -241,6 +241,32 @@ void breaker_registry::reset() {
     b->configure(settings_);
     b->reset();
   }
+}
+
+std::string without_paths(const std::string& text) {
+  auto ends_token = [](char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\'' || c == '"' || c == ')' || c == ','; };
+  auto starts_token = [](char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\'' || c == '"' || c == '(' || c == '=' || c == ':'; };
+  std::string out;
+  out.reserve(text.size());
+  for (size_t i = 0; i < text.size();) {
+    if (text[i] == '/' && (i == 0 || starts_token(text[i - 1]))) {
+      size_t end = i;
+      while (end < text.size() && !ends_token(text[end])) ++end;
+      auto token = text.substr(i, end - i);
+      // A trailing ':' belongs to the message ("open /a/b: No such file").
+      size_t keep = token.size();
+      while (keep > 0 && (token[keep - 1] == ':' || token[keep - 1] == '.')) --keep;
+      auto path = token.substr(0, keep);
+      bool api = path.rfind("/config/", 0) == 0 || path.rfind("/id/", 0) == 0;
+      if (!api && std::count(path.begin(), path.end(), '/') >= 2) {
+        out += "<path>" + token.substr(keep);
+        i = end;
+        continue;
+      }
+    }
+    out += text[i++];
+  }
+  return out;
 }
 
 }  // namespace berth

@@ -38,6 +38,11 @@ namespace berth {
 // The event stream the actor tree records breaker state changes in (actors/tree.cpp).
 constexpr const char* backends_stream = "backends";
 
+// `text` with every absolute filesystem path ("/a/b...", two components or more) replaced by
+// "<path>", except the admin API paths of Caddy's errors ("/config/...", "/id/..."): a
+// breaker's last error is shown by the unauthenticated GET /health and must not map the host.
+std::string without_paths(const std::string& text);
+
 enum class breaker_state { closed, open, half_open };
 const char* to_string(breaker_state s);  // "closed" | "open" | "half_open"
 

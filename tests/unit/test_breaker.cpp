@@ -361,3 +361,21 @@ TEST_CASE("breaker - the JSON form shows state and counters", "[breaker]") {
   CHECK(j["retry_in_ms"] == 5000);
   CHECK(j["since"].get<std::string>().size() >= 20);
 }
+
+TEST_CASE("a breaker's last error carries no filesystem paths", "[breaker]") {
+  CHECK(without_paths("open /srv/berth-data/projects/shop/production/logs/production.log: No space left") ==
+        "open <path>: No space left");
+  CHECK(without_paths("cannot start '/tmp/x/run.sh' (in /tmp/x)") == "cannot start '<path>' (in <path>)");
+  // Caddy's admin API paths stay: they say which call failed.
+  CHECK(without_paths("caddy PATCH /id/shop-production-host/handle/0/upstreams: HTTP 500: boom") ==
+        "caddy PATCH /id/shop-production-host/handle/0/upstreams: HTTP 500: boom");
+  CHECK(without_paths("caddy POST /load: cannot connect") == "caddy POST /load: cannot connect");
+  CHECK(without_paths("a/b and 1/2") == "a/b and 1/2");
+
+  breaker_settings s;
+  s.failures = 1;
+  circuit_breaker b("process", s);
+  b.call([] { return status::io_error("open /var/lib/berth/projects/a/x.log: EIO"); });
+  auto snap = b.snapshot();
+  CHECK(snap.last_error == "open <path>: EIO");
+}

@@ -182,7 +182,7 @@ struct caddy_fixture {
 
   // Project "shop": host shop.localhost and a dedicated port, both to upstream A.
   caddy_fixture() {
-    layout.admin_port = free_port();
+    layout.admin_socket = tmp / "admin.sock";
     layout.http_port = free_port();
     layout.routes.push_back(route("shop-production", "shop.localhost", free_port(), a.port));
     REQUIRE(check_layout(layout));
@@ -205,7 +205,7 @@ struct caddy_fixture {
     // Ready, or given up as soon as Caddy has exited (a config it refuses).
     auto deadline = steady::now() + 10s;
     do {
-      s = wait_admin_ready(layout.admin_port, 100ms);
+      s = wait_admin_ready(layout.admin_socket, 100ms);
     } while (!s && caddy.driver.inspect(caddy.handle).status == process_status::running &&
              steady::now() < deadline);
     INFO(s.message() << "\ncaddy log:\n" << log());
@@ -213,7 +213,7 @@ struct caddy_fixture {
   }
 
   std::string log() const { return berth::test::read_file(tmp / "caddy.log"); }
-  caddy_admin admin() const { return caddy_admin(layout.admin_port); }
+  caddy_admin admin() const { return caddy_admin(layout.admin_socket); }
   uint16_t http() const { return layout.http_port; }
   uint16_t shop_port() const { return layout.routes[0].listen_port; }
 };
@@ -252,7 +252,7 @@ long ms_since(steady::time_point t0) {
 
 TEST_CASE("caddy_config builds the hosts server and one server per dedicated port", "[caddy]") {
   proxy_layout l;
-  l.admin_port = 2019;
+  l.admin_socket = "/srv/berth/proxy/admin/caddy.sock";
   l.http_port = 8080;
   l.routes = {
       route("shop-production", "shop.localhost", 8123, 4001),
@@ -263,7 +263,9 @@ TEST_CASE("caddy_config builds the hosts server and one server per dedicated por
   REQUIRE(check_layout(l));
   json c = caddy_config(l);
 
-  CHECK(c["admin"]["listen"] == "127.0.0.1:2019");
+  // The admin API only on the unix socket (no TCP port), with the Host the client sends.
+  CHECK(c["admin"]["listen"] == "unix//srv/berth/proxy/admin/caddy.sock");
+  CHECK(c["admin"]["origins"] == json::array({"localhost"}));
   CHECK(c["logging"]["logs"]["default"]["level"] == "WARN");
   const json& servers = c["apps"]["http"]["servers"];
   REQUIRE(servers.size() == 3);
@@ -315,7 +317,7 @@ TEST_CASE("caddy_config builds the hosts server and one server per dedicated por
 TEST_CASE("caddy_config without an http port has no hosts server", "[caddy]") {
   proxy_layout l;
   l.listen_host = "0.0.0.0";
-  l.admin_port = 2019;
+  l.admin_socket = "/srv/berth/proxy/admin/caddy.sock";
   l.routes = {route("shop-production", "shop.localhost", 8123, 4001)};
   json servers = caddy_config(l)["apps"]["http"]["servers"];
   REQUIRE(servers.size() == 1);
@@ -326,7 +328,7 @@ TEST_CASE("caddy_config without an http port has no hosts server", "[caddy]") {
 
 TEST_CASE("check_layout rejects port clashes and bad ids", "[caddy]") {
   proxy_layout l;
-  l.admin_port = 2019;
+  l.admin_socket = "/srv/berth/proxy/admin/caddy.sock";
   l.http_port = 8080;
   l.routes = {route("shop-production", "shop.localhost", 8123, 4001)};
   CHECK(check_layout(l));
@@ -336,9 +338,9 @@ TEST_CASE("check_layout rejects port clashes and bad ids", "[caddy]") {
     INFO(s.message());
     return s.which() == status::code::invalid_argument;
   };
-  { auto x = l; x.admin_port = 0; CHECK(bad(x)); }
-  { auto x = l; x.http_port = 2019; CHECK(bad(x)); }
-  { auto x = l; x.routes[0].listen_port = 2019; CHECK(bad(x)); }
+  { auto x = l; x.admin_socket = ""; CHECK(bad(x)); }
+  { auto x = l; x.admin_socket = "relative/caddy.sock"; CHECK(bad(x)); }
+  { auto x = l; x.admin_socket = "/" + std::string(max_admin_socket_path(), 'a'); CHECK(bad(x)); }
   { auto x = l; x.routes[0].listen_port = 8080; CHECK(bad(x)); }
   { auto x = l; x.routes.push_back(route("blog-production", "", 8123, 4002)); CHECK(bad(x)); }
   { auto x = l; x.routes.push_back(route("blog-production", "shop.localhost", 0, 4002)); CHECK(bad(x)); }
@@ -350,15 +352,19 @@ TEST_CASE("check_layout rejects port clashes and bad ids", "[caddy]") {
 }
 
 TEST_CASE("wait_admin_ready gives up when nothing answers", "[caddy]") {
-  uint16_t port = free_port();
+  temp_dir tmp{"berth-caddy"};
+  std::string sock = tmp / "nobody.sock";
   auto t0 = steady::now();
-  status s = wait_admin_ready(port, 150ms);
+  status s = wait_admin_ready(sock, 150ms);
   long ms = ms_since(t0);
   INFO(s.message());
   CHECK(s.which() == status::code::io_error);
   CHECK(ms >= 150);
   CHECK(ms < 2000);
-  CHECK(caddy_admin(port).ping().which() == status::code::io_error);
+  CHECK(caddy_admin(sock).ping().which() == status::code::io_error);
+  // Errors never name the socket's path (they reach /health through the breaker).
+  CHECK(s.message().find(sock) == std::string::npos);
+  CHECK(caddy_admin(sock).ping().message().find(tmp.path.string()) == std::string::npos);
 }
 
 // ---- real Caddy -----------------------------------------------------------------------------
@@ -673,7 +679,7 @@ TEST_CASE("caddy admin reports errors as status", "[caddy]") {
   CHECK(admin.load(json::array()).which() == status::code::invalid_argument);
 
   // Nothing listening: io_error.
-  caddy_admin nobody(free_port());
+  caddy_admin nobody(fx.tmp / "nobody.sock");
   s = nobody.set_upstream("shop-production-host", fx.b.port);
   INFO(s.message());
   CHECK(s.which() == status::code::io_error);

@@ -163,3 +163,23 @@ TEST_CASE("token file: created 0600 once, reused, refused when loose or odd", "[
   CHECK(load_token_file(path, loose, error) == token_file_status::refused);
   fs::remove_all(dir);
 }
+
+TEST_CASE("config: --proxy-admin-port is refused (Caddy's admin API is a unix socket); audit options", "[config]") {
+  try {
+    load({"--proxy-admin-port", "2019"});
+    FAIL("--proxy-admin-port was accepted");
+  } catch (const CLI::ValidationError& e) {
+    CHECK(std::string(e.what()).find("unix socket") != std::string::npos);
+  }
+  {
+    env_guard g("BERTH_PROXY_ADMIN_PORT", "2019");
+    CHECK_THROWS_AS(load({}), CLI::ValidationError);
+  }
+  auto d = load({});
+  CHECK(d.audit_key.empty());  // the default path is chosen at start (root or not)
+  CHECK(d.audit_checkpoint_every == 1000);
+  auto c = load({"--audit-key", "/srv/keys/audit.key", "--audit-checkpoint-every", "50"});
+  CHECK(c.audit_key == "/srv/keys/audit.key");
+  CHECK(c.audit_checkpoint_every == 50);
+  CHECK_THROWS_AS(load({"--audit-checkpoint-every", "0"}), CLI::ValidationError);
+}

@@ -441,3 +441,35 @@ TEST_CASE("a storage failure fails its group with storage_error; the store recov
   CHECK(st.appended == 1);
   caf::anon_send_exit(store, caf::exit_reason::user_shutdown);
 }
+
+TEST_CASE("event store appends a signed checkpoint every N events, and nothing while idle", "[event_store][audit]") {
+  store_fixture f;
+  caf::anon_send_exit(f.store, caf::exit_reason::user_shutdown);
+  audit_key key;
+  REQUIRE(audit_key::load_or_create(f.dir + "/keys/audit.key", &key));
+  auto cp = std::make_shared<log_checkpointer>(key, 3);
+  f.store = spawn_event_store(*f.sys, f.log, event_store_state::default_max_linger, cp);
+  for (int i = 0; i < 7; ++i) {
+    std::vector<event_record> out;
+    REQUIRE_FALSE(f.ask(out, append_atom_v, std::vector<new_event>{mk_event("project/a")}));
+  }
+  // Seqs 1 2 3 [4] 5 6 [7] 8 9 [10]: a checkpoint once 3 events (its predecessor included) follow
+  // the head the last one signed.
+  std::vector<event_record> cps;
+  auto settled = [&] {
+    cps.clear();
+    f.log->read_stream(audit_stream, 1, 0, &cps);
+    return cps.size() == 3;
+  };
+  for (int i = 0; i < 200 && !settled(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  REQUIRE(cps.size() == 3);
+  CHECK(payload_object(cps[0].data).value("seq", 0) == 3);
+  CHECK(cps[2].seq == 10);
+  auto last = f.log->last_seq();
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  CHECK(f.log->last_seq() == last);  // idle: nothing more
+  auto r = verify_anchors(*f.log, key, nullptr);
+  INFO(r.reason);
+  CHECK(r.ok);
+  CHECK(r.checkpoints == 3);
+}
