@@ -82,6 +82,7 @@ std::function<status(instance_ref*)> preview_start(self_ptr self, bool fresh_sou
     is.env["HOST"] = "127.0.0.1";
     is.port = port;
     is.log = env.paths.preview_logs / "preview.log";
+    is.sandbox = {true, env.sandbox, {}, {env.paths.preview_src}, env.paths.app_data("preview")};
     instance_ref r;
     if (auto s = env.driver->start(is, &r); !s) return status::invalid_argument("starting: " + s.message());
     auto& health = spec.preview_health;

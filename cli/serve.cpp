@@ -7,6 +7,7 @@
 #include <thread>
 
 #include <CLI/CLI.hpp>
+#include <fmt/format.h>
 
 #include "actors/names.hpp"
 #include "actors/tree.hpp"
@@ -19,6 +20,7 @@
 #include "runtime/net/ports.hpp"
 #include "runtime/logs/logging.hpp"
 #include "runtime/auth/token.hpp"
+#include "runtime/process/sandbox.hpp"
 
 namespace berth {
 
@@ -67,6 +69,27 @@ bool resolve_switch_mode(config& cfg) {
   if (cfg.deploy.proxy) cfg.proxy.caddy = caddy;
   log_kv(spdlog::level::info, cfg.deploy.proxy ? "switch mode: proxy (Caddy)" : "switch mode: direct (no proxy)",
          {{"caddy", caddy.empty() ? "not installed" : caddy}, {"requested", cfg.proxy.switch_mode}});
+  return true;
+}
+
+// Every build, preview and release runs sandboxed (runtime/process/sandbox.hpp) unless
+// --sandbox off: bubblewrap must be there and work, else berth does not start.
+bool resolve_sandbox(const config& cfg) {
+  auto& sb = cfg.deploy.sandbox;
+  if (!sb.enabled()) {
+    log_kv(spdlog::level::warn, "sandbox: off (--sandbox off): apps and builds run as berth's own user");
+    return true;
+  }
+  auto options = make_sandbox_options(true);
+  if (auto s = check_sandbox(options, sb.uid_lo); !s) {
+    log_kv(spdlog::level::critical,
+           "refusing to start: the sandbox does not work here (install bubblewrap, or run with --sandbox off)",
+           {{"error", s.message()}});
+    return false;
+  }
+  log_kv(spdlog::level::info, "sandbox: bubblewrap",
+         {{"identity", options.as_root ? fmt::format("a uid per project from {}-{}", sb.uid_lo, sb.uid_hi)
+                                       : std::string("berth's uid in a user namespace")}});
   return true;
 }
 
@@ -150,6 +173,7 @@ int serve(const config& given) {
   // Before anything is created or listens: a refused start leaves no trace.
   if (!resolve_token(cfg)) return 1;
   if (!resolve_switch_mode(cfg)) return 1;
+  if (!resolve_sandbox(cfg)) return 1;
   // Signals are taken by sigwait below; block them before any thread exists.
   sigset_t signals;
   sigemptyset(&signals);

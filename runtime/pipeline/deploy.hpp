@@ -71,6 +71,7 @@ struct deploy_inputs {
   project_paths paths;
   std::map<std::string, std::string> env;  // manifest env + secrets; PORT/HOST added per start
   uint16_t stable_port = 0;
+  sandbox_identity sandbox;  // the project's own uid/gid for its build and releases
   std::string current;       // what production/current pointed at when the job started
   std::map<std::string, release_record> releases;  // kept releases then (for retention)
   std::vector<std::string> in_use;                 // releases retention must keep

@@ -45,6 +45,7 @@ instance_spec release_spec(const release_launch& l) {
   s.env["BERTH_RELEASE"] = l.hash;
   s.port = l.port;
   s.log = l.paths->production_log();
+  s.sandbox = {true, l.sandbox, l.paths->production / l.hash, {}, l.paths->app_data("production")};
   return s;
 }
 

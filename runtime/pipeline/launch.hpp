@@ -23,6 +23,7 @@ struct release_launch {
   const project_paths* paths = nullptr;
   const std::map<std::string, std::string>* env = nullptr;  // manifest env + secrets
   uint16_t port = 0;
+  sandbox_identity sandbox;  // the project's own uid/gid (runtime/driver.hpp)
   std::chrono::milliseconds probe_every{500};
   std::chrono::milliseconds stop_grace{3000};
   bool essential = false;               // an open process breaker does not refuse it
@@ -30,7 +31,8 @@ struct release_launch {
   std::function<void(const std::string&)> log;  // retry lines ("" = not logged)
 };
 
-// The spec that runs the release (its folder, production.command, PORT/HOST, its labels).
+// The spec that runs the release (its folder, production.command, PORT/HOST, its labels), in
+// its sandbox: the release read-only, production's data folder writable.
 instance_spec release_spec(const release_launch& l);
 
 // Starts the release through the "process" backend's breaker and retry policy: transient

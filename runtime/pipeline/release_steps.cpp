@@ -30,6 +30,7 @@ release_launch launch_of(job& j, const std::string& hash, uint16_t port) {
   l.paths = &j.in.paths;
   l.env = &j.in.env;
   l.port = port;
+  l.sandbox = j.in.sandbox;
   l.stop_grace = j.in.stop_grace;
   l.give_up = [&j] { return j.give_up(); };
   l.log = [&j](const std::string& line) { j.log().line(line); };

@@ -49,6 +49,7 @@ void build(job& j, const fs::path& workspace) {
   spec.command = m.build_command;
   spec.env = j.in.env;
   spec.log = j.log().file();
+  spec.sandbox = {true, j.in.sandbox, {}, {workspace}, j.in.paths.app_data("build")};
   j.log().line("running the build: " + fmt::format("{}", fmt::join(m.build_command, " ")));
   log_follower output(spec.log.string());
   output.backlog(0);  // from here on: what the build writes

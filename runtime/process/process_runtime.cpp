@@ -1,7 +1,12 @@
 #include "runtime/process/process_runtime.hpp"
 
+#include <signal.h>
+
+#include <fstream>
+
 #include <fmt/format.h>
 
+#include "runtime/process/proc_stat.hpp"
 #include "runtime/process/process_list.hpp"
 
 namespace berth {
@@ -10,6 +15,9 @@ namespace fs = std::filesystem;
 
 namespace {
 
+// The PATH the program is looked up in when the spec sets none (the driver's default).
+constexpr const char* kSandboxPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
 // The process of an instance id. Group 1 never: kill(-1) would signal every process.
 bool handle_of(const instance_ref& ref, process_handle* h) {
   int pid = 0, pgid = 0;
@@ -17,6 +25,15 @@ bool handle_of(const instance_ref& ref, process_handle* h) {
   if (!parse_process_instance_id(ref.id, &pid, &start_time, &pgid) || pid == 1 || pgid == 1) return false;
   *h = process_handle{pid, start_time, pgid};
   return true;
+}
+
+// The process of h is bubblewrap (a sandbox's outer process), still the one of h.
+bool is_sandbox_wrapper(const process_handle& h) {
+  auto st = detail::read_proc_stat(h.pid);
+  if (!st || st->start_time != h.start_time || detail::is_dead_state(st->state)) return false;
+  std::ifstream comm("/proc/" + std::to_string(h.pid) + "/comm");
+  std::string name;
+  return std::getline(comm, name) && name == "bwrap";
 }
 
 instance_status status_of(const process_info& info) {
@@ -48,10 +65,24 @@ std::map<std::string, std::string> env_of(const instance_spec& spec, const std::
   return env;
 }
 
+// Turns `ps` (the command as it would run unconfined) into bubblewrap running it as the
+// sandbox says: the program found first, the sandbox's folders made usable, HOME and TMPDIR.
+status confine(const sandbox_options& o, const instance_spec& spec, process_spec* ps) {
+  const auto& box = spec.sandbox;
+  if (o.as_root && box.id.uid == 0)
+    return status::invalid_argument("start: berth is root and the sandbox has no uid of its own");
+  for (auto& [k, v] : sandbox_env(box)) ps->env.emplace(k, v);  // the spec's env wins
+  auto path = ps->env.count("PATH") ? ps->env.at("PATH") : std::string(kSandboxPath);
+  if (auto s = find_sandboxed_program(o, box, ps->argv.at(0), ps->cwd, path); !s) return s;
+  if (auto s = prepare_sandbox_dirs(box); !s) return s;
+  ps->argv = sandbox_argv(o, box, ps->cwd, ps->argv);
+  return status::ok();
+}
+
 }  // namespace
 
-process_runtime::process_runtime(std::string data_dir)
-    : data_dir_(std::move(data_dir)), data_dir_label_(detail::data_dir_label(data_dir_)) {}
+process_runtime::process_runtime(std::string data_dir, sandbox_options sandbox)
+    : data_dir_(std::move(data_dir)), data_dir_label_(detail::data_dir_label(data_dir_)), sandbox_(std::move(sandbox)) {}
 
 status process_runtime::prepare(const fs::path& release_dir, const instance_labels&, const fs::path&, artifact* out) {
   std::error_code ec;
@@ -69,6 +100,8 @@ status process_runtime::start(const instance_spec& spec, instance_ref* out) {
   ps.cwd = !spec.from.id.empty() ? spec.from.id : spec.workdir.string();
   ps.env = env_of(spec, data_dir_label_);
   ps.stdout_path = ps.stderr_path = spec.log.string();
+  if (sandbox_.enabled && spec.sandbox.enabled && !spec.command.empty())
+    if (auto s = confine(sandbox_, spec, &ps); !s) return s;
   process_handle h;
   if (auto s = driver_.start(ps, &h); !s) return s;
   if (out) *out = instance_ref{process_instance_id(h.pid, h.start_time, h.pgid), spec.port, h.pid};
@@ -77,7 +110,16 @@ status process_runtime::start(const instance_spec& spec, instance_ref* out) {
 
 status process_runtime::stop(const instance_ref& ref, std::chrono::milliseconds grace) {
   process_handle h;
-  return handle_of(ref, &h) ? driver_.stop(h, grace) : status::ok();
+  if (!handle_of(ref, &h)) return status::ok();
+  if (grace.count() > 0 && is_sandbox_wrapper(h)) {
+    // SIGTERM to the app, not to bwrap, whose death would SIGKILL the namespace at once
+    // (--die-with-parent); bwrap exits when the app has. Then the group as usual, without grace.
+    for (int pid : detail::scan_live_members(h.pgid))
+      if (pid != h.pid) ::kill(pid, SIGTERM);
+    driver_.wait(h, grace);
+    grace = std::chrono::milliseconds(0);
+  }
+  return driver_.stop(h, grace);
 }
 
 instance_status process_runtime::inspect(const instance_ref& ref) const {
@@ -114,8 +156,8 @@ status process_runtime::usage(const instance_ref& ref, resource_usage* out) cons
   return status::ok();
 }
 
-std::shared_ptr<runtime_driver> make_process_runtime(std::string data_dir) {
-  return std::make_shared<process_runtime>(std::move(data_dir));
+std::shared_ptr<runtime_driver> make_process_runtime(std::string data_dir, sandbox_options sandbox) {
+  return std::make_shared<process_runtime>(std::move(data_dir), std::move(sandbox));
 }
 
 }  // namespace berth

@@ -7,18 +7,23 @@
 // berth on the host is told apart), which is how list() finds what an earlier berth started;
 // processes from before labels are found by their working directory under the project's
 // folders in the data dir.
+//
+// A spec whose sandbox is enabled runs confined (runtime/process/sandbox.hpp) when the runtime
+// was made with a sandbox: the started process is then bubblewrap, with the labels on it; the
+// program is looked up before anything starts (a missing one is not_found, as without sandbox).
 #pragma once
 #include <memory>
 #include <string>
 
 #include "runtime/driver.hpp"
 #include "runtime/process/process_driver.hpp"
+#include "runtime/process/sandbox.hpp"
 
 namespace berth {
 
 class process_runtime final : public runtime_driver {
  public:
-  explicit process_runtime(std::string data_dir);
+  explicit process_runtime(std::string data_dir, sandbox_options sandbox = {});
   const char* name() const override { return "process"; }
 
   status prepare(const std::filesystem::path& release_dir, const instance_labels& labels,
@@ -36,9 +41,10 @@ class process_runtime final : public runtime_driver {
  private:
   std::string data_dir_;
   std::string data_dir_label_;     // BERTH_DATA_DIR of what it starts
+  sandbox_options sandbox_;        // read-only after construction
   mutable process_driver driver_;  // stateless: the children table is process-wide
 };
 
-std::shared_ptr<runtime_driver> make_process_runtime(std::string data_dir);
+std::shared_ptr<runtime_driver> make_process_runtime(std::string data_dir, sandbox_options sandbox = {});
 
 }  // namespace berth

@@ -1,0 +1,37 @@
+# The probe app: GET / answers what this process could reach (probe.report()), with the
+# build's report when there is one; GET /environ?pid=N tries /proc/N/environ. On SIGTERM it
+# leaves a `terminated` file in its data folder before it exits, so tests see a graceful stop.
+import http.server, json, os, pathlib, signal, sys, urllib.parse
+import probe
+
+here = pathlib.Path(__file__).parent
+build = here / "build_report.json"
+
+def on_term(*_):
+    pathlib.Path(os.environ["BERTH_APP_DATA"], "terminated").write_text("SIGTERM\n")
+    sys.exit(0)
+
+signal.signal(signal.SIGTERM, on_term)
+pathlib.Path(os.environ["BERTH_APP_DATA"], "started").write_text(str(os.getpid()) + "\n")
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        url = urllib.parse.urlparse(self.path)
+        if url.path == "/environ":
+            pid = int(urllib.parse.parse_qs(url.query)["pid"][0])
+            out = {"pid": pid, "environ": probe.environ_of(pid)}
+        else:
+            out = {"app": probe.report(), "build": json.loads(build.read_text()) if build.exists() else None}
+        body = json.dumps(out).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, fmt, *args):
+        pass
+
+server = http.server.ThreadingHTTPServer((os.environ.get("HOST", "127.0.0.1"), int(os.environ["PORT"])), Handler)
+print("probe listening on", os.environ["PORT"], flush=True)
+server.serve_forever()
