@@ -135,7 +135,11 @@ std::vector<instance_ref> process_runtime::list(const instance_labels& filter) c
 uint64_t process_runtime::watch(const instance_ref& ref, exit_callback on_exit) {
   process_handle h;
   if (!handle_of(ref, &h)) h = process_handle{};
-  return driver_.watch(h, [cb = std::move(on_exit)](const process_info& info) {
+  // A sandbox whose bwrap ended (killed, or the app exited with stray children left in the
+  // namespace): what is left of its group goes, before anyone starts it again on its port.
+  bool sandbox = is_sandbox_wrapper(h);
+  return driver_.watch(h, [cb = std::move(on_exit), sandbox, pgid = h.pgid](const process_info& info) {
+    if (sandbox && pgid > 1 && !detail::scan_live_members(pgid).empty()) ::kill(-pgid, SIGKILL);
     if (cb) cb(status_of(info));
   });
 }

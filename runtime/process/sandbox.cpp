@@ -18,16 +18,16 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// Mounted by the sandbox itself: never re-created as an empty folder under a bound path.
-const char* const kSystemMounts[] = {"/usr", "/etc", "/tmp", "/proc", "/dev"};
-
 bool is_under(const fs::path& p, const fs::path& root) {
   auto rel = p.lexically_relative(root);
   return !rel.empty() && *rel.begin() != "..";
 }
 
-bool under_system_mount(const fs::path& p) {
-  for (const char* m : kSystemMounts)
+// Folders the sandbox has already (its own mounts, the host's read-only /usr and /etc): never
+// made again on the way to a bound path. Under /tmp (a fresh tmpfs) they are made.
+bool sandbox_has(const fs::path& p) {
+  if (p == "/tmp" || p == "/dev" || p == "/proc") return true;
+  for (const char* m : {"/usr", "/etc", "/dev", "/proc"})
     if (p == m || is_under(p, m)) return true;
   return false;
 }
@@ -142,8 +142,9 @@ status check_sandbox(const sandbox_options& o, uint32_t probe_uid) {
 
 std::vector<std::string> sandbox_argv(const sandbox_options& o, const sandbox_spec& s, const fs::path& cwd,
                                       const std::vector<std::string>& command) {
-  // --die-with-parent: whoever kills bwrap (the instance berth knows) kills the namespace too.
-  std::vector<std::string> a{o.bwrap, "--unshare-pid", "--unshare-ipc", "--die-with-parent"};
+  // No --die-with-parent: its PR_SET_PDEATHSIG fires when the *thread* that forked bwrap ends,
+  // and apps outlive berth's worker threads (and berth). The runtime ends what outlives bwrap.
+  std::vector<std::string> a{o.bwrap, "--unshare-pid", "--unshare-ipc"};
   if (!o.as_root) a.push_back("--unshare-user");  // berth's own ids, mapped
   for (auto& [path, link] : o.system) {
     if (link.empty())
@@ -158,7 +159,7 @@ std::vector<std::string> sandbox_argv(const sandbox_options& o, const sandbox_sp
   std::set<std::string> parents;
   for (auto& b : bound)
     for (auto p = b.parent_path(); p != p.root_path() && !p.empty(); p = p.parent_path())
-      if (!under_system_mount(p)) parents.insert(p.string());
+      if (!sandbox_has(p)) parents.insert(p.string());
   for (auto& p : parents) a.insert(a.end(), {"--perms", "0755", "--dir", p});  // sorted: parents first
   if (!s.read_only.empty()) a.insert(a.end(), {"--ro-bind", bound.front().string(), bound.front().string()});
   for (size_t i = s.read_only.empty() ? 0 : 1; i < bound.size(); ++i)

@@ -15,10 +15,11 @@
 //
 // The process tree keeps the driver's contract: the started process (bwrap, outer) leads the
 // process group and carries the labels in its environment; the namespace's init (bwrap) and the
-// app stay in that group. bwrap runs with --die-with-parent: when the outer bwrap dies, however,
-// the namespace's init is SIGKILLed, and with it every process of the namespace. So a graceful
-// stop signals the group's members but not the outer bwrap (process_runtime::stop), and the
-// outer bwrap exits with the app's exit code (128 + the signal when the app was killed).
+// app stay in that group. A graceful stop signals the group's members but not the outer bwrap
+// (process_runtime::stop), which exits with the app's exit code (128 + the signal when the app
+// was killed); SIGKILL of the group takes the namespace's init, and with it every process of the
+// namespace. When the outer bwrap ends first (killed by someone), the runtime's exit watch kills
+// what is left of its group, so that nothing holds the instance's port.
 //
 // Everything here is thread-safe (no shared state); sandbox_options is read-only after make.
 #pragma once

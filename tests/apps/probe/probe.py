@@ -19,6 +19,13 @@ def read(path):
     except OSError as e:
         return "error: " + str(e.strerror)
 
+def listing(folder):
+    """the names in a folder, or why it cannot be listed"""
+    try:
+        return sorted(os.listdir(folder))
+    except OSError as e:
+        return "error: " + str(e.strerror)
+
 def write(folder):
     """written | refused: <why>"""
     path = os.path.join(folder, ".probe-write-%d" % os.getpid())
@@ -58,7 +65,8 @@ def report():
         "cwd": os.getcwd(),
         "pids": pids(),
         "token": read(os.path.join(data, "token")),
-        "data_dir": read(data),
+        "data_dir": listing(data),
+        "projects": listing(os.path.join(data, "projects")),
         "event_log": read(os.path.join(data, "events")),
         "other_secrets": read(os.path.join(data, "projects", other, ".secrets")),
         "own_secrets_file": read(os.path.join(mine, ".secrets")),

@@ -1,7 +1,7 @@
 # The probe app: GET / answers what this process could reach (probe.report()), with the
 # build's report when there is one; GET /environ?pid=N tries /proc/N/environ. On SIGTERM it
 # leaves a `terminated` file in its data folder before it exits, so tests see a graceful stop.
-import http.server, json, os, pathlib, signal, sys, urllib.parse
+import http.server, json, os, pathlib, signal, sys, traceback, urllib.parse
 import probe
 
 here = pathlib.Path(__file__).parent
@@ -17,20 +17,26 @@ pathlib.Path(os.environ["BERTH_APP_DATA"], "started").write_text(str(os.getpid()
 class Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         url = urllib.parse.urlparse(self.path)
-        if url.path == "/environ":
-            pid = int(urllib.parse.parse_qs(url.query)["pid"][0])
-            out = {"pid": pid, "environ": probe.environ_of(pid)}
-        else:
-            out = {"app": probe.report(), "build": json.loads(build.read_text()) if build.exists() else None}
+        try:
+            if url.path == "/environ":
+                pid = int(urllib.parse.parse_qs(url.query)["pid"][0])
+                out = {"pid": pid, "environ": probe.environ_of(pid)}
+            else:
+                out = {"app": probe.report(), "build": json.loads(build.read_text()) if build.exists() else None}
+            code = 200
+        except Exception:
+            out, code = {"error": traceback.format_exc()}, 500
+            print(out["error"], flush=True)
         body = json.dumps(out).encode()
-        self.send_response(200)
+        self.send_response(code)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
 
     def log_message(self, fmt, *args):
-        pass
+        sys.stdout.write("%s %s\n" % (self.command, self.path))
+        sys.stdout.flush()
 
 server = http.server.ThreadingHTTPServer((os.environ.get("HOST", "127.0.0.1"), int(os.environ["PORT"])), Handler)
 print("probe listening on", os.environ["PORT"], flush=True)
