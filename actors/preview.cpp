@@ -9,6 +9,7 @@
 #include "messages/errors.hpp"
 #include "messages/project_state.hpp"
 #include "runtime/net/health_probe.hpp"
+#include "runtime/pipeline/launch.hpp"
 #include "runtime/release/source.hpp"
 
 namespace berth {
@@ -90,7 +91,7 @@ std::function<status(instance_ref*)> preview_start(self_ptr self, bool fresh_sou
                                std::chrono::milliseconds(health.interval_ms),
                                [&] { return env.driver->inspect(r).running(); });
     if (!result.healthy) {
-      auto end = env.driver->inspect(r);
+      auto end = after_failed_probe(*env.driver, r);
       env.driver->stop(r, std::chrono::milliseconds(env.settings.stop_grace_ms));
       return status::io_error("health check failed: " +
                               (end.running() ? result.error : "preview process " + end.describe()));

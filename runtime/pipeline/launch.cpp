@@ -1,6 +1,7 @@
 #include "runtime/pipeline/launch.hpp"
 
 #include <filesystem>
+#include <thread>
 
 #include <fmt/format.h>
 
@@ -32,6 +33,17 @@ std::string how_it_ended(const instance_status& end) {
   if (end.signal > 0) return "was killed by signal " + std::to_string(end.signal);
   if (end.exit_code >= 0) return "exited with code " + std::to_string(end.exit_code);
   return "exited";
+}
+
+instance_status after_failed_probe(const runtime_driver& driver, const instance_ref& r,
+                                   std::chrono::milliseconds settle) {
+  auto until = std::chrono::steady_clock::now() + settle;
+  auto now = driver.inspect(r);
+  while (now.running() && std::chrono::steady_clock::now() < until) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    now = driver.inspect(r);
+  }
+  return now;
 }
 
 instance_spec release_spec(const release_launch& l) {
@@ -77,7 +89,7 @@ status launch_release(runtime_driver& driver, backend_guards& b, const release_l
   auto probe = wait_healthy("127.0.0.1", l.port, health.path, std::chrono::seconds(health.timeout_s), l.probe_every,
                             [&] { return driver.inspect(r).running() && !(l.give_up && l.give_up()); });
   if (!probe.healthy) {
-    auto end = driver.inspect(r);
+    auto end = after_failed_probe(driver, r);
     driver.stop(r, l.stop_grace);
     if (!end.running()) return status::io_error("the release " + how_it_ended(end) + " before answering its health check");
     return status::io_error("health check on port " + std::to_string(l.port) + " failed: " + probe.error);

@@ -46,6 +46,12 @@ status start_release(runtime_driver& driver, backend_guards& b, const release_la
 // that does not get there is stopped again and the status says how it ended.
 status launch_release(runtime_driver& driver, backend_guards& b, const release_launch& l, instance_ref* out);
 
+// How the instance is after a failed health check, once it had a moment (up to `settle`) to be
+// seen ending: an app that died closed its connections just before its instance ends (a
+// sandbox's bwrap exits a few ms after the app), which must read as "exited", not "refused".
+instance_status after_failed_probe(const runtime_driver& driver, const instance_ref& r,
+                                   std::chrono::milliseconds settle = std::chrono::milliseconds(300));
+
 // "exited with code 3", "was killed by signal 9": how an instance that stopped ended.
 std::string how_it_ended(const instance_status& end);
 
