@@ -153,7 +153,10 @@ TEST_CASE("sandbox - a build, a release and a preview reach nothing of berth or 
           "[integration][sandbox]") {
   umask_077 umask;
   temp_dir tmp;
-  server srv(tmp.path(), deploy_server_options());
+  auto options = deploy_server_options();
+  options.pass_token = false;  // berth makes <data>/token, which the apps try to read
+  server srv(tmp.path(), options);
+  REQUIRE(fs::exists(srv.data_dir() + "/token"));
   REQUIRE(srv.api().post("/api/projects", victim_manifest(make_probe(tmp, "victim-src"), srv)).status == 201);
   auto created = srv.api().post("/api/projects", probe_manifest("snoop", make_probe(tmp, "snoop-src"), srv));
   INFO(created.describe());

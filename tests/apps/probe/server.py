@@ -7,12 +7,16 @@ import probe
 here = pathlib.Path(__file__).parent
 build = here / "build_report.json"
 
+data = os.environ.get("BERTH_APP_DATA")  # unset without a sandbox (an older berth)
+
 def on_term(*_):
-    pathlib.Path(os.environ["BERTH_APP_DATA"], "terminated").write_text("SIGTERM\n")
+    if data:
+        pathlib.Path(data, "terminated").write_text("SIGTERM\n")
     sys.exit(0)
 
 signal.signal(signal.SIGTERM, on_term)
-pathlib.Path(os.environ["BERTH_APP_DATA"], "started").write_text(str(os.getpid()) + "\n")
+if data:
+    pathlib.Path(data, "started").write_text(str(os.getpid()) + "\n")
 
 class Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
