@@ -274,3 +274,32 @@ TEST_CASE("sandbox - each project gets its own uid once; it survives restarts an
   REQUIRE(srv.api().post("/api/projects", probe_manifest("third", src, srv)).status == 201);
   CHECK(recorded_uid(srv, "third") == 62000);
 }
+
+TEST_CASE("sandbox - a project made without a uid gets one at the next start, recorded once",
+          "[integration][sandbox]") {
+  if (!as_root) {
+    WARN("not root: no uids are allocated");
+    return;
+  }
+  umask_077 umask;
+  temp_dir tmp;
+  auto src = make_probe(tmp, "src");
+  {
+    // As an older berth (or one with sandboxes off) made it: no uid in project_created.
+    server plain(tmp.path(), deploy_server_options({"--sandbox", "off"}));
+    REQUIRE(plain.api().post("/api/projects", probe_manifest("older", src, plain)).status == 201);
+    CHECK(recorded_uid(plain, "older") == 0);
+  }
+  server srv(tmp.path(), deploy_server_options({"--sandbox-uids", "62100-62199"}));
+  int assignments = 0;
+  CHECK(recorded_uid(srv, "older", &assignments) == 62100);
+  CHECK(assignments == 1);
+  deploy(srv, "older");
+  CHECK(get_json(production(srv, "older").at("port").get<uint16_t>(), "/").at("app").at("uid") == 62100);
+  srv.restart();
+  CHECK(recorded_uid(srv, "older", &assignments) == 62100);
+  CHECK(assignments == 1);
+  // A new project never gets a uid an existing one holds.
+  REQUIRE(srv.api().post("/api/projects", probe_manifest("newer", src, srv)).status == 201);
+  CHECK(recorded_uid(srv, "newer") == 62101);
+}

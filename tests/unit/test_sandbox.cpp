@@ -149,6 +149,14 @@ TEST_CASE("sandbox argv: the release read-only, its folders writable, the way to
   CHECK(env.at("TMPDIR") == "/tmp");
 }
 
+TEST_CASE("sandbox: the start-up check says when bubblewrap is missing", "[sandbox]") {
+  auto o = make_sandbox_options(true, "/nonexistent/bwrap");
+  CHECK_FALSE(sandbox_available(o));
+  auto s = check_sandbox(o, 61190);
+  CHECK(s.which() == status::code::not_found);
+  CHECK_THAT(s.message(), Catch::Contains("not installed"));
+}
+
 TEST_CASE("sandbox: a program is looked up where the sandbox sees it", "[sandbox]") {
   temp_dir tmp;
   write_file(tmp / "app/run.sh", "#!/bin/sh\n", 0755);
