@@ -112,8 +112,9 @@ status process_runtime::stop(const instance_ref& ref, std::chrono::milliseconds 
   process_handle h;
   if (!handle_of(ref, &h)) return status::ok();
   if (grace.count() > 0 && is_sandbox_wrapper(h)) {
-    // SIGTERM to the app, not to bwrap, whose death would SIGKILL the namespace at once
-    // (--die-with-parent); bwrap exits when the app has. Then the group as usual, without grace.
+    // SIGTERM to the app, not to bwrap: a bwrap that ends first has the rest of its group
+    // killed (watch() below) before the app is done; bwrap exits when the app has, with its
+    // code. Then the group as usual, without a second grace.
     for (int pid : detail::scan_live_members(h.pgid))
       if (pid != h.pid) ::kill(pid, SIGTERM);
     driver_.wait(h, grace);
