@@ -11,6 +11,8 @@
 // A spec whose sandbox is enabled runs confined (runtime/process/sandbox.hpp) when the runtime
 // was made with a sandbox: the started process is then bubblewrap, with the labels on it; the
 // program is looked up before anything starts (a missing one is not_found, as without sandbox).
+// stop() of a sandbox sends SIGTERM to the app inside rather than to bwrap; an exit watch on a
+// sandbox kills what is left of its group once bwrap has ended.
 #pragma once
 #include <memory>
 #include <string>
