@@ -2,6 +2,7 @@
 
 #include <signal.h>
 
+#include <algorithm>
 #include <fstream>
 
 #include <fmt/format.h>
@@ -27,13 +28,24 @@ bool handle_of(const instance_ref& ref, process_handle* h) {
   return true;
 }
 
+bool is_bwrap(int pid) {
+  std::ifstream comm("/proc/" + std::to_string(pid) + "/comm");
+  std::string name;
+  return std::getline(comm, name) && name == "bwrap";
+}
+
 // The process of h is bubblewrap (a sandbox's outer process), still the one of h.
 bool is_sandbox_wrapper(const process_handle& h) {
   auto st = detail::read_proc_stat(h.pid);
-  if (!st || st->start_time != h.start_time || detail::is_dead_state(st->state)) return false;
-  std::ifstream comm("/proc/" + std::to_string(h.pid) + "/comm");
-  std::string name;
-  return std::getline(comm, name) && name == "bwrap";
+  return st && st->start_time == h.start_time && !detail::is_dead_state(st->state) && is_bwrap(h.pid);
+}
+
+// What is left of a sandbox whose outer bwrap has ended: its namespace's init (bwrap too) and
+// the app, still in the group. Killed, so that nothing of it holds the instance's port.
+void end_sandbox_remains(int pgid) {
+  if (pgid <= 1 || ::kill(-pgid, 0) != 0) return;  // no process left in the group
+  auto members = detail::scan_live_members(pgid);
+  if (std::any_of(members.begin(), members.end(), is_bwrap)) ::kill(-pgid, SIGKILL);
 }
 
 instance_status status_of(const process_info& info) {
@@ -137,10 +149,9 @@ uint64_t process_runtime::watch(const instance_ref& ref, exit_callback on_exit) 
   process_handle h;
   if (!handle_of(ref, &h)) h = process_handle{};
   // A sandbox whose bwrap ended (killed, or the app exited with stray children left in the
-  // namespace): what is left of its group goes, before anyone starts it again on its port.
-  bool sandbox = is_sandbox_wrapper(h);
-  return driver_.watch(h, [cb = std::move(on_exit), sandbox, pgid = h.pgid](const process_info& info) {
-    if (sandbox && pgid > 1 && !detail::scan_live_members(pgid).empty()) ::kill(-pgid, SIGKILL);
+  // namespace), even before this watch: what is left of it goes before anyone starts it again.
+  return driver_.watch(h, [cb = std::move(on_exit), pgid = h.pgid](const process_info& info) {
+    end_sandbox_remains(pgid);
     if (cb) cb(status_of(info));
   });
 }

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <thread>
 
 #include <CLI/CLI.hpp>
@@ -222,4 +223,30 @@ TEST_CASE("sandbox: a confined process sees its folders only and runs as the pro
   // A program the sandbox cannot see fails the start, as a missing one does without sandbox.
   spec.command = {tmp / "secret"};
   CHECK(rt.start(spec, &r).which() == status::code::not_found);
+}
+
+TEST_CASE("sandbox: when bwrap is killed, the app inside goes too, even if the exit is watched late", "[sandbox]") {
+  auto options = make_sandbox_options(true);
+  if (!check_sandbox(options, 61191).is_ok()) {
+    WARN("bubblewrap does not work here");
+    return;
+  }
+  temp_dir tmp;
+  fs::create_directories(tmp / "release");
+  process_runtime rt(tmp / "data", options);
+  instance_spec spec;
+  spec.labels = {"shop", "production", "abc"};
+  spec.workdir = tmp / "release";
+  spec.command = {"sh", "-c", "while true; do sleep 0.05; done"};
+  spec.sandbox = {true, {61191, 61191}, tmp / "release", {}, tmp / "appdata"};
+  instance_ref r;
+  REQUIRE(rt.start(spec, &r).is_ok());
+  auto group_alive = [&] { return ::kill(-r.pid, 0) == 0 && rt.list({"shop", "", ""}).size() == 1; };
+  REQUIRE(eventually(group_alive));
+  ::kill(r.pid, SIGKILL);  // bwrap only: its namespace's init and the app live on, for now
+  REQUIRE(eventually([&] { return !rt.inspect(r).running(); }));
+  std::atomic<bool> told{false};
+  rt.watch(r, [&](const instance_status&) { told = true; });  // after the end: at once
+  CHECK(told);
+  CHECK(eventually([&] { return rt.list({"shop", "", ""}).empty(); }));
 }
