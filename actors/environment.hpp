@@ -18,6 +18,7 @@ struct environment {
   deploy_settings settings;
   std::shared_ptr<runtime_driver> driver;
   std::shared_ptr<backend_guards> guards;
+  sandbox_identity sandbox;  // the project's own uid/gid (0: berth's, in a user namespace)
 };
 
 }  // namespace berth

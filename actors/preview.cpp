@@ -9,6 +9,7 @@
 #include "messages/errors.hpp"
 #include "messages/project_state.hpp"
 #include "runtime/net/health_probe.hpp"
+#include "runtime/pipeline/launch.hpp"
 #include "runtime/release/source.hpp"
 
 namespace berth {
@@ -88,6 +89,7 @@ std::function<status(instance_ref*)> preview_start(self_ptr self, bool fresh_sou
     is.port = port;
     is.log = env.paths.preview_logs / "preview.log";
     is.limits = effective_limits(spec.preview_limits, "preview");  // unapplied without cgroups
+    is.sandbox = {true, env.sandbox, {}, {env.paths.preview_src}, env.paths.app_data("preview")};
     instance_ref r;
     if (auto s = env.driver->start(is, &r); !s) return status::invalid_argument("starting: " + s.message());
     auto& health = spec.preview_health;
@@ -95,7 +97,7 @@ std::function<status(instance_ref*)> preview_start(self_ptr self, bool fresh_sou
                                std::chrono::milliseconds(health.interval_ms),
                                [&] { return env.driver->inspect(r).running(); });
     if (!result.healthy) {
-      auto end = env.driver->inspect(r);
+      auto end = after_failed_probe(*env.driver, r);
       env.driver->stop(r, std::chrono::milliseconds(env.settings.stop_grace_ms));
       return status::io_error("health check failed: " +
                               (end.running() ? result.error : "preview process " + end.describe()));

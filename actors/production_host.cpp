@@ -112,6 +112,7 @@ void run_pipeline(self_ptr self, const std::string& id, std::function<void(const
   in.spec = st.spec;
   in.paths = st.env.paths;
   in.stable_port = st.stable_port;
+  in.sandbox = st.env.sandbox;
   in.current = st.prod.current;
   in.releases = st.prod.releases;
   for (auto& queued : queued_ids(st.prod))  // a queued rollback's release must survive retention

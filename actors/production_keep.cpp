@@ -55,6 +55,7 @@ std::function<status(instance_ref*)> current_start(self_ptr self) {
     l.paths = &env.paths;
     l.env = &vars;
     l.port = on;
+    l.sandbox = env.sandbox;
     l.probe_every = std::chrono::milliseconds(spec.production_health.interval_ms);
     l.stop_grace = std::chrono::milliseconds(env.settings.stop_grace_ms);
     if (auto s = launch_release(*env.driver, *env.guards, l, out); !s) {

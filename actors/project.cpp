@@ -157,7 +157,9 @@ caf::result<bool> ask_both(self_ptr self, std::chrono::milliseconds limit, Ts...
 }  // namespace
 
 void project_actor_state::note(const event_record& e) {
-  if (e.type != ev::project_created && e.type != ev::project_updated && e.type != ev::project_deleted) return;
+  if (e.type != ev::project_created && e.type != ev::project_updated && e.type != ev::project_deleted &&
+      e.type != ev::sandbox_assigned)
+    return;
   if (starts_over(e)) events = 0;
   fold(project, e);
   last_seq = e.seq;

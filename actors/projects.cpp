@@ -1,6 +1,11 @@
 #include "actors/projects.hpp"
 
+#include <unistd.h>
+
 #include <filesystem>
+#include <limits>
+
+#include <fmt/format.h>
 
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
@@ -28,6 +33,7 @@ caf::actor ports(self_ptr self) { return names::whereis(self->system(), names::p
 
 child_spec project_spec(const std::string& name, const projects_state& st) {
   environment env{name, paths_for(st.data_dir, name), st.settings, st.driver, st.guards};
+  if (st.uids) env.sandbox = {st.uids->of(name), st.uids->of(name)};
   return {name, [env](caf::actor_system& sys) { return sys.spawn(project_actor, env); }, restart_type::transient};
 }
 
@@ -57,30 +63,75 @@ void reconcile(self_ptr self) {
       [](const std::string&) {});
 }
 
-// Rebuilds the index from the last event of every project stream, then starts the children.
+// Whether the project of `stream` is live, and its sandbox uid (0: none recorded). With sandbox
+// uids the whole stream is folded (the uid may be in any event); else its last event says.
+void read_project(self_ptr self, const std::string& stream, std::function<void(bool, uint32_t)> then) {
+  auto on_error = [=](caf::error& err) { self->quit(err); };
+  if (!self->state.uids) {
+    self->request(store(self), store_timeout, last_event_atom_v, stream)
+        .await([=](std::vector<event_record>& last) { then(!last.empty() && last.front().type != ev::project_deleted, 0); },
+               on_error);
+    return;
+  }
+  self->request(store(self), store_timeout, read_stream_atom_v, stream, uint64_t{0},
+                std::numeric_limits<uint64_t>::max())
+      .await(
+          [=](std::vector<event_record>& events) {
+            project_record p;
+            for (auto& e : events) fold(p, e);
+            then(p.exists, p.sandbox_uid);
+          },
+          on_error);
+}
+
+// The live projects' uids held again; a project without one (made by an older berth, or
+// sandbox uids turned on since) is given the lowest free uid, recorded (sandbox_assigned)
+// before its processes start.
+void hold_uids(self_ptr self, const std::map<std::string, uint32_t>& live, std::function<void()> then) {
+  auto& uids = self->state.uids;
+  if (!uids) return then();
+  std::vector<std::string> missing;
+  for (auto& [name, uid] : live)
+    if (uid == 0 || !uids->hold(name, uid)) missing.push_back(name);
+  std::vector<new_event> events;
+  for (auto& name : missing) {
+    auto uid = uids->take(name);
+    if (!uid) {
+      spdlog::error("projects: no free sandbox uid in {}-{} for {}: its processes cannot start", uids->lo(),
+                    uids->hi(), name);
+      continue;
+    }
+    events.push_back({project_stream(name), ev::sandbox_assigned, sandbox_assigned_data(*uid, *uid)});
+  }
+  if (events.empty()) return then();
+  self->request(store(self), store_timeout, append_atom_v, std::move(events))
+      .await([=](std::vector<event_record>&) { then(); }, [=](caf::error& err) { self->quit(err); });
+}
+
+// Rebuilds the index from every project stream, then starts the children.
 void load(self_ptr self) {
   self->request(store(self), store_timeout, list_streams_atom_v, std::string{project_stream_prefix})
       .await(
           [=](std::vector<std::string>& streams) {
             auto pending = std::make_shared<size_t>(streams.size());
+            auto live = std::make_shared<std::map<std::string, uint32_t>>();  // name -> uid in the log
             auto finish = [=] {
-              self->state.loaded = true;
-              spdlog::info("projects: {} live projects restored", self->state.index.size());
-              reconcile(self);
+              hold_uids(self, *live, [=] {
+                for (auto& [name, uid] : *live) {
+                  self->state.index[name] = name_status::live;
+                  self->state.sup.start_child(project_spec(name, self->state));
+                }
+                self->state.loaded = true;
+                spdlog::info("projects: {} live projects restored", self->state.index.size());
+                reconcile(self);
+              });
             };
             if (streams.empty()) return finish();
             for (auto& stream : streams) {
-              self->request(store(self), store_timeout, last_event_atom_v, stream)
-                  .await(
-                      [=](std::vector<event_record>& last) {
-                        if (!last.empty() && last.front().type != ev::project_deleted) {
-                          auto name = stream.substr(std::string{project_stream_prefix}.size());
-                          self->state.index[name] = name_status::live;
-                          self->state.sup.start_child(project_spec(name, self->state));
-                        }
-                        if (--*pending == 0) finish();
-                      },
-                      [=](caf::error& err) { self->quit(err); });
+              read_project(self, stream, [=](bool exists, uint32_t uid) {
+                if (exists) (*live)[stream.substr(std::string{project_stream_prefix}.size())] = uid;
+                if (--*pending == 0) finish();
+              });
             }
           },
           [=](caf::error& err) { self->quit(err); });
@@ -92,6 +143,7 @@ void undo_create(self_ptr self, const std::string& name) {
   run_blocking(self, [paths] { remove_project_dir(paths); }, [](const std::string&) {});
   caf::anon_send(ports(self), release_atom_v, name, std::string{"creation failed"});
   self->state.index.erase(name);
+  if (self->state.uids) self->state.uids->give_back(name);
 }
 
 // Leases ports, makes the folder (off the scheduler: it syncs files), records project_created,
@@ -110,6 +162,15 @@ void create_then(self_ptr self, manifest m, std::function<void(caf::expected<pro
   if (auto refused = limits_refusal(self, m)) return done(refused);
   if (self->state.index.count(name))
     return done(make_error(errc::already_exists, "a project named '" + name + "' already exists"));
+  uint32_t uid = 0;  // its own sandbox uid (and gid), recorded with its creation
+  if (auto& uids = self->state.uids) {
+    auto taken = uids->take(name);
+    if (!taken)
+      return done(make_error(errc::conflict, fmt::format("no free sandbox uid in {}-{}: delete a project or widen "
+                                                         "--sandbox-uids",
+                                                         uids->lo(), uids->hi())));
+    uid = *taken;
+  }
   self->state.index[name] = name_status::creating;
   auto fail = [=](caf::error err) {
     undo_create(self, name);
@@ -117,7 +178,7 @@ void create_then(self_ptr self, manifest m, std::function<void(caf::expected<pro
   };
   auto record = [=](port_assignment ports) {
     std::vector<new_event> events{
-        {project_stream(name), ev::project_created, project_created_data(m, ports.production, ports.preview)}};
+        {project_stream(name), ev::project_created, project_created_data(m, ports.production, ports.preview, uid, uid)}};
     self->request(store(self), store_timeout, append_atom_v, std::move(events))
         .then(
             [=](std::vector<event_record>& stored) {
@@ -211,6 +272,7 @@ caf::result<bool> remove(self_ptr self, const std::string& name) {
                     self, [paths] { remove_project_dir(paths); },
                     [=](const std::string&) mutable {
                       self->state.index.erase(name);
+                      if (self->state.uids) self->state.uids->give_back(name);
                       self->request(ports(self), store_timeout, release_atom_v, name, std::string{"deleted"})
                           .then([=](uint64_t) mutable { rp.deliver(true); },
                                 [=](caf::error& err) mutable { rp.deliver(std::move(err)); });
@@ -316,6 +378,8 @@ caf::behavior projects_actor(self_ptr self, std::string data_dir, deploy_setting
   self->state.settings = std::move(settings);
   self->state.driver = std::move(driver);
   self->state.guards = std::move(guards);
+  if (auto& sb = self->state.settings.sandbox; sb.enabled() && ::geteuid() == 0)
+    self->state.uids.emplace(sb.uid_lo, sb.uid_hi);
   supervisor_flags flags;
   flags.intensity = 50;  // one crashing project must not take the others down
   flags.period = std::chrono::seconds(10);

@@ -20,6 +20,7 @@
 //                                          template, then deploy (portal style)
 #pragma once
 #include <map>
+#include <optional>
 #include <string>
 
 #include <caf/all.hpp>
@@ -27,6 +28,7 @@
 #include "actors/environment.hpp"
 #include "actors/supervisor.hpp"
 #include "config/config.hpp"
+#include "runtime/process/uid_pool.hpp"
 
 namespace berth {
 
@@ -39,6 +41,8 @@ struct projects_state {
   deploy_settings settings;
   std::shared_ptr<runtime_driver> driver;
   std::shared_ptr<backend_guards> guards;
+  // Sandbox uids of the live projects, when berth is root and sandboxes (else none).
+  std::optional<uid_pool> uids;
   bool loaded = false;
   static inline const char* name = "projects";
 };

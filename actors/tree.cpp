@@ -33,7 +33,8 @@ std::function<caf::actor(caf::actor_system&)> registered(caf::atom_value name, F
 caf::actor start_tree(caf::actor_system& sys, const config& cfg, std::shared_ptr<event_log> log,
                       std::shared_ptr<log_checkpointer> checkpointer) {
   // One runtime driver and one set of backend breakers for the whole server, handed down.
-  auto driver = make_process_runtime(cfg.data_dir, cfg.limits.unavailable.empty() ? cfg.limits.cgroup_root : "off");
+  auto driver = make_process_runtime(cfg.data_dir, cfg.limits.unavailable.empty() ? cfg.limits.cgroup_root : "off",
+                                     make_sandbox_options(cfg.deploy.sandbox.enabled()));
   auto shared = std::make_shared<backend_guards>();
   auto& r = cfg.resilience;
   shared->breakers().configure({r.breaker_failures, std::chrono::milliseconds(r.breaker_open_ms)},

@@ -8,6 +8,7 @@
 #include <thread>
 
 #include <CLI/CLI.hpp>
+#include <fmt/format.h>
 
 #include "actors/names.hpp"
 #include "actors/tree.hpp"
@@ -26,6 +27,7 @@
 #include "runtime/eventlog/audit_anchor.hpp"
 #include "runtime/files/fs_util.hpp"
 #include "runtime/files/private_dir.hpp"
+#include "runtime/process/sandbox.hpp"
 
 namespace berth {
 
@@ -100,6 +102,27 @@ void resolve_limits(config& cfg) {
   else
     log_kv(spdlog::level::warn, "limits: unavailable; apps run unlimited and manifests that set limits are refused",
            {{"reason", cfg.limits.unavailable}});
+}
+
+// Every build, preview and release runs sandboxed (runtime/process/sandbox.hpp) unless
+// --sandbox off: bubblewrap must be there and work, else berth does not start.
+bool resolve_sandbox(const config& cfg) {
+  auto& sb = cfg.deploy.sandbox;
+  if (!sb.enabled()) {
+    log_kv(spdlog::level::warn, "sandbox: off (--sandbox off): apps and builds run as berth's own user");
+    return true;
+  }
+  auto options = make_sandbox_options(true);
+  if (auto s = check_sandbox(options, sb.uid_lo); !s) {
+    log_kv(spdlog::level::critical,
+           "refusing to start: the sandbox does not work here (install bubblewrap, or run with --sandbox off)",
+           {{"error", s.message()}});
+    return false;
+  }
+  log_kv(spdlog::level::info, "sandbox: bubblewrap",
+         {{"identity", options.as_root ? fmt::format("a uid per project from {}-{}", sb.uid_lo, sb.uid_hi)
+                                       : std::string("berth's uid in a user namespace")}});
+  return true;
 }
 
 // The API token: --token / BERTH_TOKEN / config `token`, else <data>/token. On loopback that
@@ -234,6 +257,7 @@ int serve(const config& given) {
   if (!resolve_token(cfg)) return 1;
   if (!http::check_listen_security(cfg)) return 1;
   if (!resolve_switch_mode(cfg)) return 1;
+  if (!resolve_sandbox(cfg)) return 1;
   // Signals are taken by sigwait below; block them before any thread exists.
   sigset_t signals;
   sigemptyset(&signals);

@@ -259,6 +259,24 @@ config_loader::config_loader(config& cfg) : cfg_(cfg) {
       {"shutdown_grace_ms", "--shutdown-grace-ms", "BERTH_SHUTDOWN_GRACE_MS",
        "on SIGTERM, how long running deploy phases get to reach a boundary", "10000",
        [&c](const std::string& v) { c.shutdown_grace_ms = parse_long("shutdown_grace_ms", v, 0, 600000); }},
+      {"sandbox", "--sandbox", "BERTH_SANDBOX",
+       "bwrap: every build, preview and release runs in a bubblewrap sandbox; off: as berth itself", "bwrap",
+       [&c](const std::string& v) { c.deploy.sandbox.mode = one_of("sandbox", v, {"bwrap", "off"}); }},
+      {"sandbox_uids", "--sandbox-uids", "BERTH_SANDBOX_UIDS",
+       "range of the projects' own uids/gids when berth is root (lo-hi)", "61184-65519",
+       [&c](const std::string& v) {
+         try {
+           size_t dash = v.find('-'), lo_end = 0, hi_end = 0;
+           if (dash == std::string::npos) throw std::invalid_argument(v);
+           long long lo = std::stoll(v.substr(0, dash), &lo_end), hi = std::stoll(v.substr(dash + 1), &hi_end);
+           if (lo_end != dash || hi_end != v.size() - dash - 1 || lo < 1000 || hi > 2147483646 || lo > hi)
+             throw std::invalid_argument(v);
+           c.deploy.sandbox.uid_lo = static_cast<uint32_t>(lo);
+           c.deploy.sandbox.uid_hi = static_cast<uint32_t>(hi);
+         } catch (const std::exception&) {
+           throw CLI::ValidationError("sandbox_uids", "expected lo-hi with 1000 <= lo <= hi, got '" + v + "'");
+         }
+       }},
       {"stop_apps_on_exit", "--stop-apps-on-exit", "BERTH_STOP_APPS_ON_EXIT",
        "stop previews and production releases when berth stops (default: they keep running)", "false",
        [&c](const std::string& v) { c.stop_apps_on_exit = parse_bool("stop_apps_on_exit", v); },

@@ -21,6 +21,14 @@ struct port_range {
   size_t size() const { return static_cast<size_t>(hi) - lo + 1; }
 };
 
+// The sandbox every process berth starts for a project runs in (runtime/process/sandbox.hpp).
+struct sandbox_settings {
+  std::string mode = "bwrap";          // bwrap (bubblewrap) | off (apps run as berth itself)
+  uint32_t uid_lo = 61184;             // the projects' own uids/gids when berth is root
+  uint32_t uid_hi = 65519;             // (systemd's range for dynamic users)
+  bool enabled() const { return mode != "off"; }
+};
+
 // How production deploys run; handed to the project actors.
 struct deploy_settings {
   site_address site;                        // <scheme>://<name>.<domain_suffix>[:port]
@@ -36,6 +44,7 @@ struct deploy_settings {
   int restart_max_ms = 30000;               // cap of the restart delay
   int crash_loop_restarts = 5;              // more restarts than this within the window...
   int crash_loop_window_s = 60;             // ...mark the release `crashed`
+  sandbox_settings sandbox;
 };
 
 // Transient failures of runtime backends (process driver, proxy): one retry policy and one

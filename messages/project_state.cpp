@@ -9,6 +9,12 @@ json parse_object(const std::string& text) { return payload_object(text); }
 }  // namespace
 
 void fold(project_record& s, const event_record& e) {
+  if (e.type == ev::sandbox_assigned) {
+    auto data = parse_object(e.data);
+    s.sandbox_uid = data.value("uid", 0u);
+    s.sandbox_gid = data.value("gid", 0u);
+    return;
+  }
   if (e.type != ev::project_created && e.type != ev::project_updated && e.type != ev::project_deleted) return;
   auto data = parse_object(e.data);
   if (e.type == ev::project_created) {
@@ -19,6 +25,10 @@ void fold(project_record& s, const event_record& e) {
     s.production_port = data.value("ports", json::object()).value("production", 0);
     s.preview_port = data.value("ports", json::object()).value("preview", 0);
     s.created_us = s.updated_us = e.ts_us;
+    if (auto sb = data.value("sandbox", json::object()); sb.is_object()) {
+      s.sandbox_uid = sb.value("uid", 0u);
+      s.sandbox_gid = sb.value("gid", 0u);
+    }
   } else if (e.type == ev::project_updated) {
     auto parsed = parse_manifest(data.value("manifest", json::object()), /*from_log=*/true);
     if (parsed.ok) s.spec = parsed.value;
@@ -38,11 +48,15 @@ void fold(project_state& s, const event_record& e) {
 }
 
 std::string project_created_data(const manifest& m, uint16_t production_port,
-                                 uint16_t preview_port) {
-  return dump_json({{"manifest", to_json(m)}, {"ports", {{"production", production_port}, {"preview", preview_port}}}});
+                                 uint16_t preview_port, uint32_t sandbox_uid, uint32_t sandbox_gid) {
+  json data{{"manifest", to_json(m)}, {"ports", {{"production", production_port}, {"preview", preview_port}}}};
+  if (sandbox_uid != 0) data["sandbox"] = {{"uid", sandbox_uid}, {"gid", sandbox_gid}};
+  return dump_json(data);
 }
 
 std::string project_updated_data(const manifest& m) { return dump_json({{"manifest", to_json(m)}}); }
+
+std::string sandbox_assigned_data(uint32_t uid, uint32_t gid) { return dump_json({{"uid", uid}, {"gid", gid}}); }
 
 const char* to_string(port_kind k) {
   switch (k) {

@@ -20,6 +20,10 @@ namespace ev {
 constexpr const char* project_created = "project_created";
 constexpr const char* project_updated = "project_updated";
 constexpr const char* project_deleted = "project_deleted";
+// The project's own uid/gid for its sandboxed processes (berth is root), for a project created
+// without one (by an older berth); a new project's is in its project_created. Kept until the
+// project is deleted.
+constexpr const char* sandbox_assigned = "sandbox_assigned";
 constexpr const char* port_leased = "port_leased";
 constexpr const char* port_released = "port_released";
 }  // namespace ev
@@ -38,13 +42,15 @@ struct project_record {
   uint16_t preview_port = 0;
   int64_t created_us = 0;
   int64_t updated_us = 0;
+  uint32_t sandbox_uid = 0, sandbox_gid = 0;  // 0: none assigned (berth not root, or sandbox off)
 };
 // project_created or project_deleted: what was folded of an earlier project of that name goes.
 inline bool starts_over(const event_record& e) {
   return e.type == ev::project_created || e.type == ev::project_deleted;
 }
 
-// Folds project_created / project_updated / project_deleted; ignores every other event.
+// Folds project_created / project_updated / project_deleted / sandbox_assigned; ignores every
+// other event.
 void fold(project_record& s, const event_record& e);
 
 // Everything folded from `project/<name>`: what `berth audit replay` prints. The live actors
@@ -60,9 +66,11 @@ struct project_state : project_record {
 void fold(project_state& s, const event_record& e);
 
 // Event payloads.
+// sandbox_uid/gid: the project's own ids (0: none), recorded with its creation.
 std::string project_created_data(const manifest& m, uint16_t production_port,
-                                 uint16_t preview_port);
+                                 uint16_t preview_port, uint32_t sandbox_uid = 0, uint32_t sandbox_gid = 0);
 std::string project_updated_data(const manifest& m);
+std::string sandbox_assigned_data(uint32_t uid, uint32_t gid);
 
 // production: the stable port; preview: the dev service; candidate: a release on trial
 // during a deploy (from the preview range, released when the job ends).

@@ -36,6 +36,25 @@ struct artifact {
   std::string id;
 };
 
+// The identity a project's instances run as, allocated once per project (the `sandbox_assigned`
+// event) when berth is root. uid 0: none of its own (berth is not root, or no sandbox), so the
+// instance keeps berth's ids inside a user namespace.
+struct sandbox_identity {
+  uint32_t uid = 0, gid = 0;
+};
+
+// How an instance is confined: what it sees of the host's files, and as whom it runs. Drivers
+// map it onto their mechanism (the process driver: bubblewrap, runtime/process/sandbox.hpp;
+// a container driver: volumes and --user). Paths are the host's; the instance sees them at the
+// same place and nothing else of the data dir.
+struct sandbox_spec {
+  bool enabled = false;                         // false: runs as berth itself (berth's own: the proxy)
+  sandbox_identity id;                          // its uid/gid when berth is root
+  std::filesystem::path read_only;              // the release, seen read-only ("" = none)
+  std::vector<std::filesystem::path> writable;  // a preview's src, a build's workspace
+  std::filesystem::path data;                   // its private writable dir: HOME and BERTH_APP_DATA
+};
+
 // What to run.
 struct instance_spec {
   instance_labels labels;
@@ -48,6 +67,7 @@ struct instance_spec {
   // Memory, CPU and process limits of the whole instance (0 fields: not limited). A driver
   // that cannot apply limits runs it without (limits_unavailable() says why).
   resource_limits limits;
+  sandbox_spec sandbox;                        // where and as whom it runs (disabled: as berth)
 };
 
 enum class instance_state {

@@ -4,7 +4,7 @@ set -euo pipefail
 PKGS=(build-essential cmake pkg-config git
       libcaf-dev librocksdb-dev libcpp-httplib-dev libspdlog-dev libfmt-dev
       nlohmann-json3-dev catch2 libcli11-dev libssl-dev
-      python3 curl caddy
+      python3 curl caddy bubblewrap
       clang libclang-rt-14-dev)  # fuzz/: clang++ and libclang_rt.fuzzer (-fsanitize=fuzzer)
 PKGS+=(openssl)  # tests: the self-signed certificate of the HTTPS API test
 missing=()

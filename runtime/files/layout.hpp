@@ -25,6 +25,9 @@ struct project_paths {
     return production_logs / ("deploy-" + id + ".log");
   }
   std::filesystem::path build_workspace(const std::string& id) const { return builds / id; }
+  // The private writable folder of an environment's sandboxed processes (production, preview,
+  // build): their HOME and BERTH_APP_DATA; kept across releases, removed with the project.
+  std::filesystem::path app_data(const std::string& env) const { return root / "data" / env; }
 };
 
 std::filesystem::path projects_root(const std::string& data_dir);

@@ -73,6 +73,7 @@ struct deploy_inputs {
   std::map<std::string, std::string> build_env;  // manifest env + only the secrets build.secrets names
   std::string git_credential;  // the value of source.credentials_secret ("" none); never logged
   uint16_t stable_port = 0;
+  sandbox_identity sandbox;  // the project's own uid/gid for its build and releases
   std::string current;       // what production/current pointed at when the job started
   std::map<std::string, release_record> releases;  // kept releases then (for retention)
   std::vector<std::string> in_use;                 // releases retention must keep

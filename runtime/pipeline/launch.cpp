@@ -1,6 +1,7 @@
 #include "runtime/pipeline/launch.hpp"
 
 #include <filesystem>
+#include <thread>
 
 #include <fmt/format.h>
 
@@ -35,6 +36,17 @@ std::string how_it_ended(const instance_status& end) {
   return "exited";
 }
 
+instance_status after_failed_probe(const runtime_driver& driver, const instance_ref& r,
+                                   std::chrono::milliseconds settle) {
+  auto until = std::chrono::steady_clock::now() + settle;
+  auto now = driver.inspect(r);
+  while (now.running() && std::chrono::steady_clock::now() < until) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    now = driver.inspect(r);
+  }
+  return now;
+}
+
 instance_spec release_spec(const release_launch& l) {
   instance_spec s;
   s.labels = {l.project, "production", l.hash};
@@ -47,6 +59,7 @@ instance_spec release_spec(const release_launch& l) {
   s.port = l.port;
   s.log = l.paths->production_log();
   s.limits = effective_limits(l.spec->production_limits, "production");  // unapplied without cgroups
+  s.sandbox = {true, l.sandbox, l.paths->production / l.hash, {}, l.paths->app_data("production")};
   return s;
 }
 
@@ -78,7 +91,7 @@ status launch_release(runtime_driver& driver, backend_guards& b, const release_l
   auto probe = wait_healthy("127.0.0.1", l.port, health.path, std::chrono::seconds(health.timeout_s), l.probe_every,
                             [&] { return driver.inspect(r).running() && !(l.give_up && l.give_up()); });
   if (!probe.healthy) {
-    auto end = driver.inspect(r);
+    auto end = after_failed_probe(driver, r);
     driver.stop(r, l.stop_grace);
     if (!end.running()) return status::io_error("the release " + how_it_ended(end) + " before answering its health check");
     return status::io_error("health check on port " + std::to_string(l.port) + " failed: " + probe.error);

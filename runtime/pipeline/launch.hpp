@@ -23,6 +23,7 @@ struct release_launch {
   const project_paths* paths = nullptr;
   const std::map<std::string, std::string>* env = nullptr;  // manifest env + secrets
   uint16_t port = 0;
+  sandbox_identity sandbox;  // the project's own uid/gid (runtime/driver.hpp)
   std::chrono::milliseconds probe_every{500};
   std::chrono::milliseconds stop_grace{3000};
   bool essential = false;               // an open process breaker does not refuse it
@@ -30,7 +31,8 @@ struct release_launch {
   std::function<void(const std::string&)> log;  // retry lines ("" = not logged)
 };
 
-// The spec that runs the release (its folder, production.command, PORT/HOST, its labels).
+// The spec that runs the release (its folder, production.command, PORT/HOST, its labels), in
+// its sandbox: the release read-only, production's data folder writable.
 instance_spec release_spec(const release_launch& l);
 
 // Starts the release through the "process" backend's breaker and retry policy: transient
@@ -43,6 +45,12 @@ status start_release(runtime_driver& driver, backend_guards& b, const release_la
 // start_release, then probes until healthy within production.health.timeout_s; an instance
 // that does not get there is stopped again and the status says how it ended.
 status launch_release(runtime_driver& driver, backend_guards& b, const release_launch& l, instance_ref* out);
+
+// How the instance is after a failed health check, once it had a moment (up to `settle`) to be
+// seen ending: an app that died closed its connections just before its instance ends (a
+// sandbox's bwrap exits a few ms after the app), which must read as "exited", not "refused".
+instance_status after_failed_probe(const runtime_driver& driver, const instance_ref& r,
+                                   std::chrono::milliseconds settle = std::chrono::milliseconds(300));
 
 // "exited with code 3", "was killed by signal 9": how an instance that stopped ended.
 std::string how_it_ended(const instance_status& end);

@@ -30,6 +30,7 @@ release_launch launch_of(job& j, const std::string& hash, uint16_t port) {
   l.paths = &j.in.paths;
   l.env = &j.in.env;
   l.port = port;
+  l.sandbox = j.in.sandbox;
   l.stop_grace = j.in.stop_grace;
   l.give_up = [&j] { return j.give_up(); };
   l.log = [&j](const std::string& line) { j.log().line(line); };
@@ -86,7 +87,7 @@ void check_health(job& j, const instance_ref& candidate) {
   }
   if (!probe.healthy && j.give_up()) j.gave_up();
   if (!probe.healthy) {
-    auto end = j.tools.driver.inspect(candidate);
+    auto end = after_failed_probe(j.tools.driver, candidate);
     if (!end.running())
       j.fail("health_check_failed", "the candidate " + how_it_ended(end) + " before passing its health check");
     j.fail("health_check_failed", "health check of " + health.path + " failed: " + probe.error);

@@ -58,6 +58,7 @@ void build(job& j, const fs::path& workspace) {
   spec.env = j.in.build_env;
   spec.log = pipe->path();
   spec.limits = effective_limits(m.build_limits, "build");
+  spec.sandbox = {true, j.in.sandbox, {}, {workspace}, j.in.paths.app_data("build")};
   j.log().line("running the build: " + fmt::format("{}", fmt::join(m.build_command, " ")));
   masked_lines output(j.log().mask());
   auto t0 = clock_type::now();

@@ -12,12 +12,18 @@
 // cgroup.hpp) when `cgroup_root` allows it ("auto", or a delegated cgroup v2 folder; "" or
 // "off": never): the child joins it before exec; an instance killed by the OOM killer ends with
 // instance_status::oom; usage() reads the group; stop() kills whatever is left in it.
+// A spec whose sandbox is enabled runs confined (runtime/process/sandbox.hpp) when the runtime
+// was made with a sandbox: the started process is then bubblewrap, with the labels on it; the
+// program is looked up before anything starts (a missing one is not_found, as without sandbox).
+// stop() of a sandbox sends SIGTERM to the app inside rather than to bwrap; an exit watch on a
+// sandbox kills what is left of its group once bwrap has ended.
 #pragma once
 #include <memory>
 #include <string>
 
 #include "runtime/driver.hpp"
 #include "runtime/process/process_driver.hpp"
+#include "runtime/process/sandbox.hpp"
 
 namespace berth {
 
@@ -27,7 +33,7 @@ class instance_groups;
 
 class process_runtime final : public runtime_driver {
  public:
-  explicit process_runtime(std::string data_dir, const std::string& cgroup_root = "");
+  explicit process_runtime(std::string data_dir, const std::string& cgroup_root = "", sandbox_options sandbox = {});
   const char* name() const override { return "process"; }
 
   status prepare(const std::filesystem::path& release_dir, const instance_labels& labels,
@@ -46,10 +52,12 @@ class process_runtime final : public runtime_driver {
  private:
   std::string data_dir_;
   std::string data_dir_label_;     // BERTH_DATA_DIR of what it starts
+  sandbox_options sandbox_;        // read-only after construction
   mutable process_driver driver_;  // stateless: the children table is process-wide
   std::shared_ptr<detail::instance_groups> groups_;  // shared with exit watches
 };
 
-std::shared_ptr<runtime_driver> make_process_runtime(std::string data_dir, const std::string& cgroup_root = "");
+std::shared_ptr<runtime_driver> make_process_runtime(std::string data_dir, const std::string& cgroup_root = "",
+                                                     sandbox_options sandbox = {});
 
 }  // namespace berth

@@ -10,6 +10,7 @@
 
 #include "tests/integration/deploy_support.hpp"
 #include "tests/integration/harness.hpp"
+#include "tests/integration/recovery_support.hpp"
 
 using namespace berth::it;
 using namespace std::chrono_literals;
@@ -150,15 +151,20 @@ bool set_timestamp(const json& obj, const char* key) {
   return obj.is_object() && obj.contains(key) && obj[key].is_string() && !obj[key].get<std::string>().empty();
 }
 
-// Processes with a cwd inside `dir` other than `allowed` pids, after at most `grace`.
+// Processes with a cwd inside `dir` other than those of the `allowed` pids' process groups (an
+// instance is a group: a sandboxed release is bwrap, its namespace's init and the app), after at
+// most `grace`.
 std::vector<proc_info> strays(const std::string& dir, const std::set<pid_t>& allowed,
                               std::chrono::milliseconds grace = 2s) {
   std::vector<proc_info> left;
+  std::set<pid_t> groups;
+  for (pid_t pid : allowed) groups.insert(pgid_of(pid));
+  groups.erase(0);
   eventually(
       [&] {
         left.clear();
         for (auto& p : procs_in(dir))
-          if (!allowed.count(p.pid)) left.push_back(p);
+          if (!allowed.count(p.pid) && !groups.count(pgid_of(p.pid))) left.push_back(p);
         return left.empty();
       },
       grace);

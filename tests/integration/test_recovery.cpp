@@ -57,7 +57,7 @@ TEST_CASE("reconciler - a release that stops answering is replaced", "[integrati
   e.deploy_version("v1");
   auto old = production_pid(e);
   REQUIRE(old != 0);
-  ::kill(old, SIGSTOP);  // alive, holds its port, answers nothing
+  ::kill(-old, SIGSTOP);  // its whole group (bwrap and the app): alive, holds its port, answers nothing
   INFO(e.srv->log());
   REQUIRE(serves_again(e, old, "release v1\n", 30s));
   CHECK(pgid_of(old) == 0);  // the frozen one was stopped, not left holding resources
