@@ -82,6 +82,8 @@ struct config {
   // unless stop_apps_on_exit.
   int shutdown_grace_ms = 10000;
   bool stop_apps_on_exit = false;
+  // Full disk: room held back in <data>/.reserve, released when the disk fills (0: no guard).
+  int disk_reserve_mb = 8;
 };
 
 // Binds every option to `app` as a flag with its BERTH_* variable and help text, and

@@ -14,6 +14,7 @@ int http_status(errc x) {
     case errc::conflict: return 409;
     case errc::ports_exhausted:
     case errc::unavailable: return 503;
+    case errc::insufficient_storage: return 507;
     default: return 500;
   }
 }

@@ -18,6 +18,7 @@ const char* code_name(errc x) {
     case errc::restart_intensity: return "restart_intensity";
     case errc::unavailable: return "unavailable";
     case errc::internal: return "internal";
+    case errc::insufficient_storage: return "insufficient_storage";
   }
   return "internal";
 }

@@ -21,6 +21,7 @@ enum class errc : uint8_t {
   restart_intensity,   // supervisor escalation
   unavailable,
   internal,
+  insufficient_storage,  // the disk is full: 507, the write was refused and nothing was kept
 };
 
 std::string to_string(errc x);
@@ -38,5 +39,10 @@ struct error_view {
   std::string message;
 };
 error_view view(const caf::error& err);
+
+// A failed write as an error: insufficient_storage when the disk is full, else storage_error.
+inline caf::error storage_failure(bool no_space, std::string message) {
+  return make_error(no_space ? errc::insufficient_storage : errc::storage_error, std::move(message));
+}
 
 }  // namespace berth

@@ -20,6 +20,8 @@ namespace ev {
 constexpr const char* project_created = "project_created";
 constexpr const char* project_updated = "project_updated";
 constexpr const char* project_deleted = "project_deleted";
+constexpr const char* project_broken = "project_broken";        // {reason}: parked, retried with backoff
+constexpr const char* project_recovered = "project_recovered";  // {was}: started fine again
 constexpr const char* port_leased = "port_leased";
 constexpr const char* port_released = "port_released";
 }  // namespace ev

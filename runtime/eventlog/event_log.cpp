@@ -18,6 +18,7 @@
 #include <system_error>
 
 #include "runtime/eventlog/rocks_event_log.hpp"
+#include "runtime/files/disk_guard.hpp"
 
 namespace berth {
 
@@ -109,6 +110,27 @@ status rocks_event_log::load_head() {
   return status::ok();
 }
 
+status rocks_event_log::wal_failed_status() {
+  // Resume() clears RocksDB's background error once there is room again; until it does,
+  // nothing is written (the batch that failed was not applied: a WriteBatch is atomic).
+  if (disk_guard::full()) return status::no_space("appending events: the disk holding berth's data is full; "
+                                                  "writes resume by themselves once space is freed");
+  auto s = db_->Resume();
+  if (!s.ok()) return from_rocks(s, "resuming the event log after a failed write");
+  wal_failed_ = false;
+  return status::ok();
+}
+
+status rocks_event_log::write_failed(const rocksdb::Status& s) {
+  if (s.IsNoSpace() || s.ToString().find("No space left") != std::string::npos) {
+    disk_guard::note_no_space();
+    wal_failed_ = true;
+    return status::no_space("writing events: " + s.ToString());
+  }
+  if (s.IsIOError()) wal_failed_ = true;
+  return from_rocks(s, "writing events");
+}
+
 status rocks_event_log::append(const std::vector<new_event>& events, bool sync,
                                std::vector<event_record>* out) {
   if (read_only_) return status::invalid_argument("event log is open read-only");
@@ -122,7 +144,10 @@ status rocks_event_log::append(const std::vector<new_event>& events, bool sync,
     return status::ok();
   }
   recs.reserve(events.size());
+  // A full disk is refused before RocksDB sees ENOSPC: a failed WAL append poisons its writer.
+  if (auto room = disk_guard::room("appending events"); !room) return room;
   std::lock_guard<std::mutex> guard(mu_);
+  if (wal_failed_) return wal_failed_status();
   head_info next = head_;
   next.ts_us = std::max(now_us(), head_.ts_us);
   rocksdb::WriteBatch batch;
@@ -148,7 +173,7 @@ status rocks_event_log::append(const std::vector<new_event>& events, bool sync,
   rocksdb::WriteOptions wo;
   wo.sync = sync;
   auto s = db_->Write(wo, &batch);
-  if (!s.ok()) return from_rocks(s, "writing events");
+  if (!s.ok()) return write_failed(s);
   head_ = std::move(next);
   last_seq_.store(head_.seq, std::memory_order_release);
   if (out != nullptr) *out = std::move(recs);

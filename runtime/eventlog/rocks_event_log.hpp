@@ -49,7 +49,12 @@ class rocks_event_log final : public event_log {
   bool read_only_;
   std::string secondary_dir_;
 
-  std::mutex mu_;  // guards head_ (seq, hash and time assignment)
+  // A write failed (ENOSPC or I/O): nothing more goes to RocksDB until Resume() succeeds.
+  status write_failed(const rocksdb::Status& s);
+  status wal_failed_status();  // ok once resumed
+
+  std::mutex mu_;  // guards head_ (seq, hash and time assignment) and wal_failed_
+  bool wal_failed_ = false;
   head_info head_;
   std::atomic<uint64_t> last_seq_{0};
 };
