@@ -1,6 +1,7 @@
 #include "runtime/files/disk_guard.hpp"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
@@ -67,26 +68,29 @@ void disk_guard::install(const std::string& data_dir, uint64_t reserve_bytes, ui
   if (s.installed) refresh_locked();
 }
 
+// Full while the reserve is not held and cannot be made again (which also holds across a
+// restart: the reserve's absence is the memory of a full disk), or when free space falls under
+// the low-water mark (then the reserve goes, to leave RocksDB room).
 void disk_guard::refresh_locked() {
   auto& s = g();
   auto free = available(s.data_dir);
-  s.free = free == UINT64_MAX ? 0 : free;
-  if (!s.full && free < s.low_water) {
-    s.full = true;
-    if (s.held) {
-      ::unlink(s.reserve_path.c_str());
-      s.held = false;
-    }
-    spdlog::error("disk full: {} bytes free under {}; writes are refused, the reserve ({} bytes) is released",
-                  free, s.data_dir, s.reserve);
-  } else if (s.full && free >= s.reserve + s.low_water) {
-    s.full = false;
-    spdlog::info("disk has room again ({} bytes free); writes resume", free);
+  bool was_full = s.full;
+  if (s.held && free < s.low_water) {
+    ::unlink(s.reserve_path.c_str());
+    s.held = false;
+    free = available(s.data_dir);
   }
-  if (!s.full && !s.held && free >= s.reserve + s.low_water) {
+  if (!s.held && free != UINT64_MAX && free >= s.reserve + s.low_water) {
     s.held = make_reserve(s.reserve_path, s.reserve);
-    if (s.held) s.free = available(s.data_dir);
+    free = available(s.data_dir);
   }
+  s.full = !s.held && free != UINT64_MAX;
+  s.free = free == UINT64_MAX ? 0 : free;
+  if (s.full && !was_full)
+    spdlog::error("disk full under {} ({} bytes free, the reserve of {} bytes released or not makeable); "
+                  "writes are refused", s.data_dir, s.free.load(), s.reserve);
+  else if (!s.full && was_full)
+    spdlog::info("disk has room again under {} ({} bytes free); writes resume", s.data_dir, s.free.load());
 }
 
 status disk_guard::room(const std::string& what) {
@@ -95,21 +99,22 @@ status disk_guard::room(const std::string& what) {
   std::lock_guard<std::mutex> lock(s.mu);
   refresh_locked();
   if (!s.full) return status::ok();
-  return status::no_space(fmt::format("{}: the disk holding berth's data is full ({} bytes free); nothing was "
-                                      "written; writes resume by themselves once space is freed",
-                                      what, s.free.load()));
+  return status::no_space(fmt::format("{}: the disk holding berth's data is full (it needs {} bytes free to "
+                                      "go on; {} are); nothing was written; writes resume by themselves once "
+                                      "space is freed",
+                                      what, s.reserve + s.low_water, s.free.load()));
 }
 
 void disk_guard::note_no_space() {
   auto& s = g();
   if (!s.installed) return;
   std::lock_guard<std::mutex> lock(s.mu);
-  if (!s.full) spdlog::error("disk full: a write failed with ENOSPC under {}", s.data_dir);
-  s.full = true;
+  spdlog::error("disk full: a write failed with ENOSPC under {}", s.data_dir);
   if (s.held) {
     ::unlink(s.reserve_path.c_str());
     s.held = false;
   }
+  refresh_locked();
 }
 
 bool disk_guard::full() {
