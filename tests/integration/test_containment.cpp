@@ -162,8 +162,9 @@ TEST_CASE("containment - a full disk refuses writes with 507, keeps serving read
   CHECK(h.value("disk", "") == "full");
   CHECK(h.value("status", "") == "degraded");
 
-  // It starts on the full disk and serves reads.
+  // It starts on the full disk (every byte taken: what the shutdown freed too) and serves reads.
   REQUIRE(srv.terminate(10s) == 0);
+  fill_disk(srv.data_dir() + "/filler2");
   srv.start();
   CHECK(srv.api().get("/api/projects/before").status == 200);
   CHECK(srv.api().get("/api/projects").status == 200);
@@ -172,6 +173,7 @@ TEST_CASE("containment - a full disk refuses writes with 507, keeps serving read
 
   // Space comes back: writes resume without a restart.
   fs::remove(srv.data_dir() + "/filler");
+  fs::remove(srv.data_dir() + "/filler2");
   auto created = srv.api().post("/api/projects", project_body("after", src));
   INFO(created.describe());
   CHECK(created.status == 201);
