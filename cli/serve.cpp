@@ -18,6 +18,7 @@
 #include "messages/proxy.hpp"
 #include "runtime/files/disk_guard.hpp"
 #include "runtime/files/layout.hpp"
+#include "runtime/logs/rotating_file.hpp"
 #include "runtime/net/ports.hpp"
 #include "runtime/logs/logging.hpp"
 #include "runtime/auth/token.hpp"
@@ -167,6 +168,7 @@ int serve(const config& given) {
     return 1;
   }
   // Before the log opens: on a full disk the reserve makes room for RocksDB to start.
+  set_app_log_rotation({static_cast<uint64_t>(cfg.log_max_bytes), cfg.log_max_files});
   uint64_t reserve = static_cast<uint64_t>(cfg.disk_reserve_mb) << 20;
   disk_guard::install(cfg.data_dir, reserve, std::max<uint64_t>(reserve / 4, 1 << 20));
   std::unique_ptr<event_log> opened;

@@ -45,6 +45,11 @@ struct process_spec {
   // Appended to (O_APPEND|O_CREAT, 0644); may be the same file; empty = /dev/null.
   // The directories must exist. stdin is always /dev/null.
   std::string stdout_path, stderr_path;
+  // > 0 (with stdout_path == stderr_path): the output goes through a pipe to `berth log-writer`
+  // (berth's own binary), started in the child's session and process group, which rotates the
+  // file by size, keeping at most log_files files (runtime/logs/rotating_file.hpp).
+  uint64_t log_max_bytes = 0;
+  int log_files = 5;
 };
 
 // What berth persists in events to recognise its own processes after a restart.

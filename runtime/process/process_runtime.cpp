@@ -1,5 +1,7 @@
 #include "runtime/process/process_runtime.hpp"
 
+#include "runtime/logs/rotating_file.hpp"
+
 #include <fmt/format.h>
 
 #include "runtime/process/process_list.hpp"
@@ -69,6 +71,11 @@ status process_runtime::start(const instance_spec& spec, instance_ref* out) {
   ps.cwd = !spec.from.id.empty() ? spec.from.id : spec.workdir.string();
   ps.env = env_of(spec, data_dir_label_);
   ps.stdout_path = ps.stderr_path = spec.log.string();
+  if (spec.labels.env != "build") {  // a build writes into its deployment's log, capped by berth
+    auto rotation = app_log_rotation();
+    ps.log_max_bytes = rotation.max_bytes;
+    ps.log_files = rotation.files;
+  }
   process_handle h;
   if (auto s = driver_.start(ps, &h); !s) return s;
   if (out) *out = instance_ref{process_instance_id(h.pid, h.start_time, h.pgid), spec.port, h.pid};
