@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <thread>
 
 #include <catch2/catch.hpp>
@@ -183,4 +184,72 @@ TEST_CASE("containment - a full disk refuses writes with 507, keeps serving read
   auto verify = run({"audit", "verify", "--data", srv.data_dir()});
   INFO(verify.describe());
   CHECK(verify.exit_code == 0);
+}
+
+namespace {
+
+// Whether any process's command line holds both `a` and `b`.
+bool process_with(const std::string& a, const std::string& b) {
+  for (auto& entry : fs::directory_iterator("/proc")) {
+    std::ifstream in(entry.path() / "cmdline", std::ios::binary);
+    std::string cmd((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (cmd.find(a) != std::string::npos && cmd.find(b) != std::string::npos) return true;
+  }
+  return false;
+}
+
+std::string last_line_of(const std::string& path) {
+  std::ifstream in(path);
+  std::string line, last;
+  while (std::getline(in, line)) last = line;
+  return last;
+}
+
+}  // namespace
+
+TEST_CASE("containment - an app printing a lot keeps its log under max bytes x files and keeps running",
+          "[integration][containment]") {
+  temp_dir tmp;
+  auto opts = deploy_server_options({"--log-max-bytes", "20000", "--log-max-files", "3"});
+  server srv(tmp.path(), opts);
+  auto src = make_site(tmp, "site", "v1");
+  auto m = site_manifest("chatty", src);
+  // ~450 KB of output before it serves, then the server's own start line.
+  m["preview"]["command"] = {"sh", "-c",
+                             "python3 -c 'for i in range(5000): print(\"line\", i, \"x\" * 80)'; exec python3 server.py"};
+  REQUIRE(srv.api().post("/api/projects", m).status == 201);
+  auto started = srv.api().post("/api/projects/chatty/preview/start", std::string{});
+  INFO(started.describe());
+  REQUIRE(started.status == 200);
+  uint16_t port = started.body.at("port");
+  CHECK(fetch(port, "/health").status == 200);
+
+  auto log = srv.projects_dir() + "/chatty/preview/logs/preview.log";
+  REQUIRE(eventually([&] { return last_line_of(log).find("release") != std::string::npos; }));
+  uint64_t total = 0;
+  for (auto* suffix : {"", ".1", ".2"}) {
+    auto p = log + suffix;
+    REQUIRE(fs::exists(p));
+    CHECK(fs::file_size(p) <= 20000);
+    total += fs::file_size(p);
+  }
+  CHECK(!fs::exists(log + ".3"));
+  CHECK(total <= 3 * 20000);
+  // The newest lines are kept, whole: the last printed before the server's start line.
+  std::ifstream in(log + ".1");
+  std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::ifstream cur(log);
+  all += std::string((std::istreambuf_iterator<char>(cur)), std::istreambuf_iterator<char>());
+  CHECK(all.find("line 4999 " + std::string(80, 'x') + "\n") != std::string::npos);
+
+  // The writer lives in the app's process group: it outlives a berth restart with the app,
+  // and stopping the app ends it.
+  CHECK(process_with("log-writer", log));
+  srv.kill9();
+  CHECK(fetch(port, "/health").status == 200);
+  CHECK(process_with("log-writer", log));
+  srv.start();
+  auto stopped = srv.api().post("/api/projects/chatty/preview/stop", std::string{});
+  REQUIRE(stopped.status == 200);
+  CHECK(eventually([&] { return !process_with("log-writer", log); }));
 }
