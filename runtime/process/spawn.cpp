@@ -215,6 +215,8 @@ void start_log_writer(const writer_plan& w, const std_streams& s, int wfd) {
   if (pid < 0) child_fail(wfd, stage_dup);
   if (pid > 0) return;
   if (::dup2(w.read_fd, 0) < 0 || ::dup2(s.in, 1) < 0 || ::dup2(s.in, 2) < 0) ::_exit(127);
+  // Not in the app's folder: it holds nothing there but its log, and is no app process.
+  if (::chdir("/") != 0) ::_exit(127);
   child_cloexec_from_3();  // the pipe's write end included: end of input once the app is gone
   sigset_t none;
   ::sigemptyset(&none);
