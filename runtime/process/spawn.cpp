@@ -88,10 +88,9 @@ struct writer_plan {
 };
 
 status make_writer_plan(const process_spec& spec, writer_plan* w) {
-  char exe[4096];
-  ssize_t n = ::readlink("/proc/self/exe", exe, sizeof exe - 1);
-  if (n <= 0) return status::io_error("log writer: cannot resolve /proc/self/exe");
-  w->exe.assign(exe, static_cast<size_t>(n));
+  // The writer is forked from berth and not yet exec'd: /proc/self/exe is berth's image, even
+  // when the file was replaced by an upgrade meanwhile.
+  w->exe = "/proc/self/exe";
   w->argv_strings = {"berth",   "log-writer", "--max-bytes", std::to_string(spec.log_max_bytes),
                      "--files", std::to_string(spec.log_files), spec.stdout_path};
   for (auto& a : w->argv_strings) w->argv.push_back(a.data());
