@@ -21,7 +21,8 @@ using store_ptr = caf::stateful_actor<event_store_state>*;
 
 caf::error to_error(const status& st) {
   auto code = st.which() == status::code::invalid_argument ? errc::invalid_request
-                                                           : errc::storage_error;
+               : st.which() == status::code::no_space       ? errc::insufficient_storage
+                                                             : errc::storage_error;
   return make_error(code, st.message());
 }
 

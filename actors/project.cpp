@@ -183,8 +183,14 @@ caf::behavior project_actor(self_ptr self, environment env) {
             materialise(
                 self,
                 [=](const std::string& failure) {
-                  if (!failure.empty()) spdlog::error("project {}: {}", name, failure);
+                  if (!failure.empty()) {
+                    // Its environments cannot run without it: the projects supervisor parks us.
+                    spdlog::error("project {}: {}", name, failure);
+                    self->quit(make_error(errc::storage_error, "its folder: " + failure));
+                    return;
+                  }
                   self->state.sup.init(self, supervisor_flags{}, environment_specs(self));
+                  caf::anon_send(names::whereis(self->system(), names::projects), project_up_atom_v, name);
                 },
                 while_blocked::hold);
           },

@@ -13,6 +13,7 @@
 #include "actors/blocking.hpp"
 #include "actors/names.hpp"
 #include "actors/project.hpp"
+#include "actors/project_parking.hpp"
 #include "messages/atoms.hpp"
 #include "messages/errors.hpp"
 #include "runtime/files/layout.hpp"
@@ -205,7 +206,8 @@ void create_then(self_ptr self, manifest m, std::function<void(caf::expected<pro
                 },
                 [=](const std::string& failure) {
                   if (!failure.empty()) return fail(make_error(errc::storage_error, failure));
-                  if (!*problem) return fail(make_error(errc::storage_error, problem->message()));
+                  if (!*problem)
+                    return fail(storage_failure(problem->which() == status::code::no_space, problem->message()));
                   record(ports);
                 });
           },
@@ -267,6 +269,7 @@ caf::result<bool> remove(self_ptr self, const std::string& name) {
               // The project actor owns the folder: remove it only once the actor is gone, and
               // off the scheduler (a big tree takes long).
               auto finish = [=]() mutable {
+                forget_failures(self, name);
                 auto paths = paths_for(self->state.data_dir, name);
                 run_blocking(
                     self, [paths] { remove_project_dir(paths); },
@@ -312,6 +315,11 @@ caf::result<std::vector<project_view>> list(self_ptr self) {
     return rp;
   }
   for (auto& name : names) {
+    if (project_view broken; broken_view(self, name, broken)) {
+      (*results)[name] = std::move(broken);
+      if (--*pending == 0) finish();
+      continue;
+    }
     self->request(self->state.sup.which_child(name), child_timeout, status_atom_v)
         .then(
             [=](project_view& v) mutable {
@@ -353,6 +361,10 @@ template <class... Ts>
 caf::result<void> to_project(self_ptr self, const std::string& name, Ts&&... xs) {
   auto it = self->state.index.find(name);
   auto child = self->state.sup.which_child(name);
+  if (it != self->state.index.end() && it->second == name_status::live)
+    if (project_view broken; broken_view(self, name, broken))
+      return make_error(errc::unavailable, "project '" + name + "' is broken (" + broken.broken_reason
+                                               + "); berth retries it with backoff");
   if (it == self->state.index.end() || it->second != name_status::live || !child)
     return make_error(errc::not_found, "no project named '" + name + "'");
   auto rp = self->make_response_promise();
@@ -384,13 +396,24 @@ caf::behavior projects_actor(self_ptr self, std::string data_dir, deploy_setting
   flags.intensity = 50;  // one crashing project must not take the others down
   flags.period = std::chrono::seconds(10);
   self->state.sup.init(self, flags, {});
+  park_failing_projects(self);
   load(self);
   return supervisor_handlers(self, self->state.sup)
       .or_else(
           [=](check_atom, const std::string& name) { return self->state.index.count(name) == 0; },
           [=](create_atom, manifest& m) { return create(self, std::move(m)); },
           [=](list_atom) { return list(self); },
-          [=](get_atom, const std::string& name) { return to_project(self, name, get_atom_v); },
+          [=](get_atom, const std::string& name) -> caf::result<void> {
+            if (project_view broken; self->state.index.count(name) && broken_view(self, name, broken)) {
+              auto rp = self->make_response_promise();
+              rp.deliver(std::move(broken));
+              return rp;
+            }
+            return to_project(self, name, get_atom_v);
+          },
+          [=](project_up_atom, const std::string& name) { project_came_up(self, name); },
+          [=](retry_project_atom, const std::string& name, uint64_t id) { retry_parked(self, name, id); },
+          [=](broken_atom) { return broken_projects(self); },
           [=](update_atom, const std::string& name, manifest& m) -> caf::result<void> {
             if (auto refused = limits_refusal(self, m)) return refused;
             return to_project(self, name, update_atom_v, std::move(m));

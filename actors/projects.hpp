@@ -22,6 +22,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <caf/all.hpp>
 
@@ -34,9 +35,20 @@ namespace berth {
 
 enum class name_status : uint8_t { creating, live, deleting };
 
+// How a project's actor has been failing (actors/project_parking.hpp).
+struct project_failures {
+  std::vector<int64_t> exits_us;  // recent abnormal exits (µs since epoch), for the backoff
+  uint64_t in_a_row = 0;          // exits since it last came up
+  bool broken = false;
+  std::string reason;
+  int64_t broken_since_us = 0, next_retry_us = 0;
+  uint64_t retry_id = 0;          // the pending retry; older ones are ignored
+};
+
 struct projects_state {
   supervisor_core sup;
   std::map<std::string, name_status> index;
+  std::map<std::string, project_failures> failures;
   std::string data_dir;
   deploy_settings settings;
   std::shared_ptr<runtime_driver> driver;

@@ -66,6 +66,10 @@ class supervisor_core {
   using started_hook = std::function<void(const std::string& id, const caf::actor& handle)>;
   // Called for an exit_msg whose source is not a child. Default: shutdown(em.reason).
   using foreign_exit_hook = std::function<void(caf::exit_msg& em)>;
+  // Called when a running child died and would be restarted now. Returning true parks the
+  // child instead: its spec stays (handle invalid), nothing is counted against the intensity,
+  // and the owner calls restart_child(id) when it wants (a restart with backoff).
+  using failure_hook = std::function<bool(const std::string& id, const caf::error& reason)>;
 
   supervisor_core() = default;
   supervisor_core(const supervisor_core&) = delete;
@@ -86,6 +90,11 @@ class supervisor_core {
   // arrived (at once if it is not running).
   bool terminate_child(const std::string& id, std::function<void()> on_stopped = {});
 
+  // Starts a parked child again (see on_child_failed). Returns false if there is no such
+  // child, it is running, or the supervisor is not running; a start that fails is handled
+  // like a death (the failure hook is asked again).
+  bool restart_child(const std::string& id);
+
   // Whether a child with this id is known (running or about to be restarted).
   bool has_child(const std::string& id) const;
   // The running child with this id; an invalid handle if none (or while it restarts).
@@ -103,6 +112,7 @@ class supervisor_core {
 
   void on_child_started(started_hook f) { started_hook_ = std::move(f); }
   void on_foreign_exit(foreign_exit_hook f) { foreign_hook_ = std::move(f); }
+  void on_child_failed(failure_hook f) { failure_hook_ = std::move(f); }
   // How long a stopped child may take before it is killed (default 5 s).
   void set_shutdown_timeout(std::chrono::milliseconds t) { shutdown_timeout_ = t; }
 
@@ -157,6 +167,7 @@ class supervisor_core {
   std::chrono::milliseconds shutdown_timeout_{5000};
   started_hook started_hook_;
   foreign_exit_hook foreign_hook_;
+  failure_hook failure_hook_;
 };
 
 // Handlers for the supervision atoms (plus the internal kill timeout), to combine with

@@ -102,6 +102,7 @@ void supervisor_core::child_exited(const std::string& id, const caf::error& reas
     children_.erase(i);
     return;
   }
+  if (failure_hook_ && failure_hook_(id, reason)) return;  // parked; the owner restarts it
   if (!record_restart()) {
     escalate(id);
     return;
@@ -135,6 +136,14 @@ void supervisor_core::restart_one(const std::string& id) {
     // Counts as another failure: bounded by the intensity.
     child_exited(id, make_error(errc::internal, "child '" + id + "' failed to start"));
   }
+}
+
+bool supervisor_core::restart_child(const std::string& id) {
+  auto i = find(id);
+  if (i == children_.end() || i->handle || phase_ != phase::running) return false;
+  spdlog::info("supervisor {}: starting parked child '{}'", self_->id(), id);
+  if (!start(*i)) child_exited(id, make_error(errc::internal, "child '" + id + "' failed to start"));
+  return true;
 }
 
 void supervisor_core::restart_all() {

@@ -9,4 +9,5 @@ class App;
 namespace berth {
 void register_serve(CLI::App& app);
 void register_audit(CLI::App& app);
+void register_log_writer(CLI::App& app);  // hidden: apps' rotated logs
 }  // namespace berth

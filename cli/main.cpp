@@ -8,6 +8,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   berth::register_serve(app);
   berth::register_audit(app);
+  berth::register_log_writer(app);
   CLI11_PARSE(app, argc, argv);
   return 0;
 }

@@ -1,4 +1,5 @@
 // `berth serve`: opens the log, boots the actor tree, serves HTTP until SIGTERM/SIGINT.
+#include <algorithm>
 #include <atomic>
 #include <csignal>
 
@@ -17,7 +18,9 @@
 #include "messages/atoms.hpp"
 #include "messages/errors.hpp"
 #include "messages/proxy.hpp"
+#include "runtime/files/disk_guard.hpp"
 #include "runtime/files/layout.hpp"
+#include "runtime/logs/rotating_file.hpp"
 #include "runtime/net/ports.hpp"
 #include "runtime/proxy/caddy.hpp"
 #include "runtime/logs/logging.hpp"
@@ -273,6 +276,10 @@ int serve(const config& given) {
     log_kv(spdlog::level::critical, "cannot create the data dir", {{"data", cfg.data_dir}, {"error", ec.message()}});
     return 1;
   }
+  // Before the log opens: on a full disk the reserve makes room for RocksDB to start.
+  set_app_log_rotation({static_cast<uint64_t>(cfg.log_max_bytes), cfg.log_max_files});
+  uint64_t reserve = static_cast<uint64_t>(cfg.disk_reserve_mb) << 20;
+  disk_guard::install(cfg.data_dir, reserve, std::max<uint64_t>(reserve / 4, 1 << 20));
   std::unique_ptr<event_log> opened;
   if (auto s = event_log::open(event_log_dir(cfg.data_dir).string(), event_log::mode::read_write, &opened); !s) {
     log_kv(spdlog::level::critical, "cannot open the event log", {{"error", s.message()}});

@@ -218,6 +218,14 @@ config_loader::config_loader(config& cfg) : cfg_(cfg) {
        [&c](const std::string& v) {
          c.deploy.crash_loop_window_s = parse_long("crash_loop_window_s", v, 1, 86400);
        }},
+      {"disk_reserve_mb", "--disk-reserve-mb", "BERTH_DISK_RESERVE_MB",
+       "room held back in <data>/.reserve for the event log when the disk fills (0: no full-disk guard)", "8",
+       [&c](const std::string& v) { c.disk_reserve_mb = parse_long("disk_reserve_mb", v, 0, 1 << 20); }},
+      {"log_max_bytes", "--log-max-bytes", "BERTH_LOG_MAX_BYTES",
+       "app, preview and Caddy logs rotate past this size (0: no rotation)", "10485760",
+       [&c](const std::string& v) { c.log_max_bytes = parse_long("log_max_bytes", v, 0, 1L << 40); }},
+      {"log_max_files", "--log-max-files", "BERTH_LOG_MAX_FILES", "rotated log files kept, the current one included",
+       "5", [&c](const std::string& v) { c.log_max_files = parse_long("log_max_files", v, 1, 1000); }},
       {"retry_attempts", "--retry-attempts", "BERTH_RETRY_ATTEMPTS",
        "retries of a transient backend failure", "5",
        [&c](const std::string& v) { c.resilience.retry_attempts = parse_long("retry_attempts", v, 0, 100); }},

@@ -106,6 +106,11 @@ struct config {
   int shutdown_grace_ms = 10000;
   bool stop_apps_on_exit = false;
   limits_settings limits;
+  // Full disk: room held back in <data>/.reserve, released when the disk fills (0: no guard).
+  int disk_reserve_mb = 8;
+  // App, preview and Caddy logs rotate by size: at most log_max_bytes × log_max_files bytes.
+  long long log_max_bytes = 10 << 20;  // 0: no rotation
+  int log_max_files = 5;
 };
 
 // Binds every option to `app` as a flag with its BERTH_* variable and help text, and

@@ -115,6 +115,13 @@ json to_json(const deployment_view& v, bool with_log) {
 }
 
 json to_json(const project_view& v) {
+  if (!v.broken_reason.empty())  // its stream could not be folded: nothing else is known for sure
+    return json{{"name", v.name},
+                {"status", "broken"},
+                {"reason", v.broken_reason},
+                {"broken_since", iso8601(v.broken_since_us)},
+                {"next_retry", iso8601(v.next_retry_us)},
+                {"start_failures", v.start_failures}};
   json j{{"name", v.name},
          {"manifest", to_json(v.spec)},
          {"ports", {{"production", v.production_port}, {"preview", v.preview_port}}},

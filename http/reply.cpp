@@ -15,6 +15,7 @@ int http_status(errc x) {
     case errc::limits_unavailable: return 409;
     case errc::ports_exhausted:
     case errc::unavailable: return 503;
+    case errc::insufficient_storage: return 507;
     default: return 500;
   }
 }

@@ -7,8 +7,41 @@
 #include "http/route_util.hpp"
 #include "http/server.hpp"
 #include "messages/atoms.hpp"
+#include "runtime/files/disk_guard.hpp"
 
 namespace berth::http {
+
+namespace {
+
+// Projects parked as broken: degraded (berth and the other projects work), each named.
+void add_broken_projects(const context& ctx, nlohmann::json& body) {
+  auto broken = ask<std::vector<broken_project>>(ctx.sys, names::whereis(ctx.sys, names::projects),
+                                                 std::chrono::milliseconds(2000), broken_atom_v);
+  if (!broken || broken->empty()) return;
+  auto list = nlohmann::json::array();
+  std::string why;
+  for (auto& b : *broken) {
+    list.push_back({{"name", b.name}, {"reason", b.reason}});
+    why += (why.empty() ? "" : ", ") + b.name;
+  }
+  body["broken_projects"] = std::move(list);
+  body["status"] = "degraded";
+  why = "broken projects: " + why;
+  body["reason"] = body.contains("reason") ? body["reason"].get<std::string>() + "; " + why : why;
+}
+
+// A full disk: degraded (reads work, writes answer 507 until space is freed).
+void add_disk(nlohmann::json& body) {
+  bool full = disk_guard::full();
+  body["disk"] = full ? "full" : "ok";
+  body["disk_free_bytes"] = disk_guard::free_bytes();
+  if (!full) return;
+  body["status"] = "degraded";
+  std::string why = "disk full: writes are refused until space is freed";
+  body["reason"] = body.contains("reason") ? body["reason"].get<std::string>() + "; " + why : why;
+}
+
+}  // namespace
 
 void add_health_routes(httplib::Server& svr, const context& ctx) {
   svr.Get("/health", [&ctx](const httplib::Request&, httplib::Response& res) {
@@ -60,6 +93,8 @@ void add_health_routes(httplib::Server& svr, const context& ctx) {
       why = "circuit breaker open: " + why;
       body["reason"] = body.contains("reason") ? body["reason"].get<std::string>() + "; " + why : why;
     }
+    add_broken_projects(ctx, body);
+    add_disk(body);
     reply_json(res, stats ? 200 : 503, body);
   });
 }

@@ -99,4 +99,9 @@ CAF_BEGIN_TYPE_ID_BLOCK(berth, caf::first_custom_type_id)
   // proxy
   CAF_ADD_ATOM(berth, berth, route_atom, "route")
   CAF_ADD_ATOM(berth, berth, unroute_atom, "unroute")
+
+  // failure containment (actors/project_parking.hpp)
+  CAF_ADD_ATOM(berth, berth, project_up_atom, "projup")     // project:<name> came up
+  CAF_ADD_ATOM(berth, berth, retry_project_atom, "projretry")
+  CAF_ADD_ATOM(berth, berth, broken_atom, "broken")         // -> std::vector<broken_project>
 CAF_END_TYPE_ID_BLOCK(berth)

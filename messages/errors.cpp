@@ -19,6 +19,7 @@ const char* code_name(errc x) {
     case errc::unavailable: return "unavailable";
     case errc::internal: return "internal";
     case errc::limits_unavailable: return "limits_unavailable";
+    case errc::insufficient_storage: return "insufficient_storage";
   }
   return "internal";
 }

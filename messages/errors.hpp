@@ -22,6 +22,7 @@ enum class errc : uint8_t {
   unavailable,
   internal,
   limits_unavailable,  // a manifest sets limits where berth cannot apply them (no cgroups)
+  insufficient_storage,  // the disk is full: 507, the write was refused and nothing was kept
 };
 
 std::string to_string(errc x);
@@ -39,5 +40,10 @@ struct error_view {
   std::string message;
 };
 error_view view(const caf::error& err);
+
+// A failed write as an error: insufficient_storage when the disk is full, else storage_error.
+inline caf::error storage_failure(bool no_space, std::string message) {
+  return make_error(no_space ? errc::insufficient_storage : errc::storage_error, std::move(message));
+}
 
 }  // namespace berth

@@ -24,6 +24,8 @@ constexpr const char* project_deleted = "project_deleted";
 // without one (by an older berth); a new project's is in its project_created. Kept until the
 // project is deleted.
 constexpr const char* sandbox_assigned = "sandbox_assigned";
+constexpr const char* project_broken = "project_broken";        // {reason}: parked, retried with backoff
+constexpr const char* project_recovered = "project_recovered";  // {was}: started fine again
 constexpr const char* port_leased = "port_leased";
 constexpr const char* port_released = "port_released";
 }  // namespace ev

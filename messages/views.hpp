@@ -70,6 +70,16 @@ struct project_view {
   production_view production;
   preview_view preview;
   std::string production_unavailable, preview_unavailable;  // "restarting" | "unavailable" | ""
+  std::string broken_reason;  // non-empty: the project is parked as broken (nothing else is known)
+  int64_t broken_since_us = 0, next_retry_us = 0;
+  uint64_t start_failures = 0;
+};
+
+// A project whose actor keeps failing while it starts (GET /health).
+struct broken_project {
+  std::string name, reason;
+  int64_t since_us = 0, next_retry_us = 0;
+  uint64_t start_failures = 0;
 };
 
 // The project part of a view: its record, its last event and how many it has.
@@ -93,3 +103,4 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(berth::preview_view)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(berth::project_view)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<berth::project_view>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(berth::proxy_view)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<berth::broken_project>)

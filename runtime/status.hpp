@@ -7,7 +7,7 @@ namespace berth {
 
 class status {
  public:
-  enum class code { ok, not_found, corruption, io_error, invalid_argument };
+  enum class code { ok, not_found, corruption, io_error, invalid_argument, no_space };
 
   status() = default;
   static status ok() { return {}; }
@@ -15,6 +15,8 @@ class status {
   static status corruption(std::string m) { return {code::corruption, std::move(m)}; }
   static status io_error(std::string m) { return {code::io_error, std::move(m)}; }
   static status invalid_argument(std::string m) { return {code::invalid_argument, std::move(m)}; }
+  // The disk is full (ENOSPC, or berth's disk guard refused the write beforehand).
+  static status no_space(std::string m) { return {code::no_space, std::move(m)}; }
 
   bool is_ok() const { return code_ == code::ok; }
   explicit operator bool() const { return is_ok(); }

@@ -18,6 +18,7 @@
 #include <system_error>
 
 #include "runtime/eventlog/rocks_event_log.hpp"
+#include "runtime/files/disk_guard.hpp"
 
 namespace berth {
 
@@ -47,6 +48,20 @@ std::vector<rocksdb::ColumnFamilyDescriptor> cf_descriptors() {
       {kMetaCf, rocksdb::ColumnFamilyOptions()},
   };
 }
+
+rocksdb::DBOptions write_options() {
+  rocksdb::DBOptions opts;
+  opts.create_if_missing = true;
+  opts.create_missing_column_families = true;
+  opts.max_background_jobs = 2;
+  // Table files are opened on one thread: the default spawns 16 short-lived threads per
+  // column family on every open (about 40 ms here) for a handful of files.
+  opts.max_file_opening_threads = 1;
+  return opts;
+}
+
+// Free bytes below which the log is opened read-only (see open()).
+constexpr uint64_t kRoomToOpen = 1 << 20;
 
 }  // namespace
 
@@ -109,9 +124,67 @@ status rocks_event_log::load_head() {
   return status::ok();
 }
 
+status rocks_event_log::wal_failed_status() {
+  // Resume() clears RocksDB's background error once there is room again; until it does,
+  // nothing is written (the batch that failed was not applied: a WriteBatch is atomic).
+  if (disk_guard::full()) return status::no_space("appending events: the disk holding berth's data is full; "
+                                                  "writes resume by themselves once space is freed");
+  auto s = db_->Resume();
+  if (!s.ok()) {
+    // Busy: RocksDB's own recovery is under way (it waits for room for a whole memtable).
+    auto what = "the event log is recovering from a failed write (" + s.ToString() + "); retry later";
+    return wal_no_space_ ? status::no_space(what) : status::io_error(what);
+  }
+  wal_failed_ = false;
+  return status::ok();
+}
+
+status rocks_event_log::write_failed(const rocksdb::Status& s) {
+  if (s.IsNoSpace() || s.ToString().find("No space left") != std::string::npos) {
+    disk_guard::note_no_space();
+    wal_failed_ = wal_no_space_ = true;
+    return status::no_space("writing events: " + s.ToString());
+  }
+  if (s.IsIOError()) wal_failed_ = true, wal_no_space_ = false;
+  return from_rocks(s, "writing events");
+}
+
+status rocks_event_log::reopen_read_write() {
+  std::unique_lock<std::shared_mutex> db_lock(db_mu_);
+  rocksdb::DBOptions opts = write_options();
+  auto cfs = cf_descriptors();
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* db = nullptr;
+  for (auto* h : handles_) db_->DestroyColumnFamilyHandle(h);
+  handles_.clear();
+  db_->Close();
+  delete db_;
+  auto s = rocksdb::DB::Open(opts, reopen_dir_, cfs, &handles, &db);
+  bool writable = s.ok();
+  if (!writable) s = rocksdb::DB::OpenForReadOnly(opts, reopen_dir_, cfs, &handles, &db);
+  if (!s.ok()) return from_rocks(s, "reopening the event log");  // unusable: every call fails from here
+  db_ = db;
+  handles_ = std::move(handles);
+  events_ = handles_[1];
+  streams_ = handles_[2];
+  meta_ = handles_[3];
+  if (!writable) return status::no_space("reopening the event log for writing failed; still read-only");
+  read_only_ = false;
+  reopen_dir_.clear();
+  return status::ok();
+}
+
 status rocks_event_log::append(const std::vector<new_event>& events, bool sync,
                                std::vector<event_record>* out) {
+  if (read_only_ && !reopen_dir_.empty()) {
+    // Started on a full disk: writable again once the disk guard sees room.
+    if (auto room = disk_guard::room("appending events"); !room) return room;
+    std::lock_guard<std::mutex> guard(mu_);
+    if (read_only_ && !reopen_dir_.empty())
+      if (auto st = reopen_read_write(); !st) return st;
+  }
   if (read_only_) return status::invalid_argument("event log is open read-only");
+  std::shared_lock<std::shared_mutex> db_lock(db_mu_);
   for (size_t i = 0; i < events.size(); ++i) {
     auto st = validate_event(events[i]);
     if (!st) return status::invalid_argument("event " + std::to_string(i) + ": " + st.message());
@@ -122,7 +195,10 @@ status rocks_event_log::append(const std::vector<new_event>& events, bool sync,
     return status::ok();
   }
   recs.reserve(events.size());
+  // A full disk is refused before RocksDB sees ENOSPC: a failed WAL append poisons its writer.
+  if (auto room = disk_guard::room("appending events"); !room) return room;
   std::lock_guard<std::mutex> guard(mu_);
+  if (wal_failed_) return wal_failed_status();
   head_info next = head_;
   next.ts_us = std::max(now_us(), head_.ts_us);
   rocksdb::WriteBatch batch;
@@ -148,7 +224,7 @@ status rocks_event_log::append(const std::vector<new_event>& events, bool sync,
   rocksdb::WriteOptions wo;
   wo.sync = sync;
   auto s = db_->Write(wo, &batch);
-  if (!s.ok()) return from_rocks(s, "writing events");
+  if (!s.ok()) return write_failed(s);
   head_ = std::move(next);
   last_seq_.store(head_.seq, std::memory_order_release);
   if (out != nullptr) *out = std::move(recs);
@@ -164,18 +240,17 @@ status event_log::open(const std::string& dir, mode m, std::unique_ptr<event_log
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* db = nullptr;
   std::string secondary;
+  bool without_room = false;
   if (m == mode::read_write) {
     std::error_code ec;
     fs::create_directories(dir, ec);
     if (ec) return status::io_error("cannot create " + dir + ": " + ec.message());
-    rocksdb::DBOptions opts;
-    opts.create_if_missing = true;
-    opts.create_missing_column_families = true;
-    opts.max_background_jobs = 2;
-    // Table files are opened on one thread: the default spawns 16 short-lived threads per
-    // column family on every open (about 40 ms here) for a handful of files.
-    opts.max_file_opening_threads = 1;
-    auto s = rocksdb::DB::Open(opts, dir, cfs, &handles, &db);
+    auto opts = write_options();
+    // On a disk with no room RocksDB aborts while opening for writing (it must write a WAL,
+    // a MANIFEST and an OPTIONS file): open read-only then, and reopen once there is room.
+    without_room = disk_guard::full() && disk_guard::free_bytes() < kRoomToOpen;
+    auto s = without_room ? rocksdb::DB::OpenForReadOnly(opts, dir, cfs, &handles, &db)
+                          : rocksdb::DB::Open(opts, dir, cfs, &handles, &db);
     if (!s.ok()) return from_rocks(s, "opening " + dir);
   } else {
     struct stat st;
@@ -203,6 +278,7 @@ status event_log::open(const std::string& dir, mode m, std::unique_ptr<event_log
   }
   std::unique_ptr<rocks_event_log> log(
       new rocks_event_log(db, std::move(handles), m == mode::read_only, std::move(secondary)));
+  if (without_room) log->opened_without_room(dir);
   auto st = log->load_head();
   if (!st) return st;
   *out = std::move(log);

@@ -16,6 +16,7 @@ namespace berth::detail {
 
 status rocks_event_log::read_stream(const std::string& stream, uint64_t from, uint64_t limit,
                                     std::vector<event_record>* out) const {
+  std::shared_lock<std::shared_mutex> db_lock(db_mu_);
   out->clear();
   if (!valid_stream_name(stream)) return status::invalid_argument("invalid stream name");
   if (limit == 0) limit = std::numeric_limits<uint64_t>::max();
@@ -71,6 +72,7 @@ status rocks_event_log::read_stream(const std::string& stream, uint64_t from, ui
 }
 
 status rocks_event_log::last_of_stream(const std::string& stream, event_record* out) const {
+  std::shared_lock<std::shared_mutex> db_lock(db_mu_);
   if (!valid_stream_name(stream)) return status::invalid_argument("invalid stream name");
   std::string lower = stream + '|';
   std::string upper = stream + static_cast<char>('|' + 1);
@@ -103,6 +105,7 @@ status rocks_event_log::last_of_stream(const std::string& stream, event_record* 
 
 status rocks_event_log::scan(uint64_t from,
                              const std::function<bool(const event_record&)>& fn) const {
+  std::shared_lock<std::shared_mutex> db_lock(db_mu_);
   rocksdb::ReadOptions ro;
   ro.fill_cache = false;           // a replay must not evict the hot set
   ro.readahead_size = 2 << 20;     // sequential read of the whole CF
@@ -125,6 +128,7 @@ status rocks_event_log::scan(uint64_t from,
 }
 
 std::vector<std::string> rocks_event_log::streams(const std::string& prefix) const {
+  std::shared_lock<std::shared_mutex> db_lock(db_mu_);
   std::vector<std::string> names;
   if (prefix.find('|') != std::string::npos) return names;
   std::string upper = prefix_successor(prefix);
@@ -172,6 +176,7 @@ class snapshot_guard {
 }  // namespace
 
 verify_result rocks_event_log::verify() const {
+  std::shared_lock<std::shared_mutex> db_lock(db_mu_);
   verify_result res;
   auto fail = [&res](uint64_t seq, std::string why) {
     res.ok = false;

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <functional>
 #include <mutex>
+#include <shared_mutex>
 #include <string>
 #include <vector>
 
@@ -23,6 +24,13 @@ class rocks_event_log final : public event_log {
   rocks_event_log(rocksdb::DB* db, std::vector<rocksdb::ColumnFamilyHandle*> handles,
                   bool read_only, std::string secondary_dir);
   ~rocks_event_log() override;
+
+  // Opened read-only because the disk had no room to open it for writing (RocksDB aborts when
+  // it cannot write while opening): append() reopens it read-write at `dir` once there is room.
+  void opened_without_room(std::string dir) {
+    reopen_dir_ = std::move(dir);
+    read_only_ = true;
+  }
 
   // Loads the head from meta, or derives it from the last event when meta has none.
   status load_head();
@@ -46,10 +54,20 @@ class rocks_event_log final : public event_log {
   rocksdb::ColumnFamilyHandle* events_ = nullptr;
   rocksdb::ColumnFamilyHandle* streams_ = nullptr;
   rocksdb::ColumnFamilyHandle* meta_ = nullptr;
-  bool read_only_;
+  std::atomic<bool> read_only_;
   std::string secondary_dir_;
 
-  std::mutex mu_;  // guards head_ (seq, hash and time assignment)
+  // A write failed (ENOSPC or I/O): nothing more goes to RocksDB until Resume() succeeds.
+  status write_failed(const rocksdb::Status& s);
+  status wal_failed_status();  // ok once resumed
+
+  status reopen_read_write();  // caller holds mu_
+
+  // Shared by every use of db_ and the handles; exclusive only while reopening.
+  mutable std::shared_mutex db_mu_;
+  std::string reopen_dir_;  // non-empty: read-only for lack of room, reopen when there is
+  std::mutex mu_;  // guards head_ (seq, hash and time assignment) and wal_failed_
+  bool wal_failed_ = false, wal_no_space_ = false;
   head_info head_;
   std::atomic<uint64_t> last_seq_{0};
 };

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 
+#include <cerrno>
 #include <cstring>
 #include <unistd.h>
 
@@ -55,6 +56,14 @@ status remove_project_dir(const project_paths& p) {
 
 namespace {
 
+bool same_content(const fs::path& target, const std::string& content) {
+  std::error_code ec;
+  if (!fs::is_regular_file(target, ec) || fs::file_size(target, ec) != content.size() || ec) return false;
+  std::ifstream in(target, std::ios::binary);
+  std::string current(content.size(), '\0');
+  return in.read(current.data(), static_cast<std::streamsize>(current.size())) && current == content;
+}
+
 status write_atomically(const fs::path& target, const std::string& content, mode_t mode) {
   auto tmp = target.string() + ".tmp";
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
@@ -64,8 +73,10 @@ status write_atomically(const fs::path& target, const std::string& content, mode
   ok = ::fsync(fd) == 0 && ok;
   ::close(fd);
   if (!ok || ::rename(tmp.c_str(), target.c_str()) != 0) {
+    int err = errno;
     ::unlink(tmp.c_str());
-    return status::io_error(fmt::format("write {}: {}", target.string(), strerror(errno)));
+    auto what = fmt::format("write {}: {}", target.string(), strerror(err));
+    return err == ENOSPC ? status::no_space(what) : status::io_error(what);
   }
   return status::ok();
 }
@@ -84,6 +95,7 @@ status write_env_file(const project_paths& p, const std::string& name, uint16_t 
   std::string content = fmt::format("BERTH_PROJECT={}\nPRODUCTION_PORT={}\nPREVIEW_PORT={}\n",
                                     name, production_port, preview_port);
   for (auto& [k, v] : env) content += k + "=" + quoted(v) + "\n";
+  if (same_content(p.env_file, content)) return status::ok();  // every start: no write needed (a full disk)
   return write_atomically(p.env_file, content, 0600);  // berth's own record, like .secrets
 }
 

@@ -6,11 +6,14 @@
 #include <algorithm>
 #include <cerrno>
 
+#include "runtime/logs/rotating_file.hpp"
 #include "runtime/process/process_driver.hpp"
 
 namespace berth {
 
-std::vector<std::string> process_driver::tail(const std::string& path, size_t n) {
+namespace {
+
+std::vector<std::string> tail_of_file(const std::string& path, size_t n) {
   std::vector<std::string> lines;
   if (n == 0) return lines;
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -64,6 +67,20 @@ std::vector<std::string> process_driver::tail(const std::string& path, size_t n)
     end = nl;
   }
   std::reverse(lines.begin(), lines.end());
+  return lines;
+}
+
+}  // namespace
+
+// Across a rotation (runtime/logs/rotating_file.hpp): what PATH lacks comes from PATH.1, etc.
+std::vector<std::string> process_driver::tail(const std::string& path, size_t n) {
+  auto lines = tail_of_file(path, n);
+  for (int i = 1; lines.size() < n && i < 1000; ++i) {
+    auto older_path = rotated_name(path, i);
+    if (::access(older_path.c_str(), F_OK) != 0) break;
+    auto older = tail_of_file(older_path, n - lines.size());
+    lines.insert(lines.begin(), older.begin(), older.end());
+  }
   return lines;
 }
 

@@ -7,6 +7,7 @@
 
 #include <fmt/format.h>
 
+#include "runtime/logs/rotating_file.hpp"
 #include "runtime/process/instance_groups.hpp"
 #include "runtime/process/proc_stat.hpp"
 #include "runtime/process/process_list.hpp"
@@ -125,6 +126,11 @@ status process_runtime::start(const instance_spec& spec, instance_ref* out) {
       groups_->discard(group);
       return s;
     }
+  if (spec.labels.env != "build") {  // a build writes into its deployment's log, capped by berth
+    auto rotation = app_log_rotation();
+    ps.log_max_bytes = rotation.max_bytes;
+    ps.log_files = rotation.files;
+  }
   process_handle h;
   if (auto s = driver_.start(ps, &h); !s) {
     groups_->discard(group);

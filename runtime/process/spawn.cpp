@@ -78,6 +78,26 @@ void make_plan(const process_spec& spec, const std::map<std::string, std::string
   p->cwd = spec.cwd.empty() ? nullptr : spec.cwd.c_str();
 }
 
+// `berth log-writer` for a rotated log: prepared before fork, started by the child (so that it
+// lives in the child's session and process group) with the pipe's read end as its stdin.
+struct writer_plan {
+  std::string exe;
+  std::vector<std::string> argv_strings;
+  std::vector<char*> argv;
+  int read_fd = -1;
+};
+
+status make_writer_plan(const process_spec& spec, writer_plan* w) {
+  // The writer is forked from berth and not yet exec'd: /proc/self/exe is berth's image, even
+  // when the file was replaced by an upgrade meanwhile.
+  w->exe = "/proc/self/exe";
+  w->argv_strings = {"berth",   "log-writer", "--max-bytes", std::to_string(spec.log_max_bytes),
+                     "--files", std::to_string(spec.log_files), spec.stdout_path};
+  for (auto& a : w->argv_strings) w->argv.push_back(a.data());
+  w->argv.push_back(nullptr);
+  return status::ok();
+}
+
 // O_CLOEXEC and >= 3, so that dup2 onto 0/1/2 in the child never clobbers another source.
 int open_high(const char* path, int flags, mode_t mode) {
   int fd = ::open(path, flags | O_CLOEXEC, mode);
@@ -102,8 +122,9 @@ struct std_streams {
   }
 };
 
-// Opened in the parent, so that errors are reported plainly.
-status open_streams(const process_spec& spec, std_streams* s) {
+// Opened in the parent, so that errors are reported plainly. With a log writer, stdout and
+// stderr are the write end of a pipe whose read end goes to w->read_fd.
+status open_streams(const process_spec& spec, std_streams* s, writer_plan* w) {
   auto open_log = [](const std::string& p) {
     return p.empty() ? open_high("/dev/null", O_WRONLY, 0) : open_high(p.c_str(), O_WRONLY | O_APPEND | O_CREAT, 0644);
   };
@@ -113,6 +134,16 @@ status open_streams(const process_spec& spec, std_streams* s) {
     return status::io_error(fmt::format("open {}: {}", what, std::strerror(err)));
   };
   if ((s->in = open_high("/dev/null", O_RDONLY, 0)) < 0) return fail("/dev/null");
+  if (w != nullptr) {
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC) != 0) return fail("a pipe for the log writer");
+    w->read_fd = ::fcntl(fds[0], F_DUPFD_CLOEXEC, 3);
+    s->out = s->err = ::fcntl(fds[1], F_DUPFD_CLOEXEC, 3);
+    ::close(fds[0]);
+    ::close(fds[1]);
+    if (w->read_fd < 0 || s->out < 0) return fail("a pipe for the log writer");
+    return status::ok();
+  }
   if ((s->out = open_log(spec.stdout_path)) < 0) return fail(spec.stdout_path);
   s->err = spec.stderr_path == spec.stdout_path ? s->out : open_log(spec.stderr_path);
   if (s->err < 0) return fail(spec.stderr_path);
@@ -186,7 +217,24 @@ void child_cloexec_from_3() {
 }
 
 // In the child, after fork: a new session, cwd, streams, then exec (or report and exit).
-[[noreturn]] void exec_child(const exec_plan& p, const std_streams& s, int wfd) {
+// In the child, after setsid: forks the log writer (stdin: the pipe; stdout/stderr: /dev/null).
+void start_log_writer(const writer_plan& w, const std_streams& s, int wfd) {
+  pid_t pid = ::fork();
+  if (pid < 0) child_fail(wfd, stage_dup);
+  if (pid > 0) return;
+  if (::dup2(w.read_fd, 0) < 0 || ::dup2(s.in, 1) < 0 || ::dup2(s.in, 2) < 0) ::_exit(127);
+  // Not in the app's folder: it holds nothing there but its log, and is no app process.
+  if (::chdir("/") != 0) ::_exit(127);
+  child_cloexec_from_3();  // the pipe's write end included: end of input once the app is gone
+  sigset_t none;
+  ::sigemptyset(&none);
+  ::sigprocmask(SIG_SETMASK, &none, nullptr);
+  char* no_env[] = {nullptr};
+  ::execve(w.exe.c_str(), w.argv.data(), no_env);
+  ::_exit(127);
+}
+
+[[noreturn]] void exec_child(const exec_plan& p, const std_streams& s, int wfd, const writer_plan* w) {
   for (int sig = 1; sig < NSIG; ++sig) {
     if (sig == SIGKILL || sig == SIGSTOP) continue;
     struct sigaction sa {};
@@ -194,11 +242,13 @@ void child_cloexec_from_3() {
     ::sigemptyset(&sa.sa_mask);
     ::sigaction(sig, &sa, nullptr);  // fails harmlessly for reserved signals
   }
-  // Its group first: from here on everything it does counts against its limits.
-  for (int fd : s.cgroups)
-    if (::write(fd, "0", 1) != 1) child_fail(wfd, stage_cgroup);
   if (::setsid() < 0) child_fail(wfd, stage_setsid);
   if (p.cwd && ::chdir(p.cwd) != 0) child_fail(wfd, stage_chdir);
+  // The log writer is berth's, not the app's: forked before the child joins the app's group.
+  if (w != nullptr) start_log_writer(*w, s, wfd);
+  // Its group before exec: everything the program does counts against its limits.
+  for (int fd : s.cgroups)
+    if (::write(fd, "0", 1) != 1) child_fail(wfd, stage_cgroup);
   if (::dup2(s.in, 0) < 0 || ::dup2(s.out, 1) < 0 || ::dup2(s.err, 2) < 0) child_fail(wfd, stage_dup);
   child_cloexec_from_3();
   sigset_t none;
@@ -243,12 +293,20 @@ status process_driver::start(const process_spec& spec, process_handle* out) {
   if (auto s = build_env(spec, &env); !s) return s;
   exec_plan plan;
   make_plan(spec, env, &plan);
+  writer_plan writer;
+  bool rotated = spec.log_max_bytes > 0 && !spec.stdout_path.empty() && spec.stderr_path == spec.stdout_path;
+  if (rotated)
+    if (auto s = make_writer_plan(spec, &writer); !s) return s;
   std_streams streams;
-  if (auto s = open_streams(spec, &streams); !s) return s;
+  if (auto s = open_streams(spec, &streams, rotated ? &writer : nullptr); !s) {
+    detail::close_fd(writer.read_fd);
+    return s;
+  }
   int pipe_fds[2];
   if (::pipe2(pipe_fds, O_CLOEXEC) != 0) {
     int err = errno;
     streams.close();
+    detail::close_fd(writer.read_fd);
     return status::io_error(fmt::format("pipe: {}", std::strerror(err)));
   }
 
@@ -257,11 +315,12 @@ status process_driver::start(const process_spec& spec, process_handle* out) {
   ::sigfillset(&all);
   ::pthread_sigmask(SIG_SETMASK, &all, &old);
   pid_t pid = ::fork();
-  if (pid == 0) exec_child(plan, streams, pipe_fds[1]);
+  if (pid == 0) exec_child(plan, streams, pipe_fds[1], rotated ? &writer : nullptr);
   int fork_errno = errno;
   ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
   ::close(pipe_fds[1]);
   streams.close();
+  detail::close_fd(writer.read_fd);
   if (pid < 0) {
     ::close(pipe_fds[0]);
     return status::io_error(fmt::format("fork: {}", std::strerror(fork_errno)));
