@@ -142,11 +142,11 @@ status open_streams(const process_spec& spec, std_streams* s, writer_plan* w) {
     ::close(fds[0]);
     ::close(fds[1]);
     if (w->read_fd < 0 || s->out < 0) return fail("a pipe for the log writer");
-    return status::ok();
+  } else {
+    if ((s->out = open_log(spec.stdout_path)) < 0) return fail(spec.stdout_path);
+    s->err = spec.stderr_path == spec.stdout_path ? s->out : open_log(spec.stderr_path);
+    if (s->err < 0) return fail(spec.stderr_path);
   }
-  if ((s->out = open_log(spec.stdout_path)) < 0) return fail(spec.stdout_path);
-  s->err = spec.stderr_path == spec.stdout_path ? s->out : open_log(spec.stderr_path);
-  if (s->err < 0) return fail(spec.stderr_path);
   for (const auto& procs : spec.cgroup_join) {
     int fd = open_high(procs.c_str(), O_WRONLY, 0);
     if (fd < 0) return fail(procs);

@@ -1,0 +1,136 @@
+#include "actors/projects_load.hpp"
+
+#include <filesystem>
+#include <limits>
+#include <set>
+
+#include <spdlog/spdlog.h>
+
+#include "actors/blocking.hpp"
+#include "actors/names.hpp"
+#include "actors/project.hpp"
+#include "messages/atoms.hpp"
+#include "runtime/files/fs_util.hpp"
+#include "runtime/files/layout.hpp"
+
+namespace berth {
+
+using self_ptr = caf::stateful_actor<projects_state>*;
+
+child_spec project_spec(const std::string& name, const projects_state& st) {
+  environment env{name, paths_for(st.data_dir, name), st.settings, st.driver, st.guards};
+  if (st.uids) env.sandbox = {st.uids->of(name), st.uids->of(name)};
+  return {name, [env](caf::actor_system& sys) { return sys.spawn(project_actor, env); }, restart_type::transient};
+}
+
+namespace {
+
+namespace fs = std::filesystem;
+constexpr auto store_timeout = std::chrono::seconds(30);
+
+caf::actor store(self_ptr self) { return names::whereis(self->system(), names::event_store); }
+caf::actor ports(self_ptr self) { return names::whereis(self->system(), names::ports); }
+
+// The log is the truth: folders and leases that belong to no live project are leftovers of
+// a crash between steps, and go.
+void reconcile(self_ptr self) {
+  std::vector<std::string> live;
+  for (auto& [name, st] : self->state.index) live.push_back(name);
+  self->request(ports(self), store_timeout, reconcile_atom_v, live)
+      .then([](uint64_t released) {
+              if (released > 0) spdlog::warn("reconcile: released {} orphaned leases", released);
+            },
+            [](caf::error& err) { spdlog::error("reconcile: port leases: {}", to_string(err)); });
+  auto root = projects_root(self->state.data_dir);
+  std::set<std::string> known(live.begin(), live.end());
+  run_blocking(
+      self,
+      [=] {
+        std::error_code ec;
+        for (auto& entry : fs::directory_iterator(root, ec)) {
+          auto name = entry.path().filename().string();
+          if (known.count(name)) continue;
+          spdlog::warn("reconcile: removing folder of a project that does not exist: {}", name);
+          fsutil::force_remove(entry.path());
+        }
+      },
+      [](const std::string&) {});
+}
+
+// Whether the project of `stream` is live, and its sandbox uid (0: none recorded). With sandbox
+// uids the whole stream is folded (the uid may be in any event); else its last event says.
+void read_project(self_ptr self, const std::string& stream, std::function<void(bool, uint32_t)> then) {
+  auto on_error = [=](caf::error& err) { self->quit(err); };
+  if (!self->state.uids) {
+    self->request(store(self), store_timeout, last_event_atom_v, stream)
+        .await([=](std::vector<event_record>& last) { then(!last.empty() && last.front().type != ev::project_deleted, 0); },
+               on_error);
+    return;
+  }
+  self->request(store(self), store_timeout, read_stream_atom_v, stream, uint64_t{0},
+                std::numeric_limits<uint64_t>::max())
+      .await(
+          [=](std::vector<event_record>& events) {
+            project_record p;
+            for (auto& e : events) fold(p, e);
+            then(p.exists, p.sandbox_uid);
+          },
+          on_error);
+}
+
+// The live projects' uids held again; a project without one (made by an older berth, or
+// sandbox uids turned on since) is given the lowest free uid, recorded (sandbox_assigned)
+// before its processes start.
+void hold_uids(self_ptr self, const std::map<std::string, uint32_t>& live, std::function<void()> then) {
+  auto& uids = self->state.uids;
+  if (!uids) return then();
+  std::vector<std::string> missing;
+  for (auto& [name, uid] : live)
+    if (uid == 0 || !uids->hold(name, uid)) missing.push_back(name);
+  std::vector<new_event> events;
+  for (auto& name : missing) {
+    auto uid = uids->take(name);
+    if (!uid) {
+      spdlog::error("projects: no free sandbox uid in {}-{} for {}: its processes cannot start", uids->lo(),
+                    uids->hi(), name);
+      continue;
+    }
+    events.push_back({project_stream(name), ev::sandbox_assigned, sandbox_assigned_data(*uid, *uid)});
+  }
+  if (events.empty()) return then();
+  self->request(store(self), store_timeout, append_atom_v, std::move(events))
+      .await([=](std::vector<event_record>&) { then(); }, [=](caf::error& err) { self->quit(err); });
+}
+
+}  // namespace
+
+// Rebuilds the index from every project stream, then starts the children.
+void load_projects(self_ptr self) {
+  self->request(store(self), store_timeout, list_streams_atom_v, std::string{project_stream_prefix})
+      .await(
+          [=](std::vector<std::string>& streams) {
+            auto pending = std::make_shared<size_t>(streams.size());
+            auto live = std::make_shared<std::map<std::string, uint32_t>>();  // name -> uid in the log
+            auto finish = [=] {
+              hold_uids(self, *live, [=] {
+                for (auto& [name, uid] : *live) {
+                  self->state.index[name] = name_status::live;
+                  self->state.sup.start_child(project_spec(name, self->state));
+                }
+                self->state.loaded = true;
+                spdlog::info("projects: {} live projects restored", self->state.index.size());
+                reconcile(self);
+              });
+            };
+            if (streams.empty()) return finish();
+            for (auto& stream : streams) {
+              read_project(self, stream, [=](bool exists, uint32_t uid) {
+                if (exists) (*live)[stream.substr(std::string{project_stream_prefix}.size())] = uid;
+                if (--*pending == 0) finish();
+              });
+            }
+          },
+          [=](caf::error& err) { self->quit(err); });
+}
+
+}  // namespace berth

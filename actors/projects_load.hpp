@@ -1,0 +1,18 @@
+// The projects supervisor's start-up (actors/projects.hpp): the index rebuilt from the log,
+// sandbox uids held again (or assigned and recorded), the children started, and folders and
+// leases that belong to no live project removed.
+#pragma once
+#include <string>
+
+#include "actors/projects.hpp"
+
+namespace berth {
+
+// The child spec of project:<name> (its environment: paths, settings, driver, sandbox uid).
+child_spec project_spec(const std::string& name, const projects_state& st);
+
+// Reads every project stream, holds the live projects' uids, starts their actors, marks the
+// state loaded, then reconciles folders and leases. Quits the actor when the log cannot be read.
+void load_projects(caf::stateful_actor<projects_state>* self);
+
+}  // namespace berth
