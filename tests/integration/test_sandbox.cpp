@@ -109,14 +109,18 @@ uint32_t owner_of(const std::string& path) {
   return st.st_uid;
 }
 
-// Processes of the host running as `uid`.
-std::vector<int> processes_of(uint32_t uid) {
+// Processes running as `uid` in `under` (their working directory): every test server's first
+// project gets the same uid, so the uid alone would also find other tests' apps.
+std::vector<int> processes_of(uint32_t uid, const std::string& under) {
   std::vector<int> out;
   for (auto& e : fs::directory_iterator("/proc")) {
     auto name = e.path().filename().string();
     if (name.find_first_not_of("0123456789") != std::string::npos) continue;
     struct stat st {};
-    if (::stat(e.path().c_str(), &st) == 0 && st.st_uid == uid) out.push_back(std::stoi(name));
+    if (::stat(e.path().c_str(), &st) != 0 || st.st_uid != uid) continue;
+    std::error_code ec;
+    auto cwd = fs::read_symlink(e.path() / "cwd", ec).string();
+    if (!ec && cwd.rfind(under, 0) == 0) out.push_back(std::stoi(name));
   }
   return out;
 }
@@ -133,6 +137,7 @@ void check_confined(const json& report, const std::string& who) {
   CHECK(report.at("other_secrets") != "readable");
   CHECK(report.at("own_secrets_file") != "readable");  // its secrets come as variables only
   CHECK(report.at("other_environ").empty());
+  CHECK(report.at("caddy_admin") != "connected");
   CHECK(report.at("write_production") != "written");
   CHECK(report.at("write_tmp") == "written");
   CHECK(report.at("write_app_data") == "written");
@@ -232,7 +237,7 @@ TEST_CASE("sandbox - stopping a release stops the app inside its sandbox, gracef
   // The app got SIGTERM itself (it wrote its file) and nothing of it is left.
   CHECK(read_file(data + "/terminated") == "SIGTERM\n");
   CHECK(fetch(port, "/", 500ms).status == -1);
-  if (as_root) CHECK(processes_of(recorded_uid(srv, "stopper")).empty());
+  if (as_root) CHECK(processes_of(recorded_uid(srv, "stopper"), srv.data_dir()).empty());
 }
 
 TEST_CASE("sandbox - each project gets its own uid once; it survives restarts and is freed by delete",
@@ -302,4 +307,28 @@ TEST_CASE("sandbox - a project made without a uid gets one at the next start, re
   // A new project never gets a uid an existing one holds.
   REQUIRE(srv.api().post("/api/projects", probe_manifest("newer", src, srv)).status == 201);
   CHECK(recorded_uid(srv, "newer") == 62101);
+}
+
+TEST_CASE("sandbox - an app and its build cannot reach Caddy's admin API", "[integration][sandbox][proxy]") {
+  std::string caddy;
+  for (const char* p : {"/usr/bin/caddy", "/usr/local/bin/caddy"})
+    if (::access(p, X_OK) == 0) caddy = p;
+  if (caddy.empty()) {
+    WARN("caddy is not installed: skipped");
+    return;
+  }
+  umask_077 umask;
+  temp_dir tmp;
+  server srv(tmp.path(), deploy_server_options({"--switch-mode", "proxy", "--caddy", caddy, "--proxy-http-port",
+                                                std::to_string(free_port())}));
+  REQUIRE(eventually([&] { return srv.health().at("proxy").value("status", "") == "running"; }, 15s));
+  // The socket is there and answers berth's user: a probe that cannot connect is confined.
+  auto socket_path = srv.data_dir() + "/proxy/admin/caddy.sock";
+  REQUIRE(fs::exists(socket_path));
+  REQUIRE(srv.api().post("/api/projects", probe_manifest("snoop", make_probe(tmp, "src"), srv)).status == 201);
+  deploy(srv, "snoop");
+  auto seen = get_json(production(srv, "snoop").at("port").get<uint16_t>(), "/");
+  INFO(seen.dump(1));
+  CHECK(seen.at("build").at("caddy_admin") == "missing");
+  CHECK(seen.at("app").at("caddy_admin") == "missing");
 }

@@ -55,6 +55,22 @@ def other_environs(secret):
             pass
     return found
 
+def connect_unix(path):
+    """connected | missing | denied | error: ... (Caddy's admin API is a unix socket)"""
+    import socket
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        s.connect(path)
+        return "connected"
+    except FileNotFoundError:
+        return "missing"
+    except PermissionError:
+        return "denied"
+    except OSError as e:
+        return "error: " + str(e.strerror)
+    finally:
+        s.close()
+
 def report():
     data = os.environ.get("PROBE_DATA", "/nonexistent")
     project = os.environ.get("BERTH_PROJECT", "")
@@ -75,6 +91,7 @@ def report():
         "write_production": write(os.path.join(mine, "production")),
         "write_tmp": write(os.environ.get("TMPDIR", "/tmp")),
         "write_app_data": write(os.environ.get("BERTH_APP_DATA", "/nonexistent")),
+        "caddy_admin": connect_unix(os.path.join(data, "proxy", "admin", "caddy.sock")),
         "home": os.environ.get("HOME", ""),
         "app_data": os.environ.get("BERTH_APP_DATA", ""),
     }
