@@ -12,18 +12,13 @@
 #include <openssl/rand.h>
 
 #include "runtime/files/fs_util.hpp"
+#include "runtime/files/private_dir.hpp"
 
 namespace berth {
 
 namespace {
 
 constexpr size_t max_token_file_bytes = 1024;
-
-std::string octal_mode(mode_t m) {
-  char buf[8];
-  std::snprintf(buf, sizeof buf, "%04o", static_cast<unsigned>(m & 07777));
-  return buf;
-}
 
 bool write_all(int fd, const std::string& s) {
   size_t off = 0;
@@ -73,50 +68,16 @@ bool valid_token(const std::string& token) {
 }
 
 token_file_status load_token_file(const std::string& path, std::string& token, std::string& error) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
-  if (fd < 0) {
-    int e = errno;
-    if (e == ENOENT) return token_file_status::missing;
-    error = e == ELOOP ? "the token file " + path + " is a symbolic link; berth only uses a regular file"
-                       : "cannot open the token file " + path + ": " + fsutil::errstr(e);
-    return token_file_status::refused;
-  }
-  struct stat st {};
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    ::close(fd);
-    error = "the token file " + path + " is not a regular file";
-    return token_file_status::refused;
-  }
-  if (st.st_uid != ::geteuid()) {
-    ::close(fd);
-    error = "the token file " + path + " belongs to uid " + std::to_string(st.st_uid) +
-            ", not to the user berth runs as (uid " + std::to_string(::geteuid()) + ")";
-    return token_file_status::refused;
-  }
-  if ((st.st_mode & 077) != 0) {
-    ::close(fd);
-    error = "the token file " + path + " has mode " + octal_mode(st.st_mode) +
-            ": it must not be accessible by group or others (0600). Anyone who could read it may "
-            "have the token: delete the file so berth creates a new token, or, if you are sure "
-            "nobody else read it, run: chmod 600 " + path;
-    return token_file_status::refused;
-  }
   std::string content;
-  char buf[512];
-  for (;;) {
-    auto n = ::read(fd, buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      int e = errno;
-      ::close(fd);
-      error = "cannot read the token file " + path + ": " + fsutil::errstr(e);
-      return token_file_status::refused;
-    }
-    if (n == 0) break;
-    content.append(buf, static_cast<size_t>(n));
-    if (content.size() > max_token_file_bytes) break;
+  auto read = read_private_file(path, "the token file", max_token_file_bytes,
+                                "Anyone who could read it may have the token: delete the file so berth creates a "
+                                "new token, or, if you are sure nobody else read it, run: chmod 600 " + path,
+                                &content);
+  if (read.which() == status::code::not_found) return token_file_status::missing;
+  if (!read) {
+    error = read.message();
+    return token_file_status::refused;
   }
-  ::close(fd);
   while (!content.empty() && (content.back() == '\n' || content.back() == '\r')) content.pop_back();
   if (content.size() > max_token_file_bytes || !valid_token(content)) {
     error = "the token file " + path +

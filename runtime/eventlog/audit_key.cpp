@@ -72,47 +72,14 @@ status parse_private(const std::string& pem, const std::string& path, std::share
   return status::ok();
 }
 
-// Opens and checks the key file like the token file: a regular file of berth's user, no
-// group/other bits. not_found when missing.
+// The key file, checked like the token file (runtime/files/private_dir.hpp). not_found when missing.
 status read_key_file(const std::string& path, std::string* content) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
-  if (fd < 0) {
-    int e = errno;
-    if (e == ENOENT) return status::not_found("no audit key file at " + path);
-    if (e == ELOOP) return status::invalid_argument("the audit key file " + path + " is a symbolic link; berth only uses a regular file");
-    return status::io_error("cannot open the audit key file " + path + ": " + fsutil::errstr(e));
-  }
-  struct stat st {};
-  std::string why;
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
-    why = "the audit key file " + path + " is not a regular file";
-  else if (st.st_uid != ::geteuid())
-    why = "the audit key file " + path + " belongs to uid " + std::to_string(st.st_uid) +
-          ", not to the user berth runs as (uid " + std::to_string(::geteuid()) + ")";
-  else if ((st.st_mode & 077) != 0)
-    why = "the audit key file " + path + " has mode " + octal_mode(st.st_mode) +
-          ": it must not be accessible by group or others (0600). Whoever read it can sign a forged log: "
-          "make a new key (delete the file) unless you are sure nobody did, then chmod 600 " + path;
-  if (!why.empty()) {
-    ::close(fd);
-    return status::invalid_argument(why);
-  }
-  content->clear();
-  char buf[4096];
-  for (;;) {
-    auto n = ::read(fd, buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      int e = errno;
-      ::close(fd);
-      return status::io_error("cannot read the audit key file " + path + ": " + fsutil::errstr(e));
-    }
-    if (n == 0) break;
-    content->append(buf, static_cast<size_t>(n));
-    if (content->size() > kMaxKeyFile) break;
-  }
-  ::close(fd);
-  return status::ok();
+  auto s = read_private_file(path, "the audit key file", kMaxKeyFile,
+                             "Whoever read it can sign a forged log: make a new key (delete the file) unless you "
+                             "are sure nobody did, then chmod 600 " + path,
+                             content);
+  if (s.which() == status::code::not_found) return status::not_found("no audit key file at " + path);
+  return s;
 }
 
 // Writes `pem` as `path` only if nothing is there yet (temp file + link). *raced = true when

@@ -1,5 +1,6 @@
-// Folders only berth's user may enter: the data dir, Caddy's admin socket folder, the audit
-// key's folder. No actor code; plain syscalls, safe from any thread.
+// Folders only berth's user may enter (the data dir, Caddy's admin socket folder, the audit
+// key's folder) and the secret files kept in them (the API token, the audit key). No actor
+// code; plain syscalls, safe from any thread.
 #pragma once
 #include <sys/types.h>
 
@@ -28,5 +29,13 @@ status secure_private_dir(const std::string& path, private_dir_result* out = nul
 
 // The same, for folders berth manages under the data dir (no report needed).
 inline status make_private_dir(const std::string& path) { return secure_private_dir(path, nullptr); }
+
+// Reads a file that must be berth's secret alone: a regular file (never through a symbolic
+// link) of berth's user with no group/other bits, at most `max_bytes` (more is cut off).
+// `what` names it in messages ("the token file"); `if_loose` is appended when its mode is too
+// wide (what the operator should do). Errors: not_found (missing), invalid_argument (refused,
+// saying why), io_error (cannot be opened or read).
+status read_private_file(const std::string& path, const std::string& what, size_t max_bytes,
+                         const std::string& if_loose, std::string* content);
 
 }  // namespace berth
