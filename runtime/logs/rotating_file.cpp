@@ -32,7 +32,7 @@ rotating_file::~rotating_file() {
 }
 
 status rotating_file::open() {
-  fd_ = ::open(path_.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+  fd_ = ::open(path_.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);  // logs may hold what apps print
   if (fd_ < 0) return status::io_error(fmt::format("open {}: {}", path_, std::strerror(errno)));
   struct stat st {};
   size_ = ::fstat(fd_, &st) == 0 ? static_cast<uint64_t>(st.st_size) : 0;

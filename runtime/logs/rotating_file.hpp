@@ -31,7 +31,7 @@ class rotating_file {
   rotating_file(const rotating_file&) = delete;
   rotating_file& operator=(const rotating_file&) = delete;
 
-  // Opens (O_APPEND, created 0644) and learns the current size.
+  // Opens (O_APPEND, created 0600: berth's alone) and learns the current size.
   status open();
   // Appends `n` bytes, rotating first when they would not fit. Errors: the write's errno.
   status write(const char* data, size_t n);

@@ -1,8 +1,5 @@
 #include "runtime/pipeline/deploy_log.hpp"
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <chrono>
 
 #include "messages/event.hpp"
@@ -37,17 +34,17 @@ void deploy_log::build_output(const std::vector<std::string>& lines) {
   keep(masked);
 }
 
-deploy_log::~deploy_log() {
-  if (fd_ >= 0) ::close(fd_);
-}
+deploy_log::~deploy_log() = default;
 
 void deploy_log::write(const std::vector<std::string>& lines) {
-  if (fd_ < 0) fd_ = ::open(file_.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
-  if (fd_ < 0) return;  // a line that cannot be written is still kept and handed to the listener
-  std::string out;
-  for (auto& l : lines) out += l + '\n';
-  ssize_t n = ::write(fd_, out.data(), out.size());
-  (void)n;
+  if (!out_) {
+    auto file = std::make_unique<rotating_file>(file_.string(), app_log_rotation());
+    if (!file->open()) return;  // a line that cannot be written is still kept and handed to the listener
+    out_ = std::move(file);
+  }
+  std::string text;
+  for (auto& l : lines) text += l + '\n';
+  (void)out_->write(text.data(), text.size());
 }
 
 void deploy_log::keep(const std::vector<std::string>& lines) {

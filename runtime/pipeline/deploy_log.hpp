@@ -12,18 +12,22 @@
 #include <deque>
 #include <filesystem>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
 
 #include "runtime/logs/mask.hpp"
+#include "runtime/logs/rotating_file.hpp"
 
 namespace berth {
 
 class deploy_log {
  public:
   using listener = std::function<void(const std::vector<std::string>& lines)>;
-  // The file is opened (O_APPEND, created) at the first line and stays open.
+  // The file is opened (O_APPEND, created) at the first line and stays open; it rotates by
+  // size like the apps' logs (--log-max-bytes × --log-max-files), so a build that prints
+  // without end cannot fill the disk.
   explicit deploy_log(std::filesystem::path file, listener on_lines = {})
       : file_(std::move(file)), on_lines_(std::move(on_lines)) {}
   ~deploy_log();
@@ -49,7 +53,7 @@ class deploy_log {
   void keep(const std::vector<std::string>& lines);   // mu_ held
 
   std::filesystem::path file_;
-  int fd_ = -1;
+  std::unique_ptr<rotating_file> out_;  // opened at the first line
   listener on_lines_;
   std::mutex mu_;
   secret_mask mask_;

@@ -5,11 +5,13 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <vector>
 #include <string>
 
 #include <catch2/catch.hpp>
 
 #include "runtime/logs/rotating_file.hpp"
+#include "runtime/pipeline/deploy_log.hpp"
 #include "runtime/process/process_driver.hpp"
 
 namespace fs = std::filesystem;
@@ -103,4 +105,32 @@ TEST_CASE("log rotation - tail reads across the rotation boundary", "[log_rotati
   REQUIRE(g.write(second.data(), second.size()).is_ok());
   auto both = berth::process_driver::tail(s.dir + "/b.log", 5);
   CHECK(both == std::vector<std::string>{"line 30", "line 31"});
+}
+
+TEST_CASE("log rotation - a deployment's log rotates like the apps' and keeps its newest lines",
+          "[log_rotation][containment]") {
+  scratch s;
+  auto before = berth::app_log_rotation();
+  berth::set_app_log_rotation({2048, 3});
+  auto path = s.dir + "/deploy-site.7.log";
+  {
+    berth::deploy_log log(path);
+    std::vector<std::string> lines;
+    for (int i = 0; i < 1000; ++i) lines.push_back("build line " + std::to_string(i) + " of a build that prints a lot");
+    log.build_output(lines);
+    for (int i = 0; i < 200; ++i) log.line("berth line " + std::to_string(i));
+  }
+  berth::set_app_log_rotation(before);
+  uintmax_t total = 0;
+  for (int i = 0; i < 3; ++i) {
+    auto f = berth::rotated_name(path, i);
+    REQUIRE(fs::exists(f));
+    CHECK(fs::file_size(f) <= 2048);
+    total += fs::file_size(f);
+  }
+  CHECK_FALSE(fs::exists(berth::rotated_name(path, 3)));  // at most 3 files
+  CHECK(total > 4096);                                     // not one file truncated for ever
+  auto tail = berth::process_driver::tail(path, 3);
+  REQUIRE(tail.size() == 3);
+  CHECK(tail.back().find("berth: berth line 199") != std::string::npos);
 }
