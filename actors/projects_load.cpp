@@ -59,11 +59,19 @@ void reconcile(self_ptr self) {
 
 // Whether the project of `stream` is live, and its sandbox uid (0: none recorded). With sandbox
 // uids the whole stream is folded (the uid may be in any event); else its last event says.
-void read_project(self_ptr self, const std::string& stream, std::function<void(bool, uint32_t)> then) {
-  auto on_error = [=](caf::error& err) { self->quit(err); };
+// A stream that cannot be read (a corrupt event) counts as live and unreadable: its project
+// actor then fails at start and is parked as broken (actors/project_parking.hpp), while berth
+// and every other project go on; its folder and leases are kept.
+void read_project(self_ptr self, const std::string& stream, std::function<void(bool, uint32_t, bool)> then) {
+  auto on_error = [=](caf::error& err) {
+    spdlog::error("projects: cannot read {}: {}; its project will be parked as broken", stream, to_string(err));
+    then(true, 0, true);
+  };
   if (!self->state.uids) {
     self->request(store(self), store_timeout, last_event_atom_v, stream)
-        .await([=](std::vector<event_record>& last) { then(!last.empty() && last.front().type != ev::project_deleted, 0); },
+        .await([=](std::vector<event_record>& last) {
+                 then(!last.empty() && last.front().type != ev::project_deleted, 0, false);
+               },
                on_error);
     return;
   }
@@ -73,20 +81,22 @@ void read_project(self_ptr self, const std::string& stream, std::function<void(b
           [=](std::vector<event_record>& events) {
             project_record p;
             for (auto& e : events) fold(p, e);
-            then(p.exists, p.sandbox_uid);
+            then(p.exists, p.sandbox_uid, false);
           },
           on_error);
 }
 
 // The live projects' uids held again; a project without one (made by an older berth, or
 // sandbox uids turned on since) is given the lowest free uid, recorded (sandbox_assigned)
-// before its processes start.
-void hold_uids(self_ptr self, const std::map<std::string, uint32_t>& live, std::function<void()> then) {
+// before its processes start. An unreadable project gets none: its uid is in the part of its
+// stream that cannot be read, and it starts nothing while it is broken.
+void hold_uids(self_ptr self, const std::map<std::string, uint32_t>& live, const std::set<std::string>& unreadable,
+               std::function<void()> then) {
   auto& uids = self->state.uids;
   if (!uids) return then();
   std::vector<std::string> missing;
   for (auto& [name, uid] : live)
-    if (uid == 0 || !uids->hold(name, uid)) missing.push_back(name);
+    if (!unreadable.count(name) && (uid == 0 || !uids->hold(name, uid))) missing.push_back(name);
   std::vector<new_event> events;
   for (auto& name : missing) {
     auto uid = uids->take(name);
@@ -111,8 +121,9 @@ void load_projects(self_ptr self) {
           [=](std::vector<std::string>& streams) {
             auto pending = std::make_shared<size_t>(streams.size());
             auto live = std::make_shared<std::map<std::string, uint32_t>>();  // name -> uid in the log
+            auto unreadable = std::make_shared<std::set<std::string>>();
             auto finish = [=] {
-              hold_uids(self, *live, [=] {
+              hold_uids(self, *live, *unreadable, [=] {
                 for (auto& [name, uid] : *live) {
                   self->state.index[name] = name_status::live;
                   self->state.sup.start_child(project_spec(name, self->state));
@@ -124,8 +135,10 @@ void load_projects(self_ptr self) {
             };
             if (streams.empty()) return finish();
             for (auto& stream : streams) {
-              read_project(self, stream, [=](bool exists, uint32_t uid) {
-                if (exists) (*live)[stream.substr(std::string{project_stream_prefix}.size())] = uid;
+              read_project(self, stream, [=](bool exists, uint32_t uid, bool cannot_read) {
+                auto name = stream.substr(std::string{project_stream_prefix}.size());
+                if (exists) (*live)[name] = uid;
+                if (cannot_read) unreadable->insert(name);
                 if (--*pending == 0) finish();
               });
             }

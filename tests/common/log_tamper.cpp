@@ -98,3 +98,16 @@ void truncate_log_from(const std::string& events_dir, uint64_t from) {
 }
 
 }  // namespace berth::test
+
+namespace berth::test {
+
+void corrupt_event(const std::string& events_dir, uint64_t seq) {
+  raw_log log(events_dir);
+  log.at(seq);  // it exists
+  rocksdb::WriteBatch b;
+  detail::event_key k(seq);
+  b.Put(log.h[1], k.slice(), rocksdb::Slice("\x01not an event\xff", 14));
+  log.write(b);
+}
+
+}  // namespace berth::test

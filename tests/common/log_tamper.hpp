@@ -19,4 +19,8 @@ void rewrite_log_from(const std::string& events_dir, uint64_t seq, const std::fu
 // the head: a consistent, shorter log.
 void truncate_log_from(const std::string& events_dir, uint64_t from);
 
+// Overwrites the stored value of event `seq` with bytes that do not decode: what a damaged disk
+// or a careless hand leaves. Reading that event's stream fails afterwards.
+void corrupt_event(const std::string& events_dir, uint64_t seq);
+
 }  // namespace berth::test

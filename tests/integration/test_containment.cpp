@@ -12,6 +12,7 @@
 
 #include <catch2/catch.hpp>
 
+#include "tests/common/log_tamper.hpp"
 #include "tests/integration/recovery_support.hpp"
 
 using namespace berth::it;
@@ -128,6 +129,42 @@ void fill_disk(const std::string& path) {
 json project_body(const std::string& name, const std::string& src) { return manifest_for(name, src); }
 
 }  // namespace
+
+TEST_CASE("containment - a project with a corrupt event is parked as broken; berth and the others go on",
+          "[integration][containment]") {
+  site_env e("good", quick);
+  auto bad_site = make_site(e.tmp, "bad-site", "b1");
+  REQUIRE(e.api().post("/api/projects", site_manifest("bad", bad_site)).status == 201);
+  auto events = e.api().get("/api/projects/bad/events");
+  REQUIRE(events.status == 200);
+  uint64_t created_seq = events.body.at("events").at(0).at("seq");
+  e.deploy_version("v1");
+
+  // Stopped cleanly; then the stored bytes of bad's first event stop being an event.
+  REQUIRE(e.srv->terminate(10s) == 0);
+  berth::test::corrupt_event(e.srv->data_dir() + "/events", created_seq);
+  e.srv->start();
+
+  // berth is up, the good project serves and deploys, and the bad one is parked as broken.
+  json bad;
+  REQUIRE(eventually(
+      [&] {
+        auto r = e.api().get("/api/projects/bad");
+        bad = r.body;
+        return r.status == 200 && bad.value("status", "") == "broken";
+      },
+      15s));
+  INFO(bad.dump());
+  CHECK(!bad.value("reason", "").empty());
+  CHECK(health_names_broken(*e.srv, "bad"));
+  std::this_thread::sleep_for(2s);  // several retries with the quick backoff
+  REQUIRE(e.srv->running());
+  CHECK(fetch(e.stable_port()).body == "release v1\n");
+  e.deploy_version("v2");
+  CHECK(fetch(e.stable_port()).body == "release v2\n");
+  // Its folder is kept: the log still names the project, it is only unreadable.
+  CHECK(fs::exists(e.srv->projects_dir() + "/bad"));
+}
 
 TEST_CASE("containment - a full disk refuses writes with 507, keeps serving reads and resumes by itself",
           "[integration][containment]") {
