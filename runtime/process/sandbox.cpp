@@ -75,8 +75,9 @@ status hand_over(const fs::path& p, const sandbox_identity& id) {
   return status::ok();
 }
 
+// Everything below `root`, then `root` itself: a root that is id's says the whole tree was
+// handed over (an interrupted pass leaves the root as it was, so the next one walks again).
 status hand_over_tree(const fs::path& root, const sandbox_identity& id) {
-  if (auto s = hand_over(root, id); !s) return s;
   std::error_code ec;
   fs::recursive_directory_iterator it(root, fs::directory_options::none, ec), end;
   if (ec) return status::io_error(fmt::format("read {}: {}", root.string(), ec.message()));
@@ -84,7 +85,12 @@ status hand_over_tree(const fs::path& root, const sandbox_identity& id) {
     if (ec) return status::io_error(fmt::format("read {}: {}", root.string(), ec.message()));
     if (auto s = hand_over(it->path(), id); !s) return s;
   }
-  return status::ok();
+  return hand_over(root, id);
+}
+
+bool owned_by(const fs::path& p, const sandbox_identity& id) {
+  struct stat st {};
+  return ::lstat(p.c_str(), &st) == 0 && st.st_uid == id.uid && st.st_gid == id.gid;
 }
 
 }  // namespace
@@ -219,8 +225,12 @@ status prepare_sandbox_dirs(const sandbox_spec& s) {
   for (auto& b : bound_paths(s))
     if (!fs::is_directory(b, ec)) return status::not_found(fmt::format("sandbox: no folder {}", b.string()));
   if (s.id.uid == 0) return status::ok();
-  for (auto& b : bound_paths(s))
+  for (auto& b : bound_paths(s)) {
+    // A release never changes once packaged: handed over once, not walked at every start.
+    // Writable trees are walked each time (berth copies new files into a preview's src).
+    if (!s.read_only.empty() && b == absolute_of(s.read_only) && owned_by(b, s.id)) continue;
     if (auto st = hand_over_tree(b, s.id); !st) return st;
+  }
   return status::ok();
 }
 

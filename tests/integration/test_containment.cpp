@@ -30,6 +30,19 @@ bool health_names_broken(server& srv, const std::string& name) {
   return false;
 }
 
+// The project's GET once it answers status broken (the test fails if it does not within 15 s).
+json wait_broken(site_env& e, const std::string& name) {
+  json got;
+  REQUIRE(eventually(
+      [&] {
+        auto r = e.api().get("/api/projects/" + name);
+        got = r.body;
+        return r.status == 200 && got.value("status", "") == "broken";
+      },
+      15s));
+  return got;
+}
+
 }  // namespace
 
 TEST_CASE("containment - a project whose folder cannot be written is parked as broken and recovers",
@@ -49,14 +62,7 @@ TEST_CASE("containment - a project whose folder cannot be written is parked as b
   e.srv->start();
 
   // Parked as broken with its reason, in its GET, the list and /health.
-  json bad;
-  REQUIRE(eventually(
-      [&] {
-        auto r = e.api().get("/api/projects/bad");
-        bad = r.body;
-        return r.status == 200 && bad.value("status", "") == "broken";
-      },
-      15s));
+  auto bad = wait_broken(e, "bad");
   INFO(bad.dump());
   CHECK(bad.value("reason", "").find(".env") != std::string::npos);
   CHECK(health_names_broken(*e.srv, "bad"));
@@ -146,14 +152,7 @@ TEST_CASE("containment - a project with a corrupt event is parked as broken; ber
   e.srv->start();
 
   // berth is up, the good project serves and deploys, and the bad one is parked as broken.
-  json bad;
-  REQUIRE(eventually(
-      [&] {
-        auto r = e.api().get("/api/projects/bad");
-        bad = r.body;
-        return r.status == 200 && bad.value("status", "") == "broken";
-      },
-      15s));
+  auto bad = wait_broken(e, "bad");
   INFO(bad.dump());
   CHECK(!bad.value("reason", "").empty());
   CHECK(health_names_broken(*e.srv, "bad"));
