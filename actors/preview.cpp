@@ -79,7 +79,7 @@ std::function<status(instance_ref*)> preview_start(self_ptr self, bool fresh_sou
           !s)
         return status::invalid_argument("preparing source: " + s.message());
     instance_spec is;
-    is.labels = {env.project, "preview", ""};
+    is.labels = {env.project, "preview", "", spec.runtime};
     is.workdir = env.paths.preview_src;
     is.command = spec.preview_command;
     is.env = spec.env;
@@ -90,6 +90,7 @@ std::function<status(instance_ref*)> preview_start(self_ptr self, bool fresh_sou
     is.log = env.paths.preview_logs / "preview.log";
     is.limits = effective_limits(spec.preview_limits, "preview");  // unapplied without cgroups
     is.sandbox = {true, env.sandbox, {}, {env.paths.preview_src}, env.paths.app_data("preview")};
+    is.container = container_options_of(spec, is.env);
     instance_ref r;
     if (auto s = env.driver->start(is, &r); !s) return status::invalid_argument("starting: " + s.message());
     auto& health = spec.preview_health;

@@ -45,8 +45,17 @@ void undo_create(self_ptr self, const std::string& name) {
 // Leases ports, makes the folder (off the scheduler: it syncs files), records project_created,
 // starts the project actor; `done` gets the project, or the error after everything made so far
 // is undone.
-// A manifest that sets limits where the runtime driver cannot apply them: refused, nothing written.
+// A manifest berth cannot run here (its runtime is not available, or it sets limits the
+// runtime driver cannot apply): refused, nothing written.
 caf::error limits_refusal(self_ptr self, const manifest& m) {
+  if (auto why = self->state.driver->runtime_unavailable(m.runtime); !why.empty())
+    return make_error(errc::limits_unavailable, "runtime " + m.runtime + ": " + why);
+  if (m.runtime == "swarm" && !self->state.settings.proxy)
+    return make_error(errc::limits_unavailable, "runtime swarm: needs the proxy (--switch-mode proxy): each release "
+                                                "of a service gets its own port and the proxy moves between them");
+  if (m.runtime == "swarm" && m.image_registry.empty() && self->state.settings.registry.empty())
+    return make_error(errc::invalid_manifest, "image.registry: the swarm runtime needs a registry every node can pull "
+                                              "from (image.registry, or berth's --registry)");
   if (!m.sets_limits()) return {};
   auto why = self->state.driver->limits_unavailable();
   if (why.empty()) return {};
@@ -167,7 +176,13 @@ caf::result<bool> remove(self_ptr self, const std::string& name) {
                 forget_failures(self, name);
                 auto paths = paths_for(self->state.data_dir, name);
                 run_blocking(
-                    self, [paths] { remove_project_dir(paths); },
+                    self,
+                    [paths, name, driver = self->state.driver] {
+                      // Images, volumes and services go with the project (its instances stopped).
+                      if (auto s = driver->remove_project(name); !s)
+                        spdlog::warn("projects: removing what the runtimes keep for {}: {}", name, s.message());
+                      remove_project_dir(paths);
+                    },
                     [=](const std::string&) mutable {
                       self->state.index.erase(name);
                       if (self->state.uids) self->state.uids->give_back(name);

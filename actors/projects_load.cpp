@@ -43,6 +43,8 @@ void reconcile(self_ptr self) {
             [](caf::error& err) { spdlog::error("reconcile: port leases: {}", to_string(err)); });
   auto root = projects_root(self->state.data_dir);
   std::set<std::string> known(live.begin(), live.end());
+  auto driver = self->state.driver;
+  auto grace = std::chrono::milliseconds(self->state.settings.stop_grace_ms);
   run_blocking(
       self,
       [=] {
@@ -53,6 +55,21 @@ void reconcile(self_ptr self) {
           spdlog::warn("reconcile: removing folder of a project that does not exist: {}", name);
           fsutil::force_remove(entry.path());
         }
+        // Containers, images and services of projects the log does not know (deleted while a
+        // removal was half done, or never recorded): reported and removed. Processes of such
+        // projects end with their folders' sandboxes; berth's own (the proxy) have no project.
+        std::set<std::string> orphans;
+        for (const char* runtime : {"docker", "swarm"})
+          if (driver->runtime_unavailable(runtime).empty())
+            for (auto& r : driver->list({"", "", "", runtime}))
+              if (!r.project.empty() && !known.count(r.project)) {
+                spdlog::warn("reconcile: stopping {} of a project that does not exist: {}", r.id, r.project);
+                driver->stop(r, grace);
+                orphans.insert(r.project);
+              }
+        for (auto& name : orphans)
+          if (auto s = driver->remove_project(name); !s)
+            spdlog::warn("reconcile: removing what the runtimes keep for {}: {}", name, s.message());
       },
       [](const std::string&) {});
 }

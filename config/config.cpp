@@ -285,6 +285,24 @@ config_loader::config_loader(config& cfg) : cfg_(cfg) {
            throw CLI::ValidationError("sandbox_uids", "expected lo-hi with 1000 <= lo <= hi, got '" + v + "'");
          }
        }},
+      {"docker_host", "--docker-host", "BERTH_DOCKER_HOST",
+       "the Docker Engine API for the docker and swarm runtimes: unix:///path/docker.sock, or off "
+       "(default: DOCKER_HOST, else unix:///var/run/docker.sock)",
+       "",
+       [&c](const std::string& v) {
+         if (!v.empty() && v != "off" && v[0] != '/' && v.rfind("unix://", 0) != 0)
+           throw CLI::ValidationError("docker_host", "expected unix:///path/docker.sock or off, got '" + v + "'");
+         c.containers.docker_host = v;
+       }},
+      {"registry", "--registry", "BERTH_REGISTRY",
+       "swarm runtime: the registry (host[:port]) release images are pushed to, for projects whose manifest "
+       "names none",
+       "none",
+       [&c](const std::string& v) {
+         if (v.find_first_of("/ @") != std::string::npos)
+           throw CLI::ValidationError("registry", "expected host[:port], got '" + v + "'");
+         c.deploy.registry = v;
+       }},
       {"stop_apps_on_exit", "--stop-apps-on-exit", "BERTH_STOP_APPS_ON_EXIT",
        "stop previews and production releases when berth stops (default: they keep running)", "false",
        [&c](const std::string& v) { c.stop_apps_on_exit = parse_bool("stop_apps_on_exit", v); },

@@ -45,6 +45,7 @@ struct deploy_settings {
   int crash_loop_restarts = 5;              // more restarts than this within the window...
   int crash_loop_window_s = 60;             // ...mark the release `crashed`
   sandbox_settings sandbox;
+  std::string registry;  // swarm: where release images are pushed when image.registry is not set
 };
 
 // Transient failures of runtime backends (process driver, proxy): one retry policy and one
@@ -70,6 +71,14 @@ struct limits_settings {
   // Resolved at start (cli/serve.cpp): "" = limits are applied; else why not.
   std::string unavailable;
   std::string mode = "none";         // resolved: "cgroup v1" | "cgroup v2" | "none"
+};
+
+// The container runtimes (manifest `runtime`: docker, swarm) and the engine they talk to.
+struct container_settings {
+  // The Docker Engine API: "unix:///path/docker.sock" (or a bare socket path). "" = DOCKER_HOST
+  // when set, else unix:///var/run/docker.sock; "off" = no container runtimes on this server.
+  std::string docker_host;
+  bool enabled() const { return docker_host != "off"; }
 };
 
 struct config {
@@ -106,6 +115,7 @@ struct config {
   int shutdown_grace_ms = 10000;
   bool stop_apps_on_exit = false;
   limits_settings limits;
+  container_settings containers;
   // Full disk: room held back in <data>/.reserve, released when the disk fills (0: no guard).
   int disk_reserve_mb = 8;
   // App, preview and Caddy logs rotate by size: at most log_max_bytes × log_max_files bytes.

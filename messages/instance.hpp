@@ -20,6 +20,7 @@ struct instance_ref {
   std::string id;     // the driver's identity for it ("" = none)
   uint16_t port = 0;  // the host port it answers on
   int pid = 0;        // for people reading status (0 when the driver has no such thing)
+  std::string project;  // runtime_driver::list() only: whose it is by its labels (never recorded)
   bool empty() const { return id.empty(); }
   bool operator==(const instance_ref& o) const { return id == o.id; }
   bool operator!=(const instance_ref& o) const { return id != o.id; }
@@ -27,7 +28,7 @@ struct instance_ref {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, instance_ref& x) {
-  return f(caf::meta::type_name("instance_ref"), x.id, x.port, x.pid);
+  return f(caf::meta::type_name("instance_ref"), x.id, x.port, x.pid, x.project);
 }
 
 // The process driver's identity of a process: "<pid>:<start time>:<process group>". Here so

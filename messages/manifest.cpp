@@ -145,6 +145,68 @@ bool safe_relative_path(const std::string& p) {
   return true;
 }
 
+bool valid_volume_name(const std::string& n) {
+  if (n.empty() || n.size() > 64 || !std::isalnum(static_cast<unsigned char>(n[0]))) return false;
+  return std::all_of(n.begin(), n.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
+  });
+}
+
+// `runtime`, `image` and `volumes`; production.replicas was read with production.
+bool read_container_fields(reader& r, const json& j, manifest& m) {
+  if (j.contains("runtime")) {
+    if (!r.string(j["runtime"], "runtime", m.runtime, 16)) return false;
+    if (m.runtime != "process" && m.runtime != "docker" && m.runtime != "swarm")
+      return r.fail("runtime", "must be \"process\", \"docker\" or \"swarm\"");
+  }
+  if (!m.containers()) {
+    for (const char* f : {"image", "volumes"})
+      if (j.contains(f)) return r.fail(f, "applies only to the docker and swarm runtimes");
+    if (m.replicas != 1) return r.fail("production.replicas", "applies only to the swarm runtime");
+    return true;
+  }
+  if (m.runtime == "docker" && m.replicas != 1)
+    return r.fail("production.replicas", "applies only to the swarm runtime (docker runs one container a release)");
+  if (j.contains("image")) {
+    const auto& im = j["image"];
+    if (!r.object(im, "image", {"base", "port", "healthcheck", "registry", "registry_secret"})) return false;
+    if (im.contains("base")) {
+      if (!r.string(im["base"], "image.base", m.image_base, 512)) return false;
+      if (m.image_base.find_first_of(" \t\r\n") != std::string::npos)
+        return r.fail("image.base", "must be an image reference (no spaces)");
+    }
+    if (im.contains("port") && !r.integer(im["port"], "image.port", m.image_port, 1, 65535)) return false;
+    if (im.contains("healthcheck") && !r.argv(im["healthcheck"], "image.healthcheck", m.image_healthcheck))
+      return false;
+    if (im.contains("registry")) {
+      if (!r.string(im["registry"], "image.registry", m.image_registry, 256)) return false;
+      if (m.image_registry.find_first_of("/ \t@") != std::string::npos)
+        return r.fail("image.registry", "must be host[:port]");
+    }
+    if (im.contains("registry_secret") &&
+        !r.string(im["registry_secret"], "image.registry_secret", m.image_registry_secret, 128))
+      return false;
+    if (!m.image_registry_secret.empty() && m.image_registry.empty())
+      return r.fail("image.registry_secret", "needs image.registry");
+  }
+  if (j.contains("volumes")) {
+    const auto& v = j["volumes"];
+    if (!v.is_object()) return r.fail("volumes", "must be an object of volume name -> path inside the container");
+    if (v.size() > 16) return r.fail("volumes", "has too many entries (at most 16)");
+    for (auto& [name, where] : v.items()) {
+      if (!valid_volume_name(name))
+        return r.fail("volumes." + name, "is not a valid volume name (a-z, 0-9, '-', '_'; at most 64)");
+      std::string path;
+      if (!r.string(where, "volumes." + name, path, 1024)) return false;
+      if (path[0] != '/' || (path.size() > 1 && !safe_relative_path(path.substr(1))))
+        return r.fail("volumes." + name, "must be an absolute path without '.' or '..' parts");
+      if (path == "/") return r.fail("volumes." + name, "must not be the container's root");
+      m.volumes[name] = path;
+    }
+  }
+  return true;
+}
+
 }  // namespace
 
 name_check check_name(const std::string& name) {
@@ -191,7 +253,8 @@ manifest_result parse_manifest(const json& j, bool from_log) {
     res.error = r.error;
     return res;
   };
-  if (!r.object(j, "", {"name", "source", "preview", "build", "production", "env", "secrets"}))
+  if (!r.object(j, "", {"name", "source", "preview", "build", "production", "env", "secrets", "runtime", "image",
+                        "volumes"}))
     return done();
   if (!j.contains("name")) return r.fail("name", "is required"), done();
   if (!r.string(j["name"], "name", m.name, 1024, true)) return done();
@@ -266,7 +329,8 @@ manifest_result parse_manifest(const json& j, bool from_log) {
   }
   if (j.contains("production")) {
     const auto& p = j["production"];
-    if (!r.object(p, "production", {"command", "health", "keep", "limits"})) return done();
+    if (!r.object(p, "production", {"command", "health", "keep", "limits", "replicas"})) return done();
+    if (p.contains("replicas") && !r.integer(p["replicas"], "production.replicas", m.replicas, 1, 100)) return done();
     if (p.contains("limits") && !read_limits(r, p["limits"], "production.limits", m.production_limits))
       return done();
     if (p.contains("command") && !r.argv(p["command"], "production.command", m.production_command))
@@ -277,6 +341,7 @@ manifest_result parse_manifest(const json& j, bool from_log) {
     if (p.contains("keep") && !r.integer(p["keep"], "production.keep", m.keep, 1, 100))
       return done();
   }
+  if (!read_container_fields(r, j, m)) return done();
   if (j.contains("env") && !read_string_map(r, j["env"], "env", m.env)) return done();
   if (j.contains("secrets") && !read_string_map(r, j["secrets"], "secrets", m.secrets))
     return done();
@@ -284,6 +349,9 @@ manifest_result parse_manifest(const json& j, bool from_log) {
   for (auto& n : m.build_secrets)
     if (!m.secrets.count(n))
       return r.fail("build.secrets", "'" + n + "' is not one of the project's secrets"), done();
+  if (!m.image_registry_secret.empty() && !m.secrets.count(m.image_registry_secret))
+    return r.fail("image.registry_secret", "'" + m.image_registry_secret + "' is not one of the project's secrets"),
+           done();
   if (!m.source_credentials_secret.empty() && !m.secrets.count(m.source_credentials_secret))
     return r.fail("source.credentials_secret", "'" + m.source_credentials_secret + "' is not one of the project's secrets"),
            done();
@@ -318,6 +386,18 @@ json to_json(const manifest& m, bool with_secret_values) {
   if (m.preview_limits.any()) j["preview"]["limits"] = to_json(m.preview_limits);
   if (m.build_limits.any()) j["build"]["limits"] = to_json(m.build_limits);
   if (m.production_limits.any()) j["production"]["limits"] = to_json(m.production_limits);
+  if (m.runtime != "process") j["runtime"] = m.runtime;
+  if (m.containers()) {
+    json image = json::object();
+    if (!m.image_base.empty()) image["base"] = m.image_base;
+    if (m.image_port) image["port"] = m.image_port;
+    if (!m.image_healthcheck.empty()) image["healthcheck"] = m.image_healthcheck;
+    if (!m.image_registry.empty()) image["registry"] = m.image_registry;
+    if (!m.image_registry_secret.empty()) image["registry_secret"] = m.image_registry_secret;
+    j["image"] = image;
+    j["volumes"] = m.volumes;
+  }
+  if (m.runtime == "swarm") j["production"]["replicas"] = m.replicas;
   j["env"] = m.env;
   json secrets = json::object();
   for (auto& [k, v] : m.secrets) secrets[k] = with_secret_values ? v : "********";

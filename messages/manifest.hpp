@@ -44,6 +44,17 @@ struct manifest {
   std::map<std::string, std::string> env;
   std::map<std::string, std::string> secrets;  // values never enter events or responses
   resource_limits preview_limits, build_limits, production_limits;  // as given (0 = default)
+  // Which runtime driver runs the preview and the releases: "process" | "docker" | "swarm".
+  std::string runtime = "process";
+  // Container runtimes (docker, swarm) only; refused with "process".
+  std::string image_base;                      // image.base: FROM of a generated Dockerfile
+  int image_port = 0;                          // image.port: the app's port inside (0: PORT)
+  std::vector<std::string> image_healthcheck;  // image.healthcheck: argv run inside the container
+  std::string image_registry;                  // image.registry: host[:port] images are pushed to (swarm)
+  std::string image_registry_secret;           // image.registry_secret: the secret holding "user:password"
+  std::map<std::string, std::string> volumes;  // name -> absolute path inside; data kept across releases
+  int replicas = 1;                            // production.replicas (swarm)
+  bool containers() const { return runtime == "docker" || runtime == "swarm"; }
   bool sets_limits() const { return preview_limits.any() || build_limits.any() || production_limits.any(); }
 };
 
@@ -59,7 +70,8 @@ typename Inspector::result_type inspect(Inspector& f, manifest& x) {
            x.preview_command, x.preview_health, x.build_command, x.artifacts,
            x.production_command, x.production_health, x.keep, x.env, x.secrets,
            x.source_credentials_secret, x.build_secrets, x.preview_limits, x.build_limits,
-           x.production_limits);
+           x.production_limits, x.runtime, x.image_base, x.image_port, x.image_healthcheck, x.image_registry,
+           x.image_registry_secret, x.volumes, x.replicas);
 }
 
 struct manifest_result {

@@ -28,6 +28,8 @@ struct instance_labels {
   std::string project;  // "" = berth's own (the proxy)
   std::string env;      // production | preview | build | proxy
   std::string release;  // the release hash, for production ("" otherwise)
+  std::string runtime;  // which driver runs it: "process" (or "") | "docker" | "swarm" (the
+                        // manifest's `runtime`); a filter with "" matches every runtime
 };
 
 // A runnable form of a release, made by prepare(): the process driver runs the release folder
@@ -55,6 +57,18 @@ struct sandbox_spec {
   std::filesystem::path data;                   // its private writable dir: HOME and BERTH_APP_DATA
 };
 
+// Container runtimes only (docker, swarm): what the manifest's `image`, `volumes` and
+// `production.replicas` ask for. The process driver ignores it.
+struct container_options {
+  std::string base;                     // image.base: FROM of a generated Dockerfile; a preview runs in it
+  uint16_t app_port = 0;                // image.port: the port the app listens on inside (0: `port`)
+  std::vector<std::string> healthcheck; // image.healthcheck: argv run inside (swarm's task health; {} none)
+  std::map<std::string, std::string> volumes;  // volume name -> path inside; kept across releases
+  int replicas = 1;                     // swarm: tasks of the service
+  std::string registry;                 // swarm: where images are pushed ("" = the server's default)
+  std::string registry_auth;            // "user:password" for it ("" = none); never logged
+};
+
 // What to run.
 struct instance_spec {
   instance_labels labels;
@@ -68,6 +82,7 @@ struct instance_spec {
   // that cannot apply limits runs it without (limits_unavailable() says why).
   resource_limits limits;
   sandbox_spec sandbox;                        // where and as whom it runs (disabled: as berth)
+  container_options container;                 // docker and swarm only
 };
 
 enum class instance_state {
@@ -100,14 +115,22 @@ using exit_callback = std::function<void(const instance_status&)>;
 class runtime_driver {
  public:
   virtual ~runtime_driver() = default;
-  virtual const char* name() const = 0;  // "process"
+  virtual const char* name() const = 0;  // "process" | "docker" | "swarm" | "runtimes"
 
-  // Makes a runnable artifact of a release folder (the process driver: the folder itself, no
-  // copy). Build output, if any, goes to `log`. Errors: not_found (no such folder), io_error.
-  virtual status prepare(const std::filesystem::path& release_dir, const instance_labels& labels,
-                         const std::filesystem::path& log, artifact* out) = 0;
-  // Removes what prepare() made (the process driver: nothing; the folder is the release's).
-  virtual status remove_artifact(const artifact& a) = 0;
+  // Makes a runnable artifact of the release folder `spec.from.id` for `spec` (the process
+  // driver: the folder itself, no copy; docker: an image, built only if it is not there yet).
+  // Build output, if any, goes to `build_log` line by line. `cancelled` polled: true ends it.
+  // Errors: not_found (no such folder), invalid_argument (the build failed: the release's
+  // fault), io_error (the engine is down or erred: transient).
+  virtual status prepare(const instance_spec& spec, const std::filesystem::path& build_log,
+                         const std::function<bool()>& cancelled, artifact* out) = 0;
+  // Removes what prepare() made of that release of the project (a pruned release). Ok when
+  // there is nothing.
+  virtual status remove_artifact(const instance_labels& labels) = 0;
+  // Removes everything the driver keeps for a deleted project beyond its instances (docker:
+  // images, volumes, build cache; swarm: services). Its instances are stopped first by the
+  // caller. Ok when there is nothing; io_error when the engine cannot be reached.
+  virtual status remove_project(const std::string& project) { return status::ok(); }
 
   // Starts an instance; returns once it has been started (not once it is healthy). Errors:
   // not_found (program or folder missing), invalid_argument (bad spec), io_error (transient).
@@ -120,7 +143,7 @@ class runtime_driver {
   virtual instance_status inspect(const instance_ref& ref) const = 0;
   // Instances of this driver whose labels match every non-empty field of `filter` (an empty
   // filter: all of them), whoever started them (this berth or an earlier one over the same data
-  // dir; never another berth's): what a restart sweeps.
+  // dir; never another berth's): what a restart sweeps. Each ref has `project` set.
   virtual std::vector<instance_ref> list(const instance_labels& filter) const = 0;
 
   // Exit notification: `on_exit` runs once, on the driver's own thread (one callback at a time:
@@ -142,6 +165,12 @@ class runtime_driver {
   // "" when start() applies instance_spec::limits; else why it cannot (then it runs instances
   // unlimited, and berth refuses manifests that set limits). Fixed for the driver's lifetime.
   virtual std::string limits_unavailable() const { return "this runtime driver does not apply limits"; }
+  // "" when instances with labels.runtime == `runtime` can run here; else why not (the engine
+  // is off, a runtime that does not exist). Fixed for the driver's lifetime.
+  virtual std::string runtime_unavailable(const std::string& runtime) const {
+    return runtime == name() || (runtime.empty() && std::string(name()) == "process") ? ""
+                                                                                      : "not run by this driver";
+  }
 };
 
 // What GET views show of a running instance: driver.usage(ref) as a usage_view (known = false

@@ -7,6 +7,10 @@ PKGS=(build-essential cmake pkg-config git
       python3 curl caddy bubblewrap
       clang libclang-rt-14-dev)  # fuzz/: clang++ and libclang_rt.fuzzer (-fsanitize=fuzzer)
 PKGS+=(openssl)  # tests: the self-signed certificate of the HTTPS API test
+# The docker and swarm runtimes: libcurl (Engine API), libarchive (build contexts); the tests
+# start a private dockerd, import a busybox rootfs as their base image, and push to a local
+# registry (scripts/dockerd.sh).
+PKGS+=(libcurl4-openssl-dev libarchive-dev docker.io busybox-static docker-registry)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -25,6 +25,7 @@ using json = nlohmann::json;
 std::chrono::seconds limit_of(const job& j, phase p) {
   auto& health = j.in.spec.production_health;
   if (p == phase::building) return j.in.build_timeout + std::chrono::seconds(30);
+  if (p == phase::starting && j.in.spec.containers()) return j.in.build_timeout + j.in.phase_timeout;  // the image
   if (p == phase::health_checking || p == phase::switching)
     return std::chrono::seconds(health.timeout_s + health.min_healthy_s + 30);
   if (p == phase::draining && j.in.proxy)

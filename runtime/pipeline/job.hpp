@@ -116,6 +116,8 @@ bool is_unchanged(const job& j, const std::string& hash);
 // ---- steps (release_steps.cpp) ----
 // How this job runs release `hash` on `port` (runtime/pipeline/launch.hpp).
 release_launch launch_of(job& j, const std::string& hash, uint16_t port);
+// starting: the release's artifact (an image for containers; built unless it is there).
+void prepare_artifact(job& j, const std::string& hash);
 // starting: `hash` on a leased spare port (undo: stopped, port given back).
 instance_ref start_candidate(job& j, const std::string& hash);
 // health_checking: healthy within timeout_s, then healthy for min_healthy_s.

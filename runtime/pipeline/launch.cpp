@@ -29,6 +29,21 @@ status with_suffix(const status& s, const std::string& suffix) {
 
 }  // namespace
 
+const char* backend_of(const std::string& runtime) { return runtime == "process" || runtime.empty() ? "process" : "docker"; }
+
+container_options container_options_of(const manifest& m, const std::map<std::string, std::string>& env) {
+  container_options c;
+  c.base = m.image_base;
+  c.app_port = static_cast<uint16_t>(m.image_port);
+  c.healthcheck = m.image_healthcheck;
+  c.volumes = m.volumes;
+  c.replicas = m.replicas;
+  c.registry = m.image_registry;
+  if (auto it = env.find(m.image_registry_secret); !m.image_registry_secret.empty() && it != env.end())
+    c.registry_auth = it->second;
+  return c;
+}
+
 std::string how_it_ended(const instance_status& end) {
   if (end.oom) return "ran out of memory (over its memory limit) and was killed";
   if (end.signal > 0) return "was killed by signal " + std::to_string(end.signal);
@@ -49,7 +64,7 @@ instance_status after_failed_probe(const runtime_driver& driver, const instance_
 
 instance_spec release_spec(const release_launch& l) {
   instance_spec s;
-  s.labels = {l.project, "production", l.hash};
+  s.labels = {l.project, "production", l.hash, l.spec->runtime};
   s.from = artifact{(l.paths->production / l.hash).string()};
   s.command = l.spec->production_command;
   s.env = *l.env;
@@ -60,6 +75,7 @@ instance_spec release_spec(const release_launch& l) {
   s.log = l.paths->production_log();
   s.limits = effective_limits(l.spec->production_limits, "production");  // unapplied without cgroups
   s.sandbox = {true, l.sandbox, l.paths->production / l.hash, {}, l.paths->app_data("production")};
+  s.container = container_options_of(*l.spec, *l.env);
   return s;
 }
 
@@ -77,7 +93,7 @@ status start_release(runtime_driver& driver, backend_guards& b, const release_la
   };
   int made = 0;
   auto spec = release_spec(l);
-  auto s = b.call("process", [&] { return driver.start(spec, out); }, o, &made);
+  auto s = b.call(backend_of(l.spec->runtime), [&] { return driver.start(spec, out); }, o, &made);
   if (attempts) *attempts = made;
   if (!s && l.log && !is_backend_unavailable(s) && classify(s) == failure_kind::permanent)
     l.log("start failed with a permanent error: not retried");

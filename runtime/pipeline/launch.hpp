@@ -31,11 +31,19 @@ struct release_launch {
   std::function<void(const std::string&)> log;  // retry lines ("" = not logged)
 };
 
+// The circuit breaker a runtime's calls go through: "process", or "docker" (the engine, which
+// serves the docker and swarm runtimes alike).
+const char* backend_of(const std::string& runtime);
+
+// The manifest's image, volumes and replicas as a driver takes them; the registry credential
+// is the value of image.registry_secret in `env` (manifest env + secrets).
+container_options container_options_of(const manifest& m, const std::map<std::string, std::string>& env);
+
 // The spec that runs the release (its folder, production.command, PORT/HOST, its labels), in
 // its sandbox: the release read-only, production's data folder writable.
 instance_spec release_spec(const release_launch& l);
 
-// Starts the release through the "process" backend's breaker and retry policy: transient
+// Starts the release through its runtime's breaker (backend_of) and retry policy: transient
 // failures are retried with backoff (each logged); a permanent one fails at once; an open
 // breaker refuses at once unless `essential` (a backend_unavailable status). *attempts: the
 // attempts made. Only the start: whether the app then gets healthy is the app's business.

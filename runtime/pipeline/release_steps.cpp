@@ -43,16 +43,35 @@ void stop_instance(job& j, const instance_ref& r, const std::string& what) {
   j.tools.driver.stop(r, j.in.stop_grace);
 }
 
+// The release as its runtime runs it: the folder itself for processes, an image for containers
+// (built from the release folder unless the image is already there, as for a rollback).
+void prepare_artifact(job& j, const std::string& hash) {
+  auto spec = release_spec(launch_of(j, hash, 0));
+  auto t0 = clock_type::now();
+  artifact built;
+  call_options o;
+  o.cancelled = [&j] { return j.give_up(); };
+  o.on_retry = [&j](int attempt, const status& failure, std::chrono::milliseconds delay) {
+    j.log().line(fmt::format("preparing the release failed (transient): {}; retrying in {} ms", failure.message(),
+                             delay.count()));
+  };
+  auto s = j.tools.guards.call(
+      backend_of(j.in.spec.runtime),
+      [&] { return j.tools.driver.prepare(spec, j.log().file(), [&j] { return j.give_up(); }, &built); }, o);
+  if (!s && j.give_up() && !is_backend_unavailable(s)) j.gave_up();
+  if (!s && (is_backend_unavailable(s) || s.which() == status::code::io_error))
+    j.fail("backend_unavailable", "cannot prepare release " + hash + ": " + s.message());
+  if (!s) j.fail(j.in.spec.containers() ? "image_build_failed" : "start_failed",
+                 "cannot prepare release " + hash + ": " + s.message());
+  if (j.in.spec.containers()) record_duration(j, "image", t0);
+}
+
 instance_ref start_candidate(job& j, const std::string& hash) {
   uint16_t port = 0;
   if (auto s = j.host.lease_port(&port); !s)
     j.fail("ports_exhausted", "no spare port for the candidate: " + s.message());
   j.undo.push("give back the candidate's port", [&j, port] { j.host.release_port(port, "candidate of " + j.in.id); });
-  artifact built;
-  if (auto s = j.tools.driver.prepare(j.in.paths.production / hash, {j.in.project, "production", hash},
-                                      j.log().file(), &built);
-      !s)
-    j.fail("start_failed", "cannot prepare release " + hash + ": " + s.message());
+  prepare_artifact(j, hash);
   j.candidate_started = clock_type::now();
   instance_ref candidate;
   int attempts = 0;
@@ -106,7 +125,7 @@ void prune(job& j, const std::string& hash) {
   auto keep = j.in.spec.keep;
   for (auto& h : releases_to_prune(kept, keep, j.in.in_use)) {
     if (!remove_release(j.in.paths.production, h)) continue;
-    j.tools.driver.remove_artifact(artifact{(j.in.paths.production / h).string()});
+    j.tools.driver.remove_artifact({j.in.project, "production", h, j.in.spec.runtime});
     j.add_event(ev::release_pruned, {{"hash", h}, {"reason", "retention keeps " + std::to_string(keep)}});
   }
 }

@@ -68,9 +68,11 @@ class direct_switch final : public switcher {
   instance_ref switch_to(job& j, const std::string& hash, const instance_ref&, const serving_release& old) override {
     // The new release must be started after the old one stops: with the process backend's
     // breaker open that start would be refused, so leave the serving release alone.
-    if (auto b = j.tools.guards.breakers().get("process").snapshot(); b.state == breaker_state::open)
-      j.fail("backend_unavailable", "the process backend's circuit breaker is open (last error: " + b.last_error +
-                                        "); the serving release was left alone");
+    auto backend = backend_of(j.in.spec.runtime);
+    if (auto b = j.tools.guards.breakers().get(backend).snapshot(); b.state == breaker_state::open)
+      j.fail("backend_unavailable", fmt::format("the {} backend's circuit breaker is open (last error: {}); the serving "
+                                                "release was left alone",
+                                                backend, b.last_error));
     auto t0 = clock_type::now();
     if (!old.instance.empty()) stop_serving_directly(j, old, "the serving release");
     else if (!wait_port_free(j.in.stable_port))

@@ -110,10 +110,16 @@ std::vector<instance_ref> list_instances(const instance_labels& filter, const st
       return;
     proc_labels l = read_labels(pid);
     bool match = l.labelled ? labels_match(l, filter, ours) : path_is_under(folder, read_cwd(pid));
-    if (match) groups.emplace(st->pgrp, ref_of(pid, *st, l.port));
+    if (!match) return;
+    auto ref = ref_of(pid, *st, l.port);
+    ref.project = l.labelled ? l.project : filter.project;
+    groups.emplace(st->pgrp, ref);
   });
   std::vector<instance_ref> out;
-  for (auto& [pgid, found] : groups) out.push_back(with_leader(pgid, found));
+  for (auto& [pgid, found] : groups) {
+    out.push_back(with_leader(pgid, found));
+    out.back().project = found.project;
+  }
   return out;
 }
 

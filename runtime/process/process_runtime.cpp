@@ -101,7 +101,9 @@ process_runtime::process_runtime(std::string data_dir, const std::string& cgroup
       sandbox_(std::move(sandbox)),
       groups_(std::make_shared<detail::instance_groups>(cgroup_root, data_dir_label_)) {}
 
-status process_runtime::prepare(const fs::path& release_dir, const instance_labels&, const fs::path&, artifact* out) {
+status process_runtime::prepare(const instance_spec& spec, const fs::path&, const std::function<bool()>&,
+                                artifact* out) {
+  fs::path release_dir = spec.from.id;
   std::error_code ec;
   if (!fs::is_directory(release_dir, ec))
     return status::not_found(fmt::format("prepare: no folder {}", release_dir.string()));
@@ -109,7 +111,7 @@ status process_runtime::prepare(const fs::path& release_dir, const instance_labe
   return status::ok();
 }
 
-status process_runtime::remove_artifact(const artifact&) { return status::ok(); }
+status process_runtime::remove_artifact(const instance_labels&) { return status::ok(); }
 
 status process_runtime::start(const instance_spec& spec, instance_ref* out) {
   process_spec ps;

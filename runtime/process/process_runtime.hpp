@@ -36,9 +36,9 @@ class process_runtime final : public runtime_driver {
   explicit process_runtime(std::string data_dir, const std::string& cgroup_root = "", sandbox_options sandbox = {});
   const char* name() const override { return "process"; }
 
-  status prepare(const std::filesystem::path& release_dir, const instance_labels& labels,
-                 const std::filesystem::path& log, artifact* out) override;
-  status remove_artifact(const artifact& a) override;
+  status prepare(const instance_spec& spec, const std::filesystem::path& build_log,
+                 const std::function<bool()>& cancelled, artifact* out) override;
+  status remove_artifact(const instance_labels& labels) override;
   status start(const instance_spec& spec, instance_ref* out) override;
   status stop(const instance_ref& ref, std::chrono::milliseconds grace) override;
   instance_status inspect(const instance_ref& ref) const override;

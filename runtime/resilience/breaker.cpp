@@ -183,7 +183,7 @@ void circuit_breaker::reset() {
 // ---- registry -----------------------------------------------------------------------------
 
 const std::vector<std::string>& known_backends() {
-  static const std::vector<std::string> names{"process", "proxy"};
+  static const std::vector<std::string> names{"docker", "process", "proxy"};
   return names;
 }
 

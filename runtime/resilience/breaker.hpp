@@ -127,7 +127,7 @@ class circuit_breaker {
 };
 
 // The breakers, one per backend, and the retry policy backend_guards::call uses.
-// "process" and "proxy" always exist (so GET /health lists both); others are made on first use.
+// The known_backends() always exist (so GET /health lists them); others are made on first use.
 class breaker_registry {
  public:
   breaker_registry();
@@ -148,7 +148,8 @@ class breaker_registry {
   retry_policy policy_;
   breaker_listener listener_;
 };
-// The backends berth has today: "process" and "proxy" (there is no docker driver yet).
+// The backends berth has: "process", "proxy" and "docker" (the engine behind the docker and
+// swarm runtimes).
 const std::vector<std::string>& known_backends();
 
 }  // namespace berth

@@ -225,13 +225,19 @@ TEST_CASE("process_runtime: prepare runs the folder itself", "[process_runtime]"
   auto rt = make_process_runtime(dir.path.string());
   artifact a;
   fs::create_directories(dir.path / "rel");
-  REQUIRE(rt->prepare(dir.path / "rel", {"p", "production", "x"}, dir.path / "build.log", &a));
+  auto spec_of = [](const fs::path& folder) {
+    instance_spec s;
+    s.labels = {"p", "production", "x"};
+    s.from.id = folder.string();
+    return s;
+  };
+  REQUIRE(rt->prepare(spec_of(dir.path / "rel"), dir.path / "build.log", {}, &a));
   CHECK(a.id == (dir.path / "rel").string());
-  CHECK(rt->remove_artifact(a));
+  CHECK(rt->remove_artifact({"p", "production", "x"}));
   CHECK(fs::is_directory(dir.path / "rel"));
-  CHECK(rt->prepare(dir.path / "missing", {}, "", &a).which() == status::code::not_found);
+  CHECK(rt->prepare(spec_of(dir.path / "missing"), "", {}, &a).which() == status::code::not_found);
   write_file(dir.path / "file", "x");
-  CHECK(rt->prepare(dir.path / "file", {}, "", &a).which() == status::code::not_found);
+  CHECK(rt->prepare(spec_of(dir.path / "file"), "", {}, &a).which() == status::code::not_found);
 }
 
 TEST_CASE("process_runtime: watch fires once, with the exit code, off the lock", "[process_runtime]") {
