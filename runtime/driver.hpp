@@ -119,10 +119,11 @@ class runtime_driver {
 
   // Makes a runnable artifact of the release folder `spec.from.id` for `spec` (the process
   // driver: the folder itself, no copy; docker: an image, built only if it is not there yet).
-  // Build output, if any, goes to `build_log` line by line. `cancelled` polled: true ends it.
-  // Errors: not_found (no such folder), invalid_argument (the build failed: the release's
-  // fault), io_error (the engine is down or erred: transient).
-  virtual status prepare(const instance_spec& spec, const std::filesystem::path& build_log,
+  // Build output, if any, goes to `output` as whole lines (without '\n'), on the caller's
+  // thread. `cancelled` is polled: true ends the build (io_error). Errors: not_found (no such
+  // folder), invalid_argument (the build failed: the release's fault, not retried), io_error
+  // (the engine is down or erred: transient).
+  virtual status prepare(const instance_spec& spec, const std::function<void(const std::string&)>& output,
                          const std::function<bool()>& cancelled, artifact* out) = 0;
   // Removes what prepare() made of that release of the project (a pruned release). Ok when
   // there is nothing.

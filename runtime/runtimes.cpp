@@ -39,11 +39,11 @@ std::string runtime_set::runtime_unavailable(const std::string& runtime) const {
   return "the " + runtime + " runtime is not available on this server" + (why_not_.empty() ? "" : ": " + why_not_);
 }
 
-status runtime_set::prepare(const instance_spec& spec, const std::filesystem::path& build_log,
+status runtime_set::prepare(const instance_spec& spec, const std::function<void(const std::string&)>& output,
                             const std::function<bool()>& cancelled, artifact* out) {
   auto* d = by_runtime(spec.labels.runtime);
   if (!d) return status::invalid_argument(runtime_unavailable(spec.labels.runtime));
-  return d->prepare(spec, build_log, cancelled, out);
+  return d->prepare(spec, output, cancelled, out);
 }
 
 status runtime_set::remove_artifact(const instance_labels& labels) {

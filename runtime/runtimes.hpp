@@ -19,7 +19,7 @@ class runtime_set final : public runtime_driver {
               std::shared_ptr<runtime_driver> swarm, std::string why_not = "");
   const char* name() const override { return "runtimes"; }
 
-  status prepare(const instance_spec& spec, const std::filesystem::path& build_log,
+  status prepare(const instance_spec& spec, const std::function<void(const std::string&)>& output,
                  const std::function<bool()>& cancelled, artifact* out) override;
   status remove_artifact(const instance_labels& labels) override;
   status remove_project(const std::string& project) override;

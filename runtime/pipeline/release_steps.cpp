@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 
+#include "runtime/logs/mask.hpp"
 #include "runtime/net/health_probe.hpp"
 #include "runtime/pipeline/job.hpp"
 #include "runtime/pipeline/launch.hpp"
@@ -57,7 +58,13 @@ void prepare_artifact(job& j, const std::string& hash) {
   };
   auto s = j.tools.guards.call(
       backend_of(j.in.spec.runtime),
-      [&] { return j.tools.driver.prepare(spec, j.log().file(), [&j] { return j.give_up(); }, &built); }, o);
+      [&] {
+        masked_lines lines(j.log().mask());  // an image build's output, as a build's: masked
+        return j.tools.driver.prepare(
+            spec, [&](const std::string& line) { j.log().build_output(lines.feed(line + "\n")); },
+            [&j] { return j.give_up(); }, &built);
+      },
+      o);
   if (!s && j.give_up() && !is_backend_unavailable(s)) j.gave_up();
   if (!s && (is_backend_unavailable(s) || s.which() == status::code::io_error))
     j.fail("backend_unavailable", "cannot prepare release " + hash + ": " + s.message());

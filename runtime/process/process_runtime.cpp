@@ -101,8 +101,8 @@ process_runtime::process_runtime(std::string data_dir, const std::string& cgroup
       sandbox_(std::move(sandbox)),
       groups_(std::make_shared<detail::instance_groups>(cgroup_root, data_dir_label_)) {}
 
-status process_runtime::prepare(const instance_spec& spec, const fs::path&, const std::function<bool()>&,
-                                artifact* out) {
+status process_runtime::prepare(const instance_spec& spec, const std::function<void(const std::string&)>&,
+                                const std::function<bool()>&, artifact* out) {
   fs::path release_dir = spec.from.id;
   std::error_code ec;
   if (!fs::is_directory(release_dir, ec))

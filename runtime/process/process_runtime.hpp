@@ -36,7 +36,7 @@ class process_runtime final : public runtime_driver {
   explicit process_runtime(std::string data_dir, const std::string& cgroup_root = "", sandbox_options sandbox = {});
   const char* name() const override { return "process"; }
 
-  status prepare(const instance_spec& spec, const std::filesystem::path& build_log,
+  status prepare(const instance_spec& spec, const std::function<void(const std::string&)>& output,
                  const std::function<bool()>& cancelled, artifact* out) override;
   status remove_artifact(const instance_labels& labels) override;
   status start(const instance_spec& spec, instance_ref* out) override;

@@ -231,13 +231,13 @@ TEST_CASE("process_runtime: prepare runs the folder itself", "[process_runtime]"
     s.from.id = folder.string();
     return s;
   };
-  REQUIRE(rt->prepare(spec_of(dir.path / "rel"), dir.path / "build.log", {}, &a));
+  REQUIRE(rt->prepare(spec_of(dir.path / "rel"), {}, {}, &a));
   CHECK(a.id == (dir.path / "rel").string());
   CHECK(rt->remove_artifact({"p", "production", "x"}));
   CHECK(fs::is_directory(dir.path / "rel"));
-  CHECK(rt->prepare(spec_of(dir.path / "missing"), "", {}, &a).which() == status::code::not_found);
+  CHECK(rt->prepare(spec_of(dir.path / "missing"), {}, {}, &a).which() == status::code::not_found);
   write_file(dir.path / "file", "x");
-  CHECK(rt->prepare(spec_of(dir.path / "file"), "", {}, &a).which() == status::code::not_found);
+  CHECK(rt->prepare(spec_of(dir.path / "file"), {}, {}, &a).which() == status::code::not_found);
 }
 
 TEST_CASE("process_runtime: watch fires once, with the exit code, off the lock", "[process_runtime]") {
