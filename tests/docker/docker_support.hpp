@@ -11,6 +11,7 @@
 #include "tests/integration/harness.hpp"
 
 // Every docker test starts with this: without an engine it says why and ends (ctest: skipped).
+#ifndef DOCKER_OR_SKIP
 #define DOCKER_OR_SKIP()                                         \
   do {                                                           \
     auto why_ = ::berth::it::docker_skip_reason();               \
@@ -19,6 +20,7 @@
       return;                                                    \
     }                                                            \
   } while (0)
+#endif
 
 namespace berth::it {
 

@@ -57,7 +57,7 @@ void check_v1_untouched(docker_env& e, const std::string& name, const container_
 
 }  // namespace
 
-TEST_CASE("docker deploy - v1, v2, unchanged, rollback starts the kept image", "[docker][deploy]") {
+TEST_CASE("deploy - v1, v2, unchanged, rollback starts the kept image", "[docker][deploy]") {
   DOCKER_OR_SKIP();
   docker_env e;
   auto src = e.copy_app("site", "src");
@@ -120,7 +120,7 @@ TEST_CASE("docker deploy - v1, v2, unchanged, rollback starts the kept image", "
   CHECK(e.engine.images("dt-flow") == images2);
 }
 
-TEST_CASE("docker deploy - without a Dockerfile the image is image.base plus the production command",
+TEST_CASE("deploy - without a Dockerfile the image is image.base plus the production command",
           "[docker][deploy]") {
   DOCKER_OR_SKIP();
   docker_env e;
@@ -141,7 +141,7 @@ TEST_CASE("docker deploy - without a Dockerfile the image is image.base plus the
   CHECK(e.engine.uid_of(c.id) > 0);
 }
 
-TEST_CASE("docker deploy - a failing image build fails the deploy and v1 keeps serving", "[docker][deploy]") {
+TEST_CASE("deploy - a failing image build fails the deploy and v1 keeps serving", "[docker][deploy]") {
   DOCKER_OR_SKIP();
   docker_env e;
   auto src = e.copy_app("site", "src");
@@ -159,7 +159,7 @@ TEST_CASE("docker deploy - a failing image build fails the deploy and v1 keeps s
   CHECK(e.engine.images("dt-badbuild") == images);
 }
 
-TEST_CASE("docker deploy - an image whose command does not exist fails and v1 keeps serving", "[docker][deploy]") {
+TEST_CASE("deploy - an image whose command does not exist fails and v1 keeps serving", "[docker][deploy]") {
   DOCKER_OR_SKIP();
   docker_env e;
   auto src = e.copy_app("site", "src");
@@ -178,7 +178,7 @@ TEST_CASE("docker deploy - an image whose command does not exist fails and v1 ke
   check_v1_untouched(e, "dt-nocmd", v1);
 }
 
-TEST_CASE("docker deploy - a container that never passes its health check is removed, v1 keeps serving",
+TEST_CASE("deploy - a container that never passes its health check is removed, v1 keeps serving",
           "[docker][deploy]") {
   DOCKER_OR_SKIP();
   docker_env e;

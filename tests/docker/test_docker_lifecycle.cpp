@@ -47,7 +47,7 @@ std::vector<std::string> boots(uint16_t port) {
 
 }  // namespace
 
-TEST_CASE("docker lifecycle - kill -9 of berth mid-deploy: the serving container is adopted, the candidate removed",
+TEST_CASE("lifecycle - kill -9 of berth mid-deploy: the serving container is adopted, the candidate removed",
           "[docker][recovery]") {
   DOCKER_OR_SKIP();
   docker_env e;
@@ -84,7 +84,7 @@ TEST_CASE("docker lifecycle - kill -9 of berth mid-deploy: the serving container
   CHECK(prod.body.value("status", "") == "running");
 }
 
-TEST_CASE("docker lifecycle - a volume keeps its data across a deploy and a rollback", "[docker][volumes]") {
+TEST_CASE("lifecycle - a volume keeps its data across a deploy and a rollback", "[docker][volumes]") {
   DOCKER_OR_SKIP();
   docker_env e;
   auto src = e.copy_app("site", "src");
@@ -117,7 +117,7 @@ TEST_CASE("docker lifecycle - a volume keeps its data across a deploy and a roll
   CHECK(e.engine.volumes("dt-volume") == vols);  // the same volume, not a new one
 }
 
-TEST_CASE("docker lifecycle - delete leaves no container, image, volume or port behind", "[docker][delete]") {
+TEST_CASE("lifecycle - delete leaves no container, image, volume or port behind", "[docker][delete]") {
   DOCKER_OR_SKIP();
   docker_env e;
   auto src = e.copy_app("site", "src");
@@ -148,7 +148,7 @@ TEST_CASE("docker lifecycle - delete leaves no container, image, volume or port 
   CHECK(again.at("ports").at("production").get<uint16_t>() == port);
 }
 
-TEST_CASE("docker lifecycle - the preview runs as a container over the bind-mounted source", "[docker][preview]") {
+TEST_CASE("lifecycle - the preview runs as a container over the bind-mounted source", "[docker][preview]") {
   DOCKER_OR_SKIP();
   docker_env e;
   auto src = e.copy_app("plain", "src");
@@ -187,7 +187,7 @@ TEST_CASE("docker lifecycle - the preview runs as a container over the bind-moun
   CHECK(eventually([&] { return e.engine.running("dt-preview").empty(); }, 10s));
 }
 
-TEST_CASE("docker lifecycle - with --docker-host off a docker manifest is refused and nothing is left",
+TEST_CASE("lifecycle - with --docker-host off a docker manifest is refused and nothing is left",
           "[docker][bad-input]") {
   DOCKER_OR_SKIP();
   docker_env e({}, "off");
@@ -207,7 +207,7 @@ TEST_CASE("docker lifecycle - with --docker-host off a docker manifest is refuse
   CHECK(list.status == 200);
 }
 
-TEST_CASE("docker lifecycle - /health lists the docker breaker", "[docker][health]") {
+TEST_CASE("lifecycle - /health lists the docker breaker", "[docker][health]") {
   DOCKER_OR_SKIP();
   docker_env e;
   auto h = e.srv->health();
