@@ -74,7 +74,7 @@ std::vector<std::string> engine_view::images(const std::string& project) {
       if (!tagged && std::find(out.begin(), out.end(), id) == out.end()) out.push_back(id);
     }
   };
-  add(get("/images/json?all=1&filters=" + label_filter(project)));
+  add(get("/images/json?filters=" + label_filter(project)));
   add(get("/images/json?filters=" + url_encode(json{{"reference", {"berth/" + project}}}.dump())));
   std::sort(out.begin(), out.end());
   return out;

@@ -29,6 +29,15 @@ bool has_phase(const json& d, const std::string& p) {
   return std::find(ph.begin(), ph.end(), p) != ph.end();
 }
 
+// berth-<name>-production-<hash>, or that and "-<port>": the driver tells a release's
+// candidate (on its spare port) from the same release on the stable port by the port.
+bool named_for(const container_info& c, const std::string& project, const std::string& hash) {
+  auto base = "berth-" + project + "-production-" + hash;
+  INFO("container name " << c.name);
+  return c.name == base || (c.name.rfind(base + "-", 0) == 0 &&
+                            c.name.find_first_not_of("0123456789", base.size() + 1) == std::string::npos);
+}
+
 // The one running container of the project; requires exactly one.
 container_info serving(docker_env& e, const std::string& name) {
   auto run = e.engine.running(name);
@@ -69,7 +78,7 @@ TEST_CASE("deploy - v1, v2, unchanged, rollback starts the kept image", "[docker
   // The container: named after project, env and release, labelled, not root, published on
   // loopback only.
   auto c1 = serving(e, "dt-flow");
-  CHECK(c1.name == "berth-dt-flow-production-" + h1);
+  CHECK(named_for(c1, "dt-flow", h1));
   CHECK(c1.labels.value("berth.project", "") == "dt-flow");
   CHECK(c1.labels.value("berth.env", "") == "production");
   CHECK(c1.labels.value("berth.release", "") == h1);
@@ -78,7 +87,9 @@ TEST_CASE("deploy - v1, v2, unchanged, rollback starts the kept image", "[docker
   auto info = e.engine.inspect(c1.id);
   REQUIRE(info.is_object());
   CHECK_FALSE(info["HostConfig"].value("Privileged", true));
-  for (auto& [ctr, binds] : info["HostConfig"].value("PortBindings", json::object()).items())
+  auto bindings = info["HostConfig"].value("PortBindings", json::object());
+  CHECK_FALSE(bindings.empty());
+  for (auto& [ctr, binds] : bindings.items())
     for (auto& b : binds) CHECK(b.value("HostIp", "") == "127.0.0.1");
   auto images1 = e.engine.images("dt-flow");
   INFO("images:" << joined(images1));
@@ -93,7 +104,7 @@ TEST_CASE("deploy - v1, v2, unchanged, rollback starts the kept image", "[docker
   CHECK(h2 != h1);
   CHECK(version_at(port) == "v2");
   auto c2 = serving(e, "dt-flow");
-  CHECK(c2.name == "berth-dt-flow-production-" + h2);
+  CHECK(named_for(c2, "dt-flow", h2));
   CHECK(eventually([&] { return e.engine.containers("dt-flow").size() == 1; }, 10s));  // v1's is gone
   auto images2 = e.engine.images("dt-flow");
   INFO("images after v2:" << joined(images2));
@@ -115,7 +126,7 @@ TEST_CASE("deploy - v1, v2, unchanged, rollback starts the kept image", "[docker
   CHECK_FALSE(has_phase(rb, "preparing"));
   CHECK(version_at(port) == "v1");
   auto c3 = serving(e, "dt-flow");
-  CHECK(c3.name == "berth-dt-flow-production-" + h1);
+  CHECK(named_for(c3, "dt-flow", h1));
   CHECK(c3.image_id == image_id_v1);
   CHECK(e.engine.images("dt-flow") == images2);
 }
@@ -132,7 +143,7 @@ TEST_CASE("deploy - without a Dockerfile the image is image.base plus the produc
   auto d = e.deploy_ok("dt-plain");
   CHECK(version_at(e.production_port("dt-plain")) == "v1");
   auto c = serving(e, "dt-plain");
-  CHECK(c.name == "berth-dt-plain-production-" + hash_of(d));
+  CHECK(named_for(c, "dt-plain", hash_of(d)));
   // image.port: the app listens on 8080 inside, whatever the host port is.
   auto info = e.engine.inspect(c.id);
   auto env = info["Config"].value("Env", json::array()).dump();

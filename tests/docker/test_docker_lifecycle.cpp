@@ -1,6 +1,7 @@
 // Docker projects over their whole life, through a real `berth serve` and the test engine:
 // kill -9 of berth mid-deploy and adoption, volumes across deploys and rollbacks, delete, the
 // preview as a container, a server without an engine, and the docker breaker in /health.
+#include <algorithm>
 #include <filesystem>
 
 #include <catch2/catch.hpp>
@@ -31,6 +32,7 @@ json wait_phase(docker_env& e, const std::string& id, const std::string& phase) 
 std::vector<std::string> boots(uint16_t port) {
   auto r = fetch(port, "/cgi-bin/boots", 2s);
   std::vector<std::string> out;
+  UNSCOPED_INFO("GET /cgi-bin/boots on " << port << ": " << r.describe());
   if (r.status != 200) return out;
   std::string line;
   for (char c : r.body) {
@@ -93,7 +95,10 @@ TEST_CASE("lifecycle - a volume keeps its data across a deploy and a rollback", 
   e.create(m);
   auto h1 = hash_of(e.deploy_ok("dt-volume"));
   auto port = e.production_port("dt-volume");
-  CHECK(boots(port) == std::vector<std::string>{h1});
+  // Direct switching starts a release twice (candidate, then on the stable port): h1, h1.
+  auto after_v1 = boots(port);
+  CHECK_FALSE(after_v1.empty());
+  CHECK(std::count(after_v1.begin(), after_v1.end(), h1) == static_cast<long>(after_v1.size()));
   auto vols = e.engine.volumes("dt-volume");
   CHECK(vols.size() == 1);
 
