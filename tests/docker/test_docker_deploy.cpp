@@ -29,6 +29,13 @@ bool has_phase(const json& d, const std::string& p) {
   return std::find(ph.begin(), ph.end(), p) != ph.end();
 }
 
+// The deployment's log shows an image build (the engine's "Step n/m" lines).
+bool built_an_image(const json& d) {
+  for (auto& line : d.value("log", json::array()))
+    if (line.is_string() && line.get<std::string>().find("Step ") != std::string::npos) return true;
+  return false;
+}
+
 // berth-<name>-production-<hash>, or that and "-<port>": the driver tells a release's
 // candidate (on its spare port) from the same release on the stable port by the port.
 bool named_for(const container_info& c, const std::string& project, const std::string& hash) {
@@ -96,6 +103,7 @@ TEST_CASE("deploy - v1, v2, unchanged, rollback starts the kept image", "[docker
   CHECK(std::count(images1.begin(), images1.end(), "berth/dt-flow:" + h1) == 1);
   // The build's output reached the deployment's log.
   INFO(brief(v1));
+  CHECK(built_an_image(v1));
   CHECK(v1.value("log", json::array()).dump().find("COPY") != std::string::npos);
 
   write_file(src + "/www/version", "v2\n");
@@ -115,6 +123,7 @@ TEST_CASE("deploy - v1, v2, unchanged, rollback starts the kept image", "[docker
   auto same = e.deploy_done("dt-flow");
   INFO(brief(same));
   CHECK(same.value("status", "") == "unchanged");
+  CHECK_FALSE(built_an_image(same));
   CHECK(e.engine.images("dt-flow") == images2);
   CHECK(serving(e, "dt-flow").id == c2.id);
 
@@ -124,6 +133,7 @@ TEST_CASE("deploy - v1, v2, unchanged, rollback starts the kept image", "[docker
   CHECK(hash_of(rb) == h1);
   CHECK_FALSE(has_phase(rb, "building"));
   CHECK_FALSE(has_phase(rb, "preparing"));
+  CHECK_FALSE(built_an_image(rb));
   CHECK(version_at(port) == "v1");
   auto c3 = serving(e, "dt-flow");
   CHECK(named_for(c3, "dt-flow", h1));
