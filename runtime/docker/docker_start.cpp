@@ -63,7 +63,7 @@ status docker_driver::remove_container(const std::string& id) const {
   return status::io_error(r.error());
 }
 
-status docker_driver::start(const instance_spec& spec, instance_ref* out) {
+status docker_driver::start(const instance_spec& spec, instance_ref* out) try {
   if (spec.labels.project.empty() || spec.labels.env.empty())
     return status::invalid_argument("a container needs a project and an env");
   if (spec.port == 0) return status::invalid_argument("a container needs a host port");
@@ -107,9 +107,11 @@ status docker_driver::start(const instance_spec& spec, instance_ref* out) {
     ref.pid = now.body.value("State", nlohmann::json::object()).value("Pid", 0);
   *out = ref;
   return status::ok();
+} catch (const nlohmann::json::exception& e) {
+  return status::io_error(std::string("an unexpected answer from the Docker engine: ") + e.what());
 }
 
-status docker_driver::stop(const instance_ref& ref, std::chrono::milliseconds grace) {
+status docker_driver::stop(const instance_ref& ref, std::chrono::milliseconds grace) try {
   auto id = container_id_of(ref.id);
   if (id.empty()) return status::ok();
   engine_reply c;
@@ -124,6 +126,8 @@ status docker_driver::stop(const instance_ref& ref, std::chrono::milliseconds gr
     return s;
   if (!r.ok() && r.http != 304 && r.http != 404) return status::io_error(r.error());
   return remove_container(id);
+} catch (const nlohmann::json::exception& e) {
+  return status::io_error(std::string("an unexpected answer from the Docker engine: ") + e.what());
 }
 
 }  // namespace berth::docker

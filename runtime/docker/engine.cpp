@@ -112,7 +112,12 @@ struct json_lines {
     if (line.find_first_not_of(" \r\t") == std::string::npos) return true;
     auto j = nlohmann::json::parse(line, nullptr, false);
     if (j.is_discarded()) j = nlohmann::json{{"message", line}};  // a plain-text error body
-    if (!(*on_message)(j)) {
+    bool go = true;
+    try {
+      go = (*on_message)(j);
+    } catch (const std::exception&) {  // never through libcurl's C frames: that message is skipped
+    }
+    if (!go) {
       stopped = true;
       return false;
     }
