@@ -102,6 +102,15 @@ TEST_CASE("docker: prepare builds once (own and generated Dockerfile), a failing
   CHECK(contains(out, "dk-before-failing"));
   CHECK(contains(out, "returned a non-zero code: 3"));
 
+  // A cancelled build ends as a transient failure and leaves no image.
+  auto cancelled = f.release("a00000000006", "x");
+  artifact none;
+  auto c = f.driver->prepare(cancelled, {}, [] { return true; }, &none);
+  CHECK(c.which() == status::code::io_error);
+  bool exists = true;
+  REQUIRE_OK(image_exists(*f.engine, "berth/dk-prep:a00000000006", &exists));
+  CHECK_FALSE(exists);
+
   auto no_base = f.release("a00000000004", "x");
   no_base.container.base.clear();
   st = f.prepare(no_base, &out);
@@ -276,6 +285,19 @@ TEST_CASE("docker: a volume keeps its files across releases; remove_project leav
   REQUIRE_OK(f.driver->start(v2, &r2));
   for (auto& l : f.driver->logs(v2, r2, 20)) UNSCOPED_INFO(l);
   CHECK(http_get(v2.port) == "kept-by-v1\n");
+
+  // An image with its own USER (a name): a fresh volume is that user's too.
+  auto named = f.release("d00000000003", "named",
+                         "FROM " + it::test_base_image() + "\nCOPY index.html /srv/\nUSER nobody\n"
+                         "CMD [\"sh\", \"-c\", \"id -u > /var/cache/app/uid; exec httpd -f -p $PORT -h /var/cache/app\"]\n");
+  named.command.clear();
+  named.container.volumes = {{"cache", "/var/cache/app"}};
+  REQUIRE_OK(f.prepare(named));
+  instance_ref r3;
+  REQUIRE_OK(f.driver->start(named, &r3));
+  CHECK(f.inspect_json(r3)["Config"]["User"] == "nobody");
+  CHECK(http_get(named.port, "/uid") == "65534\n");
+  CHECK(f.driver->stop(r3, std::chrono::seconds(1)).is_ok());
 
   // Pruning v1: its image goes; v2's (running) stays.
   CHECK(f.driver->remove_artifact(v1.labels).is_ok());
