@@ -112,6 +112,7 @@ std::pair<int, json> api_client::convert(const httplib::Result& r) {
 
 
 double median(std::vector<double> v) {
+  v.erase(std::remove_if(v.begin(), v.end(), [](double x) { return std::isnan(x); }), v.end());
   if (v.empty()) return NAN;
   std::sort(v.begin(), v.end());
   size_t n = v.size();

@@ -34,6 +34,6 @@ struct api_client {
   static std::pair<int, json> convert(const httplib::Result& r);
 };
 
-double median(std::vector<double> v);  // NAN when empty
+double median(std::vector<double> v);  // of the values that are not NAN; NAN when none
 
 }  // namespace berth::bench

@@ -98,6 +98,24 @@ status write_build_context(const fs::path& folder, const std::string& dockerfile
   return status::ok();
 }
 
+std::string folder_tar(const std::string& name, unsigned uid, unsigned gid) {
+  std::string buf(16 * 1024, '\0');  // a tar of one header and its end: 10 KiB blocks at most
+  size_t used = 0;
+  writer w;
+  archive_write_set_format_pax_restricted(w.a);
+  archive_write_set_bytes_in_last_block(w.a, 1);
+  if (archive_write_open_memory(w.a, buf.data(), buf.size(), &used) != ARCHIVE_OK) return "";
+  std::unique_ptr<archive_entry, decltype(&archive_entry_free)> e(archive_entry_new(), archive_entry_free);
+  archive_entry_set_pathname(e.get(), name.c_str());
+  archive_entry_set_filetype(e.get(), AE_IFDIR);
+  archive_entry_set_perm(e.get(), 0755);
+  archive_entry_set_uid(e.get(), uid);
+  archive_entry_set_gid(e.get(), gid);
+  if (archive_write_header(w.a, e.get()) != ARCHIVE_OK || archive_write_close(w.a) != ARCHIVE_OK) return "";
+  buf.resize(used);
+  return buf;
+}
+
 fs::path build_context_path(const std::string& data_dir) {
   static std::atomic<unsigned> seq{0};
   auto dir = fs::path(data_dir) / "tmp";

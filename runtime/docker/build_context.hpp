@@ -15,6 +15,10 @@ namespace berth {
 status write_build_context(const std::filesystem::path& folder, const std::string& dockerfile,
                            const std::filesystem::path& out);
 
+// A tar holding one empty folder `name` (mode 0755, owner uid:gid), in memory: what
+// PUT /containers/{id}/archive extracts to give a folder to the container's user.
+std::string folder_tar(const std::string& name, unsigned uid = 0, unsigned gid = 0);
+
 // A unique temp file name under <data_dir>/tmp (the folder is made); the caller removes it.
 std::filesystem::path build_context_path(const std::string& data_dir);
 

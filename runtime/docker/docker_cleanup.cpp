@@ -5,16 +5,18 @@
 
 namespace berth::docker {
 
-status docker_driver::remove_artifact(const instance_labels& labels) {
+status docker_driver::remove_artifact(const instance_labels& labels) try {
   if (labels.project.empty()) return status::ok();
   if (!labels.release.empty()) {
     // In use (409): a container of it still runs; it is a dangling image once both are gone.
     if (auto s = remove_image(*engine_, release_image(labels.project, labels.release)); !s) return s;
   }
   return prune_project_images(*engine_, labels.project, options_.data_dir);
+} catch (const nlohmann::json::exception& e) {
+  return status::io_error(std::string("an unexpected answer from the Docker engine: ") + e.what());
 }
 
-status docker_driver::remove_project(const std::string& project) {
+status docker_driver::remove_project(const std::string& project) try {
   if (project.empty()) return status::ok();
   std::map<std::string, std::string> mine{{"berth.project", project}, {"berth.data_dir", options_.data_dir}};
   engine_reply r;
@@ -41,6 +43,8 @@ status docker_driver::remove_project(const std::string& project) {
       if (!d.ok() && d.http != 404) return status::io_error("volume " + name + ": " + d.error());
     }
   return prune_project_images(*engine_, project, options_.data_dir);
+} catch (const nlohmann::json::exception& e) {
+  return status::io_error(std::string("an unexpected answer from the Docker engine: ") + e.what());
 }
 
 }  // namespace berth::docker

@@ -1,6 +1,6 @@
 // The docker driver's class (make_docker_runtime, runtime/docker/docker_runtime.hpp), shared by
 // the files that implement it: docker_runtime.cpp (prepare, inspect, list, watch, logs,
-// usage), docker_start.cpp (start, stop), docker_cleanup.cpp (remove_artifact, remove_project).
+// usage), docker_start.cpp (start, stop), docker_volumes.cpp, docker_cleanup.cpp (remove_artifact, remove_project).
 #pragma once
 #include <memory>
 #include <string>
@@ -47,7 +47,13 @@ class docker_driver final : public runtime_driver {
   // Frees the container name for a new instance: a dead holder is removed; a running one
   // leaves *name with "-<port>" appended.
   status claim_name(const instance_spec& spec, std::string* name);
-  status make_volumes(const instance_spec& spec);
+  // Creates the named volumes of spec.container.volumes that are not there yet; *fresh gets
+  // the paths inside of those just made.
+  status make_volumes(const instance_spec& spec, std::vector<std::string>* fresh);
+  // Gives the fresh volumes of created container `id` to the user it runs as (a new volume is
+  // root's: a non-root app could not write to it), through the engine's archive verb.
+  // `user`: the container's User ("uid[:gid]" or a name the image's /etc/passwd knows).
+  status own_volumes(const std::string& id, const std::string& user, const std::vector<std::string>& fresh);
   status remove_container(const std::string& id) const;
   // GET /containers/{id}/json of one of this berth's containers: ok with http 404 when it is
   // not there (or belongs to another data dir).

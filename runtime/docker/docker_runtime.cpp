@@ -55,7 +55,7 @@ status docker_driver::ensure_release_image(const instance_spec& spec,
 }
 
 status docker_driver::prepare(const instance_spec& spec, const std::function<void(const std::string&)>& output,
-                              const std::function<bool()>& cancelled, artifact* out) {
+                              const std::function<bool()>& cancelled, artifact* out) try {
   if (spec.labels.project.empty()) return status::invalid_argument("an image needs a project");
   if (spec.labels.env != "production" || spec.labels.release.empty()) {
     // The preview runs the base image as it is: nothing to build.
@@ -70,6 +70,8 @@ status docker_driver::prepare(const instance_spec& spec, const std::function<voi
   if (auto s = ensure_release_image(spec, output, cancelled); !s) return s;
   if (out) out->id = release_image(spec.labels.project, spec.labels.release);
   return status::ok();
+} catch (const nlohmann::json::exception& e) {
+  return status::io_error(std::string("an unexpected answer from the Docker engine: ") + e.what());
 }
 
 status docker_driver::inspect_container(const std::string& id, engine_reply* r,
@@ -80,13 +82,15 @@ status docker_driver::inspect_container(const std::string& id, engine_reply* r,
   }
   if (auto s = engine_->call("GET", "/containers/" + id + "/json", nullptr, r, timeout); !s) return s;
   if (r->ok()) {
-    auto labels = r->body["Config"].value("Labels", nlohmann::json::object());
-    if (!labels.is_object() || labels.value("berth.data_dir", "") != options_.data_dir) r->http = 404;  // not ours
+    const auto& b = r->body;
+    bool ours = b.is_object() && b.contains("Config") && b["Config"].is_object() && b["Config"].contains("Labels") &&
+                b["Config"]["Labels"].is_object() && b["Config"]["Labels"].value("berth.data_dir", "") == options_.data_dir;
+    if (!ours) r->http = 404;  // another berth's (or not berth's at all): not this driver's business
   }
   return status::ok();
 }
 
-instance_status docker_driver::status_now(const std::string& id) const {
+instance_status docker_driver::status_now(const std::string& id) const try {
   engine_reply r;
   instance_status running;
   running.state = instance_state::running;
@@ -94,11 +98,15 @@ instance_status docker_driver::status_now(const std::string& id) const {
   if (r.http == 404) return instance_status{};
   if (!r.ok() || !r.body.is_object()) return running;
   return status_of(r.body);
+} catch (const nlohmann::json::exception&) {
+  instance_status running;  // as when the engine cannot answer: what serves keeps serving
+  running.state = instance_state::running;
+  return running;
 }
 
 instance_status docker_driver::inspect(const instance_ref& ref) const { return status_now(container_id_of(ref.id)); }
 
-std::vector<instance_ref> docker_driver::list(const instance_labels& filter) const {
+std::vector<instance_ref> docker_driver::list(const instance_labels& filter) const try {
   std::map<std::string, std::string> labels{{"berth.data_dir", options_.data_dir}, {"berth.runtime", "docker"}};
   if (!filter.project.empty()) labels["berth.project"] = filter.project;
   if (!filter.env.empty()) labels["berth.env"] = filter.env;
@@ -116,6 +124,8 @@ std::vector<instance_ref> docker_driver::list(const instance_labels& filter) con
     out.push_back(ref);
   }
   return out;
+} catch (const nlohmann::json::exception&) {
+  return {};  // as when the engine is down: nothing known
 }
 
 uint64_t docker_driver::watch(const instance_ref& ref, exit_callback on_exit) {
@@ -135,7 +145,7 @@ std::vector<std::string> docker_driver::logs(const instance_spec& spec, const in
   return process_driver::tail(spec.log.string(), lines);
 }
 
-status docker_driver::usage(const instance_ref& ref, resource_usage* out) const {
+status docker_driver::usage(const instance_ref& ref, resource_usage* out) const try {
   auto id = container_id_of(ref.id);
   engine_reply c;
   if (auto s = inspect_container(id, &c, kQuickTimeout); !s) return s;
@@ -159,6 +169,8 @@ status docker_driver::usage(const instance_ref& ref, resource_usage* out) const 
   u.limits.pids = pids.is_number_integer() && pids.get<int64_t>() > 0 ? static_cast<int>(pids.get<int64_t>()) : 0;
   *out = u;
   return status::ok();
+} catch (const nlohmann::json::exception& e) {
+  return status::io_error(std::string("an unexpected answer from the Docker engine: ") + e.what());
 }
 
 }  // namespace docker

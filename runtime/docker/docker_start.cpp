@@ -53,17 +53,6 @@ status docker_driver::claim_name(const instance_spec& spec, std::string* name) {
   return status::io_error("a running container already holds the name " + *name);
 }
 
-status docker_driver::make_volumes(const instance_spec& spec) {
-  for (auto& [name, target] : spec.container.volumes) {
-    nlohmann::json body = {{"Name", volume_name(spec.labels, name)},
-                           {"Labels", {{"berth.project", spec.labels.project}, {"berth.data_dir", options_.data_dir}}}};
-    engine_reply r;  // an existing volume is answered as it is: kept across releases
-    if (auto s = engine_->call("POST", "/volumes/create", body, &r, kCallTimeout); !s) return s;
-    if (!r.ok()) return status::io_error("volume " + name + ": " + r.error());
-  }
-  return status::ok();
-}
-
 status docker_driver::remove_container(const std::string& id) const {
   engine_reply r;
   // v=1: anonymous volumes (an image's VOLUME) go with it; named ones are kept.
@@ -74,14 +63,15 @@ status docker_driver::remove_container(const std::string& id) const {
   return status::io_error(r.error());
 }
 
-status docker_driver::start(const instance_spec& spec, instance_ref* out) {
+status docker_driver::start(const instance_spec& spec, instance_ref* out) try {
   if (spec.labels.project.empty() || spec.labels.env.empty())
     return status::invalid_argument("a container needs a project and an env");
   if (spec.port == 0) return status::invalid_argument("a container needs a host port");
   std::string image, user, name;
   if (auto s = image_for(spec, &image, &user); !s) return s;
   if (auto s = claim_name(spec, &name); !s) return s;
-  if (auto s = make_volumes(spec); !s) return s;
+  std::vector<std::string> fresh;
+  if (auto s = make_volumes(spec, &fresh); !s) return s;
 
   engine_reply r;
   if (auto s = engine_->call("POST", "/containers/create?name=" + url_encode(name),
@@ -94,7 +84,9 @@ status docker_driver::start(const instance_spec& spec, instance_ref* out) {
   std::string id = r.body.value("Id", "");
 
   engine_reply started;
-  auto s = engine_->call("POST", "/containers/" + id + "/start", nullptr, &started, kCallTimeout);
+  auto s = own_volumes(id, user.empty() ? create_body(spec, image, "", options_.data_dir)["User"].get<std::string>() : user,
+                       fresh);
+  if (s) s = engine_->call("POST", "/containers/" + id + "/start", nullptr, &started, kCallTimeout);
   if (s && !started.ok()) {
     auto words = started.error();
     s = missing_program(words) ? status::not_found(words)
@@ -115,9 +107,11 @@ status docker_driver::start(const instance_spec& spec, instance_ref* out) {
     ref.pid = now.body.value("State", nlohmann::json::object()).value("Pid", 0);
   *out = ref;
   return status::ok();
+} catch (const nlohmann::json::exception& e) {
+  return status::io_error(std::string("an unexpected answer from the Docker engine: ") + e.what());
 }
 
-status docker_driver::stop(const instance_ref& ref, std::chrono::milliseconds grace) {
+status docker_driver::stop(const instance_ref& ref, std::chrono::milliseconds grace) try {
   auto id = container_id_of(ref.id);
   if (id.empty()) return status::ok();
   engine_reply c;
@@ -132,6 +126,8 @@ status docker_driver::stop(const instance_ref& ref, std::chrono::milliseconds gr
     return s;
   if (!r.ok() && r.http != 304 && r.http != 404) return status::io_error(r.error());
   return remove_container(id);
+} catch (const nlohmann::json::exception& e) {
+  return status::io_error(std::string("an unexpected answer from the Docker engine: ") + e.what());
 }
 
 }  // namespace berth::docker

@@ -112,7 +112,12 @@ struct json_lines {
     if (line.find_first_not_of(" \r\t") == std::string::npos) return true;
     auto j = nlohmann::json::parse(line, nullptr, false);
     if (j.is_discarded()) j = nlohmann::json{{"message", line}};  // a plain-text error body
-    if (!(*on_message)(j)) {
+    bool go = true;
+    try {
+      go = (*on_message)(j);
+    } catch (const std::exception&) {  // never through libcurl's C frames: that message is skipped
+    }
+    if (!go) {
       stopped = true;
       return false;
     }
@@ -189,15 +194,18 @@ docker_engine::docker_engine(std::string host) {
 
 status docker_engine::call(const std::string& method, const std::string& path, const nlohmann::json& body,
                            engine_reply* out, std::chrono::milliseconds timeout) const {
+  return body.is_null() ? call_raw(method, path, "", "", out, timeout)
+                        : call_raw(method, path, body.dump(), "application/json", out, timeout);
+}
+
+status docker_engine::call_raw(const std::string& method, const std::string& path, const std::string& payload,
+                               const std::string& content_type, engine_reply* out,
+                               std::chrono::milliseconds timeout) const {
   global_init();
   easy_handle e;
   prepare(e, socket_, method, path, timeout);
-  std::string payload;
-  if (!body.is_null()) {
-    payload = body.dump();
-    e.headers = curl_slist_append(e.headers, "Content-Type: application/json");
-  }
-  if (!body.is_null() || method == "POST") {
+  if (!content_type.empty()) e.headers = curl_slist_append(e.headers, ("Content-Type: " + content_type).c_str());
+  if (!content_type.empty() || method == "POST") {
     curl_easy_setopt(e.h, CURLOPT_POSTFIELDS, payload.c_str());
     curl_easy_setopt(e.h, CURLOPT_POSTFIELDSIZE, static_cast<long>(payload.size()));
   }

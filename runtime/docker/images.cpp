@@ -60,6 +60,13 @@ std::string registry_auth_header(const std::string& auth, const std::string& reg
   return "X-Registry-Auth: " + b64;
 }
 
+// Build failures that are the engine's (its network, its disk), not the release's: transient.
+bool engine_fault(const std::string& words) {
+  for (const char* m : {"failed to create endpoint", "no space left on device", "failed to create shim"})
+    if (words.find(m) != std::string::npos) return true;
+  return false;
+}
+
 }  // namespace
 
 std::string release_image(const std::string& project, const std::string& release) {
@@ -152,6 +159,7 @@ status build_image(const docker_engine& engine, const image_build& b, const line
     if (failure.empty()) failure = "the Docker engine answered " + std::to_string(http);
     while (!failure.empty() && failure.back() == '\n') failure.pop_back();
     if (output) output("image build failed: " + failure);
+    if (engine_fault(failure)) return status::io_error("the Docker engine failed the image build: " + failure);
     return status::invalid_argument("the image build failed: " + failure);
   }
   return status::ok();

@@ -39,7 +39,8 @@ struct image_build {
 // Builds b.tag from b.folder (POST /build, rm and forcerm: no intermediate containers left).
 // Each line of the build's output goes to `output` (whole lines, on the caller's thread).
 // `cancelled` true ends it (io_error). Errors: not_found (no folder), invalid_argument (the
-// build failed: the engine's words; also given to `output`), io_error.
+// build failed: the engine's words; also given to `output`), io_error (also when the engine
+// itself failed a step: its network or disk).
 status build_image(const docker_engine& engine, const image_build& b, const line_sink& output,
                    const std::function<bool()>& cancelled);
 

@@ -18,6 +18,14 @@
     }                                                                     \
   } while (0)
 
+// A status that must be ok; its message is shown when it is not.
+#define REQUIRE_OK(expr)           \
+  do {                             \
+    auto s_ = (expr);              \
+    INFO(s_.message());            \
+    REQUIRE(s_.is_ok());           \
+  } while (0)
+
 namespace berth::dk {
 
 std::shared_ptr<docker_engine> test_engine();
