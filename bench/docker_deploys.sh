@@ -20,6 +20,8 @@ fi
 cleanup() {
   api -X DELETE "http://127.0.0.1:$port/api/projects/dt-bench" >/dev/null 2>&1 || true
   [[ -n ${berth_pid:-} ]] && kill "$berth_pid" 2>/dev/null && wait "$berth_pid" 2>/dev/null
+  # Caddy outlives berth by design (the next berth adopts it): end this run's, by pid.
+  for p in /proc/[0-9]*; do grep -qa -- "$work/" "$p/cmdline" 2>/dev/null && kill "${p#/proc/}" 2>/dev/null; done
   [[ $started_engine == 1 ]] && "$root/scripts/dockerd.sh" stop "$engine_dir" >/dev/null
   rm -rf "$work"
 }

@@ -2,6 +2,8 @@
 // serve` and the test engine (scripts/dockerd.sh): v1, v2, unchanged, rollback without a
 // rebuild, and the failures that must never touch what serves. Projects are named dt-*.
 #include <algorithm>
+#include <filesystem>
+#include <thread>
 
 #include <catch2/catch.hpp>
 
@@ -215,4 +217,35 @@ TEST_CASE("deploy - a container that never passes its health check is removed, v
   CHECK(d.value("error", json::object()).value("phase", "") == "health_checking");
   CHECK(eventually([&] { return e.engine.containers("dt-unhealthy").size() == 1; }, 10s));
   check_v1_untouched(e, "dt-unhealthy", v1);
+}
+
+TEST_CASE("deploy - behind the proxy a docker deploy drops no request", "[docker][deploy][proxy]") {
+  DOCKER_OR_SKIP();
+  if (!std::filesystem::exists("/usr/bin/caddy")) {
+    WARN("SKIPPED: caddy is not installed");
+    return;
+  }
+  docker_env e({"--switch-mode", "proxy", "--caddy", "/usr/bin/caddy", "--drain-ms", "300", "--proxy-http-port",
+                std::to_string(free_port())});
+  auto src = e.copy_app("site", "src");
+  deploy_v1(e, "dt-proxy", src);
+  auto port = e.production_port("dt-proxy");
+  auto index = fetch(port, "/").body;
+  REQUIRE(index.find("berth container test") != std::string::npos);
+
+  write_file(src + "/www/version", "v2\n");
+  port_watch watch(port, index);
+  std::this_thread::sleep_for(100ms);  // polling before the deploy starts
+  auto d = e.deploy_ok("dt-proxy");
+  std::this_thread::sleep_for(200ms);  // and a moment after it ended
+  watch.stop();
+  auto bad = watch.bad();
+  std::string said;
+  for (auto& b : bad) said += "\n  " + b;
+  INFO(watch.polls() << " polls; bad answers:" << said);
+  CHECK(watch.polls() > 10);
+  CHECK(bad.empty());
+  CHECK(version_at(port) == "v2");
+  CHECK(eventually([&] { return e.engine.containers("dt-proxy").size() == 1; }, 10s));
+  CHECK(named_for(serving(e, "dt-proxy"), "dt-proxy", hash_of(d)));
 }
