@@ -9,6 +9,8 @@
 
 #include "runtime/docker/docker_runtime.hpp"
 #include "runtime/docker/images.hpp"
+#include "runtime/process/process_runtime.hpp"
+#include "runtime/process/sandbox.hpp"
 #include "tests/common/support.hpp"
 #include "tests/docker/docker_test_support.hpp"
 
@@ -59,6 +61,23 @@ TEST_CASE("docker: after a restart of berth a running container is adopted; its 
   instance_ref ref;
   REQUIRE_OK(first->start(spec, &ref));
   REQUIRE(eventually([&] { return ticks(spec.log).size() >= 3; }));
+
+  // The container's processes are in the host's /proc with the project's BERTH_* variables:
+  // the process driver of the same data dir must not take them for its own (a restart would
+  // stop them as strays).
+  spec.env = {{"BERTH_PROJECT", "dk-adopt"}, {"BERTH_ENV", "production"}};
+  auto labelled = spec;
+  labelled.labels.release = "f00000000002";
+  labelled.port = free_port();
+  labelled.command = {"sleep", "60"};
+  labelled.log = s.dir / "other.log";
+  REQUIRE_OK(first->prepare(labelled, {}, {}, &a));
+  instance_ref lref;
+  REQUIRE_OK(first->start(labelled, &lref));
+  REQUIRE(lref.pid > 0);
+  auto process = make_process_runtime(s.dir.string(), "off", make_sandbox_options(false));
+  for (auto& r : process->list({"dk-adopt", "production", "", ""})) CHECK(r.pid != lref.pid);
+  REQUIRE_OK(first->stop(lref, std::chrono::milliseconds(0)));
 
   first.reset();  // berth goes away; the container does not
   auto second = make_docker_runtime(engine, o);
