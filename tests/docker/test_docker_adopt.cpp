@@ -46,6 +46,7 @@ TEST_CASE("docker: after a restart of berth a running container is adopted; its 
   DOCKER_OR_SKIP();
   scratch s("adopt");
   auto engine = test_engine();
+  project_cleanup cleanup{engine, s.dir.string(), "dk-adopt"};
   container_runtime_options o{s.dir.string(), "", {}};
   auto first = make_docker_runtime(engine, o);
   instance_spec spec;
@@ -104,6 +105,7 @@ TEST_CASE("docker: the preview runs its base image with the source mounted, noth
   DOCKER_OR_SKIP();
   scratch s("preview");
   auto engine = test_engine();
+  project_cleanup cleanup{engine, s.dir.string(), "dk-preview"};
   auto driver = make_docker_runtime(engine, {s.dir.string(), "", {}});
   auto src = s.dir / "preview" / "src";
   write_httpd_release(src, "preview body");
@@ -145,6 +147,7 @@ TEST_CASE("docker: image build + start of the busybox app, measured", "[.measure
   DOCKER_OR_SKIP();
   scratch s("measure");
   auto engine = test_engine();
+  project_cleanup cleanup{engine, s.dir.string(), "dk-measure"};
   auto driver = make_docker_runtime(engine, {s.dir.string(), "", {}});
   std::vector<double> build_ms, start_ms;
   for (int i = 0; i < 5; ++i) {
