@@ -13,6 +13,7 @@
 #include "runtime/process/sandbox.hpp"
 #include "tests/common/support.hpp"
 #include "tests/docker/docker_test_support.hpp"
+#include "tests/docker/socket_relay.hpp"
 
 using namespace berth;
 using namespace berth::dk;
@@ -98,6 +99,49 @@ TEST_CASE("docker: after a restart of berth a running container is adopted; its 
   CHECK(eventually([&] { return ended.load(); }));
   CHECK(second->list({"dk-adopt", "", "", ""}).empty());
   CHECK(second->remove_project("dk-adopt").is_ok());
+}
+
+TEST_CASE("docker: an exit while the engine could not be reached is reported once it can be again",
+          "[docker][runtime]") {
+  DOCKER_OR_SKIP();
+  scratch s("relay");
+  auto real = test_engine();
+  project_cleanup cleanup{real, s.dir.string(), "dk-relay"};
+  socket_relay relay((s.dir / "relay.sock").string(), real->socket_path());
+  auto engine = std::make_shared<docker_engine>("unix://" + (s.dir / "relay.sock").string());
+  auto driver = make_docker_runtime(engine, {s.dir.string(), "", {}});
+  instance_spec spec;
+  spec.labels = {"dk-relay", "production", "f10000000001", "docker"};
+  spec.from.id = (s.dir / "release").string();
+  write_httpd_release(spec.from.id, "x");
+  spec.container.base = it::test_base_image();
+  spec.command = {"sleep", "600"};
+  spec.port = free_port();
+  artifact a;
+  REQUIRE_OK(driver->prepare(spec, {}, {}, &a));
+  instance_ref ref;
+  REQUIRE_OK(driver->start(spec, &ref));
+  std::atomic<int> fired{0};
+  std::atomic<int> signal{0};
+  driver->watch(ref, [&](const instance_status& st) {
+    ++fired;
+    signal = st.signal;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the events stream is up
+
+  relay.cut();
+  // While berth cannot ask, what it knows runs keeps running.
+  CHECK(driver->inspect(ref).running());
+  engine_reply r;
+  REQUIRE_OK(real->call("POST", "/containers/" + ref.id.substr(7) + "/kill?signal=KILL", nullptr, &r));
+  std::this_thread::sleep_for(std::chrono::milliseconds(700));
+  CHECK(fired == 0);
+  relay.resume();
+  CHECK(eventually([&] { return fired > 0; }));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  CHECK(fired == 1);  // once, though both the re-check and the replayed event saw it
+  CHECK(signal == 9);
+  CHECK(driver->inspect(ref).state == instance_state::exited);
 }
 
 TEST_CASE("docker: the preview runs its base image with the source mounted, nothing else of the host",
