@@ -36,6 +36,10 @@ nlohmann::json create_body(const instance_spec& spec, const std::string& image, 
   auto env = spec.env;
   env["HOST"] = "0.0.0.0";  // docker-proxy connects to the container's own address
   env["PORT"] = std::to_string(inner_port(spec));
+  // A container's processes are visible in the host's /proc with the project's BERTH_PROJECT
+  // and BERTH_ENV: without a data dir of their own the process driver would take them for its
+  // instances (and a restart would stop them as strays). This label is never a data dir.
+  env["BERTH_DATA_DIR"] = std::string(kIdPrefix) + data_dir;
   nlohmann::json envs = nlohmann::json::array();
   for (auto& [k, v] : env) envs.push_back(k + "=" + v);
 

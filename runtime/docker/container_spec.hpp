@@ -26,7 +26,9 @@ uint16_t inner_port(const instance_spec& spec);
 // containers are not this driver's).
 nlohmann::json container_labels(const instance_spec& spec, const std::string& data_dir);
 
-// The body of POST /containers/create for `spec` on `image`. `image_user`: the image's own
+// The body of POST /containers/create for `spec` on `image`. Env: spec.env with HOST=0.0.0.0,
+// PORT (inner_port) and BERTH_DATA_DIR=docker:<data dir> (so the process driver, which lists
+// host processes by their BERTH_* variables, never takes a container's for its own). `image_user`: the image's own
 // USER ("" none): kept; else the sandbox's uid:gid when it has one, else nobody (65534).
 nlohmann::json create_body(const instance_spec& spec, const std::string& image, const std::string& image_user,
                            const std::string& data_dir);

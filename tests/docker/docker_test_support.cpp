@@ -12,6 +12,8 @@
 
 #include <httplib.h>
 
+#include "runtime/docker/docker_runtime.hpp"
+
 namespace berth::dk {
 
 std::shared_ptr<docker_engine> test_engine() { return std::make_shared<docker_engine>(it::test_docker_host()); }
@@ -47,6 +49,8 @@ std::string http_get(uint16_t port, const std::string& path, int tries) {
   }
   return "";
 }
+
+project_cleanup::~project_cleanup() { make_docker_runtime(engine, {data_dir, "", {}})->remove_project(project); }
 
 uint16_t free_port() {
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);

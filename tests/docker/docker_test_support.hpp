@@ -47,6 +47,13 @@ std::vector<std::string> httpd_command();
 // GET http://127.0.0.1:<port><path> body ("" when no answer), retried up to `tries` × 100 ms.
 std::string http_get(uint16_t port, const std::string& path = "/", int tries = 50);
 
+// Removes what a test's project left on the engine when it goes (a failed REQUIRE included).
+struct project_cleanup {
+  std::shared_ptr<docker_engine> engine;
+  std::string data_dir, project;
+  ~project_cleanup();
+};
+
 // A free port on 127.0.0.1 (bound then released).
 uint16_t free_port();
 

@@ -9,8 +9,11 @@
 
 #include "runtime/docker/docker_runtime.hpp"
 #include "runtime/docker/images.hpp"
+#include "runtime/process/process_runtime.hpp"
+#include "runtime/process/sandbox.hpp"
 #include "tests/common/support.hpp"
 #include "tests/docker/docker_test_support.hpp"
+#include "tests/docker/socket_relay.hpp"
 
 using namespace berth;
 using namespace berth::dk;
@@ -44,6 +47,7 @@ TEST_CASE("docker: after a restart of berth a running container is adopted; its 
   DOCKER_OR_SKIP();
   scratch s("adopt");
   auto engine = test_engine();
+  project_cleanup cleanup{engine, s.dir.string(), "dk-adopt"};
   container_runtime_options o{s.dir.string(), "", {}};
   auto first = make_docker_runtime(engine, o);
   instance_spec spec;
@@ -59,6 +63,23 @@ TEST_CASE("docker: after a restart of berth a running container is adopted; its 
   instance_ref ref;
   REQUIRE_OK(first->start(spec, &ref));
   REQUIRE(eventually([&] { return ticks(spec.log).size() >= 3; }));
+
+  // The container's processes are in the host's /proc with the project's BERTH_* variables:
+  // the process driver of the same data dir must not take them for its own (a restart would
+  // stop them as strays).
+  spec.env = {{"BERTH_PROJECT", "dk-adopt"}, {"BERTH_ENV", "production"}};
+  auto labelled = spec;
+  labelled.labels.release = "f00000000002";
+  labelled.port = free_port();
+  labelled.command = {"sleep", "60"};
+  labelled.log = s.dir / "other.log";
+  REQUIRE_OK(first->prepare(labelled, {}, {}, &a));
+  instance_ref lref;
+  REQUIRE_OK(first->start(labelled, &lref));
+  REQUIRE(lref.pid > 0);
+  auto process = make_process_runtime(s.dir.string(), "off", make_sandbox_options(false));
+  for (auto& r : process->list({"dk-adopt", "production", "", ""})) CHECK(r.pid != lref.pid);
+  REQUIRE_OK(first->stop(lref, std::chrono::milliseconds(0)));
 
   first.reset();  // berth goes away; the container does not
   auto second = make_docker_runtime(engine, o);
@@ -80,11 +101,55 @@ TEST_CASE("docker: after a restart of berth a running container is adopted; its 
   CHECK(second->remove_project("dk-adopt").is_ok());
 }
 
+TEST_CASE("docker: an exit while the engine could not be reached is reported once it can be again",
+          "[docker][runtime]") {
+  DOCKER_OR_SKIP();
+  scratch s("relay");
+  auto real = test_engine();
+  project_cleanup cleanup{real, s.dir.string(), "dk-relay"};
+  socket_relay relay((s.dir / "relay.sock").string(), real->socket_path());
+  auto engine = std::make_shared<docker_engine>("unix://" + (s.dir / "relay.sock").string());
+  auto driver = make_docker_runtime(engine, {s.dir.string(), "", {}});
+  instance_spec spec;
+  spec.labels = {"dk-relay", "production", "f10000000001", "docker"};
+  spec.from.id = (s.dir / "release").string();
+  write_httpd_release(spec.from.id, "x");
+  spec.container.base = it::test_base_image();
+  spec.command = {"sleep", "600"};
+  spec.port = free_port();
+  artifact a;
+  REQUIRE_OK(driver->prepare(spec, {}, {}, &a));
+  instance_ref ref;
+  REQUIRE_OK(driver->start(spec, &ref));
+  std::atomic<int> fired{0};
+  std::atomic<int> signal{0};
+  driver->watch(ref, [&](const instance_status& st) {
+    ++fired;
+    signal = st.signal;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the events stream is up
+
+  relay.cut();
+  // While berth cannot ask, what it knows runs keeps running.
+  CHECK(driver->inspect(ref).running());
+  engine_reply r;
+  REQUIRE_OK(real->call("POST", "/containers/" + ref.id.substr(7) + "/kill?signal=KILL", nullptr, &r));
+  std::this_thread::sleep_for(std::chrono::milliseconds(700));
+  CHECK(fired == 0);
+  relay.resume();
+  CHECK(eventually([&] { return fired > 0; }));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  CHECK(fired == 1);  // once, though both the re-check and the replayed event saw it
+  CHECK(signal == 9);
+  CHECK(driver->inspect(ref).state == instance_state::exited);
+}
+
 TEST_CASE("docker: the preview runs its base image with the source mounted, nothing else of the host",
           "[docker][runtime]") {
   DOCKER_OR_SKIP();
   scratch s("preview");
   auto engine = test_engine();
+  project_cleanup cleanup{engine, s.dir.string(), "dk-preview"};
   auto driver = make_docker_runtime(engine, {s.dir.string(), "", {}});
   auto src = s.dir / "preview" / "src";
   write_httpd_release(src, "preview body");
@@ -126,6 +191,7 @@ TEST_CASE("docker: image build + start of the busybox app, measured", "[.measure
   DOCKER_OR_SKIP();
   scratch s("measure");
   auto engine = test_engine();
+  project_cleanup cleanup{engine, s.dir.string(), "dk-measure"};
   auto driver = make_docker_runtime(engine, {s.dir.string(), "", {}});
   std::vector<double> build_ms, start_ms;
   for (int i = 0; i < 5; ++i) {

@@ -113,6 +113,7 @@ TEST_CASE("images: generated Dockerfile, build, exists, a failing build, push, r
   DOCKER_OR_SKIP();
   auto engine = test_engine();
   scratch s("img");
+  project_cleanup cleanup{engine, s.dir.string(), "dk-img"};
   std::string df;
   CHECK(generated_dockerfile("", httpd_command(), &df).message() ==
         "image.base is required when the release has no Dockerfile");
