@@ -55,22 +55,6 @@ proc_labels read_labels(int pid) {
   return l;
 }
 
-// The Docker container a process runs in, from /proc/<pid>/cgroup ("/docker/<id>" with the
-// cgroupfs driver, "docker-<id>.scope" with systemd's); "" when none. A container's processes
-// carry berth's labels in their environment too, but they are the docker driver's instances.
-std::string container_of(const std::string& pid) {
-  std::ifstream in("/proc/" + pid + "/cgroup");
-  std::string line;
-  while (std::getline(in, line))
-    for (const char* mark : {"/docker/", "/docker-"}) {
-      auto at = line.find(mark);
-      if (at == std::string::npos) continue;
-      auto id = line.substr(at + std::strlen(mark), 64);
-      if (id.size() == 64 && id.find_first_not_of("0123456789abcdef") == std::string::npos) return id;
-    }
-  return "";
-}
-
 bool labels_match(const proc_labels& l, const instance_labels& f, const std::string& data_dir) {
   return l.labelled && (l.data_dir.empty() || l.data_dir == data_dir) &&
          (f.project.empty() || l.project == f.project) && (f.env.empty() || l.env == f.env) &&
@@ -118,7 +102,6 @@ std::vector<instance_ref> list_instances(const instance_labels& filter, const st
   const std::string folder = legacy_folder(filter, data_dir);
   const std::string ours = data_dir_label(data_dir);
   const int own_group = static_cast<int>(::getpgrp());
-  const std::string own_container = container_of("self");  // berth itself may run in one
   std::map<int, instance_ref> groups;  // by pgid
   for_each_pid([&](int pid) {
     if (pid == 1) return;
@@ -126,7 +109,6 @@ std::vector<instance_ref> list_instances(const instance_labels& filter, const st
     if (!st || is_dead_state(st->state) || st->pgrp <= 1 || st->pgrp == own_group || groups.count(st->pgrp))
       return;
     proc_labels l = read_labels(pid);
-    if (l.labelled && container_of(std::to_string(pid)) != own_container) return;
     bool match = l.labelled ? labels_match(l, filter, ours) : path_is_under(folder, read_cwd(pid));
     if (!match) return;
     auto ref = ref_of(pid, *st, l.port);
