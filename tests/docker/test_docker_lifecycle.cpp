@@ -1,12 +1,14 @@
 // Docker projects over their whole life, through a real `berth serve` and the test engine:
 // kill -9 of berth mid-deploy and adoption, volumes across deploys and rollbacks, delete, the
-// preview as a container, a server without an engine, and the docker breaker in /health.
+// preview as a container, a server without an engine, the docker breaker in /health, and an
+// engine that goes away (a relay in front of it is cut).
 #include <algorithm>
 #include <filesystem>
 
 #include <catch2/catch.hpp>
 
 #include "tests/docker/docker_support.hpp"
+#include "tests/docker/socket_relay.hpp"
 
 using namespace berth::it;
 using namespace std::chrono_literals;
@@ -202,7 +204,7 @@ TEST_CASE("lifecycle - with --docker-host off a docker manifest is refused and n
   CHECK(r.status == 409);
   CHECK(r.is_json_error());
   auto msg = r.body.value("error", json::object()).value("message", "");
-  CHECK_THAT(msg, Catch::Contains("docker"));
+  CHECK_THAT(msg, Catch::Contains("docker") && Catch::Contains("--docker-host off"));
   CHECK(e.api().get("/api/projects/dt-off").status == 404);
   CHECK_FALSE(fs::exists(e.project_dir("dt-off")));
   CHECK(e.engine.containers("dt-off").empty());
@@ -220,4 +222,51 @@ TEST_CASE("lifecycle - /health lists the docker breaker", "[docker][health]") {
   REQUIRE(h.contains("breakers"));
   REQUIRE(h["breakers"].contains("docker"));
   CHECK(h["breakers"]["docker"].value("state", "") == "closed");
+}
+
+TEST_CASE("lifecycle - the engine gone: deploys fail fast, the docker breaker opens, v1 keeps serving",
+          "[docker][breakers]") {
+  DOCKER_OR_SKIP();
+  temp_dir relay_dir;
+  auto engine_socket = test_docker_host().substr(std::string("unix://").size());
+  berth::dk::socket_relay relay(relay_dir / "engine.sock", engine_socket);
+  docker_env e({"--retry-attempts", "2", "--retry-base-ms", "50", "--retry-max-ms", "100", "--breaker-failures", "2",
+                "--breaker-open-ms", "1500"},
+               "unix://" + (relay_dir / "engine.sock"));
+  auto src = e.copy_app("site", "src");
+  e.create(container_manifest("dt-engine-gone", src));
+  e.deploy_ok("dt-engine-gone");
+  auto port = e.production_port("dt-engine-gone");
+  auto v1 = e.engine.running("dt-engine-gone");  // the engine itself, not through the relay
+  REQUIRE(v1.size() == 1);
+
+  relay.cut();
+  write_file(src + "/www/version", "v2\n");
+  json d;
+  for (int i = 0; i < 3; ++i) {  // each fails; they open the breaker on the way
+    d = e.deploy_done("dt-engine-gone");
+    INFO(brief(d) << "\n--- server log tail ---\n" << e.log_tail());
+    CHECK(d.value("status", "") == "failed");
+  }
+  INFO(brief(d));
+  CHECK(d.value("error", json::object()).value("code", "") == "backend_unavailable");
+  auto h = e.srv->health();
+  INFO(h.dump(1));
+  CHECK(h["breakers"]["docker"].value("state", "") == "open");
+  CHECK(version_at(port) == "v1");  // what serves keeps serving
+  auto still = e.engine.running("dt-engine-gone");
+  REQUIRE(still.size() == 1);
+  CHECK(still[0].id == v1[0].id);
+
+  relay.resume();  // the engine is back: after the open period a deploy goes through
+  json ok;
+  CHECK(eventually(
+      [&] {
+        ok = e.deploy_done("dt-engine-gone");
+        return ok.value("status", "") == "completed";
+      },
+      20s));
+  INFO(brief(ok));
+  CHECK(version_at(port) == "v2");
+  CHECK(e.srv->health()["breakers"]["docker"].value("state", "") == "closed");
 }
