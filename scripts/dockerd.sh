@@ -40,11 +40,11 @@ pid_alive() {  # PIDFILE [NAME]: the pid in the file runs (and is NAME)
   [[ -z $name ]] || grep -q "$name" "/proc/$pid/comm" 2>/dev/null
 }
 
-stop_pid() {  # PIDFILE SECONDS: TERM, wait, KILL
-  local f=$1 secs=$2 pid i
+stop_pid() {  # PIDFILE SECONDS NAME: TERM, wait, KILL (only when the pid is still NAME)
+  local f=$1 secs=$2 name=$3 pid i
   [[ -s $f ]] || return 0
   pid=$(cat "$f")
-  if [[ $pid =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null; then
+  if pid_alive "$f" "$name"; then
     kill -TERM "$pid" 2>/dev/null
     for ((i = 0; i < secs * 10; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     if kill -0 "$pid" 2>/dev/null; then log "pid $pid ignored TERM; KILL"; kill -KILL "$pid" 2>/dev/null; sleep 0.2; fi
@@ -112,7 +112,7 @@ start_registry() {
      curl -s --max-time 3 -o /dev/null "http://$(cat "$dir/registry-addr")/v2/"; then
     return 0
   fi
-  stop_pid "$dir/registry.pid" 5
+  stop_pid "$dir/registry.pid" 5 docker-registry
   command -v docker-registry >/dev/null || fail "docker-registry is not installed"
   port=$(free_port_from 5000); addr="127.0.0.1:$port"
   mkdir -p "$dir/registry"
@@ -161,7 +161,7 @@ start() {
     [[ $(id -u) -eq 0 ]] || skip "not root: a private dockerd needs root here"
     command -v dockerd >/dev/null || skip "dockerd is not installed (Debian docker.io)"
     command -v curl >/dev/null || skip "curl is not installed"
-    pid_alive "$dir/dockerd.pid" dockerd && stop_pid "$dir/dockerd.pid" 20  # alive but deaf
+    stop_pid "$dir/dockerd.pid" 20 dockerd  # alive but deaf
     setup_bridge || fail "cannot make the bridge $bridge"
     mkdir -p "$dir/data" "$dir/exec"
     echo '{}' >"$dir/daemon.json"  # not /etc/docker/daemon.json: nothing of the host's config
@@ -185,14 +185,30 @@ start() {
 }
 
 stop() {
-  stop_pid "$dir/registry.pid" 10
-  stop_pid "$dir/dockerd.pid" 30
+  stop_pid "$dir/registry.pid" 10 docker-registry
+  stop_pid "$dir/dockerd.pid" 30 dockerd
   # A killed dockerd leaves its containerd and shims: end those of this DIR only, by pid.
   local p
   for p in /proc/[0-9]*; do
     grep -qa -- "$dir/exec" "$p/cmdline" 2>/dev/null || continue
     kill -KILL "${p#/proc/}" 2>/dev/null && log "killed leftover ${p#/proc/} ($(cat "$p/comm" 2>/dev/null))"
   done
+  # ... and the containers' own processes (a shim's death does not end them): those in the
+  # cgroup of one of this engine's containers.
+  local c
+  for c in "$dir"/data/containers/*/; do
+    c=$(basename "$c"); [[ ${#c} == 64 ]] || continue
+    for p in /proc/[0-9]*; do
+      grep -q "/docker/$c" "$p/cgroup" 2>/dev/null && kill -KILL "${p#/proc/}" 2>/dev/null &&
+        log "killed leftover ${p#/proc/} of container ${c:0:12}"
+    done
+  done
+  # A killed dockerd leaves its mounts (overlays, the data root on itself): a later rm -rf of the
+  # build dir would meet EBUSY. Only once nothing answers on the socket any more.
+  if ! ping_ok; then
+    awk -v d="$dir/" 'index($5, d) == 1 {print $5}' /proc/self/mountinfo | sort -r |
+      while read -r m; do umount -l "$m" 2>/dev/null && log "unmounted leftover $m"; done
+  fi
   ip link del "$gwbridge" 2>/dev/null
   ip link del "$bridge" 2>/dev/null
   rm -f "$sock"
