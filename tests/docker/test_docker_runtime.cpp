@@ -260,6 +260,7 @@ TEST_CASE("docker: an exit is seen by inspect and by a watch; a missing command 
   REQUIRE_OK(f.prepare(bad));
   instance_ref none;
   auto s = f.driver->start(bad, &none);
+  INFO(s.message());
   CHECK(s.which() == status::code::not_found);
   CHECK(s.message().find("/no/such/program") != std::string::npos);
   CHECK(f.driver->list({"dk-exit", "production", "c00000000003", ""}).empty());
