@@ -8,8 +8,9 @@ namespace berth::docker {
 status docker_driver::remove_artifact(const instance_labels& labels) try {
   if (labels.project.empty()) return status::ok();
   if (!labels.release.empty()) {
-    // In use (409): a container of it still runs; it is a dangling image once both are gone.
-    if (auto s = remove_image(*engine_, release_image(labels.project, labels.release)); !s) return s;
+    // Forced: a container still using it keeps it as an untagged (dangling) image, which a
+    // later prune takes once that container is gone.
+    if (auto s = remove_image(*engine_, release_image(labels.project, labels.release), true); !s) return s;
   }
   return prune_project_images(*engine_, labels.project, options_.data_dir);
 } catch (const nlohmann::json::exception& e) {

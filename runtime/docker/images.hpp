@@ -45,8 +45,9 @@ status build_image(const docker_engine& engine, const image_build& b, const line
                    const std::function<bool()>& cancelled);
 
 // Removes the image `ref` (untags it; its layers go when nothing else uses them). ok when it
-// is not there. `in_use` (optional) is set when the engine refused because a container uses
-// it (409): then ok too; the image goes when that container does (a later prune).
+// is not there. `force`: also when a container uses it (then it is only untagged: a dangling
+// image until that container is gone). `in_use` (optional) is set when the engine refused
+// because a container uses it (409, not forced): then ok too, and the image stays.
 status remove_image(const docker_engine& engine, const std::string& ref, bool force = false, bool* in_use = nullptr);
 
 // Tags `local` (a release image) as <registry>/<local> and pushes it (POST /images/{}/push,
