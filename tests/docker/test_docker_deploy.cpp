@@ -143,7 +143,7 @@ TEST_CASE("deploy - v1, v2, unchanged, rollback starts the kept image", "[docker
   CHECK(e.engine.images("dt-flow") == images2);
 }
 
-TEST_CASE("deploy - without a Dockerfile the image is image.base plus the production command",
+TEST_CASE("deploy - without a Dockerfile the image is image.base plus the production command, limits applied",
           "[docker][deploy]") {
   DOCKER_OR_SKIP();
   docker_env e;
@@ -151,6 +151,7 @@ TEST_CASE("deploy - without a Dockerfile the image is image.base plus the produc
   auto m = container_manifest("dt-plain", src);
   m["image"] = {{"base", test_base_image()}, {"port", 8080}};
   m["production"]["command"] = {"sh", "serve.sh"};
+  m["production"]["limits"] = {{"memory_mb", 64}, {"cpu", 0.5}, {"pids", 32}};
   e.create(m);
   auto d = e.deploy_ok("dt-plain");
   CHECK(version_at(e.production_port("dt-plain")) == "v1");
@@ -162,6 +163,15 @@ TEST_CASE("deploy - without a Dockerfile the image is image.base plus the produc
   CHECK(env.find("\"PORT=8080\"") != std::string::npos);
   CHECK(env.find("\"HOST=0.0.0.0\"") != std::string::npos);
   CHECK(e.engine.uid_of(c.id) > 0);
+  // The manifest's limits, as the engine applies them; confined, and no host folder inside.
+  auto host = info["HostConfig"];
+  INFO(host.dump());
+  CHECK(host.value("Memory", 0LL) == 64LL << 20);
+  CHECK(host.value("NanoCpus", 0LL) == 500000000LL);
+  CHECK(host.value("PidsLimit", 0LL) == 32);
+  CHECK(host.value("CapDrop", json::array()).dump().find("ALL") != std::string::npos);
+  CHECK(host.value("SecurityOpt", json::array()).dump().find("no-new-privileges") != std::string::npos);
+  for (auto& mnt : info.value("Mounts", json::array())) CHECK(mnt.value("Type", "") != "bind");
 }
 
 TEST_CASE("deploy - a failing image build fails the deploy and v1 keeps serving", "[docker][deploy]") {
