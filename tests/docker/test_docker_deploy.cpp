@@ -40,11 +40,12 @@ bool built_an_image(const json& d) {
 
 // berth-<name>-production-<hash>, or that and "-<port>": the driver tells a release's
 // candidate (on its spare port) from the same release on the stable port by the port.
-bool named_for(const container_info& c, const std::string& project, const std::string& hash) {
+// "" when the name is right, else the name (so that a failed CHECK shows it).
+std::string misnamed(const container_info& c, const std::string& project, const std::string& hash) {
   auto base = "berth-" + project + "-production-" + hash;
-  INFO("container name " << c.name);
-  return c.name == base || (c.name.rfind(base + "-", 0) == 0 &&
-                            c.name.find_first_not_of("0123456789", base.size() + 1) == std::string::npos);
+  bool ok = c.name == base || (c.name.rfind(base + "-", 0) == 0 &&
+                               c.name.find_first_not_of("0123456789", base.size() + 1) == std::string::npos);
+  return ok ? "" : c.name + " (expected " + base + "[-<port>])";
 }
 
 // The one running container of the project; requires exactly one.
@@ -87,7 +88,7 @@ TEST_CASE("deploy - v1, v2, unchanged, rollback starts the kept image", "[docker
   // The container: named after project, env and release, labelled, not root, published on
   // loopback only.
   auto c1 = serving(e, "dt-flow");
-  CHECK(named_for(c1, "dt-flow", h1));
+  CHECK(misnamed(c1, "dt-flow", h1) == "");
   CHECK(c1.labels.value("berth.project", "") == "dt-flow");
   CHECK(c1.labels.value("berth.env", "") == "production");
   CHECK(c1.labels.value("berth.release", "") == h1);
@@ -114,7 +115,7 @@ TEST_CASE("deploy - v1, v2, unchanged, rollback starts the kept image", "[docker
   CHECK(h2 != h1);
   CHECK(version_at(port) == "v2");
   auto c2 = serving(e, "dt-flow");
-  CHECK(named_for(c2, "dt-flow", h2));
+  CHECK(misnamed(c2, "dt-flow", h2) == "");
   CHECK(eventually([&] { return e.engine.containers("dt-flow").size() == 1; }, 10s));  // v1's is gone
   auto images2 = e.engine.images("dt-flow");
   INFO("images after v2:" << joined(images2));
@@ -138,7 +139,7 @@ TEST_CASE("deploy - v1, v2, unchanged, rollback starts the kept image", "[docker
   CHECK_FALSE(built_an_image(rb));
   CHECK(version_at(port) == "v1");
   auto c3 = serving(e, "dt-flow");
-  CHECK(named_for(c3, "dt-flow", h1));
+  CHECK(misnamed(c3, "dt-flow", h1) == "");
   CHECK(c3.image_id == image_id_v1);
   CHECK(e.engine.images("dt-flow") == images2);
 }
@@ -156,7 +157,7 @@ TEST_CASE("deploy - without a Dockerfile the image is image.base plus the produc
   auto d = e.deploy_ok("dt-plain");
   CHECK(version_at(e.production_port("dt-plain")) == "v1");
   auto c = serving(e, "dt-plain");
-  CHECK(named_for(c, "dt-plain", hash_of(d)));
+  CHECK(misnamed(c, "dt-plain", hash_of(d)) == "");
   // image.port: the app listens on 8080 inside, whatever the host port is.
   auto info = e.engine.inspect(c.id);
   auto env = info["Config"].value("Env", json::array()).dump();
@@ -257,5 +258,5 @@ TEST_CASE("deploy - behind the proxy a docker deploy drops no request", "[docker
   CHECK(bad.empty());
   CHECK(version_at(port) == "v2");
   CHECK(eventually([&] { return e.engine.containers("dt-proxy").size() == 1; }, 10s));
-  CHECK(named_for(serving(e, "dt-proxy"), "dt-proxy", hash_of(d)));
+  CHECK(misnamed(serving(e, "dt-proxy"), "dt-proxy", hash_of(d)) == "");
 }
