@@ -10,6 +10,7 @@
 #include "messages/atoms.hpp"
 #include "runtime/docker/docker_runtime.hpp"
 #include "runtime/docker/engine.hpp"
+#include "runtime/docker/swarm_runtime.hpp"
 #include "runtime/process/process_runtime.hpp"
 #include "runtime/runtimes.hpp"
 
@@ -47,6 +48,7 @@ caf::actor start_tree(caf::actor_system& sys, const config& cfg, std::shared_ptr
                                                                                      : cfg.containers.docker_host);
     container_runtime_options copts{cfg.data_dir, cfg.deploy.registry, app_log_rotation()};
     docker = make_docker_runtime(engine, copts);
+    swarm = make_swarm_runtime(engine, copts);
   } else {
     why_not = "--docker-host off";
   }

@@ -53,7 +53,8 @@ status runtime_set::remove_artifact(const instance_labels& labels) {
 
 status runtime_set::remove_project(const std::string& project) {
   status first = status::ok();
-  for (auto* d : {process_.get(), docker_.get(), swarm_.get()})
+  // Swarm first: its service's containers use the project's volumes, which docker removes.
+  for (auto* d : {swarm_.get(), docker_.get(), process_.get()})
     if (d)
       if (auto s = d->remove_project(project); !s && first.is_ok()) first = s;
   return first;
