@@ -8,7 +8,10 @@
 #include "actors/proxy.hpp"
 #include "actors/supervisor.hpp"
 #include "messages/atoms.hpp"
+#include "runtime/docker/docker_runtime.hpp"
+#include "runtime/docker/engine.hpp"
 #include "runtime/process/process_runtime.hpp"
+#include "runtime/runtimes.hpp"
 
 namespace berth {
 
@@ -33,8 +36,21 @@ std::function<caf::actor(caf::actor_system&)> registered(caf::atom_value name, F
 caf::actor start_tree(caf::actor_system& sys, const config& cfg, std::shared_ptr<event_log> log,
                       std::shared_ptr<log_checkpointer> checkpointer) {
   // One runtime driver and one set of backend breakers for the whole server, handed down.
-  auto driver = make_process_runtime(cfg.data_dir, cfg.limits.unavailable.empty() ? cfg.limits.cgroup_root : "off",
-                                     make_sandbox_options(cfg.deploy.sandbox.enabled()));
+  auto process = make_process_runtime(cfg.data_dir, cfg.limits.unavailable.empty() ? cfg.limits.cgroup_root : "off",
+                                      make_sandbox_options(cfg.deploy.sandbox.enabled()));
+  // The container runtimes: made without contacting the engine (nothing is asked of it until
+  // a project uses docker), so a server without one starts as fast as before.
+  std::shared_ptr<runtime_driver> docker, swarm;
+  std::string why_not;
+  if (cfg.containers.enabled()) {
+    auto engine = std::make_shared<docker_engine>(cfg.containers.docker_host.empty() ? default_docker_host()
+                                                                                     : cfg.containers.docker_host);
+    container_runtime_options copts{cfg.data_dir, cfg.deploy.registry, app_log_rotation()};
+    docker = make_docker_runtime(engine, copts);
+  } else {
+    why_not = "--docker-host off";
+  }
+  std::shared_ptr<runtime_driver> driver = std::make_shared<runtime_set>(process, docker, swarm, why_not);
   auto shared = std::make_shared<backend_guards>();
   auto& r = cfg.resilience;
   shared->breakers().configure({r.breaker_failures, std::chrono::milliseconds(r.breaker_open_ms)},

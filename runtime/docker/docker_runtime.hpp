@@ -17,6 +17,9 @@ struct container_runtime_options {
   log_rotation logs;          // instances' output files (instance_spec::log) rotate so
 };
 
+// Nothing is asked of the engine until a verb needs it (a server whose projects never use
+// docker starts as fast as without it). Beyond runtime_driver's contracts: inspect() answers
+// running when the engine cannot be reached (what serves keeps serving), list() nothing.
 std::shared_ptr<runtime_driver> make_docker_runtime(std::shared_ptr<docker_engine> engine,
                                                     container_runtime_options options);
 

@@ -40,6 +40,12 @@ class docker_engine {
   status call(const std::string& method, const std::string& path, const nlohmann::json& body, engine_reply* out,
               std::chrono::milliseconds timeout = std::chrono::seconds(30)) const;
 
+  // One request whose body is `body` as it is, with `content_type` (PUT /containers/{id}/archive
+  // with a tar); otherwise as call().
+  status call_raw(const std::string& method, const std::string& path, const std::string& body,
+                  const std::string& content_type, engine_reply* out,
+                  std::chrono::milliseconds timeout = std::chrono::seconds(30)) const;
+
   // A request answered by a stream of JSON messages (POST /build, POST /images/{}/push,
   // GET /events): `on_message` gets each one as it arrives; returning false ends the stream
   // (then ok). `body_file` is streamed as the body ("": none) with `content_type`; `headers`
