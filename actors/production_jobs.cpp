@@ -101,7 +101,9 @@ caf::result<deployment_view> enqueue(self_ptr self, deployment_job job) {
   auto& st = self->state;
   auto& p = st.prod;
   if (st.stopping) return stopping_error();
-  if (st.spec.production_command.empty())
+  // A container release may run its image's own CMD (its Dockerfile); without a Dockerfile
+  // the docker driver's prepare() refuses a missing command.
+  if (st.spec.production_command.empty() && !st.spec.containers())
     return make_error(errc::conflict, "the manifest has no production.command to run");
   if (job.kind == job_kind::rollback) {
     auto target = job.target.empty() ? previous_release(p) : job.target;

@@ -1,5 +1,8 @@
 // The docker driver: start and stop.
+#include <csignal>
 #include <cmath>
+#include <cstdlib>
+#include <fstream>
 
 #include "runtime/docker/container_spec.hpp"
 #include "runtime/docker/docker_driver.hpp"
@@ -15,6 +18,27 @@ constexpr auto kCallTimeout = std::chrono::seconds(30);
 bool missing_program(const std::string& words) {
   return words.find("executable file not found") != std::string::npos ||
          words.find("no such file or directory") != std::string::npos;
+}
+
+// A container whose main process is PID 1 of its namespace and installs no SIGTERM handler
+// (busybox httpd, most `exec app`) never sees the engine's SIGTERM: the kernel drops it, so a
+// grace only delays the kill, and in direct switching that delay is the gap. Read from the
+// host's /proc (the engine is local); false when it cannot be told.
+bool deaf_to_term(const nlohmann::json& c) {
+  auto state = c.value("State", nlohmann::json::object());
+  auto config = c.value("Config", nlohmann::json::object());
+  auto stop_signal = config.is_object() ? config.value("StopSignal", "") : "";
+  int pid = state.is_object() ? state.value("Pid", 0) : 0;
+  if (pid <= 0 || !(stop_signal.empty() || stop_signal == "SIGTERM" || stop_signal == "15")) return false;
+  if (c.value("HostConfig", nlohmann::json::object()).value("Init", false)) return false;  // docker-init forwards
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("SigCgt:", 0) == 0) {
+      unsigned long long caught = std::strtoull(line.c_str() + 7, nullptr, 16);
+      return (caught & (1ULL << (SIGTERM - 1))) == 0;
+    }
+  return false;
 }
 
 }  // namespace
@@ -117,7 +141,7 @@ status docker_driver::stop(const instance_ref& ref, std::chrono::milliseconds gr
   engine_reply c;
   if (auto s = inspect_container(id, &c, kCallTimeout); !s) return s;
   if (c.http == 404) return status::ok();  // gone, or another berth's: left alone
-  auto t = static_cast<long>(std::ceil(static_cast<double>(grace.count()) / 1000.0));
+  auto t = deaf_to_term(c.body) ? 0L : static_cast<long>(std::ceil(static_cast<double>(grace.count()) / 1000.0));
   engine_reply r;
   // The engine waits t seconds and then kills: the call must outlive that.
   if (auto s = engine_->call("POST", "/containers/" + id + "/stop?t=" + std::to_string(t), nullptr, &r,

@@ -11,9 +11,11 @@ namespace berth::it {
 std::string test_docker_host();
 // The image tests build FROM (a busybox-static rootfs, imported; never pulled).
 std::string test_base_image();
-// The local registry swarm tests push to (host:port).
+// The local registry swarm tests push to (host:port): BERTH_TEST_REGISTRY, else the one the
+// fixture started (DIR/registry-addr; 127.0.0.1:5000 unless that port was taken).
 std::string test_registry();
-// "" when the engine answers /_ping; else why the container tests cannot run.
+// "" when the engine answers /_ping; else why the container tests cannot run (the fixture's
+// DIR/skip-reason first). Tests print "SKIPPED: <reason>" (ctest then reports them skipped).
 std::string docker_skip_reason();
 
 }  // namespace berth::it

@@ -42,7 +42,7 @@ bool eventually(F f, std::chrono::milliseconds limit = std::chrono::seconds(10))
 
 }  // namespace
 
-TEST_CASE("docker: after a restart of berth a running container is adopted; its log goes on, once",
+TEST_CASE("docker: after a restart of berth a running container is adopted, its log goes on, once",
           "[docker][runtime]") {
   DOCKER_OR_SKIP();
   scratch s("adopt");

@@ -202,7 +202,7 @@ TEST_CASE("docker: a started release serves, confined, limited, logged, listed, 
   CHECK(f.driver->list({"dk-run", "", "", ""}).empty());
 }
 
-TEST_CASE("docker: an exit is seen by inspect and by a watch; a missing command is not_found", "[docker][runtime]") {
+TEST_CASE("docker: an exit is seen by inspect and by a watch, a missing command is not_found", "[docker][runtime]") {
   DOCKER_OR_SKIP();
   fixture f("dk-exit");
   auto spec = f.release("c00000000001", "x");
@@ -266,7 +266,7 @@ TEST_CASE("docker: an exit is seen by inspect and by a watch; a missing command 
   CHECK(f.driver->list({"dk-exit", "production", "c00000000003", ""}).empty());
 }
 
-TEST_CASE("docker: a volume keeps its files across releases; remove_project leaves nothing", "[docker][runtime]") {
+TEST_CASE("docker: a volume keeps its files across releases, remove_project leaves nothing", "[docker][runtime]") {
   DOCKER_OR_SKIP();
   fixture f("dk-vol");
   auto v1 = f.release("d00000000001", "v1");
