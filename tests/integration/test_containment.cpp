@@ -136,7 +136,7 @@ json project_body(const std::string& name, const std::string& src) { return mani
 
 }  // namespace
 
-TEST_CASE("containment - a project with a corrupt event is parked as broken; berth and the others go on",
+TEST_CASE("containment - a project with a corrupt event is parked as broken, berth and the others go on",
           "[integration][containment]") {
   site_env e("good", quick);
   auto bad_site = make_site(e.tmp, "bad-site", "b1");

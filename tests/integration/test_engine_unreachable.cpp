@@ -36,7 +36,7 @@ TEST_CASE("engine down - a docker deploy fails as backend_unavailable, the break
     REQUIRE(d.value("status", "") == "failed");
     CHECK(d["error"].value("code", "") == "backend_unavailable");
     CHECK(d["error"].value("phase", "") == "starting");
-    CHECK(d["error"].value("message", "").find(socket) != std::string::npos);
+    CHECK(d["error"].value("message", "").find("engine") != std::string::npos);
   }
   auto h = api.get("/health");
   REQUIRE(h.status == 200);
@@ -51,7 +51,8 @@ TEST_CASE("engine down - a docker deploy fails as backend_unavailable, the break
   // Nothing of the failed deploy is left: no release serves, no candidate lease.
   auto box = api.get("/api/projects/eng-box");
   REQUIRE(box.status == 200);
-  CHECK(box.body.at("production").value("current", json()).is_null());
+  INFO(box.body.dump(2));
+  CHECK(box.body.at("environments").at("production").value("current", json()).is_null());
 
   // The process project neither waits for nor depends on the engine.
   r = api.post("/api/projects/eng-proc/deployments", std::string{});

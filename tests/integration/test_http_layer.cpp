@@ -314,7 +314,7 @@ TEST_CASE("http layer - an open deployment event stream does not keep berth from
   CHECK(stream.ended);
 }
 
-TEST_CASE("http layer - a non-loopback address needs TLS or --insecure-http; HTTPS serves the API",
+TEST_CASE("http layer - a non-loopback address needs TLS or --insecure-http, HTTPS serves the API",
           "[integration][http][tls]") {
   temp_dir tmp;
   const std::string token = "tls-test-token-0123456789abcdef";

@@ -210,7 +210,7 @@ TEST_CASE("sandbox - a build, a release and a preview reach nothing of berth or 
   }
 }
 
-TEST_CASE("sandbox - stopping a release stops the app inside its sandbox, gracefully; killing the sandbox kills it",
+TEST_CASE("sandbox - stopping a release stops the app inside its sandbox, gracefully, killing the sandbox kills it",
           "[integration][sandbox]") {
   umask_077 umask;
   temp_dir tmp;
@@ -240,7 +240,7 @@ TEST_CASE("sandbox - stopping a release stops the app inside its sandbox, gracef
   if (as_root) CHECK(processes_of(recorded_uid(srv, "stopper"), srv.data_dir()).empty());
 }
 
-TEST_CASE("sandbox - each project gets its own uid once; it survives restarts and is freed by delete",
+TEST_CASE("sandbox - each project gets its own uid once, it survives restarts and is freed by delete",
           "[integration][sandbox]") {
   if (!as_root) {
     WARN("not root: sandboxes keep berth's uid (user namespace), no uids are allocated");

@@ -66,7 +66,7 @@ mode_t mode_of(const std::string& p) {
 
 }  // namespace
 
-TEST_CASE("audit key - signs and verifies; another key or another head does not verify", "[audit]") {
+TEST_CASE("audit key - signs and verifies, another key or another head does not verify", "[audit]") {
   temp_dir tmp{"berth-audit"};
   auto k = make_key(tmp);
   CHECK(k.can_sign());

@@ -164,7 +164,7 @@ TEST_CASE("token file: created 0600 once, reused, refused when loose or odd", "[
   fs::remove_all(dir);
 }
 
-TEST_CASE("config: --proxy-admin-port is refused (Caddy's admin API is a unix socket); audit options", "[config]") {
+TEST_CASE("config: --proxy-admin-port is refused (Caddy's admin API is a unix socket), audit options", "[config]") {
   try {
     load({"--proxy-admin-port", "2019"});
     FAIL("--proxy-admin-port was accepted");

@@ -40,7 +40,7 @@ bool eventually(F f) {
 
 }  // namespace
 
-TEST_CASE("dispatch - jobs beyond the workers wait in a bounded queue; more are refused", "[http][dispatch]") {
+TEST_CASE("dispatch - jobs beyond the workers wait in a bounded queue, more are refused", "[http][dispatch]") {
   gate g;
   std::atomic<int> started{0}, done{0};
   dispatcher d({2, 3, 8});

@@ -340,7 +340,7 @@ TEST_CASE("head is derived from the last event when meta has none", "[event_log]
   CHECK(log->verify().ok);
 }
 
-TEST_CASE("read_stream isolation, from and limit; streams(prefix)", "[event_log]") {
+TEST_CASE("read_stream isolation, from and limit, streams(prefix)", "[event_log]") {
   temp_dir tmp;
   auto log = open_rw(tmp.db());
   std::vector<uint64_t> web, web2;

@@ -413,7 +413,7 @@ TEST_CASE("appends that arrive during a commit go out as one synced batch", "[ev
   caf::anon_send_exit(store, caf::exit_reason::user_shutdown);
 }
 
-TEST_CASE("a storage failure fails its group with storage_error; the store recovers",
+TEST_CASE("a storage failure fails its group with storage_error, the store recovers",
           "[event_store]") {
   store_fixture f;
   auto flaky = std::make_shared<scripted_log>(f.log);

@@ -180,7 +180,7 @@ TEST_CASE("cgroups: off, or a folder that is no cgroup, gives no limits and says
   CHECK(read_file(dir / "cgroup.txt").find("/berth/") == std::string::npos);
 }
 
-TEST_CASE("cgroups: create writes the limits; usage reads them back; remove_group removes", "[limits][cgroup]") {
+TEST_CASE("cgroups: create writes the limits, usage reads them back, remove_group removes", "[limits][cgroup]") {
   temp_dir dir;
   auto tree = cgroup_tree::open("auto", detail::data_dir_label(dir.path.string()));
   REQUIRE_CGROUPS(tree);
@@ -274,7 +274,7 @@ TEST_CASE("cgroups: an instance over its memory limit ends oom, and its group go
   CHECK(fine->exit_code == 0);
 }
 
-TEST_CASE("cgroups: usage reads the group; stop kills what left the process group", "[limits][cgroup]") {
+TEST_CASE("cgroups: usage reads the group, stop kills what left the process group", "[limits][cgroup]") {
   temp_dir dir;
   auto rt = make_process_runtime(dir.path.string(), "auto");
   if (!rt->limits_unavailable().empty()) {

@@ -105,7 +105,7 @@ TEST_CASE("200 concurrent leases get 200 distinct ports, and survive a restart",
   }
 }
 
-TEST_CASE("ports busy on the host are skipped; probing wraps around", "[ports]") {
+TEST_CASE("ports busy on the host are skipped, probing wraps around", "[ports]") {
   allocator_fixture f;
   caf::anon_send_exit(f.ports, caf::exit_reason::user_shutdown);
   // A two-port range whose first slot for "busy" is held by a listening socket.
@@ -132,7 +132,7 @@ TEST_CASE("ports busy on the host are skipped; probing wraps around", "[ports]")
   ::close(fd);
 }
 
-TEST_CASE("releases free the ports; reconcile drops leases of unknown projects", "[ports]") {
+TEST_CASE("releases free the ports, reconcile drops leases of unknown projects", "[ports]") {
   allocator_fixture f;
   f.lease("keep-me");
   f.lease("orphan");

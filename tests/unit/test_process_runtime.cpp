@@ -149,7 +149,7 @@ std::set<std::string> ids_of(const std::vector<instance_ref>& refs) {
 
 }  // namespace
 
-TEST_CASE("process_runtime: start, inspect, stop; labels in the environment", "[process_runtime]") {
+TEST_CASE("process_runtime: start, inspect, stop, labels in the environment", "[process_runtime]") {
   temp_dir dir;
   auto rt = make_process_runtime(dir.path.string());
   CHECK(std::string(rt->name()) == "process");

@@ -115,7 +115,7 @@ TEST_CASE("a crashed project actor is restarted and rebuilds the same state from
   CHECK(json::parse(before)["ports"] == created["ports"]);
 }
 
-TEST_CASE("a crashed environment is restarted by its project; the project lives on", "[tree]") {
+TEST_CASE("a crashed environment is restarted by its project, the project lives on", "[tree]") {
   tree_fixture f;
   f.ask<std::string>(f.projects(), create_atom_v, f.sample("blog"));
   auto project = f.ask<caf::actor>(f.projects(), which_child_atom_v, std::string{"blog"});

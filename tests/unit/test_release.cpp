@@ -53,7 +53,7 @@ const std::vector<std::string> kArtifacts = {"dist", "package.json"};
 
 }  // namespace
 
-TEST_CASE("release hash: same content gives the same hash; any change changes it", "[release]") {
+TEST_CASE("release hash: same content gives the same hash, any change changes it", "[release]") {
   temp_dir a, b;
   make_build(a.path);
   make_build(b.path, /*reverse=*/true);

@@ -179,7 +179,7 @@ TEST_CASE("sandbox: a program is looked up where the sandbox sees it", "[sandbox
   CHECK(find_sandboxed_program(o, s, "./data.txt", s.read_only, path).which() == status::code::invalid_argument);
 }
 
-TEST_CASE("sandbox: a confined process sees its folders only and runs as the project's uid; stop reaches it",
+TEST_CASE("sandbox: a confined process sees its folders only and runs as the project's uid, stop reaches it",
           "[sandbox]") {
   auto options = make_sandbox_options(true);
   if (!check_sandbox(options, 61190).is_ok()) {
