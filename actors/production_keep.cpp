@@ -205,6 +205,10 @@ void reconcile_at_start(self_ptr self, std::function<void()> ready) {
               report->push_back("stopped stray " + std::string(kind) + " process (pid " + std::to_string(r.pid) + ")");
             }
           for (auto& change : tidy_production_dir(env.paths.production, known, current)) report->push_back(change);
+          // Images of releases the log does not know (a deploy that died after its image build).
+          for (auto& hash : env.driver->artifacts(env.project))
+            if (!known.count(hash) && env.driver->remove_artifact({env.project, "production", hash, "docker"}))
+              report->push_back("removed the image of release " + hash + ", which the log does not know");
           *alive = !serving.empty() && env.driver->inspect(serving).running();
         },
         [=](const std::string& failure) {

@@ -128,6 +128,10 @@ class runtime_driver {
   // Removes what prepare() made of that release of the project (a pruned release). Ok when
   // there is nothing.
   virtual status remove_artifact(const instance_labels& labels) = 0;
+  // The releases of `project` this driver keeps an artifact of (docker: the release images),
+  // whoever made them: at start-up berth removes those its log does not know (remove_artifact).
+  // The engine down: none.
+  virtual std::vector<std::string> artifacts(const std::string& project) const { return {}; }
   // Removes everything the driver keeps for a deleted project beyond its instances (docker:
   // images, volumes, build cache; swarm: services). Its instances are stopped first by the
   // caller. Ok when there is nothing; io_error when the engine cannot be reached.

@@ -51,6 +51,10 @@ status runtime_set::remove_artifact(const instance_labels& labels) {
   return d ? d->remove_artifact(labels) : status::ok();
 }
 
+std::vector<std::string> runtime_set::artifacts(const std::string& project) const {
+  return docker_ ? docker_->artifacts(project) : std::vector<std::string>{};
+}
+
 status runtime_set::remove_project(const std::string& project) {
   status first = status::ok();
   // Swarm first: its service's containers use the project's volumes, which docker removes.

@@ -23,6 +23,8 @@ class runtime_set final : public runtime_driver {
                  const std::function<bool()>& cancelled, artifact* out) override;
   status remove_artifact(const instance_labels& labels) override;
   status remove_project(const std::string& project) override;
+  // The docker driver's (swarm's images are the same local images).
+  std::vector<std::string> artifacts(const std::string& project) const override;
   status start(const instance_spec& spec, instance_ref* out) override;
   status stop(const instance_ref& ref, std::chrono::milliseconds grace) override;
   instance_status inspect(const instance_ref& ref) const override;

@@ -17,6 +17,24 @@ status docker_driver::remove_artifact(const instance_labels& labels) try {
   return status::io_error(std::string("an unexpected answer from the Docker engine: ") + e.what());
 }
 
+// The release images by their label (an image built by a deploy berth did not live to record
+// has one too); images that lost their tag are dangling and go with a prune.
+std::vector<std::string> docker_driver::artifacts(const std::string& project) const try {
+  engine_reply r;
+  auto filter = label_filter({{"berth.project", project}, {"berth.data_dir", options_.data_dir}});
+  if (!engine_->call("GET", "/images/json?" + filter, nullptr, &r) || !r.ok() || !r.body.is_array()) return {};
+  std::vector<std::string> releases;
+  for (auto& image : r.body) {
+    auto& labels = image["Labels"];
+    if (!labels.is_object() || !labels.contains("berth.release") || !labels["berth.release"].is_string()) continue;
+    if (!image["RepoTags"].is_array() || image["RepoTags"].empty()) continue;  // dangling
+    releases.push_back(labels["berth.release"].get<std::string>());
+  }
+  return releases;
+} catch (const nlohmann::json::exception&) {
+  return {};
+}
+
 status docker_driver::remove_project(const std::string& project) try {
   if (project.empty()) return status::ok();
   std::map<std::string, std::string> mine{{"berth.project", project}, {"berth.data_dir", options_.data_dir}};

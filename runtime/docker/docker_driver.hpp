@@ -21,6 +21,7 @@ class docker_driver final : public runtime_driver {
                  const std::function<bool()>& cancelled, artifact* out) override;
   status remove_artifact(const instance_labels& labels) override;
   status remove_project(const std::string& project) override;
+  std::vector<std::string> artifacts(const std::string& project) const override;
   status start(const instance_spec& spec, instance_ref* out) override;
   status stop(const instance_ref& ref, std::chrono::milliseconds grace) override;
   // Engine unreachable: running (what serves keeps serving; berth acts on facts, never on a

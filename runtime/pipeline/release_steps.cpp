@@ -48,8 +48,13 @@ void stop_instance(job& j, const instance_ref& r, const std::string& what) {
 // (built from the release folder unless the image is already there, as for a rollback).
 void prepare_artifact(job& j, const std::string& hash) {
   auto spec = release_spec(launch_of(j, hash, 0));
-  auto t0 = clock_type::now();
   artifact built;
+  if (!j.in.spec.containers()) {  // the folder itself: nothing to build, no backend to guard
+    if (auto s = j.tools.driver.prepare(spec, {}, {}, &built); !s)
+      j.fail("start_failed", "cannot prepare release " + hash + ": " + s.message());
+    return;
+  }
+  auto t0 = clock_type::now();
   call_options o;
   o.cancelled = [&j] { return j.give_up(); };
   o.on_retry = [&j](int attempt, const status& failure, std::chrono::milliseconds delay) {
@@ -68,9 +73,13 @@ void prepare_artifact(job& j, const std::string& hash) {
   if (!s && j.give_up() && !is_backend_unavailable(s)) j.gave_up();
   if (!s && (is_backend_unavailable(s) || s.which() == status::code::io_error))
     j.fail("backend_unavailable", "cannot prepare release " + hash + ": " + s.message());
-  if (!s) j.fail(j.in.spec.containers() ? "image_build_failed" : "start_failed",
-                 "cannot prepare release " + hash + ": " + s.message());
-  if (j.in.spec.containers()) record_duration(j, "image", t0);
+  if (!s) j.fail("image_build_failed", "cannot prepare release " + hash + ": " + s.message());
+  record_duration(j, "image", t0);
+  if (j.packaged == hash)  // a release this deploy made: its image goes with it if the deploy fails
+    j.undo.push("remove the image of release " + hash, [&j, hash] {
+      if (auto s = j.tools.driver.remove_artifact({j.in.project, "production", hash, j.in.spec.runtime}); !s)
+        j.log().line("error: cannot remove the image of release " + hash + ": " + s.message());
+    });
 }
 
 instance_ref start_candidate(job& j, const std::string& hash) {

@@ -49,6 +49,12 @@ std::vector<std::string> boots(uint16_t port) {
   return out;
 }
 
+std::string joined(const std::vector<std::string>& v) {
+  std::string s;
+  for (auto& x : v) s += "\n  " + x;
+  return s.empty() ? " none" : s;
+}
+
 }  // namespace
 
 TEST_CASE("lifecycle - kill -9 of berth mid-deploy: the serving container is adopted, the candidate removed",
@@ -68,6 +74,9 @@ TEST_CASE("lifecycle - kill -9 of berth mid-deploy: the serving container is ado
   INFO(brief(mid));
   REQUIRE(mid.value("phase", "") == "health_checking");
   REQUIRE(eventually([&] { return e.engine.running("dt-crash").size() == 2; }, 10s));  // the candidate runs
+  auto images_before = e.engine.images("dt-crash");
+  INFO("images before the kill:" << joined(images_before));
+  REQUIRE(images_before.size() == 2);  // v1's and the candidate's
   e.srv->kill9();
   CHECK(version_at(port) == "v1");  // berth is down; the container is not
   e.srv->start();
@@ -86,6 +95,12 @@ TEST_CASE("lifecycle - kill -9 of berth mid-deploy: the serving container is ado
   auto prod = e.api().get("/api/projects/dt-crash/production");
   INFO(prod.describe());
   CHECK(prod.body.value("status", "") == "running");
+  // The candidate's image belongs to no release the log knows: the restart removed it.
+  std::vector<std::string> images;
+  CHECK(eventually([&] { return (images = e.engine.images("dt-crash")).size() == 1; }, 20s));
+  INFO("images after the restart:" << joined(images));
+  REQUIRE(images.size() == 1);
+  CHECK(images[0] == "berth/dt-crash:" + prod.body.value("current", std::string("?")));
 }
 
 TEST_CASE("lifecycle - a volume keeps its data across a deploy and a rollback", "[docker][volumes]") {

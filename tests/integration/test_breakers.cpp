@@ -364,7 +364,7 @@ TEST_CASE("breakers - fault injection routes validate strictly and exist only wh
     };
     bad("/api/debug/fail", "not json", 400, "invalid_request");
     bad("/api/debug/fail", "[1]", 400, "invalid_request");
-    bad("/api/debug/fail", R"({"backend":"docker","count":1})", 400, "invalid_request");
+    bad("/api/debug/fail", R"({"backend":"kubernetes","count":1})", 400, "invalid_request");
     bad("/api/debug/fail", R"({"backend":"process","count":"2"})", 400, "invalid_request");
     bad("/api/debug/fail", R"({"backend":"process","count":-1})", 400, "invalid_request");
     bad("/api/debug/fail", R"({"backend":"process","count":1.5})", 400, "invalid_request");

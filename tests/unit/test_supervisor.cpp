@@ -581,7 +581,7 @@ caf::behavior stubborn(caf::event_based_actor* self) {
 
 }  // namespace
 
-TEST_CASE_METHOD(fixture, "supervisor: core embedded in another actor; stubborn children "
+TEST_CASE_METHOD(fixture, "supervisor: core embedded in another actor, stubborn children "
                           "are killed after the shutdown timeout",
                  "[supervisor]") {
   child_spec stub{"stubborn", [](caf::actor_system& sys) { return sys.spawn(stubborn); }};
