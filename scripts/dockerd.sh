@@ -150,6 +150,10 @@ setup_bridge() {
     ip link add name "$bridge" type bridge || return 1
     ip addr add "${subnet%.0/24}.1/24" dev "$bridge" || return 1
   fi
+  # A fixed address, as Docker gives its own bridges: otherwise the bridge takes the lowest
+  # address of its ports, which changes as containers come and go, and connections to the
+  # running containers stall while neighbours relearn it (a deploy dropped requests).
+  ip link set dev "$bridge" address "02:42:${tag:0:2}:${tag:2:2}:${tag:4:2}:${tag:6:2}" || return 1
   ip link set "$bridge" up
 }
 
