@@ -1,8 +1,10 @@
 // What the driver-level container tests share: the engine, a scratch data dir, release folders.
 #pragma once
+#include <chrono>
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <thread>
 
 #include <catch2/catch.hpp>
 
@@ -56,5 +58,16 @@ struct project_cleanup {
 
 // A free port on 127.0.0.1 (bound then released).
 uint16_t free_port();
+
+// Polls `f` every 50 ms until it holds or `limit` passes; then asks once more.
+template <class F>
+bool eventually(F f, std::chrono::milliseconds limit = std::chrono::seconds(10)) {
+  auto until = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < until) {
+    if (f()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return f();
+}
 
 }  // namespace berth::dk

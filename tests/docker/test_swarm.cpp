@@ -43,15 +43,6 @@ bool service_exists(docker_engine& engine, const std::string& project) {
   return r.ok();
 }
 
-template <class F>
-bool eventually(F f, std::chrono::seconds limit = 30s) {
-  auto until = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < until) {
-    if (f()) return true;
-    std::this_thread::sleep_for(100ms);
-  }
-  return f();
-}
 
 // Once: GET / on the port ("" when nothing answers).
 std::string once(uint16_t port) { return http_get(port, "/", 1); }
@@ -133,10 +124,10 @@ TEST_CASE("swarm: prepare pushes, releases are start-first updates, stop rolls b
     if (once(p2) != "release two") return false;
     both = once(p1) == "release one";
     return true;
-  }));
+  }, 30s));
   CHECK(both);
   // Then the first one's task goes: nothing of it is left, it was replaced (not a failure).
-  CHECK(eventually([&] { return driver->inspect(r1).state == instance_state::gone; }));
+  CHECK(eventually([&] { return driver->inspect(r1).state == instance_state::gone; }, 30s));
   CHECK(once(p1).empty());
   CHECK(driver->list({project, "", "", ""}).at(0) == r2);
 
@@ -215,10 +206,10 @@ TEST_CASE("swarm: an update whose task fails is rolled back by Swarm and reads a
   REQUIRE(answers(p1, "good"));
   REQUIRE(driver->start(bad, &r2).is_ok());
   // Swarm rolls the update back (failure_action rollback); the first release keeps serving.
-  REQUIRE(eventually([&] { return driver->inspect(r2).state == instance_state::exited; }));
+  REQUIRE(eventually([&] { return driver->inspect(r2).state == instance_state::exited; }, 30s));
   CHECK(driver->inspect(r2).exit_code == 3);
   CHECK(once(p1) == "good");
-  CHECK(eventually([&] { return driver->inspect(r1).running(); }));
+  CHECK(eventually([&] { return driver->inspect(r1).running(); }, 30s));
   // The service's output went to the log file.
   CHECK(eventually([&] {
     auto lines = driver->logs(bad, r2, 50);

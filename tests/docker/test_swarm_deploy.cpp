@@ -32,6 +32,18 @@ std::string caddy() {
   return "";
 }
 
+// The swarm runtime needs the proxy: a berth in proxy mode over the test registry.
+std::vector<std::string> swarm_server_args(uint16_t http_port) {
+  return {"--switch-mode", "proxy", "--caddy", caddy(), "--proxy-http-port", std::to_string(http_port),
+          "--drain-ms", "300", "--registry", test_registry()};
+}
+
+#define CADDY_OR_SKIP()                                                                  \
+  if (caddy().empty()) {                                                                 \
+    WARN("SKIPPED: caddy is not installed (proxy mode, which the swarm runtime needs)"); \
+    return;                                                                              \
+  }
+
 json service_of(engine_view& engine, const std::string& project) {
   berth::engine_reply r;
   REQUIRE(engine.engine().call("GET", "/services/berth-" + project, nullptr, &r).is_ok());
@@ -93,15 +105,11 @@ bool log_has(const json& d, const std::string& text) { return d.value("log", jso
 TEST_CASE("swarm deploy - v1, v2 behind the proxy, rollback without a rebuild, delete leaves no service",
           "[docker][swarm][deploy]") {
   DOCKER_OR_SKIP();
-  if (caddy().empty()) {
-    WARN("SKIPPED: caddy is not installed (proxy mode, which the swarm runtime needs)");
-    return;
-  }
+  CADDY_OR_SKIP();
   auto http_port = free_port();
   auto name = std::string("sw-flow");
   service_cleanup cleanup(name);
-  docker_env e({"--switch-mode", "proxy", "--caddy", caddy(), "--proxy-http-port", std::to_string(http_port),
-                "--drain-ms", "300", "--registry", test_registry()});
+  docker_env e(swarm_server_args(http_port));
   auto src = e.copy_app("site", "src");
   auto m = container_manifest(name, src);
   m["runtime"] = "swarm";  // no production.command: the release's Dockerfile says what runs
@@ -204,15 +212,11 @@ TEST_CASE("swarm deploy - v1, v2 behind the proxy, rollback without a rebuild, d
 TEST_CASE("swarm deploy - kill -9 of berth mid-deploy: the candidate is rolled back, the release adopted",
           "[docker][swarm][recovery]") {
   DOCKER_OR_SKIP();
-  if (caddy().empty()) {
-    WARN("SKIPPED: caddy is not installed (proxy mode, which the swarm runtime needs)");
-    return;
-  }
+  CADDY_OR_SKIP();
   auto http_port = free_port();
   auto name = std::string("sw-crash");
   service_cleanup cleanup(name);
-  docker_env e({"--switch-mode", "proxy", "--caddy", caddy(), "--proxy-http-port", std::to_string(http_port),
-                "--drain-ms", "300", "--registry", test_registry()});
+  docker_env e(swarm_server_args(http_port));
   auto src = e.copy_app("site", "src");
   auto m = container_manifest(name, src, 60);
   m["runtime"] = "swarm";
@@ -253,15 +257,11 @@ TEST_CASE("swarm deploy - kill -9 of berth mid-deploy: the candidate is rolled b
 TEST_CASE("swarm deploy - a release Swarm gives up restarting is recorded, and berth's keeper starts it again",
           "[docker][swarm][recovery]") {
   DOCKER_OR_SKIP();
-  if (caddy().empty()) {
-    WARN("SKIPPED: caddy is not installed (proxy mode, which the swarm runtime needs)");
-    return;
-  }
+  CADDY_OR_SKIP();
   auto http_port = free_port();
   auto name = std::string("sw-keep");
   service_cleanup cleanup(name);
-  docker_env e({"--switch-mode", "proxy", "--caddy", caddy(), "--proxy-http-port", std::to_string(http_port),
-                "--drain-ms", "300", "--registry", test_registry()});
+  docker_env e(swarm_server_args(http_port));
   auto src = e.copy_app("site", "src");
   // Serves for 2 s, then ends: Swarm restarts it a few times, then gives up.
   write_file(src + "/serve.sh", "httpd -p \"$PORT\" -h www; sleep 2; exit 7\n");
