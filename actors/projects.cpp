@@ -49,9 +49,9 @@ void undo_create(self_ptr self, const std::string& name) {
 // runtime driver cannot apply): refused, nothing written.
 caf::error limits_refusal(self_ptr self, const manifest& m) {
   if (auto why = self->state.driver->runtime_unavailable(m.runtime); !why.empty())
-    return make_error(errc::limits_unavailable, "runtime " + m.runtime + ": " + why);
+    return make_error(errc::runtime_unavailable, "runtime " + m.runtime + ": " + why);
   if (m.runtime == "swarm" && !self->state.settings.proxy)
-    return make_error(errc::limits_unavailable, "runtime swarm: needs the proxy (--switch-mode proxy): each release "
+    return make_error(errc::runtime_unavailable, "runtime swarm: needs the proxy (--switch-mode proxy): each release "
                                                 "of a service gets its own port and the proxy moves between them");
   if (m.runtime == "swarm" && m.image_registry.empty() && self->state.settings.registry.empty())
     return make_error(errc::invalid_manifest, "image.registry: the swarm runtime needs a registry every node can pull "

@@ -12,7 +12,8 @@ int http_status(errc x) {
     case errc::not_found: return 404;
     case errc::already_exists:
     case errc::conflict:
-    case errc::limits_unavailable: return 409;
+    case errc::limits_unavailable:
+    case errc::runtime_unavailable: return 409;
     case errc::ports_exhausted:
     case errc::unavailable: return 503;
     case errc::insufficient_storage: return 507;

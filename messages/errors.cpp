@@ -20,6 +20,7 @@ const char* code_name(errc x) {
     case errc::internal: return "internal";
     case errc::limits_unavailable: return "limits_unavailable";
     case errc::insufficient_storage: return "insufficient_storage";
+    case errc::runtime_unavailable: return "runtime_unavailable";
   }
   return "internal";
 }

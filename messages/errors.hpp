@@ -23,6 +23,7 @@ enum class errc : uint8_t {
   internal,
   limits_unavailable,  // a manifest sets limits where berth cannot apply them (no cgroups)
   insufficient_storage,  // the disk is full: 507, the write was refused and nothing was kept
+  runtime_unavailable,   // a manifest's runtime cannot run on this server (no engine, no proxy for swarm)
 };
 
 std::string to_string(errc x);

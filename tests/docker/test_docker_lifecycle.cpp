@@ -218,6 +218,7 @@ TEST_CASE("lifecycle - with --docker-host off a docker manifest is refused and n
   INFO(r.describe());
   CHECK(r.status == 409);
   CHECK(r.is_json_error());
+  CHECK(r.error_code() == "runtime_unavailable");
   auto msg = r.body.value("error", json::object()).value("message", "");
   CHECK_THAT(msg, Catch::Contains("docker") && Catch::Contains("--docker-host off"));
   CHECK(e.api().get("/api/projects/dt-off").status == 404);

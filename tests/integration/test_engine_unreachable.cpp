@@ -63,3 +63,19 @@ TEST_CASE("engine down - a docker deploy fails as backend_unavailable, the break
   auto port = api.get("/api/projects/eng-proc").body.at("ports").at("production").get<uint16_t>();
   CHECK(fetch(port).status == 200);
 }
+
+TEST_CASE("engine down - a swarm manifest without the proxy is refused and leaves nothing", "[integration][docker]") {
+  temp_dir tmp;
+  server srv(tmp.path(), deploy_server_options({"--docker-host", "unix://" + (tmp / "no-engine.sock"),
+                                                "--switch-mode", "direct", "--registry", "127.0.0.1:5000"}));
+  auto& api = srv.api();
+  auto m = site_manifest("eng-swarm", make_site(tmp, "site", "1"));
+  m["runtime"] = "swarm";
+  auto r = api.post("/api/projects", m);
+  INFO(r.describe());
+  CHECK(r.status == 409);
+  CHECK(r.error_code() == "runtime_unavailable");
+  CHECK(r.body["error"].value("message", "").find("--switch-mode proxy") != std::string::npos);
+  CHECK(api.get("/api/projects/eng-swarm").status == 404);
+  CHECK(list_dir(srv.projects_dir()).count("eng-swarm") == 0);
+}
