@@ -7,6 +7,7 @@
 #include "runtime/docker/container_spec.hpp"
 #include "runtime/docker/docker_driver.hpp"
 #include "runtime/docker/images.hpp"
+#include "runtime/process/cgroup.hpp"
 #include "runtime/process/process_driver.hpp"
 
 namespace berth {
@@ -145,32 +146,12 @@ std::vector<std::string> docker_driver::logs(const instance_spec& spec, const in
   return process_driver::tail(spec.log.string(), lines);
 }
 
-status docker_driver::usage(const instance_ref& ref, resource_usage* out) const try {
-  auto id = container_id_of(ref.id);
-  engine_reply c;
-  if (auto s = inspect_container(id, &c, kQuickTimeout); !s) return s;
-  if (!c.ok() || !status_of(c.body).running()) return status::not_found("not running");
-  engine_reply r;
-  if (auto s = engine_->call("GET", "/containers/" + id + "/stats?stream=0&one-shot=1", nullptr, &r, kQuickTimeout); !s)
-    return s;
-  if (r.http == 404) return status::not_found("not running");
-  if (!r.ok() || !r.body.is_object()) return status::io_error(r.error());
-  resource_usage u;
-  auto mem = r.body.value("memory_stats", nlohmann::json::object());
-  u.rss_bytes = mem.value("usage", uint64_t{0});
-  auto cpu = r.body.value("cpu_stats", nlohmann::json::object()).value("cpu_usage", nlohmann::json::object());
-  u.cpu_seconds = static_cast<double>(cpu.value("total_usage", uint64_t{0})) / 1e9;
-  u.processes = r.body.value("pids_stats", nlohmann::json::object()).value("current", uint32_t{0});
-  u.from_cgroup = true;
-  auto host = c.body.value("HostConfig", nlohmann::json::object());
-  u.limits.memory_mb = static_cast<int>(host.value("Memory", int64_t{0}) >> 20);
-  u.limits.cpu = static_cast<double>(host.value("NanoCpus", int64_t{0})) / 1e9;
-  auto pids = host.value("PidsLimit", nlohmann::json());
-  u.limits.pids = pids.is_number_integer() && pids.get<int64_t>() > 0 ? static_cast<int>(pids.get<int64_t>()) : 0;
-  *out = u;
-  return status::ok();
-} catch (const nlohmann::json::exception& e) {
-  return status::io_error(std::string("an unexpected answer from the Docker engine: ") + e.what());
+// From the container's cgroup, found through its PID 1 on the host (recorded at start and at
+// adoption): a few small files, no call to the engine, so GET views may ask it in an actor.
+status docker_driver::usage(const instance_ref& ref, resource_usage* out) const {
+  cgroup g;
+  if (!group_of_process(ref.pid, container_id_of(ref.id), &g)) return status::not_found("not running");
+  return read_usage(g, out);
 }
 
 }  // namespace docker

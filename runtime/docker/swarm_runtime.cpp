@@ -310,7 +310,7 @@ status swarm_runtime::usage(const instance_ref& ref, resource_usage* out) const 
     return status::not_found("no task of " + ref.id + " runs on this node");
   engine_reply st;
   auto id = r.body[0].value("Id", std::string());
-  if (auto s = engine_->call("GET", "/containers/" + id + "/stats?stream=0", nullptr, &st, kInspectTimeout); !s) return s;
+  if (auto s = engine_->call("GET", "/containers/" + id + "/stats?stream=0&one-shot=1", nullptr, &st, kInspectTimeout); !s) return s;
   if (!st.ok()) return status::not_found("no stats for " + ref.id + ": " + st.error());
   auto& b = st.body;
   resource_usage u;

@@ -76,6 +76,11 @@ class cgroup_tree {
 
 // The files the child writes "0" into, between fork and exec, to join the group.
 std::vector<std::string> join_files(const cgroup& g);
+// The group the live process `pid` is in, whoever made it (a container engine's, for usage):
+// for v1 its memory, cpuacct and pids folders, for v2 its one folder; only when the group's
+// path contains `must_contain` (a container id: a reused pid names no one's group). False when
+// the process is gone or its group does not match.
+bool group_of_process(int pid, const std::string& must_contain, cgroup* out);
 // Memory charge, CPU seconds and process count of the group now, and the limits in force.
 // Errors: not_found (the group is gone), io_error.
 status read_usage(const cgroup& g, resource_usage* out);

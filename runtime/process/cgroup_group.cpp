@@ -2,6 +2,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
@@ -69,6 +70,32 @@ std::vector<std::string> join_files(const cgroup& g) {
   std::vector<std::string> out;
   for (auto& d : g.dirs) out.push_back(d + "/cgroup.procs");
   return out;
+}
+
+bool group_of_process(int pid, const std::string& must_contain, cgroup* out) {
+  if (pid <= 0 || must_contain.empty()) return false;
+  std::istringstream in(read_text(fmt::format("/proc/{}/cgroup", pid)));
+  cgroup v1, v2;
+  v2.v2 = true;
+  for (std::string line; std::getline(in, line);) {
+    // "<id>:<controllers>:<path>"; the unified hierarchy is "0::<path>".
+    auto a = line.find(':'), b = a == std::string::npos ? a : line.find(':', a + 1);
+    if (b == std::string::npos) continue;
+    auto controllers = line.substr(a + 1, b - a - 1), path = line.substr(b + 1);
+    if (path.find(must_contain) == std::string::npos) continue;
+    if (controllers.empty()) {
+      if (fs::exists("/sys/fs/cgroup" + path + "/memory.current")) v2.dirs.push_back("/sys/fs/cgroup" + path);
+    } else if (controllers == "memory" || controllers == "pids" || controllers == "cpu" ||
+               controllers.find("cpuacct") != std::string::npos) {
+      auto dir = "/sys/fs/cgroup/" + controllers + path;
+      if (fs::exists(dir + "/cgroup.procs")) v1.dirs.push_back(dir);
+    }
+  }
+  // A hybrid host lists the unified hierarchy too, without controllers: v1 is what counts.
+  auto& g = v1.empty() ? v2 : v1;
+  if (g.empty()) return false;
+  if (out) *out = g;
+  return true;
 }
 
 status read_usage(const cgroup& g, resource_usage* out) {
