@@ -11,6 +11,7 @@
 #include "runtime/net/health_probe.hpp"
 #include "runtime/pipeline/launch.hpp"
 #include "runtime/release/source.hpp"
+#include "runtime/runtimes.hpp"
 
 namespace berth {
 
@@ -189,6 +190,7 @@ void adopt(self_ptr self) {
   st.status = last.status == "exited" ? "restarting" : last.status;
   st.reason = last.reason;
   auto driver = st.env.driver;
+  auto runtimes = runtimes_to_sweep(st.spec.runtime, last.process);
   auto project = st.env.project;
   auto paths = st.env.paths;
   auto grace = grace_of(self);
@@ -197,11 +199,12 @@ void adopt(self_ptr self) {
       self,
       [=] {
         if (auto s = make_dirs({paths.preview_src, paths.preview_logs}); !s) throw std::runtime_error(s.message());
-        for (auto& r : driver->list({project, "preview", ""})) {
-          if (last.status == "running" && r == last.process) continue;
-          driver->stop(r, grace);
-          spdlog::info("preview {}: stopped stray process (pid {})", project, r.pid);
-        }
+        for (auto& runtime : runtimes)
+          for (auto& r : driver->list({project, "preview", "", runtime})) {
+            if (last.status == "running" && r == last.process) continue;
+            driver->stop(r, grace);
+            spdlog::info("preview {}: stopped stray process (pid {})", project, r.pid);
+          }
         *alive = last.status == "running" && driver->inspect(last.process).running();
       },
       [=](const std::string&) {

@@ -11,6 +11,7 @@
 #include "runtime/pipeline/launch.hpp"
 #include "runtime/release/tidy.hpp"
 #include "runtime/release/release.hpp"
+#include "runtime/runtimes.hpp"
 
 namespace berth::production_detail {
 
@@ -188,6 +189,7 @@ void reconcile_at_start(self_ptr self, std::function<void()> ready) {
     std::set<std::string> known;
     for (auto& [hash, r] : p.releases) known.insert(hash);
     auto env = st.env;
+    auto runtimes = runtimes_to_sweep(st.spec.runtime, serving);
     auto current = p.current;
     auto grace = grace_of(self);
     auto stable = st.stable_port;
@@ -198,17 +200,21 @@ void reconcile_at_start(self_ptr self, std::function<void()> ready) {
         [=] {
           make_dirs({env.paths.production, env.paths.production_logs});
           // What the log does not own: builds, candidates, a release that was being replaced.
-          for (const char* kind : {"production", "build"})
-            for (auto& r : env.driver->list({env.project, kind, ""})) {
+          // Builds run as processes whatever the runtime; releases where the project's runtimes run them.
+          std::vector<instance_labels> where{{env.project, "build", "", "process"}};
+          for (auto& runtime : runtimes) where.push_back({env.project, "production", "", runtime});
+          for (auto& labels : where)
+            for (auto& r : env.driver->list(labels)) {
               if (r == serving) continue;
               env.driver->stop(r, grace);
-              report->push_back("stopped stray " + std::string(kind) + " process (pid " + std::to_string(r.pid) + ")");
+              report->push_back("stopped stray " + labels.env + " process (pid " + std::to_string(r.pid) + ")");
             }
           for (auto& change : tidy_production_dir(env.paths.production, known, current)) report->push_back(change);
           // Images of releases the log does not know (a deploy that died after its image build).
-          for (auto& hash : env.driver->artifacts(env.project))
-            if (!known.count(hash) && env.driver->remove_artifact({env.project, "production", hash, "docker"}))
-              report->push_back("removed the image of release " + hash + ", which the log does not know");
+          if (runtimes.size() > 1 || runtimes[0] != "process")
+            for (auto& hash : env.driver->artifacts(env.project))
+              if (!known.count(hash) && env.driver->remove_artifact({env.project, "production", hash, "docker"}))
+                report->push_back("removed the image of release " + hash + ", which the log does not know");
           *alive = !serving.empty() && env.driver->inspect(serving).running();
         },
         [=](const std::string& failure) {

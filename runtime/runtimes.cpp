@@ -1,5 +1,7 @@
 #include "runtime/runtimes.hpp"
 
+#include <algorithm>
+
 namespace berth {
 
 namespace {
@@ -17,6 +19,28 @@ runtime_driver* runtime_set::by_runtime(const std::string& runtime) const {
   if (runtime == "docker") return docker_.get();
   if (runtime == "swarm") return swarm_.get();
   return nullptr;
+}
+
+std::vector<runtime_driver*> runtime_set::running(const instance_labels& labels) const {
+  std::vector<runtime_driver*> out;
+  if (labels.runtime == "swarm" && labels.env != "production") out.push_back(docker_.get());
+  if (labels.runtime == "swarm" && labels.env.empty()) out.push_back(swarm_.get());
+  if (labels.runtime.empty()) out = {process_.get(), docker_.get(), swarm_.get()};
+  if (out.empty()) out.push_back(by_runtime(labels.runtime));
+  out.erase(std::remove(out.begin(), out.end(), nullptr), out.end());
+  return out;
+}
+
+std::string runtime_of(const instance_ref& r) {
+  if (r.id.rfind("docker:", 0) == 0) return "docker";
+  if (r.id.rfind("swarm:", 0) == 0) return "swarm";
+  return "process";
+}
+
+std::vector<std::string> runtimes_to_sweep(const std::string& manifest_runtime, const instance_ref& recorded) {
+  std::vector<std::string> out{manifest_runtime.empty() ? "process" : manifest_runtime};
+  if (!recorded.empty() && runtime_of(recorded) != out[0]) out.push_back(runtime_of(recorded));
+  return out;
 }
 
 runtime_set::which runtime_set::of_id(const std::string& id) const {
@@ -67,10 +91,9 @@ status runtime_set::remove_project(const std::string& project) {
 status runtime_set::start(const instance_spec& spec, instance_ref* out) {
   // Swarm runs production's releases as services; a swarm project's preview is a container
   // on this host.
-  bool local = spec.labels.runtime == "swarm" && spec.labels.env != "production";
-  auto* d = local ? docker_.get() : by_runtime(spec.labels.runtime);
-  if (!d) return status::invalid_argument(runtime_unavailable(spec.labels.runtime));
-  return d->start(spec, out);
+  auto drivers = running(spec.labels);
+  if (drivers.empty()) return status::invalid_argument(runtime_unavailable(spec.labels.runtime));
+  return drivers.front()->start(spec, out);
 }
 
 status runtime_set::stop(const instance_ref& ref, std::chrono::milliseconds grace) {
@@ -85,14 +108,9 @@ instance_status runtime_set::inspect(const instance_ref& ref) const {
 }
 
 std::vector<instance_ref> runtime_set::list(const instance_labels& filter) const {
-  if (!filter.runtime.empty()) {
-    auto* d = by_runtime(filter.runtime);
-    return d ? d->list(filter) : std::vector<instance_ref>{};
-  }
   std::vector<instance_ref> all;
-  for (auto* d : {process_.get(), docker_.get(), swarm_.get()})
-    if (d)
-      for (auto& r : d->list(filter)) all.push_back(r);
+  for (auto* d : running(filter))
+    for (auto& r : d->list(filter)) all.push_back(r);
   return all;
 }
 

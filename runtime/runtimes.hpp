@@ -28,7 +28,7 @@ class runtime_set final : public runtime_driver {
   status start(const instance_spec& spec, instance_ref* out) override;
   status stop(const instance_ref& ref, std::chrono::milliseconds grace) override;
   instance_status inspect(const instance_ref& ref) const override;
-  // Every driver's when filter.runtime is "": a restart sweeps what any of them runs.
+  // Every driver's when filter.runtime is "" (running()).
   std::vector<instance_ref> list(const instance_labels& filter) const override;
   uint64_t watch(const instance_ref& ref, exit_callback on_exit) override;
   void unwatch(uint64_t token) override;
@@ -40,11 +40,21 @@ class runtime_set final : public runtime_driver {
  private:
   enum which : uint64_t { process_i = 0, docker_i = 1, swarm_i = 2 };
   runtime_driver* by_runtime(const std::string& runtime) const;  // null: not available
+  // The drivers instances with these labels run on: a swarm project's preview (and build) is
+  // a container on this host; "" runtime: every driver.
+  std::vector<runtime_driver*> running(const instance_labels& labels) const;
   which of_id(const std::string& id) const;
   runtime_driver* at(which w) const;
 
   std::shared_ptr<runtime_driver> process_, docker_, swarm_;
   std::string why_not_;
 };
+
+// "process" | "docker" | "swarm": the runtime that started a recorded instance (by its id).
+std::string runtime_of(const instance_ref& r);
+// The runtimes a project's instances may be in: its manifest's, and that of the instance its log
+// recorded when the project changed runtime since. What a start-up sweep asks, rather than
+// every runtime (a container engine call for each process project).
+std::vector<std::string> runtimes_to_sweep(const std::string& manifest_runtime, const instance_ref& recorded);
 
 }  // namespace berth

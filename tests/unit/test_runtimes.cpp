@@ -67,3 +67,16 @@ TEST_CASE("runtime_set sends a recorded container to its runtime, not to the pro
   CHECK(set.usage(container, &u).which() == status::code::not_found);
   CHECK(set.remove_project("rt-proj"));
 }
+
+TEST_CASE("a start-up sweep asks the project's runtime, and the recorded instance's when it changed", "[runtimes]") {
+  instance_ref process{process_instance_id(42, 7, 42), 8001, 42};
+  instance_ref container{"docker:0123456789abcdef", 8002, 4242};
+  CHECK(runtime_of(process) == "process");
+  CHECK(runtime_of(container) == "docker");
+  CHECK(runtime_of(instance_ref{"swarm:svc:abc", 8003, 0}) == "swarm");
+  CHECK(runtimes_to_sweep("process", {}) == std::vector<std::string>{"process"});
+  CHECK(runtimes_to_sweep("process", process) == std::vector<std::string>{"process"});
+  CHECK(runtimes_to_sweep("docker", container) == std::vector<std::string>{"docker"});
+  CHECK(runtimes_to_sweep("docker", process) == std::vector<std::string>{"docker", "process"});
+  CHECK(runtimes_to_sweep("process", container) == std::vector<std::string>{"process", "docker"});
+}
