@@ -136,6 +136,10 @@ config_loader::config_loader(config& cfg) : cfg_(cfg) {
       {"http_long_calls", "--http-long-calls", "BERTH_HTTP_LONG_CALLS",
        "calls that may wait for long (preview start, event streams) without holding a worker", "256",
        [&c](const std::string& v) { c.http_long_calls = parse_long("http_long_calls", v, 1, 4096); }},
+      {"http_streams", "--http-streams", "BERTH_HTTP_STREAMS",
+       "event streams (deployment progress, logs, dashboard) that may be open at once; more are answered "
+       "503 saturated (at most --http-long-calls)", "128",
+       [&c](const std::string& v) { c.http_streams = parse_long("http_streams", v, 1, 4096); }},
       {"request_timeout_ms", "--request-timeout-ms", "BERTH_REQUEST_TIMEOUT_MS",
        "how long an API request waits for the actors", "10000",
        [&c](const std::string& v) {

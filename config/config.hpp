@@ -96,6 +96,7 @@ struct config {
   int http_threads = 16;
   int http_queue = 1024;       // connections waiting for a worker; more get 503 `saturated`
   int http_long_calls = 256;   // calls waiting for the actors without holding a worker
+  int http_streams = 128;      // of those, open event streams (SSE); more get 503 `saturated`
   int request_timeout_ms = 10000;
   int scheduler_threads = 0;  // 0: CAF's default (cores)
   std::string deploy_template;  // path of the template manifest file (read into deploy)

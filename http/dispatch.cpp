@@ -11,7 +11,8 @@ thread_local dispatcher* t_current = nullptr;
 }
 
 dispatcher::dispatcher(dispatch_limits limits)
-    : limits_{std::max<size_t>(1, limits.workers), limits.queue, limits.long_calls},
+    : limits_{std::max<size_t>(1, limits.workers), limits.queue, limits.long_calls,
+              std::min(limits.streams, limits.long_calls)},
       free_slots_(static_cast<long>(limits_.workers)) {
   std::lock_guard<std::mutex> lock(mu_);
   for (size_t i = 0; i < limits_.workers; ++i) threads_.emplace_back([this] { work(); });
@@ -66,6 +67,24 @@ void dispatcher::end_long_wait() {
   --free_slots_;
 }
 
+bool dispatcher::begin_stream() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (streams_ >= limits_.streams) return false;
+    ++streams_;
+  }
+  if (begin_long_wait()) return true;
+  std::lock_guard<std::mutex> lock(mu_);
+  --streams_;
+  return false;
+}
+
+void dispatcher::end_stream() {
+  end_long_wait();
+  std::lock_guard<std::mutex> lock(mu_);
+  --streams_;
+}
+
 dispatcher* dispatcher::current() { return t_current; }
 
 size_t dispatcher::queued() const {
@@ -76,7 +95,7 @@ size_t dispatcher::queued() const {
 dispatcher::load dispatcher::current_load() const {
   std::lock_guard<std::mutex> lock(mu_);
   auto running = static_cast<long>(limits_.workers) - free_slots_;
-  return {static_cast<size_t>(std::max(0L, running)), jobs_.size(), waiting_long_};
+  return {static_cast<size_t>(std::max(0L, running)), jobs_.size(), waiting_long_, streams_};
 }
 
 // A queued job could run now (a slot is free) but every thread is busy: one more thread. There
@@ -117,6 +136,12 @@ long_wait::long_wait() : d_(dispatcher::current()), granted_(d_ == nullptr || d_
 
 long_wait::~long_wait() {
   if (d_ != nullptr && granted_) d_->end_long_wait();
+}
+
+stream_slot::stream_slot() : d_(dispatcher::current()), granted_(d_ == nullptr || d_->begin_stream()) {}
+
+stream_slot::~stream_slot() {
+  if (d_ != nullptr && granted_) d_->end_stream();
 }
 
 }  // namespace berth::http

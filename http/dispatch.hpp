@@ -22,6 +22,7 @@ struct dispatch_limits {
   size_t workers = 16;      // jobs running at once (--http-threads)
   size_t queue = 1024;      // jobs waiting for a worker (--http-queue); more are refused
   size_t long_calls = 256;  // calls waiting without a slot (--http-long-calls)
+  size_t streams = 128;     // of those, open event streams (--http-streams)
 };
 
 class dispatcher {
@@ -47,6 +48,11 @@ class dispatcher {
   // The wait is over: the job continues (over the slot count until it ends, by design: it
   // only has its answer to write).
   void end_long_wait();
+  // A long wait that is an event stream (SSE): also counted against --http-streams, so that
+  // open dashboards and `logs -f` never use up the allowance of calls that wait for an answer.
+  // False when either bound is reached (answer 503). Each true is ended by end_stream().
+  bool begin_stream();
+  void end_stream();
 
   // The dispatcher whose job the calling thread runs (null outside one).
   static dispatcher* current();
@@ -54,7 +60,7 @@ class dispatcher {
   size_t queued() const;
   // A snapshot for /health: jobs running on a slot, queued, and calls in a long wait.
   struct load {
-    size_t running = 0, queued = 0, waiting_long = 0;
+    size_t running = 0, queued = 0, waiting_long = 0, streams = 0;
   };
   load current_load() const;
   const dispatch_limits& limits() const { return limits_; }
@@ -71,6 +77,7 @@ class dispatcher {
   long free_slots_;    // may go below zero while long calls that ended finish their answer
   size_t idle_ = 0;    // threads waiting for a job
   size_t waiting_long_ = 0;
+  size_t streams_ = 0;  // of waiting_long_
   bool stopping_ = false;
 };
 
@@ -82,6 +89,20 @@ class long_wait {
   ~long_wait();
   long_wait(const long_wait&) = delete;
   long_wait& operator=(const long_wait&) = delete;
+  bool granted() const { return granted_; }
+
+ private:
+  dispatcher* d_;
+  bool granted_;
+};
+
+// Scope of an open event stream (a long wait counted against --http-streams); as long_wait.
+class stream_slot {
+ public:
+  stream_slot();
+  ~stream_slot();
+  stream_slot(const stream_slot&) = delete;
+  stream_slot& operator=(const stream_slot&) = delete;
   bool granted() const { return granted_; }
 
  private:

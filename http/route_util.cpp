@@ -82,12 +82,23 @@ bool may_wait_long(const long_wait& w, httplib::Response& res) {
   return false;
 }
 
+bool may_stream(const stream_slot& s, httplib::Response& res) {
+  if (s.granted()) return true;
+  auto* d = dispatcher::current();
+  reply_saturated(res,
+                  "berth is saturated: " + std::to_string(d ? d->limits().streams : 0) +
+                      " event streams are already open (--http-streams); retry later",
+                  5);
+  return false;
+}
+
 nlohmann::json http_load_json(const dispatcher& d) {
   auto load = d.current_load();
   auto& limits = d.limits();
   return {{"workers", limits.workers},      {"running", load.running},
           {"queued", load.queued},          {"queue_limit", limits.queue},
-          {"long_calls", load.waiting_long}, {"long_call_limit", limits.long_calls}};
+          {"long_calls", load.waiting_long}, {"long_call_limit", limits.long_calls},
+          {"streams", load.streams},        {"stream_limit", limits.streams}};
 }
 
 }  // namespace berth::http

@@ -42,8 +42,12 @@ bool no_body(const httplib::Request& req, httplib::Response& res);
 // worker serves others meanwhile). False after a 503 `saturated` reply when too many calls
 // already wait.
 bool may_wait_long(const long_wait& w, httplib::Response& res);
+// For an event stream (SSE), with `s` kept alive as long as the stream (capture it in the
+// content provider). False after a 503 `saturated` reply with Retry-After when --http-streams
+// streams are open (or --http-long-calls calls wait).
+bool may_stream(const stream_slot& s, httplib::Response& res);
 // The workers' load and limits: {workers, running, queued, queue_limit, long_calls,
-// long_call_limit}.
+// long_call_limit, streams, stream_limit}.
 nlohmann::json http_load_json(const dispatcher& d);
 
 }  // namespace berth::http

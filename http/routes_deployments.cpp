@@ -50,8 +50,8 @@ void stream_deployment(const context& ctx, const httplib::Request& req, httplib:
   std::string id;
   if (!path_deployment(req, res, id)) return;
   // A stream waits for pushes for as long as the deployment runs: not on a worker's slot.
-  auto waiting = std::make_shared<long_wait>();
-  if (!may_wait_long(*waiting, res)) return;
+  auto waiting = std::make_shared<stream_slot>();
+  if (!may_stream(*waiting, res)) return;
   auto stream = std::make_shared<deployment_stream>(ctx, id);
   if (auto err = stream->open()) return reply_error(res, err);
   res.set_header("Cache-Control", "no-cache");

@@ -104,7 +104,8 @@ bool server::bind(std::string& error) {
   if (!cfg_.tls_cert.empty() && !(tls_ = tls_context::load(cfg_.tls_cert, cfg_.tls_key, error))) return false;
   workers_ = std::make_unique<dispatcher>(dispatch_limits{static_cast<size_t>(std::max(1, cfg_.http_threads)),
                                                           static_cast<size_t>(std::max(0, cfg_.http_queue)),
-                                                          static_cast<size_t>(std::max(0, cfg_.http_long_calls))});
+                                                          static_cast<size_t>(std::max(0, cfg_.http_long_calls)),
+                                                          static_cast<size_t>(std::max(0, cfg_.http_streams))});
   listener_ = std::make_unique<listener>(tls_.get(), *workers_,
                                          [svr = svr_.get()](std::shared_ptr<transport> conn, size_t served) {
                                            svr->serve(std::move(conn), served);

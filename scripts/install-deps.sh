@@ -11,6 +11,9 @@ PKGS+=(openssl)  # tests: the self-signed certificate of the HTTPS API test
 # start a private dockerd, import a busybox rootfs as their base image, and push to a local
 # registry (scripts/dockerd.sh).
 PKGS+=(libcurl4-openssl-dev libarchive-dev docker.io busybox-static docker-registry)
+# Operator surfaces: TOML manifests (toml++), `promtool check metrics` in the metrics test
+# (prometheus), the dashboard's browser test (chromium, driven by playwright-core from npm).
+PKGS+=(libtomlplusplus-dev prometheus chromium nodejs npm)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
