@@ -5,6 +5,7 @@
 #include <httplib.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <memory>
 #include <string>
 
@@ -13,6 +14,8 @@
 #include "http/route_util.hpp"
 #include "http/server.hpp"
 #include "messages/atoms.hpp"
+#include "messages/errors.hpp"
+#include "messages/views.hpp"
 #include "runtime/files/layout.hpp"
 #include "runtime/release/release.hpp"
 

@@ -4,7 +4,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -103,7 +105,9 @@ log_snapshot log_snapshot::take(const std::string& path) {
       struct stat rs {};
       auto rfd = open_fd(rotated_name(path, i), &rs);
       if (!rfd) break;
-      if (fd && static_cast<uint64_t>(rs.st_ino) == ino) mid_rotation = true;  // PATH just became PATH.1
+      auto rino = static_cast<uint64_t>(rs.st_ino);
+      // PATH just became PATH.1 (and its successor may not exist yet): the sidecar is stale.
+      if ((fd && rino == ino) || (before && before->inode != 0 && rino == before->inode)) mid_rotation = true;
       newest_first.push_back({rfd, 0, static_cast<uint64_t>(rs.st_size)});
     }
     if (mid_rotation || read_log_base(path) != before || (fd && inode_at(path) != ino)) {

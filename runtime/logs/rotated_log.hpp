@@ -9,6 +9,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "runtime/status.hpp"
@@ -21,6 +22,7 @@ struct log_base {
   uint64_t offset = 0;
   uint64_t inode = 0;
   bool operator==(const log_base& o) const { return offset == o.offset && inode == o.inode; }
+  bool operator!=(const log_base& o) const { return !(*this == o); }
 };
 std::string base_name(const std::string& path);  // PATH.base
 // nullopt when there is none (a log written before sidecars, or never rotated by a writer).

@@ -4,7 +4,10 @@
 // rotations; an offset older than the kept rotations gets a `gap` with the right figures;
 // secret values are masked; each release has its own log, gone when retention prunes it; bad
 // parameters are refused with JSON errors.
+#include <cstdio>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <string>
 
 #include <catch2/catch.hpp>
@@ -42,6 +45,16 @@ std::pair<uint16_t, std::string> deploy(client& api, const std::string& name) {
   auto prod = api.get("/api/projects/" + name + "/production");
   REQUIRE(prod.status == 200);
   return {prod.body.at("port").get<uint16_t>(), prod.body.at("current").get<std::string>()};
+}
+
+// The app's output goes through a pipe to `berth log-writer`: wait until the file has `text`
+// (read whole: the test logs are small).
+bool logged(const std::string& path, const std::string& text) {
+  return eventually([&] {
+    std::ifstream in(path, std::ios::binary);
+    std::string all{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+    return all.find(text) != std::string::npos;
+  }, 20s);
 }
 
 bool has_text(const std::vector<sse_message>& m, const std::string& text) {
@@ -92,6 +105,7 @@ TEST_CASE("logs - a follower that hangs up and reconnects with its last id gets 
 
   // Away: the app writes on and the log rotates (1100-byte files: 100 lines each).
   REQUIRE(emit_lines(port, 150) == 180);
+  REQUIRE(logged(log_path, "lg1 000179\n"));
   REQUIRE(fs::exists(log_path + ".1"));
 
   sse_reader again(srv.port(), "/api/projects/" + name + "/logs?follow=1", last_id);
@@ -109,6 +123,7 @@ TEST_CASE("logs - a follower that hangs up and reconnects with its last id gets 
 
   // Much later, an offset the rotations no longer keep: a gap, then the oldest kept line on.
   REQUIRE(emit_lines(port, 400) == 600);
+  REQUIRE(logged(log_path, "lg1 000599\n"));
   uint64_t end = 600 * line_bytes;
   sse_reader old(srv.port(), "/api/projects/" + name + "/logs?offset=" + std::to_string(33));
   REQUIRE(old.wait_ended(20s));
@@ -155,6 +170,8 @@ TEST_CASE("logs - each release has its own log, secrets are masked, a pruned rel
   auto [port_a, hash_a] = deploy(api, name);
   REQUIRE(emit_lines(port_a, 5) == 5);
   REQUIRE(fetch(port_a, "/say-env?name=APP_TOKEN", 5000ms).status == 200);
+  auto logs_dir = srv.projects_dir() + "/" + name + "/production/logs/";
+  REQUIRE(logged(logs_dir + "release-" + hash_a + ".log", "APP_TOKEN is"));
 
   write_file(src + "/TAG", "lgB\n");
   auto [port_b, hash_b] = deploy(api, name);
@@ -178,7 +195,6 @@ TEST_CASE("logs - each release has its own log, secrets are masked, a pruned rel
   current.hang_up();
 
   // keep 2: a third release prunes the first, and its log with it.
-  auto logs_dir = srv.projects_dir() + "/" + name + "/production/logs/";
   REQUIRE(fs::exists(logs_dir + "release-" + hash_a + ".log"));
   write_file(src + "/TAG", "lgC\n");
   deploy(api, name);
