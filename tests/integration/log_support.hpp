@@ -41,7 +41,9 @@ class sse_reader {
   static size_t on_data(char* p, size_t size, size_t n, void* self);
   static int on_progress(void* self, long long, long long, long long, long long);
   void parse();
+  void learn_head();  // status and Content-Type, once the head has come
 
+  void* handle_ = nullptr;  // the CURL easy handle, on the reader's thread
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::string buffer_, raw_, content_type_;
@@ -49,6 +51,7 @@ class sse_reader {
   std::atomic<bool> stop_{false};
   std::atomic<long> status_{-1};
   std::atomic<bool> ended_{false};
+  std::atomic<bool> finished_{false};  // the transfer is over, however it ended
   std::thread thread_;
 };
 
