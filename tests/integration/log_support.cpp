@@ -112,6 +112,12 @@ bool sse_reader::wait_for(const std::function<bool(const std::vector<sse_message
   return cv_.wait_for(lock, timeout, [&] { return pred(messages_) || stop_; }) && pred(messages_);
 }
 
+bool sse_reader::wait_raw(const std::string& text, std::chrono::milliseconds timeout) {
+  std::unique_lock<std::mutex> lock(mu_);
+  return cv_.wait_for(lock, timeout, [&] { return raw_.find(text) != std::string::npos || stop_; }) &&
+         raw_.find(text) != std::string::npos;
+}
+
 bool sse_reader::wait_ended(std::chrono::milliseconds timeout) {
   std::unique_lock<std::mutex> lock(mu_);
   cv_.wait_for(lock, timeout, [&] { return finished_.load(); });

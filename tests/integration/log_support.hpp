@@ -30,6 +30,8 @@ class sse_reader {
   bool wait_for(const std::function<bool(const std::vector<sse_message>&)>& pred,
                 std::chrono::milliseconds timeout);
   bool wait_ended(std::chrono::milliseconds timeout);
+  // Waits until the raw stream (comments included) contains `text`.
+  bool wait_raw(const std::string& text, std::chrono::milliseconds timeout);
   void hang_up();  // closes the connection (the next callback aborts the transfer)
   std::vector<sse_message> messages() const;
   std::string raw() const;
