@@ -71,6 +71,7 @@ struct context {
 };
 void add_health_routes(httplib::Server& svr, const context& ctx);
 void add_project_routes(httplib::Server& svr, const context& ctx);
+void add_state_routes(httplib::Server& svr, const context& ctx);  // routes_state.cpp
 void add_deployment_routes(httplib::Server& svr, const context& ctx);
 // POST /api/debug/{fail,crash}: only registered with cfg.enable_fault_injection.
 void add_debug_routes(httplib::Server& svr, const context& ctx);
