@@ -78,6 +78,7 @@ TEST_CASE("state at: malformed times are refused, not normalised", "[state][even
     INFO("'" << bad << "'");
     CHECK_FALSE(parse_iso8601(bad, ts));
   }
+  CHECK_FALSE(parse_iso8601(std::string("2026-11-23T10:00:00Z\0junk", 25), ts));  // a NUL ends no time
 }
 
 TEST_CASE("state at: a project's state at each instant, per incarnation", "[state][replay]") {
