@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <cstdlib>
 #include <iostream>
 
 #include <CLI/CLI.hpp>
@@ -9,20 +10,30 @@
 
 namespace berth::cli {
 
-client_options& add_client_options(CLI::App* verb) {
-  static client_options opts;
-  verb->add_option("--url", opts.url, "berth server URL (default http://127.0.0.1:7070)")->envname("BERTH_URL");
-  verb->add_option("--token", opts.token, "API token (default: the content of <data>/token)")->envname("BERTH_TOKEN");
-  verb->add_option("--data", opts.data, "a local server's data dir, for its token file (default ./berth-data)")
-      ->envname("BERTH_DATA");
-  verb->add_option("--cacert", opts.cacert, "CA bundle for an https server")->envname("BERTH_CACERT");
-  verb->add_flag("--json", opts.json, "print the server's JSON (one object per line for streams)");
-  return opts;
+namespace {
+
+// Every verb binds the same options (only one verb runs), so the BERTH_* variables are read
+// here, for the verb that runs, and not with CLI11's envname: CLI11 applies a variable to the
+// options of every subcommand, parsed or not, and would overwrite a flag given to this one.
+void from_env(const CLI::Option* given, std::string& value, const char* variable) {
+  const char* v = std::getenv(variable);
+  if (given->count() == 0 && v && *v) value = v;
 }
 
+}  // namespace
+
 void on_run(CLI::App* verb, std::function<int(http_client&)> body) {
-  auto& opts = add_client_options(verb);
-  verb->callback([&opts, body = std::move(body)] {
+  static client_options opts;
+  auto* url = verb->add_option("--url", opts.url, "berth server URL (BERTH_URL; default http://127.0.0.1:7070)");
+  auto* token = verb->add_option("--token", opts.token, "API token (BERTH_TOKEN; default: the content of <data>/token)");
+  auto* data = verb->add_option("--data", opts.data, "a local server's data dir, for its token (BERTH_DATA; default ./berth-data)");
+  auto* cacert = verb->add_option("--cacert", opts.cacert, "CA bundle for an https server (BERTH_CACERT)");
+  verb->add_flag("--json", opts.json, "print the server's JSON (one object per line for streams)");
+  verb->callback([=, body = std::move(body)] {
+    from_env(url, opts.url, "BERTH_URL");
+    from_env(token, opts.token, "BERTH_TOKEN");
+    from_env(data, opts.data, "BERTH_DATA");
+    from_env(cacert, opts.cacert, "BERTH_CACERT");
     int code = exit_ok;
     try {
       http_client api(opts);

@@ -17,12 +17,10 @@ namespace berth::cli {
 
 using json = nlohmann::json;
 
-// Adds --url, --token, --data, --cacert and --json (with their BERTH_* variables) to a verb
-// and returns the options they fill (one set per process: only one verb runs).
-client_options& add_client_options(CLI::App* verb);
-
-// Sets the verb's callback: runs `body` with a client for the options; a `failure` (or any
-// exception) becomes "berth: <message>" on stderr and the exit code; `body` returns the code.
+// Adds --url, --token, --data, --cacert and --json (else BERTH_URL, BERTH_TOKEN, BERTH_DATA,
+// BERTH_CACERT) to a verb and sets its callback: runs `body` with a client for them; a
+// `failure` (or any exception) becomes "berth: <message>" on stderr and the exit code;
+// `body` returns the code.
 void on_run(CLI::App* verb, std::function<int(http_client&)> body);
 
 // Calls the API and returns the answer's JSON; any answer but 2xx throws a `failure` with the

@@ -45,7 +45,7 @@ std::string current_release(server& srv, const std::string& name) {
 
 TEST_CASE("cli: projects created from JSON and TOML, listed, shown, checked and removed", "[integration][cli]") {
   temp_dir tmp;
-  server srv(tmp / "srv", deploy_server_options());
+  server srv(tmp.path(), deploy_server_options());
   auto env = cli_env(srv);
   auto site = make_site(tmp, "site", "1");
 
@@ -124,7 +124,7 @@ TEST_CASE("cli: projects created from JSON and TOML, listed, shown, checked and 
 TEST_CASE("cli: deploy shows its phases, a failing deploy names its phase, releases and rollback",
           "[integration][cli]") {
   temp_dir tmp;
-  server srv(tmp / "srv", deploy_server_options());
+  server srv(tmp.path(), deploy_server_options());
   auto env = cli_env(srv);
   auto site = make_site(tmp, "site", "1");
   write_file(tmp / "berth.json", site_manifest("cl-dep", site).dump());
@@ -190,7 +190,7 @@ TEST_CASE("cli: deploy shows its phases, a failing deploy names its phase, relea
 
 TEST_CASE("cli: env set and unset, secrets set from stdin never shown", "[integration][cli]") {
   temp_dir tmp;
-  server srv(tmp / "srv", deploy_server_options());
+  server srv(tmp.path(), deploy_server_options());
   auto env = cli_env(srv);
   auto site = make_site(tmp, "site", "1");
   auto manifest = site_manifest("cl-cfg", site);
@@ -240,7 +240,7 @@ TEST_CASE("cli: env set and unset, secrets set from stdin never shown", "[integr
 TEST_CASE("cli: an unknown project, a server that is down, a wrong token: one line and an exit code",
           "[integration][cli]") {
   temp_dir tmp;
-  server srv(tmp / "srv");
+  server srv(tmp.path());
   auto env = cli_env(srv);
 
   for (auto args : std::vector<std::vector<std::string>>{{"projects", "show", "cl-nope"}, {"deploy", "cl-nope"},
