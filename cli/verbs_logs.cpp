@@ -95,6 +95,21 @@ void add_logs(CLI::App& app) {
   on_run(logs, [](http_client& api) { return run_logs(api, args); });
 }
 
+void show_state(const json& s) {
+  auto prod = s.value("production", json::object());
+  auto prev = s.value("preview", json::object());
+  auto last = s.value("last_deployment", json());
+  std::cout << fmt::format("{} at {}{}\n", str(s, "name"), str(s, "at"),
+                           s.value("deleted", json()).is_string() ? " (deleted " + str(s, "deleted") + ")" : "");
+  std::cout << fmt::format("  production  {:<9} release {}  ({} kept)\n", str(prod, "status"), str(prod, "current"),
+                           prod.value("releases", json::array()).size());
+  std::cout << fmt::format("  preview     {}\n", str(prev, "status"));
+  if (last.is_object())
+    std::cout << fmt::format("  last deploy {} {}\n", str(last, "id"), str(last, "status"));
+  auto ev = s.value("last_event", json::object());
+  if (ev.contains("seq")) std::cout << fmt::format("  last event  #{} at {}\n", ev["seq"].dump(), str(ev, "time"));
+}
+
 void add_state(CLI::App& app) {
   static std::string name, at;
   auto* state = app.add_subcommand("state", "a project's state rebuilt from its events up to an instant");
@@ -103,7 +118,7 @@ void add_state(CLI::App& app) {
   on_run(state, [](http_client& api) {
     auto s = call(api, "GET", project_path(api, name, "/state?at=" + api.escape(at)));
     if (api.options().json) print_json_line(s);
-    else std::cout << s.dump(2, ' ', false, json::error_handler_t::replace) << "\n";
+    else show_state(s);
     return exit_ok;
   });
 }
