@@ -72,6 +72,8 @@ struct context {
 void add_health_routes(httplib::Server& svr, const context& ctx);
 void add_project_routes(httplib::Server& svr, const context& ctx);
 void add_deployment_routes(httplib::Server& svr, const context& ctx);
+// GET /api/projects/{name}/logs (http/routes_logs.cpp).
+void add_log_routes(httplib::Server& svr, const context& ctx);
 // POST /api/debug/{fail,crash}: only registered with cfg.enable_fault_injection.
 void add_debug_routes(httplib::Server& svr, const context& ctx);
 
