@@ -6,6 +6,7 @@
 #include "actors/blocking.hpp"
 #include "messages/atoms.hpp"
 #include "messages/preview.hpp"
+#include "runtime/logs/logging.hpp"
 #include "runtime/net/health_probe.hpp"
 
 namespace berth {
@@ -105,7 +106,7 @@ void keeper::down(const std::string& why) {
   forget_watch();
   ++gen_;
   kept_ = {};
-  spdlog::warn("{}: {}", hooks_.what, why);
+  log_kv(spdlog::level::warn, hooks_.what + ": " + why, hooks_.log_fields);
   hooks_.died(why, [this, why] { restart_later(why); });
 }
 
@@ -119,10 +120,12 @@ void keeper::restart_later(const std::string& why) {
     auto& p = policy_.restart;
     auto reason = fmt::format("{} ({} restarts within {} s)", why, exits_within(p, now_us(), hooks_.exits()) - 1,
                               p.window.count());
-    spdlog::warn("{}: crash loop, giving up until it is started again: {}", hooks_.what, reason);
+    log_kv(spdlog::level::warn, hooks_.what + ": crash loop, giving up until it is started again: " + reason,
+           hooks_.log_fields);
     return hooks_.crash_loop(reason);
   }
-  spdlog::info("{}: {}; restarting in {} ms", hooks_.what, why, delay->count());
+  log_kv(spdlog::level::info, fmt::format("{}: {}; restarting in {} ms", hooks_.what, why, delay->count()),
+         hooks_.log_fields);
   self_->delayed_send(self_, *delay, keeper_restart_atom_v, ++gen_);
 }
 
@@ -205,7 +208,7 @@ void keeper::on_pass(uint64_t gen) {
         run_blocking(self_, [=] { driver->stop(r, grace); },
                      [this, reason](const std::string&) {
                        kept_ = {};
-                       spdlog::warn("{}", reason);
+                       log_kv(spdlog::level::warn, reason, hooks_.log_fields);
                        hooks_.died(reason, [this, reason] { restart_later(reason); });
                      });
       });

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include <caf/all.hpp>
+#include <nlohmann/json.hpp>
 
 #include "config/config.hpp"
 #include "messages/instance.hpp"
@@ -49,6 +50,7 @@ class keeper {
  public:
   struct hooks {
     std::string what;  // "the release", "the preview", "Caddy": how log lines and reasons name it
+    nlohmann::json log_fields = nlohmann::json::object();  // on its log lines: project and env
     // Called in the actor: the blocking start of a new instance (it runs on a worker and
     // returns once the instance serves), made of what the actor knows now.
     std::function<std::function<status(instance_ref* out)>()> start;

@@ -12,6 +12,7 @@
 #include "runtime/pipeline/launch.hpp"
 #include "runtime/release/source.hpp"
 #include "runtime/runtimes.hpp"
+#include "runtime/logs/logging.hpp"
 
 namespace berth {
 
@@ -136,6 +137,7 @@ void launch(self_ptr self) {
 void init_keeper(self_ptr self) {
   keeper::hooks h;
   h.what = "preview " + self->state.env.project + ": the preview";
+  h.log_fields = env_fields(self->state.env.project, "preview");
   h.start = [self] { return preview_start(self, false); };
   h.probe = [self](const instance_ref& r) { return http_probe(self->state.spec.preview_health, r.port); };
   h.died = [self](const std::string& why, std::function<void()> then) {
@@ -203,7 +205,8 @@ void adopt(self_ptr self) {
           for (auto& r : driver->list({project, "preview", "", runtime})) {
             if (last.status == "running" && r == last.process) continue;
             driver->stop(r, grace);
-            spdlog::info("preview {}: stopped stray process (pid {})", project, r.pid);
+            log_kv(spdlog::level::info, "preview stopped a stray process",
+                   env_fields(project, "preview", {{"pid", r.pid}}));
           }
         *alive = last.status == "running" && driver->inspect(last.process).running();
       },
@@ -212,7 +215,8 @@ void adopt(self_ptr self) {
         if (*alive) {
           st.status = "running";
           st.service.keep(last.process);
-          spdlog::info("preview {}: adopted running process {}", project, last.process.pid);
+          log_kv(spdlog::level::info, "preview adopted its running process",
+                 env_fields(project, "preview", {{"pid", last.process.pid}}));
         } else if (last.status == "running") {
           st.service.restart_later("the preview was gone when berth started");
           st.status = "restarting";

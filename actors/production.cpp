@@ -11,6 +11,7 @@
 #include "messages/atoms.hpp"
 #include "messages/errors.hpp"
 #include "messages/project_state.hpp"
+#include "runtime/logs/logging.hpp"
 #include "runtime/logs/mask.hpp"
 #include "runtime/process/process_driver.hpp"
 
@@ -55,6 +56,26 @@ void tell_followers(self_ptr self, const std::vector<event_record>& stored) {
     auto view = view_of(self, d->second);
     for (auto& follower : f->second) self->send(follower, view);
     if (is_terminal(d->second.current)) st.followers.erase(f);
+  }
+}
+
+// berth's own line per phase a deployment enters, with its project/deployment/phase fields
+// (the deploy's story for whoever reads berth's log rather than the API).
+void log_phases(self_ptr self, const std::vector<event_record>& stored) {
+  auto& project = self->state.env.project;
+  for (auto& e : stored) {
+    phase p;
+    if (!phase_of_event(e.type, p)) continue;
+    auto data = payload_object(e.data);
+    auto id = p == phase::queued ? deployment_id(project, e.seq) : data.value("id", "");
+    auto fields = project_fields(project, id, to_string(p));
+    if (auto message = data.value("message", ""); !message.empty()) fields["message"] = message;
+    auto level = spdlog::level::info;
+    if (auto err = data.find("error"); err != data.end() && err->is_object()) {
+      fields["code"] = err->value("code", "");
+      level = spdlog::level::warn;
+    }
+    log_kv(level, "deployment " + std::string(to_string(p)), fields);
   }
 }
 
@@ -116,6 +137,7 @@ void record(self_ptr self, std::vector<new_event> events, bool durable,
   append_events(self, std::move(events), durable, "production " + self->state.env.project,
                 [self, then](std::vector<event_record>& stored) {
                   for (auto& e : stored) fold(self->state.prod, e);
+                  log_phases(self, stored);
                   tell_followers(self, stored);
                   if (then) then(stored);
                 });

@@ -10,6 +10,7 @@
 #include "actors/production_detail.hpp"
 #include "messages/atoms.hpp"
 #include "messages/errors.hpp"
+#include "runtime/logs/logging.hpp"
 #include "runtime/release/release.hpp"
 
 namespace berth::production_detail {
@@ -215,7 +216,7 @@ caf::result<bool> shut_down(self_ptr self, bool stop_apps, uint32_t grace_ms) {
 
 new_event interrupted_end(self_ptr self, const deployment_record& d, const std::string& what) {
   auto in = std::string(to_string(failed_phase(d)));
-  spdlog::warn("production {}: deployment {} was interrupted in {}", self->state.env.project, d.id, in);
+  log_kv(spdlog::level::warn, "deployment interrupted: " + what, project_fields(self->state.env.project, d.id, in));
   if (d.activated)
     return phase_record(self, d.id, phase::completed, what + " during " + in + "; its release was already serving",
                         d.resources);

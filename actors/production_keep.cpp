@@ -12,6 +12,7 @@
 #include "runtime/release/tidy.hpp"
 #include "runtime/release/release.hpp"
 #include "runtime/runtimes.hpp"
+#include "runtime/logs/logging.hpp"
 
 namespace berth::production_detail {
 
@@ -100,6 +101,7 @@ void init_keeper(self_ptr self) {
   auto policy = keeper_policy_of(self->state.env.settings);
   keeper::hooks h;
   h.what = "production " + self->state.env.project + ": the release";
+  h.log_fields = env_fields(self->state.env.project, "production");
   h.start = [self] { return current_start(self); };
   h.probe = [self](const instance_ref& r) { return http_probe(self->state.spec.production_health, r.port); };
   h.died = [self](const std::string& why, std::function<void()> then) { release_down(self, why, then); };
@@ -220,7 +222,8 @@ void reconcile_at_start(self_ptr self, std::function<void()> ready) {
         [=](const std::string& failure) {
           if (!failure.empty()) report->push_back(failure);
           for (auto& line : *report)
-            spdlog::info("production {}: start-up reconciliation: {}", self->state.env.project, line);
+            log_kv(spdlog::level::info, "production start-up reconciliation: " + line,
+                   env_fields(self->state.env.project, "production"));
           ready();
           auto& p = self->state.prod;
           if (p.status == "running" && !*alive) {
@@ -228,7 +231,8 @@ void reconcile_at_start(self_ptr self, std::function<void()> ready) {
             return release_down(self, why, [self, why] { self->state.release.restart_later(why); });
           }
           if (*alive) {
-            spdlog::info("production {}: adopted release {} (pid {})", self->state.env.project, p.current, p.process.pid);
+            log_kv(spdlog::level::info, "production adopted its running release",
+                   env_fields(self->state.env.project, "production", {{"release", p.current}, {"pid", p.process.pid}}));
             // Behind the proxy the route may still point at a candidate of the interrupted job.
             // Not waited for: production takes commands (a shutdown) while Caddy comes up.
             if (auto proxy = names::whereis(self->system(), names::proxy); proxy && self->state.env.settings.proxy) {
@@ -237,7 +241,8 @@ void reconcile_at_start(self_ptr self, std::function<void()> ready) {
                                 site_host(e.settings.site, e.project, site_env::production), stable, p.process.port};
               self->request(proxy, std::chrono::seconds(60), route_atom_v, route)
                   .then([](bool) {}, [self](caf::error& err) {
-                    spdlog::warn("production {}: re-routing failed: {}", self->state.env.project, view(err).message);
+                    log_kv(spdlog::level::warn, "production re-routing failed: " + view(err).message,
+                           env_fields(self->state.env.project, "production"));
                   });
             }
           }

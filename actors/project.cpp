@@ -8,6 +8,7 @@
 #include "actors/production.hpp"
 #include "messages/atoms.hpp"
 #include "messages/errors.hpp"
+#include "runtime/logs/logging.hpp"
 
 namespace berth {
 
@@ -185,7 +186,7 @@ caf::behavior project_actor(self_ptr self, environment env) {
                 [=](const std::string& failure) {
                   if (!failure.empty()) {
                     // Its environments cannot run without it: the projects supervisor parks us.
-                    spdlog::error("project {}: {}", name, failure);
+                    log_kv(spdlog::level::err, "project folder: " + failure, project_fields(name));
                     self->quit(make_error(errc::storage_error, "its folder: " + failure));
                     return;
                   }

@@ -11,6 +11,7 @@
 #include "messages/atoms.hpp"
 #include "messages/errors.hpp"
 #include "runtime/resilience/restart_policy.hpp"
+#include "runtime/logs/logging.hpp"
 
 namespace berth {
 
@@ -39,7 +40,10 @@ void record(projects_self self, const std::string& name, const char* type, nlohm
   std::vector<new_event> events{{project_stream(name), type, data.dump()}};
   self->request(names::whereis(self->system(), names::event_store), store_timeout, append_atom_v, std::move(events))
       .then([](std::vector<event_record>&) {},
-            [=](caf::error& err) { spdlog::warn("project {}: cannot record {}: {}", name, type, to_string(err)); });
+            [=](caf::error& err) {
+              log_kv(spdlog::level::warn, std::string("project: cannot record ") + type + ": " + to_string(err),
+                     project_fields(name));
+            });
 }
 
 std::string describe(const caf::error& reason) {
@@ -65,11 +69,13 @@ bool parked(projects_self self, const std::string& name, const caf::error& reaso
   if (!f.broken && f.in_a_row >= start_failures_for_broken) {
     f.broken = true;
     f.broken_since_us = now;
-    spdlog::error("project {}: broken ({}); retrying with backoff", name, f.reason);
+    log_kv(spdlog::level::err, "project broken (" + f.reason + "); retrying with backoff", project_fields(name));
     record(self, name, ev::project_broken, {{"reason", f.reason}});
   }
-  spdlog::warn("project {}: its actor failed ({}), {} in a row; next start in {} ms", name, f.reason, f.in_a_row,
-               delay.count());
+  auto fields = project_fields(name);
+  fields["in_a_row"] = f.in_a_row;
+  fields["next_start_ms"] = delay.count();
+  log_kv(spdlog::level::warn, "project actor failed (" + f.reason + ")", fields);
   auto id = ++f.retry_id;
   self->delayed_send(self, delay, retry_project_atom_v, name, id);
   return true;
@@ -89,7 +95,7 @@ void project_came_up(projects_self self, const std::string& name) {
   f.in_a_row = 0;
   if (!f.broken) return;
   f.broken = false;
-  spdlog::info("project {}: started again after being broken ({})", name, f.reason);
+  log_kv(spdlog::level::info, "project started again after being broken (" + f.reason + ")", project_fields(name));
   record(self, name, ev::project_recovered, {{"was", f.reason}});
 }
 

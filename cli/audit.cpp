@@ -6,7 +6,6 @@
 #include <cstdint>
 #include <iostream>
 #include <limits>
-#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -20,6 +19,7 @@
 #include "messages/event.hpp"
 #include "http/render.hpp"
 #include "messages/project_state.hpp"
+#include "messages/replay.hpp"
 #include "runtime/eventlog/event_log.hpp"
 
 namespace berth {
@@ -136,19 +136,16 @@ void run_replay(const audit_options& o) {
   }
   auto log = open_log(o.data_dir);
 
-  std::map<std::string, project_state> projects;  // by stream suffix (project name)
-  port_table ports;
+  log_replay replay;  // the same folds as GET /api/projects/{name}/state (messages/replay.hpp)
+  replay.until_us = until_us;
   json events = json::array();
-  const std::string prefix = project_stream_prefix;
   const std::string wanted = o.project.empty() ? std::string() : project_stream(o.project);
 
+  // Returns false at the first event after --until (the log's times never go backwards).
   auto on_event = [&](const event_record& e) {
-    if (e.ts_us > until_us) return;
-    bool is_project = e.stream.compare(0, prefix.size(), prefix) == 0;
-    if (is_project) fold(projects[e.stream.substr(prefix.size())], e);
-    else if (e.stream == ports_stream) fold(ports, e);
+    if (!replay.fold(e)) return false;
     // Events printed: all of them, or only the chosen project's stream.
-    if (!wanted.empty() && e.stream != wanted) return;
+    if (!wanted.empty() && e.stream != wanted) return true;
     bool redacted = false;
     auto shown = printable(e, &redacted);
     if (o.json_output) {
@@ -159,18 +156,14 @@ void run_replay(const audit_options& o) {
       std::cout << fmt::format("{}  {}  {}  {}  {}{}\n", shown.seq, iso8601(shown.ts_us), shown.stream,
                                shown.type, shown.data, redacted ? "  (secret values masked)" : "");
     }
+    return true;
   };
 
   status s;
   if (wanted.empty()) {
-    s = log->scan(1, [&](const event_record& e) {
-      if (e.ts_us > until_us) return false;  // the log's times never go backwards
-      on_event(e);
-      return true;
-    });
+    s = log->scan(1, on_event);
   } else {
-    // Only this project's stream plus the port leases are needed; merge them by seq so the
-    // folds see the same order as the log.
+    // Only this project's stream plus the port leases are needed, in log order.
     std::vector<event_record> mine, leases;
     auto read_all = [&](const std::string& stream, std::vector<event_record>* out) {
       auto st = log->read_stream(stream, 1, std::numeric_limits<uint64_t>::max(), out);
@@ -179,15 +172,9 @@ void run_replay(const audit_options& o) {
     };
     s = read_all(wanted, &mine);
     if (s) s = read_all(ports_stream, &leases);
-    if (s) {
-      size_t i = 0, j = 0;
-      while (i < mine.size() || j < leases.size()) {
-        if (j == leases.size() || (i < mine.size() && mine[i].seq < leases[j].seq))
-          on_event(mine[i++]);
-        else
-          on_event(leases[j++]);
-      }
-    }
+    if (s)
+      for (auto& e : merge_by_seq(mine, leases))
+        if (!on_event(e)) break;
   }
   if (!s) {
     std::cerr << fmt::format("berth audit: reading the event log failed: {}\n", s.message());
@@ -195,12 +182,12 @@ void run_replay(const audit_options& o) {
   }
 
   json state_projects = json::object();
-  for (auto& [name, st] : projects) {
+  for (auto& [name, st] : replay.projects) {
     if (!st.exists) continue;
     if (!o.project.empty() && name != o.project) continue;
     state_projects[name] = to_json(st);
   }
-  json state{{"projects", std::move(state_projects)}, {"ports", ports_json(ports, o.project)}};
+  json state{{"projects", std::move(state_projects)}, {"ports", ports_json(replay.ports, o.project)}};
 
   if (o.json_output) {
     std::cout << dump_json(json{{"events", std::move(events)}, {"state", std::move(state)}}, 2)

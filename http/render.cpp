@@ -152,4 +152,26 @@ json to_json(const proxy_view& v) {
 
 json to_json(const project_state& s) { return to_json(project_view_of(s, s.last_seq, s.events)); }
 
+json to_json(const state_view& v) {
+  auto& s = v.state;
+  auto& p = s.production;
+  auto production = history_json(p);  // {current, status, releases}
+  production["port"] = s.production_port;
+  production["reason"] = optional_text(p.reason);
+  json last_deployment = nullptr;
+  if (!p.order.empty())
+    if (auto d = p.deployments.find(p.order.back()); d != p.deployments.end()) last_deployment = to_json(d->second);
+  return {{"name", s.name},
+          {"at", iso8601(v.at_us)},
+          {"manifest", to_json(s.spec)},
+          {"created", iso8601(s.created_us)},
+          {"updated", iso8601(s.updated_us)},
+          {"deleted", optional_time(v.deleted_us)},
+          {"preview", {{"status", s.preview.status}, {"port", s.preview_port}, {"reason", optional_text(s.preview.reason)}}},
+          {"production", std::move(production)},
+          {"last_deployment", std::move(last_deployment)},
+          {"last_event", {{"seq", s.last_seq}, {"time", iso8601(s.last_us)}}},
+          {"events", s.events}};
+}
+
 }  // namespace berth

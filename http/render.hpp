@@ -24,5 +24,7 @@ nlohmann::json to_json(const project_view& v);
 nlohmann::json to_json(const proxy_view& v);
 // The project as `berth audit replay` prints it: its own fields, last_seq and events.
 nlohmann::json to_json(const project_state& s);
+// GET /api/projects/{name}/state?at=.
+nlohmann::json to_json(const state_view& v);
 
 }  // namespace berth

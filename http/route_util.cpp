@@ -6,6 +6,7 @@
 
 #include "actors/names.hpp"
 #include "http/reply.hpp"
+#include "messages/event.hpp"
 #include "messages/manifest.hpp"
 
 namespace berth::http {
@@ -37,6 +38,21 @@ bool query_u64(const httplib::Request& req, httplib::Response& res, const char* 
   reply_error(res, errc::invalid_request,
               std::string("query parameter '") + key + "' must be an integer from " + std::to_string(min) +
                   " to " + std::to_string(max));
+  return false;
+}
+
+bool query_time(const httplib::Request& req, httplib::Response& res, const char* key, int64_t fallback,
+                int64_t& out) {
+  out = fallback;
+  if (!req.has_param(key)) return true;
+  auto text = req.get_param_value(key);
+  // A '+' left unescaped in a query string arrives decoded as a space: "…T10:00:00 01:00".
+  if (text.size() > 19) std::replace(text.begin() + 19, text.end(), ' ', '+');
+  if (parse_iso8601(text, out)) return true;
+  reply_error(res, errc::invalid_request,
+              std::string("query parameter '") + key +
+                  "' must be an ISO-8601 time such as 2026-11-23T10:00:00Z, 2026-11-23T10:00:00.5Z or "
+                  "2026-11-23T11:00:00+01:00");
   return false;
 }
 

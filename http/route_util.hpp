@@ -29,6 +29,11 @@ bool path_name(const httplib::Request& req, httplib::Response& res, std::string&
 bool query_u64(const httplib::Request& req, httplib::Response& res, const char* key, uint64_t fallback,
                uint64_t min, uint64_t max, uint64_t& out);
 
+// Query parameter `key` as an ISO-8601 instant in microseconds (`fallback` when absent):
+// Z or ±hh:mm, optional fraction. False after an invalid_request reply.
+bool query_time(const httplib::Request& req, httplib::Response& res, const char* key, int64_t fallback,
+                int64_t& out);
+
 // The body as a JSON object whose fields are all in `allowed` (an empty body is {} when
 // `empty_is_object`), or false after an invalid_request reply.
 bool body_object(const httplib::Request& req, httplib::Response& res, const std::vector<std::string>& allowed,

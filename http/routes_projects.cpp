@@ -107,8 +107,10 @@ void add_project_routes(httplib::Server& svr, const context& ctx) {
   svr.Get(R"(/api/projects/([^/]+)/events)", [&ctx](const httplib::Request& req, httplib::Response& res) {
     std::string name;
     uint64_t from = 0, limit = 0;
+    int64_t until_us = 0;
     if (!path_name(req, res, name) || !query_u64(req, res, "from", 0, 0, UINT64_MAX, from) ||
-        !query_u64(req, res, "limit", 1000, 1, 10000, limit))
+        !query_u64(req, res, "limit", 1000, 1, 10000, limit) ||
+        !query_time(req, res, "until", INT64_MAX, until_us))
       return;
     auto events = ask<std::vector<event_record>>(ctx.sys, projects(ctx), ctx.timeout(), events_atom_v,
                                                  name, from, limit);
@@ -116,7 +118,11 @@ void add_project_routes(httplib::Server& svr, const context& ctx) {
     if (events->empty() && from == 0)
       return reply_error(res, errc::not_found, "no project named '" + name + "' has ever existed");
     json arr = json::array();
-    for (auto& e : *events) arr.push_back(to_json(e));
+    // The log's times never go backwards: the events up to `until` are a prefix of the page.
+    for (auto& e : *events) {
+      if (e.ts_us > until_us) break;
+      arr.push_back(to_json(e));
+    }
     reply_json(res, 200, {{"events", arr}});
   });
 }

@@ -71,6 +71,7 @@ struct context {
 };
 void add_health_routes(httplib::Server& svr, const context& ctx);
 void add_project_routes(httplib::Server& svr, const context& ctx);
+void add_state_routes(httplib::Server& svr, const context& ctx);  // routes_state.cpp
 void add_deployment_routes(httplib::Server& svr, const context& ctx);
 // GET /api/projects/{name}/logs (http/routes_logs.cpp).
 void add_log_routes(httplib::Server& svr, const context& ctx);

@@ -29,9 +29,22 @@ std::string iso8601(int64_t ts_us) {
 }
 
 bool parse_iso8601(const std::string& text, int64_t& ts_us) {
+  // strptime alone takes "2026-1-2T3:4:5", leading blanks and 31 February (timegm then rolls
+  // it into March): the fixed-width shape is checked first, the calendar day after.
+  static constexpr char shape[] = "dddd-dd-ddTdd:dd:dd";
+  if (text.size() < sizeof(shape) - 1) return false;
+  for (size_t i = 0; i + 1 < sizeof(shape); ++i)
+    if (shape[i] == 'd' ? !(text[i] >= '0' && text[i] <= '9') : text[i] != shape[i]) return false;
   std::tm tm{};
   const char* rest = strptime(text.c_str(), "%Y-%m-%dT%H:%M:%S", &tm);
   if (rest == nullptr) return false;
+  std::tm fields = tm;
+  time_t probe = timegm(&tm);
+  std::tm back{};
+  gmtime_r(&probe, &back);
+  if (back.tm_mday != fields.tm_mday || back.tm_mon != fields.tm_mon || back.tm_hour != fields.tm_hour ||
+      back.tm_min != fields.tm_min)
+    return false;
   int64_t micros = 0;
   if (*rest == '.') {
     ++rest;

@@ -44,6 +44,7 @@ void fold(project_state& s, const event_record& e) {
   fold(s.preview, e);
   fold(s.production, e);
   s.last_seq = e.seq;
+  s.last_us = e.ts_us;
   s.events = e.type == ev::project_deleted ? 0 : s.events + 1;
 }
 

@@ -61,6 +61,7 @@ struct project_state : project_record {
   preview_record preview;
   production_record production;  // releases, deployments, the production process
   uint64_t last_seq = 0;  // seq of the last event folded
+  int64_t last_us = 0;    // its time
   uint64_t events = 0;    // events folded since creation
 };
 

@@ -85,6 +85,14 @@ struct broken_project {
 // The project part of a view: its record, its last event and how many it has.
 project_view project_view_of(const project_record& p, uint64_t last_seq, uint64_t events);
 
+// GET /api/projects/{name}/state?at=: the project as its events up to `at_us` say
+// (messages/replay.hpp, the folds of `berth audit replay --until`).
+struct state_view {
+  int64_t at_us = 0;
+  project_state state;     // manifest secrets masked as in the log
+  int64_t deleted_us = 0;  // when this incarnation was deleted after at_us (0: it was not)
+};
+
 // The proxy's status (GET /health, in proxy mode). No pid and no admin address: /health is
 // unauthenticated, and Caddy's admin API is berth's alone.
 struct proxy_view {
@@ -103,4 +111,5 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(berth::preview_view)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(berth::project_view)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<berth::project_view>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(berth::proxy_view)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(berth::state_view)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<berth::broken_project>)

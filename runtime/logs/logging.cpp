@@ -65,4 +65,19 @@ void log_kv(spdlog::level::level_enum lvl, const std::string& msg, const nlohman
   spdlog::log(lvl, "{}", line);
 }
 
+nlohmann::json project_fields(const std::string& project, const std::string& deployment,
+                              const std::string& phase) {
+  nlohmann::json fields{{"project", project}};
+  if (!deployment.empty()) fields["deployment"] = deployment;
+  if (!phase.empty()) fields["phase"] = phase;
+  return fields;
+}
+
+nlohmann::json env_fields(const std::string& project, const std::string& env, const nlohmann::json& more) {
+  auto fields = project_fields(project);
+  fields["env"] = env;
+  if (more.is_object()) fields.update(more);
+  return fields;
+}
+
 }  // namespace berth
