@@ -359,6 +359,7 @@ TEST_CASE("cli: logs prints the log, logs -f follows it across a server restart 
   auto followed = read_file(out);
   INFO(followed);
   each_once(followed, numbered_lines("cl1", 0, 12));
+  CHECK(has(followed, "reconnecting"));  // the stream did break, and was resumed
 }
 
 TEST_CASE("cli: state --at shows the project as it was", "[integration][cli]") {
@@ -394,4 +395,70 @@ TEST_CASE("cli: state --at shows the project as it was", "[integration][cli]") {
   auto malformed = run_cli({"state", "cl-state", "--at", "yesterday"}, env);
   CHECK(malformed.exit_code == 2);
   CHECK(lines_of(malformed.err).size() == 1);
+}
+
+TEST_CASE("cli: preview and production start and stop, cancel a running deploy", "[integration][cli]") {
+  temp_dir tmp;
+  server srv(tmp.path(), deploy_server_options());
+  auto env = cli_env(srv);
+  auto site = make_site(tmp, "site", "1");
+  write_file(tmp / "berth.json", site_manifest("cl-env", site).dump());
+  REQUIRE(run_cli({"projects", "create", "-f", tmp / "berth.json"}, env).exit_code == 0);
+
+  auto preview = run_cli({"preview", "start", "cl-env"}, env);
+  INFO(preview.describe());
+  CHECK(preview.exit_code == 0);
+  CHECK(has(preview.out, "preview: running"));
+  auto preview_port = srv.api().get("/api/projects/cl-env").body["environments"]["preview"]["port"].get<uint16_t>();
+  CHECK(fetch(preview_port).body == "preview 1\n");
+  auto stopped = run_cli({"preview", "stop", "cl-env", "--json"}, env);
+  CHECK(stopped.exit_code == 0);
+  auto stopped_json = json_lines(stopped);
+  REQUIRE(stopped_json.size() == 1);
+  CHECK(stopped_json[0]["status"] == "stopped");
+
+  REQUIRE(run_cli({"deploy", "cl-env"}, env).exit_code == 0);
+  auto port = srv.api().get("/api/projects/cl-env/production").body["port"].get<uint16_t>();
+  CHECK(fetch(port).body == "release 1\n");
+  auto prod_stop = run_cli({"production", "stop", "cl-env"}, env);
+  INFO(prod_stop.describe());
+  CHECK(prod_stop.exit_code == 0);
+  CHECK(has(prod_stop.out, "production: stopped"));
+  CHECK(fetch(port).status == -1);
+  auto prod_start = run_cli({"production", "start", "cl-env"}, env);
+  INFO(prod_start.describe());
+  CHECK(prod_start.exit_code == 0);
+  CHECK(eventually([&] { return fetch(port).body == "release 1\n"; }, 10s));
+
+  // A slow build, followed by `berth deploy` in the background, cancelled with `berth cancel`:
+  // the deploy ends with exit 1 and says so.
+  set_site(site, "VERSION", "2");
+  set_site(site, "BUILD_SLEEP", "30");
+  process deploy;
+  auto out = tmp / "deploy.out";
+  deploy.start({berth_binary, "deploy", "cl-env"}, env, out);
+  std::string id;
+  CHECK(eventually([&] {
+    auto text = read_file(out);
+    auto at = text.find("deployment ");
+    if (at == std::string::npos || text.find("building") == std::string::npos) return false;
+    id = text.substr(at + 11, text.find('\n', at) - at - 11);
+    return true;
+  }, 20s));
+  REQUIRE(!id.empty());
+  auto cancel = run_cli({"cancel", id}, env);
+  INFO(cancel.describe());
+  CHECK(cancel.exit_code == 0);
+  CHECK(deploy.wait(30s) == 1);
+  auto said = read_file(out);
+  INFO(said);
+  CHECK(has(said, "failed in phase"));
+  CHECK(has(said, "cancel"));
+  CHECK(fetch(port).body == "release 1\n");
+
+  auto again = run_cli({"cancel", id}, env);  // it has ended: 409
+  CHECK(again.exit_code == 1);
+  CHECK(lines_of(again.err).size() == 1);
+  auto unknown = run_cli({"cancel", "cl-env.99999"}, env);
+  CHECK(unknown.exit_code == 3);
 }
