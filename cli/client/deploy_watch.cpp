@@ -27,9 +27,9 @@ class phase_display {
     if (phase != phase_ && !phase_.empty()) close_line();
     phase_ = phase;
     if (opts_.terminal) {
-      static const char* spin = "|/-\\";
+      if (current_.empty()) phase_started_ = clock::now();
       current_ = line;
-      std::cout << "\r\033[K" << spin[tick_++ % 4] << line << std::flush;
+      redraw();
     } else if (phase != shown_phase_) {  // plain output: one line per phase
       shown_phase_ = phase;
       std::cout << line << "\n" << std::flush;
@@ -44,15 +44,30 @@ class phase_display {
     std::cout << std::flush;
   }
 
+  // On a terminal: the spinner turns and the phase's time counts while nothing arrives.
+  void tick() {
+    if (!opts_.terminal || current_.empty() || clock::now() - last_draw_ < std::chrono::milliseconds(150)) return;
+    redraw();
+  }
+
   void close_line() {
     if (opts_.terminal && !current_.empty()) std::cout << "\r\033[K " << current_ << "\n" << std::flush;
     current_.clear();
   }
 
  private:
+  using clock = std::chrono::steady_clock;
+  void redraw() {
+    static const char* spin = "|/-\\";
+    auto secs = std::chrono::duration_cast<std::chrono::seconds>(clock::now() - phase_started_).count();
+    std::cout << "\r\033[K" << spin[tick_++ % 4] << current_ << fmt::format(" ({}s)", secs) << std::flush;
+    last_draw_ = clock::now();
+  }
+
   watch_options opts_;
   std::string phase_, shown_phase_, current_;
   unsigned tick_ = 0;
+  clock::time_point phase_started_ = clock::now(), last_draw_;
 };
 
 }  // namespace
@@ -75,7 +90,7 @@ int watch_deployment(http_client& api, const std::string& id, const std::string&
   };
   auto path = "/api/deployments/" + api.escape(id) + "/events";
   for (int attempt = 0; end_name.empty(); ++attempt) {
-    auto r = api.stream(path, {}, on_event);
+    auto r = api.stream(path, {}, on_event, nullptr, [&] { display.tick(); });
     if (!end_name.empty()) break;
     if (r.how == stream_end::refused) throw failure_of({r.status, r.body, ""}, api.options());
     if (r.how == stream_end::dropped && attempt == 0) throw failure_of({0, "", r.error}, api.options());

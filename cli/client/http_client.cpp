@@ -115,6 +115,7 @@ struct stream_state {
   CURL* easy;
   const std::function<bool(const sse_message&)>* on_event;
   const std::atomic<bool>* stop;
+  const std::function<void()>* on_tick;
   sse_reader reader;
   int status = 0;
   std::string body;
@@ -147,6 +148,7 @@ int on_stream_progress(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_
     s.stopped = true;
     return 1;
   }
+  if (*s.on_tick) (*s.on_tick)();
   return 0;
 }
 
@@ -154,12 +156,12 @@ int on_stream_progress(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_
 
 stream_result http_client::stream(const std::string& path, const std::vector<std::string>& headers,
                                   const std::function<bool(const sse_message&)>& on_event,
-                                  const std::atomic<bool>* stop) {
+                                  const std::atomic<bool>* stop, const std::function<void()>& on_tick) {
   auto all = headers;
   all.push_back("Accept: text/event-stream");
   prepare("GET", path, all);
   CURL* c = curl_->easy;
-  stream_state s{c, &on_event, stop};
+  stream_state s{c, &on_event, stop, &on_tick};
   curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_stream_bytes);
   curl_easy_setopt(c, CURLOPT_WRITEDATA, &s);
   curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);

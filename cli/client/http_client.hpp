@@ -54,9 +54,10 @@ class http_client {
   // GET an event stream and hand each event to `on_event` as it arrives, until the server ends
   // it, `on_event` returns false, `stop` becomes true (checked at least once a second), or the
   // connection fails or stays silent for 45 s (the server sends keep-alives every 15 s).
+  // `on_tick` (optional) is called between events, several times a second, for animations.
   stream_result stream(const std::string& path, const std::vector<std::string>& headers,
                        const std::function<bool(const sse_message&)>& on_event,
-                       const std::atomic<bool>* stop = nullptr);
+                       const std::atomic<bool>* stop = nullptr, const std::function<void()>& on_tick = {});
 
   const client_options& options() const { return opts_; }
   // Escapes one query or path value.
