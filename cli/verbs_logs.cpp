@@ -6,6 +6,7 @@
 #include <atomic>
 #include <chrono>
 #include <iostream>
+#include <optional>
 #include <thread>
 
 #include <CLI/CLI.hpp>
@@ -72,7 +73,10 @@ int run_logs(http_client& api, const logs_args& a) {
   };
   for (int attempt = 0; !ended && !stop_requested.load(); ++attempt) {
     auto r = api.stream(logs_path(api, a, offset), {}, on_event, &stop_requested);
-    if (r.how == stream_end::refused) throw failure_of({r.status, r.body, ""}, api.options());
+    // A follower that was streaming rides out a busy server (503) as it rides out a restart.
+    bool busy = r.how == stream_end::refused && r.status == 503 && a.follow && connected;
+    if (r.how == stream_end::refused && !busy) throw failure_of({r.status, r.body, ""}, api.options());
+    if (busy) r.error = "the server is busy (503)";
     if (ended || stop_requested.load()) break;
     if (!connected) throw failure_of({0, "", r.error.empty() ? "no answer" : r.error}, api.options());
     if (!a.follow && attempt >= 30) throw failure(exit_unreachable, "lost the log stream: " + r.error);
