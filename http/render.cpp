@@ -150,10 +150,9 @@ json to_json(const proxy_view& v) {
   return j;
 }
 
-json to_json(const project_state& s) { return to_json(project_view_of(s, s.last_seq, s.events)); }
-
-json to_json(const state_view& v) {
-  auto& s = v.state;
+// The project view's fields, then what the environments' folds say and the last event.
+json to_json(const project_state& s) {
+  auto j = to_json(project_view_of(s, s.last_seq, s.events));
   auto& p = s.production;
   auto production = history_json(p);  // {current, status, releases}
   production["port"] = s.production_port;
@@ -161,17 +160,18 @@ json to_json(const state_view& v) {
   json last_deployment = nullptr;
   if (!p.order.empty())
     if (auto d = p.deployments.find(p.order.back()); d != p.deployments.end()) last_deployment = to_json(d->second);
-  return {{"name", s.name},
-          {"at", iso8601(v.at_us)},
-          {"manifest", to_json(s.spec)},
-          {"created", iso8601(s.created_us)},
-          {"updated", iso8601(s.updated_us)},
-          {"deleted", optional_time(v.deleted_us)},
-          {"preview", {{"status", s.preview.status}, {"port", s.preview_port}, {"reason", optional_text(s.preview.reason)}}},
-          {"production", std::move(production)},
-          {"last_deployment", std::move(last_deployment)},
-          {"last_event", {{"seq", s.last_seq}, {"time", iso8601(s.last_us)}}},
-          {"events", s.events}};
+  j["preview"] = {{"status", s.preview.status}, {"port", s.preview_port}, {"reason", optional_text(s.preview.reason)}};
+  j["production"] = std::move(production);
+  j["last_deployment"] = std::move(last_deployment);
+  j["last_event"] = {{"seq", s.last_seq}, {"time", s.last_us ? json(iso8601(s.last_us)) : json(nullptr)}};
+  return j;
+}
+
+json to_json(const state_view& v) {
+  auto j = to_json(v.state);
+  j["at"] = iso8601(v.at_us);
+  j["deleted"] = optional_time(v.deleted_us);
+  return j;
 }
 
 }  // namespace berth

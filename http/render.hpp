@@ -22,9 +22,10 @@ nlohmann::json to_json(const preview_view& v);
 nlohmann::json to_json(const deployment_view& v, bool with_log);
 nlohmann::json to_json(const project_view& v);
 nlohmann::json to_json(const proxy_view& v);
-// The project as `berth audit replay` prints it: its own fields, last_seq and events.
+// The project as `berth audit replay` prints it: its own fields (as GET /api/projects/{name}),
+// preview, production (releases kept), last_deployment and last_event.
 nlohmann::json to_json(const project_state& s);
-// GET /api/projects/{name}/state?at=.
+// GET /api/projects/{name}/state?at=: the same, plus `at` and `deleted`.
 nlohmann::json to_json(const state_view& v);
 
 }  // namespace berth
