@@ -29,6 +29,15 @@ TEST_CASE("cli: deploy shows its phases, a failing deploy names its phase, relea
   auto hash1 = current_release(srv, "cl-dep");
   REQUIRE(hash1.size() == 12);
   CHECK(has(first.out, hash1));
+  // The same source again: nothing to do, unless forced.
+  auto same = run_cli({"deploy", "cl-dep"}, env);
+  INFO(same.describe());
+  CHECK(same.exit_code == 0);
+  CHECK(has(same.out, "deploy unchanged"));
+  auto forced = run_cli({"deploy", "cl-dep", "--force"}, env);
+  INFO(forced.describe());
+  CHECK(forced.exit_code == 0);
+  CHECK(has(forced.out, "deploy completed"));
 
   set_site(site, "VERSION", "2");
   auto second = run_cli({"deploy", "cl-dep", "--logs"}, env);
