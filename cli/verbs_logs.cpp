@@ -73,6 +73,7 @@ int run_logs(http_client& api, const logs_args& a) {
   };
   for (int attempt = 0; !ended && !stop_requested.load(); ++attempt) {
     auto r = api.stream(logs_path(api, a, offset), {}, on_event, &stop_requested);
+    if (r.status == 200) connected = true;  // even if no line came before it broke
     // A follower that was streaming rides out a busy server (503) as it rides out a restart.
     bool busy = r.how == stream_end::refused && r.status == 503 && a.follow && connected;
     if (r.how == stream_end::refused && !busy) throw failure_of({r.status, r.body, ""}, api.options());

@@ -172,17 +172,17 @@ stream_result http_client::stream(const std::string& path, const std::vector<std
   auto code = curl_easy_perform(c);
   stream_result r;
   r.status = s.status;
+  if (r.status == 0) {  // headers came (or not) but no body byte yet
+    long status = 0;
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    r.status = static_cast<int>(status);
+  }
   if (s.stopped) {
     r.how = stream_end::stopped;
   } else if (code != CURLE_OK) {
     r.how = stream_end::dropped;
     r.error = describe(code, curl_->error);
   } else {
-    if (r.status == 0) {
-      long status = 0;
-      curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-      r.status = static_cast<int>(status);
-    }
     r.how = r.status == 200 ? stream_end::ended : stream_end::refused;
     r.body = std::move(s.body);
   }

@@ -36,7 +36,7 @@ enum class stream_end {
 
 struct stream_result {
   stream_end how = stream_end::dropped;
-  int status = 0;
+  int status = 0;     // the answer's status (0: none came)
   std::string body;   // the answer's body when refused
   std::string error;  // the transport error when dropped
 };
