@@ -93,7 +93,8 @@ void add_logs(CLI::App& app) {
   auto* logs = app.add_subcommand("logs", "an environment's log: the last lines, or -f to follow");
   logs->add_option("NAME", args.name, "project name")->required();
   logs->add_flag("-f,--follow", args.follow, "keep following new lines until Ctrl-C");
-  logs->add_option("--env", args.env, "production (default) or preview")->check(CLI::IsMember({"production", "preview"}));
+  logs->add_option("--env", args.env, "production (default) or preview")
+      ->check(CLI::IsMember({"production", "preview"}));
   logs->add_option("--release", args.release, "a production release (default: the current one)");
   logs->add_option("--tail", args.tail, "how many last lines to start with (server default 100)");
   logs->add_option("--offset", args.offset, "start at this byte offset instead of the tail");

@@ -15,7 +15,8 @@ using namespace berth::cli;
 namespace {
 
 void show_project(const json& p) {
-  std::cout << fmt::format("{}  ({} runtime)\n", str(p, "name"), p.value("manifest", json::object()).value("runtime", "process"));
+  auto runtime = p.value("manifest", json::object()).value("runtime", "process");
+  std::cout << fmt::format("{}  ({} runtime)\n", str(p, "name"), runtime);
   if (str(p, "status", "") == "broken") {
     std::cout << fmt::format("  status      broken: {}\n", str(p, "reason"));
     return;

@@ -93,7 +93,8 @@ int watch_deployment(http_client& api, const std::string& id, const std::string&
     auto r = api.stream(path, {}, on_event, nullptr, [&] { display.tick(); });
     if (!end_name.empty()) break;
     if (r.how == stream_end::refused) throw failure_of({r.status, r.body, ""}, api.options());
-    if (r.how == stream_end::dropped && r.status == 0 && attempt == 0) throw failure_of({0, "", r.error}, api.options());
+    if (r.how == stream_end::dropped && r.status == 0 && attempt == 0)
+      throw failure_of({0, "", r.error}, api.options());
     if (attempt >= max_reconnects)
       throw failure(exit_unreachable, fmt::format("lost the stream of deployment {}: {}", id, r.error));
     std::this_thread::sleep_for(std::chrono::seconds(1));  // the server may be restarting

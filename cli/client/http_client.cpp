@@ -88,7 +88,9 @@ std::string describe(CURLcode code, const char* buffer) {
 
 response http_client::request(const std::string& method, const std::string& path, const std::string& body) {
   response r;
-  prepare(method, path, body.empty() ? std::vector<std::string>{} : std::vector<std::string>{"Content-Type: application/json"});
+  std::vector<std::string> headers;
+  if (!body.empty()) headers.push_back("Content-Type: application/json");
+  prepare(method, path, headers);
   CURL* c = curl_->easy;
   if (method == "HEAD") curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
   if (method != "GET" && method != "HEAD") {

@@ -25,8 +25,8 @@ void from_env(const CLI::Option* given, std::string& value, const char* variable
 void on_run(CLI::App* verb, std::function<int(http_client&)> body) {
   static client_options opts;
   auto* url = verb->add_option("--url", opts.url, "berth server URL (BERTH_URL; default http://127.0.0.1:7070)");
-  auto* token = verb->add_option("--token", opts.token, "API token (BERTH_TOKEN; default: the content of <data>/token)");
-  auto* data = verb->add_option("--data", opts.data, "a local server's data dir, for its token (BERTH_DATA; default ./berth-data)");
+  auto* token = verb->add_option("--token", opts.token, "API token (BERTH_TOKEN; default: <data>/token)");
+  auto* data = verb->add_option("--data", opts.data, "a local server's data dir (BERTH_DATA; default ./berth-data)");
   auto* cacert = verb->add_option("--cacert", opts.cacert, "CA bundle for an https server (BERTH_CACERT)");
   verb->add_flag("--json", opts.json, "print the server's JSON (one object per line for streams)");
   verb->callback([=, body = std::move(body)] {
@@ -55,7 +55,8 @@ void on_run(CLI::App* verb, std::function<int(http_client&)> body) {
 failure failure_of(const response& r, const client_options& opts) {
   if (r.status == 0) return failure(exit_unreachable, fmt::format("cannot reach berth at {}: {}", opts.url, r.error));
   auto j = json::parse(r.body, nullptr, false);
-  std::string code = "http_" + std::to_string(r.status), message = "the server answered HTTP " + std::to_string(r.status);
+  std::string code = "http_" + std::to_string(r.status);
+  std::string message = "the server answered HTTP " + std::to_string(r.status);
   if (j.is_object() && j.contains("error") && j["error"].is_object()) {
     code = str(j["error"], "code", code);
     message = str(j["error"], "message", message);

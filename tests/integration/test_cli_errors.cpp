@@ -58,7 +58,8 @@ TEST_CASE("cli: an HTTPS server is reached with --cacert and refused without it"
   const std::string token = "cli-tls-token-0123456789abcdef";
   auto port = free_port();
   auto cert = tmp / "cert.pem", key = tmp / "key.pem";
-  auto made = run_program({"/usr/bin/openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+  auto made = run_program({"/usr/bin/openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                           "ec_paramgen_curve:prime256v1",
                            "-nodes", "-keyout", key, "-out", cert, "-days", "2", "-subj", "/CN=127.0.0.1",
                            "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"}, {});
   REQUIRE(made.exit_code == 0);
