@@ -102,6 +102,12 @@ TEST_CASE("cli: preview and production start and stop, cancel a running deploy",
   CHECK(has(preview.out, "preview: running"));
   auto preview_port = srv.api().get("/api/projects/cl-env").body["environments"]["preview"]["port"].get<uint16_t>();
   CHECK(fetch(preview_port).body == "preview 1\n");
+  run_result preview_log;  // the preview's log: the site prints its start line
+  CHECK(eventually([&] {
+    preview_log = run_cli({"logs", "cl-env", "--env", "preview"}, env);
+    return preview_log.exit_code == 0 && has(preview_log.out, "port " + std::to_string(preview_port));
+  }, 20s));
+  INFO(preview_log.describe());
   auto stopped = run_cli({"preview", "stop", "cl-env", "--json"}, env);
   CHECK(stopped.exit_code == 0);
   auto stopped_json = json_lines(stopped);
