@@ -8,11 +8,11 @@
 #include "messages/atoms.hpp"
 #include "messages/errors.hpp"
 #include "messages/project_state.hpp"
+#include "runtime/logs/logging.hpp"
 #include "runtime/net/health_probe.hpp"
 #include "runtime/pipeline/launch.hpp"
 #include "runtime/release/source.hpp"
 #include "runtime/runtimes.hpp"
-#include "runtime/logs/logging.hpp"
 
 namespace berth {
 

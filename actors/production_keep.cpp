@@ -8,11 +8,11 @@
 #include "actors/production_detail.hpp"
 #include "messages/atoms.hpp"
 #include "messages/errors.hpp"
+#include "runtime/logs/logging.hpp"
 #include "runtime/pipeline/launch.hpp"
 #include "runtime/release/tidy.hpp"
 #include "runtime/release/release.hpp"
 #include "runtime/runtimes.hpp"
-#include "runtime/logs/logging.hpp"
 
 namespace berth::production_detail {
 

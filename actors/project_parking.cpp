@@ -10,8 +10,8 @@
 #include "actors/names.hpp"
 #include "messages/atoms.hpp"
 #include "messages/errors.hpp"
-#include "runtime/resilience/restart_policy.hpp"
 #include "runtime/logs/logging.hpp"
+#include "runtime/resilience/restart_policy.hpp"
 
 namespace berth {
 

@@ -19,6 +19,7 @@
 #include "messages/errors.hpp"
 #include "runtime/files/layout.hpp"
 #include "runtime/files/fs_util.hpp"
+#include "runtime/logs/logging.hpp"
 
 namespace berth {
 
@@ -89,7 +90,8 @@ void create_then(self_ptr self, manifest m, std::function<void(caf::expected<pro
             [=](std::vector<event_record>& stored) {
               self->state.index[name] = name_status::live;
               if (auto child = self->state.sup.start_child(project_spec(name, self->state)); !child)
-                spdlog::error("projects: cannot start project actor {}: {}", name, to_string(child.error()));
+                log_kv(spdlog::level::err, "projects: cannot start the project actor: " + to_string(child.error()),
+                       project_fields(name));
               project_record p;
               for (auto& e : stored) fold(p, e);
               done(project_view_of(p, stored.back().seq, stored.size()));
@@ -180,7 +182,8 @@ caf::result<bool> remove(self_ptr self, const std::string& name) {
                     [paths, name, driver = self->state.driver] {
                       // Images, volumes and services go with the project (its instances stopped).
                       if (auto s = driver->remove_project(name); !s)
-                        spdlog::warn("projects: removing what the runtimes keep for {}: {}", name, s.message());
+                        log_kv(spdlog::level::warn, "projects: removing what the runtimes keep: " + s.message(),
+                               project_fields(name));
                       remove_project_dir(paths);
                     },
                     [=](const std::string&) mutable {
@@ -204,7 +207,7 @@ caf::result<bool> remove(self_ptr self, const std::string& name) {
   self->request(child, std::chrono::seconds(120), delete_atom_v)
       .then([=](bool) mutable { record(); },
             [=](caf::error& err) mutable {
-              spdlog::warn("projects: stopping {} before deletion: {}", name, to_string(err));
+              log_kv(spdlog::level::warn, "projects: stopping before deletion: " + to_string(err), project_fields(name));
               record();
             });
   return rp;

@@ -4,6 +4,7 @@
 #include <limits>
 #include <set>
 
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include "actors/blocking.hpp"
@@ -12,6 +13,7 @@
 #include "messages/atoms.hpp"
 #include "runtime/files/fs_util.hpp"
 #include "runtime/files/layout.hpp"
+#include "runtime/logs/logging.hpp"
 
 namespace berth {
 
@@ -52,7 +54,8 @@ void reconcile(self_ptr self) {
         for (auto& entry : fs::directory_iterator(root, ec)) {
           auto name = entry.path().filename().string();
           if (known.count(name)) continue;
-          spdlog::warn("reconcile: removing folder of a project that does not exist: {}", name);
+          log_kv(spdlog::level::warn, "reconcile: removing the folder of a project that does not exist",
+                 project_fields(name));
           fsutil::force_remove(entry.path());
         }
         // Containers, images and services of projects the log does not know (deleted while a
@@ -63,13 +66,14 @@ void reconcile(self_ptr self) {
           if (driver->runtime_unavailable(runtime).empty())
             for (auto& r : driver->list({"", "", "", runtime}))
               if (!r.project.empty() && !known.count(r.project)) {
-                spdlog::warn("reconcile: stopping {} of a project that does not exist: {}", r.id, r.project);
+                log_kv(spdlog::level::warn, "reconcile: stopping " + r.id + " of a project that does not exist",
+                       project_fields(r.project));
                 driver->stop(r, grace);
                 orphans.insert(r.project);
               }
         for (auto& name : orphans)
           if (auto s = driver->remove_project(name); !s)
-            spdlog::warn("reconcile: removing what the runtimes keep for {}: {}", name, s.message());
+            log_kv(spdlog::level::warn, "reconcile: removing what the runtimes keep: " + s.message(), project_fields(name));
       },
       [](const std::string&) {});
 }
@@ -81,7 +85,8 @@ void reconcile(self_ptr self) {
 // and every other project go on; its folder and leases are kept.
 void read_project(self_ptr self, const std::string& stream, std::function<void(bool, uint32_t, bool)> then) {
   auto on_error = [=](caf::error& err) {
-    spdlog::error("projects: cannot read {}: {}; its project will be parked as broken", stream, to_string(err));
+    log_kv(spdlog::level::err, "projects: cannot read its stream: " + to_string(err) + "; parked as broken",
+           project_fields(stream.substr(std::string(project_stream_prefix).size())));
     then(true, 0, true);
   };
   if (!self->state.uids) {
@@ -118,8 +123,9 @@ void hold_uids(self_ptr self, const std::map<std::string, uint32_t>& live, const
   for (auto& name : missing) {
     auto uid = uids->take(name);
     if (!uid) {
-      spdlog::error("projects: no free sandbox uid in {}-{} for {}: its processes cannot start", uids->lo(),
-                    uids->hi(), name);
+      log_kv(spdlog::level::err,
+             fmt::format("projects: no free sandbox uid in {}-{}: its processes cannot start", uids->lo(), uids->hi()),
+             project_fields(name));
       continue;
     }
     events.push_back({project_stream(name), ev::sandbox_assigned, sandbox_assigned_data(*uid, *uid)});

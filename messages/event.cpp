@@ -32,7 +32,8 @@ bool parse_iso8601(const std::string& text, int64_t& ts_us) {
   // strptime alone takes "2026-1-2T3:4:5", leading blanks and 31 February (timegm then rolls
   // it into March): the fixed-width shape is checked first, the calendar day after.
   static constexpr char shape[] = "dddd-dd-ddTdd:dd:dd";
-  if (text.size() < sizeof(shape) - 1 || text.find('\0') != std::string::npos) return false;  // strptime stops at a NUL
+  if (text.size() < sizeof(shape) - 1) return false;
+  if (text.find('\0') != std::string::npos) return false;  // strptime would stop at it
   for (size_t i = 0; i + 1 < sizeof(shape); ++i)
     if (shape[i] == 'd' ? !(text[i] >= '0' && text[i] <= '9') : text[i] != shape[i]) return false;
   std::tm tm{};
