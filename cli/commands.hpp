@@ -10,4 +10,10 @@ namespace berth {
 void register_serve(CLI::App& app);
 void register_audit(CLI::App& app);
 void register_log_writer(CLI::App& app);  // hidden: apps' rotated logs
+// Client verbs (HTTP to a running server; README "The berth CLI").
+void register_project_verbs(CLI::App& app);      // projects create|ls|show|rm, check
+void register_setting_verbs(CLI::App& app);      // env, secrets
+void register_deploy_verbs(CLI::App& app);       // deploy, rollback, cancel
+void register_environment_verbs(CLI::App& app);  // preview, production, releases
+void register_log_verbs(CLI::App& app);          // logs, state
 }  // namespace berth

@@ -1,0 +1,119 @@
+#include "cli/client/deploy_watch.hpp"
+
+#include <chrono>
+#include <iostream>
+#include <thread>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "cli/client/verb.hpp"
+
+namespace berth::cli {
+
+namespace {
+
+constexpr int max_reconnects = 30;
+
+// The human display: one line per phase; on a terminal the current one is redrawn in place.
+class phase_display {
+ public:
+  explicit phase_display(const watch_options& o) : opts_(o) {}
+
+  void progress(const json& p) {
+    auto phase = str(p, "phase", "?");
+    auto pct = p.value("progress", json()).is_number() ? p["progress"].get<double>() : 0.0;
+    auto line = fmt::format("  {:<16} {:>3.0f}%  {}", phase, pct, str(p, "message", ""));
+    if (phase != phase_ && !phase_.empty()) close_line();
+    phase_ = phase;
+    if (opts_.terminal) {
+      if (current_.empty()) phase_started_ = clock::now();
+      current_ = line;
+      redraw();
+    } else if (phase != shown_phase_) {  // plain output: one line per phase
+      shown_phase_ = phase;
+      std::cout << line << "\n" << std::flush;
+    }
+  }
+
+  void log(const std::string& line) {
+    if (!opts_.logs) return;
+    if (opts_.terminal) std::cout << "\r\033[K";
+    std::cout << "    | " << line << "\n";
+    if (opts_.terminal && !current_.empty()) std::cout << " " << current_;
+    std::cout << std::flush;
+  }
+
+  // On a terminal: the spinner turns and the phase's time counts while nothing arrives.
+  void tick() {
+    if (!opts_.terminal || current_.empty() || clock::now() - last_draw_ < std::chrono::milliseconds(150)) return;
+    redraw();
+  }
+
+  void close_line() {
+    if (opts_.terminal && !current_.empty()) std::cout << "\r\033[K " << current_ << "\n" << std::flush;
+    current_.clear();
+  }
+
+ private:
+  using clock = std::chrono::steady_clock;
+  void redraw() {
+    static const char* spin = "|/-\\";
+    auto secs = std::chrono::duration_cast<std::chrono::seconds>(clock::now() - phase_started_).count();
+    std::cout << "\r\033[K" << spin[tick_++ % 4] << current_ << fmt::format(" ({}s)", secs) << std::flush;
+    last_draw_ = clock::now();
+  }
+
+  watch_options opts_;
+  std::string phase_, shown_phase_, current_;
+  unsigned tick_ = 0;
+  clock::time_point phase_started_ = clock::now(), last_draw_;
+};
+
+}  // namespace
+
+int watch_deployment(http_client& api, const std::string& id, const std::string& what, const watch_options& opts) {
+  phase_display display(opts);
+  json end;
+  std::string end_name;
+  auto on_event = [&](const sse_message& ev) {
+    auto data = json::parse(ev.data, nullptr, false);
+    if (opts.json) print_json_line({{"event", ev.event}, {"data", data}});
+    if (ev.event == "progress" && data.is_object() && !opts.json) display.progress(data);
+    if (ev.event == "log" && data.is_object() && !opts.json) display.log(str(data, "line", ""));
+    if (ev.event == "complete" || ev.event == "error") {
+      end = data;
+      end_name = ev.event;
+      return false;  // the last event: stop reading
+    }
+    return true;
+  };
+  auto path = "/api/deployments/" + api.escape(id) + "/events";
+  for (int attempt = 0; end_name.empty(); ++attempt) {
+    auto r = api.stream(path, {}, on_event, nullptr, [&] { display.tick(); });
+    if (!end_name.empty()) break;
+    if (r.how == stream_end::refused) throw failure_of({r.status, r.body, ""}, api.options());
+    if (r.how == stream_end::dropped && r.status == 0 && attempt == 0)
+      throw failure_of({0, "", r.error}, api.options());
+    if (attempt >= max_reconnects)
+      throw failure(exit_unreachable, fmt::format("lost the stream of deployment {}: {}", id, r.error));
+    std::this_thread::sleep_for(std::chrono::seconds(1));  // the server may be restarting
+  }
+  if (!opts.json) display.close_line();
+  if (end_name == "complete") {
+    if (!opts.json) {
+      auto status = str(end, "status", "completed");
+      auto duration = end.value("duration_s", json()).is_number() ? end["duration_s"].get<double>() : 0.0;
+      std::cout << fmt::format("{} {}: release {} ({:.1f} s)", what, status, str(end, "hash"), duration);
+      if (end.value("url", json()).is_string()) std::cout << " at " << end["url"].get<std::string>();
+      std::cout << "\n" << std::flush;
+    }
+    return exit_ok;
+  }
+  std::cout.flush();
+  std::cerr << fmt::format("berth: {} {} failed in phase {}: {} ({})\n", what, id, str(end, "phase", "?"),
+                           str(end, "message", "no message"), str(end, "code", "failed"));
+  return exit_failed;
+}
+
+}  // namespace berth::cli

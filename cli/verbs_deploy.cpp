@@ -1,0 +1,65 @@
+// `berth deploy`, `berth rollback` (both followed live to their end) and `berth cancel`.
+#include <iostream>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include "cli/client/deploy_watch.hpp"
+#include "cli/client/verb.hpp"
+#include "cli/commands.hpp"
+
+namespace berth {
+
+using namespace berth::cli;
+
+namespace {
+
+struct deploy_args {
+  std::string name, hash;
+  bool force = false, logs = false;
+};
+
+// The 202 detail of a new job, then its stream to the end.
+int follow(http_client& api, const json& detail, const std::string& what, bool logs) {
+  auto id = str(detail, "id", "");
+  if (id.empty()) throw failure(exit_server, "the server did not say which deployment it started");
+  if (api.options().json) print_json_line(detail);
+  else std::cout << fmt::format("{} {}: deployment {}\n", what, str(detail, "project", ""), id) << std::flush;
+  return watch_deployment(api, id, what, {logs, api.options().json, stdout_is_terminal()});
+}
+
+}  // namespace
+
+void register_deploy_verbs(CLI::App& app) {
+  static deploy_args args;
+  auto* deploy = app.add_subcommand("deploy", "build and switch to a new production release, shown phase by phase");
+  deploy->add_option("NAME", args.name, "project name")->required();
+  deploy->add_flag("--force", args.force, "deploy even when the release is the current one");
+  deploy->add_flag("--logs", args.logs, "show the build log");
+  on_run(deploy, [](http_client& api) {
+    auto body = args.force ? json{{"force", true}} : json(nullptr);
+    return follow(api, call(api, "POST", project_path(api, args.name, "/deployments"), body), "deploy", args.logs);
+  });
+
+  auto* rollback = app.add_subcommand("rollback", "switch production back to the previous release, or to HASH");
+  rollback->add_option("NAME", args.name, "project name")->required();
+  rollback->add_option("HASH", args.hash, "a kept release (see `berth releases NAME`)");
+  rollback->add_flag("--logs", args.logs, "show the job's log");
+  on_run(rollback, [](http_client& api) {
+    auto body = args.hash.empty() ? json(nullptr) : json{{"hash", args.hash}};
+    return follow(api, call(api, "POST", project_path(api, args.name, "/production/rollback"), body), "rollback",
+                  args.logs);
+  });
+
+  static std::string id;
+  auto* cancel = app.add_subcommand("cancel", "cancel a queued or running deployment");
+  cancel->add_option("DEPLOYMENT", id, "deployment id (<name>.<seq>)")->required();
+  on_run(cancel, [](http_client& api) {
+    auto d = call(api, "POST", "/api/deployments/" + api.escape(id) + "/cancel");
+    if (api.options().json) print_json_line(d);
+    else std::cout << fmt::format("{}: {} (phase {})\n", id, str(d, "status"), str(d, "phase"));
+    return exit_ok;
+  });
+}
+
+}  // namespace berth
