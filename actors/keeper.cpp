@@ -43,7 +43,27 @@ keeper_policy keeper_policy_of(const deploy_settings& s) {
   return p;
 }
 
-keeper::~keeper() { forget_watch(); }
+keeper::~keeper() {
+  forget_watch();
+  set_kept({});
+}
+
+void keeper::measure(std::shared_ptr<berth_metrics> metrics, std::string env) {
+  metrics_ = std::move(metrics);
+  env_ = std::move(env);
+}
+
+void keeper::set_kept(const instance_ref& r) {
+  kept_ = r;
+  if (!metrics_ || counted_ == !kept_.empty()) return;
+  counted_ = !counted_;
+  metrics_->instances.with({env_}).add(counted_ ? 1 : -1);
+}
+
+void keeper::died(const std::string& why) {
+  if (metrics_) metrics_->instance_down(env_, why);
+  hooks_.died(why, [this, why] { restart_later(why); });
+}
 
 void keeper::init(caf::event_based_actor* self, std::shared_ptr<runtime_driver> driver, keeper_policy policy,
                   hooks h) {
@@ -62,7 +82,7 @@ void keeper::keep(const instance_ref& r) {
   if (!r.empty() && r == kept_ && watch_token_ != 0) return;  // already watched: one watch per instance
   forget_watch();
   ++gen_;
-  kept_ = r;
+  set_kept(r);
   failed_probes_ = 0;
   restart_due_ = false;
   if (r.empty()) return;
@@ -77,7 +97,7 @@ void keeper::keep(const instance_ref& r) {
 void keeper::release() {
   forget_watch();
   ++gen_;
-  kept_ = {};
+  set_kept({});
   restart_due_ = false;
 }
 
@@ -104,9 +124,9 @@ void keeper::arm_pass() {
 void keeper::down(const std::string& why) {
   forget_watch();
   ++gen_;
-  kept_ = {};
+  set_kept({});
   spdlog::warn("{}: {}", hooks_.what, why);
-  hooks_.died(why, [this, why] { restart_later(why); });
+  died(why);
 }
 
 void keeper::restart_later(const std::string& why) {
@@ -120,6 +140,7 @@ void keeper::restart_later(const std::string& why) {
     auto reason = fmt::format("{} ({} restarts within {} s)", why, exits_within(p, now_us(), hooks_.exits()) - 1,
                               p.window.count());
     spdlog::warn("{}: crash loop, giving up until it is started again: {}", hooks_.what, reason);
+    if (metrics_) metrics_->crash_loop(env_);
     return hooks_.crash_loop(reason);
   }
   spdlog::info("{}: {}; restarting in {} ms", hooks_.what, why, delay->count());
@@ -168,6 +189,7 @@ void keeper::on_restart(uint64_t gen) {
       auto grace = policy_.stop_grace;
       return run_blocking(self_, [=] { driver->stop(r, grace); }, [](const std::string&) {});
     }
+    if (metrics_) metrics_->instance_restarted(env_);
     hooks_.started(r, cause::restart, [this, r] { keep(r); });
   });
 }
@@ -204,9 +226,9 @@ void keeper::on_pass(uint64_t gen) {
         auto grace = policy_.stop_grace;
         run_blocking(self_, [=] { driver->stop(r, grace); },
                      [this, reason](const std::string&) {
-                       kept_ = {};
+                       set_kept({});
                        spdlog::warn("{}", reason);
-                       hooks_.died(reason, [this, reason] { restart_later(reason); });
+                       died(reason);
                      });
       });
 }
