@@ -83,7 +83,7 @@ histogram::snapshot histogram::read() const {
 
 template <class Series>
 family<Series>::family(std::string name, std::string help, std::vector<std::string> labels,
-                       std::function<Series()> make)
+                       std::function<std::unique_ptr<Series>()> make)
     : name_(std::move(name)), help_(std::move(help)), labels_(std::move(labels)), make_(std::move(make)) {}
 
 template <class Series>
@@ -96,7 +96,7 @@ Series& family<Series>::with(const label_values& values) {
   }
   std::unique_lock lock(mu_);
   auto& slot = series_[values];
-  if (!slot) slot = std::make_unique<Series>(make_());
+  if (!slot) slot = make_();
   return *slot;
 }
 
@@ -119,7 +119,7 @@ family<counter>& registry::counters(const std::string& name, const std::string& 
                                     std::vector<std::string> labels) {
   std::lock_guard lock(mu_);
   check_new(name, labels);
-  counters_.emplace_back(new family<counter>(name, help, std::move(labels), [] { return counter{}; }));
+  counters_.emplace_back(new family<counter>(name, help, std::move(labels), [] { return std::make_unique<counter>(); }));
   order_.emplace_back(kind::counter, counters_.back().get());
   return *counters_.back();
 }
@@ -127,7 +127,7 @@ family<counter>& registry::counters(const std::string& name, const std::string& 
 family<gauge>& registry::gauges(const std::string& name, const std::string& help, std::vector<std::string> labels) {
   std::lock_guard lock(mu_);
   check_new(name, labels);
-  gauges_.emplace_back(new family<gauge>(name, help, std::move(labels), [] { return gauge{}; }));
+  gauges_.emplace_back(new family<gauge>(name, help, std::move(labels), [] { return std::make_unique<gauge>(); }));
   order_.emplace_back(kind::gauge, gauges_.back().get());
   return *gauges_.back();
 }
@@ -138,7 +138,7 @@ family<histogram>& registry::histograms(const std::string& name, const std::stri
   check_new(name, labels);
   histogram probe{bounds};  // checks the bounds now, not at first use
   histograms_.emplace_back(
-      new family<histogram>(name, help, std::move(labels), [bounds] { return histogram{bounds}; }));
+      new family<histogram>(name, help, std::move(labels), [bounds] { return std::make_unique<histogram>(bounds); }));
   order_.emplace_back(kind::histogram, histograms_.back().get());
   return *histograms_.back();
 }

@@ -72,10 +72,10 @@ class family {
 
  private:
   friend class registry;
-  family(std::string name, std::string help, std::vector<std::string> labels, std::function<Series()> make);
+  family(std::string name, std::string help, std::vector<std::string> labels, std::function<std::unique_ptr<Series>()> make);
   std::string name_, help_;
   std::vector<std::string> labels_;
-  std::function<Series()> make_;
+  std::function<std::unique_ptr<Series>()> make_;
   mutable std::shared_mutex mu_;
   std::map<label_values, std::unique_ptr<Series>> series_;
 };
