@@ -43,17 +43,17 @@ TEST_CASE("metrics registry: label values and help text are escaped", "[metrics]
 
 TEST_CASE("metrics registry: histograms have cumulative buckets, +Inf, _sum and _count", "[metrics]") {
   registry r;
-  auto& h = r.histograms("op_duration_seconds", "How long", {"op"}, {0.1, 1, 2.5});
+  auto& h = r.histograms("op_duration_seconds", "How long", {"op"}, {0.25, 1, 2.5});
   auto& s = h.with({"x"});
-  for (double v : {0.05, 0.1, 0.5, 3.0, 100.0}) s.observe(v);  // 0.1 falls in le="0.1"
+  for (double v : {0.125, 0.25, 0.5, 3.0, 100.0}) s.observe(v);  // 0.25 falls in le="0.25"
   CHECK(r.render() ==
         "# HELP op_duration_seconds How long\n"
         "# TYPE op_duration_seconds histogram\n"
-        "op_duration_seconds_bucket{op=\"x\",le=\"0.1\"} 2\n"
+        "op_duration_seconds_bucket{op=\"x\",le=\"0.25\"} 2\n"
         "op_duration_seconds_bucket{op=\"x\",le=\"1\"} 3\n"
         "op_duration_seconds_bucket{op=\"x\",le=\"2.5\"} 3\n"
         "op_duration_seconds_bucket{op=\"x\",le=\"+Inf\"} 5\n"
-        "op_duration_seconds_sum{op=\"x\"} 103.65\n"
+        "op_duration_seconds_sum{op=\"x\"} 103.875\n"
         "op_duration_seconds_count{op=\"x\"} 5\n");
 }
 
