@@ -1,6 +1,8 @@
 // GET /metrics against a real berth: the text is valid (promtool, and a strict reader here),
 // counters move when a real app is deployed (and when a deploy fails), and the route is
 // authenticated unless --metrics-public.
+#include <signal.h>
+
 #include <cmath>
 
 #include <catch2/catch.hpp>
@@ -121,6 +123,19 @@ TEST_CASE("metrics - counters move after a real deploy and a failing one", "[int
     CHECK(key.find("mt-nope") == std::string::npos);  // no raw path in any label
   }
 
+  // The release dies: the keeper counts the crash (by reason class) and the restart.
+  auto prod = api.get("/api/projects/mt-site/production");
+  REQUIRE(prod.status == 200);
+  auto pid = prod.body.value("pid", 0);
+  REQUIRE(pid > 0);
+  REQUIRE(::kill(pid, SIGKILL) == 0);
+  CHECK(eventually(
+      [&] { return parse_metrics_value(srv.port(), "berth_instance_restarts_total", {{"env", "production"}}) == 1; },
+      20s));
+  auto crashed = scrape_ok(srv.port());
+  CHECK(crashed.value("berth_instance_crashes_total", {{"env", "production"}, {"reason", "exited"}}) == 1);
+  CHECK(crashed.value("berth_instance_crash_loops_total", {{"env", "production"}}) != 1);
+
   set_site(site, "MODE", "build-fail");
   auto failed = wait_done(api, deploy(api, "mt-site"), 60s);
   INFO(brief(failed));
@@ -134,6 +149,25 @@ TEST_CASE("metrics - counters move after a real deploy and a failing one", "[int
   CHECK(eventually([&] {  // v1 still serves, kept
     return parse_metrics_value(srv.port(), "berth_instances_running", {{"env", "production"}}) == 1;
   }));
+
+  // v2, then a rollback to v1: counted under its own kind.
+  set_site(site, "MODE", "normal");
+  set_site(site, "VERSION", "2");
+  auto v2 = wait_done(api, deploy(api, "mt-site"), 60s);
+  INFO(brief(v2));
+  REQUIRE(v2.value("status", "") == "completed");
+  auto rb = api.post("/api/projects/mt-site/production/rollback", std::string{});
+  INFO(rb.describe());
+  REQUIRE(rb.status == 202);
+  auto rolled = wait_done(api, rb.body.at("id").get<std::string>(), 60s);
+  INFO(brief(rolled));
+  REQUIRE(rolled.value("status", "") == "completed");
+  auto end = scrape_ok(srv.port());
+  CHECK(end.value("berth_deployments_total", {{"kind", "deploy"}, {"result", "completed"}}) == 2);
+  CHECK(end.value("berth_deployments_total", {{"kind", "rollback"}, {"result", "completed"}}) == 1);
+  CHECK(end.value("berth_deployment_phase_duration_seconds_count", {{"phase", "building"}}) == 3);  // not the rollback
+  CHECK(end.value("berth_deployment_phase_duration_seconds_count", {{"phase", "starting"}}) == 3);
+  CHECK(end.value("berth_health_check_duration_seconds_count", {{"result", "healthy"}}) == 3);
 }
 
 TEST_CASE("metrics - /metrics needs the token unless --metrics-public", "[integration][metrics]") {
