@@ -4,6 +4,7 @@
 #include <signal.h>
 
 #include <cmath>
+#include <thread>
 
 #include <catch2/catch.hpp>
 
@@ -194,4 +195,28 @@ TEST_CASE("metrics - /metrics needs the token unless --metrics-public", "[integr
   CHECK(s.has("berth_uptime_seconds"));
   // Only /metrics opens: the API still needs the token.
   CHECK(client(srv.port(), auth::none()).get("/api/projects").status == 401);
+}
+
+TEST_CASE("metrics - open event streams are counted while they last", "[integration][metrics]") {
+  temp_dir tmp;
+  server srv(tmp.path(), deploy_server_options());
+  auto& api = srv.api();
+  auto site = make_site(tmp, "mt-stream", "1");
+  set_site(site, "BUILD_SLEEP", "5");  // the stream stays open while the build runs
+  REQUIRE(api.post("/api/projects", site_manifest("mt-stream", site)).status == 201);
+  auto id = deploy(api, "mt-stream");
+  sse_result stream;
+  std::thread reader([&] { stream = read_sse(srv.port(), "/api/deployments/" + id + "/events", 60s); });
+  bool seen_open = eventually(
+      [&] { return parse_metrics_value(srv.port(), "berth_http_streams_open", {}) == 1; }, 20s);
+  reader.join();
+  CHECK(seen_open);
+  INFO(stream.describe());
+  CHECK(stream.ended);
+  CHECK(eventually([&] { return parse_metrics_value(srv.port(), "berth_http_streams_open", {}) == 0; }));
+  auto s = scrape_ok(srv.port());
+  CHECK(s.value("berth_http_requests_total",
+                {{"method", "GET"}, {"route", "/api/deployments/{}/events"}, {"status", "200"}}) == 1);
+  CHECK(s.value("berth_http_request_duration_seconds_count",
+                {{"method", "GET"}, {"route", "/api/deployments/{}/events"}}) == 1);
 }
