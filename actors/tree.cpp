@@ -95,7 +95,7 @@ caf::actor start_tree(caf::actor_system& sys, const config& cfg, std::shared_ptr
     children.push_back({"proxy",
                         registered(names::proxy,
                                    [=](caf::actor_system& s) {
-                                     return s.spawn(proxy_actor, proxy, data_dir, driver, shared);
+                                     return s.spawn(proxy_actor, proxy, data_dir, driver, shared, metrics);
                                    }),
                         restart_type::permanent});
   children.push_back(
