@@ -124,6 +124,17 @@ TEST_CASE("metrics - counters move after a real deploy and a failing one", "[int
     CHECK(key.find("mt-nope") == std::string::npos);  // no raw path in any label
   }
 
+  // Every keeper counts what it keeps: the preview, and Caddy (tests run in proxy mode when it
+  // is installed, as berth's auto mode does).
+  auto pv = api.post("/api/projects/mt-site/preview/start", std::string{});
+  INFO(pv.describe());
+  REQUIRE(pv.status == 200);
+  CHECK(eventually(
+      [&] { return parse_metrics_value(srv.port(), "berth_instances_running", {{"env", "preview"}}) == 1; }));
+  if (srv.health().at("proxy").value("mode", "") == "proxy")
+    CHECK(eventually(
+        [&] { return parse_metrics_value(srv.port(), "berth_instances_running", {{"env", "proxy"}}) == 1; }));
+
   // The release dies: the keeper counts the crash (by reason class) and the restart.
   auto prod = api.get("/api/projects/mt-site/production");
   REQUIRE(prod.status == 200);
