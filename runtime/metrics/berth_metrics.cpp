@@ -42,7 +42,8 @@ berth_metrics::berth_metrics(const std::string& version)
       health_seconds_(reg_.histograms("berth_health_check_duration_seconds",
                                       "Time a deploy's candidate took to pass its health check (min_healthy_s "
                                       "included), or to fail it, by result",
-                                      {"result"}, {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300})),
+                                      {"result"},
+                                      {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300})),
       crashes_(reg_.counters("berth_instance_crashes_total",
                              "Kept instances that went down unasked, by environment and reason class",
                              {"env", "reason"})),

@@ -119,7 +119,8 @@ family<counter>& registry::counters(const std::string& name, const std::string& 
                                     std::vector<std::string> labels) {
   std::lock_guard lock(mu_);
   check_new(name, labels);
-  counters_.emplace_back(new family<counter>(name, help, std::move(labels), [] { return std::make_unique<counter>(); }));
+  counters_.emplace_back(
+      new family<counter>(name, help, std::move(labels), [] { return std::make_unique<counter>(); }));
   order_.emplace_back(kind::counter, counters_.back().get());
   return *counters_.back();
 }

@@ -72,7 +72,8 @@ class family {
 
  private:
   friend class registry;
-  family(std::string name, std::string help, std::vector<std::string> labels, std::function<std::unique_ptr<Series>()> make);
+  family(std::string name, std::string help, std::vector<std::string> labels,
+         std::function<std::unique_ptr<Series>()> make);
   std::string name_, help_;
   std::vector<std::string> labels_;
   std::function<std::unique_ptr<Series>()> make_;
