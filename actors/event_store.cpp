@@ -88,7 +88,7 @@ void start_commit(store_ptr self) {
   }
   self->request(st.committer, caf::infinite, append_atom_v, std::move(all), sync)
       .then(
-          [self, total](std::vector<event_record>& records) {
+          [self, total, sync](std::vector<event_record>& records) {
             auto& st = self->state;
             auto group_requests = st.in_flight.size();
             if (records.size() != total) {
@@ -97,6 +97,7 @@ void start_commit(store_ptr self) {
             } else {
               ++st.commits;
               st.appended += records.size();
+              if (st.metrics) st.metrics->committed(records.size(), sync);
               auto it = records.begin();
               for (auto& p : st.in_flight) {
                 auto n = static_cast<std::ptrdiff_t>(p.events.size());
@@ -225,7 +226,13 @@ caf::behavior event_store_with_linger(store_ptr self, std::shared_ptr<event_log>
 }
 
 caf::actor spawn_event_store(caf::actor_system& sys, std::shared_ptr<event_log> log,
-                             std::chrono::microseconds max_linger, std::shared_ptr<log_checkpointer> checkpointer) {
+                             std::chrono::microseconds max_linger, std::shared_ptr<log_checkpointer> checkpointer,
+                             std::shared_ptr<berth_metrics> metrics) {
+  if (metrics)
+    return sys.spawn([=](store_ptr self) {
+      self->state.metrics = metrics;
+      return anchored_event_store(self, log, max_linger, checkpointer);
+    });
   if (!checkpointer) return sys.spawn(event_store_with_linger, std::move(log), max_linger);
   return sys.spawn(anchored_event_store, std::move(log), max_linger, std::move(checkpointer));
 }

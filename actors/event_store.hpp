@@ -46,6 +46,7 @@
 #include "messages/event.hpp"
 #include "runtime/eventlog/audit_anchor.hpp"
 #include "runtime/eventlog/event_log.hpp"
+#include "runtime/metrics/berth_metrics.hpp"
 
 namespace berth {
 
@@ -65,6 +66,7 @@ struct event_store_state {
   std::shared_ptr<log_checkpointer> checkpointer;
   uint64_t commits = 0;   // synced WriteBatches written
   uint64_t appended = 0;  // events appended
+  std::shared_ptr<berth_metrics> metrics;  // commits and their sizes (null: not measured)
 
   // Linger (see above).
   bool lingering = false;
@@ -92,6 +94,7 @@ caf::behavior event_store_with_linger(caf::stateful_actor<event_store_state>* se
 caf::actor spawn_event_store(caf::actor_system& sys, std::shared_ptr<event_log> log,
                              std::chrono::microseconds max_linger =
                                  event_store_state::default_max_linger,
-                             std::shared_ptr<log_checkpointer> checkpointer = nullptr);
+                             std::shared_ptr<log_checkpointer> checkpointer = nullptr,
+                             std::shared_ptr<berth_metrics> metrics = nullptr);
 
 }  // namespace berth

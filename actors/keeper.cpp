@@ -44,7 +44,27 @@ keeper_policy keeper_policy_of(const deploy_settings& s) {
   return p;
 }
 
-keeper::~keeper() { forget_watch(); }
+keeper::~keeper() {
+  forget_watch();
+  set_kept({});
+}
+
+void keeper::measure(std::shared_ptr<berth_metrics> metrics, std::string env) {
+  metrics_ = std::move(metrics);
+  env_ = std::move(env);
+}
+
+void keeper::set_kept(const instance_ref& r) {
+  kept_ = r;
+  if (!metrics_ || counted_ == !kept_.empty()) return;
+  counted_ = !counted_;
+  metrics_->instances.with({env_}).add(counted_ ? 1 : -1);
+}
+
+void keeper::died(const std::string& why) {
+  if (metrics_) metrics_->instance_down(env_, why);
+  hooks_.died(why, [this, why] { restart_later(why); });
+}
 
 void keeper::init(caf::event_based_actor* self, std::shared_ptr<runtime_driver> driver, keeper_policy policy,
                   hooks h) {
@@ -63,7 +83,7 @@ void keeper::keep(const instance_ref& r) {
   if (!r.empty() && r == kept_ && watch_token_ != 0) return;  // already watched: one watch per instance
   forget_watch();
   ++gen_;
-  kept_ = r;
+  set_kept(r);
   failed_probes_ = 0;
   restart_due_ = false;
   if (r.empty()) return;
@@ -78,7 +98,7 @@ void keeper::keep(const instance_ref& r) {
 void keeper::release() {
   forget_watch();
   ++gen_;
-  kept_ = {};
+  set_kept({});
   restart_due_ = false;
 }
 
@@ -105,9 +125,9 @@ void keeper::arm_pass() {
 void keeper::down(const std::string& why) {
   forget_watch();
   ++gen_;
-  kept_ = {};
+  set_kept({});
   log_kv(spdlog::level::warn, hooks_.what + ": " + why, hooks_.log_fields);
-  hooks_.died(why, [this, why] { restart_later(why); });
+  died(why);
 }
 
 void keeper::restart_later(const std::string& why) {
@@ -122,6 +142,7 @@ void keeper::restart_later(const std::string& why) {
                               p.window.count());
     log_kv(spdlog::level::warn, hooks_.what + ": crash loop, giving up until it is started again: " + reason,
            hooks_.log_fields);
+    if (metrics_) metrics_->crash_loop(env_);
     return hooks_.crash_loop(reason);
   }
   log_kv(spdlog::level::info, fmt::format("{}: {}; restarting in {} ms", hooks_.what, why, delay->count()),
@@ -171,6 +192,7 @@ void keeper::on_restart(uint64_t gen) {
       auto grace = policy_.stop_grace;
       return run_blocking(self_, [=] { driver->stop(r, grace); }, [](const std::string&) {});
     }
+    if (metrics_) metrics_->instance_restarted(env_);
     hooks_.started(r, cause::restart, [this, r] { keep(r); });
   });
 }
@@ -207,9 +229,9 @@ void keeper::on_pass(uint64_t gen) {
         auto grace = policy_.stop_grace;
         run_blocking(self_, [=] { driver->stop(r, grace); },
                      [this, reason](const std::string&) {
-                       kept_ = {};
+                       set_kept({});
                        log_kv(spdlog::level::warn, reason, hooks_.log_fields);
-                       hooks_.died(reason, [this, reason] { restart_later(reason); });
+                       died(reason);
                      });
       });
 }

@@ -27,6 +27,7 @@
 #include "messages/instance.hpp"
 #include "messages/manifest.hpp"
 #include "runtime/driver.hpp"
+#include "runtime/metrics/berth_metrics.hpp"
 #include "runtime/resilience/restart_policy.hpp"
 #include "runtime/status.hpp"
 
@@ -74,6 +75,9 @@ class keeper {
   ~keeper();
 
   void init(caf::event_based_actor* self, std::shared_ptr<runtime_driver> driver, keeper_policy policy, hooks h);
+  // Counts this keeper's instance (running, crashes by reason class, restarts, crash loops)
+  // under env (production | preview | proxy); null: not measured. Once, after init.
+  void measure(std::shared_ptr<berth_metrics> metrics, std::string env);
   // Starts an instance now (no backoff: a person asked, or a first start) with `start` (blocking,
   // run on a worker), records it (hooks.started, cause::start) and keeps it; `done` gets "" or
   // what went wrong (then nothing runs and nothing was recorded).
@@ -100,6 +104,12 @@ class keeper {
   void on_restart(uint64_t gen);
   void down(const std::string& why);
   void arm_pass();
+  void set_kept(const instance_ref& r);  // kept_ = r, and the running gauge follows
+  void died(const std::string& why);     // hooks_.died, counted, then the restart
+
+  std::shared_ptr<berth_metrics> metrics_;
+  std::string env_;
+  bool counted_ = false;  // kept_ is counted in metrics_'s running gauge
 
   caf::event_based_actor* self_ = nullptr;
   std::shared_ptr<runtime_driver> driver_;

@@ -153,6 +153,7 @@ void init_keeper(self_ptr self) {
   };
   h.exits = [self] { return self->state.rec.exits_us; };
   self->state.service.init(self, self->state.env.driver, keeper_policy_of(self->state.env.settings), std::move(h));
+  self->state.service.measure(self->state.env.metrics, "preview");
 }
 
 caf::result<preview_view> start(self_ptr self, manifest spec, uint16_t port, bool restart) {

@@ -79,6 +79,18 @@ void log_phases(self_ptr self, const std::vector<event_record>& stored) {
   }
 }
 
+// Each deployment end the log just took: its result and its phases' durations, once.
+void count_ends(self_ptr self, const std::vector<event_record>& stored) {
+  auto& st = self->state;
+  if (!st.env.metrics) return;
+  for (auto& e : stored) {
+    phase p;
+    if (!phase_of_event(e.type, p) || !is_terminal(p)) continue;
+    if (auto d = st.prod.deployments.find(payload_object(e.data).value("id", "")); d != st.prod.deployments.end())
+      st.env.metrics->deployment_ended(d->second);
+  }
+}
+
 caf::result<deployment_view> detail(self_ptr self, const std::string& id) {
   auto& st = self->state;
   auto it = st.prod.deployments.find(id);
@@ -139,6 +151,7 @@ void record(self_ptr self, std::vector<new_event> events, bool durable,
                   for (auto& e : stored) fold(self->state.prod, e);
                   log_phases(self, stored);
                   tell_followers(self, stored);
+                  count_ends(self, stored);
                   if (then) then(stored);
                 });
 }

@@ -142,7 +142,7 @@ void run_pipeline(self_ptr self, const std::string& id, std::function<void(const
         log->set_mask(secret_mask(secrets));
         make_dirs({in.paths.production, in.paths.production_logs});
         production_host host(*sys, me, stop, env, stable_port);
-        run_deploy(host, {*env.driver, *env.guards, *log}, in);
+        run_deploy(host, {*env.driver, *env.guards, *log, env.metrics.get()}, in);
       },
       [done](const std::string& failure) { done(failure); });
 }

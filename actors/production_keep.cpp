@@ -116,6 +116,7 @@ void init_keeper(self_ptr self) {
   };
   h.exits = [self] { return self->state.prod.exits_us; };
   self->state.release.init(self, self->state.env.driver, policy, std::move(h));
+  self->state.release.measure(self->state.env.metrics, "production");
 }
 
 void keep_what_the_log_says(self_ptr self) {

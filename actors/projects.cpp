@@ -89,6 +89,7 @@ void create_then(self_ptr self, manifest m, std::function<void(caf::expected<pro
         .then(
             [=](std::vector<event_record>& stored) {
               self->state.index[name] = name_status::live;
+              count_projects(self->state);
               if (auto child = self->state.sup.start_child(project_spec(name, self->state)); !child)
                 log_kv(spdlog::level::err, "projects: cannot start the project actor: " + to_string(child.error()),
                        project_fields(name));
@@ -188,6 +189,7 @@ caf::result<bool> remove(self_ptr self, const std::string& name) {
                     },
                     [=](const std::string&) mutable {
                       self->state.index.erase(name);
+                      count_projects(self->state);
                       if (self->state.uids) self->state.uids->give_back(name);
                       self->request(ports(self), store_timeout, release_atom_v, name, std::string{"deleted"})
                           .then([=](uint64_t) mutable { rp.deliver(true); },
@@ -298,7 +300,9 @@ caf::result<void> to_deployment(self_ptr self, const std::string& id, Ts&&... xs
 }  // namespace
 
 caf::behavior projects_actor(self_ptr self, std::string data_dir, deploy_settings settings,
-                             std::shared_ptr<runtime_driver> driver, std::shared_ptr<backend_guards> guards) {
+                             std::shared_ptr<runtime_driver> driver, std::shared_ptr<backend_guards> guards,
+                             std::shared_ptr<berth_metrics> metrics) {
+  self->state.metrics = std::move(metrics);
   self->state.data_dir = std::move(data_dir);
   self->state.settings = std::move(settings);
   self->state.driver = std::move(driver);

@@ -53,6 +53,7 @@ struct projects_state {
   deploy_settings settings;
   std::shared_ptr<runtime_driver> driver;
   std::shared_ptr<backend_guards> guards;
+  std::shared_ptr<berth_metrics> metrics;  // null: not measured
   // Sandbox uids of the live projects, when berth is root and sandboxes (else none).
   std::optional<uid_pool> uids;
   bool loaded = false;
@@ -61,6 +62,9 @@ struct projects_state {
 
 caf::behavior projects_actor(caf::stateful_actor<projects_state>* self, std::string data_dir,
                              deploy_settings settings, std::shared_ptr<runtime_driver> driver,
-                             std::shared_ptr<backend_guards> guards);
+                             std::shared_ptr<backend_guards> guards, std::shared_ptr<berth_metrics> metrics = nullptr);
+
+// Sets the projects gauge from the index (live and being deleted); call after changing it.
+void count_projects(const projects_state& st);
 
 }  // namespace berth

@@ -1,5 +1,7 @@
 #include "actors/projects_load.hpp"
 
+#include <algorithm>
+
 #include <filesystem>
 #include <limits>
 #include <set>
@@ -19,9 +21,16 @@ namespace berth {
 
 using self_ptr = caf::stateful_actor<projects_state>*;
 
+void count_projects(const projects_state& st) {
+  if (!st.metrics) return;
+  st.metrics->projects.set(static_cast<double>(std::count_if(
+      st.index.begin(), st.index.end(), [](auto& kv) { return kv.second != name_status::creating; })));
+}
+
 child_spec project_spec(const std::string& name, const projects_state& st) {
   environment env{name, paths_for(st.data_dir, name), st.settings, st.driver, st.guards};
   if (st.uids) env.sandbox = {st.uids->of(name), st.uids->of(name)};
+  env.metrics = st.metrics;
   return {name, [env](caf::actor_system& sys) { return sys.spawn(project_actor, env); }, restart_type::transient};
 }
 
@@ -152,6 +161,7 @@ void load_projects(self_ptr self) {
                   self->state.sup.start_child(project_spec(name, self->state));
                 }
                 self->state.loaded = true;
+                count_projects(self->state);
                 spdlog::info("projects: {} live projects restored", self->state.index.size());
                 reconcile(self);
               });

@@ -241,7 +241,8 @@ caf::result<bool> change(self_ptr self, new_event e) {
 }  // namespace
 
 caf::behavior proxy_actor(self_ptr self, proxy_settings settings, std::string data_dir,
-                          std::shared_ptr<runtime_driver> driver, std::shared_ptr<backend_guards> guards) {
+                          std::shared_ptr<runtime_driver> driver, std::shared_ptr<backend_guards> guards,
+                          std::shared_ptr<berth_metrics> metrics) {
   auto& st = self->state;
   st.settings = std::move(settings);
   // Absolute: Caddy runs in this folder and its admin socket path must be absolute.
@@ -249,6 +250,7 @@ caf::behavior proxy_actor(self_ptr self, proxy_settings settings, std::string da
   st.driver = std::move(driver);
   st.guards = std::move(guards);
   init_keeper(self);
+  st.caddy.measure(std::move(metrics), "proxy");
   self->request(names::whereis(self->system(), names::event_store), store_timeout, read_stream_atom_v,
                 std::string{proxy_stream}, uint64_t{0}, uint64_t{0})
       .await(

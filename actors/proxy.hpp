@@ -39,6 +39,6 @@ struct proxy_actor_state {
 
 caf::behavior proxy_actor(caf::stateful_actor<proxy_actor_state>* self, proxy_settings settings,
                           std::string data_dir, std::shared_ptr<runtime_driver> driver,
-                          std::shared_ptr<backend_guards> guards);
+                          std::shared_ptr<backend_guards> guards, std::shared_ptr<berth_metrics> metrics = nullptr);
 
 }  // namespace berth

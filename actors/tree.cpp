@@ -32,10 +32,23 @@ std::function<caf::actor(caf::actor_system&)> registered(caf::atom_value name, F
   };
 }
 
+// Gauges read when /metrics is scraped: cheap, thread-safe reads, no actor asked.
+void add_scrape_gauges(caf::actor_system& sys, berth_metrics& m, std::shared_ptr<event_log> log,
+                       std::shared_ptr<backend_guards> guards) {
+  m.registry().on_scrape([&sys, &m, log, guards] {
+    m.actors.set(static_cast<double>(sys.registry().running()));
+    m.eventlog_disk_bytes.set(static_cast<double>(log->disk_bytes()));
+    for (auto& b : guards->breakers().snapshots())
+      m.breaker_state.with({b.backend}).set(b.state == breaker_state::open        ? 2
+                                            : b.state == breaker_state::half_open ? 1
+                                                                                  : 0);
+  });
+}
+
 }  // namespace
 
 caf::actor start_tree(caf::actor_system& sys, const config& cfg, std::shared_ptr<event_log> log,
-                      std::shared_ptr<log_checkpointer> checkpointer) {
+                      std::shared_ptr<log_checkpointer> checkpointer, std::shared_ptr<berth_metrics> metrics) {
   // One runtime driver and one set of backend breakers for the whole server, handed down.
   auto process = make_process_runtime(cfg.data_dir, cfg.limits.unavailable.empty() ? cfg.limits.cgroup_root : "off",
                                       make_sandbox_options(cfg.deploy.sandbox.enabled()));
@@ -58,6 +71,7 @@ caf::actor start_tree(caf::actor_system& sys, const config& cfg, std::shared_ptr
   shared->breakers().configure({r.breaker_failures, std::chrono::milliseconds(r.breaker_open_ms)},
                                {r.retry_attempts, std::chrono::milliseconds(r.retry_base_ms),
                                 std::chrono::milliseconds(r.retry_max_ms)});
+  if (metrics) add_scrape_gauges(sys, *metrics, log, shared);
   auto production = cfg.production_ports;
   auto preview = cfg.preview_ports;
   auto data_dir = cfg.data_dir;
@@ -66,7 +80,7 @@ caf::actor start_tree(caf::actor_system& sys, const config& cfg, std::shared_ptr
   std::vector<child_spec> children{
       {"event_store",
        registered(names::event_store, [=](caf::actor_system& s) {
-                    return spawn_event_store(s, log, event_store_state::default_max_linger, checkpointer);
+                    return spawn_event_store(s, log, event_store_state::default_max_linger, checkpointer, metrics);
                   }),
        restart_type::permanent},
       {"backends", registered(names::backends, [=](caf::actor_system& s) { return s.spawn(backends_actor, shared); }),
@@ -81,13 +95,15 @@ caf::actor start_tree(caf::actor_system& sys, const config& cfg, std::shared_ptr
     children.push_back({"proxy",
                         registered(names::proxy,
                                    [=](caf::actor_system& s) {
-                                     return s.spawn(proxy_actor, proxy, data_dir, driver, shared);
+                                     return s.spawn(proxy_actor, proxy, data_dir, driver, shared, metrics);
                                    }),
                         restart_type::permanent});
   children.push_back(
       {"projects",
        registered(names::projects,
-                  [=](caf::actor_system& s) { return s.spawn(projects_actor, data_dir, deploy, driver, shared); }),
+                  [=](caf::actor_system& s) {
+                    return s.spawn(projects_actor, data_dir, deploy, driver, shared, metrics);
+                  }),
        restart_type::permanent});
   supervisor_flags flags;
   flags.intensity = 5;

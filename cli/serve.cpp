@@ -290,9 +290,11 @@ int serve(const config& given) {
   if (cfg.deploy.proxy) resolve_site_port(cfg, *log);
   resolve_limits(cfg);
 
+  // Before the actor system: whatever records into it may outlive the tree's actors.
+  auto metrics = std::make_shared<berth_metrics>(BERTH_VERSION);
   berth_system_config sys_cfg{cfg};
   caf::actor_system sys{sys_cfg};
-  auto root = start_tree(sys, cfg, log, checkpointer);
+  auto root = start_tree(sys, cfg, log, checkpointer, metrics);
   // If the root supervisor gives up, berth cannot work: exit non-zero so whatever runs berth
   // restarts it, and the new process rebuilds everything from the log.
   static std::atomic<bool> root_failed{false};
@@ -303,7 +305,7 @@ int serve(const config& given) {
     }
   });
 
-  http::server api{sys, cfg};
+  http::server api{sys, cfg, metrics.get()};
   std::string bind_error;
   if (!api.bind(bind_error)) {
     log_kv(spdlog::level::critical, bind_error);

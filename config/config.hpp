@@ -109,6 +109,8 @@ struct config {
   // HTTPS for the API (PEM files); off loopback berth needs them or insecure_http.
   std::string tls_cert, tls_key;
   bool insecure_http = false;
+  // GET /metrics without the token (for a Prometheus on a trusted network).
+  bool metrics_public = false;
   // POST /api/debug/crash and /api/debug/fail; refused unless listening on loopback.
   bool enable_fault_injection = false;
   // SIGTERM: how long the running deploy phases get to reach a boundary; apps keep running

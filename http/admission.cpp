@@ -19,7 +19,8 @@ bool parse_length(const std::string& s, uint64_t& out) {
 
 }  // namespace
 
-bool admit(const httplib::Request& req, httplib::Response& res, const std::string& token, size_t max_body) {
+bool admit(const httplib::Request& req, httplib::Response& res, const std::string& token, size_t max_body,
+           bool metrics_public) {
   auto* r = t_request;
   if (r != nullptr && !r->head_done) {
     r->head_done = true;
@@ -35,7 +36,7 @@ bool admit(const httplib::Request& req, httplib::Response& res, const std::strin
     if (r != nullptr) r->must_close = true;  // the body's framing cannot be trusted
     return false;
   };
-  if (!authorize(req, res, token)) return false;
+  if (!authorize(req, res, token, metrics_public)) return false;
   if (r != nullptr && r->line_too_long)  // in case httplib let it through
     return refuse(431, "headers_too_large", "a header line is longer than " + std::to_string(line_limit) + " bytes");
   if (req.has_header("Transfer-Encoding"))

@@ -24,7 +24,9 @@ bool iequals(const std::string& a, const char* b) {
 
 }  // namespace
 
-bool is_open_path(const std::string& path) { return path == "/health" || path == "/metrics"; }
+bool is_open_path(const std::string& path, bool metrics_public) {
+  return path == "/health" || (metrics_public && path == "/metrics");
+}
 
 bool tokens_equal(const std::string& a, const std::string& b) {
   unsigned char da[SHA256_DIGEST_LENGTH], db[SHA256_DIGEST_LENGTH];
@@ -73,8 +75,8 @@ void reply_unauthorized(httplib::Response& res, auth_outcome why) {
                                          : "Bearer realm=\"berth\", error=\"invalid_token\"");
 }
 
-bool authorize(const httplib::Request& req, httplib::Response& res, const std::string& token) {
-  if (is_open_path(req.path)) return true;
+bool authorize(const httplib::Request& req, httplib::Response& res, const std::string& token, bool metrics_public) {
+  if (is_open_path(req.path, metrics_public)) return true;
   auto outcome = check_authorization(req, token);
   if (outcome == auth_outcome::ok) return true;
   reply_unauthorized(res, outcome);

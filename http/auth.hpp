@@ -1,5 +1,5 @@
 // Bearer-token auth of the control endpoint. Every route needs `Authorization: Bearer
-// <token>` except the open ones (/health, /metrics); the check runs before routing, so an
+// <token>` except the open ones (/health, and /metrics with --metrics-public); the check runs before routing, so an
 // unauthenticated request learns nothing else (not even whether a route exists) and its body
 // is never read.
 #pragma once
@@ -12,8 +12,9 @@ struct Response;
 
 namespace berth::http {
 
-// /health and /metrics: no token needed (exact paths, decoded, without the query).
-bool is_open_path(const std::string& path);
+// /health, and /metrics when metrics_public: no token needed (exact paths, decoded, without
+// the query).
+bool is_open_path(const std::string& path, bool metrics_public = false);
 
 enum class auth_outcome {
   ok,
@@ -33,6 +34,7 @@ bool tokens_equal(const std::string& a, const std::string& b);
 void reply_unauthorized(httplib::Response& res, auth_outcome why);
 
 // The whole check for one request: true when it may go on; otherwise the 401 is in `res`.
-bool authorize(const httplib::Request& req, httplib::Response& res, const std::string& token);
+bool authorize(const httplib::Request& req, httplib::Response& res, const std::string& token,
+               bool metrics_public = false);
 
 }  // namespace berth::http

@@ -177,6 +177,7 @@ void guarded_server::serve(std::shared_ptr<transport> conn, size_t served) {
       head_start = clock_type::now();
     }
     r = request_state{};
+    r.started = head_start;
     r.head_deadline = head_start + head_timeout;
     strm.track(&r);
     t_request = &r;

@@ -35,6 +35,7 @@ constexpr size_t linger_bytes = 64u << 20;
 // What one request on a connection has done so far. Lives on the worker thread's stack while
 // httplib parses and answers the request; admission.cpp reaches it through t_request.
 struct request_state {
+  clock_type::time_point started;  // the request's first byte (or the connection's handshake)
   clock_type::time_point head_deadline, body_deadline;
   bool head_done = false;    // headers parsed: auth and the framing checks have run
   size_t head_bytes = 0;     // bytes of the request line and headers
@@ -86,7 +87,8 @@ class guarded_server final : public httplib::Server {
 // Runs once the headers are parsed (from the Expect: 100-continue hook or before routing):
 // starts the body clock, then checks the token, then how the body is framed. False when the
 // request is refused; the answer is then in `res` and the connection closes after it.
-bool admit(const httplib::Request& req, httplib::Response& res, const std::string& token, size_t max_body);
+bool admit(const httplib::Request& req, httplib::Response& res, const std::string& token, size_t max_body,
+           bool metrics_public = false);
 // httplib answers some requests itself (unknown route, bad request line, ...) with an empty
 // body: give those the same JSON error shape as everything else. Always "Handled": that also
 // makes httplib add Content-Length to an error it writes without routing (the answer to

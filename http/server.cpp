@@ -51,22 +51,25 @@ bool check_listen_security(const config& cfg) {
   return true;
 }
 
-server::server(caf::actor_system& sys, const config& cfg)
+server::server(caf::actor_system& sys, const config& cfg, berth_metrics* metrics)
     : sys_(sys),
       cfg_(cfg),
       ctx_{sys_, cfg_, std::chrono::steady_clock::now(), &stopping_},
       svr_(std::make_unique<cd::guarded_server>()) {
+  ctx_.metrics = metrics;
   svr_->set_payload_max_length(cfg_.max_body_bytes);
   svr_->set_keep_alive_timeout(cd::keep_alive_idle_s);
   svr_->set_keep_alive_max_count(cd::keep_alive_requests);
   const std::string token = cfg_.token;
   const size_t max_body = cfg_.max_body_bytes;
-  svr_->set_expect_100_continue_handler([token, max_body](const httplib::Request& req, httplib::Response& res) {
-    return cd::admit(req, res, token, max_body) ? 100 : res.status;
-  });
-  svr_->set_pre_routing_handler([token, max_body](const httplib::Request& req, httplib::Response& res) {
-    return cd::admit(req, res, token, max_body) ? httplib::Server::HandlerResponse::Unhandled
-                                            : httplib::Server::HandlerResponse::Handled;
+  const bool open_metrics = cfg_.metrics_public;
+  svr_->set_expect_100_continue_handler(
+      [token, max_body, open_metrics](const httplib::Request& req, httplib::Response& res) {
+        return cd::admit(req, res, token, max_body, open_metrics) ? 100 : res.status;
+      });
+  svr_->set_pre_routing_handler([token, max_body, open_metrics](const httplib::Request& req, httplib::Response& res) {
+    return cd::admit(req, res, token, max_body, open_metrics) ? httplib::Server::HandlerResponse::Unhandled
+                                                              : httplib::Server::HandlerResponse::Handled;
   });
   // Tell the client when this answer ends the connection.
   svr_->set_post_routing_handler(cd::mark_close);
@@ -82,14 +85,16 @@ server::server(caf::actor_system& sys, const config& cfg)
     log_kv(spdlog::level::err, "request handler failed", {{"error", what}});
     reply_error(res, 500, "internal", "internal error");
   });
-  svr_->set_logger([](const httplib::Request& req, const httplib::Response& res) {
+  svr_->set_logger([this](const httplib::Request& req, const httplib::Response& res) {
     log_kv(spdlog::level::debug, "http", {{"method", req.method}, {"path", req.path}, {"status", res.status}});
+    count_request(ctx_, req, res);
   });
   add_health_routes(*svr_, ctx_);
   add_project_routes(*svr_, ctx_);
   add_state_routes(*svr_, ctx_);
   add_deployment_routes(*svr_, ctx_);
   add_log_routes(*svr_, ctx_);
+  if (ctx_.metrics) add_metrics_routes(*svr_, ctx_);
   if (cfg_.enable_fault_injection) add_debug_routes(*svr_, ctx_);
 }
 

@@ -40,9 +40,12 @@
 
 namespace httplib {
 class Server;
+struct Request;
+struct Response;
 }
 
 namespace berth {
+class berth_metrics;
 class tls_context;
 }
 
@@ -65,6 +68,8 @@ struct context {
   bool is_stopping() const { return stopping != nullptr && stopping->load(); }
   // The HTTP workers, for their load in /health (null before the server is bound).
   const dispatcher* workers = nullptr;
+  // What GET /metrics renders and every answer is counted in (null: no /metrics route).
+  berth_metrics* metrics = nullptr;
   std::chrono::milliseconds timeout() const {
     return std::chrono::milliseconds(cfg.request_timeout_ms);
   }
@@ -75,6 +80,10 @@ void add_state_routes(httplib::Server& svr, const context& ctx);  // routes_stat
 void add_deployment_routes(httplib::Server& svr, const context& ctx);
 // GET /api/projects/{name}/logs (http/routes_logs.cpp).
 void add_log_routes(httplib::Server& svr, const context& ctx);
+// GET /metrics: registered when ctx.metrics is set.
+void add_metrics_routes(httplib::Server& svr, const context& ctx);
+// Counts an answered request in ctx.metrics (by method, route pattern and status, with its time).
+void count_request(const context& ctx, const httplib::Request& req, const httplib::Response& res);
 // POST /api/debug/{fail,crash}: only registered with cfg.enable_fault_injection.
 void add_debug_routes(httplib::Server& svr, const context& ctx);
 
@@ -86,8 +95,9 @@ bool check_listen_security(const config& cfg);
 
 class server {
  public:
-  // cfg.token must be set: every route but /health and /metrics needs it.
-  server(caf::actor_system& sys, const config& cfg);
+  // cfg.token must be set: every route but /health (and /metrics with cfg.metrics_public)
+  // needs it. `metrics` (optional) must outlive the server.
+  server(caf::actor_system& sys, const config& cfg, berth_metrics* metrics = nullptr);
   ~server();
   // Loads the TLS certificate (when given) and binds the listen address; false (with a
   // reason) when it cannot.

@@ -45,6 +45,9 @@ class event_log {
   virtual std::vector<std::string> streams(const std::string& prefix) const = 0;
 
   virtual uint64_t last_seq() const = 0;
+  // Bytes the log takes on disk now (live table files and write-ahead log); cheap, thread-safe.
+  // 0 when unknown.
+  virtual uint64_t disk_bytes() const { return 0; }
   // Walks the whole chain: recomputes each hash, checks links, seq continuity and the indexes.
   virtual verify_result verify() const = 0;
 };

@@ -249,3 +249,22 @@ verify_result rocks_event_log::verify() const {
 }
 
 }  // namespace berth::detail
+
+namespace berth::detail {
+
+// Live SST files of every column family (RocksDB's own property) plus the WAL files not yet
+// flushed into them: what the log takes on disk now.
+uint64_t rocks_event_log::disk_bytes() const {
+  std::shared_lock<std::shared_mutex> db_lock(db_mu_);
+  uint64_t total = 0;
+  for (auto* cf : handles_) {
+    uint64_t size = 0;
+    if (db_->GetIntProperty(cf, rocksdb::DB::Properties::kLiveSstFilesSize, &size)) total += size;
+  }
+  rocksdb::VectorLogPtr wal;
+  if (db_->GetSortedWalFiles(wal).ok())
+    for (auto& f : wal) total += f->SizeFileBytes();
+  return total;
+}
+
+}  // namespace berth::detail

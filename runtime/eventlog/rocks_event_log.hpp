@@ -45,6 +45,7 @@ class rocks_event_log final : public event_log {
   std::vector<std::string> streams(const std::string& prefix) const override;
 
   uint64_t last_seq() const override { return last_seq_.load(std::memory_order_acquire); }
+  uint64_t disk_bytes() const override;
 
   verify_result verify() const override;
 

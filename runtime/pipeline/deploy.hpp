@@ -22,6 +22,7 @@
 namespace berth {
 
 class backend_guards;
+class berth_metrics;
 class deploy_log;
 
 // The release serving when the switch begins (instance empty: production is down).
@@ -89,6 +90,7 @@ struct deploy_tools {
   runtime_driver& driver;
   backend_guards& guards;
   deploy_log& log;
+  berth_metrics* metrics = nullptr;  // the health check's duration (null: not measured)
 };
 
 // Runs the deploy (or rollback) to its end and records that end durably: completed,

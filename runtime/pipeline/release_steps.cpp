@@ -7,6 +7,7 @@
 #include "runtime/logs/mask.hpp"
 #include "runtime/logs/rotated_log.hpp"
 #include "runtime/net/health_probe.hpp"
+#include "runtime/metrics/berth_metrics.hpp"
 #include "runtime/pipeline/job.hpp"
 #include "runtime/pipeline/launch.hpp"
 #include "runtime/release/release.hpp"
@@ -121,6 +122,8 @@ void check_health(job& j, const instance_ref& candidate) {
     probe = stay_healthy("127.0.0.1", candidate.port, health.path, std::chrono::seconds(health.min_healthy_s),
                          interval, wanted);
   }
+  if (j.tools.metrics && !(!probe.healthy && j.give_up()))  // a cancel is not the app's latency
+    j.tools.metrics->health_check(probe.healthy, clock_type::now() - t0);
   if (!probe.healthy && j.give_up()) j.gave_up();
   if (!probe.healthy) {
     auto end = after_failed_probe(j.tools.driver, candidate);
