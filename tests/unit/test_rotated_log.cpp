@@ -86,7 +86,7 @@ TEST_CASE("rotated log - logical offsets across several rotations, oldest kept b
   CHECK(read_everything(snap, 900) == numbered(90, 95));
 }
 
-TEST_CASE("rotated log - an unfinished line waits; a restarted writer keeps counting", "[rotated_log]") {
+TEST_CASE("rotated log - an unfinished line waits and a restarted writer keeps counting", "[rotated_log]") {
   temp_dir tmp{"berth-rlog"};
   auto path = tmp / "app.log";
   {
@@ -115,7 +115,7 @@ TEST_CASE("rotated log - an unfinished line waits; a restarted writer keeps coun
   CHECK(read_everything(now, 0) == numbered(0, 15) + "unfinished\n" + numbered(16, 30));
 }
 
-TEST_CASE("rotated log - a log without sidecar counts from its oldest file; missing log is empty",
+TEST_CASE("rotated log - a log without sidecar counts from its oldest file and a missing log is empty",
           "[rotated_log]") {
   temp_dir tmp{"berth-rlog"};
   auto path = tmp / "old.log";
