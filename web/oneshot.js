@@ -40,8 +40,9 @@ B.views.oneshot = async function (main) {
     name.disabled = true;
     below.replaceChildren(B.deployView(d.id, (ok, end) => {
       if (!ok) return;
-      const where = end.url || d.url;
-      url.replaceChildren(h('div.card.result.ok', h('h2', name.value + ' is live'), h('p', B.link(where))));
+      // The public URL (<name>.<domain suffix>) the deploy answered; the port on this host too.
+      url.replaceChildren(h('div.card.result.ok', h('h2', name.value + ' is live'), h('p', B.link(d.url || end.url)),
+        end.url && end.url !== d.url ? h('p.muted', 'On this host: ', B.link(end.url)) : ''));
     }));
     go.hidden = true;
   }));

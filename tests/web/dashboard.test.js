@@ -1,0 +1,220 @@
+// berth's dashboard in a real browser: headless Chromium (/usr/bin/chromium, driven by
+// playwright-core) against a real `berth serve` started here with a real app (tests/apps/site).
+// Goes: sign in (a wrong token first) → create a project → deploy → phases reach completed →
+// a second release → rollback → the one-shot page checks names as they are typed and deploys
+// one until its URL appears; screenshots in $BERTH_SCREENSHOTS.
+// Env: BERTH_BINARY, BERTH_TEST_APPS, BERTH_SCREENSHOTS. Run by ctest ("web: dashboard").
+'use strict';
+const assert = require('node:assert/strict');
+const {spawn} = require('node:child_process');
+const crypto = require('node:crypto');
+const fs = require('node:fs');
+const net = require('node:net');
+const os = require('node:os');
+const path = require('node:path');
+const {chromium} = require('playwright-core');
+
+const binary = process.env.BERTH_BINARY;
+const apps = process.env.BERTH_TEST_APPS;
+const shots = process.env.BERTH_SCREENSHOTS || path.join(process.cwd(), 'screenshots');
+const chromiumPath = process.env.BERTH_CHROMIUM || '/usr/bin/chromium';
+const UI_WAIT = 60000;  // a bound on waits for what the page shows (deploys run real builds)
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer().listen(0, '127.0.0.1', () => {
+      const {port} = s.address();
+      s.close(() => resolve(port));
+    });
+    s.on('error', reject);
+  });
+}
+
+async function waitFor(what, fn, ms = 20000) {
+  const until = Date.now() + ms;
+  for (;;) {
+    try { if (await fn()) return; } catch (e) { /* not yet */ }
+    if (Date.now() > until) throw new Error('timed out waiting for ' + what);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+function copySite(dir, version) {
+  fs.mkdirSync(dir, {recursive: true});
+  for (const f of ['build.py', 'server.py']) fs.copyFileSync(path.join(apps, 'site', f), path.join(dir, f));
+  fs.writeFileSync(path.join(dir, 'VERSION'), version + '\n');
+  fs.chmodSync(dir, 0o755);
+  return dir;
+}
+
+function siteManifest(src) {
+  return {source: {path: src},
+    preview: {command: ['python3', 'server.py'], health: {path: '/health', timeout_s: 10, interval_ms: 50}},
+    build: {command: ['python3', 'build.py'], artifacts: ['dist']},
+    production: {command: ['python3', 'dist/server.py'],
+                 health: {path: '/health', timeout_s: 10, interval_ms: 100, min_healthy_s: 0}, keep: 5},
+    env: {SITE_ENV: 'web-test'}};
+}
+
+// The apps berth started outlive it by design: end those whose folder is in ours (by pid).
+async function killProcessesIn(dir) {
+  for (let round = 0; round < 10; ++round) {
+    const left = [];
+    for (const pid of fs.readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
+      let cwd = '';
+      try { cwd = fs.readlinkSync('/proc/' + pid + '/cwd'); } catch (e) { continue; }
+      if (cwd === dir || cwd.startsWith(dir + '/')) left.push(Number(pid));
+    }
+    if (!left.length) return;
+    for (const pid of left) try { process.kill(pid, 'SIGKILL'); } catch (e) { /* gone */ }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+async function main() {
+  assert.ok(binary && apps, 'BERTH_BINARY and BERTH_TEST_APPS must be set');
+  fs.mkdirSync(shots, {recursive: true});
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-web-'));
+  fs.chmodSync(tmp, 0o755);  // apps run under their own uid and must reach their sources
+  const site = copySite(path.join(tmp, 'site'), '1');
+  const template = path.join(tmp, 'template.json');
+  fs.writeFileSync(template, JSON.stringify(siteManifest(copySite(path.join(tmp, 'stack'), 'stack'))));
+  const token = crypto.randomBytes(24).toString('hex');
+  const port = await freePort();
+  const prod = 8000 + crypto.randomInt(9) * 200, preview = 4000 + crypto.randomInt(19) * 200;
+  const log = fs.openSync(path.join(tmp, 'server.log'), 'a');
+  const berth = spawn(binary, ['serve', '--listen', '127.0.0.1:' + port, '--data', path.join(tmp, 'data'),
+    '--deploy-template', template, '--stop-grace-ms', '500',
+    '--production-ports', prod + '-' + (prod + 199), '--preview-ports', preview + '-' + (preview + 199)],
+    {env: Object.assign({}, process.env, {BERTH_TOKEN: token}), stdio: ['ignore', log, log], detached: true});
+  const base = 'http://127.0.0.1:' + port;
+  let browser = null, ok = false;
+  try {
+    await waitFor('berth to answer /health', async () => (await fetch(base + '/health')).ok);
+    browser = await chromium.launch({executablePath: chromiumPath, headless: true, args: ['--no-sandbox']});
+    const context = await browser.newContext({viewport: {width: 1280, height: 900}});
+    const page = await context.newPage();
+    const errors = [];
+    page.on('pageerror', (e) => errors.push(e.message));
+    const shot = (name) => page.screenshot({path: path.join(shots, name + '.png'), fullPage: true});
+    const text = (sel) => page.locator(sel).innerText();
+
+    // Sign in: a wrong token is refused and leaves no cookie; the right one gets an HttpOnly one.
+    await page.goto(base + '/');
+    await page.fill('#token', 'not-the-token-not-the-token');
+    await page.click('#sign-in');
+    await page.waitForSelector('#signin-error:has-text("not valid")', {timeout: UI_WAIT});
+    assert.equal((await context.cookies()).length, 0, 'a wrong token must not set a cookie');
+    await shot('signin');
+    await page.fill('#token', token);
+    await page.click('#sign-in');
+    await page.waitForSelector('h1:has-text("Projects")', {timeout: UI_WAIT});
+    const cookies = await context.cookies();
+    assert.equal(cookies.length, 1);
+    assert.equal(cookies[0].name, 'berth_session');
+    assert.ok(cookies[0].httpOnly, 'the session cookie is HttpOnly');
+    assert.equal(cookies[0].sameSite, 'Strict');
+    assert.ok(!cookies[0].value.includes(token), 'the cookie does not carry the token');
+    assert.equal(await page.evaluate(() => localStorage.length), 0, 'nothing kept in localStorage');
+    assert.equal(await page.evaluate(() => document.cookie), '', 'the page cannot read the cookie');
+    // The cookie alone does not change anything: no CSRF header, 403.
+    const forged = await page.evaluate(async () => {
+      const r = await fetch('/api/projects', {method: 'POST', body: '{"name":"db-forged","source":{"path":"/tmp"}}',
+                                             headers: {'Content-Type': 'application/json'}});
+      return {status: r.status, body: await r.json()};
+    });
+    assert.equal(forged.status, 403);
+    assert.equal(forged.body.error.code, 'csrf');
+    // A reload keeps the session (the cookie), and gets its CSRF token back.
+    await page.reload();
+    await page.waitForSelector('h1:has-text("Projects")', {timeout: UI_WAIT});
+
+    // Create a project from its manifest.
+    await page.click('a[href="#/new"]');
+    await page.fill('#manifest', JSON.stringify(Object.assign({name: 'db-site'}, siteManifest(site)), null, 2));
+    await page.click('#create');
+    await page.waitForSelector('h1:has-text("db-site")', {timeout: UI_WAIT});
+    assert.match(await text('#releases'), /No release yet/);
+
+    // Deploy: the phases advance live until completed, with the build log beside them.
+    await page.click('#deploy');
+    await page.waitForSelector('li[data-phase="completed"][data-state="done"]', {timeout: UI_WAIT});
+    for (const p of ['queued', 'building', 'starting', 'health_checking']) {
+      assert.equal(await page.getAttribute(`li[data-phase="${p}"]`, 'data-state'), 'done', p + ' passed');
+    }
+    assert.match(await text('#deploy-status'), /completed/);
+    assert.match(await text('#deploy-result'), /Deployed release [0-9a-f]{12}/);
+    await waitFor('the build log', async () => /built dist\/ for release 1/.test(await text('#build-log')));
+    await shot('deploy');
+    const first = (await text('#deploy-result')).match(/[0-9a-f]{12}/)[0];
+
+    // A second release, then roll back to the first from the history.
+    fs.writeFileSync(path.join(site, 'VERSION'), '2\n');
+    await page.click('a:has-text("db-site")');
+    await page.waitForSelector('#deploy', {timeout: UI_WAIT});
+    await page.click('#deploy');
+    await page.waitForSelector('li[data-phase="completed"][data-state="done"]', {timeout: UI_WAIT});
+    const second = (await text('#deploy-result')).match(/[0-9a-f]{12}/)[0];
+    assert.notEqual(second, first);
+    await page.click('a:has-text("db-site")');
+    await page.waitForSelector(`tr[data-release="${first}"] button`, {timeout: UI_WAIT});
+    assert.match(await text(`tr[data-release="${second}"]`), /active/);
+    await page.click(`tr[data-release="${first}"] button:has-text("Roll back")`);
+    await page.waitForSelector('li[data-phase="completed"][data-state="done"]', {timeout: UI_WAIT});
+    assert.match(await text('#deploy-result'), new RegExp('Deployed release ' + first));
+    await page.click('a:has-text("db-site")');
+    await page.waitForSelector(`tr[data-release="${first}"]`, {timeout: UI_WAIT});
+    assert.match(await text(`tr[data-release="${first}"]`), /active/);
+    assert.match(await text('#production'), /running/);
+    assert.match(await text('#production'), new RegExp(first));
+    await shot('project');
+
+    // The one-shot page: names checked as typed, then a deploy until the URL appears.
+    await page.click('a[href="#/oneshot"]');
+    await page.fill('#oneshot-name', 'Bad_Name');
+    await page.waitForSelector('#oneshot-check.bad', {timeout: UI_WAIT});
+    assert.ok(await page.isDisabled('#oneshot-deploy'));
+    await page.fill('#oneshot-name', 'db-site');
+    await page.waitForSelector('#oneshot-check:has-text("taken")', {timeout: UI_WAIT});
+    assert.ok(await page.isDisabled('#oneshot-deploy'));
+    await page.fill('#oneshot-name', 'db-stack');
+    await page.waitForSelector('#oneshot-check.ok:has-text("db-stack is available")', {timeout: UI_WAIT});
+    await page.click('#oneshot-deploy');
+    await page.waitForSelector('#oneshot-url a', {timeout: UI_WAIT});
+    assert.match(await text('#oneshot-url'), /db-stack is live/);
+    assert.match(await page.getAttribute('#oneshot-url a', 'href'), /^https?:\/\/db-stack\./);
+    // ... and it answers with the template's app.
+    const live = await fetch(await page.getAttribute('#oneshot-url p.muted a', 'href'));
+    assert.equal((await live.text()).trim(), 'release stack');
+    assert.equal(await page.getAttribute('li[data-phase="completed"]', 'data-state'), 'done');
+    await shot('oneshot');
+
+    // The projects page shows both, running, with their URLs.
+    await page.click('a[data-nav="projects"]');
+    await page.waitForSelector('[data-project="db-stack"] [data-env="production"]', {timeout: UI_WAIT});
+    await page.waitForSelector('[data-project="db-site"] [data-env="production"]', {timeout: UI_WAIT});
+    assert.match(await text('[data-project="db-site"] [data-env="production"]'), /running/);
+    await shot('projects');
+
+    // Signing out drops the session.
+    await page.click('#sign-out');
+    await page.waitForSelector('#token', {timeout: UI_WAIT});
+    assert.equal((await context.cookies()).length, 0);
+    assert.deepEqual(errors, [], 'no script errors in the page');
+    ok = true;
+    console.log('dashboard test passed; screenshots in ' + shots);
+  } finally {
+    if (browser) await browser.close();
+    const exited = new Promise((r) => { if (berth.exitCode !== null) r(); else berth.on('exit', r); });
+    berth.kill('SIGKILL');
+    await exited;
+    await killProcessesIn(tmp);
+    if (!ok) console.error('server log:\n' + fs.readFileSync(path.join(tmp, 'server.log'), 'utf8').slice(-4000));
+    if (!process.env.BERTH_IT_KEEP) fs.rmSync(tmp, {recursive: true, force: true});
+  }
+}
+
+main().catch((e) => {
+  console.error(e && e.stack || e);
+  process.exit(1);
+});
