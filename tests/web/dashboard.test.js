@@ -18,7 +18,9 @@ const binary = process.env.BERTH_BINARY;
 const apps = process.env.BERTH_TEST_APPS;
 const shots = process.env.BERTH_SCREENSHOTS || path.join(process.cwd(), 'screenshots');
 const chromiumPath = process.env.BERTH_CHROMIUM || '/usr/bin/chromium';
-const UI_WAIT = 60000;  // a bound on waits for what the page shows (deploys run real builds)
+const UI_WAIT = 60000;
+const t0 = Date.now();
+const step = (what) => console.log(((Date.now() - t0) / 1000).toFixed(1).padStart(6) + ' s  ' + what);  // a bound on waits for what the page shows (deploys run real builds)
 
 function freePort() {
   return new Promise((resolve, reject) => {
@@ -84,7 +86,7 @@ async function main() {
   const prod = 8000 + crypto.randomInt(9) * 200, preview = 4000 + crypto.randomInt(19) * 200;
   const log = fs.openSync(path.join(tmp, 'server.log'), 'a');
   const berth = spawn(binary, ['serve', '--listen', '127.0.0.1:' + port, '--data', path.join(tmp, 'data'),
-    '--deploy-template', template, '--stop-grace-ms', '500',
+    '--deploy-template', template, '--stop-grace-ms', '500', '--drain-ms', '300',
     '--production-ports', prod + '-' + (prod + 199), '--preview-ports', preview + '-' + (preview + 199)],
     {env: Object.assign({}, process.env, {BERTH_TOKEN: token}), stdio: ['ignore', log, log], detached: true});
   const base = 'http://127.0.0.1:' + port;
@@ -99,6 +101,7 @@ async function main() {
     const shot = (name) => page.screenshot({path: path.join(shots, name + '.png'), fullPage: true});
     const text = (sel) => page.locator(sel).innerText();
 
+    step('sign in');
     // Sign in: a wrong token is refused and leaves no cookie; the right one gets an HttpOnly one.
     await page.goto(base + '/');
     await page.fill('#token', 'not-the-token-not-the-token');
@@ -129,6 +132,7 @@ async function main() {
     await page.reload();
     await page.waitForSelector('h1:has-text("Projects")', {timeout: UI_WAIT});
 
+    step('create');
     // Create a project from its manifest.
     await page.click('a[href="#/new"]');
     await page.fill('#manifest', JSON.stringify(Object.assign({name: 'db-site'}, siteManifest(site)), null, 2));
@@ -136,6 +140,7 @@ async function main() {
     await page.waitForSelector('h1:has-text("db-site")', {timeout: UI_WAIT});
     assert.match(await text('#releases'), /No release yet/);
 
+    step('deploy');
     // Deploy: the phases advance live until completed, with the build log beside them.
     await page.click('#deploy');
     await page.waitForSelector('li[data-phase="completed"][data-state="done"]', {timeout: UI_WAIT});
@@ -148,6 +153,7 @@ async function main() {
     await shot('deploy');
     const first = (await text('#deploy-result')).match(/[0-9a-f]{12}/)[0];
 
+    step('second release');
     // A second release, then roll back to the first from the history.
     fs.writeFileSync(path.join(site, 'VERSION'), '2\n');
     await page.click('a:has-text("db-site")');
@@ -159,6 +165,7 @@ async function main() {
     await page.click('a:has-text("db-site")');
     await page.waitForSelector(`tr[data-release="${first}"] button`, {timeout: UI_WAIT});
     assert.match(await text(`tr[data-release="${second}"]`), /active/);
+    step('rollback');
     await page.click(`tr[data-release="${first}"] button:has-text("Roll back")`);
     await page.waitForSelector('li[data-phase="completed"][data-state="done"]', {timeout: UI_WAIT});
     assert.match(await text('#deploy-result'), new RegExp('Deployed release ' + first));
@@ -169,6 +176,7 @@ async function main() {
     assert.match(await text('#production'), new RegExp(first));
     await shot('project');
 
+    step('one-shot');
     // The one-shot page: names checked as typed, then a deploy until the URL appears.
     await page.click('a[href="#/oneshot"]');
     await page.fill('#oneshot-name', 'Bad_Name');
@@ -179,6 +187,7 @@ async function main() {
     assert.ok(await page.isDisabled('#oneshot-deploy'));
     await page.fill('#oneshot-name', 'db-stack');
     await page.waitForSelector('#oneshot-check.ok:has-text("db-stack is available")', {timeout: UI_WAIT});
+    step('one-shot deploy');
     await page.click('#oneshot-deploy');
     await page.waitForSelector('#oneshot-url a', {timeout: UI_WAIT});
     assert.match(await text('#oneshot-url'), /db-stack is live/);
@@ -189,6 +198,7 @@ async function main() {
     assert.equal(await page.getAttribute('li[data-phase="completed"]', 'data-state'), 'done');
     await shot('oneshot');
 
+    step('projects page');
     // The projects page shows both, running, with their URLs.
     await page.click('a[data-nav="projects"]');
     await page.waitForSelector('[data-project="db-stack"] [data-env="production"]', {timeout: UI_WAIT});
@@ -196,6 +206,7 @@ async function main() {
     assert.match(await text('[data-project="db-site"] [data-env="production"]'), /running/);
     await shot('projects');
 
+    step('sign out');
     // Signing out drops the session.
     await page.click('#sign-out');
     await page.waitForSelector('#token', {timeout: UI_WAIT});
