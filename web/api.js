@@ -13,6 +13,7 @@ B.h = function (spec, attrs, ...children) {
     if (v === undefined || v === null || v === false) continue;
     if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
     else if (k === 'text') el.textContent = v;
+    else if (k === 'style') el.style.cssText = v;  // through the CSSOM: the CSP refuses style attributes
     else el.setAttribute(k, v === true ? '' : v);
   }
   for (const c of children.flat()) {

@@ -49,6 +49,14 @@ B.deployView = function (id, onDone) {
     finished = true;
     cancel.hidden = true;
     for (const el of phases.children) if (el.dataset.state === 'pending') el.dataset.state = 'skipped';
+    // A phase may have passed between the first look and the stream's first state: the
+    // record says which ran.
+    B.api('GET', '/api/deployments/' + encodeURIComponent(id)).then((d) => {
+      for (const span of d.phases || []) {
+        const li = items[span.phase];
+        if (li && li.dataset.state === 'skipped') li.dataset.state = 'done';
+      }
+    }, () => {});
     if (ok) {
       advance('completed');
       bar.style.width = '100%';

@@ -98,6 +98,8 @@ async function main() {
     const page = await context.newPage();
     const errors = [];
     page.on('pageerror', (e) => errors.push(e.message));
+    // What the Content-Security-Policy refused (an inline script or style would be).
+    page.on('console', (m) => { if (/Content Security Policy/i.test(m.text())) errors.push(m.text()); });
     const shot = (name) => page.screenshot({path: path.join(shots, name + '.png'), fullPage: true});
     const text = (sel) => page.locator(sel).innerText();
 
@@ -196,6 +198,10 @@ async function main() {
     const live = await fetch(await page.getAttribute('#oneshot-url p.muted a', 'href'));
     assert.equal((await live.text()).trim(), 'release stack');
     assert.equal(await page.getAttribute('li[data-phase="completed"]', 'data-state'), 'done');
+    // Every phase that ran shows as done, also one passed before the page subscribed.
+    for (const p of ['building', 'starting', 'health_checking', 'switching']) {
+      await page.waitForSelector(`li[data-phase="${p}"][data-state="done"]`, {timeout: UI_WAIT});
+    }
     await shot('oneshot');
 
     step('projects page');
