@@ -52,6 +52,7 @@ B.deployView = function (id, onDone) {
     // A phase may have passed between the first look and the stream's first state: the
     // record says which ran.
     B.api('GET', '/api/deployments/' + encodeURIComponent(id)).then((d) => {
+      setStatus(d.status);
       for (const span of d.phases || []) {
         const li = items[span.phase];
         if (li && li.dataset.state === 'skipped') li.dataset.state = 'done';

@@ -90,9 +90,15 @@ async function main() {
     '--production-ports', prod + '-' + (prod + 199), '--preview-ports', preview + '-' + (preview + 199)],
     {env: Object.assign({}, process.env, {BERTH_TOKEN: token}), stdio: ['ignore', log, log], detached: true});
   const base = 'http://127.0.0.1:' + port;
-  let browser = null, ok = false;
+  let browser = null, ok = false, fetchApi = null;
   try {
     await waitFor('berth to answer /health', async () => (await fetch(base + '/health')).ok);
+    // What the server says, asked with the bearer token (the test's own check, not the page's).
+    fetchApi = async (p) => {
+      const r = await fetch(base + p, {headers: {Authorization: 'Bearer ' + token}});
+      assert.equal(r.status, 200, p);
+      return r.json();
+    };
     browser = await chromium.launch({executablePath: chromiumPath, headless: true, args: ['--no-sandbox']});
     const context = await browser.newContext({viewport: {width: 1280, height: 900}});
     const page = await context.newPage();
@@ -177,6 +183,61 @@ async function main() {
     assert.match(await text('#production'), /running/);
     assert.match(await text('#production'), new RegExp(first));
     await shot('project');
+
+    step('stop and start');
+    await page.click('#btn-production-stop');
+    await page.waitForSelector('#production .badge.stopped', {timeout: UI_WAIT});
+    assert.equal((await fetchApi('/api/projects/db-site/production')).status, 'stopped');
+    await page.click('#btn-production-start');
+    await page.waitForSelector('#production .badge.running', {timeout: UI_WAIT});
+    assert.equal((await fetchApi('/api/projects/db-site/production')).status, 'running');
+
+    step('env and secrets');
+    const secret = 'db-' + crypto.randomBytes(12).toString('hex');
+    const sha = (v) => crypto.createHash('sha256').update(v).digest('hex');
+    await page.click('#add-env');
+    await page.locator('#env-rows .env-row').last().locator('input').nth(0).fill('DB_VAR');
+    await page.locator('#env-rows .env-row').last().locator('input').nth(1).fill('plain value');
+    await page.click('#add-secret');
+    await page.locator('#secret-rows .env-row').last().locator('input').nth(0).fill('DB_SECRET');
+    await page.locator('#secret-rows .env-row').last().locator('input').nth(1).fill(secret);
+    await page.click('#save-settings');
+    await page.waitForSelector('#secret-rows input[readonly][value="DB_SECRET"]', {timeout: UI_WAIT});
+    let m = (await fetchApi('/api/projects/db-site')).manifest;
+    assert.equal(m.env.DB_VAR, 'plain value');
+    assert.equal(m.secrets.DB_SECRET, '********');
+    // Write-only: the page shows the secret's name, never its value.
+    assert.equal(await page.locator('#secret-rows input[type="password"]').inputValue(), '');
+    assert.ok(!(await page.content()).includes(secret), 'the secret value is not in the page');
+    // The preview started from the page gets both.
+    await page.click('#btn-preview-start');
+    await page.waitForSelector('#preview .badge.running', {timeout: UI_WAIT});
+    const previewPort = (await fetchApi('/api/projects/db-site')).environments.preview.port;
+    const seen = async (name) => (await fetch(`http://127.0.0.1:${previewPort}/env/${name}`)).json();
+    assert.equal((await seen('DB_SECRET')).sha256, sha(secret));
+    assert.equal((await seen('DB_VAR')).sha256, sha('plain value'));
+    // Saving again without touching the secret keeps its value.
+    await page.locator('#env-rows .env-row:has(input[value="DB_VAR"])').locator('input').nth(1).fill('changed');
+    await page.click('#save-settings');
+    await page.waitForSelector('#env-rows input[value="changed"]', {timeout: UI_WAIT});
+    await page.click('#btn-preview-restart');
+    await page.waitForSelector('#preview .badge.running', {timeout: UI_WAIT});
+    await waitFor('the restarted preview', async () => (await seen('DB_VAR')).sha256 === sha('changed'));
+    assert.equal((await seen('DB_SECRET')).sha256, sha(secret));
+    await page.click('#btn-preview-stop');
+    await page.waitForSelector('#preview .badge.stopped', {timeout: UI_WAIT});
+
+    step('cancel');
+    fs.writeFileSync(path.join(site, 'BUILD_SLEEP'), '60\n');
+    await page.click('#deploy');
+    await page.waitForSelector('li[data-phase="building"][data-state="active"]', {timeout: UI_WAIT});
+    await page.click('#cancel');
+    await page.waitForSelector('#deploy-status .badge.cancelled', {timeout: UI_WAIT});
+    assert.match(await text('#deploy-result'), /Failed/);
+    fs.unlinkSync(path.join(site, 'BUILD_SLEEP'));
+    await page.click('a:has-text("db-site")');
+    await page.waitForSelector('#production .badge.running', {timeout: UI_WAIT});
+    assert.match(await text('#production'), new RegExp(first), 'the cancelled deploy changed nothing');
 
     step('one-shot');
     // The one-shot page: names checked as typed, then a deploy until the URL appears.
