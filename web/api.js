@@ -71,7 +71,7 @@ B.toast = function (text, bad) {
 B.act = function (button, fn) {
   return async () => {
     button.disabled = true;
-    try { await fn(); } catch (e) { B.toast(e.message, true); } finally { button.disabled = false; }
+    try { await fn(); } catch (e) { B.toast(e.message, true); button.disabled = false; }
   };
 };
 

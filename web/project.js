@@ -13,11 +13,18 @@ B.views.project = async function (main, name) {
     return b;
   };
   const reload = () => B.views.project(main, name);
-  const envAction = (path, label) => button(label, '', async () => {
-    await B.api('POST', base + path);
-    B.toast(name + ': ' + label.toLowerCase() + ' done');
-    await reload();
-  }, 'btn-' + path.replace(/\//g, '-').slice(1));
+  const envAction = (path, label, enabled) => {
+    const b = button(label, '', async () => {
+      await B.api('POST', base + path);
+      B.toast(name + ': ' + label.toLowerCase() + ' done');
+      await reload();
+    }, 'btn-' + path.replace(/\//g, '-').slice(1));
+    b.disabled = !enabled;
+    return b;
+  };
+  const prodUp = (envs.production || {}).status === 'running';
+  const prodHasRelease = !!(envs.production || {}).current;
+  const previewUp = ['running', 'starting'].includes((envs.preview || {}).status);
 
   const deploy = button('Deploy', 'primary', async () => {
     const d = await B.api('POST', base + '/deployments', {});
@@ -48,10 +55,10 @@ B.views.project = async function (main, name) {
     h('div.row.spread', h('h1', name), h('div.row', deploy)),
     h('div.cols',
       h('div.card', {id: 'production'}, B.envSummary(envs.production, 'production'),
-        h('div.row', envAction('/production/stop', 'Stop'), envAction('/production/start', 'Start'))),
+        h('div.row', envAction('/production/stop', 'Stop', prodUp), envAction('/production/start', 'Start', prodHasRelease && !prodUp))),
       h('div.card', {id: 'preview'}, B.envSummary(envs.preview, 'preview'),
-        h('div.row', envAction('/preview/start', 'Start'), envAction('/preview/stop', 'Stop'),
-          envAction('/preview/restart', 'Restart')))),
+        h('div.row', envAction('/preview/start', 'Start', !previewUp), envAction('/preview/stop', 'Stop', previewUp),
+          envAction('/preview/restart', 'Restart', previewUp)))),
     releases,
     B.settingsCard(name, p.manifest, reload),
     B.logTail(name));

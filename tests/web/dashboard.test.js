@@ -106,7 +106,10 @@ async function main() {
     page.on('pageerror', (e) => errors.push(e.message));
     // What the Content-Security-Policy refused (an inline script or style would be).
     page.on('console', (m) => { if (/Content Security Policy/i.test(m.text())) errors.push(m.text()); });
-    const shot = (name) => page.screenshot({path: path.join(shots, name + '.png'), fullPage: true});
+    const shot = async (name) => {
+      await page.evaluate(() => { document.getElementById('toast').hidden = true; });
+      return page.screenshot({path: path.join(shots, name + '.png'), fullPage: true});
+    };
     const text = (sel) => page.locator(sel).innerText();
 
     step('sign in');
