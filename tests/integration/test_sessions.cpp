@@ -2,8 +2,12 @@
 // HttpOnly, SameSite=Strict cookie; with it GET works and every other method needs the
 // session's X-CSRF-Token; a wrong token gets 401 and no cookie; tampered, foreign and expired
 // cookies are refused; the dashboard's files are served without a token, with strict headers.
+#include <sys/wait.h>
+
+#include <cstdio>
 #include <regex>
 #include <string>
+#include <thread>
 
 #include <catch2/catch.hpp>
 
@@ -39,6 +43,20 @@ http_result with_cookie(uint16_t port, const std::string& method, const std::str
   env_list headers{{"Cookie", cookie}};
   if (!csrf.empty()) headers.emplace_back("X-CSRF-Token", csrf);
   return c.send(method, path, body, headers);
+}
+
+// A command's stdout (no shell: each argument quoted), for openssl and curl.
+std::string output_of(const std::vector<std::string>& argv) {
+  std::string line;
+  for (auto& a : argv) line += "'" + a + "' ";
+  std::string out;
+  FILE* p = ::popen((line + "2>/dev/null").c_str(), "r");
+  if (p == nullptr) return out;
+  char buf[4096];
+  size_t n;
+  while ((n = ::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  ::pclose(p);
+  return out;
 }
 
 const std::string manifest = R"({"name":"db-sess","source":{"path":"/tmp"},"production":{"command":["true"]}})";
@@ -200,4 +218,34 @@ TEST_CASE("sessions - the dashboard is served without a token, with strict heade
   // Only the dashboard's own files are open: anything else still needs the token.
   CHECK(c.get("/secret.js").status == 401);
   CHECK(c.get("/api/projects").status == 401);
+}
+
+TEST_CASE("sessions - over TLS the cookie is Secure", "[integration][sessions][tls]") {
+  temp_dir tmp;
+  const std::string token = "db-tls-session-token-0123456789";
+  auto cert = tmp / "cert.pem", key = tmp / "key.pem";
+  output_of({"openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+             "-keyout", key, "-out", cert, "-days", "2", "-subj", "/CN=127.0.0.1", "-addext",
+             "subjectAltName=IP:127.0.0.1"});
+  auto port = free_port();
+  process berth;
+  berth.start({berth_binary, "serve", "--listen", "127.0.0.1:" + std::to_string(port), "--data", tmp / "data",
+               "--token", token, "--tls-cert", cert, "--tls-key", key, "--switch-mode", "direct"},
+              {}, tmp / "server.log");
+  auto url = "https://127.0.0.1:" + std::to_string(port);
+  std::string head;
+  for (auto until = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+       std::chrono::steady_clock::now() < until && berth.running();) {
+    head = output_of({"curl", "-sS", "-D", "-", "-o", "/dev/null", "--max-time", "5", "--cacert", cert, "-H",
+                      "Content-Type: application/json", "--data", "{\"token\":\"" + token + "\"}", url + "/api/session"});
+    if (head.find(" 200") != std::string::npos) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  INFO(head);
+  std::smatch m;
+  REQUIRE(std::regex_search(head, m, std::regex("[Ss]et-[Cc]ookie: ([^\r\n]*)")));
+  std::string set_cookie = m[1];
+  CHECK(set_cookie.find("; Secure") != std::string::npos);
+  CHECK(set_cookie.find("; HttpOnly") != std::string::npos);
+  berth.kill9();
 }
