@@ -119,6 +119,7 @@ async function main() {
     await page.click('#sign-in');
     await page.waitForSelector('#signin-error:has-text("not valid")', {timeout: UI_WAIT});
     assert.equal((await context.cookies()).length, 0, 'a wrong token must not set a cookie');
+    assert.ok(!(await page.isVisible('#nav')), 'no navigation before signing in');
     await shot('signin');
     await page.fill('#token', token);
     await page.click('#sign-in');
@@ -281,6 +282,8 @@ async function main() {
     await page.click('#sign-out');
     await page.waitForSelector('#token', {timeout: UI_WAIT});
     assert.equal((await context.cookies()).length, 0);
+    assert.ok(!(await page.isVisible('#nav')));
+    assert.equal(await page.evaluate(async () => (await fetch('/api/projects')).status), 401, 'signed out for real');
     assert.deepEqual(errors, [], 'no script errors in the page');
     ok = true;
     console.log('dashboard test passed; screenshots in ' + shots);
