@@ -11,6 +11,9 @@ B.envSummary = function (env, label) {
     h('dl.kv',
       h('dt', 'URL'), h('dd', B.link(env.public_url || env.url)),
       h('dt', 'Port'), h('dd', env.port || '—'),
+      env.running ? [h('dt', 'Deploying'), h('dd', h('a', {href: '#/d/' + env.running}, env.running),
+                                                 env.queued ? ' (+' + env.queued + ' queued)' : '')] : null,
+      env.reason ? [h('dt', 'Reason'), h('dd', env.reason)] : null,
       h('dt', 'Resources'), h('dd', u ? B.fmtBytes(u.memory_bytes) + ' · ' + u.cpu_seconds.toFixed(1) + ' s CPU · ' +
         u.processes + ' proc' + (u.limits && u.limits.memory_mb ? ' (limit ' + u.limits.memory_mb + ' MiB)' : '') : '—')));
 };

@@ -235,6 +235,12 @@ async function main() {
     fs.writeFileSync(path.join(site, 'BUILD_SLEEP'), '60\n');
     await page.click('#deploy');
     await page.waitForSelector('li[data-phase="building"][data-state="active"]', {timeout: UI_WAIT});
+    // The project page links to the deploy in progress; following it picks the stream up live.
+    await page.click('a:has-text("db-site")');
+    await page.waitForSelector('#production a[href^="#/d/"]', {timeout: UI_WAIT});
+    await page.click('#production a[href^="#/d/"]');
+    await page.waitForSelector('li[data-phase="building"][data-state="active"]', {timeout: UI_WAIT});
+    assert.equal(await page.getAttribute('li[data-phase="queued"]', 'data-state'), 'done');
     await page.click('#cancel');
     await page.waitForSelector('#deploy-status .badge.cancelled', {timeout: UI_WAIT});
     assert.match(await text('#deploy-result'), /Failed/);
