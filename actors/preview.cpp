@@ -88,7 +88,7 @@ std::function<status(instance_ref*)> preview_start(self_ptr self, bool fresh_sou
     is.env["PORT"] = std::to_string(port);
     is.env["HOST"] = "127.0.0.1";
     is.port = port;
-    is.log = env.paths.preview_logs / "preview.log";
+    is.log = env.paths.preview_log();
     is.limits = effective_limits(spec.preview_limits, "preview");  // unapplied without cgroups
     is.sandbox = {true, env.sandbox, {}, {env.paths.preview_src}, env.paths.app_data("preview")};
     is.container = container_options_of(spec, is.env);

@@ -88,6 +88,7 @@ server::server(caf::actor_system& sys, const config& cfg)
   add_health_routes(*svr_, ctx_);
   add_project_routes(*svr_, ctx_);
   add_deployment_routes(*svr_, ctx_);
+  add_log_routes(*svr_, ctx_);
   add_session_routes(*svr_, ctx_);
   add_web_routes(*svr_, ctx_);
   if (cfg_.enable_fault_injection) add_debug_routes(*svr_, ctx_);

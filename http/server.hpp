@@ -72,6 +72,8 @@ struct context {
 void add_health_routes(httplib::Server& svr, const context& ctx);
 void add_project_routes(httplib::Server& svr, const context& ctx);
 void add_deployment_routes(httplib::Server& svr, const context& ctx);
+// GET /api/projects/{name}/logs (http/routes_logs.cpp).
+void add_log_routes(httplib::Server& svr, const context& ctx);
 // The dashboard's files at / (routes_web.cpp) and its sign-in, /api/session (routes_session.cpp).
 void add_web_routes(httplib::Server& svr, const context& ctx);
 void add_session_routes(httplib::Server& svr, const context& ctx);

@@ -18,8 +18,15 @@ struct project_paths {
   std::filesystem::path preview, preview_src, preview_logs;
   std::filesystem::path production, production_logs;
   std::filesystem::path builds;  // production/builds/<deployment id>: build workspaces
-  // Output of the production processes (every release appends here).
+  // Output of one release's production processes (rotated; PATH.base: rotated_log.hpp); it
+  // goes when retention prunes the release.
+  std::filesystem::path release_log(const std::string& hash) const {
+    return production_logs / ("release-" + hash + ".log");
+  }
+  // Where every release appended before per-release logs: still read for a release that has
+  // no release log (it was started by an older berth and not restarted since).
   std::filesystem::path production_log() const { return production_logs / "production.log"; }
+  std::filesystem::path preview_log() const { return preview_logs / "preview.log"; }
   // berth's phase lines and the build output of one deployment.
   std::filesystem::path deployment_log(const std::string& id) const {
     return production_logs / ("deploy-" + id + ".log");

@@ -11,6 +11,8 @@
 
 #include <fmt/format.h>
 
+#include "runtime/logs/rotated_log.hpp"
+
 namespace berth {
 
 namespace {
@@ -36,17 +38,31 @@ status rotating_file::open() {
   if (fd_ < 0) return status::io_error(fmt::format("open {}: {}", path_, std::strerror(errno)));
   struct stat st {};
   size_ = ::fstat(fd_, &st) == 0 ? static_cast<uint64_t>(st.st_size) : 0;
+  // The sidecar names the file it describes: a restarted writer keeps its base; a new PATH
+  // (first start, or after a rotation) gets one. Without it, offsets would only be per file.
+  auto known = read_log_base(path_);
+  auto inode = static_cast<uint64_t>(st.st_ino);
+  if (known && known->inode == inode) {
+    base_ = known->offset;  // a restarted writer goes on with the same file
+    return status::ok();
+  }
+  if (known && !rotating_) base_ = known->offset;  // PATH removed by hand: count on from there
+  write_log_base(path_, {base_, inode});
   return status::ok();
 }
 
 status rotating_file::rotate() {
   ::close(fd_);
   fd_ = -1;
+  base_ += size_;  // the next PATH starts where this one ended
   int files = rotation_.files < 1 ? 1 : rotation_.files;
   ::unlink(rotated_name(path_, files - 1).c_str());
   for (int i = files - 2; i >= 0; --i) ::rename(rotated_name(path_, i).c_str(), rotated_name(path_, i + 1).c_str());
   if (files == 1) ::unlink(path_.c_str());
-  return open();
+  rotating_ = true;
+  auto s = open();
+  rotating_ = false;
+  return s;
 }
 
 // Whole lines go to one file where they can: a chunk that does not fit is cut after its last

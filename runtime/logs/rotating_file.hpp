@@ -3,6 +3,8 @@
 // PATH.1, and a new PATH is started. At most `files` files of at most max_bytes each; whole
 // lines stay in one file (a line longer than max_bytes is split). Used by
 // `berth log-writer`, which apps write their stdout/stderr through. Not thread-safe.
+// It keeps the sidecar PATH.base (rotated_log.hpp): the logical offset of PATH's first byte
+// and PATH's inode, replaced after each rotation, so readers can follow across rotations.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -44,6 +46,8 @@ class rotating_file {
   log_rotation rotation_;
   int fd_ = -1;
   uint64_t size_ = 0;
+  uint64_t base_ = 0;  // logical offset of PATH's first byte
+  bool rotating_ = false;
 };
 
 }  // namespace berth

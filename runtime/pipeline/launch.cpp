@@ -72,7 +72,7 @@ instance_spec release_spec(const release_launch& l) {
   s.env["HOST"] = "127.0.0.1";
   s.env["BERTH_RELEASE"] = l.hash;
   s.port = l.port;
-  s.log = l.paths->production_log();
+  s.log = l.paths->release_log(l.hash);
   s.limits = effective_limits(l.spec->production_limits, "production");  // unapplied without cgroups
   s.sandbox = {true, l.sandbox, l.paths->production / l.hash, {}, l.paths->app_data("production")};
   s.container = container_options_of(*l.spec, *l.env);

@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include "runtime/logs/mask.hpp"
+#include "runtime/logs/rotated_log.hpp"
 #include "runtime/net/health_probe.hpp"
 #include "runtime/pipeline/job.hpp"
 #include "runtime/pipeline/launch.hpp"
@@ -141,6 +142,7 @@ void prune(job& j, const std::string& hash) {
   auto keep = j.in.spec.keep;
   for (auto& h : releases_to_prune(kept, keep, j.in.in_use)) {
     if (!remove_release(j.in.paths.production, h)) continue;
+    remove_rotated_log(j.in.paths.release_log(h).string());
     j.tools.driver.remove_artifact({j.in.project, "production", h, j.in.spec.runtime});
     j.add_event(ev::release_pruned, {{"hash", h}, {"reason", "retention keeps " + std::to_string(keep)}});
   }

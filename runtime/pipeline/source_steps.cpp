@@ -3,6 +3,7 @@
 
 #include "messages/deployment.hpp"
 #include "runtime/logs/mask.hpp"
+#include "runtime/logs/rotated_log.hpp"
 #include "runtime/logs/output_pipe.hpp"
 #include "runtime/pipeline/job.hpp"
 #include "runtime/release/release.hpp"
@@ -118,6 +119,7 @@ std::string package(job& j, const fs::path& workspace) {
     if (j.packaged_synced.valid()) j.packaged_synced.wait();
     if (auto s = remove_release(j.in.paths.production, hash); !s)
       return j.log().line("error: cannot remove release " + hash + ": " + s.message());
+    remove_rotated_log(j.in.paths.release_log(hash).string());  // its candidate's output
     j.log().line("removed the incomplete release " + hash);
   });
   return hash;
