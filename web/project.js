@@ -12,7 +12,7 @@ B.views.project = async function (main, name) {
     b.addEventListener('click', B.act(b, fn));
     return b;
   };
-  const reload = () => B.views.project(main, name);
+  const reload = () => B.route();  // closes this view's streams first
   const envAction = (path, label, enabled) => {
     const b = button(label, '', async () => {
       await B.api('POST', base + path);
@@ -67,9 +67,9 @@ B.views.project = async function (main, name) {
 // The environment's log: the last lines, then new ones as they are written (contract: logs route).
 B.logTail = function (name) {
   const h = B.h;
-  const out = h('pre.log', {id: 'log-tail'});
+  const out = h('pre.log.tail', {id: 'log-tail'});
   const env = h('select', {id: 'log-env'}, h('option', 'production'), h('option', 'preview'));
-  const state = h('span.muted', '');
+  const state = h('span.muted', {id: 'log-state'}, '');
   let es = null;
   const open = () => {
     if (es) es.close();

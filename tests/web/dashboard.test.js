@@ -94,8 +94,8 @@ async function main() {
   try {
     await waitFor('berth to answer /health', async () => (await fetch(base + '/health')).ok);
     // What the server says, asked with the bearer token (the test's own check, not the page's).
-    fetchApi = async (p) => {
-      const r = await fetch(base + p, {headers: {Authorization: 'Bearer ' + token}});
+    fetchApi = async (p, method = 'GET') => {
+      const r = await fetch(base + p, {method, headers: {Authorization: 'Bearer ' + token}});
       assert.equal(r.status, 200, p);
       return r.json();
     };
@@ -186,6 +186,18 @@ async function main() {
     assert.match(await text(`tr[data-release="${first}"]`), /active/);
     assert.match(await text('#production'), /running/);
     assert.match(await text('#production'), new RegExp(first));
+    // The log tail: the release's lines so far, then new ones as they are written (here: the
+    // release restarted behind the page's back, through the API).
+    const startups = async () => ((await text('#log-tail')).match(new RegExp('release ' + first + ' mode normal', 'g')) || []).length;
+    await waitFor('the release log in the tail', async () => (await startups()) >= 2, UI_WAIT);
+    const before = await startups();
+    await fetchApi('/api/projects/db-site/production/stop', 'POST');
+    await fetchApi('/api/projects/db-site/production/start', 'POST');
+    await waitFor('a new line in the followed log', async () => (await startups()) === before + 1, UI_WAIT);
+    assert.equal(await text('#log-state'), 'following');
+    await page.reload();
+    await page.waitForSelector('#production .badge.running', {timeout: UI_WAIT});
+    await waitFor('the tail after a reload', async () => (await startups()) === before + 1, UI_WAIT);
     await shot('project');
 
     step('stop and start');
@@ -217,6 +229,8 @@ async function main() {
     await page.click('#btn-preview-start');
     await page.waitForSelector('#preview .badge.running', {timeout: UI_WAIT});
     const previewPort = (await fetchApi('/api/projects/db-site')).environments.preview.port;
+    await page.selectOption('#log-env', 'preview');
+    await waitFor('the preview log in the tail', async () => (await text('#log-tail')).includes('port ' + previewPort), UI_WAIT);
     const seen = async (name) => (await fetch(`http://127.0.0.1:${previewPort}/env/${name}`)).json();
     assert.equal((await seen('DB_SECRET')).sha256, sha(secret));
     assert.equal((await seen('DB_VAR')).sha256, sha('plain value'));
