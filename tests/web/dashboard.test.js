@@ -1,104 +1,32 @@
 // berth's dashboard in a real browser: headless Chromium (/usr/bin/chromium, driven by
 // playwright-core) against a real `berth serve` started here with a real app (tests/apps/site).
 // Goes: sign in (a wrong token first) → create a project → deploy → phases reach completed →
-// a second release → rollback → the one-shot page checks names as they are typed and deploys
-// one until its URL appears; screenshots in $BERTH_SCREENSHOTS.
+// a second release → rollback → log tail → stop/start → env and secrets → cancel → the one-shot
+// page checks names as they are typed and deploys one until its URL appears; screenshots in
+// $BERTH_SCREENSHOTS. Server and clean-up: support.js.
 // Env: BERTH_BINARY, BERTH_TEST_APPS, BERTH_SCREENSHOTS. Run by ctest ("web: dashboard").
 'use strict';
 const assert = require('node:assert/strict');
-const {spawn} = require('node:child_process');
 const crypto = require('node:crypto');
 const fs = require('node:fs');
-const net = require('node:net');
-const os = require('node:os');
 const path = require('node:path');
 const {chromium} = require('playwright-core');
+const {startBerth, copySite, siteManifest, waitFor} = require('./support');
 
-const binary = process.env.BERTH_BINARY;
-const apps = process.env.BERTH_TEST_APPS;
 const shots = process.env.BERTH_SCREENSHOTS || path.join(process.cwd(), 'screenshots');
 const chromiumPath = process.env.BERTH_CHROMIUM || '/usr/bin/chromium';
-const UI_WAIT = 60000;
+const UI_WAIT = 60000;  // a bound on waits for what the page shows (deploys run real builds)
 const t0 = Date.now();
-const step = (what) => console.log(((Date.now() - t0) / 1000).toFixed(1).padStart(6) + ' s  ' + what);  // a bound on waits for what the page shows (deploys run real builds)
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const {port} = s.address();
-      s.close(() => resolve(port));
-    });
-    s.on('error', reject);
-  });
-}
-
-async function waitFor(what, fn, ms = 20000) {
-  const until = Date.now() + ms;
-  for (;;) {
-    try { if (await fn()) return; } catch (e) { /* not yet */ }
-    if (Date.now() > until) throw new Error('timed out waiting for ' + what);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
-function copySite(dir, version) {
-  fs.mkdirSync(dir, {recursive: true});
-  for (const f of ['build.py', 'server.py']) fs.copyFileSync(path.join(apps, 'site', f), path.join(dir, f));
-  fs.writeFileSync(path.join(dir, 'VERSION'), version + '\n');
-  fs.chmodSync(dir, 0o755);
-  return dir;
-}
-
-function siteManifest(src) {
-  return {source: {path: src},
-    preview: {command: ['python3', 'server.py'], health: {path: '/health', timeout_s: 10, interval_ms: 50}},
-    build: {command: ['python3', 'build.py'], artifacts: ['dist']},
-    production: {command: ['python3', 'dist/server.py'],
-                 health: {path: '/health', timeout_s: 10, interval_ms: 100, min_healthy_s: 0}, keep: 5},
-    env: {SITE_ENV: 'web-test'}};
-}
-
-// The apps berth started outlive it by design: end those whose folder is in ours (by pid).
-async function killProcessesIn(dir) {
-  for (let round = 0; round < 10; ++round) {
-    const left = [];
-    for (const pid of fs.readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
-      let cwd = '';
-      try { cwd = fs.readlinkSync('/proc/' + pid + '/cwd'); } catch (e) { continue; }
-      if (cwd === dir || cwd.startsWith(dir + '/')) left.push(Number(pid));
-    }
-    if (!left.length) return;
-    for (const pid of left) try { process.kill(pid, 'SIGKILL'); } catch (e) { /* gone */ }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+const step = (what) => console.log(((Date.now() - t0) / 1000).toFixed(1).padStart(6) + ' s  ' + what);
 
 async function main() {
-  assert.ok(binary && apps, 'BERTH_BINARY and BERTH_TEST_APPS must be set');
   fs.mkdirSync(shots, {recursive: true});
-  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-web-'));
-  fs.chmodSync(tmp, 0o755);  // apps run under their own uid and must reach their sources
-  const site = copySite(path.join(tmp, 'site'), '1');
-  const template = path.join(tmp, 'template.json');
-  fs.writeFileSync(template, JSON.stringify(siteManifest(copySite(path.join(tmp, 'stack'), 'stack'))));
-  const token = crypto.randomBytes(24).toString('hex');
-  const port = await freePort();
-  const prod = 8000 + crypto.randomInt(9) * 200, preview = 4000 + crypto.randomInt(19) * 200;
-  const log = fs.openSync(path.join(tmp, 'server.log'), 'a');
-  const berth = spawn(binary, ['serve', '--listen', '127.0.0.1:' + port, '--data', path.join(tmp, 'data'),
-    '--deploy-template', template, '--stop-grace-ms', '500', '--drain-ms', '300',
-    '--production-ports', prod + '-' + (prod + 199), '--preview-ports', preview + '-' + (preview + 199)],
-    {env: Object.assign({}, process.env, {BERTH_TOKEN: token}), stdio: ['ignore', log, log], detached: true});
-  const base = 'http://127.0.0.1:' + port;
-  let browser = null, ok = false, fetchApi = null;
+  const srv = await startBerth();
+  const {base, token} = srv;
+  const fetchApi = srv.api;
+  const site = copySite(path.join(srv.tmp, 'site'), '1');
+  let browser = null, ok = false;
   try {
-    await waitFor('berth to answer /health', async () => (await fetch(base + '/health')).ok);
-    // What the server says, asked with the bearer token (the test's own check, not the page's).
-    fetchApi = async (p, method = 'GET') => {
-      const r = await fetch(base + p, {method, headers: {Authorization: 'Bearer ' + token}});
-      assert.equal(r.status, 200, p);
-      return r.json();
-    };
     browser = await chromium.launch({executablePath: chromiumPath, headless: true, args: ['--no-sandbox']});
     const context = await browser.newContext({viewport: {width: 1280, height: 900}});
     const page = await context.newPage();
@@ -309,12 +237,7 @@ async function main() {
     console.log('dashboard test passed; screenshots in ' + shots);
   } finally {
     if (browser) await browser.close();
-    const exited = new Promise((r) => { if (berth.exitCode !== null) r(); else berth.on('exit', r); });
-    berth.kill('SIGKILL');
-    await exited;
-    await killProcessesIn(tmp);
-    if (!ok) console.error('server log:\n' + fs.readFileSync(path.join(tmp, 'server.log'), 'utf8').slice(-4000));
-    if (!process.env.BERTH_IT_KEEP) fs.rmSync(tmp, {recursive: true, force: true});
+    await srv.stop(!ok);
   }
 }
 
