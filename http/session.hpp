@@ -23,7 +23,7 @@ std::string sign_session(const session& s, const std::string& token);
 // The session in a cookie value when its signature matches `token` (constant-time) and it has
 // not expired at `now`; nothing otherwise.
 std::optional<session> verify_session(const std::string& value, const std::string& token, int64_t now);
-// The CSRF token of a session: HMAC(token, "csrf:" + id), hex.
+// The CSRF token of a session: HMAC(token, "csrf:" + id), hex (compare it in constant time).
 std::string csrf_token(const session& s, const std::string& token);
 // The value of cookie `name` in a Cookie header ("a=1; b=2"); "" when absent.
 std::string cookie_value(const std::string& header, const std::string& name);
