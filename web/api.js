@@ -81,6 +81,7 @@ B.stream = function (url, handlers) {
   const es = new EventSource(url, {withCredentials: true});
   for (const [name, fn] of Object.entries(handlers)) {
     // The server's own `error` event has data; the browser's (connection trouble) has none.
+    if (name === 'open') { es.addEventListener('open', () => fn(null, es)); continue; }
     es.addEventListener(name, (e) => {
       if (name === 'error' && !e.data) return handlers.broken && handlers.broken(es);
       fn(e.data ? JSON.parse(e.data) : null, es);

@@ -82,6 +82,8 @@ B.deployView = function (id, onDone) {
       for (const span of d.phases || []) advance(span.phase);
     } catch (e) { B.toast(e.message, true); }
     B.stream('/api/deployments/' + encodeURIComponent(id) + '/events', {
+      // Each connection (a reconnect too) starts with the log so far: no line twice.
+      open: () => log.replaceChildren(),
       progress: (p) => {
         advance(p.phase);
         setStatus(p.status);
