@@ -1,5 +1,5 @@
 // Masking secret values in every log berth serves or writes: a deployment's log (its file, its
-// detail answer, its SSE stream) today, the runtime log routes later. ONE function does it
+// detail answer, its SSE stream) and the app logs route (http/routes_logs.cpp). ONE function does it
 // (mask_secrets), so that what is hidden does not depend on which route shows a line.
 //
 // For a new log route: read the project's secrets when the request comes (blocking; on a

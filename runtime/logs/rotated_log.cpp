@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstring>
 #include <fstream>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -101,6 +102,7 @@ log_snapshot log_snapshot::take(const std::string& path) {
     uint64_t ino = fd ? static_cast<uint64_t>(st.st_ino) : 0;
     if (fd) newest_first.push_back({fd, 0, static_cast<uint64_t>(st.st_size)});
     bool mid_rotation = before && before->inode != 0 && fd && before->inode != ino;
+    std::set<uint64_t> seen{ino};
     for (int i = 1; !mid_rotation && i <= max_rotations; ++i) {
       struct stat rs {};
       auto rfd = open_fd(rotated_name(path, i), &rs);
@@ -108,6 +110,9 @@ log_snapshot log_snapshot::take(const std::string& path) {
       auto rino = static_cast<uint64_t>(rs.st_ino);
       // PATH just became PATH.1 (and its successor may not exist yet): the sidecar is stale.
       if ((fd && rino == ino) || (before && before->inode != 0 && rino == before->inode)) mid_rotation = true;
+      // The renames move each file up one place, oldest first: a file seen twice moved under
+      // us (a file missing ends the chain, and what was seen is still consistent).
+      if (!seen.insert(rino).second) mid_rotation = true;
       newest_first.push_back({rfd, 0, static_cast<uint64_t>(rs.st_size)});
     }
     if (mid_rotation || read_log_base(path) != before || (fd && inode_at(path) != ino)) {

@@ -14,6 +14,7 @@ sse_reader::sse_reader(uint16_t port, const std::string& path, const std::string
   std::string url = "http://127.0.0.1:" + std::to_string(port) + path;
   thread_ = std::thread([this, url, last_event_id] {
     CURL* c = curl_easy_init();
+    handle_ = c;
     curl_slist* headers = curl_slist_append(nullptr, ("Authorization: Bearer " + test_token()).c_str());
     if (!last_event_id.empty()) headers = curl_slist_append(headers, ("Last-Event-ID: " + last_event_id).c_str());
     curl_easy_setopt(c, CURLOPT_URL, url.c_str());
@@ -34,6 +35,7 @@ sse_reader::sse_reader(uint16_t port, const std::string& path, const std::string
       status_ = code;
       if (type) content_type_ = type;
       ended_ = rc == CURLE_OK;  // the server closed the stream on its own
+      finished_ = true;
     }
     cv_.notify_all();
     curl_slist_free_all(headers);
@@ -54,12 +56,24 @@ size_t sse_reader::on_data(char* p, size_t size, size_t n, void* self) {
   if (r->stop_) return 0;  // aborts: the connection closes
   {
     std::lock_guard<std::mutex> lock(r->mu_);
+    r->learn_head();
     r->raw_.append(p, size * n);
     r->buffer_.append(p, size * n);
     r->parse();
   }
   r->cv_.notify_all();
   return size * n;
+}
+
+// Called on the reader's thread (from the write callback) while the transfer runs.
+void sse_reader::learn_head() {
+  if (status_ != -1) return;
+  long code = -1;
+  curl_easy_getinfo(static_cast<CURL*>(handle_), CURLINFO_RESPONSE_CODE, &code);
+  char* type = nullptr;
+  curl_easy_getinfo(static_cast<CURL*>(handle_), CURLINFO_CONTENT_TYPE, &type);
+  if (type) content_type_ = type;
+  status_ = code;
 }
 
 int sse_reader::on_progress(void* self, long long, long long, long long, long long) {
@@ -98,9 +112,15 @@ bool sse_reader::wait_for(const std::function<bool(const std::vector<sse_message
   return cv_.wait_for(lock, timeout, [&] { return pred(messages_) || stop_; }) && pred(messages_);
 }
 
+bool sse_reader::wait_raw(const std::string& text, std::chrono::milliseconds timeout) {
+  std::unique_lock<std::mutex> lock(mu_);
+  return cv_.wait_for(lock, timeout, [&] { return raw_.find(text) != std::string::npos || stop_; }) &&
+         raw_.find(text) != std::string::npos;
+}
+
 bool sse_reader::wait_ended(std::chrono::milliseconds timeout) {
   std::unique_lock<std::mutex> lock(mu_);
-  cv_.wait_for(lock, timeout, [&] { return status_ != -1; });
+  cv_.wait_for(lock, timeout, [&] { return finished_.load(); });
   return ended_;
 }
 

@@ -30,6 +30,8 @@ class sse_reader {
   bool wait_for(const std::function<bool(const std::vector<sse_message>&)>& pred,
                 std::chrono::milliseconds timeout);
   bool wait_ended(std::chrono::milliseconds timeout);
+  // Waits until the raw stream (comments included) contains `text`.
+  bool wait_raw(const std::string& text, std::chrono::milliseconds timeout);
   void hang_up();  // closes the connection (the next callback aborts the transfer)
   std::vector<sse_message> messages() const;
   std::string raw() const;
@@ -41,7 +43,9 @@ class sse_reader {
   static size_t on_data(char* p, size_t size, size_t n, void* self);
   static int on_progress(void* self, long long, long long, long long, long long);
   void parse();
+  void learn_head();  // status and Content-Type, once the head has come
 
+  void* handle_ = nullptr;  // the CURL easy handle, on the reader's thread
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::string buffer_, raw_, content_type_;
@@ -49,6 +53,7 @@ class sse_reader {
   std::atomic<bool> stop_{false};
   std::atomic<long> status_{-1};
   std::atomic<bool> ended_{false};
+  std::atomic<bool> finished_{false};  // the transfer is over, however it ended
   std::thread thread_;
 };
 

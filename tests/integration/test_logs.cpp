@@ -250,3 +250,22 @@ TEST_CASE("logs - bad parameters, an unknown project or release are refused with
   // Nothing left behind: no stream holds a slot.
   CHECK(eventually([&] { return srv.health()["http"].value("streams", -1) == 0; }));
 }
+
+TEST_CASE("logs - the preview's log and keep-alive comments for a quiet follower", "[integration][logs]") {
+  temp_dir tmp;
+  server srv(tmp.path(), rotating_options());
+  auto& api = srv.api();
+  const std::string name = "lg-preview";
+  REQUIRE(api.post("/api/projects", site_manifest(name, make_site(tmp, "lg-preview-src", "1"))).status == 201);
+  auto started = api.post("/api/projects/" + name + "/preview/start", std::string{});
+  INFO(started.describe());
+  REQUIRE(started.status == 200);
+  // The site prints one line when it starts: "release - mode normal port <port>".
+  auto line = "mode normal port " + std::to_string(started.body.at("port").get<int>()) + "\n";
+  sse_reader follower(srv.port(), "/api/projects/" + name + "/logs?env=preview&follow=1");
+  REQUIRE(follower.wait_for([&](auto& m) { return has_text(m, line); }, 20s));
+  CHECK(follower.status() == 200);
+  // Nothing more is printed: after 15 s of silence a comment keeps proxies from cutting it.
+  CHECK(follower.wait_raw("\n: keepalive\n", 40s));
+  CHECK(events_named(follower.messages(), "log").size() == 1);
+}

@@ -90,7 +90,7 @@ TEST_CASE("rotated log - an unfinished line waits; a restarted writer keeps coun
   temp_dir tmp{"berth-rlog"};
   auto path = tmp / "app.log";
   {
-    rotating_file f(path, log_rotation{100, 2});
+    rotating_file f(path, log_rotation{100, 5});
     REQUIRE(f.open().is_ok());
     std::string part = numbered(0, 15) + "unfinish";
     REQUIRE(f.write(part.data(), part.size()).is_ok());
@@ -101,7 +101,7 @@ TEST_CASE("rotated log - an unfinished line waits; a restarted writer keeps coun
   CHECK(chunk.consumed == 0);  // no newline yet: nothing to send
   CHECK(snap.tail_start(2) == 130);
 
-  rotating_file again(path, log_rotation{100, 2});  // the app restarted: a new log-writer
+  rotating_file again(path, log_rotation{100, 5});  // the app restarted: a new log-writer (rotates twice)
   REQUIRE(again.open().is_ok());
   std::string rest = "ed\n" + numbered(16, 30);
   REQUIRE(again.write(rest.data(), rest.size()).is_ok());
@@ -111,6 +111,8 @@ TEST_CASE("rotated log - an unfinished line waits; a restarted writer keeps coun
   REQUIRE_FALSE(line.lines.empty());
   CHECK(line.lines.front() == "unfinished");
   CHECK(now.read(now.end() - 10, 10) == "line 0029\n");
+  CHECK(now.files() == 4);
+  CHECK(read_everything(now, 0) == numbered(0, 15) + "unfinished\n" + numbered(16, 30));
 }
 
 TEST_CASE("rotated log - a log without sidecar counts from its oldest file; missing log is empty",
@@ -154,7 +156,7 @@ TEST_CASE("rotated log - a reader racing a rotating writer always sees each byte
     if (snap.end() == snap.oldest()) continue;
     // Line i sits at offset 10 * i, wherever rotation put it.
     auto from = snap.oldest();
-    auto text = snap.read(from, 50);
+    auto text = read_everything(snap, from);  // every kept file, the oldest to the newest
     for (size_t at = 0; at + 10 <= text.size(); at += 10) {
       ++checked;
       if (text.substr(at, 10) != numbered(static_cast<int>((from + at) / 10), static_cast<int>((from + at) / 10) + 1)) ++bad;
