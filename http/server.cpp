@@ -95,6 +95,8 @@ server::server(caf::actor_system& sys, const config& cfg, berth_metrics* metrics
   add_deployment_routes(*svr_, ctx_);
   add_log_routes(*svr_, ctx_);
   if (ctx_.metrics) add_metrics_routes(*svr_, ctx_);
+  add_session_routes(*svr_, ctx_);
+  add_web_routes(*svr_, ctx_);
   if (cfg_.enable_fault_injection) add_debug_routes(*svr_, ctx_);
 }
 

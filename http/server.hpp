@@ -84,6 +84,9 @@ void add_log_routes(httplib::Server& svr, const context& ctx);
 void add_metrics_routes(httplib::Server& svr, const context& ctx);
 // Counts an answered request in ctx.metrics (by method, route pattern and status, with its time).
 void count_request(const context& ctx, const httplib::Request& req, const httplib::Response& res);
+// The dashboard's files at / (routes_web.cpp) and its sign-in, /api/session (routes_session.cpp).
+void add_web_routes(httplib::Server& svr, const context& ctx);
+void add_session_routes(httplib::Server& svr, const context& ctx);
 // POST /api/debug/{fail,crash}: only registered with cfg.enable_fault_injection.
 void add_debug_routes(httplib::Server& svr, const context& ctx);
 

@@ -79,7 +79,11 @@ std::vector<route> every_api_route() {
       {"POST", "/api/deploy", R"({"name":"other-app"})"},
       {"POST", "/api/debug/crash", R"({"actor":"projects"})"},
       {"GET", "/api/no-such-route", ""},
-      {"GET", "/", ""},
+      // The dashboard's own files are open (test_sessions.cpp); nothing else at the root is.
+      {"GET", "/no-such-page.js", ""},
+      {"POST", "/", ""},
+      {"GET", "/api/session", ""},
+      {"DELETE", "/api/session", ""},
   };
 }
 
