@@ -108,6 +108,22 @@ bool may_stream(const stream_slot& s, httplib::Response& res) {
   return false;
 }
 
+void serve_event_stream(httplib::Response& res, std::shared_ptr<stream_slot> slot,
+                        std::function<bool(httplib::DataSink&)> step) {
+  res.set_header("Cache-Control", "no-cache");
+  res.set_header("X-Accel-Buffering", "no");
+  // Exactly "text/event-stream": httplib compresses every other text/* type, which would hold
+  // the events back until the end.
+  res.set_chunked_content_provider("text/event-stream",
+                                   [slot = std::move(slot), step = std::move(step)](size_t, httplib::DataSink& sink) {
+                                     try {
+                                       return step(sink);
+                                     } catch (...) {
+                                       return false;  // an exception must not leave the provider
+                                     }
+                                   });
+}
+
 nlohmann::json http_load_json(const dispatcher& d) {
   auto load = d.current_load();
   auto& limits = d.limits();

@@ -3,6 +3,8 @@
 #pragma once
 #include <caf/all.hpp>
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -14,6 +16,7 @@
 namespace httplib {
 struct Request;
 struct Response;
+class DataSink;
 }  // namespace httplib
 
 namespace berth::http {
@@ -51,6 +54,10 @@ bool may_wait_long(const long_wait& w, httplib::Response& res);
 // content provider). False after a 503 `saturated` reply with Retry-After when --http-streams
 // streams are open (or --http-long-calls calls wait).
 bool may_stream(const stream_slot& s, httplib::Response& res);
+// Answers `res` as an event stream: each round of httplib's content provider calls `step`
+// (false drops the connection; an exception does too), and `slot` lives as long as the stream.
+void serve_event_stream(httplib::Response& res, std::shared_ptr<stream_slot> slot,
+                        std::function<bool(httplib::DataSink&)> step);
 // The workers' load and limits: {workers, running, queued, queue_limit, long_calls,
 // long_call_limit, streams, stream_limit}.
 nlohmann::json http_load_json(const dispatcher& d);

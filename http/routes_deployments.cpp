@@ -54,17 +54,7 @@ void stream_deployment(const context& ctx, const httplib::Request& req, httplib:
   if (!may_stream(*waiting, res)) return;
   auto stream = std::make_shared<deployment_stream>(ctx, id);
   if (auto err = stream->open()) return reply_error(res, err);
-  res.set_header("Cache-Control", "no-cache");
-  res.set_header("X-Accel-Buffering", "no");
-  // Exactly "text/event-stream": httplib compresses every other text/* type, which would
-  // hold the events back until the end.
-  res.set_chunked_content_provider("text/event-stream", [stream, waiting](size_t, httplib::DataSink& sink) {
-    try {
-      return stream->step(sink);
-    } catch (...) {
-      return false;  // an exception must not leave the provider: drop the connection
-    }
-  });
+  serve_event_stream(res, waiting, [stream](httplib::DataSink& sink) { return stream->step(sink); });
 }
 
 }  // namespace

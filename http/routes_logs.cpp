@@ -114,16 +114,7 @@ void stream_logs(const context& ctx, const httplib::Request& req, httplib::Respo
   // Secrets as they are now, read per request (runtime/logs/mask.hpp).
   secret_mask mask(read_secrets_file(paths_for(ctx.cfg.data_dir, name)));
   auto stream = std::make_shared<log_stream>(ctx, path, std::move(mask), r);
-  res.set_header("Cache-Control", "no-cache");
-  res.set_header("X-Accel-Buffering", "no");
-  // Exactly "text/event-stream": httplib compresses every other text/* type.
-  res.set_chunked_content_provider("text/event-stream", [stream, waiting](size_t, httplib::DataSink& sink) {
-    try {
-      return stream->step(sink);
-    } catch (...) {
-      return false;  // an exception must not leave the provider: drop the connection
-    }
-  });
+  serve_event_stream(res, waiting, [stream](httplib::DataSink& sink) { return stream->step(sink); });
 }
 
 }  // namespace
