@@ -13,7 +13,11 @@ PKGS+=(openssl)  # tests: the self-signed certificate of the HTTPS API test
 PKGS+=(libcurl4-openssl-dev libarchive-dev docker.io busybox-static docker-registry)
 # Operator surfaces: TOML manifests (toml++), `promtool check metrics` in the metrics test
 # (prometheus), the dashboard's browser test (chromium, driven by playwright-core from npm).
-PKGS+=(libtomlplusplus-dev prometheus chromium nodejs npm)
+# A nodejs that ships its own npm (NodeSource's) conflicts with Debian's npm package: ask for
+# the packages only when the commands are missing.
+PKGS+=(libtomlplusplus-dev prometheus chromium)
+command -v node >/dev/null || PKGS+=(nodejs)
+command -v npm >/dev/null || PKGS+=(npm)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
