@@ -133,9 +133,15 @@ phase run_deploy(deploy_host& host, const deploy_tools& tools, const deploy_inpu
   job j{host, tools, in};
   auto sw = make_switcher(in);
   std::filesystem::path workspace;
-  struct remove_workspace {  // made in preparing, gone when the deploy ends either way
+  // Made in preparing; gone once packaged, and before any end is recorded: whoever sees the
+  // deploy end finds no build folder left.
+  struct remove_workspace {
     std::filesystem::path& dir;
-    ~remove_workspace() { if (!dir.empty()) fsutil::force_remove(dir); }
+    void now() {
+      if (!dir.empty()) fsutil::force_remove(dir);
+      dir.clear();
+    }
+    ~remove_workspace() { now(); }
   } cleanup{workspace};
   try {
     std::string hash = in.target;
@@ -144,6 +150,7 @@ phase run_deploy(deploy_host& host, const deploy_tools& tools, const deploy_inpu
       workspace = in_phase(j, phase::preparing, "snapshotting the source", [&] { return prepare_source(j); });
       in_phase(j, phase::building, "building", [&] { build(j, workspace); });
       hash = in_phase(j, phase::packaging, "packaging the artifacts", [&] { return package(j, workspace); });
+      cleanup.now();
       if (is_unchanged(j, hash)) return finish(j, phase::unchanged, hash);
     } else {
       j.resources["hash"] = hash;
@@ -162,8 +169,10 @@ phase run_deploy(deploy_host& host, const deploy_tools& tools, const deploy_inpu
     });
     return finish(j, phase::completed, hash);
   } catch (const failure& f) {
+    cleanup.now();
     return roll_back(j, f);
   } catch (const std::exception& e) {
+    cleanup.now();
     return roll_back(j, {"internal", std::string("unexpected error: ") + e.what()});
   }
 }
