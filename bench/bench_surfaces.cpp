@@ -9,9 +9,13 @@
 //            as bytes) and, as the peer, `tail -F -n 0` (coreutils, inotify) on the same file,
 //            <data>/projects/<name>/production/logs/release-<hash>.log, its stdout read
 //            through a pipe. --lines lines, one GET /emit every --spacing-ms; per line, the
-//            time from the app's answer to /emit until the line is read from each; p50/p90/p99
-//            and berth/tail at p50. (The app writes the line before it answers, so a peer can
-//            see a line before the answer: those latencies are negative.)
+//            time from sending GET /emit until the line is read from each; p50/p90/p99 and
+//            berth/tail at p50. The requests are pipelined on one connection and the answers
+//            drained by a thread: the app writes the line, then answers in two writes (head,
+//            body) that Nagle and delayed ACK hold ~40 ms, so waiting for each answer would
+//            space the lines 40 ms apart, and timing from the answer would find both followers
+//            ~40 ms early. The send time adds the app's handling of the request (well under
+//            1 ms) to both followers alike.
 //   api      GET /api/projects/{name} from --threads keep-alive clients for --api-s seconds:
 //            requests/s and p99, with no open stream and with --streams log streams open
 //            (follow=1, tail=0, waiting for lines); the two alternate in order across runs.
@@ -158,12 +162,46 @@ struct follow_result {
   int lost_berth = 0, lost_tail = 0;
 };
 
-// GET /emit?n=1 on the app: the number of the line it printed, and when its answer came.
-long emit(httplib::Client& app, steady::time_point& answered) {
-  auto r = app.Get("/emit?n=1");
-  answered = steady::now();
+// GET /emit?n=K on the app: its count of lines printed so far (the last one is count - 1).
+long emit(httplib::Client& app, int k) {
+  auto r = app.Get(("/emit?n=" + std::to_string(k)).c_str());
   if (!r || r->status != 200) fail("GET /emit on the lines app: " + (r ? std::to_string(r->status) : httplib::to_string(r.error())));
-  return std::stol(r->body) - 1;
+  return std::stol(r->body);
+}
+
+// `lines` GET /emit?n=1 pipelined on one connection, one every `spacing`; when each was sent.
+std::vector<steady::time_point> emit_series(const target& t, int lines, std::chrono::milliseconds spacing) {
+  raw_stream conn;
+  std::string error;
+  if (!conn.open(t.app_port, "/emit?n=0", "", 5s, &error)) fail("lines app: " + error);
+  std::atomic<long> answers{0};
+  std::thread drain([&conn, &answers] {  // counts the answers, whatever they are split into
+    const std::string ok = "HTTP/1.1 200 ";
+    std::string carry;
+    char buf[8192];
+    for (ssize_t n; (n = conn.read(buf, sizeof buf)) > 0;) {
+      carry.append(buf, static_cast<size_t>(n));
+      size_t pos = 0, done = 0;
+      while ((pos = carry.find(ok, pos)) != std::string::npos) {
+        ++answers;
+        done = pos += ok.size();
+      }
+      carry.erase(0, std::max(done, carry.size() > ok.size() ? carry.size() - ok.size() : size_t{0}));
+    }
+  });
+  const std::string req = "GET /emit?n=1 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+  std::vector<steady::time_point> sent;
+  auto start = steady::now();
+  for (int i = 0; i < lines; ++i) {
+    std::this_thread::sleep_until(start + spacing * i);
+    sent.push_back(steady::now());
+    if (!conn.write(req)) fail("the lines app closed the connection after " + std::to_string(i) + " GET /emit");
+  }
+  for (auto until = steady::now() + 10s; answers < lines && steady::now() < until;) std::this_thread::sleep_for(5ms);
+  conn.shutdown();
+  drain.join();
+  if (answers != lines) fail("the lines app answered " + std::to_string(answers) + " of " + std::to_string(lines) + " GET /emit");
+  return sent;
 }
 
 follow_result follow_once(const target& t, const params& p, const std::string& log_file) {
@@ -183,22 +221,20 @@ follow_result follow_once(const target& t, const params& p, const std::string& l
   app.set_tcp_nodelay(true);
   app.set_read_timeout(5, 0);
   // Both followers are in place once a line written now reaches both.
-  steady::time_point answered;
+  long first = 0;
   for (auto until = steady::now() + 15s;;) {
-    long n = emit(app, answered);
+    long n = emit(app, 1) - 1;
     auto wait = steady::now() + 300ms;
     while (!(by_berth.seen(n) && by_tail.seen(n)) && steady::now() < wait) std::this_thread::sleep_for(2ms);
-    if (by_berth.seen(n) && by_tail.seen(n)) break;
+    if (by_berth.seen(n) && by_tail.seen(n)) {
+      first = n + 1;
+      break;
+    }
     if (steady::now() > until) fail("the followers did not see a line within 15 s");
   }
-  std::vector<std::pair<long, steady::time_point>> sent;
-  auto start = steady::now();
-  for (int i = 0; i < p.lines; ++i) {
-    std::this_thread::sleep_until(start + std::chrono::milliseconds(p.spacing_ms) * i);
-    long n = emit(app, answered);
-    sent.emplace_back(n, answered);
-  }
-  long last = sent.back().first;
+  auto sent = emit_series(t, p.lines, std::chrono::milliseconds(p.spacing_ms));
+  if (emit(app, 0) != first + p.lines) fail("the lines app printed other lines than the benchmark asked for");
+  long last = first + p.lines - 1;
   for (auto until = steady::now() + 5s; steady::now() < until && !(by_berth.seen(last) && by_tail.seen(last));)
     std::this_thread::sleep_for(2ms);
   stop_process(tail);  // its pipe closes: the reader ends
@@ -207,7 +243,9 @@ follow_result follow_once(const target& t, const params& p, const std::string& l
   berth_reader.join();
   sse.close();
   follow_result r;
-  for (auto& [n, at] : sent) {
+  for (long i = 0; i < p.lines; ++i) {
+    long n = first + i;
+    auto at = sent[i];
     if (by_berth.seen(n)) r.berth_ms.push_back(ms(by_berth.at(n) - at));
     else ++r.lost_berth;
     if (by_tail.seen(n)) r.tail_ms.push_back(ms(by_tail.at(n) - at));
@@ -414,7 +452,7 @@ int main(int argc, char** argv) {
   }
 
   std::printf("\nmedians over %d runs (load after: %s)\n", p.runs, loadavg().c_str());
-  std::printf("  log follow, app answer -> line read   berth p50 %s  p90 %s  p99 %s ms | tail -F p50 %s  p90 %s  p99 %s "
+  std::printf("  log follow, GET /emit sent -> line read   berth p50 %s  p90 %s  p99 %s ms | tail -F p50 %s  p90 %s  p99 %s "
               "ms | berth/tail p50 %sx\n",
               f(med("follow_berth_p50_ms")).c_str(), f(med("follow_berth_p90_ms")).c_str(),
               f(med("follow_berth_p99_ms")).c_str(), f(med("follow_tail_p50_ms")).c_str(),

@@ -72,8 +72,9 @@ bool raw_stream::open(uint16_t port, const std::string& path, const std::string&
     *error = std::string("connect: ") + std::strerror(errno);
     return false;
   }
-  std::string req = "GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\nAuthorization: Bearer " +
-                    token + "\r\n\r\n";
+  std::string req = "GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\n";
+  if (!token.empty()) req += "Authorization: Bearer " + token + "\r\n";
+  req += "\r\n";
   if (::send(fd, req.data(), req.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(req.size())) {
     *error = std::string("send: ") + std::strerror(errno);
     return false;
@@ -106,6 +107,16 @@ ssize_t raw_stream::read(char* buf, size_t n) {
     if (got < 0 && errno == EINTR) continue;
     return got;
   }
+}
+
+bool raw_stream::write(const std::string& data) {
+  for (size_t done = 0; done < data.size();) {
+    ssize_t n = ::send(fd_, data.data() + done, data.size() - done, MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    done += static_cast<size_t>(n);
+  }
+  return true;
 }
 
 bool raw_stream::still_open() {

@@ -41,8 +41,8 @@ class line_scanner {
   arrivals& into_;
 };
 
-// A GET that stays open: connect to 127.0.0.1:port, send the request with a bearer token,
-// read the response head. open() false with *error when there is no 200 head within `timeout`.
+// A GET that stays open: connect to 127.0.0.1:port, send the request (with a bearer token
+// unless it is ""), read the response head. open() false with *error when there is no 200 head within `timeout`.
 class raw_stream {
  public:
   ~raw_stream() { close(); }
@@ -51,6 +51,7 @@ class raw_stream {
   // Bytes after the head (already read by open()); then read() until it returns <= 0.
   std::string take_leftover() { return std::move(leftover_); }
   ssize_t read(char* buf, size_t n);
+  bool write(const std::string& data);  // all of it (more requests on the same connection)
   bool still_open();  // no EOF or error pending, without blocking
   void shutdown();    // wakes a blocked read() (it returns 0); the fd stays until close()
   void close();
