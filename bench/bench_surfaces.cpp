@@ -21,7 +21,12 @@
 //            (follow=1, tail=0, waiting for lines); the two alternate in order across runs.
 //   metrics  --scrapes GET /metrics: median time and size; the same count of GET /health as
 //            the peer (the cheapest answer berth gives).
-// Figures per run, then medians over the runs, then one JSON line per figure.
+// Figures per run, then medians over the runs, then one JSON line per figure. The measures
+// are in bench/common/surfaces.*, the stream and pipe readers in bench/common/stream_probe.*.
+//
+// Usage: bench_surfaces [--runs 5] [--deploys 3] [--lines 200] [--spacing-ms 20] [--threads 8]
+//                       [--api-s 3] [--streams 32] [--scrapes 50] [--timeout-s 170]
+//                       [--berth PATH] [--tail PATH] [--dir PARENT] [--keep]
 #include <algorithm>
 #include <chrono>
 #include <cmath>
