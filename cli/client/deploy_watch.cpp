@@ -3,6 +3,7 @@
 #include <chrono>
 #include <iostream>
 #include <thread>
+#include <vector>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -35,6 +36,9 @@ class phase_display {
       std::cout << line << "\n" << std::flush;
     }
   }
+
+  // A phase that ended before the stream was opened (a fast `preparing`): shown as done.
+  void passed(const std::string& phase) { std::cout << fmt::format("  {:<16} done\n", phase) << std::flush; }
 
   void log(const std::string& line) {
     if (!opts_.logs) return;
@@ -70,15 +74,36 @@ class phase_display {
   clock::time_point phase_started_ = clock::now(), last_draw_;
 };
 
+// The phases deployment `id` went through before `current` (queued left out), from its detail;
+// none when it cannot be read (the stream's own events still tell the rest).
+std::vector<std::string> phases_before(const http_client& stream, const std::string& id, const std::string& current) {
+  std::vector<std::string> out;
+  http_client api(stream.options());  // `stream`'s handle is busy with the event stream
+  auto r = api.request("GET", "/api/deployments/" + api.escape(id));
+  auto detail = json::parse(r.body, nullptr, false);
+  if (r.status != 200 || !detail.is_object() || !detail.value("phases", json()).is_array()) return out;
+  for (auto& span : detail["phases"]) {
+    auto phase = str(span, "phase", "");
+    if (phase == current) break;
+    if (!phase.empty() && phase != "queued") out.push_back(phase);
+  }
+  return out;
+}
+
 }  // namespace
 
 int watch_deployment(http_client& api, const std::string& id, const std::string& what, const watch_options& opts) {
   phase_display display(opts);
   json end;
   std::string end_name;
+  bool caught_up = opts.json;  // the phases passed before the first event are shown once
   auto on_event = [&](const sse_message& ev) {
     auto data = json::parse(ev.data, nullptr, false);
     if (opts.json) print_json_line({{"event", ev.event}, {"data", data}});
+    if (ev.event == "progress" && data.is_object() && !caught_up) {
+      caught_up = true;
+      for (auto& phase : phases_before(api, id, str(data, "phase", ""))) display.passed(phase);
+    }
     if (ev.event == "progress" && data.is_object() && !opts.json) display.progress(data);
     if (ev.event == "log" && data.is_object() && !opts.json) display.log(str(data, "line", ""));
     if (ev.event == "complete" || ev.event == "error") {
