@@ -108,17 +108,40 @@ TEST_CASE("200 concurrent leases get 200 distinct ports, and survive a restart",
 TEST_CASE("ports busy on the host are skipped, probing wraps around", "[ports]") {
   allocator_fixture f;
   caf::anon_send_exit(f.ports, caf::exit_reason::user_shutdown);
-  // A two-port range whose first slot for "busy" is held by a listening socket.
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0);
-  REQUIRE(::listen(fd, 1) == 0);
-  socklen_t len = sizeof(addr);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  uint16_t held = ntohs(addr.sin_port);
+  // A two-port range {held - 1, held}: `held` is held by a listening socket, and held - 1 was
+  // free a moment ago (bound and closed here; any port next to an ephemeral one may be in use by
+  // another test's connection, so it is checked rather than assumed).
+  auto bind_loopback = [](uint16_t port) {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = htons(port);
+    if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+      ::close(fd);
+      return -1;
+    }
+    return fd;
+  };
+  int fd = -1;
+  uint16_t held = 0;
+  for (int attempt = 0; attempt < 100 && fd < 0; ++attempt) {
+    fd = bind_loopback(0);
+    REQUIRE(fd >= 0);
+    REQUIRE(::listen(fd, 1) == 0);
+    sockaddr_in addr{};
+    socklen_t len = sizeof(addr);
+    ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+    held = ntohs(addr.sin_port);
+    int below = held > 1 ? bind_loopback(static_cast<uint16_t>(held - 1)) : -1;
+    if (below >= 0) {
+      ::close(below);
+    } else {
+      ::close(fd);
+      fd = -1;
+    }
+  }
+  REQUIRE(fd >= 0);
   // Pick a range of two ports where the name hashes to the held one.
   std::string name;
   for (int i = 0; name.empty(); ++i) {
