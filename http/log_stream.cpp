@@ -16,6 +16,11 @@ constexpr auto keepalive_interval = 15s;   // a comment so that proxies do not c
 constexpr size_t event_bytes = 64 * 1024;  // log bytes per `log` event at most
 constexpr size_t step_bytes = 1 << 20;     // per provider round, so a long backlog is written in turns
 
+// The bytes in [from, to) were rotated away before they could be sent.
+std::string gap_event(uint64_t from, uint64_t to) {
+  return sse_event("gap", {{"from", from}, {"to", to}, {"lost", to - from}});
+}
+
 }  // namespace
 
 log_stream::log_stream(const context& ctx, std::string path, secret_mask mask, log_request r)
@@ -40,13 +45,17 @@ bool log_stream::send_new(httplib::DataSink& sink, size_t budget, bool& caught_u
   caught_up = false;
   auto snap = log_snapshot::take(path_);
   if (next_ < snap.oldest()) {  // rotated away while we were behind: say how much
-    if (!send(sink, sse_event("gap", {{"from", next_}, {"to", snap.oldest()}, {"lost", snap.oldest() - next_}})))
-      return false;
+    if (!send(sink, gap_event(next_, snap.oldest()))) return false;
     next_ = snap.oldest();
   }
+  // Caught up once what is left is at most an unfinished line; a full budget leaves the rest
+  // to the next round.
   for (size_t sent = 0; sent < budget;) {
     auto chunk = read_lines(snap, next_, event_bytes);
-    if (chunk.consumed == 0) break;
+    if (chunk.consumed == 0) {
+      caught_up = true;
+      break;
+    }
     std::string text;
     for (auto& line : mask_secrets(std::move(chunk.lines), mask_)) text += line + "\n";
     uint64_t from = next_;
@@ -56,8 +65,6 @@ bool log_stream::send_new(httplib::DataSink& sink, size_t budget, bool& caught_u
     if (!send(sink, frame)) return false;
     sent += chunk.consumed;
   }
-  // Caught up when what is left is at most an unfinished line.
-  caught_up = read_lines(snap, next_, event_bytes).consumed == 0;
   return true;
 }
 
@@ -65,9 +72,7 @@ bool log_stream::step(httplib::DataSink& sink) {
   if (!started_) {
     started_ = true;
     last_write_ = clock_type::now();
-    if (req_.gap_from < req_.start &&
-        !send(sink, sse_event("gap", {{"from", req_.gap_from}, {"to", req_.start}, {"lost", req_.start - req_.gap_from}})))
-      return false;
+    if (req_.gap_from < req_.start && !send(sink, gap_event(req_.gap_from, req_.start))) return false;
   }
   if (ctx_.is_stopping()) return close(sink, sse_comment("berth is stopping; reconnect with the last id to follow on"));
   if (!backlog_done_) {
