@@ -6,7 +6,7 @@ using json = nlohmann::json;
 
 json to_json(const proxy_route& r) {
   return {{"id", r.id}, {"project", r.project}, {"host", r.host}, {"listen_port", r.listen_port},
-          {"upstream_port", r.upstream_port}};
+          {"upstream_port", r.upstream_port}, {"domains", r.domains}};
 }
 
 proxy_route proxy_route_from(const json& j) {
@@ -16,6 +16,9 @@ proxy_route proxy_route_from(const json& j) {
   r.host = j.value("host", "");
   r.listen_port = j.value("listen_port", 0);
   r.upstream_port = j.value("upstream_port", 0);
+  if (auto d = j.find("domains"); d != j.end() && d->is_array())
+    for (auto& x : *d)
+      if (x.is_string()) r.domains.push_back(x.get<std::string>());
   return r;
 }
 

@@ -32,11 +32,12 @@ struct proxy_route {
   std::string host;            // matched on the shared HTTP listener ("" = none)
   uint16_t listen_port = 0;    // a dedicated listener (the stable production port), 0 = none
   uint16_t upstream_port = 0;  // 127.0.0.1:<port> the release or preview answers on
+  std::vector<std::string> domains;  // custom domains (manifest `domains`), matched like host
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, proxy_route& x) {
-  return f(caf::meta::type_name("proxy_route"), x.id, x.project, x.host, x.listen_port, x.upstream_port);
+  return f(caf::meta::type_name("proxy_route"), x.id, x.project, x.host, x.listen_port, x.upstream_port, x.domains);
 }
 
 struct proxy_record {

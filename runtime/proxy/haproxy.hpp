@@ -1,0 +1,102 @@
+// HAProxy (2.6, master-worker) as berth's router: a config with nothing per project but the
+// stable ports' bind lines, two maps that carry every route, and a client of its runtime API.
+//
+// No actor code. Every call blocks the calling thread (connect 1 s, answer 5 s); run them off
+// CAF's scheduler threads. One owner (the proxy actor) should make the changes.
+//
+// Why this shape (README "The proxy"): a route flip (deploy, rollback, stop, preview) is a
+// `set map` on the runtime API of every live worker - no reload, so no other connection is
+// touched. Only a change of the stable ports' listeners (a project's first route, or its
+// removal) rewrites the config and reloads through the master socket: the new worker takes the
+// listening sockets over (expose-fd listeners, nothing refused), the old worker keeps every
+// established connection until it ends (`idle-close-on-response`: an idle kept-alive connection
+// is answered once more, with "Connection: close", instead of being closed under a client that
+// may be sending), and map updates go to the old workers too, so they never send a request to a
+// release that has stopped.
+//
+// Files in layout.dir (all written atomically, by rename):
+//   haproxy.cfg      the config (haproxy_config)
+//   ports.map        "<listen_port> <upstream_port>" per route with both
+//   hosts.map        "<host> <upstream_port>" per host of a route with an upstream (the route's
+//                    host and its custom domains), lowercase
+//   admin.sock       the worker's runtime API (level admin, expose-fd listeners), mode 0600
+//   master.sock      the master CLI (reload, show proc), mode 0600
+// layout.dir must be a folder only berth's user can enter (0700): the sockets have no password.
+//
+// Traffic: one frontend "sites" binds <listen_host>:<http_port> (when != 0) and every route's
+// listen_port; a request's upstream is ports.map[dst_port], else hosts.map[Host without port,
+// lowercase]; none → 404 JSON {"error":{"code":"not_found","message":"no such site"}}; a
+// bound stable port with no upstream yet → 503 JSON {"error":{"code":"unavailable",...}}.
+// One backend with `server s 0.0.0.0:0` sends the request to 127.0.0.1:<upstream> (set-dst);
+// failed connects are retried (conn-failure only: a POST is never sent twice). WebSockets
+// and streamed answers are tunnelled (timeout tunnel 1 h).
+// When ask_port != 0 a second frontend on 127.0.0.1:<ask_port> answers GET /ask?domain=D with
+// 200 when D is in hosts.map, else 404: Caddy's on-demand TLS asks it which names may get a
+// certificate, so the answer follows the routes without berth in the loop.
+#pragma once
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "messages/proxy.hpp"
+#include "runtime/status.hpp"
+
+namespace berth {
+
+struct router_layout {
+  std::string dir;                       // absolute; see above
+  std::string listen_host = "127.0.0.1";  // of the shared host listener (stable ports: always loopback)
+  uint16_t http_port = 0;                // shared host-matched listener; 0 = none
+  uint16_t ask_port = 0;                 // on-demand TLS ask frontend; 0 = none
+  std::vector<proxy_route> routes;
+};
+
+using route_map = std::map<std::string, uint16_t>;  // key → upstream port
+
+// The maps a layout implies (routes with upstream_port 0 are left out of both).
+route_map ports_map_of(const router_layout& l);
+route_map hosts_map_of(const router_layout& l);
+// The listen ports a layout binds (http_port, ask_port, every route's listen_port), sorted.
+std::vector<uint16_t> listen_ports_of(const router_layout& l);
+
+// The config text. Does not validate: use check_router_layout.
+std::string haproxy_config(const router_layout& l);
+// Valid ids, hosts and domains (lowercase DNS names), no port bound twice, an absolute dir
+// whose socket paths fit a sockaddr_un. invalid_argument on failure.
+status check_router_layout(const router_layout& l);
+// Writes haproxy.cfg, ports.map and hosts.map (each by rename). io_error on failure.
+status write_router_files(const router_layout& l);
+// How to run it: {binary, "-W", "-S", "<dir>/master.sock,mode,600", "-f", "<dir>/haproxy.cfg"}
+// (in the foreground: the master is the process berth keeps; workers die with it).
+std::vector<std::string> haproxy_command(const std::string& binary, const std::string& dir);
+
+// A client of the runtime API. Errors: io_error (unreachable, timeout, an answer that is not
+// what the command should print), invalid_argument (a key or value HAProxy would misread).
+// Safe from several threads; commands are sent one per connection.
+class haproxy_admin {
+ public:
+  explicit haproxy_admin(std::string dir);
+
+  // Answers when the master and at least one worker run (show proc).
+  status ping();
+  // The pids of the live workers, current first (show proc on the master socket).
+  status workers(std::vector<int>* pids);
+  // Makes every live worker's maps equal to `ports` and `hosts` (set/add/del map through the
+  // master CLI, "@!<pid> ..."), reading each worker's maps first (show map). Does not touch
+  // the files. A worker that exits meanwhile is skipped.
+  status sync_maps(const route_map& ports, const route_map& hosts);
+  // Reloads (master CLI `reload`) and waits until a new worker runs and answers `show map`,
+  // at most `timeout`. io_error when the reload failed (the old worker keeps serving).
+  status reload(std::chrono::milliseconds timeout);
+
+ private:
+  std::string dir_;
+};
+
+// Polls ping() every 20 ms until it answers or `timeout` passes. io_error with the last
+// failure on timeout.
+status wait_router_ready(const std::string& dir, std::chrono::milliseconds timeout);
+
+}  // namespace berth

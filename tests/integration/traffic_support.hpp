@@ -1,0 +1,75 @@
+// Real clients for the zero-downtime tests and bench_switch: a WebSocket client, a kept-alive
+// POST client that never resends, a streaming-response reader, and a new-connection GET client.
+// Each runs on its own thread until stop() and counts what a user would notice. Plain sockets
+// (no TLS) unless given a tls_options (then OpenSSL, verifying against ca_file, SNI = host).
+#pragma once
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace berth::it {
+
+struct tls_options {
+  bool on = false;
+  std::string ca_file;  // PEM roots the server's certificate must chain to
+  bool http2 = false;   // offer h2 by ALPN (the client then speaks HTTP/2; http clients only)
+};
+
+// Where a client connects and what it sends as Host.
+struct target {
+  std::string host = "127.0.0.1";  // connect address
+  uint16_t port = 0;
+  std::string host_header;         // "" = "<host>:<port>"
+  tls_options tls;
+};
+
+// Figures every client reports. "failed" = a request with no complete answer or a 5xx, or an
+// unexpected close (a close the server did not announce: no Connection: close, no WebSocket
+// close frame); each failure is described in `errors` (first 20 kept).
+struct traffic_report {
+  uint64_t ok = 0;
+  uint64_t failed = 0;
+  uint64_t unexpected_closes = 0;
+  uint64_t clean_closes = 0;       // announced by the server (close frame / Connection: close)
+  std::vector<double> latencies_ms;  // of the ok requests (or echo round trips)
+  double longest_stall_ms = 0;       // longest time between two completed requests/echoes/chunks
+  std::vector<std::string> errors;
+  std::vector<std::string> bodies_seen;  // distinct response bodies' first line (which release answered)
+};
+
+// Runs on its own thread from start() to stop(); report() may be read after stop().
+class traffic_client {
+ public:
+  virtual ~traffic_client();
+  void start();
+  traffic_report stop();  // joins; returns the figures
+  traffic_report snapshot();  // figures so far (thread-safe)
+ protected:
+  virtual void run(std::atomic<bool>& stopping) = 0;
+  std::mutex mu_;
+  traffic_report rep_;
+ private:
+  std::atomic<bool> stopping_{false};
+  std::thread th_;
+};
+
+// One WebSocket to `path`, a text message every `every`, each echo awaited (2 s, else failed).
+// A close frame from the server is a clean close; the client then reconnects when `reconnect`.
+std::unique_ptr<traffic_client> websocket_client(target t, std::string path, std::chrono::milliseconds every,
+                                                 bool reconnect);
+// One kept-alive connection sending POST `path` with a small body back to back (`every` apart),
+// never resending: a request whose answer does not come is failed. After "Connection: close"
+// it opens a new connection for the next request.
+std::unique_ptr<traffic_client> keepalive_post_client(target t, std::string path, std::chrono::milliseconds every);
+// A new connection per GET `path`, `every` apart.
+std::unique_ptr<traffic_client> new_connection_client(target t, std::string path, std::chrono::milliseconds every);
+// GET `path` whose answer streams a chunk at least every 200 ms; the client reads until the
+// server ends it cleanly (then opens the next one) or it stalls past 2 s / breaks (failed).
+std::unique_ptr<traffic_client> streaming_client(target t, std::string path);
+
+}  // namespace berth::it
