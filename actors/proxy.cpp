@@ -12,7 +12,7 @@
 #include "messages/errors.hpp"
 #include "runtime/files/layout.hpp"
 #include "runtime/files/private_dir.hpp"
-#include "runtime/proxy/caddy.hpp"
+#include "runtime/proxy/router.hpp"
 #include "runtime/resilience/breaker.hpp"
 
 namespace berth {
@@ -30,16 +30,14 @@ constexpr auto admin_ready_timeout = 10s;
 // long, so that callers waiting on a route (60 s) get an answer.
 constexpr auto load_retry_deadline = 40s;
 
-// Caddy's admin API: only this unix socket, in a 0700 folder of berth's user, so no other
-// local user (nor anything without berth's uid) can reconfigure the proxy.
-std::string admin_socket_of(const std::string& proxy_dir) { return caddy_admin_socket(proxy_dir); }
-
-proxy_layout layout_of(const proxy_record& rec, const std::string& admin_socket, uint16_t http_port) {
-  proxy_layout l;
-  l.admin_socket = admin_socket;
-  l.http_port = http_port;
-  for (auto& [id, r] : rec.routes) l.routes.push_back(r);
-  return l;
+// What the router serves: the routes from the log, and the shared listeners from the settings
+// (the host listener sits behind the TLS front when sites have HTTPS).
+route_table table_of(const proxy_actor_state& st) {
+  route_table t;
+  t.http_port = st.settings.tls() ? st.settings.inner_port : st.settings.http_port;
+  t.ask_port = st.settings.tls() ? st.settings.ask_port : 0;
+  for (auto& [id, r] : st.rec.routes) t.routes.push_back(r);
+  return t;
 }
 
 void record(self_ptr self, std::vector<new_event> events, std::function<void()> then) {
@@ -67,17 +65,17 @@ std::string enable_accept_queue_migration() {
   return "turned on";
 }
 
-// Sends Caddy the whole config derived from the log. One load at a time; changes that arrive
-// meanwhile go out together with the next one.
+// Gives the router the whole table derived from the log. One change at a time; changes that
+// arrive meanwhile go out together with the next one.
 void apply(self_ptr self) {
   auto& st = self->state;
   if (st.applying || st.waiting.empty()) return;
-  if (st.status != "running") return;  // answered when Caddy is back (its start loads the config)
+  if (st.status != "running") return;  // answered when the router is back (it starts with the table)
   st.applying = true;
   auto promises = std::move(st.waiting);
   st.waiting.clear();
-  auto config = caddy_config(layout_of(st.rec, admin_socket_of(st.dir), st.rec.http_port));
-  auto admin = admin_socket_of(st.dir);
+  auto table = table_of(st);
+  auto engine = st.engine;
   auto b = st.guards;
   auto result = std::make_shared<status>();
   run_blocking(
@@ -87,10 +85,10 @@ void apply(self_ptr self) {
         call_options o;
         o.cancelled = [deadline] { return std::chrono::steady_clock::now() >= deadline; };
         o.on_retry = [](int attempt, const status& failure, std::chrono::milliseconds delay) {
-          spdlog::warn("proxy: loading Caddy's config failed (attempt {}): {}; retrying in {} ms", attempt,
+          spdlog::warn("proxy: the router did not take the routes (attempt {}): {}; retrying in {} ms", attempt,
                        failure.message(), delay.count());
         };
-        *result = b->call("proxy", [&] { return caddy_admin(admin).load(config); }, o);
+        *result = b->call("proxy", [&] { return engine->apply(table); }, o);
       },
       [=](const std::string& failure) mutable {
         self->state.applying = false;
@@ -105,48 +103,37 @@ void apply(self_ptr self) {
       });
 }
 
-// The blocking start of Caddy with the config derived from the log (made in the actor).
-std::function<status(instance_ref*)> caddy_start(self_ptr self) {
+// The blocking start of the router with the table derived from the log (made in the actor).
+std::function<status(instance_ref*)> router_start(self_ptr self) {
   auto& st = self->state;
-  return [dir = st.dir, binary = st.settings.caddy, driver = st.driver, rec = st.rec,
-          http = st.settings.http_port](instance_ref* out) {
-    auto layout = layout_of(rec, admin_socket_of(dir), http);
-    if (auto s = check_layout(layout); !s) return s;
-    if (auto s = make_private_dir(fs::path(layout.admin_socket).parent_path().string()); !s) return s;
-    // No Caddy runs here (a live one was adopted or stopped): a socket left by a dead one would
-    // make Caddy's bind fail.
-    std::error_code ec;
-    fs::remove(layout.admin_socket, ec);
-    auto file = (fs::path(dir) / "caddy.json").string();
-    {
-      std::ofstream config(file, std::ios::trunc);
-      config << dump_json(caddy_config(layout), 2);
-      if (!config) return status::io_error("cannot write Caddy's config file");
-    }
+  return [engine = st.engine, driver = st.driver, table = table_of(st)](instance_ref* out) {
     instance_spec spec;
-    spec.labels = {"", "proxy", ""};
-    spec.workdir = dir;
-    spec.command = {binary, "run", "--config", file};
-    spec.env = {{"HOME", dir}, {"XDG_DATA_HOME", dir + "/data"}, {"XDG_CONFIG_HOME", dir + "/config"}};
-    spec.log = fs::path(dir) / "caddy.log";
+    if (auto s = engine->prepare(table, &spec); !s) return s;
     if (auto s = driver->start(spec, out); !s) return s;
-    auto s = wait_admin_ready(layout.admin_socket, admin_ready_timeout);
-    if (s && !driver->inspect(*out).running()) s = status::io_error("caddy exited at start (see proxy/caddy.log)");
+    auto s = engine->wait_ready(admin_ready_timeout);
+    if (s && !driver->inspect(*out).running())
+      s = status::io_error(std::string(engine->name()) + " exited at start (see its log in <data>/proxy)");
     if (!s) driver->stop(*out, 2s);
     return s;
   };
 }
 
-// Caddy serves: the log learns it, and the changes that waited are in the config it started with.
-void caddy_serves(self_ptr self, const instance_ref& r, const char* why, std::function<void()> then) {
+// The router serves: the log learns it (and the ports it serves on, which site URLs name), and
+// the changes that waited are in the table it started with.
+void router_serves(self_ptr self, const instance_ref& r, const char* why, std::function<void()> then) {
+  auto& st = self->state;
   auto data = to_json(r);
-  data["http_port"] = self->state.settings.http_port;
+  data["http_port"] = st.settings.http_port;
+  data["https_port"] = st.settings.https_port;
+  data["inner_port"] = st.settings.inner_port;
+  data["ask_port"] = st.settings.ask_port;
+  data["engine"] = st.engine->name();
   data["cause"] = why;
   record(self, {event(ev::proxy_started, data)}, [self, r, then] {
     auto& st = self->state;
     st.status = "running";
-    spdlog::info("proxy: Caddy serving (pid {}, admin API on its unix socket only, http port {}, {} routes)", r.pid,
-                 st.rec.http_port, st.rec.routes.size());
+    spdlog::info("proxy: {} serving (pid {}, admin API on its unix socket only, http port {}, {} routes)",
+                 st.engine->name(), r.pid, st.settings.http_port, st.rec.routes.size());
     for (auto& rp : st.waiting) rp.deliver(true);
     st.waiting.clear();
     if (then) then();
@@ -155,47 +142,52 @@ void caddy_serves(self_ptr self, const instance_ref& r, const char* why, std::fu
 
 void init_keeper(self_ptr self) {
   keeper_policy policy;
-  policy.restart = {250ms, 10s, std::numeric_limits<size_t>::max(), 60s};  // Caddy is never given up on
+  policy.restart = {250ms, 10s, std::numeric_limits<size_t>::max(), 60s};  // the router is never given up on
   policy.pass_interval = 0ms;  // its exit is seen at once; no probe
   keeper::hooks h;
-  h.what = "proxy: Caddy";
-  h.start = [self] { return caddy_start(self); };
+  h.what = std::string("proxy: ") + self->state.engine->name();
+  h.start = [self] { return router_start(self); };
   h.died = [self](const std::string& why, std::function<void()> then) {
     self->state.status = "restarting";
     record(self, {event(ev::proxy_exited, {{"reason", why}})}, then);
   };
   h.started = [self](const instance_ref& r, const char* why, std::function<void()> then) {
-    caddy_serves(self, r, why, then);
+    router_serves(self, r, why, then);
   };
   h.crash_loop = [](const std::string&) {};
   h.exits = [self] { return self->state.rec.exits_us; };
-  self->state.caddy.init(self, self->state.driver, policy, std::move(h));
+  self->state.process.init(self, self->state.driver, policy, std::move(h));
 }
 
-// Start-up: keep a Caddy we started (same identity) and give it the config from the log;
-// otherwise start one.
+// Start-up: keep a router we started (same identity, same engine) and give it the table from the
+// log; otherwise start one (after stopping one of the other engine: it holds the ports).
 void adopt(self_ptr self) {
   auto& st = self->state;
   auto migration = std::make_shared<std::string>();
   auto result = std::make_shared<status>(status::io_error("not running"));
   auto driver = st.driver;
-  auto caddy = st.rec.caddy;
+  auto running_one = st.rec.caddy;
   auto running = st.rec.running;
-  auto config = caddy_config(layout_of(st.rec, admin_socket_of(st.dir), st.settings.http_port));
-  auto admin = admin_socket_of(st.dir);
+  auto same_engine = st.rec.engine == st.engine->name();
+  auto table = table_of(st);
+  auto engine = st.engine;
   auto b = st.guards;
   run_blocking(
       self,
       [=] {
         *migration = enable_accept_queue_migration();
-        if (!running || !driver->inspect(caddy).running()) return;
+        if (!running || !driver->inspect(running_one).running()) return;
+        if (!same_engine) {
+          driver->stop(running_one, 5s);
+          return;
+        }
         // One attempt, recorded by the "proxy" breaker but never refused by it: when the
-        // adopted Caddy does not take its config, starting a new one is the retry.
+        // adopted router does not take its table, starting a new one is the retry.
         call_options o;
         o.essential = true;
         o.max_retries = 0;
-        *result = b->call("proxy", [&] { return caddy_admin(admin).load(config); }, o);
-        if (!*result) driver->stop(caddy, 2s);
+        *result = b->call("proxy", [&] { return engine->apply(table); }, o);
+        if (!*result) driver->stop(running_one, 2s);
       },
       [=](const std::string& failure) {
         auto& st = self->state;
@@ -203,15 +195,17 @@ void adopt(self_ptr self) {
         spdlog::info("proxy: tcp_migrate_req {}", *migration);
         if (failure.empty() && *result) {
           st.status = "running";
-          st.caddy.keep(caddy);
-          spdlog::info("proxy: adopted Caddy (pid {}), {} routes re-applied", caddy.pid, st.rec.routes.size());
+          st.process.keep(running_one);
+          spdlog::info("proxy: adopted {} (pid {}), {} routes re-applied", st.engine->name(), running_one.pid,
+                       st.rec.routes.size());
           return;
         }
         // Start one now (a first start is not a restart: no backoff).
-        st.caddy.start_now(caddy_start(self), [self](const status& failure) {
+        st.process.start_now(router_start(self), [self](const status& failure) {
           if (failure) return;
           self->state.status = "restarting";
-          self->state.caddy.restart_later("cannot start Caddy: " + failure.message());
+          self->state.process.restart_later("cannot start " + std::string(self->state.engine->name()) + ": " +
+                                           failure.message());
         });
       });
 }
@@ -220,7 +214,10 @@ proxy_view status_view(self_ptr self) {
   auto& st = self->state;
   proxy_view v;
   v.status = st.status;
+  v.engine = st.engine->name();
+  v.sites_tls = st.settings.sites_tls;
   v.http_port = st.rec.http_port;
+  v.https_port = st.settings.tls() ? st.settings.https_port : 0;
   v.routes = st.rec.routes.size();
   v.restarts = st.rec.exits_us.size();
   v.tcp_migrate_req = st.accept_queue_migration;
@@ -228,7 +225,7 @@ proxy_view status_view(self_ptr self) {
   return v;
 }
 
-// Records a change of the routes, then sends Caddy the config once it is running.
+// Records a change of the routes, then gives the router the table once it is running.
 caf::result<bool> change(self_ptr self, new_event e) {
   auto rp = self->make_response_promise<bool>();
   record(self, {std::move(e)}, [self, rp]() mutable {
@@ -245,12 +242,16 @@ caf::behavior proxy_actor(self_ptr self, proxy_settings settings, std::string da
                           std::shared_ptr<berth_metrics> metrics) {
   auto& st = self->state;
   st.settings = std::move(settings);
-  // Absolute: Caddy runs in this folder and its admin socket path must be absolute.
+  // Absolute: the router runs in this folder and its admin socket paths must be absolute.
   st.dir = fs::absolute(fs::path(data_dir) / "proxy").lexically_normal().string();
   st.driver = std::move(driver);
   st.guards = std::move(guards);
+  if (st.settings.engine == "caddy")
+    st.engine = make_caddy_router(st.dir, st.settings.caddy);
+  else
+    st.engine = make_haproxy_router((fs::path(st.dir) / "haproxy").string(), st.settings.haproxy);
   init_keeper(self);
-  st.caddy.measure(std::move(metrics), "proxy");
+  st.process.measure(std::move(metrics), "proxy");
   self->request(names::whereis(self->system(), names::event_store), store_timeout, read_stream_atom_v,
                 std::string{proxy_stream}, uint64_t{0}, uint64_t{0})
       .await(
@@ -259,7 +260,7 @@ caf::behavior proxy_actor(self_ptr self, proxy_settings settings, std::string da
             adopt(self);
           },
           [=](caf::error& err) { self->quit(err); });
-  return self->state.caddy.handlers().or_else(
+  return self->state.process.handlers().or_else(
       [=](route_atom, proxy_route& r) -> caf::result<bool> {
         auto it = self->state.rec.routes.find(r.id);
         if (it != self->state.rec.routes.end() && to_json(it->second) == to_json(r) && self->state.status == "running")

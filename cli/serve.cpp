@@ -68,28 +68,52 @@ std::string find_program(const std::string& name) {
   return "";
 }
 
-// proxy when asked for (Caddy must be there) or, in auto mode, when Caddy is installed.
+// proxy when asked for (a router must be there) or, in auto mode, when one is installed. The
+// router: HAProxy unless --proxy-engine caddy or HAProxy is missing (auto). HTTPS sites need
+// Caddy as their TLS front.
 bool resolve_switch_mode(config& cfg) {
-  auto caddy = find_program(cfg.proxy.caddy);
-  if (cfg.proxy.switch_mode == "proxy" && caddy.empty()) {
-    log_kv(spdlog::level::critical, "proxy mode needs Caddy, which was not found", {{"caddy", cfg.proxy.caddy}});
+  auto& p = cfg.proxy;
+  auto haproxy = find_program(p.haproxy);
+  auto caddy = find_program(p.caddy);
+  std::string engine = p.engine == "auto" ? (!haproxy.empty() ? "haproxy" : "caddy") : p.engine;
+  auto binary = engine == "haproxy" ? haproxy : caddy;
+  if ((p.switch_mode == "proxy" || p.engine != "auto") && p.switch_mode != "direct" && binary.empty()) {
+    log_kv(spdlog::level::critical, "proxy mode needs " + engine + ", which was not found",
+           {{"haproxy", p.haproxy}, {"caddy", p.caddy}});
     return false;
   }
-  cfg.deploy.proxy = cfg.proxy.switch_mode != "direct" && !caddy.empty();
-  // Caddy's admin API is a unix socket under the data dir, whose path must fit a sockaddr_un.
-  auto socket = caddy_admin_socket(std::filesystem::absolute(std::filesystem::path(cfg.data_dir) / "proxy")
-                                       .lexically_normal()
-                                       .string());
-  if (cfg.deploy.proxy && socket.size() > max_admin_socket_path()) {
+  cfg.deploy.proxy = p.switch_mode != "direct" && !binary.empty();
+  if (p.tls() && !cfg.deploy.proxy) {
+    log_kv(spdlog::level::critical, "--sites-tls needs proxy mode (HTTPS is served by the proxy)",
+           {{"switch_mode", p.switch_mode}});
+    return false;
+  }
+  if (p.tls() && caddy.empty()) {
+    log_kv(spdlog::level::critical, "--sites-tls needs Caddy (the TLS front), which was not found",
+           {{"caddy", p.caddy}});
+    return false;
+  }
+  // The admin sockets live under the data dir, whose path must fit a sockaddr_un.
+  auto proxy_dir = std::filesystem::absolute(std::filesystem::path(cfg.data_dir) / "proxy").lexically_normal();
+  auto socket = std::max(caddy_admin_socket(proxy_dir.string()).size(),
+                         (proxy_dir / "haproxy" / "master.sock").string().size());
+  if (cfg.deploy.proxy && socket > max_admin_socket_path()) {
     log_kv(spdlog::level::critical,
-           "proxy mode needs a shorter data dir path: Caddy's admin socket would be longer than " +
+           "proxy mode needs a shorter data dir path: the proxy's admin sockets would be longer than " +
                std::to_string(max_admin_socket_path()) + " bytes",
-           {{"socket", socket}});
+           {{"proxy_dir", proxy_dir.string()}});
     return false;
   }
-  if (cfg.deploy.proxy) cfg.proxy.caddy = caddy;
-  log_kv(spdlog::level::info, cfg.deploy.proxy ? "switch mode: proxy (Caddy)" : "switch mode: direct (no proxy)",
-         {{"caddy", caddy.empty() ? "not installed" : caddy}, {"requested", cfg.proxy.switch_mode}});
+  if (cfg.deploy.proxy) {
+    p.engine = engine;
+    p.haproxy = haproxy;
+    p.caddy = caddy;
+  }
+  log_kv(spdlog::level::info, cfg.deploy.proxy ? "switch mode: proxy (" + engine + ")" : "switch mode: direct (no proxy)",
+         {{"haproxy", haproxy.empty() ? "not installed" : haproxy},
+          {"caddy", caddy.empty() ? "not installed" : caddy},
+          {"requested", p.switch_mode},
+          {"sites_tls", p.sites_tls}});
   return true;
 }
 
@@ -165,18 +189,28 @@ bool resolve_token(config& cfg) {
   return true;
 }
 
-// Behind the proxy, the shared listener's port is part of every site's address, so it is fixed
-// before anything reports one: the one given, else the one the log says Caddy used last (an
-// adopted Caddy keeps serving there), else a free one.
+// Behind the proxy, the shared listeners' ports are part of every site's address, so they are
+// fixed before anything reports one: the ones given, else the ones the log says the proxy used
+// last (an adopted proxy keeps serving there), else free ones.
 void resolve_site_port(config& cfg, const event_log& log) {
-  if (cfg.proxy.http_port == 0) {
-    std::vector<event_record> events;
-    proxy_record rec;
-    if (log.read_stream(proxy_stream, 1, 0, &events))
-      for (auto& e : events) fold(rec, e);
-    cfg.proxy.http_port = rec.http_port != 0 ? rec.http_port : free_loopback_port();
+  std::vector<event_record> events;
+  proxy_record rec;
+  if (log.read_stream(proxy_stream, 1, 0, &events))
+    for (auto& e : events) fold(rec, e);
+  auto pick = [](uint16_t& port, uint16_t last) {
+    if (port == 0) port = last != 0 ? last : free_loopback_port();
+  };
+  auto& p = cfg.proxy;
+  pick(p.http_port, rec.http_port);
+  if (p.tls()) {
+    pick(p.https_port, rec.https_port);
+    pick(p.inner_port, rec.inner_port);
+    pick(p.ask_port, rec.ask_port);
+    cfg.deploy.site.scheme = "https";
+    cfg.deploy.site.port = p.https_port == 443 ? 0 : p.https_port;
+  } else {
+    cfg.deploy.site.port = p.http_port;
   }
-  cfg.deploy.site.port = cfg.proxy.http_port;
   log_kv(spdlog::level::info, "sites", {{"url", site_url(cfg.deploy.site, "<name>", site_env::production)}});
 }
 

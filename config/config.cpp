@@ -176,10 +176,45 @@ config_loader::config_loader(config& cfg) : cfg_(cfg) {
       {"switch_mode", "--switch-mode", "BERTH_SWITCH_MODE",
        "auto (proxy when Caddy is installed), direct, or proxy", "auto",
        [&c](const std::string& v) { c.proxy.switch_mode = one_of("switch_mode", v, {"auto", "direct", "proxy"}); }},
-      {"caddy", "--caddy", "BERTH_CADDY", "the Caddy binary used in proxy mode", "caddy",
-       [&c](const std::string& v) { c.proxy.caddy = v; }},
+      {"proxy_engine", "--proxy-engine", "BERTH_PROXY_ENGINE",
+       "the router in proxy mode: auto (haproxy when installed, else caddy), haproxy, or caddy", "auto",
+       [&c](const std::string& v) { c.proxy.engine = one_of("proxy_engine", v, {"auto", "haproxy", "caddy"}); }},
+      {"haproxy", "--haproxy", "BERTH_HAPROXY", "the HAProxy binary (the default router)", "haproxy",
+       [&c](const std::string& v) { c.proxy.haproxy = v; }},
+      {"caddy", "--caddy", "BERTH_CADDY", "the Caddy binary (TLS front for sites; router with --proxy-engine caddy)",
+       "caddy", [&c](const std::string& v) { c.proxy.caddy = v; }},
+      {"sites_listen", "--sites-listen", "BERTH_SITES_LISTEN",
+       "address of the sites' shared listeners (HTTP, and HTTPS with --sites-tls)", "127.0.0.1",
+       [&c](const std::string& v) {
+         if (v.empty() || v.find_first_of(" /:") != std::string::npos)
+           throw CLI::ValidationError("sites_listen", "expected an IPv4 address or a host name, got '" + v + "'");
+         c.proxy.listen_host = v;
+       }},
+      {"sites_tls", "--sites-tls", "BERTH_SITES_TLS",
+       "HTTPS for sites: off, acme (certificates from --acme-directory), or internal (Caddy's local CA)", "off",
+       [&c](const std::string& v) { c.proxy.sites_tls = one_of("sites_tls", v, {"off", "acme", "internal"}); }},
+      {"sites_https_port", "--sites-https-port", "BERTH_SITES_HTTPS_PORT",
+       "port of the sites' HTTPS listener with --sites-tls (0: a free port, kept across restarts)", "0",
+       [&c](const std::string& v) { c.proxy.https_port = parse_long("sites_https_port", v, 0, 65535); }},
+      {"acme_directory", "--acme-directory", "BERTH_ACME_DIRECTORY",
+       "ACME directory URL the sites' certificates come from (--sites-tls acme)",
+       "https://acme-v02.api.letsencrypt.org/directory",
+       [&c](const std::string& v) {
+         if (v.rfind("https://", 0) != 0)
+           throw CLI::ValidationError("acme_directory", "expected an https:// URL, got '" + v + "'");
+         c.proxy.acme_directory = v;
+       }},
+      {"acme_email", "--acme-email", "BERTH_ACME_EMAIL", "contact e-mail of the ACME account", "none",
+       [&c](const std::string& v) {
+         if (!v.empty() && (v.find('@') == std::string::npos || v.find_first_of(" \"<>") != std::string::npos))
+           throw CLI::ValidationError("acme_email", "expected an e-mail address, got '" + v + "'");
+         c.proxy.acme_email = v;
+       }},
+      {"acme_ca_root", "--acme-ca-root", "BERTH_ACME_CA_ROOT",
+       "PEM file of roots trusted for the ACME server's own HTTPS (a private ACME CA)", "system roots",
+       [&c](const std::string& v) { c.proxy.acme_ca_root = v; }},
       {"proxy_http_port", "--proxy-http-port", "BERTH_PROXY_HTTP_PORT",
-       "port of Caddy's shared listener for <name>.<domain_suffix> (0: a free port)", "0",
+       "port of the sites' shared HTTP listener for <name>.<domain_suffix> (0: a free port, kept across restarts)", "0",
        [&c](const std::string& v) { c.proxy.http_port = parse_long("proxy_http_port", v, 0, 65535); }},
       {"proxy_admin_port", "--proxy-admin-port", "BERTH_PROXY_ADMIN_PORT",
        "removed: Caddy's admin API listens only on a unix socket in <data>/proxy/admin (0700)", "none",

@@ -58,11 +58,26 @@ struct resilience_settings {
   int breaker_open_ms = 60000;   // open -> half-open after this long
 };
 
-// Caddy in front of the releases (proxy switch mode).
+// The proxy in front of the releases (proxy switch mode): a router (HAProxy, or Caddy) and,
+// for HTTPS sites, Caddy as a TLS front with a config that never changes while berth runs.
 struct proxy_settings {
-  std::string switch_mode = "auto";  // auto (proxy when Caddy is installed) | direct | proxy
-  std::string caddy = "caddy";       // the binary (PATH lookup without '/')
+  std::string switch_mode = "auto";  // auto (proxy when a router is installed) | direct | proxy
+  std::string engine = "auto";       // auto (haproxy when installed, else caddy) | haproxy | caddy
+  std::string haproxy = "haproxy";   // the binaries (PATH lookup without '/')
+  std::string caddy = "caddy";
+  std::string listen_host = "127.0.0.1";  // of the shared site listeners (stable ports: loopback)
   uint16_t http_port = 0;            // shared listener for <name>.<domain_suffix>; 0 = a free port
+  // HTTPS for sites: off | acme | internal (Caddy's own CA). With it on, Caddy owns http_port
+  // (redirects, ACME challenges) and https_port, and the router listens on inner_port.
+  std::string sites_tls = "off";
+  uint16_t https_port = 0;           // 0 = a free port (kept across restarts)
+  std::string acme_directory = "https://acme-v02.api.letsencrypt.org/directory";
+  std::string acme_email;
+  std::string acme_ca_root;          // PEM roots trusted for the ACME server's own HTTPS ("" = system)
+  // Resolved at start (cli/serve.cpp), kept in the log: the router's host listener behind the
+  // TLS front, and its on-demand TLS ask frontend.
+  uint16_t inner_port = 0, ask_port = 0;
+  bool tls() const { return sites_tls != "off"; }
 };
 
 // Resource limits (manifest `limits`), applied with one cgroup per instance.

@@ -142,10 +142,13 @@ json to_json(const project_view& v) {
 json to_json(const proxy_view& v) {
   json j{{"mode", "proxy"},
          {"status", v.status},
+         {"engine", v.engine},
          {"http_port", v.http_port},
+         {"sites_tls", v.sites_tls},
          {"routes", v.routes},
          {"restarts", v.restarts},
          {"tcp_migrate_req", v.tcp_migrate_req}};
+  if (v.https_port != 0) j["https_port"] = v.https_port;
   if (!v.reason.empty()) j["reason"] = v.reason;
   return j;
 }

@@ -32,6 +32,10 @@ void fold(proxy_record& s, const event_record& e) {
   } else if (e.type == ev::proxy_started) {
     s.caddy = instance_from(data);
     s.http_port = data.value("http_port", 0);
+    s.https_port = data.value("https_port", 0);
+    s.inner_port = data.value("inner_port", 0);
+    s.ask_port = data.value("ask_port", 0);
+    s.engine = data.value("engine", "caddy");  // older berths ran Caddy only
     s.running = true;
     s.reason.clear();
     if (fresh_budget(data)) s.exits_us.clear();

@@ -21,7 +21,8 @@ constexpr const char* proxy_stream = "proxy";
 namespace ev {
 constexpr const char* route_set = "route_set";          // {id, project, host, listen_port, upstream_port}
 constexpr const char* route_removed = "route_removed";  // {id}
-constexpr const char* proxy_started = "proxy_started";  // {instance, pid, port, http_port, cause} (older: admin_port)
+// {instance, pid, port, http_port, cause, engine, https_port, inner_port, ask_port} (older: admin_port)
+constexpr const char* proxy_started = "proxy_started";
 constexpr const char* proxy_exited = "proxy_exited";    // {reason}
 }  // namespace ev
 
@@ -44,6 +45,8 @@ struct proxy_record {
   std::map<std::string, proxy_route> routes;  // by id
   instance_ref caddy;                         // Caddy while up (its admin API: a unix socket)
   uint16_t http_port = 0;
+  uint16_t https_port = 0, inner_port = 0, ask_port = 0;  // with HTTPS sites (0: never had them)
+  std::string engine;                                      // the router that ran: haproxy | caddy
   bool running = false;
   std::string reason;             // why it exited
   std::vector<int64_t> exits_us;  // Caddy's recent deaths: its restart backoff

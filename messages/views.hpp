@@ -97,7 +97,9 @@ struct state_view {
 // unauthenticated, and Caddy's admin API is berth's alone.
 struct proxy_view {
   std::string status;  // starting | running | restarting
-  uint16_t http_port = 0;
+  std::string engine;  // haproxy | caddy
+  std::string sites_tls;  // off | acme | internal
+  uint16_t http_port = 0, https_port = 0;
   size_t routes = 0, restarts = 0;
   std::string tcp_migrate_req, reason;
 };
