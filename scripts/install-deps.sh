@@ -7,6 +7,7 @@ PKGS=(build-essential cmake pkg-config git
       python3 curl caddy bubblewrap
       clang libclang-rt-14-dev)  # fuzz/: clang++ and libclang_rt.fuzzer (-fsanitize=fuzzer)
 PKGS+=(openssl)  # tests: the self-signed certificate of the HTTPS API test
+PKGS+=(haproxy)  # the router (runtime/proxy/haproxy): route flips through its runtime API, no reload
 # The docker and swarm runtimes: libcurl (Engine API), libarchive (build contexts); the tests
 # start a private dockerd, import a busybox rootfs as their base image, and push to a local
 # registry (scripts/dockerd.sh).

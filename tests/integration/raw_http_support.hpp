@@ -1,0 +1,71 @@
+// Plain-socket HTTP pieces for proxy tests that must see individual connections: a tiny
+// upstream that answers its name (and turns an Upgrade request into a 101 echo tunnel), and a
+// kept-alive client connection. Every read is bounded (2 s).
+#pragma once
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace berth::it {
+
+// Listens on 127.0.0.1:<free port> until destroyed. A GET is answered 200 with body
+// "<name>\n" (keep-alive); a request with "Upgrade:" is answered 101 and every byte after it is
+// echoed back until the peer closes.
+class tiny_upstream {
+ public:
+  explicit tiny_upstream(std::string name);
+  ~tiny_upstream();
+  tiny_upstream(const tiny_upstream&) = delete;
+  tiny_upstream& operator=(const tiny_upstream&) = delete;
+  uint16_t port() const { return port_; }
+  const std::string& name() const { return name_; }
+
+ private:
+  void accept_loop();
+  void serve(int fd);
+  std::string name_;
+  int listen_fd_ = -1;
+  uint16_t port_ = 0;
+  std::mutex mu_;
+  bool stopping_ = false;
+  std::vector<int> conns_;
+  std::vector<std::thread> threads_;
+  std::thread acceptor_;
+};
+
+struct raw_response {
+  int status = -1;  // -1: no (complete) answer; error says why
+  std::string error;
+  std::map<std::string, std::string> headers;  // names lowercase
+  std::string body;
+  std::string header(const std::string& lower_name) const;
+};
+
+// One client connection to 127.0.0.1:<port>, kept alive across get()s.
+class raw_connection {
+ public:
+  explicit raw_connection(uint16_t port);
+  ~raw_connection();
+  raw_connection(const raw_connection&) = delete;
+  raw_connection& operator=(const raw_connection&) = delete;
+  bool connected() const { return fd_ >= 0; }
+  // GET <path> with Host <host>; the answer must have a Content-Length.
+  raw_response get(const std::string& host, const std::string& path);
+  // Sends an Upgrade request; true when the answer is 101 (the connection is then a tunnel).
+  bool upgrade(const std::string& host, std::string* error);
+  // On a tunnel: sends `text`, reads back exactly as many bytes; true when they are equal.
+  bool echo(const std::string& text, std::string* error);
+  // True when the peer has closed (EOF seen without blocking).
+  bool peer_closed();
+
+ private:
+  bool read_head(std::string* head, std::string* error);
+  int fd_ = -1;
+  std::string buffered_;
+};
+
+}  // namespace berth::it

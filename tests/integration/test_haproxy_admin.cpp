@@ -1,0 +1,305 @@
+// runtime/proxy/haproxy against a real HAProxy 2.6 (master-worker) run from a 0700 temp dir
+// with haproxy_command, and tiny in-process upstreams: routing by port, host and custom domain,
+// the JSON 404/503, route flips through the runtime API with no reload, tunnels kept across
+// flips and reloads, map updates reaching old workers, the ask frontend, a refused reload.
+// Skipped (WARN) when haproxy is not installed.
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <fstream>
+
+#include <catch2/catch.hpp>
+
+#include "runtime/proxy/haproxy.hpp"
+#include "tests/integration/harness.hpp"
+#include "tests/integration/raw_http_support.hpp"
+
+using namespace berth;
+using namespace berth::it;
+using namespace std::chrono_literals;
+
+namespace {
+
+std::string haproxy_binary() {
+  for (const char* p : {"/usr/sbin/haproxy", "/usr/bin/haproxy", "/usr/local/sbin/haproxy"})
+    if (::access(p, X_OK) == 0) return p;
+  return "";
+}
+
+// Runs argv in its own process group, output to `log`; returns the exit code (-1: signal).
+int run_to_end(const std::vector<std::string>& argv, const std::string& log) {
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
+    ::dup2(fd, 1);
+    ::dup2(fd, 2);
+    std::vector<char*> args;
+    for (auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    ::execv(args[0], args.data());
+    ::_exit(127);
+  }
+  int st = 0;
+  ::waitpid(pid, &st, 0);
+  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+// The HAProxy master (foreground, -W) in its own process group; the group (master, workers,
+// old workers) is killed when the test ends, also on failure.
+class haproxy_process {
+ public:
+  haproxy_process(const std::string& binary, const std::string& dir) : log_(dir + "/haproxy.log") {
+    auto argv = haproxy_command(binary, dir);
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      ::setsid();
+      int fd = ::open(log_.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
+      ::dup2(fd, 1);
+      ::dup2(fd, 2);
+      ::chdir(dir.c_str());
+      std::vector<char*> args;
+      for (auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+      args.push_back(nullptr);
+      ::execv(args[0], args.data());
+      ::_exit(127);
+    }
+  }
+  ~haproxy_process() {
+    ::kill(-pid_, SIGKILL);
+    ::waitpid(pid_, nullptr, 0);
+  }
+  std::string log() const { return read_file(log_); }
+
+ private:
+  pid_t pid_ = -1;
+  std::string log_;
+};
+
+proxy_route route(const std::string& project, const std::string& host, uint16_t listen, uint16_t upstream,
+                  std::vector<std::string> domains = {}) {
+  proxy_route r;
+  r.id = project + "-production";
+  r.project = project;
+  r.host = host;
+  r.listen_port = listen;
+  r.upstream_port = upstream;
+  r.domains = std::move(domains);
+  return r;
+}
+
+// A temp dir (mode 0700 from mkdtemp), the layout's files written, HAProxy started and ready.
+struct router_fixture {
+  temp_dir tmp;
+  router_layout layout;
+  std::unique_ptr<haproxy_process> proc;
+  std::unique_ptr<haproxy_admin> admin;
+
+  explicit router_fixture(std::vector<proxy_route> routes, bool with_ask = false) {
+    struct stat st {};
+    REQUIRE(::stat(tmp.path().c_str(), &st) == 0);
+    REQUIRE((st.st_mode & 0777) == 0700);
+    layout.dir = tmp.path();
+    layout.http_port = free_port();
+    if (with_ask) layout.ask_port = free_port();
+    layout.routes = std::move(routes);
+    REQUIRE(check_router_layout(layout));
+    REQUIRE(write_router_files(layout));
+    proc = std::make_unique<haproxy_process>(haproxy_binary(), layout.dir);
+    admin = std::make_unique<haproxy_admin>(layout.dir);
+    auto ready = wait_router_ready(layout.dir, 10s);
+    INFO(ready.message() << "\n" << proc->log());
+    REQUIRE(ready);
+  }
+  status sync() { return admin->sync_maps(ports_map_of(layout), hosts_map_of(layout)); }
+  std::vector<int> workers() {
+    std::vector<int> pids;
+    REQUIRE(admin->workers(&pids));
+    return pids;
+  }
+  std::string host(const std::string& name) const { return name + ":" + std::to_string(layout.http_port); }
+};
+
+// One new connection, one GET.
+raw_response get_once(uint16_t port, const std::string& host, const std::string& path = "/") {
+  raw_connection c(port);
+  return c.get(host, path);
+}
+
+std::string body_of(const raw_response& r) { return r.status < 0 ? "<" + r.error + ">" : r.body; }
+
+}  // namespace
+
+#define SKIP_WITHOUT_HAPROXY()                      \
+  if (haproxy_binary().empty()) {                   \
+    WARN("haproxy is not installed: skipped");      \
+    return;                                         \
+  }
+
+TEST_CASE("haproxy admin: routes by stable port, host and custom domain, answers 404/503 in JSON, ask follows hosts.map",
+          "[integration][haproxy]") {
+  SKIP_WITHOUT_HAPROXY();
+  tiny_upstream a("A"), b("B");
+  uint16_t shop_port = free_port(), blog_port = free_port();
+  router_fixture f({route("shop", "shop.test", shop_port, a.port(), {"shop.example.com"}),
+                    route("blog", "blog.test", blog_port, 0)},
+                   true);
+  // The config HAProxy runs is one it accepts without a warning.
+  auto check_log = f.layout.dir + "/check.log";
+  int check_rc = run_to_end({haproxy_binary(), "-c", "-f", f.layout.dir + "/haproxy.cfg"}, check_log);
+  INFO("haproxy -c: " << read_file(check_log));
+  CHECK(check_rc == 0);
+  CHECK(read_file(check_log).find("WARNING") == std::string::npos);
+
+  CHECK(body_of(get_once(shop_port, "anything")) == "A\n");  // by port, whatever the Host
+  CHECK(body_of(get_once(f.layout.http_port, f.host("shop.test"))) == "A\n");
+  CHECK(body_of(get_once(f.layout.http_port, "SHOP.Example.com")) == "A\n");  // custom domain, any case
+
+  auto none = get_once(f.layout.http_port, "nope.test");
+  CHECK(none.status == 404);
+  CHECK(none.header("content-type") == "application/json");
+  CHECK(nlohmann::json::parse(none.body)["error"]["code"] == "not_found");
+  auto no_upstream = get_once(f.layout.http_port, "blog.test");  // a host whose route has no upstream
+  CHECK(no_upstream.status == 404);
+  auto not_yet = get_once(blog_port, "blog.test");  // a bound stable port with nothing behind it
+  CHECK(not_yet.status == 503);
+  CHECK(nlohmann::json::parse(not_yet.body)["error"]["code"] == "unavailable");
+
+  auto ask = [&](const std::string& domain) { return get_once(f.layout.ask_port, "localhost", "/ask?domain=" + domain).status; };
+  CHECK(ask("shop.example.com") == 200);
+  CHECK(ask("shop.test") == 200);
+  CHECK(ask("blog.test") == 404);
+  CHECK(ask("nope.test") == 404);
+
+  // blog gets an upstream: its port, host and ask answer follow, with no reload.
+  auto before = f.workers();
+  f.layout.routes[1].upstream_port = b.port();
+  REQUIRE(f.sync());
+  CHECK(body_of(get_once(blog_port, "x")) == "B\n");
+  CHECK(body_of(get_once(f.layout.http_port, "blog.test")) == "B\n");
+  CHECK(ask("blog.test") == 200);
+  // shop loses its domain: no more route, no more certificate.
+  f.layout.routes[0].domains.clear();
+  REQUIRE(f.sync());
+  CHECK(get_once(f.layout.http_port, "shop.example.com").status == 404);
+  CHECK(ask("shop.example.com") == 404);
+  CHECK(f.workers() == before);
+
+  // A key HAProxy would misread is refused before anything is sent.
+  CHECK(f.admin->sync_maps({}, {{"a b", 1}}).which() == status::code::invalid_argument);
+  CHECK(f.admin->sync_maps({}, {{"a;show proc", 1}}).which() == status::code::invalid_argument);
+}
+
+TEST_CASE("haproxy admin: sync_maps flips kept-alive clients' next requests to the new upstream with no reload",
+          "[integration][haproxy]") {
+  SKIP_WITHOUT_HAPROXY();
+  tiny_upstream a("A"), b("B");
+  uint16_t shop_port = free_port();
+  router_fixture f({route("shop", "shop.test", shop_port, a.port())});
+  auto pids = f.workers();
+  REQUIRE(pids.size() == 1);
+
+  // Two kept-alive clients per listener: server connections are pooled and reused between
+  // requests, and must never carry a request to the upstream the map no longer names.
+  raw_connection by_host(f.layout.http_port), by_host2(f.layout.http_port), by_port(shop_port), by_port2(shop_port);
+  for (int round = 0; round < 6; ++round) {
+    tiny_upstream& up = round % 2 == 0 ? a : b;
+    INFO("round " << round << " expects " << up.name());
+    f.layout.routes[0].upstream_port = up.port();
+    REQUIRE(f.sync());
+    std::string want = up.name() + "\n";
+    for (int i = 0; i < 3; ++i) {
+      CHECK(body_of(by_host.get(f.host("shop.test"), "/")) == want);
+      CHECK(body_of(by_host2.get("shop.test", "/")) == want);
+      CHECK(body_of(by_port.get("x", "/")) == want);
+      CHECK(body_of(by_port2.get("x", "/")) == want);
+      CHECK(body_of(get_once(f.layout.http_port, "shop.test")) == want);
+    }
+  }
+  CHECK(f.workers() == pids);  // no reload
+}
+
+TEST_CASE("haproxy admin: a tunnel stays open across another route's flip and a reload, and sync_maps reaches the old worker",
+          "[integration][haproxy]") {
+  SKIP_WITHOUT_HAPROXY();
+  tiny_upstream a("A"), b("B"), c("C");
+  router_fixture f({route("shop", "shop.test", free_port(), a.port()), route("chat", "chat.test", 0, b.port())});
+  auto first = f.workers();
+  REQUIRE(first.size() == 1);
+
+  raw_connection tunnel(f.layout.http_port);
+  std::string err;
+  REQUIRE(tunnel.upgrade("chat.test", &err));
+  REQUIRE(tunnel.echo("hello", &err));
+  raw_connection kept(f.layout.http_port);  // a kept-alive client opened before the reload
+  CHECK(body_of(kept.get("shop.test", "/")) == "A\n");
+
+  // Another route flips: the tunnel is untouched.
+  f.layout.routes[0].upstream_port = c.port();
+  REQUIRE(f.sync());
+  CHECK(body_of(kept.get("shop.test", "/")) == "C\n");
+  INFO(err);
+  CHECK(tunnel.echo("after flip", &err));
+
+  // A new project's first route adds a listen port: config rewritten, reload.
+  uint16_t new_port = free_port();
+  f.layout.routes.push_back(route("news", "news.test", new_port, a.port()));
+  REQUIRE(write_router_files(f.layout));
+  auto reloaded = f.admin->reload(10s);
+  INFO(reloaded.message() << "\n" << f.proc->log());
+  REQUIRE(reloaded);
+  auto after = f.workers();
+  REQUIRE(after.size() == 2);  // the new worker first, the old one still holding the tunnel
+  CHECK(after[0] != first[0]);
+  CHECK(after[1] == first[0]);
+  CHECK(body_of(get_once(new_port, "x")) == "A\n");
+  CHECK(tunnel.echo("after reload", &err));
+
+  // shop flips again: the old worker gets the new map too, so the connection it still holds
+  // is answered by the new upstream (once more, then closed: idle-close-on-response).
+  f.layout.routes[0].upstream_port = b.port();
+  REQUIRE(f.sync());
+  auto last = kept.get("shop.test", "/");
+  CHECK(body_of(last) == "B\n");
+  CHECK(last.header("connection") == "close");
+  CHECK(body_of(get_once(f.layout.http_port, "shop.test")) == "B\n");
+  CHECK(tunnel.echo("after the old worker's map changed", &err));
+  CHECK_FALSE(tunnel.peer_closed());
+}
+
+TEST_CASE("haproxy admin: a reload with a broken config fails cleanly and the old worker keeps serving",
+          "[integration][haproxy]") {
+  SKIP_WITHOUT_HAPROXY();
+  tiny_upstream a("A");
+  uint16_t shop_port = free_port();
+  router_fixture f({route("shop", "shop.test", shop_port, a.port())});
+  auto before = f.workers();
+  raw_connection kept(shop_port);
+  CHECK(body_of(kept.get("x", "/")) == "A\n");
+
+  {
+    std::ofstream cfg(f.layout.dir + "/haproxy.cfg", std::ios::app);
+    cfg << "    no-such-keyword 1\n";
+  }
+  auto started = std::chrono::steady_clock::now();
+  auto st = f.admin->reload(10s);
+  auto took = std::chrono::steady_clock::now() - started;
+  CHECK(st.which() == status::code::io_error);
+  CHECK(st.message().find("reload failed") != std::string::npos);
+  CHECK(took < 5s);  // seen as failed, not waited out
+  CHECK(f.workers() == before);
+  CHECK(body_of(kept.get("x", "/")) == "A\n");
+  CHECK(body_of(get_once(shop_port, "x")) == "A\n");
+  CHECK(f.sync());  // the runtime API still works
+
+  // Fixed, the next reload succeeds.
+  REQUIRE(write_router_files(f.layout));
+  auto fixed = f.admin->reload(10s);
+  INFO(fixed.message() << "\n" << f.proc->log());
+  REQUIRE(fixed);
+  CHECK(f.workers().front() != before.front());
+  CHECK(body_of(get_once(shop_port, "x")) == "A\n");
+}
