@@ -177,16 +177,23 @@ json caddy_config(const proxy_layout& layout) {
   for (const auto& r : layout.routes)
     if (r.listen_port != 0 && r.upstream_port != 0)
       servers[caddy_port_server_name(r.id)] = port_server_json(r, layout.listen_host);
-  return {
-      {"admin",
-       {{"listen", "unix/" + layout.admin_socket},
-        {"origins", json::array({"localhost"})},
-        {"config", {{"persist", false}}}}},
-      {"logging",
-       {{"logs",
-         {{"default", {{"level", "WARN"}, {"exclude", json::array({"http"})}}},
-          {"http", {{"level", "ERROR"}, {"include", json::array({"http"})}}}}}}},
-      {"apps", {{"http", {{"servers", std::move(servers)}}}}}};
+  return {{"admin", caddy_admin_json(layout.admin_socket)},
+          {"logging", caddy_logging_json()},
+          {"apps", {{"http", {{"servers", std::move(servers)}}}}}};
+}
+
+std::string caddy_endpoint(const std::string& host, uint16_t port) { return endpoint(host, port); }
+
+json caddy_admin_json(const std::string& admin_socket) {
+  return {{"listen", "unix/" + admin_socket},
+          {"origins", json::array({"localhost"})},
+          {"config", {{"persist", false}}}};
+}
+
+json caddy_logging_json() {
+  return {{"logs",
+           {{"default", {{"level", "WARN"}, {"exclude", json::array({"http"})}}},
+            {"http", {{"level", "ERROR"}, {"include", json::array({"http"})}}}}}};
 }
 
 // ---- admin client ---------------------------------------------------------------------------

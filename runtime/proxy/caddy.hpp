@@ -96,6 +96,13 @@ nlohmann::json port_server_json(const proxy_route& route, const std::string& lis
 nlohmann::json hosts_server_json(const proxy_layout& layout);
 // The whole config (see the top of this file). Does not validate: use check_layout.
 nlohmann::json caddy_config(const proxy_layout& layout);
+// Pieces every berth Caddy config shares (the TLS front's too, runtime/proxy/tls_front.hpp):
+// "<host>:<port>" ("[v6]:<port>" for an IPv6 literal), a listen or dial address;
+std::string caddy_endpoint(const std::string& host, uint16_t port);
+// the "admin" object: unix/<admin_socket> only, Host "localhost" allowed, not persisted;
+nlohmann::json caddy_admin_json(const std::string& admin_socket);
+// the "logging" object: default log at WARN, the "http" loggers at ERROR.
+nlohmann::json caddy_logging_json();
 
 // Longest admin socket path a sockaddr_un holds (with its terminating NUL).
 size_t max_admin_socket_path();
