@@ -6,6 +6,7 @@
 #include "actors/port_allocator.hpp"
 #include "actors/projects.hpp"
 #include "actors/proxy.hpp"
+#include "actors/tls_front.hpp"
 #include "actors/supervisor.hpp"
 #include "messages/atoms.hpp"
 #include "runtime/docker/docker_runtime.hpp"
@@ -96,6 +97,13 @@ caf::actor start_tree(caf::actor_system& sys, const config& cfg, std::shared_ptr
                         registered(names::proxy,
                                    [=](caf::actor_system& s) {
                                      return s.spawn(proxy_actor, proxy, data_dir, driver, shared, metrics);
+                                   }),
+                        restart_type::permanent});
+  if (cfg.deploy.proxy && cfg.proxy.tls())
+    children.push_back({"tls_front",
+                        registered(names::tls_front,
+                                   [=](caf::actor_system& s) {
+                                     return s.spawn(tls_front_actor, proxy, data_dir, driver, metrics);
                                    }),
                         restart_type::permanent});
   children.push_back(
