@@ -132,8 +132,8 @@ void router_serves(self_ptr self, const instance_ref& r, const char* why, std::f
   record(self, {event(ev::proxy_started, data)}, [self, r, then] {
     auto& st = self->state;
     st.status = "running";
-    spdlog::info("proxy: {} serving (pid {}, admin API on its unix socket only, http port {}, {} routes)",
-                 st.engine->name(), r.pid, st.settings.http_port, st.rec.routes.size());
+    spdlog::info("proxy: {} serving (pid {}, admin API on its unix socket only, host listener on port {}, {} routes)",
+                 st.engine->name(), r.pid, table_of(st).http_port, st.rec.routes.size());
     for (auto& rp : st.waiting) rp.deliver(true);
     st.waiting.clear();
     if (then) then();

@@ -69,7 +69,7 @@ void add_health_routes(httplib::Server& svr, const context& ctx) {
     } else {
       body["proxy"] = {{"mode", "direct"},
                        {"reason", ctx.cfg.proxy.switch_mode == "direct" ? "switch mode direct was asked for"
-                                                                         : "Caddy is not installed"}};
+                                                                         : "neither HAProxy nor Caddy is installed"}};
     }
     // One circuit breaker per runtime backend; any of them open: degraded (deploys fail fast
     // with backend_unavailable), still 200 as berth itself works.

@@ -81,16 +81,17 @@ std::string wall_clock() {
   return buf;
 }
 
-// A berth in proxy mode (its own Caddy) in its own temp dir.
+// A berth in proxy mode (its own router: HAProxy, the default, or Caddy) in its own temp dir.
 struct proxy_env {
   temp_dir tmp;
   uint16_t http_port = free_port();
+  std::string engine;
   std::unique_ptr<server> srv;
 
-  proxy_env() {
+  explicit proxy_env(std::string engine_name = "haproxy") : engine(std::move(engine_name)) {
     srv = std::make_unique<server>(
-        tmp.path(), deploy_server_options({"--switch-mode", "proxy", "--caddy", caddy_binary(),
-                                           "--proxy-http-port", std::to_string(http_port),
+        tmp.path(), deploy_server_options({"--switch-mode", "proxy", "--proxy-engine", engine, "--caddy",
+                                           caddy_binary(), "--proxy-http-port", std::to_string(http_port),
                                            "--drain-ms", "300"}));
     wait_proxy_running();
   }
@@ -100,14 +101,20 @@ struct proxy_env {
     return l.size() > n ? l.substr(l.size() - n) : l;
   }
   std::string caddy_log_tail(size_t n = 2000) {
-    auto l = read_file(srv->data_dir() + "/proxy/caddy.log");
+    auto l = read_file(srv->data_dir() + (engine == "caddy" ? "/proxy/caddy.log" : "/proxy/haproxy/haproxy.log"));
     return l.size() > n ? l.substr(l.size() - n) : l;
   }
   json proxy_health() { return srv->health().at("proxy"); }
-  // Caddy's pid (0 when none runs): /health does not publish it, so found by its cwd.
+  // The router's pid (HAProxy: its master; 0 when none runs): /health does not publish it, so
+  // found by its cwd. HAProxy's workers are children of the master.
   pid_t caddy_pid() {
-    for (auto& p : procs_in(srv->data_dir() + "/proxy"))
-      if (read_file("/proc/" + std::to_string(p.pid) + "/comm").rfind("caddy", 0) == 0) return p.pid;
+    for (auto& p : procs_in(srv->data_dir() + "/proxy")) {
+      if (read_file("/proc/" + std::to_string(p.pid) + "/comm").rfind(engine, 0) != 0) continue;
+      auto stat = read_file("/proc/" + std::to_string(p.pid) + "/stat");
+      auto close = stat.rfind(')');
+      pid_t parent = close == std::string::npos ? 0 : std::atoi(stat.c_str() + close + 4);
+      if (read_file("/proc/" + std::to_string(parent) + "/comm").rfind(engine, 0) != 0) return p.pid;
+    }
     return 0;
   }
   // Waits (≤ 15 s) until /health says Caddy runs; returns the proxy object.
@@ -321,18 +328,19 @@ void without_nagle(const std::string& site) {
   write_file(file, text);
 }
 
-bool is_caddy(pid_t pid) {
+bool is_router(const proxy_env& e, pid_t pid) {
   auto comm = read_file("/proc/" + std::to_string(pid) + "/comm");
-  return comm.rfind("caddy", 0) == 0;
+  return comm.rfind(e.engine, 0) == 0;
 }
 
-// The pid of the Caddy that serves (berth says it runs).
-pid_t running_caddy(proxy_env& e) {
+// The pid of the router that serves (berth says it runs).
+pid_t running_router(proxy_env& e) {
   auto h = e.wait_proxy_running();
   pid_t pid = e.caddy_pid();
   INFO("proxy: " << h.dump());
   REQUIRE(pid > 0);
-  REQUIRE(is_caddy(pid));
+  REQUIRE(is_router(e, pid));
+  CHECK(h.value("engine", "") == e.engine);
   return pid;
 }
 
@@ -405,13 +413,14 @@ TEST_CASE("proxy - zero failed requests across deploy and rollback and a failing
   CHECK(e.serves(stable, "site", "release 1\n"));
 }
 
-TEST_CASE("proxy - berth restarts a killed Caddy and the routes come back", "[integration][proxy]") {
-  SKIP_WITHOUT_CADDY();
-  proxy_env e;
+namespace {
+
+void killed_router_comes_back(const std::string& engine) {
+  proxy_env e(engine);
   auto site = make_site(e.tmp, "site", "1");
   auto stable = e.site_v1(site);
 
-  pid_t caddy = running_caddy(e);
+  pid_t caddy = running_router(e);
   auto restarts_before = e.proxy_health().value("restarts", 0);
 
   auto t0 = steady::now();
@@ -427,8 +436,8 @@ TEST_CASE("proxy - berth restarts a killed Caddy and the routes come back", "[in
     std::this_thread::sleep_for(10ms);
   }
   auto gap = std::chrono::duration_cast<std::chrono::milliseconds>(steady::now() - t0).count();
-  std::cout << "[proxy] Caddy killed: stable port answered again after " << gap << " ms" << std::endl;
-  WARN("Caddy SIGKILLed: the stable port answered again after " << gap << " ms");
+  std::cout << "[proxy] " << engine << " killed: stable port answered again after " << gap << " ms" << std::endl;
+  WARN(engine << " SIGKILLed: the stable port answered again after " << gap << " ms");
   INFO("last answer: " << last.describe() << "\n--- server log tail ---\n" << e.log_tail()
                        << "\n--- caddy log tail ---\n" << e.caddy_log_tail());
   REQUIRE(back);
@@ -442,20 +451,19 @@ TEST_CASE("proxy - berth restarts a killed Caddy and the routes come back", "[in
   CHECK(after.value("restarts", 0) > restarts_before);
   pid_t now = e.caddy_pid();
   CHECK(now != caddy);
-  CHECK(is_caddy(now));
+  CHECK(is_router(e, now));
   CHECK(after.value("http_port", 0) == e.http_port);
-  // The restarted Caddy carries on with deploys.
+  // The restarted router carries on with deploys.
   set_site(site, "VERSION", "2");
   e.deploy_ok("site");
   CHECK(eventually([&] { return e.serves(stable, "site", "release 2\n"); }, 5s));
 }
 
-TEST_CASE("proxy - Caddy keeps serving while berth is down and berth adopts it", "[integration][proxy]") {
-  SKIP_WITHOUT_CADDY();
-  proxy_env e;
+void router_serves_while_berth_is_down(const std::string& engine) {
+  proxy_env e(engine);
   auto site = make_site(e.tmp, "site", "1");
   auto stable = e.site_v1(site);
-  pid_t caddy = running_caddy(e);
+  pid_t caddy = running_router(e);
 
   // One client keeps both routes busy across the kill, the restart and the adoption.
   load clients(stable, e.http_port, "site.localhost", {"release 1\n"}, 1);
@@ -486,7 +494,7 @@ TEST_CASE("proxy - Caddy keeps serving while berth is down and berth adopts it",
     INFO("proxy after: " << after.dump() << "\n--- server log tail ---\n" << e.log_tail());
     CHECK(e.caddy_pid() == caddy);
     CHECK(after.value("restarts", -1) == 0);
-    CHECK(e.log_tail(20000).find("adopted Caddy") != std::string::npos);
+    CHECK(e.log_tail(20000).find("adopted " + engine) != std::string::npos);
   }
   {
     INFO("client across the restart: " << clients.requests() << " requests, failures:"
@@ -500,6 +508,28 @@ TEST_CASE("proxy - Caddy keeps serving while berth is down and berth adopts it",
   e.deploy_ok("site");
   CHECK(eventually([&] { return e.serves(stable, "site", "release 2\n"); }, 5s));
   CHECK(e.caddy_pid() == caddy);
+}
+
+}  // namespace
+
+TEST_CASE("proxy - berth restarts a killed HAProxy and the routes come back", "[integration][proxy]") {
+  SKIP_WITHOUT_CADDY();
+  killed_router_comes_back("haproxy");
+}
+
+TEST_CASE("proxy - berth restarts a killed Caddy router and the routes come back", "[integration][proxy]") {
+  SKIP_WITHOUT_CADDY();
+  killed_router_comes_back("caddy");
+}
+
+TEST_CASE("proxy - HAProxy keeps serving while berth is down and berth adopts it", "[integration][proxy]") {
+  SKIP_WITHOUT_CADDY();
+  router_serves_while_berth_is_down("haproxy");
+}
+
+TEST_CASE("proxy - a Caddy router keeps serving while berth is down and berth adopts it", "[integration][proxy]") {
+  SKIP_WITHOUT_CADDY();
+  router_serves_while_berth_is_down("caddy");
 }
 
 TEST_CASE("proxy - deleting a project removes its routes and the preview has its host",
@@ -544,13 +574,13 @@ TEST_CASE("proxy - deleting a project removes its routes and the preview has its
   CHECK(e.proxy_health().value("status", "") == "running");
 }
 
-TEST_CASE("proxy - mode selection auto falls back to direct and proxy needs Caddy", "[integration][proxy]") {
+TEST_CASE("proxy - mode selection auto falls back to direct and proxy needs a router", "[integration][proxy]") {
   temp_dir tmp;
   std::filesystem::create_directories(tmp / "auto");
   {
     server srv(tmp / "auto", [] {
       server_options o;
-      o.extra_args = {"--switch-mode", "auto", "--caddy", "/nonexistent/caddy"};
+      o.extra_args = {"--switch-mode", "auto", "--caddy", "/nonexistent/caddy", "--haproxy", "/nonexistent/haproxy"};
       return o;
     }());
     auto h = srv.health();
@@ -561,13 +591,14 @@ TEST_CASE("proxy - mode selection auto falls back to direct and proxy needs Cadd
   }
   std::filesystem::create_directories(tmp / "proxy");
   auto r = run({"serve", "--listen", "127.0.0.1:" + std::to_string(free_port()), "--data",
-                tmp / "proxy/data", "--switch-mode", "proxy", "--caddy", "/nonexistent/caddy"},
+                tmp / "proxy/data", "--switch-mode", "proxy", "--caddy", "/nonexistent/caddy", "--haproxy",
+                "/nonexistent/haproxy"},
                {}, 15s);
   INFO(r.describe());
   CHECK_FALSE(r.timed_out);
   CHECK(r.exit_code != 0);
   CHECK(r.exit_code != -1);
-  CHECK((r.out + r.err).find("Caddy") != std::string::npos);
+  CHECK((r.out + r.err).find("proxy mode needs haproxy") != std::string::npos);
   kill_processes_in(tmp.path());
 }
 
