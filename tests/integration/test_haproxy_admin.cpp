@@ -16,7 +16,7 @@
 
 #include "runtime/proxy/haproxy.hpp"
 #include "tests/integration/harness.hpp"
-#include "tests/integration/raw_http_support.hpp"
+#include "tests/integration/plain_http_support.hpp"
 
 using namespace berth;
 using namespace berth::it;
@@ -124,12 +124,12 @@ struct router_fixture {
 };
 
 // One new connection, one GET.
-raw_response get_once(uint16_t port, const std::string& host, const std::string& path = "/") {
-  raw_connection c(port);
+plain_response get_once(uint16_t port, const std::string& host, const std::string& path = "/") {
+  plain_connection c(port);
   return c.get(host, path);
 }
 
-std::string body_of(const raw_response& r) { return r.status < 0 ? "<" + r.error + ">" : r.body; }
+std::string body_of(const plain_response& r) { return r.status < 0 ? "<" + r.error + ">" : r.body; }
 
 }  // namespace
 
@@ -204,7 +204,7 @@ TEST_CASE("haproxy admin: sync_maps flips kept-alive clients' next requests to t
 
   // Two kept-alive clients per listener: server connections are pooled and reused between
   // requests, and must never carry a request to the upstream the map no longer names.
-  raw_connection by_host(f.layout.http_port), by_host2(f.layout.http_port), by_port(shop_port), by_port2(shop_port);
+  plain_connection by_host(f.layout.http_port), by_host2(f.layout.http_port), by_port(shop_port), by_port2(shop_port);
   for (int round = 0; round < 6; ++round) {
     tiny_upstream& up = round % 2 == 0 ? a : b;
     INFO("round " << round << " expects " << up.name());
@@ -230,11 +230,11 @@ TEST_CASE("haproxy admin: a tunnel stays open across another route's flip and a 
   auto first = f.workers();
   REQUIRE(first.size() == 1);
 
-  raw_connection tunnel(f.layout.http_port);
+  plain_connection tunnel(f.layout.http_port);
   std::string err;
   REQUIRE(tunnel.upgrade("chat.test", &err));
   REQUIRE(tunnel.echo("hello", &err));
-  raw_connection kept(f.layout.http_port);  // a kept-alive client opened before the reload
+  plain_connection kept(f.layout.http_port);  // a kept-alive client opened before the reload
   CHECK(body_of(kept.get("shop.test", "/")) == "A\n");
 
   // Another route flips: the tunnel is untouched.
@@ -277,7 +277,7 @@ TEST_CASE("haproxy admin: a reload with a broken config fails cleanly and the ol
   uint16_t shop_port = free_port();
   router_fixture f({route("shop", "shop.test", shop_port, a.port())});
   auto before = f.workers();
-  raw_connection kept(shop_port);
+  plain_connection kept(shop_port);
   CHECK(body_of(kept.get("x", "/")) == "A\n");
 
   {

@@ -1,4 +1,4 @@
-#include "tests/integration/raw_http_support.hpp"
+#include "tests/integration/plain_http_support.hpp"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -138,12 +138,12 @@ done:
 
 // ---- client --------------------------------------------------------------------------------
 
-std::string raw_response::header(const std::string& lower_name) const {
+std::string plain_response::header(const std::string& lower_name) const {
   auto it = headers.find(lower_name);
   return it == headers.end() ? "" : it->second;
 }
 
-raw_connection::raw_connection(uint16_t port) {
+plain_connection::plain_connection(uint16_t port) {
   int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
@@ -155,11 +155,11 @@ raw_connection::raw_connection(uint16_t port) {
     ::close(fd);
 }
 
-raw_connection::~raw_connection() {
+plain_connection::~plain_connection() {
   if (fd_ >= 0) ::close(fd_);
 }
 
-bool raw_connection::read_head(std::string* head, std::string* error) {
+bool plain_connection::read_head(std::string* head, std::string* error) {
   size_t end;
   while ((end = buffered_.find("\r\n\r\n")) == std::string::npos) {
     ssize_t n = read_some(fd_, &buffered_, kReadTimeoutMs);
@@ -173,8 +173,8 @@ bool raw_connection::read_head(std::string* head, std::string* error) {
   return true;
 }
 
-raw_response raw_connection::get(const std::string& host, const std::string& path) {
-  raw_response r;
+plain_response plain_connection::get(const std::string& host, const std::string& path) {
+  plain_response r;
   if (fd_ < 0) return r.error = "not connected", r;
   if (!send_all(fd_, "GET " + path + " HTTP/1.1\r\nHost: " + host + "\r\n\r\n")) return r.error = "send failed", r;
   std::string head;
@@ -189,7 +189,7 @@ raw_response raw_connection::get(const std::string& host, const std::string& pat
   return r;
 }
 
-bool raw_connection::upgrade(const std::string& host, std::string* error) {
+bool plain_connection::upgrade(const std::string& host, std::string* error) {
   if (fd_ < 0) return *error = "not connected", false;
   if (!send_all(fd_, "GET /tunnel HTTP/1.1\r\nHost: " + host + "\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n"))
     return *error = "send failed", false;
@@ -199,7 +199,7 @@ bool raw_connection::upgrade(const std::string& host, std::string* error) {
   return true;
 }
 
-bool raw_connection::echo(const std::string& text, std::string* error) {
+bool plain_connection::echo(const std::string& text, std::string* error) {
   if (!send_all(fd_, text)) return *error = "send failed", false;
   while (buffered_.size() < text.size()) {
     ssize_t n = read_some(fd_, &buffered_, kReadTimeoutMs);
@@ -211,7 +211,7 @@ bool raw_connection::echo(const std::string& text, std::string* error) {
   return same;
 }
 
-bool raw_connection::peer_closed() {
+bool plain_connection::peer_closed() {
   pollfd p{fd_, POLLIN, 0};
   if (::poll(&p, 1, 0) <= 0) return false;
   char c;

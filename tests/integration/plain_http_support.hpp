@@ -37,7 +37,7 @@ class tiny_upstream {
   std::thread acceptor_;
 };
 
-struct raw_response {
+struct plain_response {
   int status = -1;  // -1: no (complete) answer; error says why
   std::string error;
   std::map<std::string, std::string> headers;  // names lowercase
@@ -46,15 +46,15 @@ struct raw_response {
 };
 
 // One client connection to 127.0.0.1:<port>, kept alive across get()s.
-class raw_connection {
+class plain_connection {
  public:
-  explicit raw_connection(uint16_t port);
-  ~raw_connection();
-  raw_connection(const raw_connection&) = delete;
-  raw_connection& operator=(const raw_connection&) = delete;
+  explicit plain_connection(uint16_t port);
+  ~plain_connection();
+  plain_connection(const plain_connection&) = delete;
+  plain_connection& operator=(const plain_connection&) = delete;
   bool connected() const { return fd_ >= 0; }
   // GET <path> with Host <host>; the answer must have a Content-Length.
-  raw_response get(const std::string& host, const std::string& path);
+  plain_response get(const std::string& host, const std::string& path);
   // Sends an Upgrade request; true when the answer is 101 (the connection is then a tunnel).
   bool upgrade(const std::string& host, std::string* error);
   // On a tunnel: sends `text`, reads back exactly as many bytes; true when they are equal.
