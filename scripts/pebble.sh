@@ -12,7 +12,7 @@
 #   root.pem is fetched from pebble's management port (/roots/0): pebble makes a new root at
 #   every start. When pebble is not installed it exits 0 having written why into
 #   DIR/skip-reason (tests skip with it); any other failure exits 1 (and writes skip-reason).
-# stop: both processes by pid (TERM, wait, KILL); nothing of DIR's is left running.
+# stop: both processes by pid (KILL); nothing of DIR's is left running.
 #
 # What pebble 2.4 needs here (found by trying): its own cert/key files (the Debian package ships
 # none), a DNS server (-dnsserver; otherwise it asks the host's resolver, which knows no test
@@ -37,14 +37,23 @@ pid_alive() {  # PIDFILE NAME: the pid in the file runs and is NAME
   grep -qx "$name" "/proc/$pid/comm" 2>/dev/null
 }
 
-stop_pid() {  # PIDFILE NAME: TERM, wait up to 5 s, KILL (only when the pid is still NAME)
+# Alive and not a zombie: a killed daemon stays a zombie until PID 1 (its parent since the start
+# script exited) reaps it, which can take seconds here.
+running() { kill -0 "$1" 2>/dev/null && [[ $(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) != Z ]]; }
+
+stop_pid() {  # PIDFILE NAME: KILL (only when the pid is still NAME). pebble keeps all its state
+  # in memory, so there is nothing a graceful stop would save (and each takes ~2 s on TERM).
   local f=$1 name=$2 pid i
   [[ -s $f ]] || return 0
   pid=$(cat "$f")
+  # Right after start the pid can still be the bash that is about to exec NAME: give it 2 s.
+  for ((i = 0; i < 20; i++)); do
+    kill -0 "$pid" 2>/dev/null && [[ $(cat "/proc/$pid/comm" 2>/dev/null) == bash ]] || break
+    sleep 0.1
+  done
   if pid_alive "$f" "$name"; then
-    kill -TERM "$pid" 2>/dev/null
-    for ((i = 0; i < 50; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -0 "$pid" 2>/dev/null && { log "pid $pid ignored TERM; KILL"; kill -KILL "$pid" 2>/dev/null; }
+    kill -KILL "$pid" 2>/dev/null
+    for ((i = 0; i < 50; i++)); do running "$pid" || break; sleep 0.05; done
   fi
   rm -f "$f"
 }
@@ -104,8 +113,9 @@ EOF
 
   for ((i = 0; i < 200; i++)); do  # ~20 s
     curl -sf --max-time 1 --cacert "$dir/pebble-cert.pem" -o /dev/null "https://127.0.0.1:$acme/dir" && break
-    pid_alive "$dir/pebble.pid" pebble || fail "pebble exited: $(tail -n 3 "$dir/pebble.log")"
-    pid_alive "$dir/challtestsrv.pid" pebble-challtes || fail "pebble-challtestsrv exited: $(tail -n 3 "$dir/challtestsrv.log")"
+    # Alive, not "is pebble": right after the fork the pid is still a bash about to exec it.
+    kill -0 "$(cat "$dir/pebble.pid")" 2>/dev/null || fail "pebble exited: $(tail -n 3 "$dir/pebble.log")"
+    kill -0 "$(cat "$dir/challtestsrv.pid")" 2>/dev/null || fail "pebble-challtestsrv exited: $(tail -n 3 "$dir/challtestsrv.log")"
     sleep 0.1
   done
   curl -sf --max-time 1 --cacert "$dir/pebble-cert.pem" -o /dev/null "https://127.0.0.1:$acme/dir" ||
