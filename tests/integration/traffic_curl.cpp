@@ -19,6 +19,7 @@ class curl_http : public traffic_client {
     static std::once_flag once;
     std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
   }
+  ~curl_http() override { stop(); }  // the thread uses our members: joined first
 
  protected:
   void run(std::atomic<bool>& stopping) override {

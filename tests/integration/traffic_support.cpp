@@ -167,6 +167,7 @@ class http1_client : public traffic_client {
 class keepalive_post : public http1_client {
  public:
   using http1_client::http1_client;
+  ~keepalive_post() override { stop(); }  // the thread uses our members: joined first
 
  protected:
   void run(std::atomic<bool>& stopping) override {
@@ -208,6 +209,7 @@ class keepalive_post : public http1_client {
 class new_connection_get : public http1_client {
  public:
   using http1_client::http1_client;
+  ~new_connection_get() override { stop(); }
 
  protected:
   void run(std::atomic<bool>& stopping) override {
@@ -234,6 +236,7 @@ class new_connection_get : public http1_client {
 class streaming_get : public http1_client {
  public:
   streaming_get(target t, std::string path) : http1_client(std::move(t), std::move(path), milliseconds(0)) {}
+  ~streaming_get() override { stop(); }
 
  protected:
   void run(std::atomic<bool>& stopping) override {
@@ -314,6 +317,7 @@ class websocket : public traffic_client {
  public:
   websocket(target t, std::string path, milliseconds every, bool reconnect)
       : t_(std::move(t)), path_(std::move(path)), every_(every), reconnect_(reconnect) {}
+  ~websocket() override { stop(); }
 
  protected:
   void run(std::atomic<bool>& stopping) override {

@@ -44,7 +44,7 @@ struct traffic_report {
   std::string protocol;                   // what the last connection spoke: "http/1.1" or "h2"
 };
 
-// Runs on its own thread from start() to stop(); report() may be read after stop().
+// Runs on its own thread from start() to stop() (or destruction); stop() returns the figures.
 class traffic_client {
  public:
   virtual ~traffic_client();
