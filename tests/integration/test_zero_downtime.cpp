@@ -1,6 +1,6 @@
 // Zero downtime, as users see it: a real `berth serve --switch-mode proxy --drain-ms 3000` with
 // two projects A and B from tests/apps/traffic, and real clients (traffic_support.hpp) on A's
-// stable port and on the host listener (Host: a.localhost): a WebSocket, a kept-alive POST
+// stable port and on the host listener (Host: alpha.localhost): a WebSocket, a kept-alive POST
 // client that never resends, a new-connection GET client and a streaming reader on each.
 // Across A's own deploys a WebSocket may close only when the old release's drain ends, and
 // cleanly; across a neighbour's deploys and delete nothing of A's is touched at all.
@@ -26,6 +26,7 @@ namespace {
 namespace fs = std::filesystem;
 
 constexpr int drain_ms = 3000;
+const std::string A = "alpha", B = "bravo";  // project names (3 characters at least)
 constexpr int health_timeout_s = 15;  // test servers share two cores with whatever else runs
 
 bool have_caddy() { return fs::exists("/usr/bin/caddy"); }
@@ -59,7 +60,7 @@ json app_manifest(const std::string& name, const std::string& src, int health_s 
 
 double ms_since(steady::time_point t0) { return std::chrono::duration<double, std::milli>(steady::now() - t0).count(); }
 
-// berth in proxy mode with projects "a" and "b" deployed at release 1.
+// berth in proxy mode with projects A and B deployed at release 1.
 struct zd_env {
   temp_dir tmp;
   uint16_t http_port = free_port();
@@ -73,16 +74,16 @@ struct zd_env {
                                            std::to_string(http_port), "--drain-ms", std::to_string(drain_ms)}));
     a_src = make_app(tmp, "a-src", "1");
     b_src = make_app(tmp, "b-src", "1");
-    for (auto [name, src] : {std::pair{"a", a_src}, std::pair{"b", b_src}}) {
+    for (auto [name, src] : {std::pair{A, a_src}, std::pair{B, b_src}}) {
       auto r = api().post("/api/projects", app_manifest(name, src));
       INFO(r.describe());
       REQUIRE(r.status == 201);
     }
-    deploy_ok("a");
-    deploy_ok("b");
-    a_port = production_port("a");
-    b_port = production_port("b");
-    REQUIRE(eventually([&] { return serves("a", a_port, "release 1\n") && serves("b", b_port, "release 1\n"); }, 10s));
+    deploy_ok(A);
+    deploy_ok(B);
+    a_port = production_port(A);
+    b_port = production_port(B);
+    REQUIRE(eventually([&] { return serves(A, a_port, "release 1\n") && serves(B, b_port, "release 1\n"); }, 10s));
   }
   client& api() { return srv->api(); }
   std::string log_tail(size_t n = 3000) {
@@ -184,7 +185,7 @@ TEST_CASE("zero downtime: five deploys of a project, its websockets close only a
           "[integration][proxy][zero-downtime]") {
   SKIP_WITHOUT_PROXY();
   zd_env e;
-  clients c(e.routes_of("a", e.a_port), true);
+  clients c(e.routes_of(A, e.a_port), true);
   std::this_thread::sleep_for(500ms);
   struct window {
     double requested_ms, done_ms;
@@ -193,7 +194,7 @@ TEST_CASE("zero downtime: five deploys of a project, its websockets close only a
   for (int v = 2; v <= 6; ++v) {
     write_file(e.a_src + "/VERSION", std::to_string(v) + "\n");
     double asked = ms_since(c.t0);
-    e.deploy_ok("a");
+    e.deploy_ok(A);
     deploys.push_back({asked, ms_since(c.t0)});
   }
   std::this_thread::sleep_for(500ms);
@@ -230,7 +231,7 @@ TEST_CASE("zero downtime: five deploys of a project, its websockets close only a
     CHECK(c.reports[name].longest_stall_ms < 2000);
   }
   for (auto& name : c.of_kind("keepalive-post")) CHECK(c.reports[name].ok >= 300);
-  CHECK(e.serves("a", e.a_port, "release 6\n"));
+  CHECK(e.serves(A, e.a_port, "release 6\n"));
 }
 
 TEST_CASE("zero downtime: five deploys of a neighbour never touch a project's connections",
@@ -238,18 +239,18 @@ TEST_CASE("zero downtime: five deploys of a neighbour never touch a project's co
   SKIP_WITHOUT_PROXY();
   zd_env e;
   // No reconnecting: A's sockets must live through all of B's deploys.
-  clients c(e.routes_of("a", e.a_port), false);
+  clients c(e.routes_of(A, e.a_port), false);
   std::this_thread::sleep_for(500ms);
   for (int v = 2; v <= 6; ++v) {
     write_file(e.b_src + "/VERSION", std::to_string(v) + "\n");
-    e.deploy_ok("b");
+    e.deploy_ok(B);
   }
   std::this_thread::sleep_for(500ms);
   c.stop();
   print_figures("five deploys of neighbour B, clients of A", c);
   INFO("clients of A:" << c.figures() << "\n--- server log tail ---\n" << e.log_tail());
 
-  CHECK(e.serves("b", e.b_port, "release 6\n"));  // B's deploys happened
+  CHECK(e.serves(B, e.b_port, "release 6\n"));  // B's deploys happened
   CHECK(c.sum(&traffic_report::failed) == 0);
   CHECK(c.sum(&traffic_report::unexpected_closes) == 0);
   CHECK(c.sum(&traffic_report::clean_closes) == 0);  // not even announced closes
@@ -271,34 +272,34 @@ TEST_CASE("zero downtime: a rollback, a broken deploy and a neighbour's delete",
   SKIP_WITHOUT_PROXY();
   zd_env e;
   write_file(e.a_src + "/VERSION", "2\n");
-  e.deploy_ok("a");
-  REQUIRE(eventually([&] { return e.serves("a", e.a_port, "release 2\n"); }, 5s));
+  e.deploy_ok(A);
+  REQUIRE(eventually([&] { return e.serves(A, e.a_port, "release 2\n"); }, 5s));
 
-  clients c(e.routes_of("a", e.a_port), true);
+  clients c(e.routes_of(A, e.a_port), true);
   std::this_thread::sleep_for(500ms);
   double rollback_asked = ms_since(c.t0);
-  e.must_complete(e.start_job("/api/projects/a/production/rollback"));
+  e.must_complete(e.start_job("/api/projects/" + A + "/production/rollback"));
   double rollback_done = ms_since(c.t0);
-  CHECK(e.serves("a", e.a_port, "release 1\n"));
+  CHECK(e.serves(A, e.a_port, "release 1\n"));
 
   // A release whose health check fails: it must never take traffic.
   write_file(e.a_src + "/VERSION", "broken\n");
   {
-    auto r = e.api().put("/api/projects/a", app_manifest("a", e.a_src, 4));
+    auto r = e.api().put("/api/projects/" + A, app_manifest(A, e.a_src, 4));
     INFO(r.describe());
     REQUIRE(r.status == 200);
   }
-  auto broken = e.finish(e.start_job("/api/projects/a/deployments"));
+  auto broken = e.finish(e.start_job("/api/projects/" + A + "/deployments"));
   {
     INFO(brief(broken));
     CHECK(broken.value("status", "") == "failed");
   }
-  CHECK(e.serves("a", e.a_port, "release 1\n"));
+  CHECK(e.serves(A, e.a_port, "release 1\n"));
 
-  auto del = e.api().del("/api/projects/b");
+  auto del = e.api().del("/api/projects/" + B);
   INFO(del.describe());
   REQUIRE(del.status / 100 == 2);
-  CHECK(eventually([&] { return fetch(e.http_port, "/", 1500ms, "b.localhost").status == 404; }, 10s));
+  CHECK(eventually([&] { return fetch(e.http_port, "/", 1500ms, B + ".localhost").status == 404; }, 10s));
   std::this_thread::sleep_for(1000ms);  // A's clients keep going after B is gone
   c.stop();
   print_figures("rollback of A, broken deploy of A, delete of B", c);
@@ -328,5 +329,5 @@ TEST_CASE("zero downtime: a rollback, a broken deploy and a neighbour's delete",
       CHECK(at <= rollback_done + 1500);
     }
   }
-  CHECK(e.serves("a", e.a_port, "release 1\n"));
+  CHECK(e.serves(A, e.a_port, "release 1\n"));
 }
