@@ -181,7 +181,7 @@ void print_figures(const std::string& scenario, const clients& c) {
 
 }  // namespace
 
-TEST_CASE("zero downtime: five deploys of a project, its websockets close only after the drain",
+TEST_CASE("zero downtime: five deploys of a project close its websockets only after the drain",
           "[integration][proxy][zero-downtime]") {
   SKIP_WITHOUT_PROXY();
   zd_env e;
@@ -267,7 +267,7 @@ TEST_CASE("zero downtime: five deploys of a neighbour never touch a project's co
   }
 }
 
-TEST_CASE("zero downtime: a rollback, a broken deploy and a neighbour's delete",
+TEST_CASE("zero downtime: a rollback and a broken deploy and a neighbour delete",
           "[integration][proxy][zero-downtime]") {
   SKIP_WITHOUT_PROXY();
   zd_env e;
