@@ -197,6 +197,7 @@ caf::behavior production_actor(self_ptr self, environment env, manifest spec, ui
   st.env = std::move(env);
   st.spec = std::move(spec);
   st.stable_port = stable_port;
+  st.route = std::make_shared<production_route>(st.spec.domains);
   init_keeper(self);
   self->set_down_handler([=](caf::down_msg& dm) {
     for (auto& [id, list] : self->state.followers)
@@ -213,7 +214,10 @@ caf::behavior production_actor(self_ptr self, environment env, manifest spec, ui
       [=](history_atom) { return history(self); },
       [=](stop_atom) { return control(self, production_command::kind::stop); },
       [=](start_atom) { return control(self, production_command::kind::start); },
-      [=](update_atom, manifest& m) { self->state.spec = std::move(m); },
+      [=](update_atom, manifest& m) {
+        self->state.spec = std::move(m);
+        update_route_domains(self);
+      },
       [=](delete_atom) { return delete_all(self); },
       [=](shutdown_atom, bool stop_apps, uint32_t grace_ms) { return shut_down(self, stop_apps, grace_ms); },
       [=](shutdown_atom) {  // the shutdown grace is over: the running phase gives up now

@@ -15,7 +15,8 @@
 //       deployment_view and (log_lines_atom, id, lines) until the deployment ends (or it dies)
 //   (status_atom) -> production_view      (history_atom) -> history_view
 //   (stop_atom) / (start_atom)         -> production_view, once done (queued behind jobs)
-//   (update_atom, manifest)            -> void: the project's manifest changed
+//   (update_atom, manifest)            -> void: the project's manifest changed (proxy mode: a
+//       change of its custom domains re-sends the production route with them)
 //   (delete_atom)                      -> bool once nothing of production runs (queue cancelled)
 //   (shutdown_atom, bool stop_apps, uint32_t grace_ms) -> bool once no job runs (SIGTERM: the
 //       running job ends at its next boundary, after grace_ms at once; queued ones stay queued)
@@ -36,6 +37,7 @@
 
 #include "actors/environment.hpp"
 #include "actors/keeper.hpp"
+#include "actors/production_route.hpp"
 #include "messages/deployment.hpp"
 #include "messages/manifest.hpp"
 #include "messages/views.hpp"
@@ -68,6 +70,7 @@ struct production_state {
   std::deque<production_command> queue;
   std::optional<running_job> job;
   keeper release;  // the serving release
+  std::shared_ptr<production_route> route;  // proxy mode: the route, with the manifest's domains
   std::map<std::string, std::vector<caf::actor>> followers;  // deployment id -> subscribers
   std::vector<std::function<void()>> when_idle;              // delete: once nothing runs
   bool stopping = false;  // berth is stopping: no new job starts

@@ -58,7 +58,8 @@ void keep_what_the_log_says(self_ptr self);
 // production/stop and production/start; `done` with "" or the error.
 void stop_release(self_ptr self, const std::string& reason, std::function<void()> done);
 void start_release_now(self_ptr self, std::function<void(const std::string& error)> done);
-// Proxy mode: points the production route at 127.0.0.1:<port> (0: takes it away). Blocking.
-status set_route_blocking(caf::actor_system& sys, const environment& env, uint16_t stable_port, uint16_t port);
+// The manifest changed: keeps its custom domains for the production route, re-sent (on a
+// worker) when they differ.
+void update_route_domains(self_ptr self);
 
 }  // namespace berth::production_detail

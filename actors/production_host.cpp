@@ -8,6 +8,7 @@
 #include "actors/production_detail.hpp"
 #include "messages/atoms.hpp"
 #include "messages/errors.hpp"
+#include "runtime/logs/logging.hpp"
 #include "runtime/pipeline/deploy_log.hpp"
 #include "runtime/release/release.hpp"
 
@@ -46,8 +47,13 @@ status ask(caf::actor_system& sys, const caf::actor& to, T* out, Ts&&... xs) {
 class production_host final : public deploy_host {
  public:
   production_host(caf::actor_system& sys, caf::actor owner, std::shared_ptr<std::atomic<stop_request>> stop,
-                  const environment& env, uint16_t stable_port)
-      : sys_(sys), owner_(std::move(owner)), stop_(std::move(stop)), env_(env), stable_port_(stable_port) {}
+                  const environment& env, uint16_t stable_port, std::shared_ptr<production_route> route)
+      : sys_(sys),
+        owner_(std::move(owner)),
+        stop_(std::move(stop)),
+        env_(env),
+        stable_port_(stable_port),
+        route_(std::move(route)) {}
 
   status record(std::vector<new_event> events, bool durable) override {
     if (!durable) {  // in order behind what was sent before; made durable by the next durable record
@@ -69,7 +75,7 @@ class production_host final : public deploy_host {
     return s;
   }
 
-  status set_route(uint16_t port) override { return set_route_blocking(sys_, env_, stable_port_, port); }
+  status set_route(uint16_t port) override { return route_->point(sys_, env_, stable_port_, port); }
 
   status lease_port(uint16_t* port) override {
     return ask(sys_, names::whereis(sys_, names::ports), port, lease_atom_v, env_.project, port_kind::candidate);
@@ -86,17 +92,30 @@ class production_host final : public deploy_host {
   std::shared_ptr<std::atomic<stop_request>> stop_;
   environment env_;
   uint16_t stable_port_;
+  std::shared_ptr<production_route> route_;
 };
 
 }  // namespace
 
-status set_route_blocking(caf::actor_system& sys, const environment& env, uint16_t stable_port, uint16_t port) {
-  proxy_route route{env.project + "-production", env.project,
-                    site_host(env.settings.site, env.project, site_env::production), stable_port, port};
-  bool served = false;
-  auto s = ask(sys, names::whereis(sys, names::proxy), &served, route_atom_v, route);
-  if (!s && !names::whereis(sys, names::proxy)) return status::io_error("the proxy is not running");
-  return s;
+void update_route_domains(self_ptr self) {
+  auto& st = self->state;
+  if (st.route->wanted() == st.spec.domains) return;
+  st.route->want(st.spec.domains);
+  if (!st.env.settings.proxy) return;
+  auto route = st.route;
+  auto* sys = &self->system();
+  auto env = st.env;
+  auto stable = st.stable_port;
+  run_blocking(
+      self,
+      [=] {
+        if (auto s = route->sync(*sys, env, stable); !s) throw std::runtime_error(s.message());
+      },
+      [self](const std::string& failure) {
+        if (!failure.empty())
+          log_kv(spdlog::level::warn, "production route: the new custom domains were not taken: " + failure,
+                 env_fields(self->state.env.project, "production"));
+      });
 }
 
 void run_pipeline(self_ptr self, const std::string& id, std::function<void(const std::string&)> done) {
@@ -133,6 +152,7 @@ void run_pipeline(self_ptr self, const std::string& id, std::function<void(const
   st.job->log = log;
   auto env = st.env;
   auto stable_port = st.stable_port;
+  auto route = st.route;
   auto* sys = &self->system();
   run_blocking(
       self,
@@ -141,7 +161,7 @@ void run_pipeline(self_ptr self, const std::string& id, std::function<void(const
         fill_environments(in, secrets);
         log->set_mask(secret_mask(secrets));
         make_dirs({in.paths.production, in.paths.production_logs});
-        production_host host(*sys, me, stop, env, stable_port);
+        production_host host(*sys, me, stop, env, stable_port, route);
         run_deploy(host, {*env.driver, *env.guards, *log, env.metrics.get()}, in);
       },
       [done](const std::string& failure) { done(failure); });

@@ -34,7 +34,8 @@ void give_back_port(self_ptr self, uint16_t port, const std::string& why) {
 std::function<status(instance_ref*)> current_start(self_ptr self) {
   auto& st = self->state;
   auto* sys = &self->system();
-  return [sys, env = st.env, spec = st.spec, port = st.stable_port, hash = st.prod.current](instance_ref* out) {
+  return [sys, env = st.env, spec = st.spec, port = st.stable_port, hash = st.prod.current,
+          route = st.route](instance_ref* out) {
     uint16_t on = port;
     auto ports = names::whereis(*sys, names::ports);
     if (env.settings.proxy) {
@@ -65,9 +66,9 @@ std::function<status(instance_ref*)> current_start(self_ptr self) {
       return s;
     }
     if (env.settings.proxy) {
-      if (auto s = set_route_blocking(*sys, env, port, on); !s) {
+      if (auto s = route->point(*sys, env, port, on); !s) {
         env.driver->stop(*out, l.stop_grace);
-        set_route_blocking(*sys, env, port, 0);  // the log may hold the route: away before the port goes back
+        route->point(*sys, env, port, 0);  // the log may hold the route: away before the port goes back
         give_back();
         return s;
       }
@@ -91,8 +92,9 @@ void release_down(self_ptr self, const std::string& why, std::function<void()> t
   auto* sys = &self->system();
   auto env = st.env;
   auto stable = st.stable_port;
+  auto route = st.route;
   run_blocking(
-      self, [=] { set_route_blocking(*sys, env, stable, 0); }, [record_it](const std::string&) { record_it(); });
+      self, [=] { route->point(*sys, env, stable, 0); }, [record_it](const std::string&) { record_it(); });
 }
 
 }  // namespace
@@ -140,17 +142,14 @@ void stop_release(self_ptr self, const std::string& reason, std::function<void()
   auto process = p.process;
   auto* sys = &self->system();
   bool proxy = st.env.settings.proxy && names::whereis(*sys, names::proxy);
-  auto route_id = st.env.project + "-production";
+  auto route = st.route;
+  auto env = st.env;
   auto driver = st.env.driver;
   auto grace = grace_of(self);
   run_blocking(
       self,
       [=] {
-        if (proxy) {  // no route before the port goes back
-          caf::scoped_actor asker{*sys};
-          asker->request(names::whereis(*sys, names::proxy), std::chrono::seconds(60), unroute_atom_v, route_id)
-              .receive([](bool) {}, [](caf::error&) {});
-        }
+        if (proxy) route->take_away(*sys, env);  // no route before the port goes back
         driver->stop(process, grace);
       },
       [=](const std::string&) {
@@ -237,9 +236,8 @@ void reconcile_at_start(self_ptr self, std::function<void()> ready) {
             // Behind the proxy the route may still point at a candidate of the interrupted job.
             // Not waited for: production takes commands (a shutdown) while Caddy comes up.
             if (auto proxy = names::whereis(self->system(), names::proxy); proxy && self->state.env.settings.proxy) {
-              auto& e = self->state.env;
-              proxy_route route{e.project + "-production", e.project,
-                                site_host(e.settings.site, e.project, site_env::production), stable, p.process.port};
+              auto route = production_route_of(self->state.env, stable, p.process.port, self->state.spec.domains);
+              self->state.route->noted(route.upstream_port, route.domains);
               self->request(proxy, std::chrono::seconds(60), route_atom_v, route)
                   .then([](bool) {}, [self](caf::error& err) {
                     log_kv(spdlog::level::warn, "production re-routing failed: " + view(err).message,

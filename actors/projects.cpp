@@ -16,6 +16,7 @@
 #include "actors/project_parking.hpp"
 #include "actors/projects_load.hpp"
 #include "messages/atoms.hpp"
+#include "messages/domains.hpp"
 #include "messages/errors.hpp"
 #include "runtime/files/layout.hpp"
 #include "runtime/files/fs_util.hpp"
@@ -30,6 +31,9 @@ using json = nlohmann::json;
 namespace fs = std::filesystem;
 constexpr auto store_timeout = std::chrono::seconds(30);
 constexpr auto child_timeout = std::chrono::seconds(5);
+// An update writes the secrets file and one event; the answer is awaited well past the HTTP
+// timeout so that what the manifest names is what the index has.
+constexpr auto update_timeout = std::chrono::minutes(10);
 
 caf::actor store(self_ptr self) { return names::whereis(self->system(), names::event_store); }
 caf::actor ports(self_ptr self) { return names::whereis(self->system(), names::ports); }
@@ -40,6 +44,7 @@ void undo_create(self_ptr self, const std::string& name) {
   run_blocking(self, [paths] { remove_project_dir(paths); }, [](const std::string&) {});
   caf::anon_send(ports(self), release_atom_v, name, std::string{"creation failed"});
   self->state.index.erase(name);
+  self->state.domains.forget(name);
   if (self->state.uids) self->state.uids->give_back(name);
 }
 
@@ -63,11 +68,22 @@ caf::error limits_refusal(self_ptr self, const manifest& m) {
   return make_error(errc::limits_unavailable, "this manifest sets limits, which berth cannot apply here: " + why);
 }
 
+// Custom domains that are berth's own names (under the domain suffix) or another project's.
+caf::error domains_refusal(self_ptr self, const manifest& m) {
+  if (auto why = domains_under_suffix(m.domains, self->state.settings.site.domain_suffix); !why.empty())
+    return make_error(errc::invalid_manifest, why);
+  if (auto other = self->state.domains.taken(m.domains, m.name))
+    return make_error(errc::conflict, fmt::format("domains[{}]: '{}' is a domain of project '{}'", other->index,
+                                                  m.domains[other->index], other->project));
+  return {};
+}
+
 void create_then(self_ptr self, manifest m, std::function<void(caf::expected<project_view>)> done) {
   auto name = m.name;
   if (auto refused = limits_refusal(self, m)) return done(refused);
   if (self->state.index.count(name))
     return done(make_error(errc::already_exists, "a project named '" + name + "' already exists"));
+  if (auto refused = domains_refusal(self, m)) return done(refused);
   uint32_t uid = 0;  // its own sandbox uid (and gid), recorded with its creation
   if (auto& uids = self->state.uids) {
     auto taken = uids->take(name);
@@ -78,6 +94,7 @@ void create_then(self_ptr self, manifest m, std::function<void(caf::expected<pro
     uid = *taken;
   }
   self->state.index[name] = name_status::creating;
+  self->state.domains.commit(name, m.domains);  // claimed now: a create right behind sees them
   auto fail = [=](caf::error err) {
     undo_create(self, name);
     done(std::move(err));
@@ -189,6 +206,7 @@ caf::result<bool> remove(self_ptr self, const std::string& name) {
                     },
                     [=](const std::string&) mutable {
                       self->state.index.erase(name);
+                      self->state.domains.forget(name);
                       count_projects(self->state);
                       if (self->state.uids) self->state.uids->give_back(name);
                       self->request(ports(self), store_timeout, release_atom_v, name, std::string{"deleted"})
@@ -287,6 +305,36 @@ caf::result<void> to_project(self_ptr self, const std::string& name, Ts&&... xs)
   return rp;
 }
 
+// The project's manifest replaced, through project:<name>. Its new domains are held for it
+// while the update is recorded, then they are what it has (the old ones it dropped are free).
+caf::result<project_view> update(self_ptr self, const std::string& name, manifest m) {
+  if (auto refused = limits_refusal(self, m)) return refused;
+  if (m.name == name)  // else project:<name> refuses it
+    if (auto refused = domains_refusal(self, m)) return refused;
+  auto it = self->state.index.find(name);
+  if (it != self->state.index.end() && it->second == name_status::live)
+    if (project_view broken; broken_view(self, name, broken))
+      return make_error(errc::unavailable, "project '" + name + "' is broken (" + broken.broken_reason
+                                               + "); berth retries it with backoff");
+  auto child = self->state.sup.which_child(name);
+  if (it == self->state.index.end() || it->second != name_status::live || !child)
+    return make_error(errc::not_found, "no project named '" + name + "'");
+  auto ticket = self->state.domains.hold(name, m.domains);
+  auto rp = self->make_response_promise<project_view>();
+  self->request(child, update_timeout, update_atom_v, std::move(m))
+      .then(
+          [=](project_view& v) mutable {
+            self->state.domains.release(ticket);
+            if (self->state.index.count(name)) self->state.domains.commit(name, v.spec.domains);
+            rp.deliver(std::move(v));
+          },
+          [=](caf::error& err) mutable {
+            self->state.domains.release(ticket);
+            rp.deliver(std::move(err));
+          });
+  return rp;
+}
+
 // Forwards a request about a deployment to the project its id names.
 template <class... Ts>
 caf::result<void> to_deployment(self_ptr self, const std::string& id, Ts&&... xs) {
@@ -331,10 +379,7 @@ caf::behavior projects_actor(self_ptr self, std::string data_dir, deploy_setting
           [=](project_up_atom, const std::string& name) { project_came_up(self, name); },
           [=](retry_project_atom, const std::string& name, uint64_t id) { retry_parked(self, name, id); },
           [=](broken_atom) { return broken_projects(self); },
-          [=](update_atom, const std::string& name, manifest& m) -> caf::result<void> {
-            if (auto refused = limits_refusal(self, m)) return refused;
-            return to_project(self, name, update_atom_v, std::move(m));
-          },
+          [=](update_atom, const std::string& name, manifest& m) { return update(self, name, std::move(m)); },
           [=](delete_atom, const std::string& name) { return remove(self, name); },
           [=](preview_atom, const std::string& name, const std::string& action) {
             return to_project(self, name, preview_atom_v, action);

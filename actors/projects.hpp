@@ -6,6 +6,9 @@
 //   (list_atom)                         -> std::vector<project_view>, sorted by name
 //   (get_atom, name), (update_atom, name, manifest), (preview_atom, name, action)
 //                                       -> delegated to project:<name>
+//       create and update refuse custom domains under the domain suffix (invalid_manifest)
+//       or that another project has (conflict, naming it); a domain is free once its
+//       project is deleted or no longer names it.
 //   (events_atom, name, from, limit)    -> std::vector<event_record>
 //   (delete_atom, name)                 -> bool once everything of it is gone
 //   (deploy_atom, name, force), (rollback_atom, name, hash), (production_atom, name, action)
@@ -26,6 +29,7 @@
 
 #include <caf/all.hpp>
 
+#include "actors/domain_index.hpp"
 #include "actors/environment.hpp"
 #include "actors/supervisor.hpp"
 #include "config/config.hpp"
@@ -49,6 +53,7 @@ struct projects_state {
   supervisor_core sup;
   std::map<std::string, name_status> index;
   std::map<std::string, project_failures> failures;
+  domain_index domains;  // custom domains of the projects in `index`
   std::string data_dir;
   deploy_settings settings;
   std::shared_ptr<runtime_driver> driver;

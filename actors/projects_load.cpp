@@ -87,34 +87,33 @@ void reconcile(self_ptr self) {
       [](const std::string&) {});
 }
 
-// Whether the project of `stream` is live, and its sandbox uid (0: none recorded). With sandbox
-// uids the whole stream is folded (the uid may be in any event); else its last event says.
+// What the start-up needs of one project stream.
+struct stream_facts {
+  bool exists = false;
+  uint32_t uid = 0;                  // its sandbox uid (0: none recorded)
+  std::vector<std::string> domains;  // its manifest's custom domains
+  bool cannot_read = false;
+};
+
+// Whether the project of `stream` is live, its sandbox uid and its custom domains: the whole
+// stream is folded (the uid and the manifest may be in any event).
 // A stream that cannot be read (a corrupt event) counts as live and unreadable: its project
 // actor then fails at start and is parked as broken (actors/project_parking.hpp), while berth
-// and every other project go on; its folder and leases are kept.
-void read_project(self_ptr self, const std::string& stream, std::function<void(bool, uint32_t, bool)> then) {
-  auto on_error = [=](caf::error& err) {
-    log_kv(spdlog::level::err, "projects: cannot read its stream: " + to_string(err) + "; parked as broken",
-           project_fields(stream.substr(std::string(project_stream_prefix).size())));
-    then(true, 0, true);
-  };
-  if (!self->state.uids) {
-    self->request(store(self), store_timeout, last_event_atom_v, stream)
-        .await([=](std::vector<event_record>& last) {
-                 then(!last.empty() && last.front().type != ev::project_deleted, 0, false);
-               },
-               on_error);
-    return;
-  }
+// and every other project go on; its folder and leases are kept (its domains are unknown).
+void read_project(self_ptr self, const std::string& stream, std::function<void(stream_facts)> then) {
   self->request(store(self), store_timeout, read_stream_atom_v, stream, uint64_t{0},
                 std::numeric_limits<uint64_t>::max())
       .await(
           [=](std::vector<event_record>& events) {
             project_record p;
             for (auto& e : events) fold(p, e);
-            then(p.exists, p.sandbox_uid, false);
+            then({p.exists, p.sandbox_uid, p.exists ? p.spec.domains : std::vector<std::string>{}, false});
           },
-          on_error);
+          [=](caf::error& err) {
+            log_kv(spdlog::level::err, "projects: cannot read its stream: " + to_string(err) + "; parked as broken",
+                   project_fields(stream.substr(std::string(project_stream_prefix).size())));
+            then({true, 0, {}, true});
+          });
 }
 
 // The live projects' uids held again; a project without one (made by an older berth, or
@@ -168,10 +167,11 @@ void load_projects(self_ptr self) {
             };
             if (streams.empty()) return finish();
             for (auto& stream : streams) {
-              read_project(self, stream, [=](bool exists, uint32_t uid, bool cannot_read) {
+              read_project(self, stream, [=](stream_facts facts) {
                 auto name = stream.substr(std::string{project_stream_prefix}.size());
-                if (exists) (*live)[name] = uid;
-                if (cannot_read) unreadable->insert(name);
+                if (facts.exists) (*live)[name] = facts.uid;
+                if (facts.exists) self->state.domains.commit(name, std::move(facts.domains));
+                if (facts.cannot_read) unreadable->insert(name);
                 if (--*pending == 0) finish();
               });
             }

@@ -11,7 +11,7 @@ namespace berth {
 // The child spec of project:<name> (its environment: paths, settings, driver, sandbox uid).
 child_spec project_spec(const std::string& name, const projects_state& st);
 
-// Reads every project stream, holds the live projects' uids, starts their actors, marks the
+// Reads every project stream (the live projects, their uids and custom domains), holds the uids, starts their actors, marks the
 // state loaded, then reconciles folders and leases. Quits the actor when the log cannot be read.
 void load_projects(caf::stateful_actor<projects_state>* self);
 

@@ -5,6 +5,8 @@
 #include <cctype>
 #include <set>
 
+#include "messages/domains.hpp"
+
 namespace berth {
 
 namespace {
@@ -207,6 +209,23 @@ bool read_container_fields(reader& r, const json& j, manifest& m) {
   return true;
 }
 
+// `domains`: custom domains of the production site, each valid and named once. Whether one is
+// berth's own (under the domain suffix) or another project's is decided by the projects actor.
+bool read_domains(reader& r, const json& j, manifest& m) {
+  if (!j.is_array()) return r.fail("domains", "must be an array of domain names");
+  if (j.size() > kMaxDomains) return r.fail("domains", "has too many entries (at most " + std::to_string(kMaxDomains) + ")");
+  for (size_t i = 0; i < j.size(); ++i) {
+    auto path = "domains[" + std::to_string(i) + "]";
+    if (!j[i].is_string()) return r.fail(path, "must be a string");
+    auto d = j[i].get<std::string>();
+    if (auto why = check_domain(d); !why.empty()) return r.fail(path, "'" + d.substr(0, 300) + "' " + why);
+    if (std::find(m.domains.begin(), m.domains.end(), d) != m.domains.end())
+      return r.fail(path, "'" + d + "' is named twice");
+    m.domains.push_back(std::move(d));
+  }
+  return true;
+}
+
 }  // namespace
 
 name_check check_name(const std::string& name) {
@@ -254,7 +273,7 @@ manifest_result parse_manifest(const json& j, bool from_log) {
     return res;
   };
   if (!r.object(j, "", {"name", "source", "preview", "build", "production", "env", "secrets", "runtime", "image",
-                        "volumes"}))
+                        "volumes", "domains"}))
     return done();
   if (!j.contains("name")) return r.fail("name", "is required"), done();
   if (!r.string(j["name"], "name", m.name, 1024, true)) return done();
@@ -342,6 +361,7 @@ manifest_result parse_manifest(const json& j, bool from_log) {
       return done();
   }
   if (!read_container_fields(r, j, m)) return done();
+  if (j.contains("domains") && !read_domains(r, j["domains"], m)) return done();
   if (j.contains("env") && !read_string_map(r, j["env"], "env", m.env)) return done();
   if (j.contains("secrets") && !read_string_map(r, j["secrets"], "secrets", m.secrets))
     return done();
@@ -398,6 +418,7 @@ json to_json(const manifest& m, bool with_secret_values) {
     j["volumes"] = m.volumes;
   }
   if (m.runtime == "swarm") j["production"]["replicas"] = m.replicas;
+  if (!m.domains.empty()) j["domains"] = m.domains;
   j["env"] = m.env;
   json secrets = json::object();
   for (auto& [k, v] : m.secrets) secrets[k] = with_secret_values ? v : "********";

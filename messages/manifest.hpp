@@ -54,6 +54,9 @@ struct manifest {
   std::string image_registry_secret;           // image.registry_secret: the secret holding "user:password"
   std::map<std::string, std::string> volumes;  // name -> absolute path inside; data kept across releases
   int replicas = 1;                            // production.replicas (swarm)
+  // Custom domains the production site also answers on (messages/domains.hpp), unique across
+  // projects (the projects actor keeps the index).
+  std::vector<std::string> domains;
   bool containers() const { return runtime == "docker" || runtime == "swarm"; }
   bool sets_limits() const { return preview_limits.any() || build_limits.any() || production_limits.any(); }
 };
@@ -71,7 +74,7 @@ typename Inspector::result_type inspect(Inspector& f, manifest& x) {
            x.production_command, x.production_health, x.keep, x.env, x.secrets,
            x.source_credentials_secret, x.build_secrets, x.preview_limits, x.build_limits,
            x.production_limits, x.runtime, x.image_base, x.image_port, x.image_healthcheck, x.image_registry,
-           x.image_registry_secret, x.volumes, x.replicas);
+           x.image_registry_secret, x.volumes, x.replicas, x.domains);
 }
 
 struct manifest_result {
