@@ -98,6 +98,7 @@ void tiny_upstream::accept_loop() {
       return;
     }
     if (fd < 0) continue;
+    ++accepted_;
     conns_.push_back(fd);
     threads_.emplace_back([this, fd] { serve(fd); });
   }

@@ -2,6 +2,7 @@
 // upstream that answers its name (and turns an Upgrade request into a 101 echo tunnel), and a
 // kept-alive client connection. Every read is bounded (2 s).
 #pragma once
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -23,6 +24,7 @@ class tiny_upstream {
   tiny_upstream& operator=(const tiny_upstream&) = delete;
   uint16_t port() const { return port_; }
   const std::string& name() const { return name_; }
+  int connections() const { return accepted_; }  // accepted so far
 
  private:
   void accept_loop();
@@ -33,6 +35,7 @@ class tiny_upstream {
   std::mutex mu_;
   bool stopping_ = false;
   std::vector<int> conns_;
+  std::atomic<int> accepted_{0};
   std::vector<std::thread> threads_;
   std::thread acceptor_;
 };

@@ -10,7 +10,10 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <fstream>
+#include <mutex>
+#include <thread>
 
 #include <catch2/catch.hpp>
 
@@ -220,6 +223,11 @@ TEST_CASE("haproxy admin: sync_maps flips kept-alive clients' next requests to t
     }
   }
   CHECK(f.workers() == pids);  // no reload
+  // HAProxy did reuse upstream connections across the flips (else this proved nothing about
+  // reuse): each kept-alive client keeps one per upstream (4 x 2), each fresh client connection
+  // opens its own (6 x 3).
+  INFO("upstream connections: A " << a.connections() << ", B " << b.connections() << " for 90 requests");
+  CHECK(a.connections() + b.connections() <= 4 * 2 + 6 * 3);
 }
 
 TEST_CASE("haproxy admin: a tunnel stays open across another route's flip and a reload, and sync_maps reaches the old worker",
@@ -268,6 +276,53 @@ TEST_CASE("haproxy admin: a tunnel stays open across another route's flip and a 
   CHECK(body_of(get_once(f.layout.http_port, "shop.test")) == "B\n");
   CHECK(tunnel.echo("after the old worker's map changed", &err));
   CHECK_FALSE(tunnel.peer_closed());
+}
+
+TEST_CASE("haproxy admin: reloads refuse no new connection and fail no kept-alive request",
+          "[integration][haproxy]") {
+  SKIP_WITHOUT_HAPROXY();
+  tiny_upstream a("A");
+  uint16_t shop_port = free_port();
+  router_fixture f({route("shop", "shop.test", shop_port, a.port())});
+  std::atomic<bool> stop{false};
+  std::atomic<int> ok{0}, failed{0};
+  std::mutex mu;
+  std::vector<std::string> errors;
+  auto fail = [&](const std::string& what) {
+    ++failed;
+    std::lock_guard<std::mutex> lock(mu);
+    if (errors.size() < 10) errors.push_back(what);
+  };
+  std::thread fresh([&] {  // a new connection per GET, by port and by host in turn
+    for (int i = 0; !stop; ++i) {
+      auto r = i % 2 ? get_once(shop_port, "x") : get_once(f.layout.http_port, "shop.test");
+      r.status == 200 && r.body == "A\n" ? ++ok : (fail("new connection: " + body_of(r)), 0);
+    }
+  });
+  std::thread kept([&] {  // kept-alive; after "Connection: close" a new connection
+    auto c = std::make_unique<plain_connection>(f.layout.http_port);
+    while (!stop) {
+      auto r = c->get("shop.test", "/");
+      r.status == 200 && r.body == "A\n" ? ++ok : (fail("kept-alive: " + body_of(r)), 0);
+      if (r.status < 0 || r.header("connection") == "close") c = std::make_unique<plain_connection>(f.layout.http_port);
+    }
+  });
+  for (int i = 0; i < 4; ++i) {
+    std::this_thread::sleep_for(100ms);
+    f.layout.routes.push_back(route("p" + std::to_string(i), "p" + std::to_string(i) + ".test", free_port(), a.port()));
+    REQUIRE(write_router_files(f.layout));
+    auto st = f.admin->reload(10s);
+    INFO(st.message());
+    CHECK(st);
+  }
+  std::this_thread::sleep_for(100ms);
+  stop = true;
+  fresh.join();
+  kept.join();
+  INFO("ok " << ok << ", failed " << failed);
+  for (auto& e : errors) INFO(e);
+  CHECK(failed == 0);
+  CHECK(ok > 100);
 }
 
 TEST_CASE("haproxy admin: a reload with a broken config fails cleanly and the old worker keeps serving",
