@@ -157,6 +157,14 @@ TEST_CASE("haproxy admin: routes by stable port, host and custom domain, answers
   CHECK(check_rc == 0);
   CHECK(read_file(check_log).find("WARNING") == std::string::npos);
 
+  // Both sockets (no password) only for berth's user.
+  for (const char* sock : {"/master.sock", "/admin.sock"}) {
+    struct stat st {};
+    REQUIRE(::stat((f.layout.dir + sock).c_str(), &st) == 0);
+    CHECK(S_ISSOCK(st.st_mode));
+    CHECK((st.st_mode & 0777) == 0600);
+  }
+
   CHECK(body_of(get_once(shop_port, "anything")) == "A\n");  // by port, whatever the Host
   CHECK(body_of(get_once(f.layout.http_port, f.host("shop.test"))) == "A\n");
   CHECK(body_of(get_once(f.layout.http_port, "SHOP.Example.com")) == "A\n");  // custom domain, any case
