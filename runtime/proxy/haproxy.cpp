@@ -29,6 +29,7 @@ constexpr milliseconds kConnectTimeout{1000};
 constexpr milliseconds kAnswerTimeout{5000};
 constexpr size_t kMaxAnswer = 64u << 20;  // show map of many thousand hosts
 constexpr size_t kMaxErrorText = 300;
+constexpr size_t kBatch = 200;  // map commands sent on one master CLI connection
 
 const char* const kNotFoundJson = R"({"error":{"code":"not_found","message":"no such site"}})";
 const char* const kUnavailableJson =
@@ -284,11 +285,17 @@ status sync_one_map(const std::string& dir, int pid, const std::string& file, co
   for (auto it = have.begin(); it != have.end(); it = have.upper_bound(it->first))
     if (want.count(it->first) == 0) commands.push_back("del map " + file + " " + it->first);
 
-  for (const auto& c : commands) {
-    if (auto st = run_command(master_socket(dir), prefix + c, &answer); !st) return st;
+  // Up to kBatch commands per connection, one per line (the master runs every line until our
+  // EOF): a successful add/set/del answers an empty line, so anything else is an error.
+  for (size_t at = 0; at < commands.size(); at += kBatch) {
+    std::string lines;
+    for (size_t i = at; i < std::min(commands.size(), at + kBatch); ++i)
+      lines += (lines.empty() ? "" : "\n") + prefix + commands[i];
+    if (auto st = run_command(master_socket(dir), lines, &answer); !st) return st;
     if (worker_gone(answer)) return *gone = true, status::ok();
     if (!only_space(answer))
-      return status::io_error("haproxy: '" + c + "' on worker " + std::to_string(pid) + ": " + short_text(answer));
+      return status::io_error("haproxy: map update on worker " + std::to_string(pid) + " (first: '" + commands[at] +
+                              "'): " + short_text(answer));
   }
   return status::ok();
 }
@@ -331,6 +338,7 @@ std::string haproxy_config(const router_layout& l) {
   std::ostringstream c;
   c << "# Written by berth (runtime/proxy/haproxy.cpp); routes live in ports.map and hosts.map.\n"
        "global\n"
+       // No `quiet`: it would hide the ALERT lines that say why a reload was refused.
        "    master-worker\n"
        // The runtime API; expose-fd lets a reloaded worker take the listening sockets over.
        "    stats socket " << admin_socket(l.dir) << " mode 600 level admin expose-fd listeners\n"

@@ -82,7 +82,8 @@ std::vector<std::string> haproxy_command(const std::string& binary, const std::s
 
 // A client of the runtime API. Errors: io_error (unreachable, timeout, an answer that is not
 // what the command should print), invalid_argument (a key or value HAProxy would misread).
-// Safe from several threads; commands are sent one per connection.
+// Safe from several threads; each call opens its own connections (one command per
+// connection, except map updates: up to 200 lines per connection, one per line).
 class haproxy_admin {
  public:
   explicit haproxy_admin(std::string dir);

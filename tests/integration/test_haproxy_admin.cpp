@@ -199,6 +199,17 @@ TEST_CASE("haproxy admin: routes by stable port, host and custom domain, answers
   CHECK(ask("shop.example.com") == 404);
   CHECK(f.workers() == before);
 
+  // A large change (map updates go in batches of lines): 450 hosts added, then removed.
+  auto many = hosts_map_of(f.layout);
+  for (int i = 0; i < 450; ++i) many["site" + std::to_string(i) + ".test"] = i % 2 ? a.port() : b.port();
+  REQUIRE(f.admin->sync_maps(ports_map_of(f.layout), many));
+  CHECK(body_of(get_once(f.layout.http_port, "site0.test")) == "B\n");
+  CHECK(body_of(get_once(f.layout.http_port, "site449.test")) == "A\n");
+  CHECK(ask("site300.test") == 200);
+  REQUIRE(f.sync());
+  CHECK(get_once(f.layout.http_port, "site449.test").status == 404);
+  CHECK(body_of(get_once(f.layout.http_port, "blog.test")) == "B\n");
+
   // A key HAProxy would misread is refused before anything is sent.
   CHECK(f.admin->sync_maps({}, {{"a b", 1}}).which() == status::code::invalid_argument);
   CHECK(f.admin->sync_maps({}, {{"a;show proc", 1}}).which() == status::code::invalid_argument);
