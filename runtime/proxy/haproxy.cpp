@@ -377,7 +377,9 @@ std::string haproxy_config(const router_layout& l) {
        "    timeout server-fin 30s\n"
        "    http-error status 502 content-type application/json string "
        "'{\"error\":{\"code\":\"bad_gateway\",\"message\":\"the site answered badly\"}}'\n"
-       "    http-error status 503 content-type application/json string '" << kUnavailableJson << "'\n"
+       // 503: the upstream refused every connect (retries included).
+       "    http-error status 503 content-type application/json string "
+       "'{\"error\":{\"code\":\"unavailable\",\"message\":\"the site is not answering\"}}'\n"
        "    http-error status 504 content-type application/json string "
        "'{\"error\":{\"code\":\"gateway_timeout\",\"message\":\"the site did not answer in time\"}}'\n";
 

@@ -56,8 +56,8 @@ class plain_connection {
   plain_connection(const plain_connection&) = delete;
   plain_connection& operator=(const plain_connection&) = delete;
   bool connected() const { return fd_ >= 0; }
-  // GET <path> with Host <host>; the answer must have a Content-Length.
-  plain_response get(const std::string& host, const std::string& path);
+  // GET <path> with Host <host>; the answer must have a Content-Length and start within wait_ms.
+  plain_response get(const std::string& host, const std::string& path, int wait_ms = 2000);
   // Sends an Upgrade request; true when the answer is 101 (the connection is then a tunnel).
   bool upgrade(const std::string& host, std::string* error);
   // On a tunnel: sends `text`, reads back exactly as many bytes; true when they are equal.
@@ -66,7 +66,7 @@ class plain_connection {
   bool peer_closed();
 
  private:
-  bool read_head(std::string* head, std::string* error);
+  bool read_head(std::string* head, std::string* error, int wait_ms = 2000);
   int fd_ = -1;
   std::string buffered_;
 };

@@ -199,6 +199,22 @@ TEST_CASE("haproxy admin: routes by stable port, host and custom domain, answers
   CHECK(ask("shop.example.com") == 404);
   CHECK(f.workers() == before);
 
+  // An upstream that refuses connections: retried, then HAProxy's own 503, in JSON.
+  route_map dead_ports = ports_map_of(f.layout);
+  dead_ports[std::to_string(blog_port)] = free_port();  // nothing listens there
+  REQUIRE(f.admin->sync_maps(dead_ports, hosts_map_of(f.layout)));
+  // HAProxy waits 1 s before each of its 3 retries: ~3 s.
+  plain_connection slow(blog_port);
+  auto asked = std::chrono::steady_clock::now();
+  auto refused = slow.get("x", "/", 10000);
+  auto waited = std::chrono::steady_clock::now() - asked;
+  CHECK(waited >= 2500ms);
+  CHECK(waited < 8s);
+  CHECK(refused.status == 503);
+  CHECK(refused.header("content-type") == "application/json");
+  CHECK(body_of(refused).find("\"code\":\"unavailable\"") != std::string::npos);
+  REQUIRE(f.sync());
+
   // A large change (map updates go in batches of lines): 450 hosts added, then removed.
   auto many = hosts_map_of(f.layout);
   for (int i = 0; i < 450; ++i) many["site" + std::to_string(i) + ".test"] = i % 2 ? a.port() : b.port();
