@@ -360,7 +360,7 @@ TEST_CASE("haproxy admin: reloads refuse no new connection and fail no kept-aliv
   CHECK(ok > 100);
 }
 
-TEST_CASE("haproxy admin: a reload with a broken config fails cleanly and the old worker keeps serving",
+TEST_CASE("haproxy admin: a reload with a broken config or a busy port fails cleanly and the old worker keeps serving",
           "[integration][haproxy]") {
   SKIP_WITHOUT_HAPROXY();
   tiny_upstream a("A");
@@ -384,6 +384,20 @@ TEST_CASE("haproxy admin: a reload with a broken config fails cleanly and the ol
   CHECK(body_of(kept.get("x", "/")) == "A\n");
   CHECK(body_of(get_once(shop_port, "x")) == "A\n");
   CHECK(f.sync());  // the runtime API still works
+
+  // A new listen port another process holds: the master cannot bind it, the reload fails.
+  {
+    tiny_upstream squatter("squatter");  // listens without SO_REUSEPORT
+    auto clash = f.layout;
+    clash.routes.push_back(route("news", "news.test", squatter.port(), a.port()));
+    REQUIRE(write_router_files(clash));
+    auto refused = f.admin->reload(10s);
+    INFO(f.proc->log());
+    CHECK(refused.which() == status::code::io_error);
+    CHECK(refused.message().find("reload failed") != std::string::npos);
+    CHECK(f.workers() == before);
+    CHECK(body_of(kept.get("x", "/")) == "A\n");
+  }
 
   // Fixed, the next reload succeeds.
   REQUIRE(write_router_files(f.layout));
