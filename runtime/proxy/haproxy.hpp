@@ -24,12 +24,20 @@
 // layout.dir must be a folder only berth's user can enter (0700): the sockets have no password.
 //
 // Traffic: one frontend "sites" binds <listen_host>:<http_port> (when != 0) and every route's
-// listen_port; a request's upstream is ports.map[dst_port], else hosts.map[Host without port,
-// lowercase]; none → 404 JSON {"error":{"code":"not_found","message":"no such site"}}; a
-// bound stable port with no upstream yet → 503 JSON {"error":{"code":"unavailable",...}}.
+// listen_port on 127.0.0.1 (also a route with no upstream yet). A request to a stable port goes
+// to ports.map[dst_port] (never by Host), with none → 503 JSON
+// {"error":{"code":"unavailable",...}}; a request to http_port goes to hosts.map[Host without
+// port, lowercase], with none → 404 JSON {"error":{"code":"not_found","message":"no such site"}}.
 // One backend with `server s 0.0.0.0:0` sends the request to 127.0.0.1:<upstream> (set-dst);
-// failed connects are retried (conn-failure only: a POST is never sent twice). WebSockets
-// and streamed answers are tunnelled (timeout tunnel 1 h).
+// failed connects are retried (conn-failure only: a POST is never sent twice); HAProxy's own
+// 502/503/504 are JSON errors too. Upstream connections are private to the client connection
+// that opened them (http-reuse never; see haproxy.cpp for the measurement). WebSockets are
+// tunnelled (timeout tunnel 1 h); client/server inactivity timeouts are 1 h (streamed answers,
+// long requests), idle kept-alive clients 75 s. No hard-stop-after: an old worker lives until
+// its last connection (an open WebSocket) ends.
+//
+// Order for a change (the proxy actor): write_router_files, then sync_maps (every live worker),
+// then reload only when listen_ports_of changed - the new worker reads the maps from the files.
 // When ask_port != 0 a second frontend on 127.0.0.1:<ask_port> answers GET /ask?domain=D with
 // 200 when D is in hosts.map, else 404: Caddy's on-demand TLS asks it which names may get a
 // certificate, so the answer follows the routes without berth in the loop.
@@ -74,21 +82,24 @@ std::vector<std::string> haproxy_command(const std::string& binary, const std::s
 
 // A client of the runtime API. Errors: io_error (unreachable, timeout, an answer that is not
 // what the command should print), invalid_argument (a key or value HAProxy would misread).
-// Safe from several threads; commands are sent one per connection.
+// Safe from several threads; each call opens its own connections (one command per
+// connection, except map updates: up to 200 lines per connection, one per line).
 class haproxy_admin {
  public:
   explicit haproxy_admin(std::string dir);
 
   // Answers when the master and at least one worker run (show proc).
   status ping();
-  // The pids of the live workers, current first (show proc on the master socket).
+  // The pids of the live workers, current first, then old (soft-stopping) ones (show proc on
+  // the master socket).
   status workers(std::vector<int>* pids);
   // Makes every live worker's maps equal to `ports` and `hosts` (set/add/del map through the
   // master CLI, "@!<pid> ..."), reading each worker's maps first (show map). Does not touch
   // the files. A worker that exits meanwhile is skipped.
   status sync_maps(const route_map& ports, const route_map& hosts);
   // Reloads (master CLI `reload`) and waits until a new worker runs and answers `show map`,
-  // at most `timeout`. io_error when the reload failed (the old worker keeps serving).
+  // at most `timeout`. io_error when the reload failed (the old worker keeps serving), seen
+  // within ~20 ms of the master's attempt (its reload count grew, [failed: N] grew, no new pid).
   status reload(std::chrono::milliseconds timeout);
 
  private:

@@ -98,6 +98,7 @@ void tiny_upstream::accept_loop() {
       return;
     }
     if (fd < 0) continue;
+    ++accepted_;
     conns_.push_back(fd);
     threads_.emplace_back([this, fd] { serve(fd); });
   }
@@ -159,12 +160,12 @@ plain_connection::~plain_connection() {
   if (fd_ >= 0) ::close(fd_);
 }
 
-bool plain_connection::read_head(std::string* head, std::string* error) {
+bool plain_connection::read_head(std::string* head, std::string* error, int wait_ms) {
   size_t end;
   while ((end = buffered_.find("\r\n\r\n")) == std::string::npos) {
-    ssize_t n = read_some(fd_, &buffered_, kReadTimeoutMs);
+    ssize_t n = read_some(fd_, &buffered_, wait_ms);
     if (n <= 0) {
-      *error = n == 0 ? "closed before an answer" : "no answer in 2 s";
+      *error = n == 0 ? "closed before an answer" : "no answer in " + std::to_string(wait_ms) + " ms";
       return false;
     }
   }
@@ -173,12 +174,12 @@ bool plain_connection::read_head(std::string* head, std::string* error) {
   return true;
 }
 
-plain_response plain_connection::get(const std::string& host, const std::string& path) {
+plain_response plain_connection::get(const std::string& host, const std::string& path, int wait_ms) {
   plain_response r;
   if (fd_ < 0) return r.error = "not connected", r;
   if (!send_all(fd_, "GET " + path + " HTTP/1.1\r\nHost: " + host + "\r\n\r\n")) return r.error = "send failed", r;
   std::string head;
-  if (!read_head(&head, &r.error)) return r;
+  if (!read_head(&head, &r.error, wait_ms)) return r;
   r.headers = parse_headers(head);
   size_t length = std::stoul(r.header("content-length").empty() ? "0" : r.header("content-length"));
   while (buffered_.size() < length)

@@ -2,6 +2,7 @@
 // upstream that answers its name (and turns an Upgrade request into a 101 echo tunnel), and a
 // kept-alive client connection. Every read is bounded (2 s).
 #pragma once
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -23,6 +24,7 @@ class tiny_upstream {
   tiny_upstream& operator=(const tiny_upstream&) = delete;
   uint16_t port() const { return port_; }
   const std::string& name() const { return name_; }
+  int connections() const { return accepted_; }  // accepted so far
 
  private:
   void accept_loop();
@@ -33,6 +35,7 @@ class tiny_upstream {
   std::mutex mu_;
   bool stopping_ = false;
   std::vector<int> conns_;
+  std::atomic<int> accepted_{0};
   std::vector<std::thread> threads_;
   std::thread acceptor_;
 };
@@ -53,8 +56,8 @@ class plain_connection {
   plain_connection(const plain_connection&) = delete;
   plain_connection& operator=(const plain_connection&) = delete;
   bool connected() const { return fd_ >= 0; }
-  // GET <path> with Host <host>; the answer must have a Content-Length.
-  plain_response get(const std::string& host, const std::string& path);
+  // GET <path> with Host <host>; the answer must have a Content-Length and start within wait_ms.
+  plain_response get(const std::string& host, const std::string& path, int wait_ms = 2000);
   // Sends an Upgrade request; true when the answer is 101 (the connection is then a tunnel).
   bool upgrade(const std::string& host, std::string* error);
   // On a tunnel: sends `text`, reads back exactly as many bytes; true when they are equal.
@@ -63,7 +66,7 @@ class plain_connection {
   bool peer_closed();
 
  private:
-  bool read_head(std::string* head, std::string* error);
+  bool read_head(std::string* head, std::string* error, int wait_ms = 2000);
   int fd_ = -1;
   std::string buffered_;
 };

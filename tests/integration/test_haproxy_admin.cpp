@@ -10,7 +10,10 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <fstream>
+#include <mutex>
+#include <thread>
 
 #include <catch2/catch.hpp>
 
@@ -154,6 +157,14 @@ TEST_CASE("haproxy admin: routes by stable port, host and custom domain, answers
   CHECK(check_rc == 0);
   CHECK(read_file(check_log).find("WARNING") == std::string::npos);
 
+  // Both sockets (no password) only for berth's user.
+  for (const char* sock : {"/master.sock", "/admin.sock"}) {
+    struct stat st {};
+    REQUIRE(::stat((f.layout.dir + sock).c_str(), &st) == 0);
+    CHECK(S_ISSOCK(st.st_mode));
+    CHECK((st.st_mode & 0777) == 0600);
+  }
+
   CHECK(body_of(get_once(shop_port, "anything")) == "A\n");  // by port, whatever the Host
   CHECK(body_of(get_once(f.layout.http_port, f.host("shop.test"))) == "A\n");
   CHECK(body_of(get_once(f.layout.http_port, "SHOP.Example.com")) == "A\n");  // custom domain, any case
@@ -188,6 +199,33 @@ TEST_CASE("haproxy admin: routes by stable port, host and custom domain, answers
   CHECK(ask("shop.example.com") == 404);
   CHECK(f.workers() == before);
 
+  // An upstream that refuses connections: retried, then HAProxy's own 503, in JSON.
+  route_map dead_ports = ports_map_of(f.layout);
+  dead_ports[std::to_string(blog_port)] = free_port();  // nothing listens there
+  REQUIRE(f.admin->sync_maps(dead_ports, hosts_map_of(f.layout)));
+  // HAProxy waits 1 s before each of its 3 retries: ~3 s.
+  plain_connection slow(blog_port);
+  auto asked = std::chrono::steady_clock::now();
+  auto refused = slow.get("x", "/", 10000);
+  auto waited = std::chrono::steady_clock::now() - asked;
+  CHECK(waited >= 2500ms);
+  CHECK(waited < 8s);
+  CHECK(refused.status == 503);
+  CHECK(refused.header("content-type") == "application/json");
+  CHECK(body_of(refused).find("\"code\":\"unavailable\"") != std::string::npos);
+  REQUIRE(f.sync());
+
+  // A large change (map updates go in batches of lines): 450 hosts added, then removed.
+  auto many = hosts_map_of(f.layout);
+  for (int i = 0; i < 450; ++i) many["site" + std::to_string(i) + ".test"] = i % 2 ? a.port() : b.port();
+  REQUIRE(f.admin->sync_maps(ports_map_of(f.layout), many));
+  CHECK(body_of(get_once(f.layout.http_port, "site0.test")) == "B\n");
+  CHECK(body_of(get_once(f.layout.http_port, "site449.test")) == "A\n");
+  CHECK(ask("site300.test") == 200);
+  REQUIRE(f.sync());
+  CHECK(get_once(f.layout.http_port, "site449.test").status == 404);
+  CHECK(body_of(get_once(f.layout.http_port, "blog.test")) == "B\n");
+
   // A key HAProxy would misread is refused before anything is sent.
   CHECK(f.admin->sync_maps({}, {{"a b", 1}}).which() == status::code::invalid_argument);
   CHECK(f.admin->sync_maps({}, {{"a;show proc", 1}}).which() == status::code::invalid_argument);
@@ -220,6 +258,11 @@ TEST_CASE("haproxy admin: sync_maps flips kept-alive clients' next requests to t
     }
   }
   CHECK(f.workers() == pids);  // no reload
+  // HAProxy did reuse upstream connections across the flips (else this proved nothing about
+  // reuse): each kept-alive client keeps one per upstream (4 x 2), each fresh client connection
+  // opens its own (6 x 3).
+  INFO("upstream connections: A " << a.connections() << ", B " << b.connections() << " for 90 requests");
+  CHECK(a.connections() + b.connections() <= 4 * 2 + 6 * 3);
 }
 
 TEST_CASE("haproxy admin: a tunnel stays open across another route's flip and a reload, and sync_maps reaches the old worker",
@@ -270,7 +313,54 @@ TEST_CASE("haproxy admin: a tunnel stays open across another route's flip and a 
   CHECK_FALSE(tunnel.peer_closed());
 }
 
-TEST_CASE("haproxy admin: a reload with a broken config fails cleanly and the old worker keeps serving",
+TEST_CASE("haproxy admin: reloads refuse no new connection and fail no kept-alive request",
+          "[integration][haproxy]") {
+  SKIP_WITHOUT_HAPROXY();
+  tiny_upstream a("A");
+  uint16_t shop_port = free_port();
+  router_fixture f({route("shop", "shop.test", shop_port, a.port())});
+  std::atomic<bool> stop{false};
+  std::atomic<int> ok{0}, failed{0};
+  std::mutex mu;
+  std::vector<std::string> errors;
+  auto fail = [&](const std::string& what) {
+    ++failed;
+    std::lock_guard<std::mutex> lock(mu);
+    if (errors.size() < 10) errors.push_back(what);
+  };
+  std::thread fresh([&] {  // a new connection per GET, by port and by host in turn
+    for (int i = 0; !stop; ++i) {
+      auto r = i % 2 ? get_once(shop_port, "x") : get_once(f.layout.http_port, "shop.test");
+      r.status == 200 && r.body == "A\n" ? ++ok : (fail("new connection: " + body_of(r)), 0);
+    }
+  });
+  std::thread kept([&] {  // kept-alive; after "Connection: close" a new connection
+    auto c = std::make_unique<plain_connection>(f.layout.http_port);
+    while (!stop) {
+      auto r = c->get("shop.test", "/");
+      r.status == 200 && r.body == "A\n" ? ++ok : (fail("kept-alive: " + body_of(r)), 0);
+      if (r.status < 0 || r.header("connection") == "close") c = std::make_unique<plain_connection>(f.layout.http_port);
+    }
+  });
+  for (int i = 0; i < 4; ++i) {
+    std::this_thread::sleep_for(100ms);
+    f.layout.routes.push_back(route("p" + std::to_string(i), "p" + std::to_string(i) + ".test", free_port(), a.port()));
+    REQUIRE(write_router_files(f.layout));
+    auto st = f.admin->reload(10s);
+    INFO(st.message());
+    CHECK(st);
+  }
+  std::this_thread::sleep_for(100ms);
+  stop = true;
+  fresh.join();
+  kept.join();
+  INFO("ok " << ok << ", failed " << failed);
+  for (auto& e : errors) INFO(e);
+  CHECK(failed == 0);
+  CHECK(ok > 100);
+}
+
+TEST_CASE("haproxy admin: a reload with a broken config or a busy port fails cleanly and the old worker keeps serving",
           "[integration][haproxy]") {
   SKIP_WITHOUT_HAPROXY();
   tiny_upstream a("A");
@@ -294,6 +384,20 @@ TEST_CASE("haproxy admin: a reload with a broken config fails cleanly and the ol
   CHECK(body_of(kept.get("x", "/")) == "A\n");
   CHECK(body_of(get_once(shop_port, "x")) == "A\n");
   CHECK(f.sync());  // the runtime API still works
+
+  // A new listen port another process holds: the master cannot bind it, the reload fails.
+  {
+    tiny_upstream squatter("squatter");  // listens without SO_REUSEPORT
+    auto clash = f.layout;
+    clash.routes.push_back(route("news", "news.test", squatter.port(), a.port()));
+    REQUIRE(write_router_files(clash));
+    auto refused = f.admin->reload(10s);
+    INFO(f.proc->log());
+    CHECK(refused.which() == status::code::io_error);
+    CHECK(refused.message().find("reload failed") != std::string::npos);
+    CHECK(f.workers() == before);
+    CHECK(body_of(kept.get("x", "/")) == "A\n");
+  }
 
   // Fixed, the next reload succeeds.
   REQUIRE(write_router_files(f.layout));
