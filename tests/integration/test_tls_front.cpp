@@ -24,7 +24,7 @@ constexpr const char* kOther = "stranger.berth.test";
 // Everything a test needs; each piece stops what it started when the test ends (also on failure).
 struct front_fixture {
   temp_dir tmp;
-  tiny_upstream upstream;
+  front_upstream upstream;
   ask_server ask{{kSite}};
   tls_front_process caddy;
   tls_front_settings settings;

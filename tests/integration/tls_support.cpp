@@ -297,9 +297,9 @@ std::string ws_first_server_text(const std::string& bytes) {
   return bytes.substr(2, len);
 }
 
-// ---- tiny_upstream ---------------------------------------------------------------------------
+// ---- front_upstream ---------------------------------------------------------------------------
 
-tiny_upstream::tiny_upstream() {
+front_upstream::front_upstream() {
   listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_in a{};
   a.sin_family = AF_INET;
@@ -307,7 +307,7 @@ tiny_upstream::tiny_upstream() {
   socklen_t len = sizeof a;
   if (::bind(listen_fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(listen_fd_, 64) != 0 ||
       ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&a), &len) != 0)
-    throw std::runtime_error("tiny_upstream: cannot listen");
+    throw std::runtime_error("front_upstream: cannot listen");
   port_ = ntohs(a.sin_port);
   acceptor_ = std::thread([this] {
     while (!stopping_) {
@@ -324,7 +324,7 @@ tiny_upstream::tiny_upstream() {
   });
 }
 
-tiny_upstream::~tiny_upstream() {
+front_upstream::~front_upstream() {
   stopping_ = true;
   acceptor_.join();
   std::lock_guard<std::mutex> lock(mu_);
@@ -332,7 +332,7 @@ tiny_upstream::~tiny_upstream() {
   ::close(listen_fd_);
 }
 
-void tiny_upstream::serve(int fd) {
+void front_upstream::serve(int fd) {
   std::string bytes;
   size_t end;
   while ((end = bytes.find("\r\n\r\n")) == std::string::npos)

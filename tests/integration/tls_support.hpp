@@ -70,10 +70,10 @@ std::string ws_first_server_text(const std::string& bytes);
 //   an Upgrade: websocket request  101, then echoes every text frame until a close frame
 //   anything else "upstream host=<Host> proto=<X-Forwarded-Proto> path=<path>\n"
 // Every answer but the WebSocket closes its connection. Threads are joined on destruction.
-class tiny_upstream {
+class front_upstream {
  public:
-  tiny_upstream();
-  ~tiny_upstream();
+  front_upstream();
+  ~front_upstream();
   uint16_t port() const { return port_; }
 
  private:
