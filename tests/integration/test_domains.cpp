@@ -265,7 +265,7 @@ TEST_CASE("domains: in proxy mode the production route carries the manifest's do
     WARN("caddy is not installed: proxy mode test skipped");
     return;
   }
-  proxy_site e({"shop.example.com"});
+  proxy_site e(json::array({"shop.example.com"}));
   json route;
   CHECK(eventually(
       [&] {
@@ -311,7 +311,7 @@ TEST_CASE("domains: in proxy mode a request with Host set to a custom domain rea
     WARN("caddy is not installed: proxy mode test skipped");
     return;
   }
-  proxy_site e({"shop.example.com"});
+  proxy_site e(json::array({"shop.example.com"}));
   fetch_result answer;
   CHECK(eventually(
       [&] {
