@@ -299,6 +299,26 @@ TEST_CASE("domains: in proxy mode the production route carries the manifest's do
   INFO("route after the deploy: " << route.dump());
   CHECK(route.value("upstream_port", 0) != upstream);
   CHECK(route.value("domains", json()) == json({"shop.example.org", "www.shop.example.org"}));
+
+  // production/stop takes the route away (a domain change meanwhile does not bring it back);
+  // production/start routes the release again, with the domains of the manifest.
+  auto stopped = e.srv->api().post("/api/projects/site/production/stop", std::string{});
+  INFO(stopped.describe());
+  REQUIRE(stopped.status == 200);
+  CHECK(route_in_log(e.srv->data_dir(), "site").is_null());
+  e.set_domains({"shop.example.net"});
+  auto started = e.srv->api().post("/api/projects/site/production/start", std::string{});
+  INFO(started.describe());
+  REQUIRE(started.status == 200);
+  CHECK(eventually(
+      [&] {
+        route = route_in_log(e.srv->data_dir(), "site");
+        return route.is_object() && route.value("upstream_port", 0) != 0 &&
+               route.value("domains", json()) == json({"shop.example.net"});
+      },
+      10s));
+  INFO("route after start: " << route.dump());
+  CHECK(eventually([&] { return fetch(e.stable).body == "release 2\n"; }, 5s));
 }
 
 // Needs a router that matches proxy_route.domains: the HAProxy engine (hosts.map). Today's
