@@ -17,6 +17,7 @@
 #include "messages/proxy.hpp"
 #include "runtime/eventlog/event_log.hpp"
 #include "runtime/files/layout.hpp"
+#include "tests/integration/cli_support.hpp"
 #include "tests/integration/deploy_support.hpp"
 #include "tests/integration/harness.hpp"
 
@@ -257,6 +258,30 @@ TEST_CASE("domains: a project's domains survive a berth restart", "[integration]
           "'shop.example.com' is a domain of project 'shop'");
   // A deleted project's domain stays free across the restart.
   create_ok(srv, with_domains("again", tmp / "src", {"gone.example.com"}));
+}
+
+TEST_CASE("domains: a TOML manifest names them and berth projects show lists them", "[integration][domains][cli]") {
+  temp_dir tmp;
+  server srv(tmp.path());
+  auto env = cli_env(srv);
+  std::filesystem::create_directories(tmp / "src");
+  write_file(tmp / "shop.toml", "name = \"shop\"\ndomains = [\"shop.example.com\", \"www.shop.example.com\"]\n"
+                                "[source]\npath = \"" + tmp / "src" + "\"\n");
+  auto created = run_cli({"projects", "create", "-f", tmp / "shop.toml"}, env);
+  INFO(created.describe());
+  REQUIRE(created.exit_code == 0);
+  CHECK(manifest_of(srv, "shop")["domains"] == json({"shop.example.com", "www.shop.example.com"}));
+  auto show = run_cli({"projects", "show", "shop"}, env);
+  INFO(show.describe());
+  CHECK(show.exit_code == 0);
+  CHECK_THAT(show.out, Catch::Contains("domains     shop.example.com, www.shop.example.com"));
+  // Another project naming one: the server's 409, exit 1, the owner named on stderr.
+  write_file(tmp / "blog.toml", "name = \"blog\"\ndomains = [\"www.shop.example.com\"]\n"
+                                "[source]\npath = \"" + tmp / "src" + "\"\n");
+  auto clash = run_cli({"projects", "create", "-f", tmp / "blog.toml"}, env);
+  INFO(clash.describe());
+  CHECK(clash.exit_code == 1);
+  CHECK_THAT(clash.err, Catch::Contains("project 'shop'"));
 }
 
 TEST_CASE("domains: in proxy mode the production route carries the manifest's domains and follows an update",
