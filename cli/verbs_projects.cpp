@@ -28,6 +28,11 @@ void show_project(const json& p) {
                            str(prod, "public_url", str(prod, "url")));
   std::cout << fmt::format("  preview     {:<9} {}\n", str(prev, "status"), str(prev, "url"));
   std::cout << fmt::format("  created     {}\n  updated     {}\n", str(p, "created"), str(p, "updated"));
+  if (auto domains = p.value("manifest", json::object()).value("domains", json::array()); !domains.empty()) {
+    std::string names;
+    for (auto& d : domains) names += (names.empty() ? "" : ", ") + d.get<std::string>();
+    std::cout << fmt::format("  domains     {}\n", names);
+  }
   auto env = p.value("manifest", json::object()).value("env", json::object());
   auto secrets = p.value("manifest", json::object()).value("secrets", json::object());
   std::string keys;

@@ -17,6 +17,7 @@
 #include "messages/proxy.hpp"
 #include "runtime/eventlog/event_log.hpp"
 #include "runtime/files/layout.hpp"
+#include "tests/integration/cli_support.hpp"
 #include "tests/integration/deploy_support.hpp"
 #include "tests/integration/harness.hpp"
 
@@ -259,6 +260,30 @@ TEST_CASE("domains: a project's domains survive a berth restart", "[integration]
   create_ok(srv, with_domains("again", tmp / "src", {"gone.example.com"}));
 }
 
+TEST_CASE("domains: a TOML manifest names them and berth projects show lists them", "[integration][domains][cli]") {
+  temp_dir tmp;
+  server srv(tmp.path());
+  auto env = cli_env(srv);
+  std::filesystem::create_directories(tmp / "src");
+  write_file(tmp / "shop.toml", "name = \"shop\"\ndomains = [\"shop.example.com\", \"www.shop.example.com\"]\n"
+                                "[source]\npath = \"" + tmp / "src" + "\"\n");
+  auto created = run_cli({"projects", "create", "-f", tmp / "shop.toml"}, env);
+  INFO(created.describe());
+  REQUIRE(created.exit_code == 0);
+  CHECK(manifest_of(srv, "shop")["domains"] == json({"shop.example.com", "www.shop.example.com"}));
+  auto show = run_cli({"projects", "show", "shop"}, env);
+  INFO(show.describe());
+  CHECK(show.exit_code == 0);
+  CHECK_THAT(show.out, Catch::Contains("domains     shop.example.com, www.shop.example.com"));
+  // Another project naming one: the server's 409, exit 1, the owner named on stderr.
+  write_file(tmp / "blog.toml", "name = \"blog\"\ndomains = [\"www.shop.example.com\"]\n"
+                                "[source]\npath = \"" + tmp / "src" + "\"\n");
+  auto clash = run_cli({"projects", "create", "-f", tmp / "blog.toml"}, env);
+  INFO(clash.describe());
+  CHECK(clash.exit_code == 1);
+  CHECK_THAT(clash.err, Catch::Contains("project 'shop'"));
+}
+
 TEST_CASE("domains: in proxy mode the production route carries the manifest's domains and follows an update",
           "[integration][domains][proxy]") {
   if (caddy_binary().empty()) {
@@ -299,6 +324,26 @@ TEST_CASE("domains: in proxy mode the production route carries the manifest's do
   INFO("route after the deploy: " << route.dump());
   CHECK(route.value("upstream_port", 0) != upstream);
   CHECK(route.value("domains", json()) == json({"shop.example.org", "www.shop.example.org"}));
+
+  // production/stop takes the route away (a domain change meanwhile does not bring it back);
+  // production/start routes the release again, with the domains of the manifest.
+  auto stopped = e.srv->api().post("/api/projects/site/production/stop", std::string{});
+  INFO(stopped.describe());
+  REQUIRE(stopped.status == 200);
+  CHECK(route_in_log(e.srv->data_dir(), "site").is_null());
+  e.set_domains({"shop.example.net"});
+  auto started = e.srv->api().post("/api/projects/site/production/start", std::string{});
+  INFO(started.describe());
+  REQUIRE(started.status == 200);
+  CHECK(eventually(
+      [&] {
+        route = route_in_log(e.srv->data_dir(), "site");
+        return route.is_object() && route.value("upstream_port", 0) != 0 &&
+               route.value("domains", json()) == json({"shop.example.net"});
+      },
+      10s));
+  INFO("route after start: " << route.dump());
+  CHECK(eventually([&] { return fetch(e.stable).body == "release 2\n"; }, 5s));
 }
 
 // Needs a router that matches proxy_route.domains: the HAProxy engine (hosts.map). Today's
