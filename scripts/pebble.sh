@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# A private ACME CA for the HTTPS tests: scripts/pebble.sh start DIR HTTP_PORT HTTPS_PORT | stop DIR
+# A private ACME CA for the HTTPS tests:
+#   scripts/pebble.sh start DIR HTTP_PORT HTTPS_PORT [VALIDITY_S] | stop DIR
 #
 # start: pebble-challtestsrv as pebble's DNS (every A query answers 127.0.0.1, no AAAA, its
 #   challenge servers off) and pebble (Debian 2.4, Let's Encrypt's ACME test server) whose
 #   validation connects to 127.0.0.1:HTTP_PORT (http-01) and :HTTPS_PORT (tls-alpn-01), the
-#   ports of the sites' TLS front. pebble's own HTTPS certificate (CN/SAN localhost, 127.0.0.1)
+#   ports of the sites' TLS front. Certificates last VALIDITY_S seconds (default: pebble's
+#   5 years; a short one lets a test watch a renewal). pebble's own HTTPS certificate (CN/SAN localhost, 127.0.0.1)
 #   is made here with openssl. Once the directory answers it prints
 #     directory=https://127.0.0.1:<port>/dir
 #     ca=<DIR>/pebble-cert.pem       (trust it for pebble's own HTTPS: the ACME client's "CA root")
@@ -73,8 +75,8 @@ EOF
 }
 
 start() {
-  local http_port=${3:-} https_port=${4:-} ports acme mgmt dns cmgmt i
-  [[ $http_port =~ ^[0-9]+$ && $https_port =~ ^[0-9]+$ ]] || { echo "usage: $0 start DIR HTTP_PORT HTTPS_PORT" >&2; exit 2; }
+  local http_port=${3:-} https_port=${4:-} validity=${5:-157766400} ports acme mgmt dns cmgmt i
+  [[ $http_port =~ ^[0-9]+$ && $https_port =~ ^[0-9]+$ && $validity =~ ^[0-9]+$ ]] || { echo "usage: $0 start DIR HTTP_PORT HTTPS_PORT [VALIDITY_S]" >&2; exit 2; }
   rm -f "$dir/skip-reason" "$dir/root.pem"
   command -v pebble >/dev/null && command -v pebble-challtestsrv >/dev/null ||
     skip "pebble is not installed (Debian pebble)"
@@ -104,7 +106,8 @@ start() {
   "httpPort": $http_port,
   "tlsPort": $https_port,
   "ocspResponderURL": "",
-  "externalAccountBindingRequired": false
+  "externalAccountBindingRequired": false,
+  "certificateValidityPeriod": $validity
 }}
 EOF
   PEBBLE_VA_NOSLEEP=1 PEBBLE_WFE_NONCEREJECT=0 setsid pebble -config "$dir/pebble.json" \

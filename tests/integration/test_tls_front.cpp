@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <thread>
 
 #include <catch2/catch.hpp>
 
@@ -32,14 +33,15 @@ struct front_fixture {
   std::string root;  // the CA root clients trust
   std::string skip;  // why the test cannot run here ("" = it can)
 
-  explicit front_fixture(const std::string& mode) : caddy(caddy_binary(), tmp / "caddy") {
+  // validity_s: how long pebble's certificates last (acme mode; 0 = its default).
+  explicit front_fixture(const std::string& mode, unsigned validity_s = 0) : caddy(caddy_binary(), tmp / "caddy") {
     if (caddy_binary().empty()) {
       skip = "caddy is not installed";
       return;
     }
     settings = caddy.settings(mode, upstream.port(), ask.port());
     if (mode == "acme") {
-      pebble = std::make_unique<pebble_ca>(tmp / "pebble", settings.http_port, settings.https_port);
+      pebble = std::make_unique<pebble_ca>(tmp / "pebble", settings.http_port, settings.https_port, validity_s);
       if (!pebble->ok()) {
         skip = pebble->skip_reason;
         return;
@@ -129,6 +131,47 @@ TEST_CASE("tls front: a name the ask refuses gets no certificate and its handsha
   INFO(error);
   CHECK(answer.find("upstream host=") != std::string::npos);
   CHECK(stored_for(f.settings.storage_dir, kSite));
+}
+
+TEST_CASE("tls front: a certificate is renewed by Caddy before it expires, with no failed handshake",
+          "[integration][tls]") {
+  // pebble's certificates last 30 s here; Caddy renews when about a third of the lifetime is left.
+  front_fixture f("acme", 30);
+  SKIP_UNLESS_READY(f);
+  f.start();
+  INFO(f.caddy.log());
+
+  std::string first_serial;
+  int64_t first_left = 0;
+  {
+    tls_connection c;
+    bool opened = c.open(f.settings.https_port, kSite, f.root);
+    INFO(c.error());
+    REQUIRE(opened);
+    first_serial = c.peer_serial();
+    first_left = c.peer_seconds_left();
+  }
+  REQUIRE(first_left > 0);
+  REQUIRE(first_left <= 30);
+  // A handshake every 250 ms until another certificate is served; every one must succeed and be
+  // valid (the client refuses an expired one).
+  std::string serial = first_serial, last_error;
+  int handshakes = 0, failed = 0;
+  auto until = std::chrono::steady_clock::now() + std::chrono::seconds(first_left + 15);
+  while (serial == first_serial && std::chrono::steady_clock::now() < until) {
+    std::this_thread::sleep_for(250ms);
+    tls_connection c;
+    ++handshakes;
+    if (!c.open(f.settings.https_port, kSite, f.root)) {
+      ++failed;
+      last_error = c.error();
+      continue;
+    }
+    serial = c.peer_serial();
+  }
+  INFO(handshakes << " handshakes, " << failed << " failed; last error: " << last_error);
+  CHECK(serial != first_serial);
+  CHECK(failed == 0);
 }
 
 TEST_CASE("tls front: plain HTTP is redirected to HTTPS with 308, host and URI kept", "[integration][tls]") {

@@ -13,6 +13,7 @@
 #include <sstream>
 
 #include <httplib.h>
+#include <openssl/bn.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/sha.h>
@@ -266,6 +267,27 @@ std::vector<std::string> tls_connection::peer_names() const {
   return out;
 }
 
+std::string tls_connection::peer_serial() const {
+  X509* c = ssl_ == nullptr ? nullptr : SSL_get_peer_certificate(ssl_);
+  if (c == nullptr) return "";
+  BIGNUM* bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(c), nullptr);
+  char* hex = BN_bn2hex(bn);
+  std::string s = hex;
+  OPENSSL_free(hex);
+  BN_free(bn);
+  X509_free(c);
+  return s;
+}
+
+int64_t tls_connection::peer_seconds_left() const {
+  X509* c = ssl_ == nullptr ? nullptr : SSL_get_peer_certificate(ssl_);
+  if (c == nullptr) return 0;
+  int days = 0, secs = 0;
+  ASN1_TIME_diff(&days, &secs, nullptr, X509_get0_notAfter(c));  // from now
+  X509_free(c);
+  return int64_t{days} * 86400 + secs;
+}
+
 std::string tls_get(uint16_t port, const std::string& name, const std::string& ca_file,
                     const std::string& path, std::string* error) {
   tls_connection c;
@@ -405,11 +427,14 @@ namespace {
 std::string pebble_script() { return std::string(BERTH_TEST_APPS) + "/../../scripts/pebble.sh"; }
 }  // namespace
 
-pebble_ca::pebble_ca(const std::string& dir, uint16_t http_port, uint16_t https_port) : dir_(dir) {
+pebble_ca::pebble_ca(const std::string& dir, uint16_t http_port, uint16_t https_port, unsigned validity_s)
+    : dir_(dir) {
   std::filesystem::create_directories(dir);
+  std::vector<std::string> argv = {"/bin/bash", pebble_script(), "start", dir, std::to_string(http_port),
+                                   std::to_string(https_port)};
+  if (validity_s != 0) argv.push_back(std::to_string(validity_s));
   process p;
-  p.start({"/bin/bash", pebble_script(), "start", dir, std::to_string(http_port), std::to_string(https_port)}, {},
-          dir + "/start.out");
+  p.start(argv, {}, dir + "/start.out");
   int rc = p.wait(60s);
   std::istringstream out(read_file(dir + "/start.out"));
   for (std::string line; std::getline(out, line);) {

@@ -47,6 +47,8 @@ class tls_connection {
   std::string peer_subject() const;     // "CN=..." of the leaf certificate
   std::string peer_issuer() const;      // "CN=..." of its issuer
   std::vector<std::string> peer_names() const;  // DNS names of the leaf's subjectAltName
+  std::string peer_serial() const;      // the leaf's serial number, hex
+  int64_t peer_seconds_left() const;    // seconds from now to the leaf's notAfter
 
  private:
   int fd_ = -1;
@@ -106,7 +108,8 @@ class pebble_ca {
  public:
   // Starts it (validating against 127.0.0.1:http_port / :https_port). On failure ok() is false
   // and skip_reason() says why (pebble not installed: the test skips).
-  pebble_ca(const std::string& dir, uint16_t http_port, uint16_t https_port);
+  // validity_s: how long its certificates last (0 = pebble's default, 5 years).
+  pebble_ca(const std::string& dir, uint16_t http_port, uint16_t https_port, unsigned validity_s = 0);
   ~pebble_ca();
   bool ok() const { return !directory.empty(); }
   std::string skip_reason;
