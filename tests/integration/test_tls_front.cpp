@@ -108,6 +108,21 @@ TEST_CASE("tls front: a name gets an ACME certificate from pebble on its first H
   INFO(error);
   CHECK(again.find("path=/again") != std::string::npos);
 
+  // The certificate lives in storage_dir: a restarted Caddy serves the same one (no new order,
+  // which a public CA would count against its rate limits).
+  // Caddy 2.6.2 loads a stored certificate without asking again (as tls_front.hpp says).
+  auto serial = c.peer_serial();
+  int asks = f.ask.times_asked(kSite);
+  f.caddy.kill();
+  std::string error2;
+  REQUIRE(f.caddy.start(f.settings, &error2));
+  tls_connection after;
+  bool reopened = after.open(f.settings.https_port, kSite, f.root);
+  INFO(after.error());
+  REQUIRE(reopened);
+  CHECK(after.peer_serial() == serial);
+  CHECK(f.ask.times_asked(kSite) == asks);
+
   // It is pebble's root that makes it valid: against another anchor (pebble's own HTTPS
   // certificate) the same handshake fails.
   tls_connection wrong;
@@ -231,6 +246,7 @@ TEST_CASE("tls front: internal mode serves a certificate chaining to the root in
   SKIP_UNLESS_READY(f);
   f.start();
   CHECK(f.root == f.settings.storage_dir + "/pki/authorities/local/root.crt");
+  CHECK(std::filesystem::exists(f.settings.storage_dir + "/pki/authorities/local/intermediate.crt"));
 
   tls_connection c;
   bool c_open = c.open(f.settings.https_port, kSite, f.root);
@@ -238,6 +254,8 @@ TEST_CASE("tls front: internal mode serves a certificate chaining to the root in
   REQUIRE(c_open);
   CHECK(c.peer_names() == std::vector<std::string>{kSite});
   CHECK(c.peer_issuer().find("Caddy Local Authority") != std::string::npos);
+  CHECK(c.peer_seconds_left() > 11 * 3600);  // 12 h leaves, as tls_front.hpp says
+  CHECK(c.peer_seconds_left() <= 12 * 3600);
   REQUIRE(c.write(std::string("GET / HTTP/1.1\r\nHost: ") + kSite + "\r\nConnection: close\r\n\r\n"));
   c.read_for(10s);
   CHECK(c.received().find("proto=https") != std::string::npos);

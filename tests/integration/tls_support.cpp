@@ -393,7 +393,7 @@ struct ask_server::impl {
   httplib::Server srv;
   std::thread th;
   std::mutex mu;
-  std::set<std::string> asked;
+  std::map<std::string, int> asked;
 };
 
 ask_server::ask_server(std::set<std::string> allowed) : impl_(std::make_unique<impl>()) {
@@ -401,7 +401,7 @@ ask_server::ask_server(std::set<std::string> allowed) : impl_(std::make_unique<i
     auto domain = req.get_param_value("domain");
     {
       std::lock_guard<std::mutex> lock(impl_->mu);
-      impl_->asked.insert(domain);
+      ++impl_->asked[domain];
     }
     res.status = allowed.count(domain) != 0 ? 200 : 404;
   });
@@ -418,7 +418,15 @@ ask_server::~ask_server() {
 
 std::set<std::string> ask_server::asked() {
   std::lock_guard<std::mutex> lock(impl_->mu);
-  return impl_->asked;
+  std::set<std::string> names;
+  for (auto& [name, n] : impl_->asked) names.insert(name);
+  return names;
+}
+
+int ask_server::times_asked(const std::string& name) {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  auto it = impl_->asked.find(name);
+  return it == impl_->asked.end() ? 0 : it->second;
 }
 
 // ---- pebble_ca ------------------------------------------------------------------------------
@@ -506,6 +514,10 @@ bool tls_front_process::start(const tls_front_settings& s, std::string* error) {
     return false;
   }
   return true;
+}
+
+void tls_front_process::kill() {
+  if (proc_.running()) proc_.kill9();
 }
 
 std::string tls_front_process::log() const { return read_file(dir_ + "/caddy.log"); }

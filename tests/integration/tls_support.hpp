@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <map>
 #include <set>
 #include <string>
 #include <thread>
@@ -96,6 +97,7 @@ class ask_server {
   ~ask_server();
   uint16_t port() const { return port_; }
   std::set<std::string> asked();
+  int times_asked(const std::string& name);
 
  private:
   struct impl;
@@ -130,6 +132,7 @@ class tls_front_process {
   // Settings for this dir: admin socket and storage in it, free ports, the given upstream/ask.
   tls_front_settings settings(const std::string& mode, uint16_t upstream_port, uint16_t ask_port) const;
   bool start(const tls_front_settings& s, std::string* error);
+  void kill();  // SIGKILL (start() may follow: a restart on the same storage)
   std::string log() const;
 
  private:
