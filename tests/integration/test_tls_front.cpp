@@ -129,6 +129,26 @@ TEST_CASE("tls front: a name gets an ACME certificate from pebble on its first H
   CHECK_FALSE(wrong.open(f.settings.https_port, kSite, f.pebble->ca_file));
 }
 
+TEST_CASE("tls front: ACME http-01 challenges are answered on the HTTP port that redirects everything else",
+          "[integration][tls]") {
+  front_fixture f("acme");
+  SKIP_UNLESS_READY(f);
+  // Only http-01 left (no dns-01 is configured): the certificate can only come through the
+  // "http" server, whose one route answers 308.
+  std::string error;
+  REQUIRE(f.caddy.start(f.settings, &error, [](nlohmann::json& c) {
+    c["apps"]["tls"]["automation"]["policies"][0]["issuers"][0]["challenges"] = {{"tls-alpn", {{"disabled", true}}}};
+  }));
+  INFO(f.caddy.log());
+  tls_connection c;
+  bool opened = c.open(f.settings.https_port, kSite, f.root);
+  INFO(c.error());
+  REQUIRE(opened);
+  CHECK(c.peer_issuer().find("Pebble") != std::string::npos);
+  // pebble validated by fetching /.well-known/acme-challenge/<token> on the HTTP port.
+  CHECK(read_file(f.tmp / "pebble/pebble.log").find("Attempting to validate w/ HTTP: http://") != std::string::npos);
+}
+
 TEST_CASE("tls front: a name the ask refuses gets no certificate and its handshake fails", "[integration][tls]") {
   front_fixture f("acme");
   SKIP_UNLESS_READY(f);

@@ -491,13 +491,16 @@ tls_front_settings tls_front_process::settings(const std::string& mode, uint16_t
   return s;
 }
 
-bool tls_front_process::start(const tls_front_settings& s, std::string* error) {
+bool tls_front_process::start(const tls_front_settings& s, std::string* error,
+                              const std::function<void(nlohmann::json&)>& adjust) {
   auto checked = check_tls_front(s);
   if (!checked) {
     *error = checked.message();
     return false;
   }
-  write_file(dir_ + "/caddy.json", tls_front_config(s).dump(2));
+  auto config = tls_front_config(s);
+  if (adjust) adjust(config);
+  write_file(dir_ + "/caddy.json", config.dump(2));
   // HOME/XDG in dir: nothing of Caddy's lands in the real home.
   proc_.start(tls_front_command(binary_, dir_ + "/caddy.json"),
               {{"HOME", dir_}, {"XDG_DATA_HOME", dir_ + "/xdg-data"}, {"XDG_CONFIG_HOME", dir_ + "/xdg-config"}},

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <map>
@@ -131,7 +132,9 @@ class tls_front_process {
   ~tls_front_process();
   // Settings for this dir: admin socket and storage in it, free ports, the given upstream/ask.
   tls_front_settings settings(const std::string& mode, uint16_t upstream_port, uint16_t ask_port) const;
-  bool start(const tls_front_settings& s, std::string* error);
+  // `adjust` may change the generated config before it is written (e.g. to force one challenge).
+  bool start(const tls_front_settings& s, std::string* error,
+             const std::function<void(nlohmann::json&)>& adjust = nullptr);
   void kill();  // SIGKILL (start() may follow: a restart on the same storage)
   std::string log() const;
 
