@@ -63,14 +63,17 @@ stop_pid() {  # PIDFILE NAME: KILL (only when the pid is still NAME). pebble kee
 skip() { echo "$*" >"$dir/skip-reason"; log "$*"; exit 0; }
 fail() { echo "$*" >"$dir/skip-reason"; log "$*"; stop; exit 1; }
 
-# N loopback ports free at once (all bound together, so they differ), one per line.
-free_ports() {
-  python3 - "$1" <<'EOF'
+# N loopback ports free at once (all bound together, so they differ), one per line, none of
+# the EXCLUDED ones (the sites' ports: free now, but Caddy binds them later).
+free_ports() {  # N EXCLUDED...
+  python3 - "$@" <<'EOF'
 import socket, sys
-socks = []
-for _ in range(int(sys.argv[1])):
+n, excluded = int(sys.argv[1]), set(int(p) for p in sys.argv[2:])
+socks, picked = [], []
+while len(picked) < n:
     s = socket.socket(); s.bind(("127.0.0.1", 0)); socks.append(s)
-print("\n".join(str(s.getsockname()[1]) for s in socks))
+    if s.getsockname()[1] not in excluded: picked.append(s.getsockname()[1])
+print("\n".join(str(p) for p in picked))
 EOF
 }
 
@@ -89,7 +92,7 @@ start() {
     -keyout "$dir/pebble-key.pem" -out "$dir/pebble-cert.pem" 2>"$dir/openssl.log" ||
     fail "openssl could not make pebble's certificate: $(tail -n 2 "$dir/openssl.log")"
 
-  mapfile -t ports < <(free_ports 4)
+  mapfile -t ports < <(free_ports 4 "$http_port" "$https_port")
   acme=${ports[0]}; mgmt=${ports[1]}; dns=${ports[2]}; cmgmt=${ports[3]}
 
   setsid pebble-challtestsrv -defaultIPv4 127.0.0.1 -defaultIPv6 "" -dns01 "127.0.0.1:$dns" \
