@@ -1,7 +1,7 @@
-// What the TLS front tests (test_tls_front.cpp) stand on: a TLS client on OpenSSL, a tiny
-// upstream standing in for HAProxy's host listener (plain GETs, a streamed answer, WebSocket
-// echo), an ask server, pebble through scripts/pebble.sh, and a real Caddy running
-// tls_front_config. Each helper kills what it started when it goes out of scope.
+// What the TLS front tests (test_tls_front.cpp) stand on besides the TLS client
+// (tls_client.hpp): a tiny upstream standing in for HAProxy's host listener (plain GETs, a
+// streamed answer, WebSocket echo), an ask server, pebble through scripts/pebble.sh, and a real
+// Caddy running tls_front_config. Each helper kills what it started when it goes out of scope.
 #pragma once
 #include <atomic>
 #include <chrono>
@@ -17,57 +17,9 @@
 
 #include "runtime/proxy/tls_front.hpp"
 #include "tests/integration/harness.hpp"
-
-typedef struct ssl_st SSL;
-typedef struct ssl_ctx_st SSL_CTX;
+#include "tests/integration/tls_client.hpp"
 
 namespace berth::it {
-
-// One TLS connection to 127.0.0.1:port with SNI `name`, verifying the server's certificate
-// against `ca_file` (chain and name). Blocking calls, each bounded by the timeout given.
-class tls_connection {
- public:
-  tls_connection() = default;
-  ~tls_connection();
-  tls_connection(const tls_connection&) = delete;
-  tls_connection& operator=(const tls_connection&) = delete;
-
-  // Connects and completes the handshake; false with error() set when either fails.
-  bool open(uint16_t port, const std::string& name, const std::string& ca_file,
-            const std::vector<std::string>& alpn = {"http/1.1"},
-            std::chrono::milliseconds timeout = std::chrono::seconds(20));
-  bool write(const std::string& bytes);
-  // Reads what arrives within `wait` into received(); false once the peer closed (or failed).
-  bool read_for(std::chrono::milliseconds wait);
-  // Reads until `received()` contains `needle`, the peer closes, or `timeout` passes.
-  bool read_until(const std::string& needle, std::chrono::milliseconds timeout);
-
-  const std::string& error() const { return error_; }
-  const std::string& received() const { return received_; }
-  void clear_received() { received_.clear(); }
-  std::string alpn() const;             // the protocol the server selected ("" = none)
-  std::string peer_subject() const;     // "CN=..." of the leaf certificate
-  std::string peer_issuer() const;      // "CN=..." of its issuer
-  std::vector<std::string> peer_names() const;  // DNS names of the leaf's subjectAltName
-  std::string peer_serial() const;      // the leaf's serial number, hex
-  int64_t peer_seconds_left() const;    // seconds from now to the leaf's notAfter
-
- private:
-  int fd_ = -1;
-  SSL_CTX* ctx_ = nullptr;
-  SSL* ssl_ = nullptr;
-  std::string error_, received_;
-};
-
-// "GET <path>" over a fresh verified connection with Connection: close; the whole answer as
-// received ("" and *error set when the handshake or the exchange failed).
-std::string tls_get(uint16_t port, const std::string& name, const std::string& ca_file,
-                    const std::string& path, std::string* error = nullptr);
-
-// A WebSocket frame as a client sends it (masked, FIN, text) and the payload of the first
-// complete server frame in `bytes` ("" when there is none yet).
-std::string ws_client_text_frame(const std::string& text);
-std::string ws_first_server_text(const std::string& bytes);
 
 // The stand-in for HAProxy's host listener on 127.0.0.1:port(). Answers
 //   GET /stream   "chunk 1\n", 1.5 s later "chunk 2\n" (chunked; tests a front that buffers)
