@@ -51,9 +51,12 @@
 
 namespace berth {
 
+// The default ACME directory (Let's Encrypt's production CA).
+inline constexpr const char* kLetsEncryptDirectory = "https://acme-v02.api.letsencrypt.org/directory";
+
 struct tls_front_settings {
   std::string mode = "internal";    // "acme" | "internal"
-  std::string acme_directory;       // ACME directory URL (acme mode), e.g. Let's Encrypt's
+  std::string acme_directory = kLetsEncryptDirectory;  // ACME directory URL (acme mode)
   std::string acme_email;           // account e-mail ("" = none)
   std::string acme_ca_root;         // PEM file trusted for the ACME server's own HTTPS; "" = system
   std::string listen_host = "0.0.0.0";  // where the sites' ports listen
