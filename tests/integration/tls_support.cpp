@@ -172,7 +172,7 @@ void tiny_upstream::serve(int fd) {
   if (path == "/stream") {
     send_all(fd, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n"
                  "Connection: close\r\n\r\n8\r\nchunk 1\n\r\n");
-    for (int i = 0; i < 15 && !stopping_; ++i) std::this_thread::sleep_for(100ms);
+    for (int i = 0; i < 200 && !stopping_ && !streams_released_; ++i) std::this_thread::sleep_for(50ms);
     send_all(fd, "8\r\nchunk 2\n\r\n0\r\n\r\n");
     return;
   }

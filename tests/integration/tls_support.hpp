@@ -22,7 +22,8 @@
 namespace berth::it {
 
 // The stand-in for HAProxy's host listener on 127.0.0.1:port(). Answers
-//   GET /stream   "chunk 1\n", 1.5 s later "chunk 2\n" (chunked; tests a front that buffers)
+//   GET /stream   "chunk 1\n", then "chunk 2\n" once release_streams() is called (at most
+//                 10 s later), chunked: a front that buffers holds chunk 1 back until then
 //   an Upgrade: websocket request  101, then echoes every text frame until a close frame
 //   anything else "upstream host=<Host> proto=<X-Forwarded-Proto> path=<path>\n"
 // Every answer but the WebSocket closes its connection. Threads are joined on destruction.
@@ -31,9 +32,11 @@ class tiny_upstream {
   tiny_upstream();
   ~tiny_upstream();
   uint16_t port() const { return port_; }
+  void release_streams() { streams_released_ = true; }
 
  private:
   void serve(int fd);
+  std::atomic<bool> streams_released_{false};
   int listen_fd_ = -1;
   uint16_t port_ = 0;
   std::atomic<bool> stopping_{false};
