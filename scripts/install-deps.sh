@@ -17,11 +17,11 @@ PKGS+=(libcurl4-openssl-dev libarchive-dev docker.io busybox-static docker-regis
 # A nodejs that ships its own npm (NodeSource's) conflicts with Debian's npm package: ask for
 # the packages only when the commands are missing.
 PKGS+=(libtomlplusplus-dev prometheus chromium)
+command -v node >/dev/null || PKGS+=(nodejs)
+command -v npm >/dev/null || PKGS+=(npm)
 # HTTPS for sites: the TLS front tests get certificates from pebble, Let's Encrypt's ACME test
 # server, on loopback (scripts/pebble.sh).
 PKGS+=(pebble)
-command -v node >/dev/null || PKGS+=(nodejs)
-command -v npm >/dev/null || PKGS+=(npm)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# A private ACME CA for the HTTPS tests: scripts/pebble.sh start DIR HTTP_PORT HTTPS_PORT | stop DIR
+# A private ACME CA for the HTTPS tests:
+#   scripts/pebble.sh start DIR HTTP_PORT HTTPS_PORT [VALIDITY_S] | stop DIR
 #
 # start: pebble-challtestsrv as pebble's DNS (every A query answers 127.0.0.1, no AAAA, its
 #   challenge servers off) and pebble (Debian 2.4, Let's Encrypt's ACME test server) whose
 #   validation connects to 127.0.0.1:HTTP_PORT (http-01) and :HTTPS_PORT (tls-alpn-01), the
-#   ports of the sites' TLS front. pebble's own HTTPS certificate (CN/SAN localhost, 127.0.0.1)
+#   ports of the sites' TLS front. Certificates last VALIDITY_S seconds (default: pebble's
+#   5 years; a short one lets a test watch a renewal). pebble's own HTTPS certificate (CN/SAN localhost, 127.0.0.1)
 #   is made here with openssl. Once the directory answers it prints
 #     directory=https://127.0.0.1:<port>/dir
 #     ca=<DIR>/pebble-cert.pem       (trust it for pebble's own HTTPS: the ACME client's "CA root")
@@ -61,20 +63,23 @@ stop_pid() {  # PIDFILE NAME: KILL (only when the pid is still NAME). pebble kee
 skip() { echo "$*" >"$dir/skip-reason"; log "$*"; exit 0; }
 fail() { echo "$*" >"$dir/skip-reason"; log "$*"; stop; exit 1; }
 
-# N loopback ports free at once (all bound together, so they differ), one per line.
-free_ports() {
-  python3 - "$1" <<'EOF'
+# N loopback ports free at once (all bound together, so they differ), one per line, none of
+# the EXCLUDED ones (the sites' ports: free now, but Caddy binds them later).
+free_ports() {  # N EXCLUDED...
+  python3 - "$@" <<'EOF'
 import socket, sys
-socks = []
-for _ in range(int(sys.argv[1])):
+n, excluded = int(sys.argv[1]), set(int(p) for p in sys.argv[2:])
+socks, picked = [], []
+while len(picked) < n:
     s = socket.socket(); s.bind(("127.0.0.1", 0)); socks.append(s)
-print("\n".join(str(s.getsockname()[1]) for s in socks))
+    if s.getsockname()[1] not in excluded: picked.append(s.getsockname()[1])
+print("\n".join(str(p) for p in picked))
 EOF
 }
 
 start() {
-  local http_port=${3:-} https_port=${4:-} ports acme mgmt dns cmgmt i
-  [[ $http_port =~ ^[0-9]+$ && $https_port =~ ^[0-9]+$ ]] || { echo "usage: $0 start DIR HTTP_PORT HTTPS_PORT" >&2; exit 2; }
+  local http_port=${3:-} https_port=${4:-} validity=${5:-157766400} ports acme mgmt dns cmgmt i
+  [[ $http_port =~ ^[0-9]+$ && $https_port =~ ^[0-9]+$ && $validity =~ ^[0-9]+$ ]] || { echo "usage: $0 start DIR HTTP_PORT HTTPS_PORT [VALIDITY_S]" >&2; exit 2; }
   rm -f "$dir/skip-reason" "$dir/root.pem"
   command -v pebble >/dev/null && command -v pebble-challtestsrv >/dev/null ||
     skip "pebble is not installed (Debian pebble)"
@@ -87,7 +92,7 @@ start() {
     -keyout "$dir/pebble-key.pem" -out "$dir/pebble-cert.pem" 2>"$dir/openssl.log" ||
     fail "openssl could not make pebble's certificate: $(tail -n 2 "$dir/openssl.log")"
 
-  mapfile -t ports < <(free_ports 4)
+  mapfile -t ports < <(free_ports 4 "$http_port" "$https_port")
   acme=${ports[0]}; mgmt=${ports[1]}; dns=${ports[2]}; cmgmt=${ports[3]}
 
   setsid pebble-challtestsrv -defaultIPv4 127.0.0.1 -defaultIPv6 "" -dns01 "127.0.0.1:$dns" \
@@ -104,7 +109,8 @@ start() {
   "httpPort": $http_port,
   "tlsPort": $https_port,
   "ocspResponderURL": "",
-  "externalAccountBindingRequired": false
+  "externalAccountBindingRequired": false,
+  "certificateValidityPeriod": $validity
 }}
 EOF
   PEBBLE_VA_NOSLEEP=1 PEBBLE_WFE_NONCEREJECT=0 setsid pebble -config "$dir/pebble.json" \

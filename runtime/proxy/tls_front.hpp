@@ -28,12 +28,15 @@
 // Certificates: a name's first TLS handshake asks the ask endpoint (200 = allowed; anything
 // else, or no answer, fails that handshake) and then obtains the certificate during the
 // handshake (http-01 on http_port or tls-alpn-01 on https_port: the CA must reach this host on
-// those ports). After a Caddy restart a name is asked again before its stored certificate is
-// loaded, so the ask endpoint (HAProxy) must be up for new handshakes.
-// Expiry: Caddy renews every certificate it manages by itself (scan every 10 min; renewal when
-// about a third of the lifetime is left, in the background while Caddy runs, else at the next
-// handshake). A failed renewal is retried with backoff and the old certificate keeps being
-// served until it expires; after that handshakes for the name fail until a renewal succeeds.
+// those ports). Certificates are kept in storage_dir: a restarted Caddy (2.6.2) loads a stored
+// one at the name's next handshake without asking again and without a new order (public CAs
+// rate-limit orders: keep storage_dir across restarts).
+// Expiry: Caddy renews every certificate it manages by itself, when about a third of its
+// lifetime is left (its maintenance scan runs every 10 min, and a handshake that finds its
+// certificate due renews it too; test_tls_front checks it with 30 s pebble certificates: a new
+// one was served ~10 s before the old one's end, no handshake failed). A failed renewal is
+// retried with backoff while the old certificate is served; once that has expired, handshakes
+// for the name fail until a renewal succeeds.
 // Internal CA: its root lands in <storage_dir>/pki/authorities/local/root.crt (and its
 // intermediate beside it, intermediate.crt); leaf certificates last 12 h and are renewed the
 // same way. Clients trust that root file (it is never installed anywhere by Caddy).
@@ -48,9 +51,12 @@
 
 namespace berth {
 
+// The default ACME directory (Let's Encrypt's production CA).
+inline constexpr const char* kLetsEncryptDirectory = "https://acme-v02.api.letsencrypt.org/directory";
+
 struct tls_front_settings {
   std::string mode = "internal";    // "acme" | "internal"
-  std::string acme_directory;       // ACME directory URL (acme mode), e.g. Let's Encrypt's
+  std::string acme_directory = kLetsEncryptDirectory;  // ACME directory URL (acme mode)
   std::string acme_email;           // account e-mail ("" = none)
   std::string acme_ca_root;         // PEM file trusted for the ACME server's own HTTPS; "" = system
   std::string listen_host = "0.0.0.0";  // where the sites' ports listen
