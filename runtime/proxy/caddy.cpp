@@ -143,8 +143,10 @@ json reverse_proxy_json(uint16_t upstream_port) {
 }
 
 json host_route_json(const proxy_route& route) {
+  auto hosts = json::array({route.host});
+  for (auto& d : route.domains) hosts.push_back(d);  // custom domains answer like the host
   return {{"@id", caddy_host_route_id(route.id)},
-          {"match", json::array({{{"host", json::array({route.host})}}})},
+          {"match", json::array({{{"host", hosts}}})},
           {"handle", json::array({reverse_proxy_json(route.upstream_port)})},
           {"terminal", true}};
 }

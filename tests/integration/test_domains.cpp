@@ -346,12 +346,9 @@ TEST_CASE("domains: in proxy mode the production route carries the manifest's do
   CHECK(eventually([&] { return fetch(e.stable).body == "release 2\n"; }, 5s));
 }
 
-// Needs a router that matches proxy_route.domains: the HAProxy engine (hosts.map). Today's
-// Caddy engine (runtime/proxy/caddy.cpp) matches proxy_route.host only, so on it this test
-// fails at the custom-domain fetch (404 from the shared listener); [!mayfail] keeps the suite
-// green until the HAProxy engine is wired - then remove the tag.
+// The router matches proxy_route.domains like the host (HAProxy: hosts.map).
 TEST_CASE("domains: in proxy mode a request with Host set to a custom domain reaches the project",
-          "[integration][domains][proxy][!mayfail]") {
+          "[integration][domains][proxy]") {
   if (caddy_binary().empty()) {
     WARN("caddy is not installed: proxy mode test skipped");
     return;
