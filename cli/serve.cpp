@@ -78,7 +78,9 @@ bool resolve_switch_mode(config& cfg) {
   std::string engine = p.engine == "auto" ? (!haproxy.empty() ? "haproxy" : "caddy") : p.engine;
   auto binary = engine == "haproxy" ? haproxy : caddy;
   if ((p.switch_mode == "proxy" || p.engine != "auto") && p.switch_mode != "direct" && binary.empty()) {
-    log_kv(spdlog::level::critical, "proxy mode needs " + engine + ", which was not found",
+    log_kv(spdlog::level::critical,
+           p.engine == "auto" ? "proxy mode needs haproxy or caddy, and neither was found"
+                              : "proxy mode needs " + engine + ", which was not found",
            {{"haproxy", p.haproxy}, {"caddy", p.caddy}});
     return false;
   }

@@ -90,7 +90,7 @@ TEST_CASE("caddy admin - only on a private unix socket: no TCP admin port, nothi
   }
   temp_dir tmp;
   uint16_t http_port = free_port();
-  server srv(tmp.path(), deploy_server_options({"--switch-mode", "proxy", "--caddy", caddy, "--proxy-http-port",
+  server srv(tmp.path(), deploy_server_options({"--switch-mode", "proxy", "--proxy-engine", "caddy", "--caddy", caddy, "--proxy-http-port",
                                                 std::to_string(http_port)}));
   json proxy;
   REQUIRE(eventually([&] {

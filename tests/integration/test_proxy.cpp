@@ -598,7 +598,7 @@ TEST_CASE("proxy - mode selection auto falls back to direct and proxy needs a ro
   CHECK_FALSE(r.timed_out);
   CHECK(r.exit_code != 0);
   CHECK(r.exit_code != -1);
-  CHECK((r.out + r.err).find("proxy mode needs haproxy") != std::string::npos);
+  CHECK((r.out + r.err).find("proxy mode needs haproxy or caddy") != std::string::npos);
   kill_processes_in(tmp.path());
 }
 

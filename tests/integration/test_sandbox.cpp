@@ -309,26 +309,37 @@ TEST_CASE("sandbox - a project made without a uid gets one at the next start, re
   CHECK(recorded_uid(srv, "newer") == 62101);
 }
 
-TEST_CASE("sandbox - an app and its build cannot reach Caddy's admin API", "[integration][sandbox][proxy]") {
-  std::string caddy;
+TEST_CASE("sandbox - an app and its build cannot reach the proxy's admin sockets", "[integration][sandbox][proxy]") {
+  std::string caddy, haproxy;
   for (const char* p : {"/usr/bin/caddy", "/usr/local/bin/caddy"})
     if (::access(p, X_OK) == 0) caddy = p;
-  if (caddy.empty()) {
-    WARN("caddy is not installed: skipped");
+  for (const char* p : {"/usr/sbin/haproxy", "/usr/bin/haproxy"})
+    if (::access(p, X_OK) == 0) haproxy = p;
+  if (caddy.empty() || haproxy.empty()) {
+    WARN("caddy or haproxy is not installed: skipped");
     return;
   }
   umask_077 umask;
   temp_dir tmp;
-  server srv(tmp.path(), deploy_server_options({"--switch-mode", "proxy", "--caddy", caddy, "--proxy-http-port",
+  // HAProxy routes (its runtime API and master CLI) and Caddy fronts HTTPS (its admin API).
+  server srv(tmp.path(), deploy_server_options({"--switch-mode", "proxy", "--caddy", caddy, "--haproxy", haproxy,
+                                                "--sites-tls", "internal", "--proxy-http-port",
                                                 std::to_string(free_port())}));
   REQUIRE(eventually([&] { return srv.health().at("proxy").value("status", "") == "running"; }, 15s));
-  // The socket is there and answers berth's user: a probe that cannot connect is confined.
-  auto socket_path = srv.data_dir() + "/proxy/admin/caddy.sock";
-  REQUIRE(fs::exists(socket_path));
+  // The sockets are there and answer berth's user: a probe that cannot connect is confined.
+  std::map<std::string, std::string> sockets{{"haproxy_admin", "/proxy/haproxy/admin.sock"},
+                                             {"haproxy_master", "/proxy/haproxy/master.sock"},
+                                             {"tls_front_admin", "/proxy/front/admin/caddy.sock"}};
+  for (auto& [name, path] : sockets) {
+    INFO(name);
+    REQUIRE(eventually([&] { return fs::exists(srv.data_dir() + path); }, 10s));
+  }
   REQUIRE(srv.api().post("/api/projects", probe_manifest("snoop", make_probe(tmp, "src"), srv)).status == 201);
   deploy(srv, "snoop");
   auto seen = get_json(production(srv, "snoop").at("port").get<uint16_t>(), "/");
   INFO(seen.dump(1));
-  CHECK(seen.at("build").at("caddy_admin") == "missing");
-  CHECK(seen.at("app").at("caddy_admin") == "missing");
+  for (auto& [name, path] : sockets) {
+    CHECK(seen.at("build").at(name) == "missing");
+    CHECK(seen.at("app").at(name) == "missing");
+  }
 }

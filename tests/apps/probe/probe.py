@@ -92,6 +92,9 @@ def report():
         "write_tmp": write(os.environ.get("TMPDIR", "/tmp")),
         "write_app_data": write(os.environ.get("BERTH_APP_DATA", "/nonexistent")),
         "caddy_admin": connect_unix(os.path.join(data, "proxy", "admin", "caddy.sock")),
+        "haproxy_admin": connect_unix(os.path.join(data, "proxy", "haproxy", "admin.sock")),
+        "haproxy_master": connect_unix(os.path.join(data, "proxy", "haproxy", "master.sock")),
+        "tls_front_admin": connect_unix(os.path.join(data, "proxy", "front", "admin", "caddy.sock")),
         "home": os.environ.get("HOME", ""),
         "app_data": os.environ.get("BERTH_APP_DATA", ""),
     }
