@@ -40,9 +40,11 @@ struct traffic_report {
   double longest_stall_ms = 0;       // longest time between two completed requests/echoes/chunks
   std::vector<std::string> errors;
   std::vector<std::string> bodies_seen;  // distinct response bodies' first line (which release answered)
+  std::vector<double> clean_close_at_ms;  // when each clean close came, ms after start()
+  std::string protocol;                   // what the last connection spoke: "http/1.1" or "h2"
 };
 
-// Runs on its own thread from start() to stop(); report() may be read after stop().
+// Runs on its own thread from start() to stop() (or destruction); stop() returns the figures.
 class traffic_client {
  public:
   virtual ~traffic_client();
@@ -51,9 +53,22 @@ class traffic_client {
   traffic_report snapshot();  // figures so far (thread-safe)
  protected:
   virtual void run(std::atomic<bool>& stopping) = 0;
+  // For run(): each records one event (thread-safe). ok/progress end a stall; a failure or an
+  // unexpected close is described in `errors` (with the time since start).
+  void note_ok(double latency_ms, const std::string& body);
+  void note_progress();  // a chunk or a message arrived: the stall clock restarts
+  void note_failed(const std::string& what);
+  void note_unexpected_close(const std::string& what);
+  void note_clean_close();
+  void note_protocol(const std::string& p);
+  double ms_since_start() const;
+  // Sleeps `d` or until stop() (true when stopping).
+  bool pause(std::chrono::milliseconds d);
   std::mutex mu_;
   traffic_report rep_;
  private:
+  void note_error(const std::string& what);
+  std::chrono::steady_clock::time_point started_, last_progress_;
   std::atomic<bool> stopping_{false};
   std::thread th_;
 };
