@@ -3,6 +3,7 @@
 #include <dirent.h>
 
 #include <cmath>
+#include <algorithm>
 #include <cstdlib>
 #include <fstream>
 #include <set>
@@ -48,7 +49,8 @@ void crash_probe::loop() {
     c.close();
     {
       std::lock_guard<std::mutex> g(mu_);
-      samples_.push_back({t0, error.empty(), error});
+      samples_.push_back({t0, std::chrono::duration<double, std::milli>(clock_type::now() - t0).count(),
+                          error.empty(), error});
     }
     next += 10ms;
     auto now = clock_type::now();
@@ -62,10 +64,11 @@ nlohmann::json crash_probe::figures_since(clock_type::time_point from) const {
   uint64_t n = 0, failed = 0;
   std::string first_error;
   const sample* last_failure = nullptr;
-  double recovery_ms = 0;
+  double recovery_ms = 0, slowest_ok_ms = 0;
   for (auto& s : samples_) {
     if (s.start < from) continue;
     ++n;
+    if (s.ok) slowest_ok_ms = std::max(slowest_ok_ms, s.ms);
     if (!s.ok) {
       ++failed;
       if (first_error.empty()) first_error = s.error;
@@ -81,7 +84,8 @@ nlohmann::json crash_probe::figures_since(clock_type::time_point from) const {
       }
   }
   return {{"route", route_}, {"requests", n}, {"failed", failed}, {"first_error", first_error},
-          {"recovery_ms", std::round(recovery_ms * 10) / 10}};
+          {"recovery_ms", std::round(recovery_ms * 10) / 10},
+          {"slowest_ok_ms", std::round(slowest_ok_ms * 10) / 10}};
 }
 
 namespace {

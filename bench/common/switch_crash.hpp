@@ -26,13 +26,15 @@ class crash_probe {
   void stop();
   // Figures for the requests that started at or after `from`: requests, failed, the first
   // failure's description, and recovery_ms = from `from` to the first success after the last
-  // failure (0 without failures; -1 when it never recovered).
+  // failure (0 without failures; -1 when it never recovered), slowest_ok_ms = the longest
+  // successful request (a crash a proxy in front hides by retrying shows here).
   nlohmann::json figures_since(std::chrono::steady_clock::time_point from) const;
   const std::string& route() const { return route_; }
 
  private:
   struct sample {
     std::chrono::steady_clock::time_point start;
+    double ms;  // until the answer or the failure
     bool ok;
     std::string error;
   };

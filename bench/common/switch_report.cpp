@@ -93,9 +93,10 @@ void switch_results::print_crashes() const {
                   fmt(x.value(std::string(what) == "router_kill" ? "restarted_running_ms" : "restarted_ready_ms", -1.0), 0)
                       .c_str());
       for (auto& r : x["routes"])
-        std::printf("  [%s: %llu reqs, %llu failed, recovered after %s ms%s%s]", r.value("route", "").c_str(),
-                    static_cast<unsigned long long>(r.value("requests", 0)),
+        std::printf("  [%s: %llu reqs, %llu failed, recovered after %s ms, slowest ok %s ms%s%s]",
+                    r.value("route", "").c_str(), static_cast<unsigned long long>(r.value("requests", 0)),
                     static_cast<unsigned long long>(r.value("failed", 0)), fmt(r.value("recovery_ms", 0.0), 0).c_str(),
+                    fmt(r.value("slowest_ok_ms", 0.0), 0).c_str(),
                     r.value("first_error", "").empty() ? "" : ", first: ",
                     r.value("first_error", "").c_str());
       std::printf("\n");
