@@ -15,7 +15,7 @@
 //   neighbour  the same clients on A while --deploys deploys of B run
 // Stable port in the HTTP modes, the HTTPS listener in the https mode. Runs alternate the modes;
 // --runs (3) runs, medians per mode x scenario x kind, per-run failures printed in brackets.
-// Then (first run only, --no-crash skips it) per mode: steady new-connection GETs on A's stable
+// Then (each run; --no-crash skips it) per mode: steady new-connection GETs on A's stable
 // port and host route while the router's master is SIGKILLed (proxy modes; berth restarts it),
 // and then while berth itself is SIGKILLed and restarted on the same data dir.
 //
@@ -349,8 +349,9 @@ int main(int argc, char** argv) {
         results.add(mode, own ? "own" : "neighbour", run, figs, deploy_ms);
         if (p.verbose) results.print_run(mode, own ? "own" : "neighbour", run);
       }
-      if (p.crash && run == 0) {
+      if (p.crash) {
         results.crashes.push_back(run_crash(*env));
+        results.crashes.back()["run"] = run + 1;
         if (p.verbose) std::printf("  crash: %s\n", results.crashes.back().dump().c_str());
       }
       g_session.cleanup();

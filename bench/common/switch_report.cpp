@@ -84,23 +84,49 @@ void switch_results::print_table(const std::vector<std::string>& modes) const {
 
 void switch_results::print_crashes() const {
   if (crashes.empty()) return;
-  std::printf("\ncrashes (new-connection GET every 10 ms per route; figures from the kill on):\n");
+  std::printf("\ncrashes (new-connection GET every 10 ms per route, counted from the kill; median (per run)):\n");
+  // mode, what, route -> the runs' figures (crashes are stored run by run)
+  std::map<std::tuple<std::string, std::string, std::string>, std::vector<json>> routes;
+  std::map<std::pair<std::string, std::string>, std::vector<double>> restarted;
+  std::vector<std::tuple<std::string, std::string, std::string>> order;
   for (auto& c : crashes)
     for (const char* what : {"router_kill", "berth_kill"}) {
       if (!c.contains(what)) continue;
       auto& x = c[what];
-      std::printf("  %-19s %-11s restarted after %s ms:", c.value("mode", "").c_str(), what,
-                  fmt(x.value(std::string(what) == "router_kill" ? "restarted_running_ms" : "restarted_ready_ms", -1.0), 0)
-                      .c_str());
-      for (auto& r : x["routes"])
-        std::printf("  [%s: %llu reqs, %llu failed, recovered after %s ms, slowest ok %s ms%s%s]",
-                    r.value("route", "").c_str(), static_cast<unsigned long long>(r.value("requests", 0)),
-                    static_cast<unsigned long long>(r.value("failed", 0)), fmt(r.value("recovery_ms", 0.0), 0).c_str(),
-                    fmt(r.value("slowest_ok_ms", 0.0), 0).c_str(),
-                    r.value("first_error", "").empty() ? "" : ", first: ",
-                    r.value("first_error", "").c_str());
-      std::printf("\n");
+      restarted[{c.value("mode", ""), what}].push_back(
+          x.value(std::string(what) == "router_kill" ? "restarted_running_ms" : "restarted_ready_ms", -1.0));
+      for (auto& r : x["routes"]) {
+        std::tuple<std::string, std::string, std::string> k{c.value("mode", ""), what, r.value("route", "")};
+        if (!routes.count(k)) order.push_back(k);
+        routes[k].push_back(r);
+      }
     }
+  std::stable_sort(order.begin(), order.end(), [](auto& a, auto& b) { return std::get<0>(a) < std::get<0>(b); });
+  auto runs_of = [](const std::vector<json>& v, const char* field) {
+    std::vector<double> xs;
+    for (auto& r : v) xs.push_back(r.value(field, 0.0));
+    std::string s = fmt(median(xs), 0);
+    if (xs.size() > 1) {
+      s += " (";
+      for (size_t i = 0; i < xs.size(); ++i) s += (i ? "/" : "") + fmt(xs[i], 0);
+      s += ")";
+    }
+    return s;
+  };
+  std::printf("  %-19s %-11s %-11s %-18s %-18s %-20s %-16s %s\n", "mode", "killed", "route", "restarted ms",
+              "failed", "recovered after ms", "slowest ok ms", "first failure");
+  for (auto& k : order) {
+    auto& v = routes.at(k);
+    std::vector<json> rs;
+    for (auto ms : restarted.at({std::get<0>(k), std::get<1>(k)})) rs.push_back({{"x", ms}});
+    std::string first;
+    for (auto& r : v)
+      if (first.empty()) first = r.value("first_error", "");
+    std::printf("  %-19s %-11s %-11s %-18s %-18s %-20s %-16s %s\n", std::get<0>(k).c_str(),
+                std::get<1>(k) == "router_kill" ? "router" : "berth", std::get<2>(k).c_str(), runs_of(rs, "x").c_str(),
+                runs_of(v, "failed").c_str(), runs_of(v, "recovery_ms").c_str(), runs_of(v, "slowest_ok_ms").c_str(),
+                first.c_str());
+  }
   std::fflush(stdout);
 }
 
