@@ -105,6 +105,16 @@ void session::start_berth(const std::vector<std::string>& args, api_client& api,
   }
 }
 
+void session::kill_berth() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (berth_ <= 0) return;
+  ::kill(berth_, SIGKILL);
+  int st = 0;
+  while (::waitpid(berth_, &st, 0) < 0 && errno == EINTR) {
+  }
+  berth_ = -1;
+}
+
 void session::cleanup_locked() {
   if (berth_ > 0) {
     ::kill(berth_, SIGKILL);

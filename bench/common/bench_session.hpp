@@ -34,6 +34,9 @@ class session {
   // Safe from any thread; a no-op when nothing runs. final_cleanup() also refuses new dirs.
   void cleanup();
   void final_cleanup();
+  // SIGKILLs berth alone (its releases and proxy go on, as after a crash) and reaps it; the
+  // temp dir stays for a start_berth with the same data dir. No-op when none runs.
+  void kill_berth();
   // Prints what failed and berth's log tail, cleans up, exits 1 (without static destructors:
   // load threads may still run).
   [[noreturn]] void fail(const std::string& what, const std::string& extra = "");
