@@ -83,6 +83,15 @@ pid_t front_pid(const std::string& front_dir) {
   return 0;
 }
 
+// Whether the front stored anything (certificate, key, metadata) named after `name`.
+bool stored_for(const std::string& storage_dir, const std::string& name) {
+  std::error_code ec;
+  for (auto it = fs::recursive_directory_iterator(storage_dir, ec); !ec && it != fs::recursive_directory_iterator();
+       it.increment(ec))
+    if (it->path().filename() == name) return true;
+  return false;
+}
+
 // berth with --sites-tls `mode` on chosen site ports, projects A (with kDomain) and B deployed
 // at release 1. In acme mode pebble validates on those ports. skip says why it cannot run.
 struct https_env {
@@ -224,7 +233,7 @@ void check_no_failures(https_clients& c) {
 
 }  // namespace
 
-TEST_CASE("sites https: acme certificates from pebble on demand, 308, h2, custom domain, zero failures across deploys",
+TEST_CASE("sites https: acme certificates from pebble on demand for projects and custom domains with 308 and h2 and zero failures across deploys",
           "[integration][proxy][tls][https]") {
   https_env e("acme");
   SKIP_UNLESS_READY(e);
@@ -263,6 +272,8 @@ TEST_CASE("sites https: acme certificates from pebble on demand, 308, h2, custom
   tls_connection stranger;
   CHECK_FALSE(stranger.open(e.https_port, "nobody.localhost", e.root));
   INFO("stranger's handshake: " << stranger.error());
+  CHECK_FALSE(stored_for(e.front_dir() + "/data", "nobody.localhost"));
+  CHECK(stored_for(e.front_dir() + "/data", site));
 
   // A's custom domain gets its own certificate and reaches A.
   tls_connection custom;
@@ -286,6 +297,7 @@ TEST_CASE("sites https: acme certificates from pebble on demand, 308, h2, custom
     std::cout << "[sites https] three deploys of A, HTTPS clients of A:" << clients.figures() << std::endl;
     INFO("clients:" << clients.figures() << "\n--- server log tail ---\n" << e.log_tail());
     check_no_failures(clients);
+    CHECK(clients.reports["websocket"].clean_closes == 3);  // one a deploy, when the old release's drain ended
     auto& get = clients.reports["new-connection-get"];
     for (auto* release : {"release 1", "release 4"})  // the answering release changed
       CHECK(std::find(get.bodies_seen.begin(), get.bodies_seen.end(), release) != get.bodies_seen.end());
@@ -310,7 +322,7 @@ TEST_CASE("sites https: acme certificates from pebble on demand, 308, h2, custom
   CHECK(e.https_get(B + ".localhost") == "release 4\n");
 }
 
-TEST_CASE("sites https: internal CA, berth kill -9 and restart adopts the TLS front with zero failed requests",
+TEST_CASE("sites https: internal CA and a berth kill -9 whose restart adopts the TLS front with zero failed requests",
           "[integration][proxy][tls][https]") {
   https_env e("internal");
   SKIP_UNLESS_READY(e);
@@ -330,7 +342,9 @@ TEST_CASE("sites https: internal CA, berth kill -9 and restart adopts the TLS fr
   https_clients clients(e, site, false);
   std::this_thread::sleep_for(500ms);
   e.srv->kill9();
-  std::this_thread::sleep_for(500ms);  // served with no berth at all
+  std::this_thread::sleep_for(500ms);  // the clients keep going with no berth at all
+  std::string while_down_error;
+  auto while_down = e.https_get(site, &while_down_error);
   e.srv->start();
   bool adopted = eventually([&] { return e.srv->log().find("adopted the TLS front") != std::string::npos; }, 10s);
   std::this_thread::sleep_for(1000ms);
@@ -338,6 +352,10 @@ TEST_CASE("sites https: internal CA, berth kill -9 and restart adopts the TLS fr
   std::cout << "[sites https] berth kill -9 and restart, HTTPS clients of A:" << clients.figures() << std::endl;
   INFO("clients:" << clients.figures() << "\n--- server log tail ---\n" << e.log_tail());
   CHECK(adopted);
+  {
+    INFO("with berth down: " << while_down_error);
+    CHECK(while_down == "release 1\n");
+  }
   CHECK(front_pid(e.front_dir()) == front);
   CHECK(e.srv->health().value("proxy", json::object()).value("status", "") == "running");
   check_no_failures(clients);
