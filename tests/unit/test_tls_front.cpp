@@ -69,7 +69,7 @@ TEST_CASE("tls front config: admin on the unix socket, storage, both servers, on
   CHECK(c["apps"]["pki"]["certificate_authorities"]["local"]["install_trust"] == false);
 }
 
-TEST_CASE("tls front config: port 443 needs no port in the redirect; internal issuer; system roots", "[tls]") {
+TEST_CASE("tls front config: port 443 needs no port in the redirect - internal issuer - system roots", "[tls]") {
   auto s = acme_settings();
   s.https_port = 443;
   s.acme_ca_root = "";
