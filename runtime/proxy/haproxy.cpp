@@ -145,18 +145,19 @@ std::string haproxy_config(const router_layout& l) {
        // Streamed answers (SSE, chunked progress) pass at once: without it HAProxy holds small
        // writes back (a stream's first byte came after ~200 ms, chunks 100 ms apart in bursts).
        "    option http-no-delay\n"
-       // Upstream connections stay private to the client connection that opened them (one per
-       // upstream it used, up to 10) and are reused by its next requests to the same upstream;
-       // never one to another upstream after a map flip (test_haproxy_admin.cpp). Measured with
-       // set-dst routing (4 kept-alive clients round-robin over 3 hosts, 120 requests): "never"
-       // opened 12 upstream connections, "safe" 49, "always" 52 - safe/always reuse only the
-       // first upstream a client connection used. Nothing is shared between clients, so a
-       // client's first request never lands on an idle connection an app is closing.
-       "    http-reuse never\n"
-       // Only failed connects are retried: a request that reached an upstream (a POST) is
-       // never sent twice.
+       // Idle upstream connections are shared by every client (as Caddy's pool does): a
+       // client's new connection does not make a new connection to the app. Without it
+       // ("never") each new client connection opened one, and an app with a small accept
+       // queue (Python's http.server: 5) overflowed under load and answered some with a reset
+       // (502s in the proxy test under ctest -j2). A connection is only reused for the upstream
+       // it was opened to (set-dst is part of its key; test_haproxy_admin.cpp checks flips).
+       "    http-reuse always\n"
+       // Failed connects are retried for every request. A request that reached an app is
+       // retried only when nothing came back at all (an idle connection the app closed as it
+       // was reused) and only for GET/HEAD/OPTIONS (backend "upstream"): a POST is never sent
+       // twice.
        "    retries 3\n"
-       "    retry-on conn-failure\n"
+       "    retry-on conn-failure empty-response\n"
        "    timeout connect 2s\n"
        // Header within 30 s (slow clients), idle kept-alive connections closed after 75 s.
        "    timeout http-request 30s\n"
@@ -204,6 +205,7 @@ std::string haproxy_config(const router_layout& l) {
        // Both maps are always loaded (even with no frontend using one), so `set map` finds them.
        "    http-request set-var(txn.unused) dst_port,map(" << ports_map << ") if FALSE\n"
        "    http-request set-var(txn.unused) req.hdr(host),map(" << hosts_map << ") if FALSE\n"
+       "    http-request disable-l7-retry unless METH_GET or METH_HEAD or METH_OPTIONS\n"
        "    http-request set-dst-port var(txn.up)\n"
        "    http-request set-dst ipv4(127.0.0.1)\n"
        "    server s 0.0.0.0:0\n";

@@ -63,11 +63,12 @@ TEST_CASE("haproxy: the config binds the stable ports and routes only through th
   CHECK(has(cfg, "stats socket /var/lib/berth/proxy/admin.sock mode 600 level admin expose-fd listeners"));
   CHECK(has(cfg, "log stderr format raw local0 err"));
   // Defaults that keep clients' connections whole.
-  for (const char* line : {"mode http", "option idle-close-on-response", "option forwardfor", "http-reuse never",
-                           "retry-on conn-failure", "timeout connect 2s", "timeout tunnel 1h",
+  for (const char* line : {"mode http", "option idle-close-on-response", "option forwardfor", "http-reuse always",
+                           "retry-on conn-failure empty-response", "disable-l7-retry unless METH_GET or METH_HEAD or METH_OPTIONS", "timeout connect 2s", "timeout tunnel 1h",
                            "timeout http-keep-alive"})
     CHECK(has(cfg, line));
-  CHECK_FALSE(has(cfg, "empty-response"));  // a POST is never sent twice
+  // A POST is never sent twice: only connect failures are retried for it.
+  CHECK(cfg.find("disable-l7-retry") < cfg.find("set-dst-port"));
   // Binds: the shared listener on listen_host, stable ports (even one with no upstream yet) on
   // loopback, the ask frontend on loopback.
   CHECK(has(cfg, "bind 127.0.0.1:8080\n"));
