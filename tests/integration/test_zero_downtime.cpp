@@ -5,7 +5,9 @@
 // client that never resends, a new-connection GET client and a streaming reader on each.
 // Across A's own deploys a WebSocket may close only when the old release's drain ends, and
 // cleanly; across a neighbour's deploys and delete nothing of A's is touched at all.
+// BERTH_IT_PROXY_ENGINE=caddy (or haproxy) in the test's environment picks the router.
 #include <algorithm>
+#include <cstdlib>
 #include <filesystem>
 #include <iostream>
 #include <map>
@@ -75,9 +77,12 @@ struct zd_env {
   uint16_t a_port = 0, b_port = 0;
 
   zd_env() {
-    srv = std::make_unique<server>(
-        tmp.path(), deploy_server_options({"--switch-mode", "proxy", "--caddy", "/usr/bin/caddy", "--proxy-http-port",
-                                           std::to_string(http_port), "--drain-ms", std::to_string(drain_ms)}));
+    std::vector<std::string> args{"--switch-mode", "proxy", "--caddy", "/usr/bin/caddy", "--proxy-http-port",
+                                  std::to_string(http_port), "--drain-ms", std::to_string(drain_ms)};
+    // BERTH_IT_PROXY_ENGINE=caddy|haproxy measures one router on purpose (default: berth's choice).
+    if (const char* engine = std::getenv("BERTH_IT_PROXY_ENGINE"); engine && *engine)
+      args.insert(args.end(), {"--proxy-engine", engine});
+    srv = std::make_unique<server>(tmp.path(), deploy_server_options(args));
     a_src = make_app(tmp, "a-src", "1");
     b_src = make_app(tmp, "b-src", "1");
     for (auto [name, src] : {std::pair{A, a_src}, std::pair{B, b_src}}) {
