@@ -1,4 +1,5 @@
-// Zero downtime, as users see it: a real `berth serve --switch-mode proxy --drain-ms 3000` with
+// Zero downtime, as users see it: a real `berth serve --switch-mode proxy --drain-ms 3000` (its
+// default router: HAProxy when installed, else Caddy) with
 // two projects A and B from tests/apps/traffic, and real clients (traffic_support.hpp) on A's
 // stable port and on the host listener (Host: alpha.localhost): a WebSocket, a kept-alive POST
 // client that never resends, a new-connection GET client and a streaming reader on each.
@@ -29,10 +30,15 @@ constexpr int drain_ms = 3000;
 const std::string A = "alpha", B = "bravo";  // project names (3 characters at least)
 constexpr int health_timeout_s = 15;  // test servers share two cores with whatever else runs
 
-bool have_caddy() { return fs::exists("/usr/bin/caddy"); }
+// berth's router in proxy mode: HAProxy (the default when installed), else Caddy.
+bool have_router() {
+  for (const char* p : {"/usr/sbin/haproxy", "/usr/bin/haproxy", "/usr/bin/caddy"})
+    if (fs::exists(p)) return true;
+  return false;
+}
 
 #define SKIP_WITHOUT_PROXY()                                      \
-  if (!have_caddy()) {                                            \
+  if (!have_router()) {                                           \
     WARN("no proxy installed: zero-downtime test skipped");       \
     return;                                                       \
   }
@@ -162,7 +168,8 @@ struct clients {
       auto pct = [&](double p) { return v.empty() ? 0.0 : v[std::min(v.size() - 1, static_cast<size_t>(p * v.size()))]; };
       out << "\n  " << name << ": ok " << r.ok << ", failed " << r.failed << ", unexpected closes "
           << r.unexpected_closes << ", clean closes " << r.clean_closes << ", p50 " << pct(0.5) << " ms, p99 "
-          << pct(0.99) << " ms, longest stall " << static_cast<long>(r.longest_stall_ms) << " ms, seen:";
+          << pct(0.99) << " ms, longest stall " << static_cast<long>(r.longest_stall_ms) << " ms (ended t+"
+          << static_cast<long>(r.longest_stall_end_ms) << " ms), seen:";
       for (auto& b : r.bodies_seen)
         if (b != "echo") out << " [" << b << "]";
       for (auto& e : r.errors) out << "\n      " << e;
@@ -289,22 +296,28 @@ TEST_CASE("zero downtime: a rollback and a broken deploy and a neighbour delete"
     INFO(r.describe());
     REQUIRE(r.status == 200);
   }
+  double broken_asked = ms_since(c.t0);
   auto broken = e.finish(e.start_job("/api/projects/" + A + "/deployments"));
+  double broken_done = ms_since(c.t0);
   {
     INFO(brief(broken));
     CHECK(broken.value("status", "") == "failed");
   }
   CHECK(e.serves(A, e.a_port, "release 1\n"));
 
+  double delete_asked = ms_since(c.t0);
   auto del = e.api().del("/api/projects/" + B);
   INFO(del.describe());
   REQUIRE(del.status / 100 == 2);
   CHECK(eventually([&] { return fetch(e.http_port, "/", 1500ms, B + ".localhost").status == 404; }, 10s));
   std::this_thread::sleep_for(1000ms);  // A's clients keep going after B is gone
   c.stop();
-  print_figures("rollback of A, broken deploy of A, delete of B", c);
-  INFO("clients of A:" << c.figures() << "\nrollback asked at t+" << rollback_asked << " ms, done at t+"
-                       << rollback_done << " ms\n--- server log tail ---\n" << e.log_tail());
+  std::ostringstream timeline;
+  timeline << "rollback t+" << static_cast<long>(rollback_asked) << ".." << static_cast<long>(rollback_done)
+           << " ms, broken deploy t+" << static_cast<long>(broken_asked) << ".." << static_cast<long>(broken_done)
+           << " ms, delete of B t+" << static_cast<long>(delete_asked) << " ms";
+  print_figures("rollback of A, broken deploy of A, delete of B (" + timeline.str() + ")", c);
+  INFO("clients of A:" << c.figures() << "\n" << timeline.str() << "\n--- server log tail ---\n" << e.log_tail());
 
   CHECK(c.sum(&traffic_report::failed) == 0);
   CHECK(c.sum(&traffic_report::unexpected_closes) == 0);

@@ -49,7 +49,11 @@ traffic_report traffic_client::snapshot() {
   std::lock_guard<std::mutex> g(mu_);
   auto r = rep_;
   // A client stuck right now is stalled too.
-  r.longest_stall_ms = std::max(r.longest_stall_ms, ms_between(last_progress_, clock_type::now()));
+  auto now = clock_type::now();
+  if (ms_between(last_progress_, now) > r.longest_stall_ms) {
+    r.longest_stall_ms = ms_between(last_progress_, now);
+    r.longest_stall_end_ms = ms_between(started_, now);
+  }
   return r;
 }
 
@@ -68,7 +72,10 @@ bool traffic_client::pause(milliseconds d) {
 void traffic_client::note_progress() {
   std::lock_guard<std::mutex> g(mu_);
   auto now = clock_type::now();
-  rep_.longest_stall_ms = std::max(rep_.longest_stall_ms, ms_between(last_progress_, now));
+  if (ms_between(last_progress_, now) > rep_.longest_stall_ms) {
+    rep_.longest_stall_ms = ms_between(last_progress_, now);
+    rep_.longest_stall_end_ms = ms_between(started_, now);
+  }
   last_progress_ = now;
 }
 

@@ -38,6 +38,7 @@ struct traffic_report {
   uint64_t clean_closes = 0;       // announced by the server (close frame / Connection: close)
   std::vector<double> latencies_ms;  // of the ok requests (or echo round trips)
   double longest_stall_ms = 0;       // longest time between two completed requests/echoes/chunks
+  double longest_stall_end_ms = 0;   // when it ended, ms after start() (to line it up with a deploy)
   std::vector<std::string> errors;
   std::vector<std::string> bodies_seen;  // distinct response bodies' first line (which release answered)
   std::vector<double> clean_close_at_ms;  // when each clean close came, ms after start()
