@@ -145,17 +145,18 @@ std::string haproxy_config(const router_layout& l) {
        // Streamed answers (SSE, chunked progress) pass at once: without it HAProxy holds small
        // writes back (a stream's first byte came after ~200 ms, chunks 100 ms apart in bursts).
        "    option http-no-delay\n"
-       // Idle upstream connections are shared by every client (as Caddy's pool does): a
-       // client's new connection does not make a new connection to the app. Without it
-       // ("never") each new client connection opened one, and an app with a small accept
-       // queue (Python's http.server: 5) overflowed under load and answered some with a reset
-       // (502s in the proxy test under ctest -j2). A connection is only reused for the upstream
-       // it was opened to (set-dst is part of its key; test_haproxy_admin.cpp checks flips).
-       "    http-reuse always\n"
+       // Upstream connections stay private to the client connection that opened them and are
+       // reused by its next requests to the same upstream; never one to another upstream after
+       // a map flip (test_haproxy_admin.cpp). Nothing is shared between clients: with "always"
+       // (a pool for all clients, as Caddy has) a kept-alive POST over the TLS front was lost
+       // in one of two test runs, sent on a pooled connection the app had closed. The price: a
+       // new client connection is a new connection to the app, as without a proxy, so an app
+       // with a tiny accept queue (Python http.server's 5) overflows sooner than behind Caddy.
+       "    http-reuse never\n"
        // Failed connects are retried for every request. A request that reached an app is
-       // retried only when nothing came back at all (an idle connection the app closed as it
-       // was reused) and only for GET/HEAD/OPTIONS (backend "upstream"): a POST is never sent
-       // twice.
+       // retried only when nothing came back at all (a kept-alive connection the app closed as
+       // it was reused) and only for GET/HEAD/OPTIONS (backend "upstream"): a POST is never
+       // sent twice.
        "    retries 3\n"
        "    retry-on conn-failure empty-response\n"
        "    timeout connect 2s\n"

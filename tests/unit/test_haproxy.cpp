@@ -63,7 +63,7 @@ TEST_CASE("haproxy: the config binds the stable ports and routes only through th
   CHECK(has(cfg, "stats socket /var/lib/berth/proxy/admin.sock mode 600 level admin expose-fd listeners"));
   CHECK(has(cfg, "log stderr format raw local0 err"));
   // Defaults that keep clients' connections whole.
-  for (const char* line : {"mode http", "option idle-close-on-response", "option forwardfor", "http-reuse always",
+  for (const char* line : {"mode http", "option idle-close-on-response", "option forwardfor", "http-reuse never",
                            "retry-on conn-failure empty-response", "disable-l7-retry unless METH_GET or METH_HEAD or METH_OPTIONS", "timeout connect 2s", "timeout tunnel 1h",
                            "timeout http-keep-alive"})
     CHECK(has(cfg, line));

@@ -48,4 +48,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def log_message(self, fmt, *args):
         pass
 
-http.server.ThreadingHTTPServer((os.environ.get("HOST", "127.0.0.1"), int(os.environ["PORT"])), Handler).serve_forever()
+class Server(http.server.ThreadingHTTPServer):
+    # Python's default accept queue holds 5 connections: under ctest -j2 a burst of new client
+    # connections (each one a new upstream connection through the proxy) overflowed it and some
+    # were reset. Real servers listen with 128 or more (Node 511).
+    request_queue_size = 128
+
+Server((os.environ.get("HOST", "127.0.0.1"), int(os.environ["PORT"])), Handler).serve_forever()

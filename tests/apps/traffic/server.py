@@ -170,6 +170,7 @@ def take_frame(buf):
 
 class Server(http.server.ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 128  # Python's default of 5 overflows under bursts of new connections
 
 
 server = Server((os.environ.get("HOST", "127.0.0.1"), int(os.environ["PORT"])), Handler)
