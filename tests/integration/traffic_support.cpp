@@ -205,7 +205,8 @@ class keepalive_post : public http1_client {
         note_failed("POST #" + std::to_string(i) + " echoed '" + r.body.substr(0, 100) + "'");
         after_answer(r);
       } else {
-        note_ok(ms_between(t0, clock_type::now()), "echo");
+        auto release = r.header("x-release");  // the traffic app says which release answered
+        note_ok(ms_between(t0, clock_type::now()), release.empty() ? "echo" : "echo from release " + release);
         after_answer(r);
       }
       if (pause(every_)) return;

@@ -40,7 +40,9 @@ struct traffic_report {
   double longest_stall_ms = 0;       // longest time between two completed requests/echoes/chunks
   double longest_stall_end_ms = 0;   // when it ended, ms after start() (to line it up with a deploy)
   std::vector<std::string> errors;
-  std::vector<std::string> bodies_seen;  // distinct response bodies' first line (which release answered)
+  // Distinct response bodies' first line (which release answered); the kept-alive POST client
+  // records "echo from release <X-Release>" (or "echo" when the answer has no X-Release).
+  std::vector<std::string> bodies_seen;
   std::vector<double> clean_close_at_ms;  // when each clean close came, ms after start()
   std::string protocol;                   // what the last connection spoke: "http/1.1" or "h2"
 };

@@ -2,6 +2,7 @@
 #   GET /        "release <VERSION>\n" (VERSION is the file next to this one)
 #   GET /health  200 "ok"; 500 when VERSION is "broken" (a release that never passes its check)
 #   POST /echo   the request body
+#   Every plain answer carries "X-Release: <VERSION>".
 #   GET /stream  a chunk every 100 ms for 3 s (chunked), then the end
 #   GET /ws      WebSocket: a text frame "release <VERSION>" first, then echoes every message
 # On SIGTERM it stops accepting, ends each stream at once (cleanly: the last chunk), closes
@@ -38,6 +39,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.send_response(code)
         self.send_header("Content-Type", "text/plain")
         self.send_header("Content-Length", str(len(data)))
+        self.send_header("X-Release", version)  # which release answered (an echo says nothing)
         if stopping.is_set():
             self.send_header("Connection", "close")
             self.close_connection = True
