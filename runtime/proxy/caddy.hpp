@@ -115,8 +115,8 @@ std::string caddy_admin_socket(const std::string& proxy_dir);
 // "caddy <METHOD> <path>: HTTP <code>: <Caddy's error text>"; they never name the socket's
 // path (they end up in /health's breaker view): Caddy's text has it replaced by "<admin socket>".
 // Caddy 2.6 rebinds its admin listener on every config change, so a request sent right after
-// another change can be reset before any answer: such requests are sent again (up to 4
-// attempts, 20/40/60 ms apart) when the operation is idempotent (every call here except the
+// another change can be reset before any answer: such requests are sent again (for up to 3 s,
+// 20, 40, ... 100 ms apart: the rebind takes longer on a loaded machine) when the operation is idempotent (every call here except the
 // insert of add_host_route, which re-checks by id first, and stop). ping() tries once.
 class caddy_admin {
  public:

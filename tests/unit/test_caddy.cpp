@@ -30,6 +30,14 @@ using json = nlohmann::json;
 using berth::test::temp_dir;
 using berth::test::write_file;
 
+// A status that must be ok, with its message when it is not.
+#define REQUIRE_OK(expr)               \
+  do {                                 \
+    auto status_ = (expr);             \
+    INFO("status: " << status_.message()); \
+    REQUIRE(status_);                  \
+  } while (0)
+
 namespace {
 
 using steady = std::chrono::steady_clock;
@@ -496,7 +504,7 @@ TEST_CASE("caddy proxies host and port routes and switches upstreams without fai
 
   // The live config holds the new upstream under the same ids.
   json cfg;
-  REQUIRE(admin.config(&cfg));
+  REQUIRE_OK(admin.config(&cfg));
   CHECK(cfg["apps"]["http"]["servers"]["hosts"]["routes"][0]["handle"][0]["upstreams"] ==
         caddy_upstreams_json(fx.b.port));
 
@@ -524,7 +532,7 @@ TEST_CASE("caddy retries a failed dial until the new upstream answers", "[caddy]
   // The route points at a port nobody listens on yet; the upstream comes up 300 ms later
   // and the request that was waiting meanwhile is answered (load_balancing.try_duration).
   uint16_t late_port = free_port();
-  REQUIRE(admin.set_upstream("shop-production-port", late_port));
+  REQUIRE_OK(admin.set_upstream("shop-production-port", late_port));
   std::this_thread::sleep_for(50ms);  // the superseded server instance is gone
   reply r;
   long ms = 0;
@@ -575,7 +583,7 @@ TEST_CASE("caddy admin adds and removes servers and host routes and load restore
   caddy_fixture fx;
   caddy_admin admin = fx.admin();
   json initial;
-  REQUIRE(admin.config(&initial));
+  REQUIRE_OK(admin.config(&initial));
 
   // A second project gets its own port server.
   proxy_route blog = route("blog-production", "blog.localhost", free_port(), fx.b.port);
@@ -587,56 +595,52 @@ TEST_CASE("caddy admin adds and removes servers and host routes and load restore
 
   // put_server on an existing name replaces it (same listener, other upstream).
   blog.upstream_port = fx.a.port;
-  REQUIRE(admin.put_server(caddy_port_server_name(blog.id), port_server_json(blog, "127.0.0.1")));
+  REQUIRE_OK(admin.put_server(caddy_port_server_name(blog.id), port_server_json(blog, "127.0.0.1")));
   CHECK(serves(blog.listen_port, "", "A"));
 
-  REQUIRE(admin.delete_server(caddy_port_server_name(blog.id)));
+  REQUIRE_OK(admin.delete_server(caddy_port_server_name(blog.id)));
   CHECK(refuses(blog.listen_port));
   CHECK(admin.delete_server(caddy_port_server_name(blog.id)));  // already gone: ok
   CHECK(serves(fx.shop_port(), "", "A"));
 
   // A host route is added before the final 404 route.
   blog.upstream_port = fx.b.port;
-  {
-    auto added = admin.add_host_route(host_route_json(blog));
-    INFO("add_host_route: " << added.message());  // failed once under ctest -j2, with no message shown
-    REQUIRE(added);
-  }
+  REQUIRE_OK(admin.add_host_route(host_route_json(blog)));
   CHECK(serves(fx.http(), "blog.localhost", "B"));
   CHECK(serves(fx.http(), "shop.localhost", "A"));
   CHECK(no_such_site(fx.http(), "nope.localhost"));
   // Adding it again replaces it in place: no duplicate @id.
   blog.upstream_port = fx.a.port;
-  REQUIRE(admin.add_host_route(host_route_json(blog)));
+  REQUIRE_OK(admin.add_host_route(host_route_json(blog)));
   CHECK(serves(fx.http(), "blog.localhost", "A"));
   json cfg;
-  REQUIRE(admin.config(&cfg));
+  REQUIRE_OK(admin.config(&cfg));
   const json& routes = cfg["apps"]["http"]["servers"]["hosts"]["routes"];
   REQUIRE(routes.size() == 3);
   CHECK(std::count_if(routes.begin(), routes.end(),
                       [](const json& r) { return r.value("@id", "") == "blog-production-host"; }) == 1);
   CHECK_FALSE(routes.back().contains("@id"));
 
-  REQUIRE(admin.delete_id("blog-production-host"));
+  REQUIRE_OK(admin.delete_id("blog-production-host"));
   CHECK(no_such_site(fx.http(), "blog.localhost"));
   CHECK(serves(fx.http(), "shop.localhost", "A"));
   CHECK(admin.delete_id("blog-production-host"));  // already gone: ok
 
   // Drift everything, then load() of the full config restores it.
-  REQUIRE(admin.set_upstream("shop-production-host", fx.b.port));
-  REQUIRE(admin.delete_server(caddy_port_server_name("shop-production")));
-  REQUIRE(admin.add_host_route(host_route_json(blog)));
+  REQUIRE_OK(admin.set_upstream("shop-production-host", fx.b.port));
+  REQUIRE_OK(admin.delete_server(caddy_port_server_name("shop-production")));
+  REQUIRE_OK(admin.add_host_route(host_route_json(blog)));
   CHECK(refuses(fx.shop_port()));
-  REQUIRE(admin.load(caddy_config(fx.layout)));
+  REQUIRE_OK(admin.load(caddy_config(fx.layout)));
   CHECK(serves(fx.http(), "shop.localhost", "A"));
   CHECK(serves(fx.shop_port(), "", "A"));
   CHECK(no_such_site(fx.http(), "blog.localhost"));
   json restored;
-  REQUIRE(admin.config(&restored));
+  REQUIRE_OK(admin.config(&restored));
   CHECK(restored == initial);
 
   // stop(): Caddy exits by itself.
-  REQUIRE(admin.stop());
+  REQUIRE_OK(admin.stop());
   process_info pi = fx.caddy.driver.wait(fx.caddy.handle, 5s);
   CHECK(pi.status == process_status::exited);
   CHECK(pi.exit_code == 0);
@@ -663,7 +667,7 @@ TEST_CASE("caddy admin reports errors as status", "[caddy]") {
   CHECK(s.message().find("address already in use") != std::string::npos);
   CHECK(serves(fx.shop_port(), "", "A"));
   json cfg;
-  REQUIRE(admin.config(&cfg));
+  REQUIRE_OK(admin.config(&cfg));
   CHECK_FALSE(cfg["apps"]["http"]["servers"].contains("port-blog-production"));
 
   // Config Caddy cannot provision.
