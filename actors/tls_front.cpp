@@ -1,8 +1,6 @@
 #include "actors/tls_front.hpp"
 
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
 #include <spdlog/spdlog.h>
 
@@ -10,6 +8,7 @@
 #include "actors/blocking.hpp"
 #include "actors/names.hpp"
 #include "messages/atoms.hpp"
+#include "runtime/files/fs_util.hpp"
 #include "runtime/files/private_dir.hpp"
 #include "runtime/proxy/caddy.hpp"
 
@@ -27,24 +26,9 @@ constexpr auto admin_ready_timeout = 10s;
 
 std::string config_file(const std::string& dir) { return (fs::path(dir) / "caddy.json").string(); }
 
-std::string read_file(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
+// The config file is replaced whole (an adopted front is compared with it at the next start).
 status write_config(const std::string& dir, const std::string& text) {
-  auto file = config_file(dir);
-  auto tmp = file + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    out << text;
-    if (!out) return status::io_error("cannot write the TLS front's config file");
-  }
-  std::error_code ec;
-  fs::rename(tmp, file, ec);
-  return ec ? status::io_error("cannot replace the TLS front's config file: " + ec.message()) : status::ok();
+  return fsutil::write_atomically(config_file(dir), text);
 }
 
 void record(self_ptr self, const char* type, json data, std::function<void()> then) {
@@ -117,7 +101,7 @@ void adopt(self_ptr self) {
       [=, s = st.settings, dir = st.dir, driver = st.driver, running = st.rec.running] {
         if (!running || !driver->inspect(running_one).running()) return;
         auto config = tls_front_config(s);
-        if (read_file(config_file(dir)) == config.dump(2)) {
+        if (fsutil::read_file(config_file(dir)) == config.dump(2)) {
           *result = caddy_admin(s.admin_socket).ping();
         } else {
           *result = caddy_admin(s.admin_socket).load(config);

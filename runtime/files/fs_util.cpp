@@ -1,8 +1,13 @@
 #include "runtime/files/fs_util.hpp"
 
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <cstring>
+#include <fstream>
+#include <sstream>
 #include <random>
 #include <vector>
 
@@ -37,6 +42,39 @@ void force_remove(const fs::path& p) {
       if (it->is_directory(ec) && !it->is_symlink(ec)) stack.push_back(it->path());
   }
   fs::remove_all(p, ec);
+}
+
+status write_atomically(const std::string& path, const std::string& text) {
+  std::string tmp = path + ".tmp-" + fsutil::random_suffix();
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) return status::io_error("cannot create " + tmp + ": " + fsutil::errstr(errno));
+  size_t done = 0;
+  while (done < text.size()) {
+    ssize_t n = ::write(fd, text.data() + done, text.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      int e = errno;
+      ::close(fd);
+      ::unlink(tmp.c_str());
+      return status::io_error("cannot write " + tmp + ": " + fsutil::errstr(e));
+    }
+    done += static_cast<size_t>(n);
+  }
+  ::fsync(fd);
+  ::close(fd);
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    int e = errno;
+    ::unlink(tmp.c_str());
+    return status::io_error("cannot rename onto " + path + ": " + fsutil::errstr(e));
+  }
+  return status::ok();
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
 }
 
 }  // namespace berth::fsutil

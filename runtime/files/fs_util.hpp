@@ -4,6 +4,8 @@
 #include <filesystem>
 #include <string>
 
+#include "runtime/status.hpp"
+
 namespace berth::fsutil {
 
 std::string errstr(int e);
@@ -13,5 +15,10 @@ std::string random_suffix();
 bool inside(const std::filesystem::path& root, const std::filesystem::path& p);
 // remove_all that also copes with read-only (0555) directories.
 void force_remove(const std::filesystem::path& p);
+// Writes `text` to a temp sibling (0600), fsyncs it and renames it onto `path`: a reader sees
+// the old file or the new one, never a part of either. io_error naming the step on failure.
+status write_atomically(const std::string& path, const std::string& text);
+// The whole file; "" when it cannot be read (a missing file reads as empty).
+std::string read_file(const std::string& path);
 
 }  // namespace berth::fsutil

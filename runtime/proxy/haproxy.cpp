@@ -8,9 +8,7 @@
 #include <set>
 #include <sstream>
 
-#include <fcntl.h>
 #include <sys/un.h>
-#include <unistd.h>
 
 #include "runtime/files/fs_util.hpp"
 #include "runtime/proxy/haproxy_files.hpp"
@@ -64,31 +62,6 @@ std::string map_text(const route_map& m) {
   return out;
 }
 
-status write_atomically(const std::string& path, const std::string& text) {
-  std::string tmp = path + ".tmp-" + fsutil::random_suffix();
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-  if (fd < 0) return status::io_error("haproxy: cannot create " + tmp + ": " + fsutil::errstr(errno));
-  size_t done = 0;
-  while (done < text.size()) {
-    ssize_t n = ::write(fd, text.data() + done, text.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      int e = errno;
-      ::close(fd);
-      ::unlink(tmp.c_str());
-      return status::io_error("haproxy: cannot write " + tmp + ": " + fsutil::errstr(e));
-    }
-    done += static_cast<size_t>(n);
-  }
-  ::fsync(fd);
-  ::close(fd);
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    int e = errno;
-    ::unlink(tmp.c_str());
-    return status::io_error("haproxy: cannot rename onto " + path + ": " + fsutil::errstr(e));
-  }
-  return status::ok();
-}
 
 }  // namespace
 
@@ -250,9 +223,13 @@ status check_router_layout(const router_layout& l) {
 status write_router_files(const router_layout& l) {
   // Maps first: a reload triggered by someone else between the writes then loads a config that
   // references maps which exist.
-  if (auto st = write_atomically(ports_map_path(l.dir), map_text(ports_map_of(l))); !st) return st;
-  if (auto st = write_atomically(hosts_map_path(l.dir), map_text(hosts_map_of(l))); !st) return st;
-  return write_atomically(haproxy_files::config(l.dir), haproxy_config(l));
+  auto write = [](const std::string& path, const std::string& text) {
+    auto st = fsutil::write_atomically(path, text);
+    return st ? st : status::io_error("haproxy: " + st.message());
+  };
+  if (auto st = write(ports_map_path(l.dir), map_text(ports_map_of(l))); !st) return st;
+  if (auto st = write(hosts_map_path(l.dir), map_text(hosts_map_of(l))); !st) return st;
+  return write(haproxy_files::config(l.dir), haproxy_config(l));
 }
 
 std::vector<std::string> haproxy_command(const std::string& binary, const std::string& dir) {

@@ -2,9 +2,8 @@
 // (a project's stable port came or went), and then sets the maps of every live worker, old
 // ones included. A route flip is never a reload (runtime/proxy/haproxy.hpp says why).
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
+#include "runtime/files/fs_util.hpp"
 #include "runtime/files/private_dir.hpp"
 #include "runtime/proxy/haproxy.hpp"
 #include "runtime/proxy/router.hpp"
@@ -17,13 +16,6 @@ namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
 constexpr auto reload_timeout = 10s;
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 class haproxy_router final : public router {
  public:
@@ -56,7 +48,7 @@ class haproxy_router final : public router {
     // The config the running master read last is the file on disk (written before its start
     // or its last reload); only a different one needs a reload.
     auto cfg = (fs::path(dir_) / "haproxy.cfg").string();
-    auto running = read_file(cfg);
+    auto running = fsutil::read_file(cfg);
     bool listeners_changed = running != haproxy_config(l);
     if (auto s = write_router_files(l); !s) return s;
     haproxy_admin admin(dir_);
@@ -64,7 +56,7 @@ class haproxy_router final : public router {
       if (auto s = admin.reload(reload_timeout); !s) {
         // The old worker still serves the old config: the file must say so, or the next
         // change would take the failed config for the running one.
-        std::ofstream(cfg, std::ios::trunc) << running;
+        fsutil::write_atomically(cfg, running);
         return s;
       }
     }
