@@ -13,12 +13,6 @@
 
 namespace berth::bench {
 
-// GET `path` every `every` on one kept-alive HTTP/1.1 connection (TLS when t.tls.on; HTTP/1.1
-// even with tls.http2), never resent: an answer that does not come is failed, an idle
-// connection the server closed without "Connection: close" is an unexpected close.
-std::unique_ptr<berth::it::traffic_client> keepalive_get_client(berth::it::target t, std::string path,
-                                                                std::chrono::milliseconds every);
-
 // What one client kind reported over one window. p50/p99 are nearest-rank over its ok requests.
 struct kind_figures {
   std::string kind;      // "new-conn GET", "kept-alive GET", "kept-alive POST", "stream", "websocket"

@@ -171,6 +171,44 @@ class http1_client : public traffic_client {
   std::string buf_;
 };
 
+// GET `path` on one kept-alive HTTP/1.1 connection, never resent.
+class keepalive_get : public http1_client {
+ public:
+  keepalive_get(target t, std::string path, milliseconds every) : http1_client(std::move(t), std::move(path), every) {
+    t_.tls.http2 = false;  // our own HTTP/1.1 parser, over TLS too
+  }
+  ~keepalive_get() override { stop(); }  // the thread uses our members: joined first
+
+ protected:
+  void run(std::atomic<bool>& stopping) override {
+    for (uint64_t i = 0; !stopping.load(); ++i) {
+      check_idle();
+      if (!ensure_open()) {
+        if (pause(std::max(every_, milliseconds(100)))) return;
+        continue;
+      }
+      auto t0 = clock_type::now();
+      bool sent = c_.send_all(request_head("GET"));
+      bool closed = false;
+      wire::response r;
+      if (sent) r = wire::read_response(c_, buf_, t0 + answer_timeout, closed);
+      if (!sent || !r.complete) {
+        note_failed("GET #" + std::to_string(i) + " got no complete answer (" + c_.error + ")");
+        if (!sent || closed) note_unexpected_close("with a GET outstanding: " + c_.error);
+        c_.close();
+      } else {
+        if (r.status >= 500 || r.status < 200)
+          note_failed("GET #" + std::to_string(i) + ": HTTP " + std::to_string(r.status) + " '" +
+                      r.body.substr(0, 100) + "'");
+        else
+          note_ok(ms_between(t0, clock_type::now()), r.body);
+        after_answer(r);
+      }
+      if (pause(every_)) return;
+    }
+  }
+};
+
 class keepalive_post : public http1_client {
  public:
   using http1_client::http1_client;
@@ -462,6 +500,10 @@ std::unique_ptr<traffic_client> websocket_client(target t, std::string path, mil
 std::unique_ptr<traffic_client> keepalive_post_client(target t, std::string path, milliseconds every) {
   if (t.tls.on && t.tls.http2) return wire::curl_client(wire::curl_kind::keepalive_post, std::move(t), std::move(path), every);
   return std::make_unique<keepalive_post>(std::move(t), std::move(path), every);
+}
+
+std::unique_ptr<traffic_client> keepalive_get_client(target t, std::string path, milliseconds every) {
+  return std::make_unique<keepalive_get>(std::move(t), std::move(path), every);
 }
 
 std::unique_ptr<traffic_client> new_connection_client(target t, std::string path, milliseconds every) {

@@ -84,6 +84,9 @@ std::unique_ptr<traffic_client> websocket_client(target t, std::string path, std
 // never resending: a request whose answer does not come is failed. After "Connection: close"
 // it opens a new connection for the next request.
 std::unique_ptr<traffic_client> keepalive_post_client(target t, std::string path, std::chrono::milliseconds every);
+// One kept-alive HTTP/1.1 connection (over TLS too, never h2) sending GET `path` back to back
+// (`every` apart), never resending; "Connection: close" opens a new one for the next request.
+std::unique_ptr<traffic_client> keepalive_get_client(target t, std::string path, std::chrono::milliseconds every);
 // A new connection per GET `path`, `every` apart.
 std::unique_ptr<traffic_client> new_connection_client(target t, std::string path, std::chrono::milliseconds every);
 // GET `path` whose answer streams a chunk at least every 200 ms; the client reads until the
