@@ -79,10 +79,129 @@ std::string prefix_successor(std::string prefix) {
 }
 
 // ---------------------------------------------------------------------------------------
-// Stored value: JSON object written with ordered_json, read back with a SAX handler that
-// fills an event_record in place (no DOM; reuses the record's string capacity on replay).
+// Stored value, binary envelope (written since v2): nothing in it is parsed as text, so a
+// replay costs a few copies per event.
+//
+//   byte 0   kEnvelopeV1 (0x02; a JSON value starts with '{', so the two never mix)
+//   byte 1   flags: bit 0 = both hashes are 64 lowercase hex chars, stored as 32 raw bytes
+//   8 bytes  seq (big-endian)     8 bytes  ts_us (big-endian, two's complement)
+//   varint length + bytes, for: stream, type, data
+//   hashes   prev_hash then hash: 32 raw bytes each (flag set), or varint length + bytes
+// The value must end right after the last field.
+
+namespace {
+
+constexpr char kEnvelopeV1 = 0x02;
+constexpr unsigned char kRawHashes = 0x01;
+
+void put_varint(std::string& out, uint64_t v) {
+  while (v >= 0x80) {
+    out.push_back(static_cast<char>((v & 0x7f) | 0x80));
+    v >>= 7;
+  }
+  out.push_back(static_cast<char>(v));
+}
+
+bool get_varint(const char*& p, const char* end, uint64_t& v) {
+  v = 0;
+  for (int shift = 0; shift < 64 && p < end; shift += 7) {
+    auto b = static_cast<unsigned char>(*p++);
+    v |= static_cast<uint64_t>(b & 0x7f) << shift;
+    if ((b & 0x80) == 0) return true;
+  }
+  return false;
+}
+
+void put_bytes(std::string& out, const std::string& s) {
+  put_varint(out, s.size());
+  out.append(s);
+}
+
+bool get_bytes(const char*& p, const char* end, std::string& out) {
+  uint64_t n;
+  if (!get_varint(p, end, n) || n > static_cast<uint64_t>(end - p)) return false;
+  out.assign(p, n);
+  p += n;
+  return true;
+}
+
+int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  return -1;
+}
+
+bool is_hex_hash(const std::string& h) {
+  if (h.size() != 64) return false;
+  for (char c : h)
+    if (hex_value(c) < 0) return false;
+  return true;
+}
+
+void put_raw_hash(std::string& out, const std::string& h) {
+  for (size_t i = 0; i < 64; i += 2)
+    out.push_back(static_cast<char>(hex_value(h[i]) << 4 | hex_value(h[i + 1])));
+}
+
+void get_raw_hash(const char* p, std::string& out) {
+  static const char* digits = "0123456789abcdef";
+  out.resize(64);
+  for (size_t i = 0; i < 32; ++i) {
+    auto b = static_cast<unsigned char>(p[i]);
+    out[2 * i] = digits[b >> 4];
+    out[2 * i + 1] = digits[b & 0xf];
+  }
+}
+
+bool decode_envelope(const char* p, const char* end, event_record& out) {
+  if (end - p < 18) return false;
+  auto flags = static_cast<unsigned char>(p[1]);
+  if ((flags & ~kRawHashes) != 0) return false;
+  out.seq = get_be64(p + 2);
+  out.ts_us = static_cast<int64_t>(get_be64(p + 10));
+  p += 18;
+  if (!get_bytes(p, end, out.stream) || !get_bytes(p, end, out.type) || !get_bytes(p, end, out.data))
+    return false;
+  if (flags & kRawHashes) {
+    if (end - p != 64) return false;
+    get_raw_hash(p, out.prev_hash);
+    get_raw_hash(p + 32, out.hash);
+    return true;
+  }
+  return get_bytes(p, end, out.prev_hash) && get_bytes(p, end, out.hash) && p == end;
+}
+
+}  // namespace
 
 std::string encode_value(const event_record& r) {
+  bool raw = is_hex_hash(r.prev_hash) && is_hex_hash(r.hash);
+  std::string v;
+  v.reserve(18 + r.stream.size() + r.type.size() + r.data.size() + 64 + 16);
+  v.push_back(kEnvelopeV1);
+  v.push_back(static_cast<char>(raw ? kRawHashes : 0));
+  char b[8];
+  put_be64(b, r.seq);
+  v.append(b, 8);
+  put_be64(b, static_cast<uint64_t>(r.ts_us));
+  v.append(b, 8);
+  put_bytes(v, r.stream);
+  put_bytes(v, r.type);
+  put_bytes(v, r.data);
+  if (raw) {
+    put_raw_hash(v, r.prev_hash);
+    put_raw_hash(v, r.hash);
+  } else {
+    put_bytes(v, r.prev_hash);
+    put_bytes(v, r.hash);
+  }
+  return v;
+}
+
+// ---------------------------------------------------------------------------------------
+// Stored value as older berths wrote it: JSON object written with ordered_json, read back
+// with a SAX handler that fills an event_record in place (no DOM).
+
+std::string encode_value_json(const event_record& r) {
   nlohmann::ordered_json j;
   j["seq"] = r.seq;
   j["stream"] = r.stream;
@@ -200,6 +319,8 @@ class record_sax {
 }  // namespace
 
 bool decode_value(const rocksdb::Slice& v, event_record& out) {
+  if (v.empty()) return false;
+  if (v[0] == kEnvelopeV1) return decode_envelope(v.data(), v.data() + v.size(), out);
   record_sax sax(out);
   const char* first = v.data();
   const char* last = v.data() + v.size();

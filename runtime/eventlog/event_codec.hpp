@@ -2,9 +2,11 @@
 // keys and stored values, implemented in event_codec.cpp.
 //
 // Column families:
-//   events   8-byte big-endian seq -> the record as a JSON object (data kept as JSON *text*)
+//   events   8-byte big-endian seq -> the record: a binary envelope (event_codec.cpp; written
+//            since v2) or, for events written before it, a JSON object (data kept as JSON *text*)
 //   streams  "<stream>|%020llu"    -> ""   (per-stream index, zero padding = numeric order)
 //   meta     "head"                -> {"seq":N,"hash":"..","ts_us":T}
+//            "replay_snapshot|%020llu" -> an encoded log_replay up to that seq (replay_snapshot.hpp)
 #pragma once
 #include <rocksdb/slice.h>
 
@@ -40,8 +42,11 @@ std::string prefix_successor(std::string prefix);
 // ---------------------------------------------------------------------------------------
 // Stored values
 
+// The binary envelope (what append() writes).
 std::string encode_value(const event_record& r);
-// Sets every field of `out` or fails, so one record can be reused across calls.
+// The JSON object older berths wrote (kept for tests of old data dirs).
+std::string encode_value_json(const event_record& r);
+// Either form. Sets every field of `out` or fails, so one record can be reused across calls.
 bool decode_value(const rocksdb::Slice& v, event_record& out);
 
 struct head_info {

@@ -1,5 +1,5 @@
 // Reading the RocksDB event log (see event_log.hpp): one stream, the newest event of a
-// stream, a replay of everything, stream names, and verify(), which walks the whole chain.
+// stream, a replay of everything, stream names. verify() is in event_log_verify.cpp.
 #include <rocksdb/db.h>
 #include <rocksdb/iterator.h>
 #include <rocksdb/options.h>
@@ -10,6 +10,7 @@
 #include <limits>
 #include <memory>
 
+#include "runtime/eventlog/batch_reader.hpp"
 #include "runtime/eventlog/rocks_event_log.hpp"
 
 namespace berth::detail {
@@ -106,25 +107,49 @@ status rocks_event_log::last_of_stream(const std::string& stream, event_record* 
 status rocks_event_log::scan(uint64_t from,
                              const std::function<bool(const event_record&)>& fn) const {
   std::shared_lock<std::shared_mutex> db_lock(db_mu_);
+  from = std::max<uint64_t>(from, 1);
   rocksdb::ReadOptions ro;
   ro.fill_cache = false;           // a replay must not evict the hot set
   ro.readahead_size = 2 << 20;     // sequential read of the whole CF
   ro.async_io = false;
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, events_));
-  event_record r;  // reused: string capacity survives across records
-  for (it->Seek(event_key(std::max<uint64_t>(from, 1)).slice()); it->Valid(); it->Next()) {
-    auto k = it->key();
-    if (k.size() != 8) return status::corruption("malformed event key");
-    uint64_t seq = get_be64(k.data());
-    if (!decode_value(it->value(), r))
-      return status::corruption("event " + std::to_string(seq) + " does not parse");
-    if (r.seq != seq)
-      return status::corruption("event key " + std::to_string(seq) + " holds seq " +
-                                std::to_string(r.seq));
-    if (!fn(r)) return status::ok();
+  it->Seek(event_key(from).slice());
+  // A long scan decodes on a thread of its own while `fn` runs here; a short one (a tail,
+  // a single event) is not worth a thread.
+  if (last_seq() < from + kDecodeAheadFrom) {
+    event_record r;  // reused: string capacity survives across records
+    for (; it->Valid(); it->Next()) {
+      auto k = it->key();
+      if (k.size() != 8) return status::corruption("malformed event key");
+      uint64_t seq = get_be64(k.data());
+      if (!decode_value(it->value(), r))
+        return status::corruption("event " + std::to_string(seq) + " does not parse");
+      if (r.seq != seq)
+        return status::corruption("event key " + std::to_string(seq) + " holds seq " +
+                                  std::to_string(r.seq));
+      if (!fn(r)) return status::ok();
+    }
+    if (!it->status().ok()) return from_rocks(it->status(), "scanning events");
+    return status::ok();
   }
-  if (!it->status().ok()) return from_rocks(it->status(), "scanning events");
-  return status::ok();
+  batch_reader reader(it.get(), /*hash_threads=*/0);
+  for (;;) {
+    read_batch* b = reader.next();
+    for (size_t i = 0; i < b->n; ++i) {
+      auto& item = b->items[i];
+      if (!item.key_ok) return status::corruption("malformed event key");
+      if (!item.decoded)
+        return status::corruption("event " + std::to_string(item.key_seq) + " does not parse");
+      if (item.rec.seq != item.key_seq)
+        return status::corruption("event key " + std::to_string(item.key_seq) + " holds seq " +
+                                  std::to_string(item.rec.seq));
+      if (!fn(item.rec)) return status::ok();
+    }
+    bool end = b->end;
+    auto iter_status = b->iter_status;
+    reader.done(b);
+    if (end) return iter_status.ok() ? status::ok() : from_rocks(iter_status, "scanning events");
+  }
 }
 
 std::vector<std::string> rocks_event_log::streams(const std::string& prefix) const {
@@ -153,99 +178,6 @@ std::vector<std::string> rocks_event_log::streams(const std::string& prefix) con
   // Key order puts "web2|…" before "web|…"; callers want plain name order.
   std::sort(names.begin(), names.end());
   return names;
-}
-
-namespace {
-
-// Holds a snapshot of a primary instance (nothing when db is null).
-class snapshot_guard {
- public:
-  explicit snapshot_guard(rocksdb::DB* db) : db_(db), snap_(db ? db->GetSnapshot() : nullptr) {}
-  ~snapshot_guard() {
-    if (snap_ != nullptr) db_->ReleaseSnapshot(snap_);
-  }
-  snapshot_guard(const snapshot_guard&) = delete;
-  snapshot_guard& operator=(const snapshot_guard&) = delete;
-  const rocksdb::Snapshot* get() const { return snap_; }
-
- private:
-  rocksdb::DB* db_;
-  const rocksdb::Snapshot* snap_;
-};
-
-}  // namespace
-
-verify_result rocks_event_log::verify() const {
-  std::shared_lock<std::shared_mutex> db_lock(db_mu_);
-  verify_result res;
-  auto fail = [&res](uint64_t seq, std::string why) {
-    res.ok = false;
-    res.first_bad = seq;
-    res.reason = std::move(why);
-    return res;
-  };
-  // One consistent view while appends may continue (primary only: a secondary instance
-  // does not support snapshots, and it does not change after open anyway).
-  snapshot_guard snap(read_only_ ? nullptr : db_);
-  rocksdb::ReadOptions point;
-  point.snapshot = snap.get();
-  rocksdb::ReadOptions ro = point;
-  ro.fill_cache = false;
-  ro.readahead_size = 2 << 20;
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, events_));
-  uint64_t expected = 1;
-  std::string prev_hash = kZeroHash;
-  int64_t prev_ts = std::numeric_limits<int64_t>::min();
-  event_record r;
-  std::string skey;
-  rocksdb::PinnableSlice index_value;
-  for (it->SeekToFirst(); it->Valid(); it->Next()) {
-    auto k = it->key();
-    if (k.size() != 8)
-      return fail(expected, "malformed event key (" + std::to_string(k.size()) + " bytes)");
-    uint64_t seq = get_be64(k.data());
-    if (seq != expected)
-      return fail(expected, seq > expected
-                                ? "event " + std::to_string(expected) +
-                                      " is missing (next stored event is " +
-                                      std::to_string(seq) + ")"
-                                : "unexpected event key " + std::to_string(seq));
-    // decode_value sets every field or fails, so `r` can be reused across events.
-    if (!decode_value(it->value(), r)) return fail(seq, "stored value does not parse");
-    if (r.seq != seq)
-      return fail(seq, "value carries seq " + std::to_string(r.seq));
-    if (r.prev_hash != prev_hash) return fail(seq, "prev_hash does not match the previous hash");
-    if (r.hash != event_hash(r)) return fail(seq, "hash does not match the event's content");
-    if (!valid_stream_name(r.stream) || !valid_stream_name(r.type))
-      return fail(seq, "invalid stream or type name");
-    if (r.ts_us < prev_ts) return fail(seq, "timestamp goes backwards");
-    skey = stream_key(r.stream, seq);
-    index_value.Reset();
-    auto s = db_->Get(point, streams_, skey, &index_value);
-    if (s.IsNotFound()) return fail(seq, "stream index entry is missing");
-    if (!s.ok()) return fail(seq, "reading stream index: " + s.ToString());
-    prev_hash = r.hash;
-    prev_ts = r.ts_us;
-    ++res.checked;
-    ++expected;
-  }
-  if (!it->status().ok()) return fail(expected, "reading events: " + it->status().ToString());
-  // The head in meta must point at the last event.
-  uint64_t last = expected - 1;
-  std::string v;
-  auto s = db_->Get(point, meta_, kHeadKey, &v);
-  if (s.ok()) {
-    head_info h;
-    if (!decode_head(v, h)) return fail(last + 1, "meta head does not parse");
-    if (h.seq > last)
-      return fail(last + 1, "event " + std::to_string(last + 1) + " is missing (head is " +
-                                std::to_string(h.seq) + ")");
-    if (h.seq < last) return fail(h.seq + 1, "meta head is behind the last event");
-    if (h.hash != prev_hash) return fail(last, "meta head hash does not match the last event");
-  } else if (!s.IsNotFound() || last > 0) {
-    return fail(last + 1, "meta head is missing: " + s.ToString());
-  }
-  return res;
 }
 
 }  // namespace berth::detail

@@ -50,6 +50,9 @@ class rocks_event_log final : public event_log {
   verify_result verify() const override;
 
  private:
+  // A scan of at least this many events decodes ahead on a thread of its own.
+  static constexpr uint64_t kDecodeAheadFrom = 4096;
+
   rocksdb::DB* db_;
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;
   rocksdb::ColumnFamilyHandle* events_ = nullptr;
