@@ -5,17 +5,23 @@
 //                     each writer waits for its reply before the next append
 //   (b2) group_pipe   same, but each writer keeps `--window` appends in flight (many
 //                     actors appending at once, as in the server)
-//   (c) replay        scan() over `--replay` events (filled with sync=false, then reopened
-//                     so they are read from SST files)
-//   (d) verify        verify() over the same events (hash chain + index)
-// Each measurement runs `--runs` times; the median is reported.
+//   (c) replay        load_replay() over `--replay` events with no snapshot: every event
+//                     decoded and folded with log_replay::fold (filled with sync=false, then
+//                     reopened so they are read from SST files)
+//   (c2) replay_snapshot  a restart: the log reopened and load_replay() with a snapshot taken
+//                     at 99% of the log (snapshot decoded, its hash checked, the tail folded)
+//   (d) verify        verify() over the same events (every hash recomputed, links, index)
+// Each measurement runs `--runs` times; the median is reported. `--json FILE` writes the rows
+// in the shared bench format (bench/README.md).
 //
 // Usage: bench_event_log [--runs 3] [--single 1000] [--writers 8] [--per-writer 1000]
 //                        [--window 16] [--replay 200000] [--data 200] [--linger-us 500]
-//                        [--dir /tmp]
+//                        [--dir /tmp] [--json FILE]
 #include <stdlib.h>
 
 #include <algorithm>
+#include <cmath>
+#include <ctime>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -26,11 +32,17 @@
 #include <thread>
 #include <vector>
 
+#include <sys/utsname.h>
+#include <unistd.h>
+
 #include <caf/all.hpp>
+#include <fstream>
+#include <nlohmann/json.hpp>
 
 #include "actors/event_store.hpp"
 #include "messages/atoms.hpp"
 #include "runtime/eventlog/event_log.hpp"
+#include "runtime/eventlog/replay_load.hpp"
 
 using namespace berth;
 using clk = std::chrono::steady_clock;
@@ -48,12 +60,13 @@ struct params {
   int data = 200;
   int linger_us = static_cast<int>(event_store_state::default_max_linger.count());
   std::string dir = "/tmp";
+  std::string json;  // --json FILE: rows in the shared format
 };
 
 [[noreturn]] void usage(const char* argv0) {
   std::fprintf(stderr,
                "usage: %s [--runs N] [--single N] [--writers N] [--per-writer N] [--window N]\n"
-               "          [--replay N] [--data BYTES] [--linger-us N] [--dir PARENT]\n",
+               "          [--replay N] [--data BYTES] [--linger-us N] [--dir PARENT] [--json FILE]\n",
                argv0);
   std::exit(2);
 }
@@ -67,6 +80,10 @@ params parse(int argc, char** argv) {
     std::string v = argv[++i];
     if (a == "--dir") {
       p.dir = v;
+      continue;
+    }
+    if (a == "--json") {
+      p.json = v;
       continue;
     }
     int n = std::atoi(v.c_str());
@@ -138,6 +155,8 @@ struct result {
   std::string what;
   std::vector<double> rates;  // events/s per run
   std::string extra;          // extra JSON fields (",\"k\":v")
+  std::string figure;         // the row name ("" = not a row of the report)
+  std::string target;         // e.g. ">= 50000 events/s"
 };
 
 void fail(const std::string& what) {
@@ -227,10 +246,14 @@ result bench_group(const params& p, int window) {
   return r;
 }
 
-// (c) replay and (d) verify over `--replay` events.
+// (c) replay, (c2) replay_snapshot and (d) verify over `--replay` events.
 std::vector<result> bench_replay(const params& p) {
-  result rep{"replay", "scan() events/s over " + std::to_string(p.replay) + " events", {}, {}};
-  result ver{"verify", "verify() events/s over " + std::to_string(p.replay) + " events", {}, {}};
+  result rep{"replay", "load_replay() (decode + fold, no snapshot) over " + std::to_string(p.replay) + " events",
+             {}, {}, "replay (decode + fold, no snapshot)", ">= 2000000 events/s"};
+  result snap{"replay_snapshot", "reopen + load_replay() with a snapshot at 99% of the log", {}, {},
+              "replay with a snapshot at 99% of the log", ""};
+  result ver{"verify", "verify() events/s over " + std::to_string(p.replay) + " events", {}, {},
+             "audit verify", ">= 1000000 events/s"};
   temp_dir tmp(p.dir);
   std::string dir = tmp.path + "/events";
   {
@@ -248,17 +271,16 @@ std::vector<result> bench_replay(const params& p) {
   }
   auto log = open_log(dir);  // reopened: events come from SST files
   for (int run = 0; run < p.runs; ++run) {
-    uint64_t n = 0, bytes = 0;
+    log_replay r;
+    replay_load_stats stats;
     auto t0 = clk::now();
-    auto st = log->scan(1, [&](const event_record& e) {
-      ++n;
-      bytes += e.data.size();
-      return true;
-    });
+    auto st = load_replay(*log, &r, &stats);
     double secs = seconds_since(t0);
     if (!st) fail(st.message());
-    if (n != static_cast<uint64_t>(p.replay)) fail("replay count mismatch");
-    rep.rates.push_back(n / secs);
+    if (stats.tail_events != static_cast<uint64_t>(p.replay) || stats.snapshot_seq != 0 ||
+        r.projects.size() != std::min(1000, p.replay))
+      fail("replay count mismatch");
+    rep.rates.push_back(stats.tail_events / secs);
   }
   for (int run = 0; run < p.runs; ++run) {
     auto t0 = clk::now();
@@ -267,7 +289,76 @@ std::vector<result> bench_replay(const params& p) {
     if (!v.ok) fail("verify: " + v.reason);
     ver.rates.push_back(v.checked / secs);
   }
-  return {rep, ver};
+  // A snapshot at 99%, as the server takes them while the log grows; then restarts.
+  uint64_t at = static_cast<uint64_t>(p.replay) * 99 / 100;
+  if (at > 0) {
+    log_replay r;
+    std::string hash;
+    auto st = log->scan(1, [&](const event_record& e) {
+      r.fold(e);
+      hash = e.hash;
+      return e.seq < at;
+    });
+    if (!st) fail(st.message());
+    st = save_replay_snapshot(*log, r, at, hash);
+    if (!st) fail(st.message());
+    log.reset();
+    std::vector<double> ms;
+    for (int run = 0; run < p.runs; ++run) {
+      auto t0 = clk::now();
+      auto reopened = open_log(dir);
+      log_replay loaded;
+      replay_load_stats stats;
+      st = load_replay(*reopened, &loaded, &stats);
+      double secs = seconds_since(t0);
+      if (!st) fail(st.message());
+      if (stats.snapshot_seq != at || !stats.snapshot_refused.empty())
+        fail("snapshot not used: " + stats.snapshot_refused);
+      snap.rates.push_back(p.replay / secs);
+      ms.push_back(secs * 1000);
+    }
+    char buf[64];
+    std::snprintf(buf, sizeof buf, ",\"median_ms\":%.1f", median(ms));
+    snap.extra = buf;
+  }
+  return {rep, snap, ver};
+}
+
+// The machine the figures come from, as the shared rows name it.
+nlohmann::json machine() {
+  nlohmann::json m{{"cpus", std::thread::hardware_concurrency()}};
+  std::ifstream cpu("/proc/cpuinfo");
+  for (std::string line; std::getline(cpu, line);)
+    if (line.rfind("model name", 0) == 0) {
+      auto colon = line.find(':');
+      m["model"] = colon == std::string::npos ? line : line.substr(colon + 2);
+      break;
+    }
+  struct utsname u;
+  if (uname(&u) == 0) m["kernel"] = u.release;
+  m["mem_mb"] = static_cast<long long>(sysconf(_SC_PHYS_PAGES)) * sysconf(_SC_PAGE_SIZE) / (1 << 20);
+  return m;
+}
+
+std::string now_iso8601() {
+  auto t = std::time(nullptr);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
+  return buf;
+}
+
+void write_json(const std::string& file, const std::vector<result>& results) {
+  nlohmann::json rows = nlohmann::json::array();
+  for (auto& r : results) {
+    if (r.figure.empty()) continue;
+    rows.push_back({{"figure", r.figure}, {"subject", "berth"}, {"app", "-"}, {"unit", "events/s"},
+                    {"median", std::round(median(r.rates))}, {"runs", r.rates}, {"target", r.target},
+                    {"notes", r.what}});
+  }
+  nlohmann::json doc{{"bench", "bench_event_log"}, {"date", now_iso8601()}, {"machine", machine()}, {"rows", rows}};
+  std::ofstream out(file);
+  out << doc.dump(2) << "\n";
+  if (!out) fail("cannot write " + file);
 }
 
 }  // namespace
@@ -283,7 +374,13 @@ int main(int argc, char** argv) {
   if (p.single > 0) results.push_back(bench_single(p));
   if (p.per_writer > 0) {
     results.push_back(bench_group(p, 1));
-    if (p.window > 1) results.push_back(bench_group(p, p.window));
+    if (p.window > 1) {
+      results.push_back(bench_group(p, p.window));
+      if (p.writers == 8) {  // the figure
+        results.back().figure = "durable appends, 8 writers";
+        results.back().target = ">= 50000 events/s";
+      }
+    }
   }
   if (p.replay > 0)
     for (auto& r : bench_replay(p)) results.push_back(r);
@@ -304,5 +401,6 @@ int main(int argc, char** argv) {
       std::printf("%s%.0f", i ? "," : "", r.rates[i]);
     std::printf("]%s}\n", r.extra.c_str());
   }
+  if (!p.json.empty()) write_json(p.json, results);
   return 0;
 }

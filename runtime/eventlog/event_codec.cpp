@@ -65,6 +65,12 @@ bool parse_stream_key_seq(const rocksdb::Slice& k, size_t stream_len, uint64_t& 
   return true;
 }
 
+std::string snapshot_key(uint64_t seq) {
+  std::string k = kSnapshotPrefix;
+  append_padded(k, seq);
+  return k;
+}
+
 // The smallest string greater than every string starting with `prefix` ("" when none).
 std::string prefix_successor(std::string prefix) {
   while (!prefix.empty()) {

@@ -55,6 +55,10 @@ struct head_info {
   int64_t ts_us = 0;
 };
 
+// Meta key of the replay snapshot at `seq`: kSnapshotPrefix + seq as 20 zero-padded digits.
+constexpr const char* kSnapshotPrefix = "replay_snapshot|";
+std::string snapshot_key(uint64_t seq);
+
 std::string encode_head(const head_info& h);
 bool decode_head(const std::string& v, head_info& h);
 

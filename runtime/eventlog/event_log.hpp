@@ -50,6 +50,15 @@ class event_log {
   virtual uint64_t disk_bytes() const { return 0; }
   // Walks the whole chain: recomputes each hash, checks links, seq continuity and the indexes.
   virtual verify_result verify() const = 0;
+
+  // Replay snapshots (runtime/eventlog/replay_load.hpp), kept beside the events under keys no
+  // read above ever sees. Stores `bytes` as the snapshot at `seq`, drops all but the newest
+  // `keep`. Errors: a write failure, a read-only log. Thread-safe beside appends.
+  virtual status put_snapshot(uint64_t seq, const std::string& bytes, size_t keep);
+  // The seqs of the stored snapshots, newest first (empty when none or unreadable).
+  virtual std::vector<uint64_t> snapshot_seqs() const;
+  // The snapshot stored at `seq`. Errors: not_found, a read failure.
+  virtual status get_snapshot(uint64_t seq, std::string* out) const;
 };
 
 // Checks one event before it is appended: stream and type pass valid_stream_name and are

@@ -49,6 +49,10 @@ class rocks_event_log final : public event_log {
 
   verify_result verify() const override;
 
+  status put_snapshot(uint64_t seq, const std::string& bytes, size_t keep) override;
+  std::vector<uint64_t> snapshot_seqs() const override;
+  status get_snapshot(uint64_t seq, std::string* out) const override;
+
  private:
   // A scan of at least this many events decodes ahead on a thread of its own.
   static constexpr uint64_t kDecodeAheadFrom = 4096;

@@ -13,6 +13,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "runtime/eventlog/event_codec.hpp"
 #include "runtime/eventlog/event_log.hpp"
 
 using namespace berth;
@@ -436,41 +437,22 @@ TEST_CASE("invalid events are rejected and nothing is written", "[event_log]") {
   CHECK(log->verify().ok);
 }
 
-TEST_CASE("verify detects a flipped byte and names the event", "[event_log]") {
-  temp_dir tmp;
-  fill(tmp.db(), 9);
-  REQUIRE(verify_dir(tmp.db()).ok);
-  std::string original;
-  {
-    raw_db raw(tmp.db());
-    original = raw.get(kEvents, key_of(5));
-  }
-  REQUIRE(original.size() > 100);
-  // Positions across the whole value: start, every field, end.
-  std::vector<size_t> positions = {0, 1, original.size() - 1};
-  for (const char* field : {"\"seq\"", "\"stream\"", "\"type\"", "\"ts_us\"", "\"data\"",
-                            "\"prev_hash\"", "\"hash\""}) {
-    auto p = original.find(field);
-    REQUIRE(p != std::string::npos);
-    positions.push_back(p + 1);                   // inside the key name
-    positions.push_back(p + std::strlen(field) + 2);  // inside the value
-  }
-  positions.push_back(original.find("quote") + 2);
-  positions.push_back(original.find("\\\"") );  // an escape inside data
+// Flips bits at `positions` of event 5's stored value (`original`) one at a time: verify()
+// must name event 5 every time, in read-only mode next to a raw primary.
+void check_flips(const std::string& db, const std::string& original, const std::vector<size_t>& positions) {
   // The raw primary stays open; each check opens the log read-only next to it (secondary
   // instance), which also exercises verify() in read-only mode.
-  raw_db raw(tmp.db());
+  raw_db raw(db);
   auto verify_ro = [&] {
     std::unique_ptr<event_log> ro;
-    auto st = event_log::open(tmp.db(), event_log::mode::read_only, &ro);
+    auto st = event_log::open(db, event_log::mode::read_only, &ro);
     INFO(st.message());
     REQUIRE(st.is_ok());
     return ro->verify();
   };
   for (size_t pos : positions) {
     for (unsigned char mask : {0x01, 0x20}) {
-      INFO("byte " << pos << " of " << original.size() << " xor " << int(mask) << ": "
-                   << original);
+      INFO("byte " << pos << " of " << original.size() << " xor " << int(mask));
       auto tampered = original;
       tampered[pos] = static_cast<char>(tampered[pos] ^ mask);
       raw.put(kEvents, key_of(5), tampered);
@@ -485,6 +467,47 @@ TEST_CASE("verify detects a flipped byte and names the event", "[event_log]") {
   auto v = verify_ro();
   CHECK(v.ok);
   CHECK(v.checked == 9);
+}
+
+TEST_CASE("verify detects a flipped byte and names the event", "[event_log]") {
+  temp_dir tmp;
+  fill(tmp.db(), 9);
+  REQUIRE(verify_dir(tmp.db()).ok);
+  std::string original;
+  {
+    raw_db raw(tmp.db());
+    original = raw.get(kEvents, key_of(5));
+  }
+  SECTION("binary envelope (what append writes)") {
+    REQUIRE(original.size() > 100);
+    REQUIRE(original[0] != '{');
+    // Every byte: version, flags, seq, time, each length and field, both hashes.
+    std::vector<size_t> positions;
+    for (size_t i = 0; i < original.size(); ++i) positions.push_back(i);
+    check_flips(tmp.db(), original, positions);
+  }
+  SECTION("JSON object written by an older berth") {
+    event_record r;
+    REQUIRE(detail::decode_value(rocksdb::Slice(original), r));
+    original = detail::encode_value_json(r);
+    {
+      raw_db raw(tmp.db());
+      raw.put(kEvents, key_of(5), original);
+    }
+    REQUIRE(verify_dir(tmp.db()).ok);  // old and new values chain together
+    // Positions across the whole value: start, every field, end.
+    std::vector<size_t> positions = {0, 1, original.size() - 1};
+    for (const char* field : {"\"seq\"", "\"stream\"", "\"type\"", "\"ts_us\"", "\"data\"",
+                              "\"prev_hash\"", "\"hash\""}) {
+      auto p = original.find(field);
+      REQUIRE(p != std::string::npos);
+      positions.push_back(p + 1);                       // inside the key name
+      positions.push_back(p + std::strlen(field) + 2);  // inside the value
+    }
+    positions.push_back(original.find("quote") + 2);
+    positions.push_back(original.find("\\\""));  // an escape inside data
+    check_flips(tmp.db(), original, positions);
+  }
 }
 
 TEST_CASE("verify detects deleted events and index entries", "[event_log]") {
@@ -531,18 +554,11 @@ TEST_CASE("verify detects deleted events and index entries", "[event_log]") {
   SECTION("an event rewritten with a consistent hash but a broken link") {
     {
       raw_db raw(tmp.db());
-      auto j = nlohmann::json::parse(raw.get(kEvents, key_of(6)));
       event_record r;
-      r.seq = 6;
-      r.stream = j["stream"];
-      r.type = j["type"];
-      r.ts_us = j["ts_us"];
+      REQUIRE(detail::decode_value(rocksdb::Slice(raw.get(kEvents, key_of(6))), r));
       r.data = R"({"forged":true})";
-      r.prev_hash = j["prev_hash"];
       r.hash = event_hash(r);
-      j["data"] = r.data;
-      j["hash"] = r.hash;
-      raw.put(kEvents, key_of(6), j.dump());
+      raw.put(kEvents, key_of(6), detail::encode_value(r));
     }
     auto v = verify_dir(tmp.db());
     CHECK_FALSE(v.ok);
