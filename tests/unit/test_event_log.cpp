@@ -240,18 +240,21 @@ TEST_CASE("append and read round trip", "[event_log]") {
   CHECK(v.checked == 3);
   CHECK(v.first_bad == 0);
 
-  // The stored value is an auditable JSON object with data as JSON text.
+  // The stored value is the binary envelope: every field, data as JSON text, nothing else.
   log.reset();
   raw_db raw(tmp.db());
-  auto j = nlohmann::json::parse(raw.get(kEvents, key_of(3)));
-  CHECK(j.at("seq") == 3);
-  CHECK(j.at("stream") == "project/shop");
-  CHECK(j.at("type") == "deploy_queued");
-  CHECK(j.at("data").is_string());
-  CHECK(j.at("data") == in[2].data);
-  CHECK(j.at("prev_hash") == out[1].hash);
-  CHECK(j.at("hash") == out[2].hash);
-  CHECK(j.at("ts_us") == out[2].ts_us);
+  auto stored = raw.get(kEvents, key_of(3));
+  CHECK(stored[0] == 0x02);
+  event_record r;
+  REQUIRE(detail::decode_value(rocksdb::Slice(stored), r));
+  CHECK(r.seq == 3);
+  CHECK(r.stream == "project/shop");
+  CHECK(r.type == "deploy_queued");
+  CHECK(r.data == in[2].data);
+  CHECK(r.prev_hash == out[1].hash);
+  CHECK(r.hash == out[2].hash);
+  CHECK(r.ts_us == out[2].ts_us);
+  CHECK(stored == detail::encode_value(r));
   CHECK(raw.get(kStreams, stream_key("project/shop", 3)).empty());
   auto head = nlohmann::json::parse(raw.get(kMeta, "head"));
   CHECK(head.at("seq") == 3);
