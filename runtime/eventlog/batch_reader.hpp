@@ -1,8 +1,10 @@
-// Internal to runtime/eventlog/: reads the events column family on a thread of its own and
+// Internal to runtime/eventlog/: reads the events column family on threads of their own and
 // decodes it in batches, so the caller's per-event work (a fold, the chain checks) runs beside
-// the decoding; verify() also has each event's SHA-256 recomputed on worker threads. Batches
-// come out in log order and are recycled (their strings keep their capacity).
+// the decoding; verify() also has each event's SHA-256 recomputed on worker threads. Reader t
+// of T reads the seq ranges (chunks of kBatchSize seqs) t, t+T, ... with its own iterator;
+// batches come out in log order and are recycled (their strings keep their capacity).
 #pragma once
+#include <rocksdb/db.h>
 #include <rocksdb/iterator.h>
 
 #include <condition_variable>
@@ -31,13 +33,16 @@ struct read_batch {
   bool end = false;                  // nothing follows this batch
   rocksdb::Status iter_status;       // the iterator's status at the end (end only)
   bool hashed = false;               // hash_ok is set (checked batches only)
+  size_t lane = 0;                   // the reader it goes back to
 };
 
 class batch_reader {
  public:
-  // Reads `it` (already positioned; outlives this reader) from its position to its end.
+  // Reads every event from seq `from` on with the iterators `its` (one reader thread each;
+  // each outlives this reader and sees the same snapshot). Chunks are planned up to `last`
+  // (the log's last seq when the snapshot was taken); the last chunk reads to the end.
   // `hash_threads` > 0: every batch's hashes are recomputed on that many threads first.
-  batch_reader(rocksdb::Iterator* it, int hash_threads);
+  batch_reader(std::vector<rocksdb::Iterator*> its, uint64_t from, uint64_t last, int hash_threads);
   // Stops reading (the caller may stop before the end) and joins every thread.
   ~batch_reader();
   batch_reader(const batch_reader&) = delete;
@@ -48,24 +53,46 @@ class batch_reader {
   void done(read_batch* b);
 
   static constexpr size_t kBatchSize = 512;
-  static constexpr size_t kBatches = 8;  // in flight at most (bounds memory)
+  static constexpr size_t kBatchesPerReader = 6;  // in flight at most (bounds memory)
 
  private:
-  void read_loop();
+  struct lane {  // one reader thread's iterator, free batches and filled ones in chunk order
+    rocksdb::Iterator* it;
+    std::deque<read_batch*> free, ordered;
+  };
+  void read_loop(size_t t);
   void hash_loop();
 
-  rocksdb::Iterator* it_;
+  uint64_t from_, chunks_;
   bool check_hashes_;
   std::vector<std::unique_ptr<read_batch>> pool_;
+  std::vector<lane> lanes_;
   std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<read_batch*> free_, ordered_, to_hash_;
-  bool stop_ = false, reading_done_ = false;
-  std::thread reader_;
-  std::vector<std::thread> hashers_;
+  std::deque<read_batch*> to_hash_;
+  uint64_t next_chunk_ = 0;
+  bool stop_ = false;
+  std::vector<std::thread> readers_, hashers_;
 };
 
-// How many threads verify() hashes on: the machine's cores (at least 1).
-int hash_thread_count();
+// Holds a snapshot of a primary instance (nothing when db is null).
+class snapshot_guard {
+ public:
+  explicit snapshot_guard(rocksdb::DB* db) : db_(db), snap_(db ? db->GetSnapshot() : nullptr) {}
+  ~snapshot_guard() {
+    if (snap_ != nullptr) db_->ReleaseSnapshot(snap_);
+  }
+  snapshot_guard(const snapshot_guard&) = delete;
+  snapshot_guard& operator=(const snapshot_guard&) = delete;
+  const rocksdb::Snapshot* get() const { return snap_; }
+
+ private:
+  rocksdb::DB* db_;
+  const rocksdb::Snapshot* snap_;
+};
+
+// How many threads read (and hash) on: the machine's cores (at least 1).
+int reader_thread_count();
+inline int hash_thread_count() { return reader_thread_count(); }
 
 }  // namespace berth::detail

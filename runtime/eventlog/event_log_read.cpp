@@ -112,11 +112,11 @@ status rocks_event_log::scan(uint64_t from,
   ro.fill_cache = false;           // a replay must not evict the hot set
   ro.readahead_size = 2 << 20;     // sequential read of the whole CF
   ro.async_io = false;
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, events_));
-  it->Seek(event_key(from).slice());
-  // A long scan decodes on a thread of its own while `fn` runs here; a short one (a tail,
+  // A long scan decodes on threads of their own while `fn` runs here; a short one (a tail,
   // a single event) is not worth a thread.
   if (last_seq() < from + kDecodeAheadFrom) {
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, events_));
+    it->Seek(event_key(from).slice());
     event_record r;  // reused: string capacity survives across records
     for (; it->Valid(); it->Next()) {
       auto k = it->key();
@@ -132,7 +132,17 @@ status rocks_event_log::scan(uint64_t from,
     if (!it->status().ok()) return from_rocks(it->status(), "scanning events");
     return status::ok();
   }
-  batch_reader reader(it.get(), /*hash_threads=*/0);
+  // Every reader sees the same snapshot (a secondary instance has none, and does not change).
+  const uint64_t last = last_seq();
+  snapshot_guard snap(read_only_ ? nullptr : db_);
+  ro.snapshot = snap.get();
+  std::vector<std::unique_ptr<rocksdb::Iterator>> its;
+  std::vector<rocksdb::Iterator*> raw;
+  for (int i = 0; i < reader_thread_count(); ++i) {
+    its.emplace_back(db_->NewIterator(ro, events_));
+    raw.push_back(its.back().get());
+  }
+  batch_reader reader(raw, from, last, /*hash_threads=*/0);
   for (;;) {
     read_batch* b = reader.next();
     for (size_t i = 0; i < b->n; ++i) {

@@ -21,22 +21,6 @@ namespace berth::detail {
 
 namespace {
 
-// Holds a snapshot of a primary instance (nothing when db is null).
-class snapshot_guard {
- public:
-  explicit snapshot_guard(rocksdb::DB* db) : db_(db), snap_(db ? db->GetSnapshot() : nullptr) {}
-  ~snapshot_guard() {
-    if (snap_ != nullptr) db_->ReleaseSnapshot(snap_);
-  }
-  snapshot_guard(const snapshot_guard&) = delete;
-  snapshot_guard& operator=(const snapshot_guard&) = delete;
-  const rocksdb::Snapshot* get() const { return snap_; }
-
- private:
-  rocksdb::DB* db_;
-  const rocksdb::Snapshot* snap_;
-};
-
 // Which stream's index names each seq up to `max_seq`, read from the streams column family
 // in one pass. Seqs it cannot answer for (named twice, beyond max_seq) are looked up one by
 // one, as are all of them when the table would be too large.
@@ -116,8 +100,15 @@ verify_result rocks_event_log::verify() const {
     if (head_ok) index.load(db_, streams_, ro, head.seq);
   });
 
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, events_));
-  it->SeekToFirst();
+  std::vector<std::unique_ptr<rocksdb::Iterator>> its;
+  std::vector<rocksdb::Iterator*> raw;
+  for (int i = 0; i < reader_thread_count(); ++i) {
+    its.emplace_back(db_->NewIterator(ro, events_));
+    raw.push_back(its.back().get());
+  }
+  // The chunks are planned up to the head (or the last seq when it has none); whatever
+  // follows is read too.
+  const uint64_t planned = head_ok ? head.seq : last_seq();
   uint64_t expected = 1;
   std::string prev_hash = kZeroHash;
   int64_t prev_ts = std::numeric_limits<int64_t>::min();
@@ -156,7 +147,7 @@ verify_result rocks_event_log::verify() const {
     return true;
   };
   {
-    batch_reader reader(it.get(), hash_thread_count());
+    batch_reader reader(raw, 0, planned, hash_thread_count());
     index_loaded.wait();
     for (bool more = true; more;) {
       read_batch* b = reader.next();

@@ -227,10 +227,22 @@ TEST_CASE("verify of a long log names the first damaged event", "[event_log]") {
     REQUIRE(db->Delete(rocksdb::WriteOptions(), h[2], detail::stream_key("project/p" + std::to_string(2998 % 7), 2999)).ok());
     REQUIRE(db->Put(rocksdb::WriteOptions(), h[2], detail::stream_key("project/other", 2999), "").ok());
   }
+  SECTION("events 2999 to 3700 deleted (more than a chunk of a reader)") {
+    for (uint64_t seq = 2999; seq <= 3700; ++seq) {
+      detail::event_key k(seq);
+      REQUIRE(db->Delete(rocksdb::WriteOptions(), h[1], k.slice()).ok());
+    }
+  }
+  SECTION("a malformed key among the events") {
+    detail::event_key k(2999);
+    REQUIRE(db->Delete(rocksdb::WriteOptions(), h[1], k.slice()).ok());
+    REQUIRE(db->Put(rocksdb::WriteOptions(), h[1], rocksdb::Slice(k.buf, 7), "x").ok());
+  }
   for (auto* x : h) db->DestroyColumnFamilyHandle(x);
   delete db;
   auto log = open_log(tmp.db());
   auto v = log->verify();
+  INFO(v.reason);
   CHECK_FALSE(v.ok);
   CHECK((v.first_bad == 4321 || v.first_bad == 2999));
   CHECK(v.checked == v.first_bad - 1);
