@@ -32,6 +32,7 @@
 #include <thread>
 #include <vector>
 
+#include <sys/resource.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
@@ -249,6 +250,20 @@ result bench_group(const params& p, int window) {
   return r;
 }
 
+// CPU seconds this process has used (every thread): divided by the events it shows the work
+// per event independent of how busy the machine is.
+double cpu_seconds() {
+  struct rusage u;
+  getrusage(RUSAGE_SELF, &u);
+  return u.ru_utime.tv_sec + u.ru_stime.tv_sec + (u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
+}
+
+std::string cpu_note(const std::vector<double>& cpu_us) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, ",\"cpu_us_per_event\":%.3f", median(cpu_us));
+  return buf;
+}
+
 // This process's resident memory in MB (VmRSS), to show what the log itself holds.
 double rss_mb() {
   std::ifstream f("/proc/self/status");
@@ -285,9 +300,11 @@ std::vector<result> bench_replay(const params& p) {
   double rss_before = rss_mb();
   auto log = open_log(dir);  // reopened: events come from SST files
   double rss_open = rss_mb();
+  std::vector<double> rep_cpu, ver_cpu;
   for (int run = 0; run < p.runs; ++run) {
     log_replay r;
     replay_load_stats stats;
+    double c0 = cpu_seconds();
     auto t0 = clk::now();
     auto st = load_replay(*log, &r, &stats);
     double secs = seconds_since(t0);
@@ -296,14 +313,19 @@ std::vector<result> bench_replay(const params& p) {
         r.projects.size() != std::min(1000, p.replay))
       fail("replay count mismatch");
     rep.rates.push_back(stats.tail_events / secs);
+    rep_cpu.push_back((cpu_seconds() - c0) * 1e6 / stats.tail_events);
   }
+  rep.extra = cpu_note(rep_cpu);
   for (int run = 0; run < p.runs; ++run) {
+    double c0 = cpu_seconds();
     auto t0 = clk::now();
     auto v = log->verify();
     double secs = seconds_since(t0);
     if (!v.ok) fail("verify: " + v.reason);
     ver.rates.push_back(v.checked / secs);
+    ver_cpu.push_back((cpu_seconds() - c0) * 1e6 / v.checked);
   }
+  ver.extra = cpu_note(ver_cpu);
   std::printf("rss: %.1f MB before open, %.1f MB after open, %.1f MB after replays and verifies\n\n", rss_before,
               rss_open, rss_mb());
   // A snapshot at 99%, as the server takes them while the log grows; then restarts.
