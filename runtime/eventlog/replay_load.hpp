@@ -14,7 +14,9 @@ namespace berth {
 struct replay_load_stats {
   uint64_t snapshot_seq = 0;  // seq the snapshot used covers (0: none used)
   uint64_t tail_events = 0;   // events folded after it
-  std::string snapshot_refused;  // why a snapshot that exists was not used ("" = none or used)
+  // Why the newest snapshot was not used ("" = none stored, or the newest was used); an older
+  // one may still have been used (snapshot_seq says which).
+  std::string snapshot_refused;
 };
 
 // Fills `out` (until_us = max) with the folds of every event of `log`: the newest snapshot
@@ -23,8 +25,8 @@ struct replay_load_stats {
 status load_replay(const event_log& log, log_replay* out, replay_load_stats* stats = nullptr);
 
 // Stores `r` (the folds of every event up to and including `seq`, whose hash is `hash`) as
-// the newest snapshot; older ones may be dropped. Errors: a write failure. Not thread-safe
-// with itself (the caller serialises), safe beside appends.
+// the newest snapshot; the two newest are kept. Errors: a write failure, a read-only log. Not
+// thread-safe with itself (the caller serialises), safe beside appends and load_replay.
 status save_replay_snapshot(event_log& log, const log_replay& r, uint64_t seq, const std::string& hash);
 
 }  // namespace berth
