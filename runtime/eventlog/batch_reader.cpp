@@ -132,6 +132,11 @@ void batch_reader::done(read_batch* b) {
   cv_.notify_all();
 }
 
+uint64_t last_key_seq(rocksdb::Iterator* it) {
+  it->SeekToLast();
+  return it->Valid() && it->key().size() == 8 ? get_be64(it->key().data()) : 0;
+}
+
 int reader_thread_count() { return static_cast<int>(std::max(1u, std::thread::hardware_concurrency())); }
 
 }  // namespace berth::detail

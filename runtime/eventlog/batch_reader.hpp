@@ -91,6 +91,10 @@ class snapshot_guard {
   const rocksdb::Snapshot* snap_;
 };
 
+// The seq of the last key `it` sees (0 when none, or when that key is malformed): where the
+// chunks are planned up to, whatever the head says (a damaged head must not plan billions).
+uint64_t last_key_seq(rocksdb::Iterator* it);
+
 // How many threads read (and hash) on: the machine's cores (at least 1).
 int reader_thread_count();
 inline int hash_thread_count() { return reader_thread_count(); }

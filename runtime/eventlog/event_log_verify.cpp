@@ -6,6 +6,7 @@
 #include <rocksdb/iterator.h>
 #include <rocksdb/options.h>
 
+#include <algorithm>
 #include <cstring>
 #include <future>
 #include <limits>
@@ -106,9 +107,9 @@ verify_result rocks_event_log::verify() const {
     its.emplace_back(db_->NewIterator(ro, events_));
     raw.push_back(its.back().get());
   }
-  // The chunks are planned up to the head (or the last seq when it has none); whatever
-  // follows is read too.
-  const uint64_t planned = head_ok ? head.seq : last_seq();
+  // Planned up to the last event both the head and the keys agree on: a damaged key or head
+  // alone must not plan billions of empty chunks (the last chunk reads to the end anyway).
+  const uint64_t planned = std::min(last_key_seq(raw.front()), head_ok ? head.seq : last_seq());
   uint64_t expected = 1;
   std::string prev_hash = kZeroHash;
   int64_t prev_ts = std::numeric_limits<int64_t>::min();

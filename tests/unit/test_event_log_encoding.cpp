@@ -241,6 +241,11 @@ TEST_CASE("verify of a long log names the first damaged event", "[event_log]") {
     REQUIRE(db->Delete(rocksdb::WriteOptions(), h[1], k.slice()).ok());
     REQUIRE(db->Put(rocksdb::WriteOptions(), h[1], rocksdb::Slice(k.buf, 7), "x").ok());
   }
+  SECTION("an event stored under a seq far beyond the head") {
+    bad = 5001;
+    detail::event_key k(uint64_t{1} << 60);
+    REQUIRE(db->Put(rocksdb::WriteOptions(), h[1], k.slice(), "x").ok());
+  }
   for (auto* x : h) db->DestroyColumnFamilyHandle(x);
   delete db;
   auto log = open_log(tmp.db());
