@@ -220,7 +220,8 @@ void listener::run() {
     fds.clear();
     fds.push_back({wake_fd_, POLLIN, 0});
     fds.push_back({accepting ? listen_fd_ : -1, POLLIN, 0});
-    auto wake_at = now + 1s;
+    // Nothing waits for a time of its own: sleep until a connection, a request or stop().
+    auto wake_at = clock_type::time_point::max();
     if (!accepting) wake_at = std::min(wake_at, accept_paused_until_);
     for (auto& c : closing_) {
       fds.push_back({c->conn->fd(), static_cast<short>(c->want == io_want::write ? POLLOUT : POLLIN), 0});
@@ -230,8 +231,11 @@ void listener::run() {
       fds.push_back({i.conn->fd(), POLLIN, 0});
       wake_at = std::min(wake_at, i.deadline);
     }
-    auto wait_ms = std::chrono::duration_cast<std::chrono::milliseconds>(wake_at - now).count() + 1;
-    int r = ::poll(fds.data(), fds.size(), static_cast<int>(std::max<long long>(0, wait_ms)));
+    int wait_ms = -1;
+    if (wake_at != clock_type::time_point::max())
+      wait_ms = static_cast<int>(std::clamp<long long>(
+          std::chrono::duration_cast<std::chrono::milliseconds>(wake_at - now).count() + 1, 0, 1 << 30));
+    int r = ::poll(fds.data(), fds.size(), wait_ms);
     if (r < 0 && errno != EINTR) {
       log_kv(spdlog::level::err, "http accept loop: poll failed", {{"error", std::strerror(errno)}});
       std::this_thread::sleep_for(10ms);
