@@ -185,8 +185,6 @@ void listener::park(std::shared_ptr<transport> conn, size_t served) {
   if (sooner) wake();
 }
 
-
-
 void listener::dispatch(std::shared_ptr<transport> conn, size_t served) {
   if (!workers_.submit([serve = &serve_, conn, served] { (*serve)(conn, served); })) refuse(std::move(conn));
 }
