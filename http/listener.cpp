@@ -1,5 +1,6 @@
 #include "http/listener.hpp"
 
+#include <malloc.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -186,6 +187,7 @@ void listener::park(std::shared_ptr<transport> conn, size_t served) {
 }
 
 void listener::dispatch(std::shared_ptr<transport> conn, size_t served) {
+  ++dispatched_since_trim_;
   if (!workers_.submit([serve = &serve_, conn, served] { (*serve)(conn, served); })) refuse(std::move(conn));
 }
 
@@ -292,6 +294,12 @@ void listener::run() {
       wake_at = std::min(wake_at, c->next_deadline());
     }
     int wait_ms = -1;
+    if (wake_at == clock_type::time_point::max() && dispatched_since_trim_ > 0) {
+      // Requests were served and no connection is left: the heap the burst grew (every thread's
+      // share of glibc's arenas, freed but kept) goes back to the kernel before the long sleep.
+      ::malloc_trim(0);
+      dispatched_since_trim_ = 0;
+    }
     if (wake_at != clock_type::time_point::max())
       wait_ms = static_cast<int>(std::clamp<long long>(
           std::chrono::duration_cast<std::chrono::milliseconds>(wake_at - now).count() + 1, 0, 1 << 30));

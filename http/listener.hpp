@@ -10,7 +10,9 @@
 // (read and dropped for up to linger_limit so that it gets the answer instead of a reset).
 // Kept-alive connections wait in an epoll set that the worker that parks one adds it to
 // itself: the loop wakes when a request comes, not also each time a worker parks a connection
-// (two wakeups per request under load otherwise). Nothing wakes the loop while nothing happens.
+// (two wakeups per request under load otherwise). Nothing wakes the loop while nothing happens;
+// before it sleeps with no connection left after serving requests, it returns the heap's free
+// memory to the kernel (malloc_trim), so a burst of requests does not stay in berth's RSS.
 #pragma once
 #include <sys/types.h>
 
@@ -88,6 +90,7 @@ class listener {
   std::unordered_map<int, idle> idle_;               // by fd; with handed_mu_
   clock_type_point loop_wakes_at_ = clock_type_point::max();  // the next idle deadline the loop wakes for; with handed_mu_
   std::chrono::steady_clock::time_point accept_paused_until_{};
+  size_t dispatched_since_trim_ = 0;  // loop thread only
 };
 
 }  // namespace berth::http
