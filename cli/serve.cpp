@@ -3,6 +3,7 @@
 #include <atomic>
 #include <csignal>
 
+#include <malloc.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <filesystem>
@@ -43,12 +44,18 @@ struct berth_system_config : caf::actor_system_config {
       return std::string("berth::") + code_name(static_cast<errc>(code)) +
              (ctx.empty() ? "" : caf::deep_to_string(ctx));
     });
-    if (cfg.scheduler_threads > 0) set("scheduler.max-threads", cfg.scheduler_threads);
+    set("scheduler.max-threads", scheduler_threads(cfg));
     set("logger.verbosity", caf::atom("quiet"));
-    // Idle workers back off quickly instead of spinning: an idle berth should cost no CPU,
-    // and group commit measured 15-40% faster with the cores left to the committer.
-    set("work-stealing.aggressive-poll-attempts", 1);
-    set("work-stealing.moderate-poll-attempts", 1);
+    // Work sharing: idle workers sleep on one condition variable until a job is queued. Work
+    // stealing (CAF's default) wakes every idle worker every 10 ms to try to steal, which is
+    // what an idle berth spent its CPU on; berth's actors do little work each, so one shared
+    // queue is no bottleneck on the machines berth runs on.
+    set("scheduler.policy", caf::atom("sharing"));
+  }
+  // --scheduler-threads, else one per core (CAF's own default is at least 4).
+  static size_t scheduler_threads(const config& cfg) {
+    if (cfg.scheduler_threads > 0) return static_cast<size_t>(cfg.scheduler_threads);
+    return std::max(2u, std::thread::hardware_concurrency());
   }
 };
 
@@ -283,7 +290,16 @@ void let_jobs_reach_a_boundary(caf::actor_system& sys, const config& cfg) {
          {{"ms", ms.count()}, {"apps", cfg.stop_apps_on_exit ? "stopped" : "left running"}});
 }
 
+// glibc gives each thread that allocates an arena of its own, up to 8 per core, each keeping
+// the memory it freed: most of an idle berth's heap. Two arenas are enough for berth's
+// allocation rate; freed memory at the top of the heap goes back to the kernel past 128 KiB.
+void limit_malloc_arenas() {
+  ::mallopt(M_ARENA_MAX, 2);
+  ::mallopt(M_TRIM_THRESHOLD, 128 * 1024);
+}
+
 int serve(const config& given) {
+  limit_malloc_arenas();  // before any thread allocates
   config cfg = given;
   // Everything berth creates from here on (folders, .env, logs, RocksDB's files, Caddy's socket)
   // is its user's alone.

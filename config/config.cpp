@@ -128,7 +128,7 @@ config_loader::config_loader(config& cfg) : cfg_(cfg) {
          c.max_body_bytes = parse_long("max_body_bytes", v, 1024, 64L << 20);
        }},
       {"http_threads", "--http-threads", "BERTH_HTTP_THREADS",
-       "HTTP worker threads (each open connection holds one)", "16",
+       "HTTP worker threads at most (made when needed; a connection holds one only while its request is read and answered)", "16",
        [&c](const std::string& v) { c.http_threads = parse_long("http_threads", v, 2, 1024); }},
       {"http_queue", "--http-queue", "BERTH_HTTP_QUEUE",
        "connections that may wait for an HTTP worker; more are answered 503 saturated", "1024",

@@ -13,10 +13,7 @@ thread_local dispatcher* t_current = nullptr;
 dispatcher::dispatcher(dispatch_limits limits)
     : limits_{std::max<size_t>(1, limits.workers), limits.queue, limits.long_calls,
               std::min(limits.streams, limits.long_calls)},
-      free_slots_(static_cast<long>(limits_.workers)) {
-  std::lock_guard<std::mutex> lock(mu_);
-  for (size_t i = 0; i < limits_.workers; ++i) threads_.emplace_back([this] { work(); });
-}
+      free_slots_(static_cast<long>(limits_.workers)) {}  // threads start with the first jobs
 
 dispatcher::~dispatcher() { join(); }
 
@@ -98,19 +95,22 @@ dispatcher::load dispatcher::current_load() const {
   return {static_cast<size_t>(std::max(0L, running)), jobs_.size(), waiting_long_, streams_};
 }
 
-// A queued job could run now (a slot is free) but every thread is busy: one more thread. There
-// are never more than workers + long_calls threads, as only that many jobs run at once.
+// Threads are made when needed, not up front: a queued job could run now (a slot is free) and
+// no idle thread is there to take it. A server that only ever serves a few requests at once
+// keeps only a few threads (each costs its stack and its share of the heap). There are never
+// more than workers + long_calls threads, as only that many jobs run at once; they stay.
 void dispatcher::add_thread_if_needed() {
-  if (idle_ > 0 || jobs_.empty() || free_slots_ <= 0) return;
+  if (jobs_.empty() || free_slots_ <= 0) return;
+  if (idle_ >= std::min(jobs_.size(), static_cast<size_t>(free_slots_))) return;
   if (threads_.size() >= limits_.workers + limits_.long_calls) return;
+  ++idle_;  // counted idle from now, so a burst of jobs does not make a thread for each
   threads_.emplace_back([this] { work(); });
 }
 
 void dispatcher::work() {
   t_current = this;
   std::unique_lock<std::mutex> lock(mu_);
-  for (;;) {
-    ++idle_;
+  for (;;) {  // idle_ counts this thread while it waits (add_thread_if_needed counted it first)
     cv_.wait(lock, [this] { return (free_slots_ > 0 && !jobs_.empty()) || (stopping_ && jobs_.empty()); });
     --idle_;
     if (jobs_.empty()) return;  // stopping, and nothing left to run
@@ -128,6 +128,7 @@ void dispatcher::work() {
     job = nullptr;  // whatever it holds goes before the slot is given back
     lock.lock();
     ++free_slots_;
+    ++idle_;
     if (free_slots_ > 0 && !jobs_.empty()) cv_.notify_one();
   }
 }

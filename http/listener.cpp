@@ -1,9 +1,11 @@
 #include "http/listener.hpp"
 
+#include <malloc.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -96,11 +98,16 @@ struct listener::closing {
 };
 
 listener::listener(const tls_context* tls, dispatcher& workers, serve_fn serve)
-    : tls_(tls), workers_(workers), serve_(std::move(serve)), wake_fd_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {}
+    : tls_(tls),
+      workers_(workers),
+      serve_(std::move(serve)),
+      wake_fd_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)),
+      idle_fd_(::epoll_create1(EPOLL_CLOEXEC)) {}
 
 listener::~listener() {
   if (listen_fd_ >= 0) ::close(listen_fd_);
   if (wake_fd_ >= 0) ::close(wake_fd_);
+  if (idle_fd_ >= 0) ::close(idle_fd_);
 }
 
 bool listener::bind(const std::string& host, uint16_t port, std::string& error) {
@@ -158,14 +165,29 @@ void listener::linger(std::shared_ptr<transport> conn) {
 }
 
 void listener::park(std::shared_ptr<transport> conn, size_t served) {
+  auto deadline = clock_type::now() + std::chrono::seconds(cd::keep_alive_idle_s);
+  int fd = conn->fd();
+  bool sooner = false;
   {
     std::lock_guard<std::mutex> lock(handed_mu_);
-    parked_.push_back({std::move(conn), served, clock_type::now() + std::chrono::seconds(cd::keep_alive_idle_s)});
+    if (stopping_) return;  // dropping it closes it
+    idle_[fd] = idle{std::move(conn), served, deadline};
+    epoll_event ev{};
+    ev.events = EPOLLIN | EPOLLRDHUP | EPOLLONESHOT;
+    ev.data.fd = fd;
+    if (::epoll_ctl(idle_fd_, EPOLL_CTL_ADD, fd, &ev) != 0) {
+      idle_.erase(fd);
+      return;
+    }
+    // The loop only needs waking when it would otherwise sleep past this one's deadline.
+    sooner = deadline < loop_wakes_at_;
+    if (sooner) loop_wakes_at_ = deadline;
   }
-  wake();
+  if (sooner) wake();
 }
 
 void listener::dispatch(std::shared_ptr<transport> conn, size_t served) {
+  ++dispatched_since_trim_;
   if (!workers_.submit([serve = &serve_, conn, served] { (*serve)(conn, served); })) refuse(std::move(conn));
 }
 
@@ -203,6 +225,51 @@ void listener::accept_all() {
   }
 }
 
+// The kept-alive connections whose client sent something (or closed): the next request goes to
+// a worker; a closed one is dropped (nothing unread, so closing is clean).
+void listener::take_requests() {
+  epoll_event events[64];
+  int n = ::epoll_wait(idle_fd_, events, 64, 0);
+  for (int i = 0; i < n; ++i) {
+    int fd = events[i].data.fd;
+    idle c;
+    {
+      std::lock_guard<std::mutex> lock(handed_mu_);
+      auto it = idle_.find(fd);
+      if (it == idle_.end()) continue;
+      c = std::move(it->second);
+      idle_.erase(it);
+      ::epoll_ctl(idle_fd_, EPOLL_CTL_DEL, fd, nullptr);
+    }
+    char byte;
+    auto got = ::recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (got > 0) {
+      dispatch(std::move(c.conn), c.served);
+    } else if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+      park(std::move(c.conn), c.served);  // woken for nothing: it waits again
+    }
+  }
+}
+
+// Closes the kept-alive connections silent past their deadline; returns the next deadline.
+listener::clock_type_point listener::expire_idle(clock_type_point now) {
+  std::vector<std::shared_ptr<transport>> expired;  // closed outside the lock
+  std::lock_guard<std::mutex> lock(handed_mu_);
+  auto next = clock_type_point::max();
+  for (auto it = idle_.begin(); it != idle_.end();) {
+    if (it->second.deadline <= now) {
+      ::epoll_ctl(idle_fd_, EPOLL_CTL_DEL, it->first, nullptr);
+      expired.push_back(std::move(it->second.conn));
+      it = idle_.erase(it);
+      continue;
+    }
+    next = std::min(next, it->second.deadline);
+    ++it;
+  }
+  loop_wakes_at_ = next;  // park() wakes the loop for a sooner one
+  return next;
+}
+
 void listener::run() {
   std::vector<pollfd> fds;
   while (!stopping_) {
@@ -210,8 +277,6 @@ void listener::run() {
     {
       std::lock_guard<std::mutex> lock(handed_mu_);
       handed.swap(handed_);
-      for (auto& p : parked_) idle_.push_back(std::move(p));
-      parked_.clear();
     }
     for (auto& c : handed) adopt(std::move(c), "");
 
@@ -220,18 +285,25 @@ void listener::run() {
     fds.clear();
     fds.push_back({wake_fd_, POLLIN, 0});
     fds.push_back({accepting ? listen_fd_ : -1, POLLIN, 0});
-    auto wake_at = now + 1s;
+    fds.push_back({idle_fd_, POLLIN, 0});
+    // Nothing waits for a time of its own: sleep until a connection, a request or stop().
+    auto wake_at = expire_idle(now);
     if (!accepting) wake_at = std::min(wake_at, accept_paused_until_);
     for (auto& c : closing_) {
       fds.push_back({c->conn->fd(), static_cast<short>(c->want == io_want::write ? POLLOUT : POLLIN), 0});
       wake_at = std::min(wake_at, c->next_deadline());
     }
-    for (auto& i : idle_) {
-      fds.push_back({i.conn->fd(), POLLIN, 0});
-      wake_at = std::min(wake_at, i.deadline);
+    int wait_ms = -1;
+    if (wake_at == clock_type::time_point::max() && dispatched_since_trim_ > 0) {
+      // Requests were served and no connection is left: the heap the burst grew (every thread's
+      // share of glibc's arenas, freed but kept) goes back to the kernel before the long sleep.
+      ::malloc_trim(0);
+      dispatched_since_trim_ = 0;
     }
-    auto wait_ms = std::chrono::duration_cast<std::chrono::milliseconds>(wake_at - now).count() + 1;
-    int r = ::poll(fds.data(), fds.size(), static_cast<int>(std::max<long long>(0, wait_ms)));
+    if (wake_at != clock_type::time_point::max())
+      wait_ms = static_cast<int>(std::clamp<long long>(
+          std::chrono::duration_cast<std::chrono::milliseconds>(wake_at - now).count() + 1, 0, 1 << 30));
+    int r = ::poll(fds.data(), fds.size(), wait_ms);
     if (r < 0 && errno != EINTR) {
       log_kv(spdlog::level::err, "http accept loop: poll failed", {{"error", std::strerror(errno)}});
       std::this_thread::sleep_for(10ms);
@@ -248,32 +320,18 @@ void listener::run() {
     still.reserve(closing_.size());
     for (size_t i = 0; i < polled; ++i) {
       auto& c = closing_[i];
-      bool done = (fds[i + 2].revents != 0 || now >= c->next_deadline()) && c->step(now);
+      bool done = (fds[i + 3].revents != 0 || now >= c->next_deadline()) && c->step(now);
       if (!done) still.push_back(std::move(c));
     }
     closing_.swap(still);
-    // Kept-alive connections: the next request goes to a worker; silence past the idle limit
-    // or the client closing ends them (nothing unread, so closing is clean).
-    std::vector<idle> waiting;
-    waiting.reserve(idle_.size());
-    for (size_t i = 0; i < idle_.size(); ++i) {
-      auto& c = idle_[i];
-      if (fds[polled + 2 + i].revents != 0) {
-        char byte;
-        auto n = ::recv(c.conn->fd(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
-        if (n > 0) {
-          dispatch(std::move(c.conn), c.served);
-          continue;
-        }
-        if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) continue;  // gone
-      }
-      if (now < c.deadline) waiting.push_back(std::move(c));
-    }
-    idle_.swap(waiting);
+    if (fds[2].revents != 0) take_requests();
     if (accepting && fds[1].revents != 0) accept_all();
   }
   closing_.clear();
-  idle_.clear();
+  {
+    std::lock_guard<std::mutex> lock(handed_mu_);
+    idle_.clear();
+  }
   ::close(listen_fd_);
   listen_fd_ = -1;
 }

@@ -8,6 +8,11 @@
 // kept-alive ones waiting for their next request (back to the dispatcher when it comes, closed
 // after keep_alive_idle_s), and closing ones, whose client may still send after its answer
 // (read and dropped for up to linger_limit so that it gets the answer instead of a reset).
+// Kept-alive connections wait in an epoll set that the worker that parks one adds it to
+// itself: the loop wakes when a request comes, not also each time a worker parks a connection
+// (two wakeups per request under load otherwise). Nothing wakes the loop while nothing happens;
+// before it sleeps with no connection left after serving requests, it returns the heap's free
+// memory to the kernel (malloc_trim), so a burst of requests does not stay in berth's RSS.
 #pragma once
 #include <sys/types.h>
 
@@ -18,6 +23,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "runtime/net/transport.hpp"
@@ -56,6 +62,7 @@ class listener {
 
  private:
   struct closing;  // a connection the loop is finishing (a refusal being written, or lingering)
+  using clock_type_point = std::chrono::steady_clock::time_point;
   struct idle {    // a kept-alive connection between requests
     std::shared_ptr<transport> conn;
     size_t served = 0;
@@ -74,11 +81,16 @@ class listener {
   int wake_fd_ = -1;  // eventfd: stop() and linger() wake the loop
   std::atomic<bool> stopping_{false};
   std::vector<std::unique_ptr<closing>> closing_;  // loop thread only
+  void take_requests();                          // kept-alive connections the epoll set says are readable
+  clock_type_point expire_idle(clock_type_point now);  // closes the silent ones; the next deadline
+
   std::mutex handed_mu_;
   std::vector<std::shared_ptr<transport>> handed_;  // from linger(), taken by the loop
-  std::vector<idle> parked_;                         // from park(), taken by the loop
-  std::vector<idle> idle_;                           // loop thread only
+  int idle_fd_ = -1;                                 // epoll set of the kept-alive connections
+  std::unordered_map<int, idle> idle_;               // by fd; with handed_mu_
+  clock_type_point loop_wakes_at_ = clock_type_point::max();  // the next idle deadline the loop wakes for; with handed_mu_
   std::chrono::steady_clock::time_point accept_paused_until_{};
+  size_t dispatched_since_trim_ = 0;  // loop thread only
 };
 
 }  // namespace berth::http

@@ -28,7 +28,8 @@ void reply_error(httplib::Response& res, const caf::error& err);
 void reply_saturated(httplib::Response& res, const std::string& message, int retry_after_s);
 
 // Sends a request to `dest` and waits for the answer; an error when the actor is missing,
-// fails or does not answer in time.
+// fails or does not answer in time (sec::request_timeout). The wait is this thread's own timed
+// wait: a request timeout would go through CAF's clock thread, waking it on every request.
 template <class T, class... Ts>
 caf::expected<T> ask(caf::actor_system& sys, const caf::actor& dest,
                      std::chrono::milliseconds timeout, Ts&&... xs) {
@@ -37,8 +38,11 @@ caf::expected<T> ask(caf::actor_system& sys, const caf::actor& dest,
   caf::error failure;
   {
     caf::scoped_actor self{sys};
-    self->request(dest, caf::duration{timeout}, std::forward<Ts>(xs)...)
-        .receive([&](T& v) { value = std::move(v); }, [&](caf::error& e) { failure = std::move(e); });
+    auto answer = self->request(dest, caf::infinite, std::forward<Ts>(xs)...);
+    caf::blocking_actor::accept_one_cond one;
+    self->varargs_receive(
+        one, answer.id(), [&](T& v) { value = std::move(v); }, [&](caf::error& e) { failure = std::move(e); },
+        caf::after(caf::duration{timeout}) >> [&] { failure = caf::make_error(caf::sec::request_timeout); });
   }
   if (value) return std::move(*value);
   return failure;

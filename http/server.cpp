@@ -86,7 +86,8 @@ server::server(caf::actor_system& sys, const config& cfg, berth_metrics* metrics
     reply_error(res, 500, "internal", "internal error");
   });
   svr_->set_logger([this](const httplib::Request& req, const httplib::Response& res) {
-    log_kv(spdlog::level::debug, "http", {{"method", req.method}, {"path", req.path}, {"status", res.status}});
+    if (spdlog::should_log(spdlog::level::debug))  // the fields cost allocations on every request
+      log_kv(spdlog::level::debug, "http", {{"method", req.method}, {"path", req.path}, {"status", res.status}});
     count_request(ctx_, req, res);
   });
   add_health_routes(*svr_, ctx_);

@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include "runtime/usage_cache.hpp"
+
 namespace berth {
 
 std::string instance_status::describe() const {
@@ -18,16 +20,8 @@ std::string instance_status::describe() const {
 }
 
 usage_view usage_view_of(const runtime_driver& driver, const instance_ref& ref) {
-  usage_view v;
-  resource_usage u;
-  if (ref.empty() || !driver.usage(ref, &u)) return v;
-  v.known = true;
-  v.from_cgroup = u.from_cgroup;
-  v.memory_bytes = u.rss_bytes;
-  v.cpu_seconds = u.cpu_seconds;
-  v.processes = u.processes;
-  v.limits = u.limits;
-  return v;
+  static usage_cache cache{usage_max_age};
+  return cache.get(driver, ref);
 }
 
 }  // namespace berth

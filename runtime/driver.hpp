@@ -179,7 +179,9 @@ class runtime_driver {
 };
 
 // What GET views show of a running instance: driver.usage(ref) as a usage_view (known = false
-// when the instance is not running or has no ref). Reads a few small files: callable in actors.
+// when the instance is not running or has no ref), at most usage_max_age (200 ms) old: sampled
+// at most that often per instance (runtime/usage_cache.hpp). Reads a few small files at most:
+// callable in actors.
 usage_view usage_view_of(const runtime_driver& driver, const instance_ref& ref);
 
 }  // namespace berth

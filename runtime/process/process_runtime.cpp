@@ -199,10 +199,14 @@ std::vector<std::string> process_runtime::logs(const instance_spec& spec, const 
 status process_runtime::usage(const instance_ref& ref, resource_usage* out) const {
   process_handle h;
   if (!handle_of(ref, &h)) return status::not_found(fmt::format("usage: no instance '{}'", ref.id));
+  if (driver_.inspect(h).status != process_status::running)
+    return status::not_found(fmt::format("usage: process {} is not running", h.pid));
   resource_usage u;
-  if (auto s = driver_.usage(h, &u.cpu_seconds, &u.rss_bytes, &u.processes); !s) return s;
   groups_->adopt(ref.id, h.pid);
-  groups_->usage(ref.id, &u);  // the group's figures and limits when it has one
+  // The group's figures and limits when it has one: then /proc (every process of the host) is
+  // not scanned for its members.
+  if (!groups_->usage(ref.id, &u))
+    if (auto s = driver_.usage(h, &u.cpu_seconds, &u.rss_bytes, &u.processes); !s) return s;
   if (out) *out = u;
   return status::ok();
 }
