@@ -19,6 +19,9 @@ constexpr size_t kMaxBody = 64 * 1024;
 constexpr milliseconds kMinProbeTimeout{100};
 constexpr milliseconds kDefaultProbeTimeout{2000};
 constexpr milliseconds kMinInterval{10};
+// wait_healthy's first retry: an app usually answers a few ms after its exec, so the retries
+// start this short and double up to the interval.
+constexpr milliseconds kFirstRetry{1};
 constexpr milliseconds kSleepSlice{50};
 
 milliseconds since(steady::time_point t0) {
@@ -131,6 +134,7 @@ probe_result wait_healthy(const std::string& host, uint16_t port, const std::str
   auto deadline = start + overall_timeout;
   interval = std::max(interval, kMinInterval);
   auto gone = [&] { return still_wanted && !still_wanted(); };
+  auto pause = std::min(kFirstRetry, interval);
   probe_result last;
   for (;;) {
     if (gone()) {
@@ -148,7 +152,8 @@ probe_result wait_healthy(const std::string& host, uint16_t port, const std::str
     auto now = steady::now();
     if (now >= deadline) break;
     // The wake-up is capped at the deadline, so there is one last probe right at it.
-    sleep_until(std::min(now + interval, deadline), still_wanted);
+    sleep_until(std::min<steady::time_point>(now + pause, deadline), still_wanted);
+    pause = std::min(pause * 2, interval);
   }
   last.elapsed = since(start);
   return last;
