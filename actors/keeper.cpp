@@ -38,7 +38,8 @@ std::function<bool(std::string*)> http_probe(const health_spec& health, uint16_t
 keeper_policy keeper_policy_of(const deploy_settings& s) {
   keeper_policy p;
   p.restart = {std::chrono::milliseconds(s.restart_base_ms), std::chrono::milliseconds(s.restart_max_ms),
-               static_cast<size_t>(s.crash_loop_restarts), std::chrono::seconds(s.crash_loop_window_s)};
+               static_cast<size_t>(s.crash_loop_restarts), std::chrono::seconds(s.crash_loop_window_s),
+               /*first_at_once=*/true};
   p.pass_interval = std::chrono::milliseconds(s.reconcile_interval_ms);
   p.stop_grace = std::chrono::milliseconds(s.stop_grace_ms);
   return p;
@@ -134,11 +135,14 @@ void keeper::restart_later(const std::string& why) {
   restart_why_ = why;
   restart_due_ = true;
   if (held_ || restarting_) return;  // hold(false), or the running restart's outcome, picks it up
-  auto delay = restart_delay(policy_.restart, now_us(), hooks_.exits(), jitter_rng());
+  auto exits = hooks_.exits();
+  exits.insert(exits.end(), failed_restarts_us_.begin(), failed_restarts_us_.end());
+  auto delay = restart_delay(policy_.restart, now_us(), exits, jitter_rng());
   if (!delay) {
     restart_due_ = false;
+    failed_restarts_us_.clear();
     auto& p = policy_.restart;
-    auto reason = fmt::format("{} ({} restarts within {} s)", why, exits_within(p, now_us(), hooks_.exits()) - 1,
+    auto reason = fmt::format("{} ({} restarts within {} s)", why, exits_within(p, now_us(), exits) - 1,
                               p.window.count());
     log_kv(spdlog::level::warn, hooks_.what + ": crash loop, giving up until it is started again: " + reason,
            hooks_.log_fields);
@@ -186,7 +190,12 @@ void keeper::on_restart(uint64_t gen) {
   restarting_ = true;
   launch(hooks_.start(), [this](const instance_ref& r, const status& failure) {
     restarting_ = false;
-    if (!failure) return restart_later("restart failed: " + failure.message());
+    if (!failure) {
+      // Counted like an exit: a release that cannot come back is not retried at once for ever.
+      failed_restarts_us_.push_back(now_us());
+      return restart_later("restart failed: " + failure.message());
+    }
+    failed_restarts_us_.clear();
     if (restart_due_) {  // released or re-kept meanwhile: this start is not wanted
       auto driver = driver_;
       auto grace = policy_.stop_grace;

@@ -4,8 +4,9 @@
 // - keep(r): r is what runs now. One exit watch on it (through the runtime driver), and while
 //   the owner wants it, a periodic pass: alive, and answering its health probe.
 // - It died (its exit came, or the pass found it gone, or it failed `unhealthy_limit` probes in
-//   a row and was stopped): the owner records why (hooks.died), then the keeper restarts it
-//   after an exponential backoff with full jitter, or, past `limit` exits within `window`,
+//   a row and was stopped): the owner records why (hooks.died), then the keeper restarts it:
+//   at once after its first exit within the window (it ran cleanly), then after a growing
+//   backoff with jitter, or, past `limit` exits (and failed restarts) within `window`, it
 //   gives up (hooks.crash_loop). The exits counted are those the owner's fold saw (the log), so a
 //   restarted berth does not hand a crash-looping instance a fresh budget.
 // - release(): the owner takes over (a stop, a deploy's switch): no watch, no pass, no restart.
@@ -125,6 +126,7 @@ class keeper {
   bool restart_due_ = false;  // a restart waits for its backoff or for hold(false)
   bool restarting_ = false;   // a restart's start runs
   std::string restart_why_;
+  std::vector<int64_t> failed_restarts_us_;  // restarts that failed since the last one that came up
 };
 
 }  // namespace berth

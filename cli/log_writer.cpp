@@ -1,18 +1,11 @@
-// `berth log-writer --max-bytes N --files K PATH` (hidden): copies its stdin (an app's stdout
-// and stderr) into PATH, rotating by size (runtime/logs/rotating_file.hpp). Started by the
-// process driver inside the app's session and process group, so it outlives berth with the app,
-// and a stop of the group stops it. It ignores SIGTERM/SIGINT/SIGHUP so that the app's last
-// lines are still written, and exits at end of input: once every writer of the pipe is gone.
-#include <signal.h>
-#include <unistd.h>
-
-#include <cerrno>
+// `berth log-writer --max-bytes N --files K PATH` (hidden): what berth-log-writer does
+// (runtime/logs/log_writer.hpp), for a berth whose small binary is missing beside it.
 #include <memory>
 
 #include <CLI/CLI.hpp>
 
 #include "cli/commands.hpp"
-#include "runtime/logs/rotating_file.hpp"
+#include "runtime/logs/log_writer.hpp"
 
 namespace berth {
 
@@ -24,20 +17,7 @@ void register_log_writer(CLI::App& app) {
   cmd->add_option("--max-bytes", rotation->max_bytes)->required();
   cmd->add_option("--files", rotation->files)->required()->check(CLI::Range(1, 1000));
   cmd->add_option("path", *path)->required();
-  cmd->callback([rotation, path] {
-    for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGPIPE}) ::signal(sig, SIG_IGN);
-    rotating_file out(*path, *rotation);
-    bool writable = static_cast<bool>(out.open());
-    char buf[64 * 1024];
-    for (;;) {
-      ssize_t n = ::read(0, buf, sizeof buf);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) break;
-      // A failed write (full disk) drops these bytes but keeps the pipe drained: the app must
-      // never block on its own output.
-      if (writable) out.write(buf, static_cast<size_t>(n));
-    }
-  });
+  cmd->callback([rotation, path] { copy_into_rotating_file(0, *path, *rotation); });
 }
 
 }  // namespace berth

@@ -19,6 +19,12 @@ constexpr size_t kMaxBody = 64 * 1024;
 constexpr milliseconds kMinProbeTimeout{100};
 constexpr milliseconds kDefaultProbeTimeout{2000};
 constexpr milliseconds kMinInterval{10};
+// wait_healthy's pause between probes: a tenth of the wait so far, at least 1 ms, at most the
+// interval. An app is seen within ~1 ms of its first answer when it boots in ~10 ms, within 10 %
+// of its boot time when slower, with about 10 probes per tenfold of boot time (a refused
+// connect costs some µs).
+constexpr milliseconds kFirstRetry{1};
+constexpr int kPauseFraction = 10;
 constexpr milliseconds kSleepSlice{50};
 
 milliseconds since(steady::time_point t0) {
@@ -148,7 +154,8 @@ probe_result wait_healthy(const std::string& host, uint16_t port, const std::str
     auto now = steady::now();
     if (now >= deadline) break;
     // The wake-up is capped at the deadline, so there is one last probe right at it.
-    sleep_until(std::min(now + interval, deadline), still_wanted);
+    auto pause = std::clamp<steady::duration>((now - start) / kPauseFraction, kFirstRetry, interval);
+    sleep_until(std::min<steady::time_point>(now + pause, deadline), still_wanted);
   }
   last.elapsed = since(start);
   return last;

@@ -24,8 +24,9 @@ struct probe_result {
 probe_result probe_once(const std::string& host, uint16_t port, const std::string& path,
                         std::chrono::milliseconds timeout);
 
-// Probes every `interval` until a probe is healthy or `overall_timeout` has passed; returns the
-// last result. Each probe's timeout is max(interval, 2 s) clamped to the time left (at least
+// Probes until one is healthy or `overall_timeout` has passed; returns the last result. The
+// first probe is at once; each pause is a tenth of the wait so far, at least 1 ms, at most
+// `interval` (an app is seen within ~1 ms of its first answer, or 10 % of a slower boot). Each probe's timeout is max(interval, 2 s) clamped to the time left (at least
 // 100 ms, so overall_timeout 0 still makes one attempt). If `still_wanted` is set and returns
 // false (checked before each probe, after a failed one and while sleeping), it stops early
 // with error "process exited".

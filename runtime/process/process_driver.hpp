@@ -48,8 +48,8 @@ struct process_spec {
   // cgroup.procs files (runtime/process/cgroup.hpp) the child joins between fork and exec, so
   // that the program never runs outside its group; one that cannot be joined fails the start.
   std::vector<std::string> cgroup_join;
-  // > 0 (with stdout_path == stderr_path): the output goes through a pipe to `berth log-writer`
-  // (berth's own binary), started in the child's session and process group, which rotates the
+  // > 0 (with stdout_path == stderr_path): the output goes through a pipe to berth-log-writer
+  // (runtime/logs/log_writer.hpp; `berth log-writer` without it), started in the child's session and process group, which rotates the
   // file by size, keeping at most log_files files (runtime/logs/rotating_file.hpp).
   uint64_t log_max_bytes = 0;
   int log_files = 5;

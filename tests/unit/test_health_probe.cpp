@@ -166,6 +166,39 @@ TEST_CASE("wait_healthy: retries until healthy, gives up at the timeout or when 
   CHECK(r.elapsed < 1s);
 }
 
+TEST_CASE("wait_healthy: a server that starts listening late is seen within a few ms, not an interval later",
+          "[health]") {
+  // A port nobody listens on yet; the server binds it 150 ms later.
+  closed_port reserved;
+  uint16_t port = reserved.port;
+  httplib::Server svr;
+  svr.Get("/ok", [](const httplib::Request&, httplib::Response& res) { res.set_content("ok", "text/plain"); });
+  std::atomic<int64_t> listening_us{0};
+  std::atomic<bool> bound{false};
+  std::thread late([&] {
+    std::this_thread::sleep_for(150ms);
+    ::close(reserved.fd);  // held (bound, not listening) until now: connects were refused
+    reserved.fd = -1;
+    if (!svr.bind_to_port("127.0.0.1", port)) return;
+    bound = true;
+    listening_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                       std::chrono::steady_clock::now().time_since_epoch()).count();
+    svr.listen_after_bind();
+  });
+  constexpr auto interval = 5s;  // the pause between probes never grows past it
+  auto r = wait_healthy("127.0.0.1", port, "/ok", 30s, interval);
+  auto seen_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                     std::chrono::steady_clock::now().time_since_epoch()).count();
+  svr.stop();
+  late.join();
+  REQUIRE(bound);
+  CHECK(r.healthy);
+  INFO("seen healthy " << (seen_us - listening_us) / 1000.0 << " ms after the server listened");
+  CHECK(r.elapsed >= 150ms);
+  CHECK(r.elapsed < interval);  // the retry after a refused probe did not wait an interval
+  WARN("seen healthy " << (seen_us - listening_us) / 1000.0 << " ms after the server listened");
+}
+
 TEST_CASE("stay_healthy: must keep passing for the whole duration", "[health]") {
   test_server s;
   SECTION("duration 0 is healthy at once") {
