@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <unordered_map>
 
@@ -27,6 +28,10 @@ using fsutil::errstr;
 using namespace release_detail;
 
 namespace {
+
+int64_t us_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0).count();
+}
 
 // Checkpoints are kept every this many entries or hashed bytes, whichever comes first.
 constexpr int64_t kCheckpointEntries = 256;
@@ -364,6 +369,7 @@ status package_build(const fs::path& build_dir, const std::vector<std::string>& 
                      const snapshot_record* sources, const fs::path& releases_dir,
                      const std::function<bool(const std::string&)>& wanted, package_report* out) {
   package_report report;
+  auto t0 = std::chrono::steady_clock::now();
   fs::path root;
   entry_map entries;
   if (auto s = collect(build_dir, artifacts, &root, &entries); !s) return s;
@@ -382,12 +388,15 @@ status package_build(const fs::path& build_dir, const std::vector<std::string>& 
     return s;
   };
   auto remember = [&](const std::string& release) {
+    auto t = std::chrono::steady_clock::now();
     p.next.release = release;
     save_package_cache(package_cache_path(releases_dir), p.next);  // a failed save costs a full read next time
+    report.save_us = us_since(t);
   };
   auto exists = [&](const std::string& h12) { return fs::is_directory(fs::symlink_status(releases_dir / h12, ec)); };
 
   bool known = p.plan();
+  report.walk_us = us_since(t0);
   if (known) {
     report.hash = p.hash().substr(0, 12);
     if (exists(report.hash) || !wanted(report.hash)) {
@@ -405,7 +414,9 @@ status package_build(const fs::path& build_dir, const std::vector<std::string>& 
     fsutil::force_remove(tmp);
     return s;
   };
+  auto t1 = std::chrono::steady_clock::now();
   if (auto s = p.run(&tmp); !s) return fail(s);
+  report.fill_us = us_since(t1);
   report.hash = p.hash().substr(0, 12);
   fs::path final_dir = releases_dir / report.hash;
   if (exists(report.hash) || !wanted(report.hash)) {

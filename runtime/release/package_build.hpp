@@ -32,6 +32,9 @@ struct package_report {
   size_t linked = 0;   // files hard-linked from the previous release
   size_t copied = 0;   // files written anew
   uint64_t bytes_read = 0, bytes_written = 0;
+  // Where the time went (wall, µs): walking the build dir and loading the cache; hashing and
+  // filling the folder; saving the cache.
+  int64_t walk_us = 0, fill_us = 0, save_us = 0;
 };
 
 // Hashes the artifacts of build_dir (the rules and refusals of hash_artifacts) and, unless
