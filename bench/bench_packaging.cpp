@@ -68,8 +68,10 @@ uint64_t make_tree(const fs::path& src, int files, int total_mb) {
   return total;
 }
 
-// Blocks of the files and folders of `release` whose inode no other release of `others` holds.
-uint64_t new_blocks_bytes(const fs::path& release, const std::vector<fs::path>& others) {
+// Blocks of the entries of `release` whose inode no release of `others` holds: regular files
+// other than `changed` (files_only), or everything.
+uint64_t new_blocks_bytes(const fs::path& release, const std::vector<fs::path>& others, bool files_only,
+                          const fs::path& changed = {}) {
   std::set<ino_t> shared;
   for (auto& o : others)
     for (auto& e : fs::recursive_directory_iterator(o)) {
@@ -79,7 +81,9 @@ uint64_t new_blocks_bytes(const fs::path& release, const std::vector<fs::path>& 
   uint64_t bytes = 0;
   for (auto& e : fs::recursive_directory_iterator(release)) {
     struct stat st;
-    if (::lstat(e.path().c_str(), &st) == 0 && !shared.count(st.st_ino)) bytes += static_cast<uint64_t>(st.st_blocks) * 512;
+    if (::lstat(e.path().c_str(), &st) != 0 || shared.count(st.st_ino)) continue;
+    if (files_only && (!S_ISREG(st.st_mode) || e.path() == release / changed)) continue;
+    bytes += static_cast<uint64_t>(st.st_blocks) * 512;
   }
   return bytes;
 }
@@ -157,82 +161,106 @@ int main(int argc, char** argv) {
   series one_changed{"packaging with 1 changed file in the 200 MB tree", "ms", "",
                      "one file in the middle of node_modules rewritten: re-read from the last checkpoint before it; " + tree};
   series disk{"new disk for unchanged files", "MB", "0",
-              "blocks of the second release's inodes not shared with the first (its changed server.js, its folders)"};
+              "blocks of the new release's regular files, other than the changed server.js, that it does not share "
+              "with the previous release"};
+  series disk_all{"new disk of a release with an unchanged 200 MB tree", "MB", "",
+                  "every block the new release does not share with the previous one: its folders and server.js"};
   series old_way{"packaging with an unchanged 200 MB tree, before (hash_artifacts + package_release)", "ms", "",
                  "the pre-issue-17 path: hash every byte, then copy every byte; " + tree};
 
-  auto all = [](const std::string&) { return true; };
   int failures = 0;
+  auto check = [&](const status& s, const char* what) {
+    if (!s) {
+      std::cerr << what << " failed: " << s.message() << "\n";
+      ++failures;
+    }
+  };
+  // One project for every run (its production/ and cache persist, as a real project's do); each
+  // run deploys a changed server.js over the unchanged tree, then the same build again, then a
+  // build with one file of the tree changed. The first-release and before-this-change figures
+  // package the same build into empty folders.
+  fs::path releases = base / "production", builds = base / "builds";
+  std::string current;
+  double cpu_ms = 0;
+  auto package = [&](const fs::path& ws, const snapshot_record* rec, const fs::path& into, double* ms) {
+    package_report rep;
+    double c0 = thread_cpu_ms();
+    auto t0 = bench_clock::now();
+    check(package_build(ws, {"."}, rec, into, [&](const std::string& h) { return h != current; }, &rep), "packaging");
+    *ms = ms_between(t0, bench_clock::now());
+    cpu_ms = thread_cpu_ms() - c0;
+    return rep;
+  };
+  auto snapshot = [&](const std::string& name, snapshot_record* rec, double* ms) {
+    fs::path ws = builds / name;
+    auto t0 = bench_clock::now();
+    check(snapshot_source(src.string(), "", "", ws, default_git_timeout, "", rec), "snapshot");
+    *ms = ms_between(t0, bench_clock::now());
+    return ws;
+  };
+  {  // the project's first release (not timed: the runs below time first releases apart)
+    snapshot_record rec;
+    double ms = 0;
+    auto ws = snapshot("initial", &rec, &ms);
+    current = package(ws, &rec, releases, &ms).hash;
+    fsutil::force_remove(ws);
+  }
   for (int r = 0; r < runs; ++r) {
-    fs::path proj = base / fmt::format("run{}", r), releases = proj / "production", builds = proj / "builds";
-    int n = 0;
-    std::string current;
-    // One deploy's preparing + packaging; returns the report and fills the timings.
-    double cpu_ms = 0;
-    auto deploy = [&](double* prep_ms, double* pack_ms) {
-      fs::path ws = builds / std::to_string(++n);
-      snapshot_record rec;
-      auto t0 = bench_clock::now();
-      auto s = snapshot_source(src.string(), "", "", ws, default_git_timeout, "", &rec);
-      auto t1 = bench_clock::now();
-      package_report rep;
-      double c0 = thread_cpu_ms();
-      if (s) s = package_build(ws, {"."}, &rec, releases, [&](const std::string& h) { return h != current; }, &rep);
-      auto t2 = bench_clock::now();
-      cpu_ms = thread_cpu_ms() - c0;
-      if (!s) {
-        std::cerr << "failed: " << s.message() << "\n";
-        ++failures;
-      }
-      if (prep_ms) *prep_ms = ms_between(t0, t1);
-      if (pack_ms) *pack_ms = ms_between(t1, t2);
-      fsutil::force_remove(ws);
-      current = rep.hash;
-      return rep;
-    };
-    double p = 0, k = 0;
-    auto a = deploy(&p, &k);
-    prep.runs.push_back(p);
-    first.runs.push_back(k);
+    double ms = 0;
     std::ofstream(src / "server.js") << fmt::format("console.log('v{}')\n", r + 1);
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    auto b = deploy(&p, &k);
-    prep.runs.push_back(p);
-    unchanged.runs.push_back(k);
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));  // out of the edit's clock tick
+    snapshot_record rec;
+    auto ws = snapshot(fmt::format("r{}", r), &rec, &ms);
+    prep.runs.push_back(ms);
+    std::string previous = current;
+    auto b = package(ws, &rec, releases, &ms);
+    unchanged.runs.push_back(ms);
     unchanged_cpu.runs.push_back(cpu_ms);
-    disk.runs.push_back(new_blocks_bytes(releases / b.hash, {releases / a.hash}) / 1048576.0);
-    std::cerr << fmt::format("run {}: first {:.0f} ms, unchanged tree {:.1f} ms (cpu {:.1f} ms; walk {} ms, fill {} ms, "
-                             "save {} ms; {} linked, {} not read, {} KB read)\n",
-                             r, first.runs.back(), k, cpu_ms, b.walk_us / 1000, b.fill_us / 1000, b.save_us / 1000,
-                             b.linked, b.unread, b.bytes_read >> 10);
-    deploy(nullptr, &k);
-    identical.runs.push_back(k);
+    current = b.hash;
+    disk.runs.push_back(new_blocks_bytes(releases / b.hash, {releases / previous}, true, "server.js") / 1048576.0);
+    disk_all.runs.push_back(new_blocks_bytes(releases / b.hash, {releases / previous}, false) / 1048576.0);
+    std::cerr << fmt::format("run {}: unchanged tree {:.1f} ms (cpu {:.1f} ms; walk {} ms, fill {} ms, save {} ms; "
+                             "{} linked, {} not read, {} KB read)\n",
+                             r, ms, cpu_ms, b.walk_us / 1000, b.fill_us / 1000, b.save_us / 1000, b.linked, b.unread,
+                             b.bytes_read >> 10);
+    package(ws, &rec, releases, &ms);
+    identical.runs.push_back(ms);
+    // The same build as a first release (no cache, nothing to link), then the way before.
+    fs::path fresh = base / "fresh";
+    package(ws, &rec, fresh, &ms);
+    first.runs.push_back(ms);
+    fsutil::force_remove(fresh);
+    auto t0 = bench_clock::now();
+    std::string h;
+    auto s = hash_artifacts(ws, {"."}, &h);
+    if (s) s = package_release(ws, {"."}, fresh, h, nullptr, false);
+    old_way.runs.push_back(ms_between(t0, bench_clock::now()));
+    check(s, "package_release");
+    fsutil::force_remove(fresh);
+    fsutil::force_remove(ws);
+    std::cerr << fmt::format("run {}: identical {:.1f} ms, first {:.0f} ms, before {:.0f} ms\n", r,
+                             identical.runs.back(), first.runs.back(), old_way.runs.back());
     {  // one file in the middle of the tree
-      fs::path f = src / "node_modules" / fmt::format("pkg{:04}", files / 100) / "lib/f007.js";
+      fs::path f = src / "node_modules" / fmt::format("pkg{:04}", files / 100) / fmt::format("lib/f{:03}.js", r + 1);
       std::fstream(f, std::ios::in | std::ios::out | std::ios::binary).write("changed!", 8);
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    auto c = deploy(nullptr, &k);
-    one_changed.runs.push_back(k);
-    std::cerr << fmt::format("run {}: identical {:.1f} ms, one changed {:.0f} ms ({} KB read)\n", r,
-                             identical.runs.back(), k, c.bytes_read >> 10);
-    {  // the path before this change, on the same tree: hash everything, then copy everything
-      fs::path ws = builds / "old";
-      snapshot_source(src.string(), "", "", ws);
-      auto t0 = bench_clock::now();
-      std::string h;
-      auto s = hash_artifacts(ws, {"."}, &h);
-      if (s) s = package_release(ws, {"."}, proj / "old-production", h, nullptr, false);
-      old_way.runs.push_back(ms_between(t0, bench_clock::now()));
-      if (!s) ++failures;
-      fsutil::force_remove(ws);
-    }
-    fsutil::force_remove(proj);
+    snapshot_record rec2;
+    auto ws2 = snapshot(fmt::format("c{}", r), &rec2, &ms);
+    auto c = package(ws2, &rec2, releases, &ms);
+    current = c.hash;
+    one_changed.runs.push_back(ms);
+    fsutil::force_remove(ws2);
+    std::cerr << fmt::format("run {}: one changed {:.0f} ms ({} KB read)\n", r, ms, c.bytes_read >> 10);
+    // Retention as a project keeps it: the release before the previous one goes.
+    for (auto& e : fs::directory_iterator(releases))
+      if (auto n = e.path().filename().string(); valid_release_hash(n) && n != current && n != b.hash)
+        fsutil::force_remove(e.path());
   }
   fsutil::force_remove(base);
 
   json rows = json::array();
-  for (auto* s : {&unchanged, &unchanged_cpu, &disk, &identical, &one_changed, &first, &old_way, &prep}) {
+  for (auto* s : {&unchanged, &unchanged_cpu, &disk, &disk_all, &identical, &one_changed, &first, &old_way, &prep}) {
     json row = {{"figure", s->figure}, {"subject", "berth"}, {"app", "-"}, {"unit", s->unit},
                 {"median", median(s->runs)}, {"runs", s->runs}, {"notes", s->notes}};
     if (!s->target.empty()) row["target"] = s->target;
