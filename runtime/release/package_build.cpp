@@ -261,12 +261,12 @@ class packer {
   }
 
   status place_file(size_t i, const std::string& rel, const entry& e, const fs::path* dest, hasher* h) {
-    bool proven = proven_in_prev(i);
-    if (proven || !h) ++report_->unread;
     fs::path to = dest ? *dest / rel : fs::path();
-    bool linked = dest && proven && link_prev(rel, to);
-    if (!h && (linked || !dest)) return status::ok();
-    if (!h) --report_->unread;  // its link failed: it is copied, so read after all
+    bool linked = dest && proven_in_prev(i) && link_prev(rel, to);
+    if (!h && (linked || !dest)) {  // its bytes are known: neither read nor copied
+      ++report_->unread;
+      return status::ok();
+    }
     return read_file(rel, e, dest && !linked ? &to : nullptr, h);
   }
 

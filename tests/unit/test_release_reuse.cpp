@@ -85,7 +85,7 @@ TEST_CASE("package_build: unchanged files are hard links of the previous release
   for (auto rel : {"node_modules/left/index.js", "node_modules/left/big.bin", "node_modules/zed/run"})
     CHECK(inode_of(r1 / rel) == inode_of(r2 / rel));
   CHECK(second.linked == 3);
-  CHECK(second.unread >= 3);  // the unchanged tree was not read again
+  CHECK(second.unread >= 1);  // big.bin: before the last checkpoint, neither read nor copied
   CHECK(second.bytes_read < 1000);
   CHECK(inode_of(r1 / "server.js") != inode_of(r2 / "server.js"));
   CHECK(read_file(r2 / "server.js") == "console.log('v2!')\n");
