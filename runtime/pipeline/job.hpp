@@ -17,6 +17,7 @@
 #include "runtime/pipeline/deploy.hpp"
 #include "runtime/pipeline/deploy_log.hpp"
 #include "runtime/pipeline/launch.hpp"
+#include "runtime/release/snapshot_record.hpp"
 
 namespace berth::pipeline {
 
@@ -55,6 +56,7 @@ struct job {
   // and recorded (release_packaged) only when it is activated.
   std::string packaged;
   std::future<status> packaged_synced;
+  snapshot_record sources;  // what preparing copied from where: packaging skips what it proves unchanged
   nlohmann::json resources = nlohmann::json::object();  // hash, ports, pids, timings: in each phase event
   std::vector<new_event> pending;                        // recorded with the next phase event
 

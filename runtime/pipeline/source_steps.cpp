@@ -6,6 +6,7 @@
 #include "runtime/logs/rotated_log.hpp"
 #include "runtime/logs/output_pipe.hpp"
 #include "runtime/pipeline/job.hpp"
+#include "runtime/release/package_build.hpp"
 #include "runtime/release/release.hpp"
 #include "runtime/release/source.hpp"
 
@@ -33,7 +34,7 @@ fs::path prepare_source(job& j) {
   j.log().line("snapshotting " +
                (m.source_git.empty() ? m.source_path : mask_url_credentials(m.source_git) + " @ " + m.source_ref));
   if (auto s = snapshot_source(m.source_path, m.source_git, m.source_ref, workspace, default_git_timeout,
-                               j.in.git_credential); !s)
+                               j.in.git_credential, &j.sources); !s)
     j.fail("source_failed", "cannot snapshot the source: " + s.message());
   return workspace;
 }
@@ -98,20 +99,26 @@ bool is_unchanged(const job& j, const std::string& hash) { return hash == j.in.c
 
 std::string package(job& j, const fs::path& workspace) {
   auto artifacts = j.in.spec.artifacts.empty() ? std::vector<std::string>{"."} : j.in.spec.artifacts;
-  std::string hash;
-  if (auto s = hash_artifacts(workspace, artifacts, &hash); !s)
+  auto t0 = clock_type::now();
+  package_report r;
+  auto wanted = [&j](const std::string& hash) { return !is_unchanged(j, hash); };
+  if (auto s = package_build(workspace, artifacts, &j.sources, j.in.paths.production, wanted, &r); !s)
     j.fail("package_failed", "cannot package the artifacts: " + s.message());
+  auto hash = r.hash;
   j.log().line("release hash " + hash);
   j.resources["hash"] = hash;
   if (is_unchanged(j, hash)) {
     j.log().line("same as the current release: nothing to do (deploy with force to redo it)");
     return hash;
   }
-  bool existed = fs::is_directory(j.in.paths.production / hash);
-  if (auto s = package_release(workspace, artifacts, j.in.paths.production, hash, nullptr, /*sync=*/false); !s)
-    j.fail("package_failed", "cannot package the artifacts: " + s.message());
-  j.log().line(existed ? "release " + hash + " is already on disk" : "packaged release " + hash);
-  if (existed) return hash;
+  if (!r.created) {
+    j.log().line("release " + hash + " is already on disk");
+    return hash;
+  }
+  j.log().line(fmt::format("packaged release {} in {} ms: {} files, {} not re-read, {} hard-linked from the previous "
+                           "release, {} copied ({} MB read, {} MB written)",
+                           hash, ms_since(t0), r.files, r.unread, r.linked, r.copied, r.bytes_read >> 20,
+                           r.bytes_written >> 20));
   // Its files reach the disk while the candidate boots; the log learns of it at activation.
   j.packaged = hash;
   j.packaged_synced = std::async(std::launch::async, sync_release, j.in.paths.production, hash);

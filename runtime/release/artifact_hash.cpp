@@ -71,36 +71,6 @@ bool write_all(int fd, const char* p, size_t n) {
   return true;
 }
 
-// Opens the regular file `abs` (a path below `root` with no symlink in it, as collect() found
-// it) for reading one component at a time, each with O_NOFOLLOW: if any part of the path has
-// become a symlink since (a directory swapped for a link to /etc), the open fails with ELOOP or
-// ENOTDIR instead of reading outside the build dir. -1 with errno set on failure.
-int open_below(const fs::path& root, const fs::path& abs) {
-  fs::path rel = abs.lexically_relative(root);
-  if (rel.empty() || *rel.begin() == "..") {
-    errno = EXDEV;
-    return -1;
-  }
-  int dir = ::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-  if (dir < 0) return -1;
-  std::vector<fs::path> parts(rel.begin(), rel.end());
-  for (size_t i = 0; i < parts.size(); ++i) {
-    bool last = i + 1 == parts.size();
-    // O_NONBLOCK: a fifo swapped in must not block the open (the caller's fstat refuses it).
-    int flags = last ? (O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
-                     : (O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    int next = ::openat(dir, parts[i].c_str(), flags);
-    int err = errno;
-    ::close(dir);
-    if (next < 0) {
-      errno = err;
-      return -1;
-    }
-    dir = next;
-  }
-  return dir;
-}
-
 status copy_and_hash_file(const fs::path& root, const std::string& rel, const entry& e,
                           const fs::path* dest, sha256* h) {
   h->str("file");
@@ -171,6 +141,36 @@ fs::path placed(const fs::path& dest, const fs::path& rel) {
 }
 
 }  // namespace
+
+// Opens the regular file `abs` (a path below `root` with no symlink in it, as collect() found
+// it) for reading one component at a time, each with O_NOFOLLOW: if any part of the path has
+// become a symlink since (a directory swapped for a link to /etc), the open fails with ELOOP or
+// ENOTDIR instead of reading outside the build dir. -1 with errno set on failure.
+int open_below(const fs::path& root, const fs::path& abs) {
+  fs::path rel = abs.lexically_relative(root);
+  if (rel.empty() || *rel.begin() == "..") {
+    errno = EXDEV;
+    return -1;
+  }
+  int dir = ::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (dir < 0) return -1;
+  std::vector<fs::path> parts(rel.begin(), rel.end());
+  for (size_t i = 0; i < parts.size(); ++i) {
+    bool last = i + 1 == parts.size();
+    // O_NONBLOCK: a fifo swapped in must not block the open (the caller's fstat refuses it).
+    int flags = last ? (O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
+                     : (O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    int next = ::openat(dir, parts[i].c_str(), flags);
+    int err = errno;
+    ::close(dir);
+    if (next < 0) {
+      errno = err;
+      return -1;
+    }
+    dir = next;
+  }
+  return dir;
+}
 
 status process(const fs::path& root, const entry_map& entries, const fs::path* dest, std::string* hex) {
   sha256 h;

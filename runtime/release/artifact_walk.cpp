@@ -74,6 +74,7 @@ status add_tree(const fs::path& root, const fs::path& abs, const fs::path& rel, 
     e.k = kind::file;
     e.abs = abs;
     e.mode = st.st_mode & kModeMask;
+    e.id = file_identity::of(st);
     (*out)[rel.generic_string()] = std::move(e);
     return status::ok();
   }

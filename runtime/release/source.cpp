@@ -68,13 +68,15 @@ std::string mask_url_credentials(const std::string& url) {
 
 status snapshot_source(const std::string& source_path, const std::string& git_url,
                        const std::string& git_ref, const fs::path& dest,
-                       std::chrono::seconds git_timeout, const std::string& git_credential) {
+                       std::chrono::seconds git_timeout, const std::string& git_credential,
+                       snapshot_record* record) {
+  if (record) record->clear();
   if (source_path.empty() == git_url.empty())
     return status::invalid_argument("a source needs exactly one of a path or a git url");
   fs::path d = clean_dest(dest);
   if (d.empty() || d == d.root_path() || d.filename() == "." || d.filename() == "..")
     return status::invalid_argument(fmt::format("invalid snapshot dest '{}'", dest.string()));
-  if (!source_path.empty()) return source_detail::snapshot_local(source_path, d);
+  if (!source_path.empty()) return source_detail::snapshot_local(source_path, d, record);
   return source_detail::snapshot_git(git_url, git_ref, d, git_timeout, git_credential);
 }
 

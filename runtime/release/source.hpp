@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <string>
 
+#include "runtime/release/snapshot_record.hpp"
 #include "runtime/status.hpp"
 
 namespace berth {
@@ -36,6 +37,10 @@ namespace berth {
 // "x-access-token") is given to git as an Authorization header for the URL's own host through
 // GIT_CONFIG_COUNT/KEY/VALUE in its environment: never in argv, a file, or `.git/config`.
 //
+// `record` (optional, local paths only; a git clone leaves it empty) receives, for each copied
+// file, its source's identity and the copy's (snapshot_record.hpp): packaging then knows which
+// build-dir files are untouched copies of source files it has hashed before.
+//
 // Either way the snapshot is made next to dest (`<dest>.tmp-<random>`) and only replaces dest
 // once complete; on failure dest is left as it was and the temp folder is removed.
 // A git URL fit for logs and answers: credentials before the host are masked
@@ -47,6 +52,6 @@ inline constexpr std::chrono::seconds default_git_timeout{120};
 status snapshot_source(const std::string& source_path, const std::string& git_url,
                        const std::string& git_ref, const std::filesystem::path& dest,
                        std::chrono::seconds git_timeout = default_git_timeout,
-                       const std::string& git_credential = "");
+                       const std::string& git_credential = "", snapshot_record* record = nullptr);
 
 }  // namespace berth

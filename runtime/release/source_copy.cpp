@@ -5,10 +5,15 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <climits>
 #include <utility>
 #include <vector>
+
+#include <time.h>
+
+#include <thread>
 
 #include <fmt/format.h>
 #include "runtime/release/source_snapshot.hpp"
@@ -47,6 +52,16 @@ std::string link_target(const std::string& target, const fs::path& rel_parent, c
   return target;
 }
 
+// Timestamps come from the kernel's coarse clock; a file whose ctime is within this margin of
+// "now" could change again without its ctime moving, so it is not recorded as known.
+constexpr int64_t kTickMarginNs = 20'000'000;
+
+int64_t coarse_now_ns() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_REALTIME_COARSE, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
 status changed(const fs::path& shown) {
   return status::io_error(fmt::format(
       "{} changed while the source was copied (it is now a symlink or another kind of file); "
@@ -63,8 +78,10 @@ struct fd_guard {
   fd_guard& operator=(const fd_guard&) = delete;
 };
 
+// Copies one file; with `record`, notes it under `rel` when the source stayed the same during
+// the whole read and was not changed within the last clock tick (see snapshot_record.hpp).
 status copy_file_at(int from_dir, int to_dir, const char* name, const fs::path& shown_from,
-                    const fs::path& shown_to, mode_t mode) {
+                    const fs::path& shown_to, mode_t mode, const fs::path& rel, snapshot_record* record) {
   // O_NONBLOCK: a fifo swapped in meanwhile must not block the open (fstat refuses it below).
   fd_guard in(::openat(from_dir, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
   if (in.fd < 0) {
@@ -95,6 +112,14 @@ status copy_file_at(int from_dir, int to_dir, const char* name, const fs::path& 
   }
   if (::fchmod(out.fd, mode) != 0)
     return status::io_error(fmt::format("chmod {}: {}", shown_to.string(), errstr(errno)));
+  if (record) {
+    struct stat after, copy;
+    if (::fstat(in.fd, &after) == 0 && ::fstat(out.fd, &copy) == 0) {
+      auto source = file_identity::of(st);
+      if (source == file_identity::of(after) && source.ctime_ns + kTickMarginNs < coarse_now_ns())
+        (*record)[rel.generic_string()] = {source, file_identity::of(copy)};
+    }
+  }
   int fd = out.fd;
   out.fd = -1;
   if (::close(fd) != 0) return status::io_error(fmt::format("write {}: {}", shown_to.string(), errstr(errno)));
@@ -104,7 +129,8 @@ status copy_file_at(int from_dir, int to_dir, const char* name, const fs::path& 
 // Copies the contents of the directory open as `from_dir` (known as `from`, at `rel` in the
 // source tree) into the directory open as `to_dir` (known as `to`).
 status copy_tree(int from_dir, int to_dir, const fs::path& from, const fs::path& to, const fs::path& rel,
-                 const link_roots& roots, std::vector<std::pair<fs::path, mode_t>>* dir_modes) {
+                 const link_roots& roots, std::vector<std::pair<fs::path, mode_t>>* dir_modes,
+                 snapshot_record* record) {
   int list_fd = ::dup(from_dir);
   if (list_fd < 0) return status::io_error(fmt::format("list {}: {}", from.string(), errstr(errno)));
   DIR* dir = ::fdopendir(list_fd);
@@ -144,7 +170,7 @@ status copy_tree(int from_dir, int to_dir, const fs::path& from, const fs::path&
       if (::symlinkat(target.c_str(), to_dir, name.c_str()) != 0)
         return status::io_error(fmt::format("symlink {}: {}", dst.string(), errstr(errno)));
     } else if (S_ISREG(st.st_mode)) {
-      auto s = copy_file_at(from_dir, to_dir, name.c_str(), src, dst, mode);
+      auto s = copy_file_at(from_dir, to_dir, name.c_str(), src, dst, mode, rel / name, record);
       if (!s) return s;
     } else if (S_ISDIR(st.st_mode)) {
       fd_guard sub_from(::openat(from_dir, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
@@ -157,7 +183,7 @@ status copy_tree(int from_dir, int to_dir, const fs::path& from, const fs::path&
       fd_guard sub_to(::openat(to_dir, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
       if (sub_to.fd < 0) return status::io_error(fmt::format("open {}: {}", dst.string(), errstr(errno)));
       dir_modes->emplace_back(dst, mode);
-      auto s = copy_tree(sub_from.fd, sub_to.fd, src, dst, rel / name, roots, dir_modes);
+      auto s = copy_tree(sub_from.fd, sub_to.fd, src, dst, rel / name, roots, dir_modes, record);
       if (!s) return s;
     }
     // fifos, sockets, devices: not source, skipped.
@@ -167,7 +193,7 @@ status copy_tree(int from_dir, int to_dir, const fs::path& from, const fs::path&
 
 }  // namespace
 
-status snapshot_local(const std::string& source_path, const fs::path& dest) {
+status snapshot_local(const std::string& source_path, const fs::path& dest, snapshot_record* record) {
   std::error_code ec;
   fs::path src = fs::canonical(source_path, ec);
   if (ec) return status::not_found(fmt::format("source path {} not found", source_path));
@@ -201,7 +227,8 @@ status snapshot_local(const std::string& source_path, const fs::path& dest) {
   link_roots roots{fs::absolute(source_path, ec).lexically_normal(), src};
   if (!roots.given.empty() && roots.given.filename().empty()) roots.given = roots.given.parent_path();
   std::vector<std::pair<fs::path, mode_t>> dir_modes{{tmp, st.st_mode & 0777}};
-  auto s = copy_tree(src_fd.fd, tmp_fd.fd, src, tmp, fs::path(), roots, &dir_modes);
+  snapshot_record copied;
+  auto s = copy_tree(src_fd.fd, tmp_fd.fd, src, tmp, fs::path(), roots, &dir_modes, record ? &copied : nullptr);
   // Directory modes last (deepest first), so read-only directories could be filled.
   for (auto it = dir_modes.rbegin(); s && it != dir_modes.rend(); ++it)
     if (::chmod(it->first.c_str(), it->second) != 0)
@@ -210,7 +237,16 @@ status snapshot_local(const std::string& source_path, const fs::path& dest) {
     force_remove(tmp);
     return s;
   }
-  return install(tmp, dest);
+  if (record) {
+    // A build that rewrites a copy must change its ctime: it starts only once the clock has
+    // left the tick of the newest copy (a wait of at most kTickMarginNs).
+    int64_t newest = 0;
+    for (auto& [rel, c] : copied) newest = std::max(newest, c.copy.ctime_ns);
+    while (coarse_now_ns() <= newest + kTickMarginNs) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  s = install(tmp, dest);
+  if (s && record) *record = std::move(copied);
+  return s;
 }
 
 }  // namespace berth::source_detail

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "runtime/files/fs_util.hpp"
+#include "runtime/release/snapshot_record.hpp"
 #include "runtime/status.hpp"
 
 namespace berth::source_detail {
@@ -20,7 +21,7 @@ fs::path temp_sibling(const fs::path& dest, const char* tag);
 status install(const fs::path& tmp, const fs::path& dest);
 
 // `dest` is clean (no trailing slash, not a root); see snapshot_source in source.hpp.
-status snapshot_local(const std::string& source_path, const fs::path& dest);
+status snapshot_local(const std::string& source_path, const fs::path& dest, snapshot_record* record);
 status snapshot_git(const std::string& url, const std::string& ref, const fs::path& dest,
                     std::chrono::seconds timeout, const std::string& credential);
 
