@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Installs what bench_managers measures berth against, only what is missing; no stdin, safe to
-# re-run. Usage: scripts/install-bench-deps.sh BUILD-DIR
+# re-run. Usage: scripts/install-bench-deps.sh [BUILD-DIR (default: build)]
 #   Debian: supervisor (supervisord, supervisorctl), wrk, hyperfine; node/npm if absent.
 #   npm:    pm2, pinned by bench/peers/package-lock.json, into BUILD-DIR/bench-peers (never
 #           into the source tree or globally): BUILD-DIR/bench-peers/node_modules/.bin/pm2.
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
-build="${1:?usage: install-bench-deps.sh BUILD-DIR}"
+build="${1:-build}"
 PKGS=(supervisor wrk hyperfine)
 command -v node >/dev/null || PKGS+=(nodejs)
 command -v npm >/dev/null || PKGS+=(npm)

@@ -82,6 +82,17 @@ void figure_table::note(const std::string& figure, const std::string& subject, c
     }
 }
 
+namespace {
+
+// `s` padded with spaces to `width` characters (UTF-8 aware, for the arrow in a figure name).
+std::string padded(const std::string& s, size_t width) {
+  size_t chars = 0;
+  for (unsigned char c : s) chars += (c & 0xC0) != 0x80;
+  return s + std::string(chars < width ? width - chars : 0, ' ');
+}
+
+}  // namespace
+
 void figure_table::print() const {
   std::printf("\n%-58s %-7s %-12s %10s %-6s  %-28s %s\n", "figure", "app", "subject", "median", "unit", "runs", "target / berth÷subject");
   for (auto& r : rows_) {
@@ -94,7 +105,7 @@ void figure_table::print() const {
           double ratio = median(b.runs) / median(r.runs);
           if (std::isfinite(ratio)) extra = "berth/" + r.subject + " = " + fmt_num(ratio) + "x";
         }
-    std::printf("%-58s %-7s %-12s %10s %-6s  %-28s %s\n", r.figure.c_str(), r.app.c_str(), r.subject.c_str(),
+    std::printf("%s %-7s %-12s %10s %-6s  %-28s %s\n", padded(r.figure, 58).c_str(), r.app.c_str(), r.subject.c_str(),
                 fmt_num(median(r.runs)).c_str(), r.unit.c_str(), runs.c_str(), extra.c_str());
     if (!r.notes.empty()) std::printf("    %s\n", r.notes.c_str());
   }

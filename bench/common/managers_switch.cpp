@@ -45,18 +45,23 @@ void measure(session& s, const std::string& subject, uint16_t port, int run, int
       s.fail(subject + " switch: " + e);
     }
   std::this_thread::sleep_for(300ms);
-  uint64_t failed = 0, requests = 0;
+  uint64_t failed = 0, requests = 0, closes = 0;
   std::vector<double> latencies;
   std::string first_error;
   for (auto& c : clients) {
     auto r = c->stop();
     failed += r.failed;
+    closes += r.unexpected_closes;
     requests += r.ok + r.failed;
     latencies.insert(latencies.end(), r.latencies_ms.begin(), r.latencies_ms.end());
     if (first_error.empty() && !r.errors.empty()) first_error = r.errors.front();
   }
   table.add(failed_fig, subject, "node", "count", static_cast<double>(failed), subject == "berth" ? "0" : "");
   table.add(p99_fig, subject, "node", "ms", nearest_rank(latencies, 0.99));
+  // The count depends on how long a switch takes: say how many requests each run sent.
+  auto& row = table.row(failed_fig, subject, "node", "count");
+  row.notes += std::string(row.notes.empty() ? "" : "; ") + "run " + std::to_string(run + 1) + ": " +
+               std::to_string(requests) + " requests, " + std::to_string(closes) + " unannounced closes of idle kept-alive connections";
   std::printf("  switch run %d %-5s %d switches: %llu of %llu requests failed, p99 %.2f ms%s%s\n", run + 1,
               subject.c_str(), switches, static_cast<unsigned long long>(failed),
               static_cast<unsigned long long>(requests), nearest_rank(latencies, 0.99),
@@ -119,7 +124,9 @@ void run_switch(session& s, berth_manager& berth, pm2_manager& pm2, const std::s
       measure(s, "berth", berth_port, run, p.switches, berth_switch, table);
     }
   }
-  table.note(failed_fig, "berth", "node", "proxy mode deploys (engine: berth's default), 2 new-connection + 2 kept-alive GET clients every 2 ms, never resending");
+  auto [code, health] = berth.api().get("/health");
+  std::string engine = code == 200 && health.contains("proxy") ? health["proxy"].value("engine", "?") : "?";
+  table.note(failed_fig, "berth", "node", "proxy mode deploys (router: " + engine + ", berth's default; --drain-ms 1000), 2 new-connection + 2 kept-alive GET clients every 2 ms, never resending");
   table.note(failed_fig, "pm2", "node", "pm2 reload of the same node app in cluster mode (1 instance), pm2's best case");
   pm2.run({"delete", eco});
 }
