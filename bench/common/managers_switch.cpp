@@ -61,7 +61,7 @@ void measure(session& s, const std::string& subject, uint16_t port, int run, int
   // The count depends on how long a switch takes: say how many requests each run sent.
   auto& row = table.row(failed_fig, subject, "node", "count");
   row.notes += std::string(row.notes.empty() ? "" : "; ") + "run " + std::to_string(run + 1) + ": " +
-               std::to_string(requests) + " requests, " + std::to_string(closes) + " unannounced closes of idle kept-alive connections";
+               std::to_string(requests) + " requests, " + std::to_string(closes) + " unannounced closes (of an idle kept-alive connection: not a failure)";
   std::printf("  switch run %d %-5s %d switches: %llu of %llu requests failed, p99 %.2f ms%s%s\n", run + 1,
               subject.c_str(), switches, static_cast<unsigned long long>(failed),
               static_cast<unsigned long long>(requests), nearest_rank(latencies, 0.99),
