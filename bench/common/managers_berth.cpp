@@ -58,6 +58,7 @@ std::string berth_manager::preview_all(const std::vector<managed_app>& apps, con
     clients.emplace_back([&] {
       api_client api(api_port_);  // its own keep-alive connection, as 12 separate clients
       api.cli.set_bearer_token_auth(token_);
+      api.cli.set_read_timeout(180, 0);  // as long as berth itself waits for a preview to get healthy
       for (size_t i = next++; i < apps.size(); i = next++) {
         auto [code, body] = api.post("/api/projects/" + apps[i].name + "/preview/" + action, json::object());
         if (code != 200) {
