@@ -152,14 +152,14 @@ std::string supervisord_manager::start(const std::map<std::string, std::vector<m
     conf << "\n[group:" << group << "]\nprograms=" << names << "\n";
   }
   for (auto& [group, apps] : groups)
-  for (auto& a : apps) {
-    // supervisord looks a program up from its own cwd, before it enters `directory`.
-    std::string command = a.argv[0].rfind("./", 0) == 0 ? a.dir + "/" + a.argv[0].substr(2) : a.argv[0];
-    for (size_t i = 1; i < a.argv.size(); ++i) command += " " + a.argv[i];
-    conf << "\n[program:" << a.name << "]\ncommand=" << command << "\ndirectory=" << a.dir
-         << "\nenvironment=PORT=\"" << a.port << "\",HOST=\"127.0.0.1\"\nautostart=false\nautorestart=true\n"
-         << "stdout_logfile=" << a.dir << "/supervisor-out.log\nredirect_stderr=true\n";
-  }
+    for (auto& a : apps) {
+      // supervisord looks a program up from its own cwd, before it enters `directory`.
+      std::string command = a.argv[0].rfind("./", 0) == 0 ? a.dir + "/" + a.argv[0].substr(2) : a.argv[0];
+      for (size_t i = 1; i < a.argv.size(); ++i) command += " " + a.argv[i];
+      conf << "\n[program:" << a.name << "]\ncommand=" << command << "\ndirectory=" << a.dir
+           << "\nenvironment=PORT=\"" << a.port << "\",HOST=\"127.0.0.1\"\nautostart=false\nautorestart=true\n"
+           << "stdout_logfile=" << a.dir << "/supervisor-out.log\nredirect_stderr=true\n";
+    }
   conf.close();
   std::string error;
   pid_ = spawn_in({supervisord_, "-n", "-c", conf_}, dir_, {}, dir_ + "/supervisord.out", &error);
