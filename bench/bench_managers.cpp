@@ -319,15 +319,29 @@ int main(int argc, char** argv) {
         if (std::isnan(secs)) fail(s.name + " " + kn + ": not every app answered within 120 s");
         table.add(start_fig, s.name, kn, "s", secs, s.name == "berth" ? "<= 0.9 s" : "");
         if (pid_t d = s.daemon(); d > 0) table.add(rss_fig, s.name, kn, "MB", bb::rss_mb(d), s.name == "berth" ? "<= 20 MB" : "");
+        double kill = NAN;
         if (s.restarts) {
           std::string why;
-          double ms = sigkill_ms(ps[static_cast<size_t>(run) % ps.size()], &why);
-          table.add(kill_fig, s.name, kn, "ms", ms, s.name == "berth" ? "<= boot + 5 ms" : "");
+          kill = sigkill_ms(ps[static_cast<size_t>(run) % ps.size()], &why);
+          table.add(kill_fig, s.name, kn, "ms", kill, s.name == "berth" ? "<= boot + 5 ms" : "");
           if (!why.empty()) table.note(kill_fig, s.name, kn, why);
         }
         if (auto e = s.stop(); !e.empty()) fail(s.name + " " + kn + " stop: " + e);
-        if (!bb::wait_none_answer(ps, steady::now() + 30s)) fail(s.name + " " + kn + ": apps still answer 30 s after the stop");
-        std::printf("  run %d %-11s %-6s start %.3f s\n", run + 1, s.name.c_str(), kn.c_str(), secs);
+        if (!bb::wait_none_answer(ps, steady::now() + 30s)) {
+          // The manager said every app stopped, yet some answer: a user would notice, so it is
+          // reported (on the start row) and the leftovers are killed so the next runs are fair.
+          std::string left;
+          for (auto& a : s.apps)
+            if (bb::answers(a.port, 300ms)) {
+              left += (left.empty() ? "" : " ") + a.name;
+              if (pid_t l = bb::listener_pid(a.port); l > 0) ::kill(l, SIGKILL);
+            }
+          table.note(start_fig, s.name, kn, "run " + std::to_string(run + 1) + ": still answering 30 s after the stop: " + left);
+          std::printf("  run %d %s %s: still answering 30 s after the stop: %s\n", run + 1, s.name.c_str(), kn.c_str(), left.c_str());
+          if (!bb::wait_none_answer(ps, steady::now() + 10s)) fail(s.name + " " + kn + ": apps still answer after SIGKILL: " + left);
+        }
+        std::printf("  run %d %-11s %-6s start %.3f s, SIGKILLed app answering again after %.1f ms\n", run + 1,
+                    s.name.c_str(), kn.c_str(), secs, kill);
         std::fflush(stdout);
       }
     }

@@ -58,10 +58,11 @@ void measure(session& s, const std::string& subject, uint16_t port, int run, int
   }
   table.add(failed_fig, subject, "node", "count", static_cast<double>(failed), subject == "berth" ? "0" : "");
   table.add(p99_fig, subject, "node", "ms", nearest_rank(latencies, 0.99));
-  // The count depends on how long a switch takes: say how many requests each run sent.
+  // The count depends on how long a switch takes: say how many requests each run sent, and how
+  // many connections the server closed unannounced (idle ones are not failures).
   auto& row = table.row(failed_fig, subject, "node", "count");
-  row.notes += std::string(row.notes.empty() ? "" : "; ") + "run " + std::to_string(run + 1) + ": " +
-               std::to_string(requests) + " requests, " + std::to_string(closes) + " unannounced closes (of an idle kept-alive connection: not a failure)";
+  row.notes += std::string(row.notes.empty() ? "requests / unannounced closes per run: " : ", ") +
+               std::to_string(requests) + " / " + std::to_string(closes);
   std::printf("  switch run %d %-5s %d switches: %llu of %llu requests failed, p99 %.2f ms%s%s\n", run + 1,
               subject.c_str(), switches, static_cast<unsigned long long>(failed),
               static_cast<unsigned long long>(requests), nearest_rank(latencies, 0.99),
