@@ -228,8 +228,7 @@ int main(int argc, char** argv) {
       return std::vector<uint16_t>(from, from + p.apps);
     };
     const std::string kn = p.kinds[k];
-    auto berth_apps = make_apps(p, dir, "berth-" + kn, kn + "-", kind, {});
-    berth.create_previews(berth_apps);
+    auto berth_apps = make_apps(p, dir, "berth-" + kn, kn + "-", kind, {});  // projects: before the kind's runs
     auto pm2_apps = make_apps(p, dir, "pm2-" + kn, "pm2-" + kn + "-", kind, slice(0));
     auto sup_apps = make_apps(p, dir, "supervisord-" + kn, "sup-" + kn + "-", kind, slice(1));
     auto bare_apps = make_apps(p, dir, "bare-" + kn, "bare-" + kn + "-", kind, slice(2));
@@ -308,6 +307,8 @@ int main(int argc, char** argv) {
                     kill_fig = "app SIGKILLed → answering again";
   for (auto& kn : p.kinds) {
     auto& subjects = by_kind[kn];
+    // berth holds only this kind's projects while it is measured (idle projects cost memory).
+    berth.create_previews(subjects.front().apps);
     for (int run = 0; run < p.runs; ++run) {
       for (size_t j = 0; j < subjects.size(); ++j) {
         auto& s = subjects[(j + run) % subjects.size()];
@@ -345,6 +346,7 @@ int main(int argc, char** argv) {
         std::fflush(stdout);
       }
     }
+    if (auto e = berth.delete_all(subjects.front().apps); !e.empty()) fail("berth: " + e);
     // The app's own boot beside the restarts: fork/exec by the bench to first answer.
     auto& bare = subjects.back();
     for (int i = 0; i < std::max(p.boot_samples, p.runs); ++i)

@@ -72,6 +72,15 @@ std::string berth_manager::preview_all(const std::vector<managed_app>& apps, con
   return first_error;
 }
 
+std::string berth_manager::delete_all(const std::vector<managed_app>& apps) {
+  for (auto& a : apps) {
+    auto r = api_->cli.Delete(("/api/projects/" + a.name).c_str());
+    if (!r || r->status != 200)
+      return "DELETE /api/projects/" + a.name + ": " + (r ? "HTTP " + std::to_string(r->status) + " " + r->body : "no answer");
+  }
+  return "";
+}
+
 uint16_t berth_manager::create_node_production(const std::string& name, const std::string& app_dir,
                                                const std::string& node) {
   json m = {{"name", name},

@@ -35,6 +35,9 @@ class berth_manager {
   // every call answered 200, else the first failure.
   std::string preview_all(const std::vector<managed_app>& apps, const std::string& action, int parallel);
 
+  // DELETE /api/projects/{name} for every app (each one's preview stopped); "" or the first failure.
+  std::string delete_all(const std::vector<managed_app>& apps);
+
   // A project whose release is `app_dir`'s node app (build = install VERSION server.js into
   // dist/, production = node dist/server.js, health /health every 10 ms, min_healthy_s 0).
   // Returns its stable port. Not deployed.
