@@ -236,7 +236,9 @@ pid_t spawn_in(const std::vector<std::string>& argv, const std::string& cwd,
   if (pid == 0) {
     ::prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (::getppid() != parent) ::_exit(127);
-    ::setpgid(0, 0);
+    // Its own session, as berth's apps, pm2's (detached) and a daemonized supervisord have: with
+    // autogroup scheduling each session gets its own CPU share on a busy machine.
+    ::setsid();
     sigset_t none;
     sigemptyset(&none);
     ::sigprocmask(SIG_SETMASK, &none, nullptr);

@@ -51,7 +51,7 @@ pid_t listener_pid(uint16_t port);
 double rss_mb(pid_t pid);
 
 // fork + execve of `argv` in `cwd` with our environment plus `env`, stdout/stderr to `log`;
-// in its own process group, dies with us. -1 on error (message in *error).
+// in its own session (and process group), dies with us. -1 on error (message in *error).
 pid_t spawn_in(const std::vector<std::string>& argv, const std::string& cwd,
                const std::map<std::string, std::string>& env, const std::string& log, std::string* error);
 // Waits for `pid` (a child of ours) up to `limit`; its exit status, or -1 (then it is SIGKILLed).
