@@ -20,7 +20,7 @@
 //
 // Usage: bench_scale [--projects 10000] [--runs 3] [--quick] [--json FILE] [--clients 8]
 //                    [--idle-s 10] [--wrk-s 10] [--wrk PATH] [--berth PATH] [--tiny-http PATH]
-//                    [--dir PARENT] [--keep] [--timeout-s 1800]
+//                    [--restart-limit-s 300] [--dir PARENT] [--keep] [--timeout-s 1800]
 #include <unistd.h>
 
 #include <chrono>
@@ -61,7 +61,7 @@ using namespace berth::bench;
 
 struct params {
   size_t projects = 10000;
-  int runs = 3, clients = 8, idle_s = 10, wrk_s = 10, timeout_s = 1800;
+  int runs = 3, clients = 8, idle_s = 10, wrk_s = 10, restart_limit_s = 300, timeout_s = 1800;
   bool quick = false, keep = false;
   std::string json_out, wrk, dir;
   std::string berth = BERTH_BINARY, tiny = BENCH_TINY_HTTP;
@@ -92,6 +92,7 @@ params parse(int argc, char** argv) {
   app.add_option("--clients", p.clients, "concurrent HTTP clients creating and sweeping")->check(CLI::Range(1, 64));
   auto* idle = app.add_option("--idle-s", p.idle_s, "idle CPU window (s)")->check(CLI::Range(1, 600));
   auto* wrk_s = app.add_option("--wrk-s", p.wrk_s, "wrk duration (s)")->check(CLI::Range(1, 600));
+  app.add_option("--restart-limit-s", p.restart_limit_s, "a restart fails past this (s)")->check(CLI::Range(5, 3600));
   app.add_option("--wrk", p.wrk, "wrk binary (default: wrk in PATH)");
   app.add_option("--berth", p.berth, "berth binary");
   app.add_option("--tiny-http", p.tiny, "tiny_http binary");
@@ -128,9 +129,28 @@ std::string fmt(const char* f, double v) {
   return buf;
 }
 
-// Deploys `proj` and waits (bounded) until the deployment completed.
-void deploy(api_client& api, const project_setup& proj) {
-  auto [code, body] = api.post("/api/projects/" + proj.name + "/deployments", json::object());
+// The project wrk reads: bench_tiny_http copied into its source (the sandbox shows a release
+// only its own folders and the system's /usr), built into dist/ and served as production.
+std::string create_served(api_client& api, const std::string& dir, const std::string& tiny) {
+  const std::string name = "bench-tiny", src = dir + "/src-tiny";
+  fs::create_directories(src);
+  fs::copy_file(tiny, src + "/tiny_http", fs::copy_options::overwrite_existing);
+  berth::it::write_file(src + "/VERSION", "scale\n");
+  json m = {{"name", name},
+            {"source", {{"path", src}}},
+            {"build", {{"command", {"install", "-D", "-m", "755", "-t", "dist", "VERSION", "tiny_http"}},
+                       {"artifacts", {"dist"}}}},
+            {"production",
+             {{"command", {"dist/tiny_http", "dist/VERSION"}},
+              {"health", {{"path", "/health"}, {"timeout_s", 10}, {"interval_ms", 10}, {"min_healthy_s", 0}}}}}};
+  auto [code, body] = api.post("/api/projects", m);
+  if (code != 201) g_session.fail("POST /api/projects " + name + ": HTTP " + std::to_string(code), body.dump());
+  return name;
+}
+
+// Deploys `name` and waits (bounded) until the deployment completed.
+void deploy(api_client& api, const std::string& name) {
+  auto [code, body] = api.post("/api/projects/" + name + "/deployments", json::object());
   if (code != 202 || !body.contains("id")) g_session.fail("POST deployments: HTTP " + std::to_string(code), body.dump());
   std::string id = body["id"];
   auto until = steady::now() + 60s;
@@ -189,9 +209,10 @@ int main(int argc, char** argv) {
   const std::string src = tmp + "/src-idle";
   fs::create_directories(src);
   berth::it::write_file(src + "/VERSION", "idle\n");
+  fs::copy_file(p.tiny, src + "/tiny_http", fs::copy_options::overwrite_existing);
   std::vector<std::string> names;
   for (size_t i = 0; i < p.projects; ++i) names.push_back(idle_name(i));
-  double create_s = create_idle_projects(g_session, fleet, names, src, p.tiny, p.clients);
+  double create_s = create_idle_projects(g_session, fleet, names, src, p.clients);
   std::printf("created %zu projects in %.1f s (%.0f/s)\n", names.size(), create_s, names.size() / create_s);
   std::fflush(stdout);
   rows.push_back({n + "create them over HTTP (info)", "berth", "-", "s", {create_s}, "",
@@ -218,7 +239,7 @@ int main(int argc, char** argv) {
                        "once every project answered"};
   long retries = 0;
   for (int r = 0; r < p.runs; ++r) {
-    auto res = restart_and_sweep(g_session, args, fleet, names, p.clients, std::chrono::seconds(120));
+    auto res = restart_and_sweep(g_session, args, fleet, names, p.clients, std::chrono::seconds(p.restart_limit_s));
     restart.runs.push_back(res.last_answer_s);
     list.runs.push_back(res.list_status);
     rss_after.runs.push_back(rss_mb(g_session.berth_pid()));
@@ -245,14 +266,14 @@ int main(int argc, char** argv) {
     std::printf("wrk not found (apt-get install wrk, or --wrk PATH): GET under wrk skipped\n");
     rps.notes = p99.notes = "skipped: wrk not installed";
   } else {
-    auto tiny = create_tiny(g_session, api, tmp, p.tiny, "scale");
-    deploy(api, tiny);
-    auto [code, body] = api.get("/api/projects/" + tiny.name);
-    if (code != 200) g_session.fail("GET /api/projects/" + tiny.name + ": HTTP " + std::to_string(code), body.dump());
+    auto served = create_served(api, tmp, p.tiny);
+    deploy(api, served);
+    auto [code, body] = api.get("/api/projects/" + served);
+    if (code != 200) g_session.fail("GET /api/projects/" + served + ": HTTP " + std::to_string(code), body.dump());
     long failed = 0;
     for (int r = 0; r < p.runs; ++r) {
       auto w = run_wrk(p.wrk, 2, 32, p.wrk_s, "Authorization: Bearer " + fleet.token,
-                       "http://127.0.0.1:" + std::to_string(fleet.port) + "/api/projects/" + tiny.name,
+                       "http://127.0.0.1:" + std::to_string(fleet.port) + "/api/projects/" + served,
                        tmp + "/wrk.log");
       if (!w.ok) g_session.fail(w.error);
       rps.runs.push_back(w.req_per_s);

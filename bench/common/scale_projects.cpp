@@ -41,15 +41,17 @@ std::string idle_name(size_t i) {
 }
 
 double create_idle_projects(session& s, const fleet_api& api, const std::vector<std::string>& names,
-                            const std::string& src, const std::string& tiny, int clients) {
+                            const std::string& src, int clients) {
   std::vector<std::unique_ptr<httplib::Client>> pool;
   for (int t = 0; t < clients; ++t) pool.push_back(client(api));
   auto t0 = steady::now();
   for_each_concurrently(names.size(), clients, [&](size_t i, int slot) {
     json m = {{"name", names[i]},
               {"source", {{"path", src}}},
-              {"preview", {{"command", {tiny, "VERSION"}}}},
-              {"production", {{"command", {tiny, "dist/VERSION"}}}}};
+              {"preview", {{"command", {"./tiny_http", "VERSION"}}}},
+              {"build", {{"command", {"install", "-D", "-m", "755", "-t", "dist", "VERSION", "tiny_http"}},
+                         {"artifacts", {"dist"}}}},
+              {"production", {{"command", {"dist/tiny_http", "dist/VERSION"}}}}};
     auto body = m.dump();
     auto r = pool[slot]->Post("/api/projects", body, "application/json");
     if (!r) s.fail("POST /api/projects " + names[i] + ": " + httplib::to_string(r.error()));

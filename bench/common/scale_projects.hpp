@@ -20,10 +20,10 @@ struct fleet_api {
 std::string idle_name(size_t i);
 
 // Creates every project of `names` with POST /api/projects from `clients` keep-alive clients at
-// once: a manifest with a preview and a production command (`tiny` on files of `src`) and
-// nothing started. Returns the seconds it took; fail()s the session on any answer but 201.
+// once: a manifest with a preview, a build and a production command (on `src`, which holds
+// tiny_http and VERSION) and nothing started. Returns the seconds it took; fail()s the session on any answer but 201.
 double create_idle_projects(session& s, const fleet_api& api, const std::vector<std::string>& names,
-                            const std::string& src, const std::string& tiny, int clients);
+                            const std::string& src, int clients);
 
 // What a restart looked like from outside.
 struct restart_result {
