@@ -3,7 +3,7 @@
 
 Usage: report.py --raw DIR --out FILE [--commit C] [--command CMD] [--skipped "bench: why"]...
 
-One table line per (figure, app): berth's median, each other subject's median (pm2,
+The row format is in bench/results/README.md. One table line per (figure, app): berth's median, each other subject's median (pm2,
 supervisord, bare, ...), the ratios berth/subject, the target and whether berth met it.
 A target is clauses joined by ", " or " and ": "<= 64 MB" (berth's median against the number,
 in the row's unit) or "<= 0.4x pm2" (berth's median / pm2's median against the number).
@@ -140,7 +140,7 @@ def main():
            f"({os.path.relpath(a.raw, os.path.dirname(os.path.abspath(a.out)))}/), one file per bench: "
            + (", ".join(n for n, _ in docs) or "none"),
            "", "Medians of the runs in each file; ratios are berth's median over the peer's; "
-           "the last column checks berth against the target (bench/README.md).", ""]
+           "the last column checks berth against the target (bench/results/README.md).", ""]
     lines, notes = table(docs)
     out += lines
     if a.skipped:
