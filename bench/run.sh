@@ -48,7 +48,7 @@ for b in "${table_benches[@]}"; do
     skipped+=("$b: not in this tree yet")
     continue
   fi
-  help="$("$exe" --help 2>&1 || true)"
+  help="$(timeout 20 "$exe" --help 2>&1 || true)"  # bounded: a bench without --help would run
   if ! grep -q -- '--json' <<<"$help"; then
     echo "== $b: skipped (it has no --json FILE yet, so it cannot feed the table)"
     skipped+=("$b: has no --json yet")
