@@ -203,6 +203,12 @@ int main(int argc, char** argv) {
   api_client api(fleet.port);
   g_session.start_berth(args, api);
   std::vector<figure_row> rows;
+  // The rows so far are written after every phase: a later failure keeps the figures made.
+  auto checkpoint = [&](const std::vector<figure_row>& so_far) {
+    std::string error;
+    if (!p.json_out.empty() && !write_rows(p.json_out, "bench_scale", so_far, &error))
+      std::fprintf(stderr, "bench_scale: %s\n", error.c_str());
+  };
   rows.push_back({"daemon RSS, no project (info)", "berth", "-", "MB", {rss_mb(g_session.berth_pid())}, "", ""});
 
   // 1. The idle fleet.
@@ -217,6 +223,7 @@ int main(int argc, char** argv) {
   std::fflush(stdout);
   rows.push_back({n + "create them over HTTP (info)", "berth", "-", "s", {create_s}, "",
                   std::to_string(p.clients) + " clients at once"});
+  checkpoint(rows);
 
   // 2. Settled: RSS and idle CPU.
   std::this_thread::sleep_for(2s);
@@ -231,6 +238,7 @@ int main(int argc, char** argv) {
   }
   rows.push_back(rss);
   rows.push_back(cpu);
+  checkpoint(rows);
 
   // 3. kill -9 and restart.
   figure_row restart{n + "kill -9, restart: last project answering", "berth", "-", "s", {}, "< 1 s", ""};
@@ -244,6 +252,11 @@ int main(int argc, char** argv) {
     list.runs.push_back(res.list_status);
     rss_after.runs.push_back(rss_mb(g_session.berth_pid()));
     retries += res.retries;
+    if (!res.complete)
+      restart.notes += "run " + std::to_string(r + 1) + ": only " + std::to_string(res.answered) + " of " +
+                       std::to_string(names.size()) + " answered within " + std::to_string(p.restart_limit_s) +
+                       " s (the figure is that limit, a lower bound); ";
+    if (!res.first_problem.empty()) restart.notes += "first problem: " + res.first_problem + "; ";
     list.notes += (list.notes.empty() ? "" : "; ") + std::string("first answer ") + std::to_string(res.list_status) +
                   " at " + fmt("%.0f", res.list_first_ms) + " ms, " +
                   (res.list_ok_ms < 0 ? "never 200" : "200 at " + fmt("%.0f", res.list_ok_ms) + " ms");
@@ -251,13 +264,21 @@ int main(int argc, char** argv) {
                 "%ld non-200 answers retried; RSS %.1f MB\n",
                 r + 1, res.last_answer_s, res.list_status, res.list_first_ms, res.list_ok_ms, res.retries,
                 rss_after.runs.back());
+    if (!res.complete) {
+      rss_after.notes = "run " + std::to_string(r + 1) + " taken at the restart limit, not all projects answering";
+      std::printf("restart %d: only %zu of %zu projects answered within %d s (first problem: %s); no more restarts\n",
+                  r + 1, res.answered, names.size(), p.restart_limit_s, res.first_problem.c_str());
+      std::fflush(stdout);
+      break;  // the next restart would take as long
+    }
     std::fflush(stdout);
   }
-  restart.notes = "from spawn; GETs from " + std::to_string(p.clients) + " clients at once; " +
-                  std::to_string(retries) + " non-200 answers retried in all";
+  restart.notes += "from spawn; GETs from " + std::to_string(p.clients) + " clients at once; " +
+                   std::to_string(retries) + " non-200 answers retried in all";
   rows.push_back(restart);
   rows.push_back(list);
   rows.push_back(rss_after);
+  checkpoint(rows);
 
   // 4. GET of a project whose production runs, under wrk.
   figure_row rps{"GET a project (wrk, loopback): req/s", "berth", "native", "req/s", {}, ">= 30000 req/s", ""};
@@ -293,11 +314,7 @@ int main(int argc, char** argv) {
   print_rows(rows);
   std::printf("load(1/5/15m) after %s\n", load_after.c_str());
   if (!p.json_out.empty()) {
-    std::string error;
-    if (!write_rows(p.json_out, "bench_scale", rows, &error)) {
-      std::fprintf(stderr, "bench_scale: %s\n", error.c_str());
-      return 1;
-    }
+    checkpoint(rows);
     std::printf("rows written to %s\n", p.json_out.c_str());
   }
   return 0;

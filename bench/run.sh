@@ -61,8 +61,11 @@ for b in "${table_benches[@]}"; do
   rc=${PIPESTATUS[0]}
   if [ "$rc" != 0 ]; then
     echo "== $b failed (exit $rc); its output is in $raw/$b.log"
-    skipped+=("$b: failed (exit $rc), see raw/$stamp/$b.log")
-    rm -f "$raw/$b.json"
+    if [ -f "$raw/$b.json" ]; then
+      skipped+=("$b: failed (exit $rc) after the rows it wrote (in the table); see raw/$stamp/$b.log")
+    else
+      skipped+=("$b: failed (exit $rc), see raw/$stamp/$b.log")
+    fi
   fi
 done
 

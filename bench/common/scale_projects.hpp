@@ -32,12 +32,16 @@ struct restart_result {
   double list_first_ms = 0;  // when that first answer came
   double list_ok_ms = -1;    // when GET /api/projects first answered 200 (-1: not within the limit)
   long retries = 0;          // project GETs answered but not 200 (each retried after 5 ms)
+  size_t answered = 0;       // projects that answered 200 within the limit (all: complete)
+  bool complete = false;
+  std::string first_problem;  // the first answer that was not 200, or transport error ("" if none)
 };
 
 // SIGKILLs the running berth, starts it again with `berth_args` (the same data dir and token)
 // and, from the moment of the spawn, GETs /api/projects (first request as soon as the port
 // accepts) and every project of `names` (from `clients` clients at once, each retried until 200
-// with the project's own name in the body). fail()s the session past `limit`.
+// with the project's own name in the body). Stops at `limit` (complete=false, last_answer_s =
+// the limit); fail()s the session on a 200 without the project.
 restart_result restart_and_sweep(session& s, const std::vector<std::string>& berth_args, const fleet_api& api,
                                  const std::vector<std::string>& names, int clients, std::chrono::seconds limit);
 
