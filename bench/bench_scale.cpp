@@ -7,13 +7,14 @@
 //      info only).
 //   2. daemon RSS (VmRSS) once settled, and its CPU while nothing happens: utime+stime from
 //      /proc/<pid>/stat over --idle-s (10) s, in % of one core; --runs windows.
-//   3. --runs times: kill -9 of berth, start again on the same data dir; from the spawn, GET
+//   3. bench/apps/tiny_http is deployed as production of a project, and
+//      `wrk -t2 -c32 -d<--wrk-s>s --latency` GETs /api/projects/{name} with the token: req/s
+//      and p99, --runs runs, the idle fleet beside it.
+//   4. --runs times: kill -9 of berth, start again on the same data dir; from the spawn, GET
 //      /api/projects as soon as the port accepts (its first status is a figure) and GET every
 //      project from --clients clients at once until each answered 200: the last one's time is
-//      "kill -9, restart: last project answering". RSS again once all answered.
-//   4. bench/apps/tiny_http is deployed as production of a project, and
-//      `wrk -t2 -c32 -d<--wrk-s>s --latency` GETs /api/projects/{name} with the token: req/s
-//      and p99, --runs runs.
+//      "kill -9, restart: last project answering" (at most --restart-limit-s, then a lower
+//      bound and no further restart). RSS again once all answered.
 // Figures print as a table and, with --json FILE, in the shared row format (bench/README.md)
 // that bench/report.py merges into bench/results/latest.md. --quick: 300 projects, 1 run,
 // 5 s windows (under a minute).
@@ -240,7 +241,37 @@ int main(int argc, char** argv) {
   rows.push_back(cpu);
   checkpoint(rows);
 
-  // 3. kill -9 and restart.
+  // 3. GET of a project whose production runs, under wrk.
+  figure_row rps{"GET a project (wrk, loopback): req/s", "berth", "native", "req/s", {}, ">= 30000 req/s", ""};
+  figure_row p99{"GET a project (wrk, loopback): p99", "berth", "native", "ms", {}, "< 5 ms", ""};
+  if (p.wrk.empty()) {
+    std::printf("wrk not found (apt-get install wrk, or --wrk PATH): GET under wrk skipped\n");
+    rps.notes = p99.notes = "skipped: wrk not installed";
+  } else {
+    auto served = create_served(api, tmp, p.tiny);
+    deploy(api, served);
+    auto [code, body] = api.get("/api/projects/" + served);
+    if (code != 200) g_session.fail("GET /api/projects/" + served + ": HTTP " + std::to_string(code), body.dump());
+    long failed = 0;
+    for (int r = 0; r < p.runs; ++r) {
+      auto w = run_wrk(p.wrk, 2, 32, p.wrk_s, "Authorization: Bearer " + fleet.token,
+                       "http://127.0.0.1:" + std::to_string(fleet.port) + "/api/projects/" + served,
+                       tmp + "/wrk.log");
+      if (!w.ok) g_session.fail(w.error);
+      rps.runs.push_back(w.req_per_s);
+      p99.runs.push_back(w.p99_ms);
+      failed += w.failed;
+      std::printf("wrk %d: %.0f req/s, p99 %.2f ms, %ld failed\n", r + 1, w.req_per_s, w.p99_ms, w.failed);
+      std::fflush(stdout);
+    }
+    rps.notes = p99.notes = "wrk -t2 -c32 -d" + std::to_string(p.wrk_s) + "s --latency, " + grouped(p.projects) +
+                            " idle projects beside it; " + std::to_string(failed) + " failed requests";
+  }
+  rows.push_back(rps);
+  rows.push_back(p99);
+  checkpoint(rows);
+
+  // 4. kill -9 and restart (last: on today's main the restarted berth may not answer for minutes).
   figure_row restart{n + "kill -9, restart: last project answering", "berth", "-", "s", {}, "< 1 s", ""};
   figure_row list{n + "GET /api/projects right after restart", "berth", "-", "status", {}, "== 200", ""};
   figure_row rss_after{n + "daemon RSS after restart", "berth", "-", "MB", {}, "<= 64 MB",
@@ -279,35 +310,6 @@ int main(int argc, char** argv) {
   rows.push_back(list);
   rows.push_back(rss_after);
   checkpoint(rows);
-
-  // 4. GET of a project whose production runs, under wrk.
-  figure_row rps{"GET a project (wrk, loopback): req/s", "berth", "native", "req/s", {}, ">= 30000 req/s", ""};
-  figure_row p99{"GET a project (wrk, loopback): p99", "berth", "native", "ms", {}, "< 5 ms", ""};
-  if (p.wrk.empty()) {
-    std::printf("wrk not found (apt-get install wrk, or --wrk PATH): GET under wrk skipped\n");
-    rps.notes = p99.notes = "skipped: wrk not installed";
-  } else {
-    auto served = create_served(api, tmp, p.tiny);
-    deploy(api, served);
-    auto [code, body] = api.get("/api/projects/" + served);
-    if (code != 200) g_session.fail("GET /api/projects/" + served + ": HTTP " + std::to_string(code), body.dump());
-    long failed = 0;
-    for (int r = 0; r < p.runs; ++r) {
-      auto w = run_wrk(p.wrk, 2, 32, p.wrk_s, "Authorization: Bearer " + fleet.token,
-                       "http://127.0.0.1:" + std::to_string(fleet.port) + "/api/projects/" + served,
-                       tmp + "/wrk.log");
-      if (!w.ok) g_session.fail(w.error);
-      rps.runs.push_back(w.req_per_s);
-      p99.runs.push_back(w.p99_ms);
-      failed += w.failed;
-      std::printf("wrk %d: %.0f req/s, p99 %.2f ms, %ld failed\n", r + 1, w.req_per_s, w.p99_ms, w.failed);
-      std::fflush(stdout);
-    }
-    rps.notes = p99.notes = "wrk -t2 -c32 -d" + std::to_string(p.wrk_s) + "s --latency, " + grouped(p.projects) +
-                            " idle projects beside it; " + std::to_string(failed) + " failed requests";
-  }
-  rows.push_back(rps);
-  rows.push_back(p99);
 
   std::string load_after = loadavg();
   g_session.final_cleanup();

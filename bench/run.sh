@@ -70,7 +70,8 @@ for b in "${table_benches[@]}"; do
 done
 
 commit="$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)"
-[ -n "$(git -C "$root" status --porcelain 2>/dev/null)" ] && commit="$commit (with uncommitted changes)"
+# What this run wrote under bench/results/ is not a change of the code measured.
+[ -n "$(git -C "$root" status --porcelain -- . ':!bench/results' 2>/dev/null)" ] && commit="$commit (with uncommitted changes)"
 command="make bench"
 [ "${BENCH_QUICK:-0}" = 1 ] && command="BENCH_QUICK=1 make bench"
 report_args=(--raw "$raw" --out "$here/results/latest.md" --commit "$commit" --command "$command")
