@@ -7,7 +7,7 @@ DATA ?= ./berth-data
 # Caddy's shared listener: curl -H 'Host: <name>.localhost' 127.0.0.1:8080
 HTTP_PORT ?= 8080
 
-.PHONY: run test deps build bench clean soak fuzz
+.PHONY: run test deps build bench bench-all clean soak fuzz
 
 deps:
 	@bash scripts/install-deps.sh
@@ -22,8 +22,13 @@ run: build
 test: build
 	cd $(BUILD_DIR) && ctest --output-on-failure --timeout 600 -j$(JOBS)
 
+# The results table: peers installed, benches run, bench/results/latest.md written (bench/README.md).
 bench: build
 	bash bench/run.sh $(BUILD_DIR)
+
+# Every bench executable of bench/*.cpp with its own plain output, as before the table.
+bench-all: build
+	bash bench/run.sh --all $(BUILD_DIR)
 
 # libFuzzer targets (fuzz/README.md), built with clang in $(BUILD_DIR)/fuzz; FUZZ_SECONDS each.
 FUZZ_SECONDS ?= 60

@@ -115,6 +115,11 @@ void session::kill_berth() {
   berth_ = -1;
 }
 
+pid_t session::berth_pid() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return berth_;
+}
+
 void session::cleanup_locked() {
   if (berth_ > 0) {
     ::kill(berth_, SIGKILL);

@@ -37,6 +37,8 @@ class session {
   // SIGKILLs berth alone (its releases and proxy go on, as after a crash) and reaps it; the
   // temp dir stays for a start_berth with the same data dir. No-op when none runs.
   void kill_berth();
+  // The running berth's pid (for /proc figures); -1 when none runs.
+  pid_t berth_pid();
   // Prints what failed and berth's log tail, cleans up, exits 1 (without static destructors:
   // load threads may still run).
   [[noreturn]] void fail(const std::string& what, const std::string& extra = "");
