@@ -111,6 +111,8 @@ void keeper::hold(bool on) {
 void keeper::stop(std::chrono::milliseconds grace, std::function<void()> then) {
   auto r = kept_;
   release();
+  // A restart's start still runs: `then` once its instance, now unwanted, has been stopped.
+  if (r.empty() && restarting_) return after_restart_.push_back(std::move(then));
   if (r.empty()) return then();
   auto driver = driver_;
   run_blocking(self_, [=] { driver->stop(r, grace); }, [then](const std::string&) { then(); });
@@ -188,19 +190,27 @@ void keeper::on_restart(uint64_t gen) {
   if (gen != gen_ || !restart_due_ || held_ || restarting_) return;
   restart_due_ = false;
   restarting_ = true;
-  launch(hooks_.start(), [this](const instance_ref& r, const status& failure) {
+  launch(hooks_.start(), [this, gen](const instance_ref& r, const status& failure) {
     restarting_ = false;
+    bool released = gen != gen_;  // a stop (or a new keep) came while it started: not wanted
+    auto waiting = std::move(after_restart_);  // stops that came meanwhile, answered once it is down
+    after_restart_.clear();
+    auto answer = [waiting] {
+      for (auto& f : waiting) f();
+    };
     if (!failure) {
+      if (released) return answer();
       // Counted like an exit: a release that cannot come back is not retried at once for ever.
       failed_restarts_us_.push_back(now_us());
       return restart_later("restart failed: " + failure.message());
     }
     failed_restarts_us_.clear();
-    if (restart_due_) {  // released or re-kept meanwhile: this start is not wanted
+    if (released || restart_due_) {  // it must not keep running beside what the owner wants now
       auto driver = driver_;
       auto grace = policy_.stop_grace;
-      return run_blocking(self_, [=] { driver->stop(r, grace); }, [](const std::string&) {});
+      return run_blocking(self_, [=] { driver->stop(r, grace); }, [answer](const std::string&) { answer(); });
     }
+    answer();
     if (metrics_) metrics_->instance_restarted(env_);
     hooks_.started(r, cause::restart, [this, r] { keep(r); });
   });

@@ -125,6 +125,7 @@ class keeper {
   bool held_ = false;
   bool restart_due_ = false;  // a restart waits for its backoff or for hold(false)
   bool restarting_ = false;   // a restart's start runs
+  std::vector<std::function<void()>> after_restart_;  // stop()s waiting for that start to end
   std::string restart_why_;
   std::vector<int64_t> failed_restarts_us_;  // restarts that failed since the last one that came up
 };

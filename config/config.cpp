@@ -243,7 +243,7 @@ config_loader::config_loader(config& cfg) : cfg_(cfg) {
          c.deploy.reconcile_interval_ms = parse_long("reconcile_interval_ms", v, 50, 3600000);
        }},
       {"restart_base_ms", "--restart-base-ms", "BERTH_RESTART_BASE_MS",
-       "first delay before a dead release is restarted (doubles, full jitter)", "250",
+       "restart delay unit: an app that ran cleanly restarts at once; its n-th death in a row waits base x 2^(n-2) (half to all of it), up to --restart-max-ms", "250",
        [&c](const std::string& v) { c.deploy.restart_base_ms = parse_long("restart_base_ms", v, 1, 600000); }},
       {"restart_max_ms", "--restart-max-ms", "BERTH_RESTART_MAX_MS", "cap of the restart delay", "30000",
        [&c](const std::string& v) { c.deploy.restart_max_ms = parse_long("restart_max_ms", v, 1, 3600000); }},

@@ -40,7 +40,7 @@ struct deploy_settings {
   int drain_ms = 30000;                     // proxy mode: old release keeps running this long
   // Keeping production up: the reconciler's pass, and restarts of a release that died.
   int reconcile_interval_ms = 5000;         // periodic level-triggered pass (and one at start)
-  int restart_base_ms = 250;                // first restart delay; doubles, full jitter
+  int restart_base_ms = 250;                // first death: at once; n-th: base x 2^(n-2), half to all
   int restart_max_ms = 30000;               // cap of the restart delay
   int crash_loop_restarts = 5;              // more restarts than this within the window...
   int crash_loop_window_s = 60;             // ...mark the release `crashed`

@@ -149,3 +149,30 @@ TEST_CASE("apps - a SIGKILLed preview comes back at once the first time then aft
   REQUIRE(eventually([&] { return preview_of(srv, "killed").at("status") == "crashed"; }));
   CHECK_THAT(preview_of(srv, "killed").at("reason").get<std::string>(), Catch::Contains("restarts within 300 s"));
 }
+
+TEST_CASE("apps - a preview stopped while it is being restarted after a SIGKILL stays stopped",
+          "[integration][preview][apps]") {
+  temp_dir tmp;
+  server srv(tmp.path());
+  auto src = make_app(tmp, "stopped");
+  // Each start takes 1.5 s (the app listens late): a stop lands while the restart's start runs.
+  REQUIRE(srv.api()
+              .post("/api/projects", manifest_of("stopped", src, 50, {{"LISTEN_AFTER_MS", "1500"}}))
+              .status == 201);
+  auto started = srv.api().post("/api/projects/stopped/preview/start", std::string{});
+  REQUIRE(started.status == 200);
+  uint16_t port = started.body.at("port");
+  int pid = started.body.at("pid");
+
+  auto killed = std::chrono::steady_clock::now();
+  REQUIRE(::kill(pid, SIGKILL) == 0);
+  REQUIRE(eventually([&] { return restart_delays(srv.log()).size() == 1; }));  // the restart runs now
+  auto stopped = srv.api().post("/api/projects/stopped/preview/stop", std::string{});
+  INFO(stopped.describe());
+  REQUIRE(stopped.status == 200);
+  CHECK(stopped.body.at("status") == "stopped");
+  // Past the restarted process's own boot: nothing of the preview may answer.
+  std::this_thread::sleep_until(killed + 3s);
+  CHECK_FALSE(answers(port));
+  CHECK(preview_of(srv, "stopped").at("status") == "stopped");
+}
