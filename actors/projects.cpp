@@ -53,6 +53,8 @@ void undo_create(self_ptr self, const std::string& name) {
 // is undone.
 // A manifest berth cannot run here (its runtime is not available, or it sets limits the
 // runtime driver cannot apply): refused, nothing written.
+caf::actor awake(self_ptr self, const std::string& name, caf::error& err);
+
 caf::error limits_refusal(self_ptr self, const manifest& m) {
   if (auto why = self->state.driver->runtime_unavailable(m.runtime); !why.empty())
     return make_error(errc::runtime_unavailable, "runtime " + m.runtime + ": " + why);
@@ -105,11 +107,9 @@ void create_then(self_ptr self, manifest m, std::function<void(caf::expected<pro
     self->request(store(self), store_timeout, append_atom_v, std::move(events))
         .then(
             [=](std::vector<event_record>& stored) {
+              // Dormant until a command needs its actor: its folder is made, nothing runs.
               self->state.index[name] = name_status::live;
               count_projects(self->state);
-              if (auto child = self->state.sup.start_child(project_spec(name, self->state)); !child)
-                log_kv(spdlog::level::err, "projects: cannot start the project actor: " + to_string(child.error()),
-                       project_fields(name));
               project_record p;
               for (auto& e : stored) fold(p, e);
               done(project_view_of(p, stored.back().seq, stored.size()));
@@ -162,9 +162,10 @@ caf::result<deployment_view> oneshot(self_ptr self, const std::string& name) {
   auto rp = self->make_response_promise<deployment_view>();
   create_then(self, parsed.value, [=](caf::expected<project_view> created) mutable {
     if (!created) { rp.deliver(created.error()); return; }
-    auto child = self->state.sup.which_child(name);
+    caf::error err;
+    auto child = awake(self, name, err);
     if (!child) {
-      rp.deliver(make_error(errc::unavailable, "the project is starting; deploy it again"));
+      rp.deliver(err);
       return;
     }
     rp.delegate(child, deploy_atom_v, false);

@@ -1,4 +1,5 @@
-// The projects supervisor: one project:<name> child per live project, plus the name index
+// The projects supervisor: a project:<name> child per awake project (a new project is
+// dormant until a command needs its actor), plus the name index
 // that makes creation and deletion atomic per name. At start it rebuilds the index from the
 // log, starts the children, and reconciles leases and folders with it.
 //   (check_atom, name)                  -> bool available
