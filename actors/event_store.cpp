@@ -98,6 +98,7 @@ void start_commit(store_ptr self) {
               ++st.commits;
               st.appended += records.size();
               if (st.metrics) st.metrics->committed(records.size(), sync);
+              if (st.on_commit) st.on_commit(records);
               auto it = records.begin();
               for (auto& p : st.in_flight) {
                 auto n = static_cast<std::ptrdiff_t>(p.events.size());
@@ -227,10 +228,11 @@ caf::behavior event_store_with_linger(store_ptr self, std::shared_ptr<event_log>
 
 caf::actor spawn_event_store(caf::actor_system& sys, std::shared_ptr<event_log> log,
                              std::chrono::microseconds max_linger, std::shared_ptr<log_checkpointer> checkpointer,
-                             std::shared_ptr<berth_metrics> metrics) {
-  if (metrics)
+                             std::shared_ptr<berth_metrics> metrics, commit_sink on_commit) {
+  if (metrics || on_commit)
     return sys.spawn([=](store_ptr self) {
       self->state.metrics = metrics;
+      self->state.on_commit = on_commit;
       return anchored_event_store(self, log, max_linger, checkpointer);
     });
   if (!checkpointer) return sys.spawn(event_store_with_linger, std::move(log), max_linger);

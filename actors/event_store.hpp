@@ -20,6 +20,10 @@
 // the last signed head is followed by an unsynced append of a `log_checkpoint` event (sent to
 // itself, so it queues like any append). Nothing is appended while nobody writes.
 //
+// Commit sink: with one, every durably committed group (in log order, checkpoint events
+// included) is handed to it before any appender of the group gets its answer, so a read
+// model it feeds (runtime/state/project_index.hpp) already has what the appender wrote.
+//
 // Group commit: appends that arrive while a commit is in flight accumulate; when the commit
 // finishes, everything accumulated goes to the log as ONE synced WriteBatch. The blocking
 // write runs in a linked detached helper actor, never on a scheduler thread. Each request's
@@ -34,6 +38,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -49,6 +54,9 @@
 #include "runtime/metrics/berth_metrics.hpp"
 
 namespace berth {
+
+// Called with each committed group, on the store's thread: keep it short.
+using commit_sink = std::function<void(const std::vector<event_record>&)>;
 
 struct event_store_state {
   struct pending_append {
@@ -67,6 +75,7 @@ struct event_store_state {
   uint64_t commits = 0;   // synced WriteBatches written
   uint64_t appended = 0;  // events appended
   std::shared_ptr<berth_metrics> metrics;  // commits and their sizes (null: not measured)
+  commit_sink on_commit;                   // empty: nobody is told
 
   // Linger (see above).
   bool lingering = false;
@@ -95,6 +104,6 @@ caf::actor spawn_event_store(caf::actor_system& sys, std::shared_ptr<event_log> 
                              std::chrono::microseconds max_linger =
                                  event_store_state::default_max_linger,
                              std::shared_ptr<log_checkpointer> checkpointer = nullptr,
-                             std::shared_ptr<berth_metrics> metrics = nullptr);
+                             std::shared_ptr<berth_metrics> metrics = nullptr, commit_sink on_commit = {});
 
 }  // namespace berth

@@ -34,17 +34,9 @@ int64_t now_us() {
 
 preview_view view_of(self_ptr self) {
   auto& st = self->state;
-  preview_view v;
-  v.status = st.status;
-  v.port = st.port;
-  v.url = local_url(st.port);
-  v.public_url = site_url(st.env.settings.site, st.env.project, site_env::preview);
-  v.folder = st.env.paths.preview.string();
-  v.restarts = exits_within(keeper_policy_of(st.env.settings).restart, now_us(), st.rec.exits_us);
-  if (st.status == "running" || st.status == "starting") v.pid = st.rec.process.pid;
-  v.reason = st.reason;
-  v.last_seq = st.rec.last_seq;
-  v.events = st.rec.events;
+  auto v = preview_view_of(st.rec, st.status, st.reason, st.port,
+                           site_url(st.env.settings.site, st.env.project, site_env::preview), st.env.paths.preview.string(),
+                           exits_within(keeper_policy_of(st.env.settings).restart, now_us(), st.rec.exits_us));
   if (st.status == "running") v.usage = usage_view_of(*st.env.driver, st.rec.process);
   return v;
 }

@@ -159,19 +159,8 @@ void record(self_ptr self, std::vector<new_event> events, bool durable,
 production_view status_view(self_ptr self) {
   auto& st = self->state;
   auto& p = st.prod;
-  production_view v;
-  v.status = p.status;
-  v.current = p.current;
-  v.port = st.stable_port;
-  v.url = local_url(st.stable_port);
-  v.public_url = site_url(st.env.settings.site, st.env.project, site_env::production);
-  v.pid = p.status == "running" ? p.process.pid : 0;
-  v.releases = p.releases.size();
-  v.queued = queued_ids(p).size();
-  v.running = st.job ? st.job->id : "";
-  v.reason = p.reason;
-  v.last_seq = p.last_seq;
-  v.events = p.events;
+  auto v = production_view_of(p, st.stable_port, site_url(st.env.settings.site, st.env.project, site_env::production),
+                              st.job ? st.job->id : "");
   if (p.status == "running") v.usage = usage_view_of(*st.env.driver, p.process);
   return v;
 }

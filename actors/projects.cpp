@@ -53,6 +53,8 @@ void undo_create(self_ptr self, const std::string& name) {
 // is undone.
 // A manifest berth cannot run here (its runtime is not available, or it sets limits the
 // runtime driver cannot apply): refused, nothing written.
+caf::actor awake(self_ptr self, const std::string& name, caf::error& err);
+
 caf::error limits_refusal(self_ptr self, const manifest& m) {
   if (auto why = self->state.driver->runtime_unavailable(m.runtime); !why.empty())
     return make_error(errc::runtime_unavailable, "runtime " + m.runtime + ": " + why);
@@ -105,11 +107,9 @@ void create_then(self_ptr self, manifest m, std::function<void(caf::expected<pro
     self->request(store(self), store_timeout, append_atom_v, std::move(events))
         .then(
             [=](std::vector<event_record>& stored) {
+              // Dormant until a command needs its actor: its folder is made, nothing runs.
               self->state.index[name] = name_status::live;
               count_projects(self->state);
-              if (auto child = self->state.sup.start_child(project_spec(name, self->state)); !child)
-                log_kv(spdlog::level::err, "projects: cannot start the project actor: " + to_string(child.error()),
-                       project_fields(name));
               project_record p;
               for (auto& e : stored) fold(p, e);
               done(project_view_of(p, stored.back().seq, stored.size()));
@@ -162,9 +162,10 @@ caf::result<deployment_view> oneshot(self_ptr self, const std::string& name) {
   auto rp = self->make_response_promise<deployment_view>();
   create_then(self, parsed.value, [=](caf::expected<project_view> created) mutable {
     if (!created) { rp.deliver(created.error()); return; }
-    auto child = self->state.sup.which_child(name);
+    caf::error err;
+    auto child = awake(self, name, err);
     if (!child) {
-      rp.deliver(make_error(errc::unavailable, "the project is starting; deploy it again"));
+      rp.deliver(err);
       return;
     }
     rp.delegate(child, deploy_atom_v, false);
@@ -233,41 +234,13 @@ caf::result<bool> remove(self_ptr self, const std::string& name) {
   return rp;
 }
 
-caf::result<std::vector<project_view>> list(self_ptr self) {
-  auto rp = self->make_response_promise<std::vector<project_view>>();
-  auto names = self->state.sup.child_ids();
-  auto results = std::make_shared<std::map<std::string, project_view>>();
-  auto pending = std::make_shared<size_t>(names.size());
-  auto finish = [=]() mutable {
-    std::vector<project_view> out;
-    for (auto& [name, v] : *results) out.push_back(std::move(v));
-    rp.deliver(std::move(out));
-  };
-  if (names.empty()) {
-    finish();
-    return rp;
-  }
-  for (auto& name : names) {
-    if (project_view broken; broken_view(self, name, broken)) {
-      (*results)[name] = std::move(broken);
-      if (--*pending == 0) finish();
-      continue;
-    }
-    self->request(self->state.sup.which_child(name), child_timeout, status_atom_v)
-        .then(
-            [=](project_view& v) mutable {
-              (*results)[name] = std::move(v);
-              if (--*pending == 0) finish();
-            },
-            [=](caf::error&) mutable {
-              project_view v;
-              v.name = name;
-              v.production_unavailable = v.preview_unavailable = "unavailable";
-              (*results)[name] = std::move(v);
-              if (--*pending == 0) finish();
-            });
-  }
-  return rp;
+// A page of the list, from the index (no project actor is asked); broken projects show
+// their broken state as their GET does.
+project_page list_page(self_ptr self, const std::string& cursor, uint64_t limit) {
+  auto page = self->state.projects->page(cursor, static_cast<size_t>(limit));
+  for (auto& v : page.projects)
+    if (project_view broken; broken_view(self, v.name, broken)) v = std::move(broken);
+  return page;
 }
 
 // SIGTERM: every project lets its running job reach a phase boundary; answered when all have.
@@ -289,19 +262,73 @@ caf::result<bool> shut_down(self_ptr self, bool stop_apps, uint32_t grace_ms) {
   return rp;
 }
 
-// Forwards a request to the live project's actor; it answers the original requester.
+// Whether `name` is waiting for a retry after its actor failed (actors/project_parking.hpp).
+bool parked_now(self_ptr self, const std::string& name) {
+  auto it = self->state.failures.find(name);
+  return it != self->state.failures.end() && it->second.in_a_row > 0;
+}
+
+// The live project's actor, started first when the project is dormant (it folds its stream
+// and makes its folder; what is sent meanwhile waits in its mailbox). Null with `err` set
+// when there is none to be had.
+caf::actor awake(self_ptr self, const std::string& name, caf::error& err) {
+  auto it = self->state.index.find(name);
+  if (it == self->state.index.end() || it->second != name_status::live) {
+    err = make_error(errc::not_found, "no project named '" + name + "'");
+    return {};
+  }
+  if (project_view broken; broken_view(self, name, broken)) {
+    err = make_error(errc::unavailable, "project '" + name + "' is broken (" + broken.broken_reason
+                                            + "); berth retries it with backoff");
+    return {};
+  }
+  if (auto child = self->state.sup.which_child(name)) return child;
+  if (self->state.sup.has_child(name) || parked_now(self, name)) {
+    err = make_error(errc::unavailable, "project '" + name + "' is restarting; retry");
+    return {};
+  }
+  auto started = self->state.sup.start_child(project_spec(name, self->state));
+  if (!started) {
+    err = make_error(errc::unavailable, "project '" + name + "' cannot start: " + to_string(started.error()));
+    return {};
+  }
+  return *started;
+}
+
+// Forwards a request to the live project's actor (woken if dormant); it answers the original
+// requester.
 template <class... Ts>
 caf::result<void> to_project(self_ptr self, const std::string& name, Ts&&... xs) {
-  auto it = self->state.index.find(name);
-  auto child = self->state.sup.which_child(name);
-  if (it != self->state.index.end() && it->second == name_status::live)
-    if (project_view broken; broken_view(self, name, broken))
-      return make_error(errc::unavailable, "project '" + name + "' is broken (" + broken.broken_reason
-                                               + "); berth retries it with backoff");
-  if (it == self->state.index.end() || it->second != name_status::live || !child)
-    return make_error(errc::not_found, "no project named '" + name + "'");
+  caf::error err;
+  auto child = awake(self, name, err);
+  if (!child) return err;
   auto rp = self->make_response_promise();
   rp.delegate(child, std::forward<Ts>(xs)...);
+  return rp;
+}
+
+// GET of a project: a dormant one is answered from the index (what its actor would say for
+// that state), an awake one by its actor, with the stream's figures from the index.
+caf::result<project_view> get(self_ptr self, const std::string& name) {
+  auto it = self->state.index.find(name);
+  if (it == self->state.index.end() || it->second != name_status::live)
+    return make_error(errc::not_found, "no project named '" + name + "'");
+  if (project_view broken; broken_view(self, name, broken)) return broken;
+  auto child = self->state.sup.which_child(name);
+  if (!child) {
+    if (self->state.sup.has_child(name) || parked_now(self, name))
+      return make_error(errc::unavailable, "project '" + name + "' is restarting; retry");
+    if (auto v = self->state.projects->view(name)) return std::move(*v);
+    return make_error(errc::not_found, "no project named '" + name + "'");
+  }
+  auto rp = self->make_response_promise<project_view>();
+  self->request(child, child_timeout, get_atom_v)
+      .then(
+          [=](project_view& v) mutable {
+            self->state.projects->stream_figures(name, v.last_seq, v.events);
+            rp.deliver(std::move(v));
+          },
+          [=](caf::error& err) mutable { rp.deliver(std::move(err)); });
   return rp;
 }
 
@@ -316,9 +343,9 @@ caf::result<project_view> update(self_ptr self, const std::string& name, manifes
     if (project_view broken; broken_view(self, name, broken))
       return make_error(errc::unavailable, "project '" + name + "' is broken (" + broken.broken_reason
                                                + "); berth retries it with backoff");
-  auto child = self->state.sup.which_child(name);
-  if (it == self->state.index.end() || it->second != name_status::live || !child)
-    return make_error(errc::not_found, "no project named '" + name + "'");
+  caf::error err;
+  auto child = awake(self, name, err);
+  if (!child) return err;
   auto ticket = self->state.domains.hold(name, m.domains);
   auto rp = self->make_response_promise<project_view>();
   self->request(child, update_timeout, update_atom_v, std::move(m))
@@ -326,6 +353,7 @@ caf::result<project_view> update(self_ptr self, const std::string& name, manifes
           [=](project_view& v) mutable {
             self->state.domains.release(ticket);
             if (self->state.index.count(name)) self->state.domains.commit(name, v.spec.domains);
+            self->state.projects->stream_figures(name, v.last_seq, v.events);
             rp.deliver(std::move(v));
           },
           [=](caf::error& err) mutable {
@@ -349,8 +377,9 @@ caf::result<void> to_deployment(self_ptr self, const std::string& id, Ts&&... xs
 
 caf::behavior projects_actor(self_ptr self, std::string data_dir, deploy_settings settings,
                              std::shared_ptr<runtime_driver> driver, std::shared_ptr<backend_guards> guards,
-                             std::shared_ptr<berth_metrics> metrics) {
+                             std::shared_ptr<project_index> projects, std::shared_ptr<berth_metrics> metrics) {
   self->state.metrics = std::move(metrics);
+  self->state.projects = std::move(projects);
   self->state.data_dir = std::move(data_dir);
   self->state.settings = std::move(settings);
   self->state.driver = std::move(driver);
@@ -367,15 +396,8 @@ caf::behavior projects_actor(self_ptr self, std::string data_dir, deploy_setting
       .or_else(
           [=](check_atom, const std::string& name) { return self->state.index.count(name) == 0; },
           [=](create_atom, manifest& m) { return create(self, std::move(m)); },
-          [=](list_atom) { return list(self); },
-          [=](get_atom, const std::string& name) -> caf::result<void> {
-            if (project_view broken; self->state.index.count(name) && broken_view(self, name, broken)) {
-              auto rp = self->make_response_promise();
-              rp.deliver(std::move(broken));
-              return rp;
-            }
-            return to_project(self, name, get_atom_v);
-          },
+          [=](list_atom, const std::string& cursor, uint64_t limit) { return list_page(self, cursor, limit); },
+          [=](get_atom, const std::string& name) { return get(self, name); },
           [=](project_up_atom, const std::string& name) { project_came_up(self, name); },
           [=](retry_project_atom, const std::string& name, uint64_t id) { retry_parked(self, name, id); },
           [=](broken_atom) { return broken_projects(self); },

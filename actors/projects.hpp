@@ -1,11 +1,19 @@
-// The projects supervisor: one project:<name> child per live project, plus the name index
+// The projects supervisor: a project:<name> child per awake project (a new project is
+// dormant until a command needs its actor), plus the name index
 // that makes creation and deletion atomic per name. At start it rebuilds the index from the
 // log, starts the children, and reconciles leases and folders with it.
 //   (check_atom, name)                  -> bool available
 //   (create_atom, manifest)             -> project_view
-//   (list_atom)                         -> std::vector<project_view>, sorted by name
-//   (get_atom, name), (update_atom, name, manifest), (preview_atom, name, action)
+//   (list_atom, cursor, limit)          -> project_page: live projects after `cursor` by name,
+//                                          from the index (runtime/state/project_index.hpp)
+//   (get_atom, name)                    -> project_view: a dormant project's from the index,
+//                                          an awake one's from project:<name>
+//   (update_atom, name, manifest), (preview_atom, name, action)
 //                                       -> delegated to project:<name>
+// Dormant projects: at start only projects where something runs or must be reconciled get
+// their actor (project_index's needs_actor); any command for a dormant project starts it
+// first (it folds its stream and makes its folder as at start), then delegates. Delete does
+// not: nothing of a dormant project runs.
 //       create and update refuse custom domains under the domain suffix (invalid_manifest)
 //       or that another project has (conflict, naming it); a domain is free once its
 //       project is deleted or no longer names it.
@@ -34,6 +42,7 @@
 #include "actors/supervisor.hpp"
 #include "config/config.hpp"
 #include "runtime/process/uid_pool.hpp"
+#include "runtime/state/project_index.hpp"
 
 namespace berth {
 
@@ -59,6 +68,7 @@ struct projects_state {
   std::shared_ptr<runtime_driver> driver;
   std::shared_ptr<backend_guards> guards;
   std::shared_ptr<berth_metrics> metrics;  // null: not measured
+  std::shared_ptr<project_index> projects;  // the read model every live project is in
   // Sandbox uids of the live projects, when berth is root and sandboxes (else none).
   std::optional<uid_pool> uids;
   bool loaded = false;
@@ -67,7 +77,8 @@ struct projects_state {
 
 caf::behavior projects_actor(caf::stateful_actor<projects_state>* self, std::string data_dir,
                              deploy_settings settings, std::shared_ptr<runtime_driver> driver,
-                             std::shared_ptr<backend_guards> guards, std::shared_ptr<berth_metrics> metrics = nullptr);
+                             std::shared_ptr<backend_guards> guards, std::shared_ptr<project_index> projects,
+                             std::shared_ptr<berth_metrics> metrics = nullptr);
 
 // Sets the projects gauge from the index (live and being deleted); call after changing it.
 void count_projects(const projects_state& st);

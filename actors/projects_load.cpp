@@ -87,35 +87,6 @@ void reconcile(self_ptr self) {
       [](const std::string&) {});
 }
 
-// What the start-up needs of one project stream.
-struct stream_facts {
-  bool exists = false;
-  uint32_t uid = 0;                  // its sandbox uid (0: none recorded)
-  std::vector<std::string> domains;  // its manifest's custom domains
-  bool cannot_read = false;
-};
-
-// Whether the project of `stream` is live, its sandbox uid and its custom domains: the whole
-// stream is folded (the uid and the manifest may be in any event).
-// A stream that cannot be read (a corrupt event) counts as live and unreadable: its project
-// actor then fails at start and is parked as broken (actors/project_parking.hpp), while berth
-// and every other project go on; its folder and leases are kept (its domains are unknown).
-void read_project(self_ptr self, const std::string& stream, std::function<void(stream_facts)> then) {
-  self->request(store(self), store_timeout, read_stream_atom_v, stream, uint64_t{0},
-                std::numeric_limits<uint64_t>::max())
-      .await(
-          [=](std::vector<event_record>& events) {
-            project_record p;
-            for (auto& e : events) fold(p, e);
-            then({p.exists, p.sandbox_uid, p.exists ? p.spec.domains : std::vector<std::string>{}, false});
-          },
-          [=](caf::error& err) {
-            log_kv(spdlog::level::err, "projects: cannot read its stream: " + to_string(err) + "; parked as broken",
-                   project_fields(stream.substr(std::string(project_stream_prefix).size())));
-            then({true, 0, {}, true});
-          });
-}
-
 // The live projects' uids held again; a project without one (made by an older berth, or
 // sandbox uids turned on since) is given the lowest free uid, recorded (sandbox_assigned)
 // before its processes start. An unreadable project gets none: its uid is in the part of its
@@ -145,38 +116,32 @@ void hold_uids(self_ptr self, const std::map<std::string, uint32_t>& live, const
 
 }  // namespace
 
-// Rebuilds the index from every project stream, then starts the children.
+// Names, domains and uids from the project index (no stream is read); only the projects
+// where something runs or must be reconciled get their actor, the others stay dormant.
 void load_projects(self_ptr self) {
-  self->request(store(self), store_timeout, list_streams_atom_v, std::string{project_stream_prefix})
-      .await(
-          [=](std::vector<std::string>& streams) {
-            auto pending = std::make_shared<size_t>(streams.size());
-            auto live = std::make_shared<std::map<std::string, uint32_t>>();  // name -> uid in the log
-            auto unreadable = std::make_shared<std::set<std::string>>();
-            auto finish = [=] {
-              hold_uids(self, *live, *unreadable, [=] {
-                for (auto& [name, uid] : *live) {
-                  self->state.index[name] = name_status::live;
-                  self->state.sup.start_child(project_spec(name, self->state));
-                }
-                self->state.loaded = true;
-                count_projects(self->state);
-                spdlog::info("projects: {} live projects restored", self->state.index.size());
-                reconcile(self);
-              });
-            };
-            if (streams.empty()) return finish();
-            for (auto& stream : streams) {
-              read_project(self, stream, [=](stream_facts facts) {
-                auto name = stream.substr(std::string{project_stream_prefix}.size());
-                if (facts.exists) (*live)[name] = facts.uid;
-                if (facts.exists) self->state.domains.commit(name, std::move(facts.domains));
-                if (facts.cannot_read) unreadable->insert(name);
-                if (--*pending == 0) finish();
-              });
-            }
-          },
-          [=](caf::error& err) { self->quit(err); });
+  auto listed = self->state.projects->projects();
+  std::map<std::string, uint32_t> live;  // name -> uid in the log
+  std::set<std::string> unreadable;
+  auto wake = std::make_shared<std::vector<std::string>>();
+  for (auto& p : listed) {
+    live[p.name] = p.sandbox_uid;
+    if (p.unreadable) {
+      // Its actor fails at start and is parked as broken (actors/project_parking.hpp), while
+      // berth and every other project go on; its folder and leases are kept.
+      unreadable.insert(p.name);
+    } else {
+      self->state.domains.commit(p.name, std::move(p.domains));
+    }
+    if (p.needs_actor) wake->push_back(p.name);
+  }
+  hold_uids(self, live, unreadable, [=] {
+    for (auto& [name, uid] : live) self->state.index[name] = name_status::live;
+    for (auto& name : *wake) self->state.sup.start_child(project_spec(name, self->state));
+    self->state.loaded = true;
+    count_projects(self->state);
+    spdlog::info("projects: {} live projects restored, {} awake", self->state.index.size(), wake->size());
+    reconcile(self);
+  });
 }
 
 }  // namespace berth

@@ -11,8 +11,9 @@ namespace berth {
 // The child spec of project:<name> (its environment: paths, settings, driver, sandbox uid).
 child_spec project_spec(const std::string& name, const projects_state& st);
 
-// Reads every project stream (the live projects, their uids and custom domains), holds the uids, starts their actors, marks the
-// state loaded, then reconciles folders and leases. Quits the actor when the log cannot be read.
+// Takes the live projects, their uids and custom domains from the project index, holds the
+// uids, starts the actors of the projects that need one (the others are dormant), marks the
+// state loaded, then reconciles folders and leases.
 void load_projects(caf::stateful_actor<projects_state>* self);
 
 }  // namespace berth

@@ -2,6 +2,7 @@
 
 #include "actors/backends.hpp"
 #include "actors/event_store.hpp"
+#include "actors/keeper.hpp"
 #include "actors/names.hpp"
 #include "actors/port_allocator.hpp"
 #include "actors/projects.hpp"
@@ -48,8 +49,18 @@ void add_scrape_gauges(caf::actor_system& sys, berth_metrics& m, std::shared_ptr
 
 }  // namespace
 
+std::shared_ptr<project_index> open_project_index(const config& cfg, std::shared_ptr<event_log> log) {
+  auto index = std::make_shared<project_index>(
+      index_view_settings{cfg.deploy.site, cfg.data_dir, keeper_policy_of(cfg.deploy).restart});
+  index->load(log);
+  index->set_snapshot_every(index_snapshot_every);
+  return index;
+}
+
 caf::actor start_tree(caf::actor_system& sys, const config& cfg, std::shared_ptr<event_log> log,
-                      std::shared_ptr<log_checkpointer> checkpointer, std::shared_ptr<berth_metrics> metrics) {
+                      std::shared_ptr<log_checkpointer> checkpointer, std::shared_ptr<berth_metrics> metrics,
+                      std::shared_ptr<project_index> index) {
+  if (!index) index = open_project_index(cfg, log);
   // One runtime driver and one set of backend breakers for the whole server, handed down.
   auto process = make_process_runtime(cfg.data_dir, cfg.limits.unavailable.empty() ? cfg.limits.cgroup_root : "off",
                                       make_sandbox_options(cfg.deploy.sandbox.enabled()));
@@ -81,7 +92,8 @@ caf::actor start_tree(caf::actor_system& sys, const config& cfg, std::shared_ptr
   std::vector<child_spec> children{
       {"event_store",
        registered(names::event_store, [=](caf::actor_system& s) {
-                    return spawn_event_store(s, log, event_store_state::default_max_linger, checkpointer, metrics);
+                    return spawn_event_store(s, log, event_store_state::default_max_linger, checkpointer, metrics,
+                                             [index](const std::vector<event_record>& batch) { index->apply(batch); });
                   }),
        restart_type::permanent},
       {"backends", registered(names::backends, [=](caf::actor_system& s) { return s.spawn(backends_actor, shared); }),
@@ -110,7 +122,7 @@ caf::actor start_tree(caf::actor_system& sys, const config& cfg, std::shared_ptr
       {"projects",
        registered(names::projects,
                   [=](caf::actor_system& s) {
-                    return s.spawn(projects_actor, data_dir, deploy, driver, shared, metrics);
+                    return s.spawn(projects_actor, data_dir, deploy, driver, shared, index, metrics);
                   }),
        restart_type::permanent});
   supervisor_flags flags;

@@ -346,7 +346,9 @@ int serve(const config& given) {
   auto metrics = std::make_shared<berth_metrics>(BERTH_VERSION);
   berth_system_config sys_cfg{cfg};
   caf::actor_system sys{sys_cfg};
-  auto root = start_tree(sys, cfg, log, checkpointer, metrics);
+  // The read model of every project, loaded before the tree (projects answer from it at once).
+  auto project_index = open_project_index(cfg, log);
+  auto root = start_tree(sys, cfg, log, checkpointer, metrics, project_index);
   // If the root supervisor gives up, berth cannot work: exit non-zero so whatever runs berth
   // restarts it, and the new process rebuilds everything from the log.
   static std::atomic<bool> root_failed{false};
@@ -376,6 +378,7 @@ int serve(const config& given) {
   let_jobs_reach_a_boundary(sys, cfg);
   caf::anon_send_exit(root, caf::exit_reason::user_shutdown);
   sys.await_all_actors_done();
+  project_index->snapshot_now();  // every writer has stopped: the next start folds no tail
   // Every writer has stopped: the head as it is now is signed, so a later rewrite of any of it is
   // detected (nothing is appended when nothing happened since the last checkpoint).
   bool appended = false;

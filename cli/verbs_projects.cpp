@@ -59,9 +59,15 @@ void add_projects(CLI::App& app) {
 
   auto* ls = projects->add_subcommand("ls", "list the projects");
   on_run(ls, [](http_client& api) {
-    auto list = call(api, "GET", "/api/projects");
-    if (api.options().json) return print_json_line(list), exit_ok;
-    auto& all = list["projects"];
+    // The list comes in pages (GET /api/projects?limit&cursor): every page, followed.
+    json all = json::array();
+    std::string cursor;
+    do {
+      auto page = call(api, "GET", "/api/projects?limit=1000" + (cursor.empty() ? "" : "&cursor=" + api.escape(cursor)));
+      for (auto& p : page["projects"]) all.push_back(std::move(p));
+      cursor = page.value("next_cursor", json()).is_string() ? page["next_cursor"].get<std::string>() : "";
+    } while (!cursor.empty());
+    if (api.options().json) return print_json_line(json{{"projects", all}}), exit_ok;
     if (all.empty()) std::cout << "no projects\n";
     else std::cout << fmt::format("{:<24} {:<10} {:<12} {}\n", "NAME", "RUNTIME", "PRODUCTION", "UPDATED");
     for (auto& p : all)

@@ -6,6 +6,7 @@
 #include "http/server.hpp"
 #include "messages/atoms.hpp"
 #include "messages/manifest.hpp"
+#include "runtime/state/project_index.hpp"
 
 namespace berth::http {
 
@@ -60,12 +61,20 @@ void add_project_routes(httplib::Server& svr, const context& ctx) {
     reply_view(res, 201, ask<project_view>(ctx.sys, projects(ctx), ctx.timeout(), create_atom_v, std::move(m)));
   });
 
-  svr.Get("/api/projects", [&ctx](const httplib::Request&, httplib::Response& res) {
-    auto list = ask<std::vector<project_view>>(ctx.sys, projects(ctx), ctx.timeout(), list_atom_v);
-    if (!list) return reply_error(res, list.error());
+  // Paginated from the project index: `limit` (default 100, at most 1000) projects after
+  // `cursor` (the next_cursor of the page before; absent = from the start), by name.
+  svr.Get("/api/projects", [&ctx](const httplib::Request& req, httplib::Response& res) {
+    uint64_t limit = 0;
+    if (!query_u64(req, res, "limit", 100, 1, 1000, limit)) return;
+    auto cursor = req.get_param_value("cursor");
+    if (req.has_param("cursor") && !check_name(cursor).valid)
+      return reply_error(res, errc::invalid_request, "cursor: not a cursor this list gave (a project name)");
+    auto page = ask<project_page>(ctx.sys, projects(ctx), ctx.timeout(), list_atom_v, cursor, limit);
+    if (!page) return reply_error(res, page.error());
     json arr = json::array();
-    for (auto& p : *list) arr.push_back(to_json(p));
-    reply_json(res, 200, {{"projects", std::move(arr)}});
+    for (auto& p : page->projects) arr.push_back(to_json(p));
+    reply_json(res, 200, {{"projects", std::move(arr)},
+                          {"next_cursor", page->next_cursor.empty() ? json(nullptr) : json(page->next_cursor)}});
   });
 
   svr.Get(one, [&ctx](const httplib::Request& req, httplib::Response& res) {

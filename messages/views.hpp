@@ -85,6 +85,17 @@ struct broken_project {
 // The project part of a view: its record, its last event and how many it has.
 project_view project_view_of(const project_record& p, uint64_t last_seq, uint64_t events);
 
+// The preview's status view from its fold: `status` and `reason` are what its actor holds (the
+// fold's own when no actor runs), `restarts` the exits within the keeper's window. Usage is
+// the actor's to fill (a live measure). Shared by preview:<name> and the project index.
+preview_view preview_view_of(const preview_record& rec, const std::string& status, const std::string& reason,
+                             uint16_t port, std::string public_url, std::string folder, size_t restarts);
+
+// Production's status view from its fold; `running` is the deployment running now ("" none).
+// Usage is the actor's to fill. Shared by production:<name> and the project index.
+production_view production_view_of(const production_record& p, uint16_t stable_port, std::string public_url,
+                                   std::string running);
+
 // GET /api/projects/{name}/state?at=: the project as its events up to `at_us` say
 // (messages/replay.hpp, the folds of `berth audit replay --until`).
 struct state_view {

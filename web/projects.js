@@ -18,24 +18,34 @@ B.envSummary = function (env, label) {
         u.processes + ' proc' + (u.limits && u.limits.memory_mb ? ' (limit ' + u.limits.memory_mb + ' MiB)' : '') : '—')));
 };
 
+// The list comes a page at a time (GET /api/projects?limit&cursor); "More" follows next_cursor.
 B.views.projects = async function (main) {
   const h = B.h;
-  const {projects} = await B.api('GET', '/api/projects');
   const grid = h('div.grid', {id: 'projects'});
-  main.replaceChildren(h('div.row.spread', h('h1', 'Projects'), h('a.button', {href: '#/new'}, 'New project')), grid);
-  if (!projects.length) grid.append(h('div.card.muted', 'No projects yet. Create one, or use the one-shot deploy.'));
-  await Promise.all(projects.map(async (p) => {
-    const card = h('div.card.project', {'data-project': p.name},
-      h('div.row.spread', h('h2', h('a', {href: '#/p/' + p.name}, p.name)), p.status ? B.badge(p.status) : ''));
-    grid.append(card);
-    try {
-      const full = await B.api('GET', '/api/projects/' + p.name);
-      const envs = full.environments || {};
-      card.append(B.envSummary(envs.production, 'production'), B.envSummary(envs.preview, 'preview'));
-    } catch (e) {
-      card.append(h('div.muted', e.message));
-    }
-  }));
+  const more = h('button', {id: 'more-projects', hidden: true}, 'More projects');
+  main.replaceChildren(h('div.row.spread', h('h1', 'Projects'), h('a.button', {href: '#/new'}, 'New project')), grid, more);
+  let cursor = null;
+  const loadPage = async () => {
+    const page = await B.api('GET', '/api/projects?limit=100' + (cursor ? '&cursor=' + encodeURIComponent(cursor) : ''));
+    cursor = page.next_cursor;
+    more.hidden = !cursor;
+    if (!page.projects.length && !grid.children.length)
+      grid.append(h('div.card.muted', 'No projects yet. Create one, or use the one-shot deploy.'));
+    await Promise.all(page.projects.map(async (p) => {
+      const card = h('div.card.project', {'data-project': p.name},
+        h('div.row.spread', h('h2', h('a', {href: '#/p/' + p.name}, p.name)), p.status ? B.badge(p.status) : ''));
+      grid.append(card);
+      try {
+        const full = await B.api('GET', '/api/projects/' + encodeURIComponent(p.name));
+        const envs = full.environments || {};
+        card.append(B.envSummary(envs.production, 'production'), B.envSummary(envs.preview, 'preview'));
+      } catch (e) {
+        card.append(h('div.muted', e.message));
+      }
+    }));
+  };
+  more.addEventListener('click', B.act(more, loadPage));
+  await loadPage();
 };
 
 B.views.new = async function (main) {

@@ -60,6 +60,9 @@ TEST_CASE("containment - a project whose folder cannot be written is parked as b
   fs::remove(env_path);
   fs::create_directories(env_path + "/blocker");
   e.srv->start();
+  // Nothing of it runs, so it is dormant (no folder work at start): a command wakes it, and
+  // its start fails on the folder.
+  e.api().get("/api/projects/bad/production");
 
   // Parked as broken with its reason, in its GET, the list and /health.
   auto bad = wait_broken(e, "bad");

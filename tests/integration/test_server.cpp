@@ -36,13 +36,20 @@ json create_project(client& c, const std::string& name, const std::string& src) 
   return r.body;
 }
 
+// Every project of the list, its pages followed (GET /api/projects?limit&cursor).
 json list_projects(client& c) {
-  auto r = c.get("/api/projects");
-  INFO(r.describe());
-  REQUIRE(r.status == 200);
-  REQUIRE(r.body.contains("projects"));
-  REQUIRE(r.body["projects"].is_array());
-  return r.body["projects"];
+  json all = json::array();
+  std::string cursor;
+  do {
+    auto r = c.get("/api/projects?limit=1000" + (cursor.empty() ? "" : "&cursor=" + cursor));
+    INFO(r.describe());
+    REQUIRE(r.status == 200);
+    REQUIRE(r.body.contains("projects"));
+    REQUIRE(r.body["projects"].is_array());
+    for (auto& p : r.body["projects"]) all.push_back(p);
+    cursor = r.body.value("next_cursor", json()).is_string() ? r.body["next_cursor"].get<std::string>() : "";
+  } while (!cursor.empty());
+  return all;
 }
 
 std::map<std::string, json> by_name(const json& projects) {

@@ -53,9 +53,9 @@ struct tree_fixture {
       self->send(dest, std::forward<Ts>(xs)...);
       self->receive([&](project_view& v) { out = to_json(v).dump(); },
                     [&](preview_view& v) { out = to_json(v).dump(); },
-                    [&](std::vector<project_view>& vs) {
+                    [&](project_page& page) {
                       json arr = json::array();
-                      for (auto& v : vs) arr.push_back(to_json(v));
+                      for (auto& v : page.projects) arr.push_back(to_json(v));
                       out = arr.dump();
                     },
                     [&](bool b) { out = json(b).dump(); }, [&](caf::error& e) { FAIL(sys->render(e)); },
@@ -118,6 +118,8 @@ TEST_CASE("a crashed project actor is restarted and rebuilds the same state from
 TEST_CASE("a crashed environment is restarted by its project, the project lives on", "[tree]") {
   tree_fixture f;
   f.ask<std::string>(f.projects(), create_atom_v, f.sample("blog"));
+  // A new project is dormant: a command wakes it.
+  f.ask<std::string>(f.projects(), preview_atom_v, std::string{"blog"}, std::string{"stop"});
   auto project = f.ask<caf::actor>(f.projects(), which_child_atom_v, std::string{"blog"});
   auto preview = f.ask<caf::actor>(project, which_child_atom_v, std::string{"preview"});
   f.ask<std::string>(preview, status_atom_v);  // it has started and made its folders
@@ -136,12 +138,12 @@ TEST_CASE("a whole new tree over the same log yields the same projects", "[tree]
   tree_fixture f;
   for (auto* name : {"one", "two", "three"}) f.ask<std::string>(f.projects(), create_atom_v, f.sample(name));
   f.ask<std::string>(f.projects(), delete_atom_v, std::string{"two"});
-  auto before = f.ask<std::string>(f.projects(), list_atom_v);
+  auto before = f.ask<std::string>(f.projects(), list_atom_v, std::string{}, uint64_t{100});
   CHECK(json::parse(before).size() == 2);
 
   f.shutdown();
   f.boot();
-  CHECK(f.ask<std::string>(f.projects(), list_atom_v) == before);
+  CHECK(f.ask<std::string>(f.projects(), list_atom_v, std::string{}, uint64_t{100}) == before);
   CHECK_FALSE(fs::exists(paths_for(f.cfg.data_dir, "two").root));
   CHECK(f.ask<bool>(f.projects(), check_atom_v, std::string{"two"}));
   CHECK_FALSE(f.ask<bool>(f.projects(), check_atom_v, std::string{"one"}));
