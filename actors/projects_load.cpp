@@ -43,10 +43,12 @@ caf::actor store(self_ptr self) { return names::whereis(self->system(), names::e
 caf::actor ports(self_ptr self) { return names::whereis(self->system(), names::ports); }
 
 // The log is the truth: folders and leases that belong to no live project are leftovers of
-// a crash between steps, and go.
+// a crash between steps, and go. Creations are taken while this runs, so a name is checked
+// against the index when its leftover is removed, never against a list taken before.
 void reconcile(self_ptr self) {
   std::vector<std::string> live;
   for (auto& [name, st] : self->state.index) live.push_back(name);
+  // Sent before any creation's lease request (the load held the mailbox): no new lease is lost.
   self->request(ports(self), store_timeout, reconcile_atom_v, live)
       .then([](uint64_t released) {
               if (released > 0) spdlog::warn("reconcile: released {} orphaned leases", released);
@@ -54,8 +56,7 @@ void reconcile(self_ptr self) {
             [](caf::error& err) { spdlog::error("reconcile: port leases: {}", to_string(err)); });
   auto root = projects_root(self->state.data_dir);
   std::set<std::string> known(live.begin(), live.end());
-  auto driver = self->state.driver;
-  auto grace = std::chrono::milliseconds(self->state.settings.stop_grace_ms);
+  // Folders: a quick walk of one directory, with the mailbox held so no creation runs meanwhile.
   run_blocking(
       self,
       [=] {
@@ -67,24 +68,45 @@ void reconcile(self_ptr self) {
                  project_fields(name));
           fsutil::force_remove(entry.path());
         }
-        // Containers, images and services of projects the log does not know (deleted while a
-        // removal was half done, or never recorded): reported and removed. Processes of such
-        // projects end with their folders' sandboxes; berth's own (the proxy) have no project.
-        std::set<std::string> orphans;
+      },
+      [](const std::string&) {}, while_blocked::hold);
+  // Containers, images and services of projects the log does not know (deleted while a removal
+  // was half done, or never recorded): listed on a worker (the engine may be slow), checked
+  // against the index as it is then, and removed. Processes of such projects end with their
+  // folders' sandboxes; berth's own (the proxy) have no project.
+  auto driver = self->state.driver;
+  auto grace = std::chrono::milliseconds(self->state.settings.stop_grace_ms);
+  auto found = std::make_shared<std::vector<instance_ref>>();
+  run_blocking(
+      self,
+      [=] {
         for (const char* runtime : {"docker", "swarm"})
           if (driver->runtime_unavailable(runtime).empty())
             for (auto& r : driver->list({"", "", "", runtime}))
-              if (!r.project.empty() && !known.count(r.project)) {
+              if (!r.project.empty() && !known.count(r.project)) found->push_back(r);
+      },
+      [=](const std::string&) {
+        std::vector<instance_ref> orphans;
+        for (auto& r : *found)
+          if (!self->state.index.count(r.project)) orphans.push_back(r);
+        if (orphans.empty()) return;
+        run_blocking(
+            self,
+            [=] {
+              std::set<std::string> projects;
+              for (auto& r : orphans) {
                 log_kv(spdlog::level::warn, "reconcile: stopping " + r.id + " of a project that does not exist",
                        project_fields(r.project));
                 driver->stop(r, grace);
-                orphans.insert(r.project);
+                projects.insert(r.project);
               }
-        for (auto& name : orphans)
-          if (auto s = driver->remove_project(name); !s)
-            log_kv(spdlog::level::warn, "reconcile: removing what the runtimes keep: " + s.message(), project_fields(name));
-      },
-      [](const std::string&) {});
+              for (auto& name : projects)
+                if (auto s = driver->remove_project(name); !s)
+                  log_kv(spdlog::level::warn, "reconcile: removing what the runtimes keep: " + s.message(),
+                         project_fields(name));
+            },
+            [](const std::string&) {});
+      });
 }
 
 // The live projects' uids held again; a project without one (made by an older berth, or

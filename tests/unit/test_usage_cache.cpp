@@ -29,11 +29,12 @@ bool eventually(const std::function<bool()>& pred, std::chrono::milliseconds tim
   }
 }
 
-// Waits for the file `go`, then holds 64 MiB (touched) and writes `held`, then sleeps.
+// Writes `ready` once python runs, waits for the file `go`, then holds 64 MiB (touched) and writes `held`, then sleeps.
 instance_spec allocator(const temp_dir& dir) {
   instance_spec spec;
   spec.command = {"python3", "-c",
                   "import os, time\n"
+                  "open('ready', 'w').close()\n"
                   "while not os.path.exists('go'): time.sleep(0.01)\n"
                   "held = bytearray(b'\\x01' * (64 << 20))\n"
                   "open('held', 'w').close()\n"
@@ -45,12 +46,14 @@ instance_spec allocator(const temp_dir& dir) {
 
 }  // namespace
 
-TEST_CASE("usage cache: a sample serves until max_age, then the figures move", "[usage_cache]") {
+TEST_CASE("usage cache: a sample serves until max_age and then the figures move", "[usage_cache]") {
   temp_dir dir;
   auto rt = make_process_runtime(dir.path.string());
   instance_ref ref;
   REQUIRE(rt->start(allocator(dir), &ref));
   usage_cache cache(1000ms);
+  // Sampled once the interpreter runs (right after the fork its figures can still read 0).
+  REQUIRE(eventually([&] { return std::filesystem::exists(dir.path / "ready"); }));
 
   auto taken = steady::now();
   auto first = cache.get(*rt, ref);
