@@ -158,6 +158,13 @@ TEST_CASE("containment - a project with a corrupt event is parked as broken, ber
   berth::test::corrupt_event(e.srv->data_dir() + "/events", created_seq);
   e.srv->start();
 
+  // The index comes from the snapshot berth wrote at its clean stop (checked against the chain
+  // at its seq), so bad is dormant and nothing reads its damaged event until a command needs
+  // its actor: that command fails, and bad is parked as broken.
+  auto woken = e.api().post("/api/projects/bad/preview/start", std::string{});
+  INFO(woken.describe());
+  CHECK(woken.status >= 500);
+
   // berth is up, the good project serves and deploys, and the bad one is parked as broken.
   auto bad = wait_broken(e, "bad");
   INFO(bad.dump());
