@@ -11,6 +11,7 @@
 #include <openssl/evp.h>
 #include "runtime/files/fs_util.hpp"
 #include "runtime/release/artifacts.hpp"
+#include "runtime/release/hash_encoding.hpp"
 
 namespace berth::release_detail {
 
@@ -18,7 +19,7 @@ namespace {
 
 using fsutil::errstr;
 
-class sha256 {
+class sha256 : public hash_encoding<sha256> {
  public:
   sha256() : ctx_(EVP_MD_CTX_new()) {
     ok_ = ctx_ != nullptr && EVP_DigestInit_ex(ctx_, EVP_sha256(), nullptr) == 1;
@@ -29,15 +30,6 @@ class sha256 {
 
   void bytes(const void* p, size_t n) {
     if (ok_ && n > 0) ok_ = EVP_DigestUpdate(ctx_, p, n) == 1;
-  }
-  void u64(uint64_t v) {
-    unsigned char b[8];
-    for (int i = 7; i >= 0; --i, v >>= 8) b[i] = static_cast<unsigned char>(v & 0xff);
-    bytes(b, sizeof b);
-  }
-  void str(const std::string& s) {
-    u64(s.size());
-    bytes(s.data(), s.size());
   }
   // "" if OpenSSL failed somewhere.
   std::string hex() {

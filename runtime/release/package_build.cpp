@@ -18,6 +18,7 @@
 #include <openssl/sha.h>
 #include "runtime/files/fs_util.hpp"
 #include "runtime/release/artifacts.hpp"
+#include "runtime/release/hash_encoding.hpp"
 #include "runtime/release/package_cache.hpp"
 #include "runtime/release/release.hpp"
 
@@ -39,18 +40,9 @@ constexpr uint64_t kCheckpointBytes = 1 << 20;
 constexpr size_t kChunk = 1 << 16;
 
 // The release hash's encoding (release.hpp; the same as artifact_hash.cpp's).
-struct hasher {
+struct hasher : hash_encoding<hasher> {
   SHA256_CTX ctx;
   void bytes(const void* p, size_t n) { SHA256_Update(&ctx, p, n); }
-  void u64(uint64_t v) {
-    unsigned char b[8];
-    for (int i = 7; i >= 0; --i, v >>= 8) b[i] = static_cast<unsigned char>(v & 0xff);
-    bytes(b, sizeof b);
-  }
-  void str(const std::string& s) {
-    u64(s.size());
-    bytes(s.data(), s.size());
-  }
   std::string hex() {
     SHA256_CTX copy = ctx;
     unsigned char md[SHA256_DIGEST_LENGTH];
