@@ -332,6 +332,8 @@ TEST_CASE("breakers - an open proxy breaker fails the switch and the site keeps 
   // candidate.
   CHECK(eventually([&] { return e.health().at("breakers").at("proxy").at("state") == "half_open"; }, 5s));
   e.create(unbuilt_site_manifest("other-site", site));
+  // A new project is dormant until a command wakes it; its environments then set their routes.
+  CHECK(e.api().get("/api/projects/other-site/production").status == 200);
   CHECK(eventually([&] { return e.health().at("breakers").at("proxy").at("state") == "closed"; }, 5s));
   CHECK(serves("preview 1\n"));
 

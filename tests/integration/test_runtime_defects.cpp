@@ -168,6 +168,8 @@ TEST_CASE("defects - a first deploy whose switch fails leaves no route to the ca
           "[integration][defects][proxy]") {
   SKIP_WITHOUT_CADDY();
   site_server e("failswitch", mode::proxy, {"--enable-fault-injection"});
+  // A new project is dormant: a command wakes it, and its environments then set their routes.
+  REQUIRE(e.api().get("/api/projects/failswitch/production").status == 200);
   // Once nothing else happens (no event for a second: any route a creation may set is
   // loaded), the deploy's switch is the next load of Caddy's config, and it is refused once.
   uint64_t seen = 0;
