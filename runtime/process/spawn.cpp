@@ -10,10 +10,12 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 
 #include <fmt/format.h>
 
 #include "runtime/logs/log_writer.hpp"
+#include "runtime/process/exec_gate.hpp"
 #include "runtime/process/proc_stat.hpp"
 #include "runtime/process/process_driver.hpp"
 #include "runtime/process/reaper.hpp"
@@ -342,6 +344,10 @@ status process_driver::start(const process_spec& spec, process_handle* out) {
     return status::io_error(fmt::format("pipe: {}", std::strerror(err)));
   }
 
+  // No file that may be exec'd is open for writing from the fork until the child has exec'd
+  // (runtime/process/exec_gate.hpp).
+  std::optional<exec_gate_scope> gate;
+  gate.emplace(exec_gate::kind::fork);
   // All signals blocked across fork, so that no handler of berth's runs in the child.
   sigset_t all, old;
   ::sigfillset(&all);
@@ -366,6 +372,7 @@ status process_driver::start(const process_spec& spec, process_handle* out) {
   do n = ::read(pipe_fds[0], &ce, sizeof ce);
   while (n < 0 && errno == EINTR);
   ::close(pipe_fds[0]);
+  gate.reset();  // it has exec'd (or failed): its copies of berth's fds are closed
   if (n > 0) {  // the child failed before or at exec, and exits
     int ws;
     while (::waitpid(pid, &ws, 0) < 0 && errno == EINTR) {

@@ -5,11 +5,13 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <optional>
 #include <utility>
 
 #include <fmt/format.h>
 #include <openssl/evp.h>
 #include "runtime/files/fs_util.hpp"
+#include "runtime/process/exec_gate.hpp"
 #include "runtime/release/artifacts.hpp"
 #include "runtime/release/hash_encoding.hpp"
 
@@ -83,7 +85,9 @@ status copy_and_hash_file(const fs::path& root, const std::string& rel, const en
   h->u64(size);
   int out = -1;
   fs::path out_path;
+  std::optional<exec_gate_scope> writing;  // from the copy's open to its close (exec_gate.hpp)
   if (dest) {
+    writing.emplace(exec_gate::kind::write);
     out_path = *dest / rel;
     std::error_code ec;
     fs::create_directories(out_path.parent_path(), ec);

@@ -12,11 +12,13 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <optional>
 #include <unordered_map>
 
 #include <fmt/format.h>
 #include <openssl/sha.h>
 #include "runtime/files/fs_util.hpp"
+#include "runtime/process/exec_gate.hpp"
 #include "runtime/release/artifacts.hpp"
 #include "runtime/release/hash_encoding.hpp"
 #include "runtime/release/package_cache.hpp"
@@ -275,7 +277,12 @@ class packer {
     if (::fstat(in.fd, &st) != 0 || !S_ISREG(st.st_mode) || static_cast<uint64_t>(st.st_size) != e.id.size)
       return status::corruption(fmt::format("{} changed while packaging", rel));
     fd_guard old = to ? open_prev(rel, e) : fd_guard();
+    std::optional<exec_gate_scope> writing;  // from the copy's open to its close (exec_gate.hpp)
     fd_guard out;
+    auto open_out = [&] {
+      if (!writing) writing.emplace(exec_gate::kind::write);
+      return open_copy(*to, &out);
+    };
     std::vector<char> buf(kChunk), theirs(kChunk);
     uint64_t total = 0;
     for (;;) {
@@ -294,11 +301,11 @@ class packer {
         ::close(old.fd);
         old.fd = -1;
         // They differ from here: the copy starts with the bytes read so far.
-        auto s = open_copy(*to, &out);
+        auto s = open_out();
         if (!s) return s;
         if (auto c = copy_range(in.fd, out.fd, total - n, *to); !c) return c;
       } else if (out.fd < 0) {
-        auto s = open_copy(*to, &out);
+        auto s = open_out();
         if (!s) return s;
       }
       if (!write_all(out.fd, buf.data(), n)) return status::io_error(fmt::format("write {}: {}", to->string(), errstr(errno)));
@@ -308,7 +315,7 @@ class packer {
     if (!to) return status::ok();
     if (old.fd >= 0 && link_prev(rel, *to)) return status::ok();  // every byte the same
     if (out.fd < 0) {  // an empty file, or the link failed: write it whole
-      auto s = open_copy(*to, &out);
+      auto s = open_out();
       if (!s) return s;
       if (auto c = copy_range(in.fd, out.fd, total, *to); !c) return c;
     }

@@ -16,6 +16,7 @@
 #include <thread>
 
 #include <fmt/format.h>
+#include "runtime/process/exec_gate.hpp"
 #include "runtime/release/source_snapshot.hpp"
 
 namespace berth::source_detail {
@@ -90,6 +91,7 @@ status copy_file_at(int from_dir, int to_dir, const char* name, const fs::path& 
   }
   struct stat st;
   if (::fstat(in.fd, &st) != 0 || !S_ISREG(st.st_mode)) return changed(shown_from);
+  exec_gate_scope writing(exec_gate::kind::write);  // until `out` is closed (exec_gate.hpp)
   fd_guard out(::openat(to_dir, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
   if (out.fd < 0) return status::io_error(fmt::format("create {}: {}", shown_to.string(), errstr(errno)));
   std::vector<char> buf(1 << 16);
