@@ -160,7 +160,7 @@ int main(int argc, char** argv) {
   series identical{"packaging of an identical build", "ms", "", "nothing changed: the hash is known from the cache; " + tree};
   series one_changed{"packaging with 1 changed file in the 200 MB tree", "ms", "",
                      "one file in the middle of node_modules rewritten: re-read from the last checkpoint before it; " + tree};
-  series disk{"new disk for unchanged files", "MB", "0",
+  series disk{"new disk for unchanged files", "MB", "== 0 MB",
               "blocks of the new release's regular files, other than the changed server.js, that it does not share "
               "with the previous release"};
   series disk_all{"new disk of a release with an unchanged 200 MB tree", "MB", "",

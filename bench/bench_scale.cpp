@@ -277,6 +277,7 @@ int main(int argc, char** argv) {
   figure_row rss_after{n + "daemon RSS after restart", "berth", "-", "MB", {}, "<= 64 MB",
                        "once every project answered"};
   long retries = 0;
+  bool every_restart_complete = true;
   for (int r = 0; r < p.runs; ++r) {
     auto res = restart_and_sweep(g_session, args, fleet, names, p.clients, std::chrono::seconds(p.restart_limit_s));
     restart.runs.push_back(res.last_answer_s);
@@ -296,6 +297,7 @@ int main(int argc, char** argv) {
                 r + 1, res.last_answer_s, res.list_status, res.list_first_ms, res.list_ok_ms, res.retries,
                 rss_after.runs.back());
     if (!res.complete) {
+      every_restart_complete = false;
       rss_after.notes = "run " + std::to_string(r + 1) + " taken at the restart limit, not all projects answering";
       std::printf("restart %d: only %zu of %zu projects answered within %d s (first problem: %s); no more restarts\n",
                   r + 1, res.answered, names.size(), p.restart_limit_s, res.first_problem.c_str());
@@ -309,6 +311,17 @@ int main(int argc, char** argv) {
   rows.push_back(restart);
   rows.push_back(list);
   rows.push_back(rss_after);
+  checkpoint(rows);
+
+  // 5. Idle again after the last restart: the state a server with this fleet runs in (the
+  // windows of step 2 come right after 3 x N creations, while RocksDB still compacts them).
+  figure_row cpu_after{n + "idle CPU over " + std::to_string(p.idle_s) + " s after restart", "berth", "-", "%", {},
+                       "< 0.5 %", "utime+stime of berth (/proc/<pid>/stat), % of one core, after every project answered"};
+  for (int r = 0; r < p.runs && every_restart_complete; ++r) {
+    cpu_after.runs.push_back(cpu_percent_over(g_session.berth_pid(), std::chrono::seconds(p.idle_s)));
+    std::printf("idle window %d after restart: CPU %.2f %%\n", r + 1, cpu_after.runs.back());
+  }
+  if (!cpu_after.runs.empty()) rows.push_back(cpu_after);
   checkpoint(rows);
 
   std::string load_after = loadavg();

@@ -56,7 +56,7 @@ void measure(session& s, const std::string& subject, uint16_t port, int run, int
     latencies.insert(latencies.end(), r.latencies_ms.begin(), r.latencies_ms.end());
     if (first_error.empty() && !r.errors.empty()) first_error = r.errors.front();
   }
-  table.add(failed_fig, subject, "node", "count", static_cast<double>(failed), subject == "berth" ? "0" : "");
+  table.add(failed_fig, subject, "node", "count", static_cast<double>(failed), subject == "berth" ? "== 0 count" : "");
   table.add(p99_fig, subject, "node", "ms", nearest_rank(latencies, 0.99));
   // The count depends on how long a switch takes: say how many requests each run sent, and how
   // many connections the server closed unannounced (idle ones are not failures).
