@@ -1,4 +1,4 @@
-// Helpers shared by the unit tests: temp folders and small file I/O.
+// Helpers shared by the unit tests: temp folders, small file I/O, the event log.
 #pragma once
 #include <sys/stat.h>
 #include <unistd.h>
@@ -6,12 +6,14 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <sstream>
 #include <string>
 #include <vector>
 
 #include <catch2/catch.hpp>
 
+#include "runtime/eventlog/event_log.hpp"
 #include "runtime/files/fs_util.hpp"
 
 namespace berth::test {
@@ -71,6 +73,16 @@ inline bool read_stat(int pid, stat_fields* out) {
   if (f.size() < 20) return false;
   *out = stat_fields{f[0][0], std::stoi(f[1]), std::stoi(f[2]), std::stoull(f[19])};
   return true;
+}
+
+// The event log in `dir`, opened (the test fails here when it cannot be).
+inline std::unique_ptr<event_log> open_log(const std::string& dir,
+                                           event_log::mode m = event_log::mode::read_write) {
+  std::unique_ptr<event_log> log;
+  auto st = event_log::open(dir, m, &log);
+  INFO(st.message());
+  REQUIRE(st.is_ok());
+  return log;
 }
 
 }  // namespace berth::test

@@ -12,6 +12,7 @@
 
 #include "runtime/eventlog/event_codec.hpp"
 #include "runtime/eventlog/event_log.hpp"
+#include "tests/unit/support.hpp"
 
 using namespace berth;
 
@@ -19,27 +20,8 @@ namespace {
 
 namespace fs = std::filesystem;
 
-struct temp_dir {
-  std::string path;
-  temp_dir() {
-    char tmpl[] = "/tmp/berth-test-enc-XXXXXX";
-    REQUIRE(mkdtemp(tmpl) != nullptr);
-    path = tmpl;
-  }
-  ~temp_dir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string db() const { return path + "/events"; }
-};
+using test::open_log;
 
-std::unique_ptr<event_log> open_log(const std::string& dir, event_log::mode m = event_log::mode::read_write) {
-  std::unique_ptr<event_log> log;
-  auto st = event_log::open(dir, m, &log);
-  INFO(st.message());
-  REQUIRE(st.is_ok());
-  return log;
-}
 
 bool same(const event_record& a, const event_record& b) {
   return a.seq == b.seq && a.stream == b.stream && a.type == b.type && a.ts_us == b.ts_us && a.data == b.data &&
@@ -141,15 +123,15 @@ TEST_CASE("event envelope: round trip of every field and refusal of damaged valu
 }
 
 TEST_CASE("a data dir written as JSON by an older berth keeps working and chains on", "[event_log]") {
-  temp_dir tmp;
+  test::temp_dir tmp("berth-test-enc");
   std::vector<event_record> old_events;
   {
-    auto log = open_log(tmp.db());
+    auto log = open_log(tmp / "events");
     fill(*log, 250);
     old_events = scan_all(*log);
   }
-  rewrite_as_json(tmp.db());
-  auto log = open_log(tmp.db());
+  rewrite_as_json(tmp / "events");
+  auto log = open_log(tmp / "events");
   REQUIRE(log->last_seq() == 250);
   auto back = scan_all(*log);
   REQUIRE(back.size() == 250);
@@ -166,7 +148,7 @@ TEST_CASE("a data dir written as JSON by an older berth keeps working and chains
   REQUIRE(log->read_stream("project/p3", 1, 0, &stream).is_ok());
   CHECK(stream.size() == 500 / 7 + (500 % 7 > 3 ? 1 : 0));
   // `berth audit verify` opens it read-only next to the server.
-  auto ro = open_log(tmp.db(), event_log::mode::read_only);
+  auto ro = open_log(tmp / "events", event_log::mode::read_only);
   auto rv = ro->verify();
   INFO(rv.reason);
   CHECK(rv.ok);
@@ -174,8 +156,8 @@ TEST_CASE("a data dir written as JSON by an older berth keeps working and chains
 }
 
 TEST_CASE("long scans decode ahead: every event in order, stop early, start anywhere", "[event_log]") {
-  temp_dir tmp;
-  auto log = open_log(tmp.db());
+  test::temp_dir tmp("berth-test-enc");
+  auto log = open_log(tmp / "events");
   fill(*log, 12000);  // well over the size that decodes on a thread of its own
   auto all = scan_all(*log);
   REQUIRE(all.size() == 12000);
@@ -197,9 +179,9 @@ TEST_CASE("long scans decode ahead: every event in order, stop early, start anyw
 }
 
 TEST_CASE("verify of a long log names the first damaged event", "[event_log]") {
-  temp_dir tmp;
+  test::temp_dir tmp("berth-test-enc");
   {
-    auto log = open_log(tmp.db());
+    auto log = open_log(tmp / "events");
     fill(*log, 5000);
     auto v = log->verify();
     INFO(v.reason);
@@ -210,7 +192,7 @@ TEST_CASE("verify of a long log names the first damaged event", "[event_log]") {
       {rocksdb::kDefaultColumnFamilyName, {}}, {"events", {}}, {"streams", {}}, {"meta", {}}};
   std::vector<rocksdb::ColumnFamilyHandle*> h;
   rocksdb::DB* db = nullptr;
-  REQUIRE(rocksdb::DB::Open(rocksdb::DBOptions(), tmp.db(), cfs, &h, &db).ok());
+  REQUIRE(rocksdb::DB::Open(rocksdb::DBOptions(), tmp / "events", cfs, &h, &db).ok());
   uint64_t bad = 2999;
   SECTION("data changed in event 4321 (hashed on another thread)") {
     bad = 4321;
@@ -248,7 +230,7 @@ TEST_CASE("verify of a long log names the first damaged event", "[event_log]") {
   }
   for (auto* x : h) db->DestroyColumnFamilyHandle(x);
   delete db;
-  auto log = open_log(tmp.db());
+  auto log = open_log(tmp / "events");
   auto v = log->verify();
   INFO(v.reason);
   CHECK_FALSE(v.ok);

@@ -15,6 +15,7 @@
 
 #include "runtime/eventlog/event_codec.hpp"
 #include "runtime/eventlog/event_log.hpp"
+#include "tests/unit/support.hpp"
 #include "runtime/eventlog/replay_load.hpp"
 
 using namespace berth;
@@ -24,27 +25,8 @@ namespace {
 
 namespace fs = std::filesystem;
 
-struct temp_dir {
-  std::string path;
-  temp_dir() {
-    char tmpl[] = "/tmp/berth-test-snap-XXXXXX";
-    REQUIRE(mkdtemp(tmpl) != nullptr);
-    path = tmpl;
-  }
-  ~temp_dir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string db() const { return path + "/events"; }
-};
+using test::open_log;
 
-std::unique_ptr<event_log> open_log(const std::string& dir, event_log::mode m = event_log::mode::read_write) {
-  std::unique_ptr<event_log> log;
-  auto st = event_log::open(dir, m, &log);
-  INFO(st.message());
-  REQUIRE(st.is_ok());
-  return log;
-}
 
 // Every field of the folds, compared one by one (independent of the snapshot encoding).
 void check_same(const instance_ref& a, const instance_ref& b) {
@@ -251,8 +233,8 @@ log_replay fold_until(const event_log& log, uint64_t seq, std::string& hash) {
 }  // namespace
 
 TEST_CASE("load_replay with a snapshot equals folding every event", "[replay_snapshot]") {
-  temp_dir tmp;
-  auto log = open_log(tmp.db());
+  test::temp_dir tmp("berth-test-snap");
+  auto log = open_log(tmp / "events");
   fill(*log, 24);
   const uint64_t last = log->last_seq();
   REQUIRE(last > 500);
@@ -276,7 +258,7 @@ TEST_CASE("load_replay with a snapshot equals folding every event", "[replay_sna
       auto upto = fold_until(*log, at, hash);
       REQUIRE(save_replay_snapshot(*log, upto, at, hash).is_ok());
       log.reset();
-      log = open_log(tmp.db());
+      log = open_log(tmp / "events");
       log_replay got;
       replay_load_stats stats;
       REQUIRE(load_replay(*log, &got, &stats).is_ok());
@@ -291,7 +273,7 @@ TEST_CASE("load_replay with a snapshot equals folding every event", "[replay_sna
       CHECK(v.checked == last);
       CHECK(log->streams("").size() == 26);  // 24 projects, ports, other/stream
       // `berth audit` next to the server reads it too.
-      auto ro = open_log(tmp.db(), event_log::mode::read_only);
+      auto ro = open_log(tmp / "events", event_log::mode::read_only);
       log_replay from_ro;
       REQUIRE(load_replay(*ro, &from_ro, &stats).is_ok());
       CHECK(stats.snapshot_seq == at);
@@ -302,8 +284,8 @@ TEST_CASE("load_replay with a snapshot equals folding every event", "[replay_sna
 
 TEST_CASE("a snapshot that fails its check is refused with the reason and everything is folded",
           "[replay_snapshot]") {
-  temp_dir tmp;
-  auto log = open_log(tmp.db());
+  test::temp_dir tmp("berth-test-snap");
+  auto log = open_log(tmp / "events");
   fill(*log, 6);
   const uint64_t last = log->last_seq();
   auto expected = full_fold(*log);
