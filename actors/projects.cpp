@@ -51,10 +51,10 @@ void undo_create(self_ptr self, const std::string& name) {
 // Leases ports, makes the folder (off the scheduler: it syncs files), records project_created,
 // starts the project actor; `done` gets the project, or the error after everything made so far
 // is undone.
-// A manifest berth cannot run here (its runtime is not available, or it sets limits the
-// runtime driver cannot apply): refused, nothing written.
 caf::actor awake(self_ptr self, const std::string& name, caf::error& err);
 
+// A manifest berth cannot run here (its runtime is not available, or it sets limits the
+// runtime driver cannot apply): refused, nothing written.
 caf::error limits_refusal(self_ptr self, const manifest& m) {
   if (auto why = self->state.driver->runtime_unavailable(m.runtime); !why.empty())
     return make_error(errc::runtime_unavailable, "runtime " + m.runtime + ": " + why);
@@ -338,13 +338,8 @@ caf::result<project_view> update(self_ptr self, const std::string& name, manifes
   if (auto refused = limits_refusal(self, m)) return refused;
   if (m.name == name)  // else project:<name> refuses it
     if (auto refused = domains_refusal(self, m)) return refused;
-  auto it = self->state.index.find(name);
-  if (it != self->state.index.end() && it->second == name_status::live)
-    if (project_view broken; broken_view(self, name, broken))
-      return make_error(errc::unavailable, "project '" + name + "' is broken (" + broken.broken_reason
-                                               + "); berth retries it with backoff");
   caf::error err;
-  auto child = awake(self, name, err);
+  auto child = awake(self, name, err);  // not_found, broken, restarting: refused there
   if (!child) return err;
   auto ticket = self->state.domains.hold(name, m.domains);
   auto rp = self->make_response_promise<project_view>();
