@@ -12,6 +12,7 @@
 #include "messages/preview.hpp"
 #include "messages/project_state.hpp"
 #include "messages/proxy.hpp"
+#include "messages/source.hpp"
 #include "messages/supervision.hpp"
 #include "messages/views.hpp"
 
@@ -35,6 +36,8 @@ CAF_BEGIN_TYPE_ID_BLOCK(berth, caf::first_custom_type_id)
   CAF_ADD_TYPE_ID(berth, (berth::project_view))
   CAF_ADD_TYPE_ID(berth, (std::vector<berth::project_view>))
   CAF_ADD_TYPE_ID(berth, (berth::proxy_view))
+  CAF_ADD_TYPE_ID(berth, (berth::source_change))
+  CAF_ADD_TYPE_ID(berth, (berth::source_view))
 
   // event_store
   CAF_ADD_ATOM(berth, berth, append_atom, "append")
@@ -104,4 +107,7 @@ CAF_BEGIN_TYPE_ID_BLOCK(berth, caf::first_custom_type_id)
   CAF_ADD_ATOM(berth, berth, project_up_atom, "projup")     // project:<name> came up
   CAF_ADD_ATOM(berth, berth, retry_project_atom, "projretry")
   CAF_ADD_ATOM(berth, berth, broken_atom, "broken")         // -> std::vector<broken_project>
+
+  // workspace sources (messages/source.hpp)
+  CAF_ADD_ATOM(berth, berth, source_atom, "source")         // (source_atom, name, source_change) -> source_view
 CAF_END_TYPE_ID_BLOCK(berth)
