@@ -29,9 +29,13 @@ struct health_spec {
 
 struct manifest {
   std::string name;
-  std::string source_path;  // exactly one of source_path / source_git
+  std::string source_path;  // exactly one of source_path / source_git / source_workspace
   std::string source_git;
   std::string source_ref;   // git only; default "main"
+  // source.workspace: preview/src is the source (edited live, uploaded, shipped as it is),
+  // seeded once at create time from seed_path or seed_git @ seed_ref when given.
+  bool source_workspace = false;
+  std::string seed_path, seed_git, seed_ref;
   std::string source_credentials_secret;  // git over http(s) only: the secret holding the credential
   std::vector<std::string> preview_command;
   health_spec preview_health;
@@ -57,6 +61,7 @@ struct manifest {
   // Custom domains the production site also answers on (messages/domains.hpp), unique across
   // projects (the projects actor keeps the index).
   std::vector<std::string> domains;
+  const char* source_kind() const { return source_workspace ? "workspace" : source_git.empty() ? "path" : "git"; }
   bool containers() const { return runtime == "docker" || runtime == "swarm"; }
   bool sets_limits() const { return preview_limits.any() || build_limits.any() || production_limits.any(); }
 };
@@ -74,7 +79,8 @@ typename Inspector::result_type inspect(Inspector& f, manifest& x) {
            x.production_command, x.production_health, x.keep, x.env, x.secrets,
            x.source_credentials_secret, x.build_secrets, x.preview_limits, x.build_limits,
            x.production_limits, x.runtime, x.image_base, x.image_port, x.image_healthcheck, x.image_registry,
-           x.image_registry_secret, x.volumes, x.replicas, x.domains);
+           x.image_registry_secret, x.volumes, x.replicas, x.domains, x.source_workspace, x.seed_path,
+           x.seed_git, x.seed_ref);
 }
 
 struct manifest_result {
