@@ -361,3 +361,19 @@ TEST_CASE("source api: GET of a dormant project's source works after a restart",
   CHECK(file.status == 200);
   CHECK(file.raw == "v1\n");
 }
+
+TEST_CASE("source api: serve --help documents the upload limits and refuses bad ones", "[integration][source]") {
+  auto help = run({"serve", "--help"}, {}, 10s);
+  INFO(help.describe());
+  CHECK(help.exit_code == 0);
+  for (const char* opt : {"--max-upload-bytes", "--max-upload-files", "--max-upload-unpacked-bytes"}) {
+    INFO(opt);
+    CHECK(help.out.find(opt) != std::string::npos);
+  }
+  temp_dir tmp;
+  auto bad = run({"serve", "--data", tmp / "data", "--listen", fmt::format("127.0.0.1:{}", free_port())},
+                 {{"BERTH_MAX_UPLOAD_BYTES", "12"}}, 10s);
+  INFO(bad.describe());
+  CHECK(bad.exit_code != 0);
+  CHECK((bad.out + bad.err).find("max_upload_bytes") != std::string::npos);
+}
