@@ -33,12 +33,9 @@ nlohmann::json to_json(const project_state& s);
 // GET /api/projects/{name}/state?at=: the same, plus `at` and `deleted`.
 nlohmann::json to_json(const state_view& v);
 
-// Workspace sources (render_source.cpp). A change's answer, or the last one recorded: {hash,
-// files, bytes, via, path (write and delete), seq, updated_at}.
-nlohmann::json to_json(const source_view& v);
-// GET /api/projects/{name}/source: the live tree {hash, files, bytes, entries: [{path, type
-// (file|dir|link), size, mode ("0644"), sha256 (files), target (links)}]} and `recorded` (the
-// last source_updated; null when there is none or `recorded` has no hash).
+// GET /api/projects/{name}/source (render_source.cpp): the live tree {hash, files, bytes,
+// entries: [{path, type (file|dir|link), size, mode ("0644"), sha256 (files), target (links)}]}
+// and `recorded`, the last source_updated (null when none, i.e. `recorded` has no hash).
 nlohmann::json to_json(const tree_listing& live, const source_view* recorded);
 
 }  // namespace berth

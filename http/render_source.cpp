@@ -1,24 +1,12 @@
-// JSON of workspace sources (render.hpp): a change's answer and the live tree's listing.
+// JSON of a workspace's live tree (render.hpp); a recorded source_view is render.cpp's.
 #include <fmt/format.h>
 
 #include "http/render.hpp"
-#include "messages/event.hpp"
 #include "runtime/workspace/tree_hash.hpp"
 
 namespace berth {
 
 using json = nlohmann::json;
-
-json to_json(const source_view& v) {
-  json j{{"hash", v.hash},
-         {"files", v.files},
-         {"bytes", v.bytes},
-         {"via", v.via},
-         {"seq", v.seq},
-         {"updated_at", v.ts_us ? json(iso8601(v.ts_us)) : json(nullptr)}};
-  if (!v.path.empty()) j["path"] = v.path;
-  return j;
-}
 
 json to_json(const tree_listing& live, const source_view* recorded) {
   json entries = json::array();

@@ -173,8 +173,7 @@ void add_source_routes(httplib::Server& svr, const context& ctx) {
         return reply_error(res, errc::not_found, "project '" + name + "' has no source tree yet");
       return reply_status(res, s);
     }
-    // `recorded` comes with the project view's source fields (project_view.source), once it has them.
-    reply_json(res, 200, to_json(listing, nullptr));
+    reply_json(res, 200, to_json(listing, &v.source));
   });
 
   // The whole tree replaced by an uploaded .tar.gz, streamed to disk, extracted, then applied.
