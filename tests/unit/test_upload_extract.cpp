@@ -63,7 +63,7 @@ void require_corrupt(upload& u, const status& s) {
 
 }  // namespace
 
-TEST_CASE("upload_extract: a good tree lands with its files, folders, exec bits and inner links", "[upload_extract]") {
+TEST_CASE("upload_extract: a good tree lands with its files and folders and exec bits and inner links", "[upload_extract]") {
   upload u;
   std::string blob = random_bytes(300000, 1);
   tar_builder(u.archive)
