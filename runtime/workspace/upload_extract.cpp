@@ -1,4 +1,5 @@
-// Extraction of an uploaded tar.gz (see upload_extract.hpp). libarchive only reads; every entry
+// Extraction of an uploaded tar.gz (see upload_extract.hpp). zlib decodes the gzip layer
+// (gunzip_reader.hpp: the CRC is checked) and libarchive reads the tar in it; every entry
 // is created here with openat/mkdirat/symlinkat relative to its already-open parent folder with
 // O_NOFOLLOW, so nothing the archive says can make berth write outside the staging folder.
 #include "runtime/workspace/upload_extract.hpp"
@@ -16,6 +17,7 @@
 
 #include "runtime/files/fs_util.hpp"
 #include "runtime/process/exec_gate.hpp"
+#include "runtime/workspace/gunzip_reader.hpp"
 #include "runtime/workspace/upload_paths.hpp"
 
 namespace berth {
@@ -258,8 +260,10 @@ class extractor {
   std::string parent_key_;
 };
 
-// Opens `archive` for reading: gzip, then tar (ustar, pax, GNU; nothing else).
-status open_archive(const fs::path& archive, const upload_limits& limits, struct archive** out) {
+// Opens `archive` for reading through `gunzip`: gzip (checked by zlib), then tar (ustar, pax
+// and GNU tar alike; nothing else).
+status open_archive(const fs::path& archive, const upload_limits& limits, gunzip_reader* gunzip,
+                    struct archive** out) {
   struct stat st;
   if (::stat(archive.c_str(), &st) != 0) return status::io_error(fmt::format("stat {}: {}", archive.string(), fsutil::errstr(errno)));
   if (st.st_size == 0) return status::corruption("not a readable tar.gz: the body is empty");
@@ -268,20 +272,11 @@ status open_archive(const fs::path& archive, const upload_limits& limits, struct
                                                 kLimitPrefix, st.st_size, limits.max_bytes));
   struct archive* a = archive_read_new();
   if (a == nullptr) return status::io_error("archive_read_new failed");
-  archive_read_support_filter_gzip(a);
-  archive_read_support_format_tar(a);  // ustar, pax and GNU tar alike
-  archive_read_support_format_gnutar(a);
-  if (archive_read_open_filename(a, archive.c_str(), kBlock) != ARCHIVE_OK) {
-    const char* why = archive_error_string(a);
-    auto s = status::corruption(fmt::format("not a readable tar.gz: {}", why ? why : "cannot open"));
+  archive_read_support_format_tar(a);
+  auto s = gunzip->open(a, archive);
+  if (!s) {
     archive_read_free(a);
     return s;
-  }
-  bool gzip = false;
-  for (int i = 0; i < archive_filter_count(a); ++i) gzip = gzip || archive_filter_code(a, i) == ARCHIVE_FILTER_GZIP;
-  if (!gzip) {
-    archive_read_free(a);
-    return status::corruption("not a readable tar.gz: the body is not gzip");
   }
   *out = a;
   return status::ok();
@@ -303,11 +298,13 @@ status extract_upload(const fs::path& archive, const fs::path& staging, const up
   {
     fd_guard root(::open(staging.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
     struct archive* a = nullptr;
+    gunzip_reader gunzip;  // outlives `a`
     if (root.fd < 0) s = disk_error("open", staging.string(), errno);
-    if (s) s = open_archive(archive, limits, &a);
+    if (s) s = open_archive(archive, limits, &gunzip, &a);
     if (s) {
       s = extractor(a, root.fd, limits, sum).run();
       archive_read_free(a);
+      if (s) s = gunzip.finish();
     }
   }
   if (!s) fsutil::force_remove(staging);

@@ -44,7 +44,8 @@ struct upload_summary {
 // file over max_bytes, more than max_files objects (entries and the folders their paths imply),
 // or more than max_unpacked_bytes of file data (counted as the data is written, so a header
 // cannot get past it).
-// corruption: empty, not gzip, not tar, truncated, or a checksum error. io_error / no_space: the
+// corruption: empty, not gzip, not tar, truncated, data after the gzip stream, or a checksum
+// error (a tar header's, or the gzip CRC-32 / length, which zlib checks). io_error / no_space: the
 // disk. invalid_argument (not a limit) when `staging` exists already (it is then left alone).
 status extract_upload(const std::filesystem::path& archive, const std::filesystem::path& staging,
                       const upload_limits& limits, upload_summary* summary);

@@ -343,3 +343,37 @@ TEST_CASE("upload_extract: a pax tar.gz with UTF-8 names (Python's tarfile) land
   CHECK(test::read_file(u.staging / "\xe6\x97\xa5\xe6\x9c\xac.txt") == "nihon");
   CHECK(fs::read_symlink(u.staging / "link") == "caf\xc3\xa9/menu.txt");
 }
+
+namespace {
+// Flips one byte of `p` at `offset` from its end.
+void flip_from_end(const fs::path& p, size_t offset) {
+  std::string bytes = test::read_file(p);
+  REQUIRE(bytes.size() > offset);
+  bytes[bytes.size() - offset] ^= 0x55;
+  test::write_file(p, bytes);
+}
+}  // namespace
+
+TEST_CASE("upload_extract: a gzip whose data or CRC was damaged in transit is corruption", "[upload_extract]") {
+  upload u;  // random bytes are stored, not deflated: only the CRC can tell
+  tar_builder(u.archive).file("a", random_bytes(200000, 8)).close();
+  flip_from_end(u.archive, 100000);
+  auto s = u.extract();
+  require_corrupt(u, s);
+  CHECK(s.message().find("gzip") != std::string::npos);
+  upload v;  // the CRC-32 of the trailer itself
+  tar_builder(v.archive).file("a", "small").close();
+  flip_from_end(v.archive, 6);
+  require_corrupt(v, v.extract());
+  upload w;  // the length of the trailer
+  tar_builder(w.archive).file("a", "small").close();
+  flip_from_end(w.archive, 2);
+  require_corrupt(w, w.extract());
+}
+
+TEST_CASE("upload_extract: data after the gzip stream is corruption", "[upload_extract]") {
+  upload u;
+  tar_builder(u.archive).file("a", "x").close();
+  test::write_file(u.archive, test::read_file(u.archive) + "trailing junk");
+  require_corrupt(u, u.extract());
+}
