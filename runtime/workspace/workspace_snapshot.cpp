@@ -156,10 +156,15 @@ class syncer {
       dir.children.erase(it);
     }
     fixed(path);
+    // Hashed while copied (so the listing needs no second read), unless the cache knows it.
+    std::string known;
+    bool hash_it = cache_ && !cache_->find(path, file_identity::of(st), &known);
     sha256_digest h;
     file_copy c;
     auto s = copy_file_at(live_dir, copy_dir, name.c_str(), from, to, st.st_mode & 0777, &c,
-                          [&h](const char* p, size_t n) { h.bytes(p, n); });
+                          [&h, hash_it](const char* p, size_t n) {
+                            if (hash_it) h.bytes(p, n);
+                          });
     if (!s) {
       ::unlinkat(copy_dir, name.c_str(), 0);  // a partial copy
       if (c.vanished || moved_on(live_dir, name, S_IFREG)) return status::ok();
@@ -171,7 +176,7 @@ class syncer {
     n.copy = c.copy;
     n.settled = c.settled() && c.copy.known();
     if (!n.settled) newest_unsettled = std::max({newest_unsettled, c.before.ctime_ns, c.after.ctime_ns});
-    if (n.settled && cache_) {
+    if (n.settled && hash_it) {
       auto sha = h.hex();
       if (!sha.empty()) cache_->put(path, c.before, sha);  // the copy holds exactly these bytes
     }

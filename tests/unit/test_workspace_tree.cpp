@@ -311,7 +311,7 @@ TEST_CASE("workspace snapshot: a file rewritten every millisecond fails it with 
 TEST_CASE("workspace snapshot: a file changed once during the copy is copied again", "[workspace_tree]") {
   temp_dir t("ws-once");
   fs::path live = t.path / "preview/src", dest = t.path / "builds/d1";
-  random_tree(live, 2000, 16384);  // long enough to copy (well over 100 ms) that the change lands in it
+  random_tree(live, 2000, 4096);  // 2,000 files: long enough to copy (well over 100 ms) that the change lands in it
   std::this_thread::sleep_for(30ms);
   // Every file of one folder is rewritten: some before the copy reaches them, some after.
   std::atomic<bool> changed{false};
@@ -336,15 +336,15 @@ TEST_CASE("workspace snapshot: a file changed once during the copy is copied aga
 TEST_CASE("workspace snapshot: files deleted and added during the copy", "[workspace_tree]") {
   temp_dir t("ws-churn");
   fs::path live = t.path / "preview/src", dest = t.path / "builds/d1";
-  random_tree(live, 2000, 16384);
+  random_tree(live, 1000, 4096);
   std::this_thread::sleep_for(30ms);
   std::atomic<bool> done{false};
   std::thread writer([&] {
     if (!snapshot_started(dest, 10s)) return;
-    for (int i = 0; i < 2000; i += 20) fs::remove(live / fmt::format("d{:02}/f{:04}.bin", i / 100, i));
+    for (int i = 0; i < 1000; i += 20) fs::remove(live / fmt::format("d{:02}/f{:04}.bin", i / 100, i));
     fs::remove_all(live / "d07");
     write_file(live / "new/deep/file.txt", "added");
-    write_file(live / "d19/added.bin", "added too");
+    write_file(live / "d09/added.bin", "added too");
     fs::create_symlink("../new/deep/file.txt", live / "d03/link");
     done = true;
   });
@@ -358,7 +358,7 @@ TEST_CASE("workspace snapshot: files deleted and added during the copy", "[works
   CHECK_FALSE(fs::exists(dest / "d00/f0000.bin"));
   CHECK_FALSE(fs::exists(dest / "d07"));
   CHECK(read_file(dest / "new/deep/file.txt") == "added");
-  CHECK(read_file(dest / "d19/added.bin") == "added too");
+  CHECK(read_file(dest / "d09/added.bin") == "added too");
   CHECK(fs::read_symlink(dest / "d03/link") == "../new/deep/file.txt");
   CHECK(listing.hash == hashed(live).hash);
   CHECK(listing.files == hashed(live).files);
@@ -367,7 +367,7 @@ TEST_CASE("workspace snapshot: files deleted and added during the copy", "[works
 TEST_CASE("workspace snapshot: a folder swapped for a link to /etc is copied as the link", "[workspace_tree]") {
   temp_dir t("ws-swap");
   fs::path live = t.path / "preview/src", dest = t.path / "builds/d1";
-  random_tree(live, 2000, 16384);
+  random_tree(live, 1000, 4096);
   std::atomic<bool> done{false};
   std::thread writer([&] {
     if (!snapshot_started(dest, 10s)) return;
