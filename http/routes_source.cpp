@@ -6,7 +6,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <cerrno>
 #include <filesystem>
 
 #include <fmt/format.h>
@@ -98,12 +97,7 @@ class staging_area {
   ~staging_area() {
     if (!path_.empty()) fsutil::force_remove(path_);
   }
-  status make(const project_paths& paths) {
-    auto uploads = paths.root / ".uploads";
-    if (::mkdir(uploads.c_str(), 0700) != 0 && errno != EEXIST)
-      return status::io_error("creating " + uploads.string() + ": " + fsutil::errstr(errno));
-    return new_staging(uploads, &path_);
-  }
+  status make(const project_paths& paths) { return new_staging(paths.root / ".uploads", &path_); }
   const fs::path& path() const { return path_; }
   // The change was sent to project:<name>. Without an answer it may still be applying it (it
   // removes the folder when done; finish_pending() at the next start otherwise): keep it. With
