@@ -184,7 +184,7 @@ TEST_CASE("config: --proxy-admin-port is refused (Caddy's admin API is a unix so
   CHECK_THROWS_AS(load({"--audit-checkpoint-every", "0"}), CLI::ValidationError);
 }
 
-TEST_CASE("config: the upload limits come from flags, BERTH_* variables and config keys, validated", "[config]") {
+TEST_CASE("config: the upload limits come from flags and BERTH_ variables and config keys and are validated", "[config]") {
   auto defaults = load({});
   CHECK(defaults.max_upload_bytes == 536870912u);
   CHECK(defaults.max_upload_files == 100000u);
