@@ -6,6 +6,8 @@
 #include <cstring>
 #include <random>
 
+#include <nlohmann/json.hpp>
+
 #include "runtime/workspace/upload_extract.hpp"
 #include "tests/common/tar_builder.hpp"
 #include "tests/unit/support.hpp"
@@ -376,4 +378,21 @@ TEST_CASE("upload_extract: data after the gzip stream is corruption", "[upload_e
   tar_builder(u.archive).file("a", "x").close();
   test::write_file(u.archive, test::read_file(u.archive) + "trailing junk");
   require_corrupt(u, u.extract());
+}
+
+TEST_CASE("upload_extract: a name that is not UTF-8 is refused with a message safe to show as JSON", "[upload_extract]") {
+  upload u;
+  tar_builder(u.archive).file("caf\xe9.txt", "latin-1 name").close();
+  auto s = u.extract();
+  INFO(s.message());
+  REQUIRE(s.which() == status::code::invalid_argument);
+  CHECK(s.message().find("not UTF-8") != std::string::npos);
+  CHECK(u.sum.refused == "caf\xe9.txt");
+  CHECK_NOTHROW(nlohmann::json(s.message()).dump());
+  CHECK_FALSE(fs::exists(u.staging));
+  upload v;  // control characters are escaped in the message
+  tar_builder(v.archive).file("../a\nb", "x").close();
+  auto t = v.extract();
+  CHECK(t.message().find("\"../a\\nb\"") != std::string::npos);
+  CHECK(t.message().find('\n') == std::string::npos);
 }
