@@ -60,10 +60,11 @@ class upload_progress {
     drawn_ = true;
   }
 
-  void finish() {
+  // `accepted`: the server took the upload (a refusal's own line says what happened instead).
+  void finish(bool accepted) {
     if (terminal_) {
       if (drawn_) std::cerr << "\n";
-    } else {
+    } else if (accepted) {
       std::cerr << fmt::format("uploaded {:.1f} MB in {:.1f} s ({:.1f} MB/s)\n", mb(sent_), seconds(), rate());
     }
     std::cerr << std::flush;
@@ -89,7 +90,7 @@ int push(http_client& api, const push_args& args) {
                       [&](uint64_t sent, uint64_t total) {
                         if (progress) progress->update(sent, total);
                       });
-  if (progress) progress->finish();
+  if (progress) progress->finish(r.status >= 200 && r.status <= 299);
   if (r.status < 200 || r.status > 299) throw failure_of(r, api.options());
   auto answer = json::parse(r.body, nullptr, false);
   if (!answer.is_object() || !answer.value("source", json()).is_object())
