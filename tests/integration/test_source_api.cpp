@@ -27,7 +27,7 @@ std::string app_server() { return read_file(std::string(BERTH_TEST_APPS) + "/hel
 
 // The bytes of a .tar.gz made by `fill` (in `tmp`).
 template <class Fill>
-std::string make_archive(const temp_dir& tmp, const std::string& name, Fill fill) {
+std::string archive(const temp_dir& tmp, const std::string& name, Fill fill) {
   auto path = tmp / (name + ".tar.gz");
   {
     tar_builder tar(path);
@@ -75,7 +75,7 @@ TEST_CASE("source api: an upload replaces the tree and GET lists it with its has
   temp_dir tmp;
   server srv(tmp.path());
   create(srv, workspace_manifest("shop"));
-  auto v1 = make_archive(tmp, "v1", [](tar_builder& t) {
+  auto v1 = archive(tmp, "v1", [](tar_builder& t) {
     t.file("server.py", app_server()).file("message.txt", "v1\n").dir("lib").file("lib/util.py", "X = 1\n", 0755);
   });
   auto r = upload(srv, "shop", v1);
@@ -115,7 +115,7 @@ TEST_CASE("source api: an upload replaces the tree and GET lists it with its has
   CHECK(file.header("X-Berth-Sha256") == message->at("sha256"));
 
   // A second upload replaces the whole tree: what it does not hold is gone.
-  auto v2 = make_archive(tmp, "v2", [](tar_builder& t) { t.file("server.py", app_server()).file("message.txt", "v2\n"); });
+  auto v2 = archive(tmp, "v2", [](tar_builder& t) { t.file("server.py", app_server()).file("message.txt", "v2\n"); });
   auto second = upload(srv, "shop", v2);
   INFO(second.describe());
   REQUIRE(second.status == 200);
@@ -131,7 +131,7 @@ TEST_CASE("source api: a file written then deleted changes the hash each time an
   temp_dir tmp;
   server srv(tmp.path());
   create(srv, workspace_manifest("shop"));
-  REQUIRE(upload(srv, "shop", make_archive(tmp, "v1", [](tar_builder& t) { t.file("server.py", app_server()); })).status ==
+  REQUIRE(upload(srv, "shop", archive(tmp, "v1", [](tar_builder& t) { t.file("server.py", app_server()); })).status ==
           200);
   auto before = listing(srv, "shop").at("hash");
 
@@ -187,7 +187,7 @@ TEST_CASE("source api: path and git projects refuse uploads and edits with 409",
   write_file(src + "/server.py", app_server());
   create(srv, manifest_for("by-path", src));
   create(srv, json{{"name", "by-git"}, {"source", {{"git", "https://git.example.com/shop.git"}}}});
-  auto body = make_archive(tmp, "v1", [](tar_builder& t) { t.file("server.py", "print(1)\n"); });
+  auto body = archive(tmp, "v1", [](tar_builder& t) { t.file("server.py", "print(1)\n"); });
   for (std::string name : {"by-path", "by-git"}) {
     INFO(name);
     auto up = upload(srv, name, body);
@@ -255,7 +255,7 @@ TEST_CASE("source api: uploads need Content-Length and one over --max-upload-byt
   // An upload may carry more than --max-body-bytes; the other routes may not.
   std::string filler;
   for (int i = 0; i < 3000; ++i) filler += fmt::format("{:08x}", i * 2654435761u);
-  auto body = make_archive(tmp, "big", [&](tar_builder& t) { t.file("server.py", app_server()).file("noise", filler); });
+  auto body = archive(tmp, "big", [&](tar_builder& t) { t.file("server.py", app_server()).file("noise", filler); });
   REQUIRE(body.size() > 4096);
   REQUIRE(body.size() < 100000);
   auto ok = upload(srv, "shop", body);
@@ -275,11 +275,11 @@ TEST_CASE("source api: bad archives and hostile entries get 400 or 413 and leave
     return o;
   }());
   create(srv, workspace_manifest("shop"));
-  REQUIRE(upload(srv, "shop", make_archive(tmp, "v1", [](tar_builder& t) {
+  REQUIRE(upload(srv, "shop", archive(tmp, "v1", [](tar_builder& t) {
                   t.file("server.py", app_server()).file("message.txt", "v1\n");
                 })).status == 200);
   const auto hash = listing(srv, "shop").at("hash");
-  auto good = make_archive(tmp, "good", [](tar_builder& t) { t.file("a", std::string(4000, 'a')); });
+  auto good = archive(tmp, "good", [](tar_builder& t) { t.file("a", std::string(4000, 'a')); });
 
   struct bad_case {
     std::string what, body;
@@ -289,12 +289,12 @@ TEST_CASE("source api: bad archives and hostile entries get 400 or 413 and leave
   const std::vector<bad_case> cases{
       {"not gzip", "this is not an archive", 400, "bad_archive", ""},
       {"a truncated gzip", good.substr(0, good.size() / 2), 400, "bad_archive", ""},
-      {"an entry climbing out", make_archive(tmp, "dots", [](tar_builder& t) { t.file("ok.txt", "1").file("../evil", "x"); }),
+      {"an entry climbing out", archive(tmp, "dots", [](tar_builder& t) { t.file("ok.txt", "1").file("../evil", "x"); }),
        400, "unsafe_archive", "../evil"},
       {"a link to /etc/passwd",
-       make_archive(tmp, "link", [](tar_builder& t) { t.symlink("passwd", "/etc/passwd").file("passwd", "pwned"); }), 400,
+       archive(tmp, "link", [](tar_builder& t) { t.symlink("passwd", "/etc/passwd").file("passwd", "pwned"); }), 400,
        "unsafe_archive", "passwd"},
-      {"more entries than --max-upload-files", make_archive(tmp, "bomb", [](tar_builder& t) {
+      {"more entries than --max-upload-files", archive(tmp, "bomb", [](tar_builder& t) {
          for (int i = 0; i < 50; ++i) t.file(fmt::format("f{:03}", i), "x");
        }),
        413, "payload_too_large", ""},
@@ -317,7 +317,7 @@ TEST_CASE("source api: bad paths get 400 and missing files 404", "[integration][
   temp_dir tmp;
   server srv(tmp.path());
   create(srv, workspace_manifest("shop"));
-  REQUIRE(upload(srv, "shop", make_archive(tmp, "v1", [](tar_builder& t) {
+  REQUIRE(upload(srv, "shop", archive(tmp, "v1", [](tar_builder& t) {
                   t.file("server.py", app_server()).file("lib/util.py", "X = 1\n").symlink("link", "server.py");
                 })).status == 200);
   const auto hash = listing(srv, "shop").at("hash");
@@ -347,7 +347,7 @@ TEST_CASE("source api: GET of a dormant project's source works after a restart",
   temp_dir tmp;
   server srv(tmp.path());
   create(srv, workspace_manifest("shop"));
-  auto up = upload(srv, "shop", make_archive(tmp, "v1", [](tar_builder& t) {
+  auto up = upload(srv, "shop", archive(tmp, "v1", [](tar_builder& t) {
                      t.file("server.py", app_server()).file("message.txt", "v1\n");
                    }));
   REQUIRE(up.status == 200);
