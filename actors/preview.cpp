@@ -59,7 +59,8 @@ void answer_waiting(self_ptr self, const caf::error& err) {
   self->state.waiting.clear();
 }
 
-// The blocking start of the preview: a fresh copy of the source (unless restarting), the
+// The blocking start of the preview: a fresh copy of the source (unless restarting, or the
+// source is the workspace itself, which it runs in as it is), the
 // command on the preview port, and its health check. Made in the actor, run on a worker.
 // invalid_argument: it cannot run as asked (source, command); io_error: it did not get healthy.
 std::function<status(instance_ref*)> preview_start(self_ptr self, bool fresh_source) {
@@ -67,11 +68,14 @@ std::function<status(instance_ref*)> preview_start(self_ptr self, bool fresh_sou
   return [env = st.env, spec = st.spec, port = st.port, fresh_source](instance_ref* out) -> status {
     auto secrets = read_secrets_file(env.paths);
     auto credential = secrets.find(spec.source_credentials_secret);
-    if (fresh_source)
+    if (spec.source_workspace) {  // the tree is the source: run in it as it is
+      if (auto s = make_dirs({env.paths.preview_src}); !s) return status::io_error("the workspace: " + s.message());
+    } else if (fresh_source) {
       if (auto s = snapshot_source(spec.source_path, spec.source_git, spec.source_ref, env.paths.preview_src,
                                    default_git_timeout, credential == secrets.end() ? "" : credential->second);
           !s)
         return status::invalid_argument("preparing source: " + s.message());
+    }
     instance_spec is;
     is.labels = {env.project, "preview", "", spec.runtime};
     is.workdir = env.paths.preview_src;

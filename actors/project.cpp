@@ -6,6 +6,7 @@
 #include "actors/names.hpp"
 #include "actors/preview.hpp"
 #include "actors/production.hpp"
+#include "actors/project_source.hpp"
 #include "messages/atoms.hpp"
 #include "messages/errors.hpp"
 #include "runtime/logs/logging.hpp"
@@ -83,6 +84,10 @@ caf::result<project_view> with_environments(self_ptr self) {
 caf::result<project_view> update(self_ptr self, manifest m) {
   auto& st = self->state;
   if (m.name != st.project.name) return make_error(errc::invalid_manifest, "name: must match the project's name");
+  if (st.project.spec.source_workspace && !m.source_workspace)
+    return make_error(errc::conflict, "source: this is a workspace project, its tree lives only in preview/src; a "
+                                      "path or git source would replace it (copy the tree out, then delete and "
+                                      "recreate the project)");
   auto rp = self->make_response_promise<project_view>();
   auto paths = st.env.paths;
   auto problem = std::make_shared<caf::error>();
@@ -159,7 +164,7 @@ caf::result<bool> ask_both(self_ptr self, std::chrono::milliseconds limit, Ts...
 
 void project_actor_state::note(const event_record& e) {
   if (e.type != ev::project_created && e.type != ev::project_updated && e.type != ev::project_deleted &&
-      e.type != ev::sandbox_assigned)
+      e.type != ev::sandbox_assigned && e.type != ev::source_updated)
     return;
   if (starts_over(e)) events = 0;
   fold(project, e);
@@ -190,8 +195,16 @@ caf::behavior project_actor(self_ptr self, environment env) {
                     self->quit(make_error(errc::storage_error, "its folder: " + failure));
                     return;
                   }
-                  self->state.sup.init(self, supervisor_flags{}, environment_specs(self));
-                  caf::anon_send(names::whereis(self->system(), names::projects), project_up_atom_v, name);
+                  // A source change a crash interrupted is finished before the preview runs.
+                  recover_source(self, [=](const std::string& failure) {
+                    if (!failure.empty()) {
+                      log_kv(spdlog::level::err, failure, project_fields(name));
+                      self->quit(make_error(errc::storage_error, failure));
+                      return;
+                    }
+                    self->state.sup.init(self, supervisor_flags{}, environment_specs(self));
+                    caf::anon_send(names::whereis(self->system(), names::projects), project_up_atom_v, name);
+                  });
                 },
                 while_blocked::hold);
           },
@@ -204,6 +217,7 @@ caf::behavior project_actor(self_ptr self, environment env) {
             return project_view_of(st.project, st.last_seq, st.events);
           },
           [=](update_atom, manifest& m) { return update(self, std::move(m)); },
+          [=](source_atom, source_change& c) { return change_source(self, std::move(c)); },
           [=](preview_atom, const std::string& action) -> caf::result<void> {
             auto& p = self->state.project;
             if (action == "start") return to_child(self, "preview", start_atom_v, p.spec, p.preview_port);

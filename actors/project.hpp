@@ -4,6 +4,8 @@
 //   (get_atom)                       -> project_view with both environments
 //   (status_atom)                    -> project_view without them (the list)
 //   (update_atom, manifest)          -> project_view; the environments get the new manifest
+//   (source_atom, source_change)     -> source_view: a workspace change applied and recorded
+//                                       (actors/project_source.hpp)
 //   (preview_atom, action)           -> preview_view (start | stop | restart)
 //   deploy, rollback, deployment, cancel, subscribe, status/history/stop/start of production
 //                                    -> forwarded to production:<name> (see actors/production.hpp)

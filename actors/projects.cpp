@@ -21,6 +21,8 @@
 #include "runtime/files/layout.hpp"
 #include "runtime/files/fs_util.hpp"
 #include "runtime/logs/logging.hpp"
+#include "runtime/release/source.hpp"
+#include "runtime/workspace/tree_hash.hpp"
 
 namespace berth {
 
@@ -80,6 +82,15 @@ caf::error domains_refusal(self_ptr self, const manifest& m) {
   return {};
 }
 
+// A workspace seeded at create time: its source copied once into preview/src, and hashed.
+// invalid_argument when the seed cannot be copied (missing path, git failure).
+status seed_workspace(const manifest& m, const project_paths& paths, tree_listing* out) {
+  if (!m.source_workspace || (m.seed_path.empty() && m.seed_git.empty())) return status::ok();
+  if (auto s = snapshot_source(m.seed_path, m.seed_git, m.seed_ref, paths.preview_src); !s)
+    return status::invalid_argument("source.workspace.seed: cannot copy it: " + s.message());
+  return hash_tree(paths.preview_src, out, hash_cache_for(paths.preview_src).get());
+}
+
 void create_then(self_ptr self, manifest m, std::function<void(caf::expected<project_view>)> done) {
   auto name = m.name;
   if (auto refused = limits_refusal(self, m)) return done(refused);
@@ -101,9 +112,13 @@ void create_then(self_ptr self, manifest m, std::function<void(caf::expected<pro
     undo_create(self, name);
     done(std::move(err));
   };
+  auto seeded = std::make_shared<tree_listing>();  // a workspace's tree as seeded (hash empty: not seeded)
   auto record = [=](port_assignment ports) {
     std::vector<new_event> events{
         {project_stream(name), ev::project_created, project_created_data(m, ports.production, ports.preview, uid, uid)}};
+    if (!seeded->hash.empty())
+      events.push_back({project_stream(name), ev::source_updated,
+                        source_updated_data(seeded->hash, seeded->files, seeded->bytes, "seed")});
     self->request(store(self), store_timeout, append_atom_v, std::move(events))
         .then(
             [=](std::vector<event_record>& stored) {
@@ -127,9 +142,13 @@ void create_then(self_ptr self, manifest m, std::function<void(caf::expected<pro
                   *problem = create_project_dirs(paths);
                   if (*problem) *problem = write_secrets_file(paths, m.secrets);
                   if (*problem) *problem = write_env_file(paths, name, ports.production, ports.preview, m.env);
+                  if (*problem) *problem = seed_workspace(m, paths, seeded.get());
+                  if (!*problem) remove_project_dir(paths);  // gone before the refusal is answered
                 },
                 [=](const std::string& failure) {
                   if (!failure.empty()) return fail(make_error(errc::storage_error, failure));
+                  if (problem->which() == status::code::invalid_argument)
+                    return fail(make_error(errc::invalid_manifest, problem->message()));
                   if (!*problem)
                     return fail(storage_failure(problem->which() == status::code::no_space, problem->message()));
                   record(ports);
@@ -397,6 +416,9 @@ caf::behavior projects_actor(self_ptr self, std::string data_dir, deploy_setting
           [=](retry_project_atom, const std::string& name, uint64_t id) { retry_parked(self, name, id); },
           [=](broken_atom) { return broken_projects(self); },
           [=](update_atom, const std::string& name, manifest& m) { return update(self, name, std::move(m)); },
+          [=](source_atom, const std::string& name, source_change& c) {
+            return to_project(self, name, source_atom_v, std::move(c));
+          },
           [=](delete_atom, const std::string& name) { return remove(self, name); },
           [=](preview_atom, const std::string& name, const std::string& action) {
             return to_project(self, name, preview_atom_v, action);

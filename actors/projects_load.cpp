@@ -12,6 +12,7 @@
 #include "actors/blocking.hpp"
 #include "actors/names.hpp"
 #include "actors/project.hpp"
+#include "actors/project_source.hpp"
 #include "messages/atoms.hpp"
 #include "runtime/files/fs_util.hpp"
 #include "runtime/files/layout.hpp"
@@ -57,19 +58,30 @@ void reconcile(self_ptr self) {
   auto root = projects_root(self->state.data_dir);
   std::set<std::string> known(live.begin(), live.end());
   // Folders: a quick walk of one directory, with the mailbox held so no creation runs meanwhile.
+  // Uploads a crash cut short go too; a source change it interrupted wakes its project.
+  auto interrupted = std::make_shared<std::vector<std::string>>();
+  auto data_dir = self->state.data_dir;
   run_blocking(
       self,
       [=] {
         std::error_code ec;
         for (auto& entry : fs::directory_iterator(root, ec)) {
           auto name = entry.path().filename().string();
-          if (known.count(name)) continue;
+          if (known.count(name)) {
+            if (sweep_uploads(paths_for(data_dir, name))) interrupted->push_back(name);
+            continue;
+          }
           log_kv(spdlog::level::warn, "reconcile: removing the folder of a project that does not exist",
                  project_fields(name));
           fsutil::force_remove(entry.path());
         }
       },
-      [](const std::string&) {}, while_blocked::hold);
+      [=](const std::string&) {
+        for (auto& name : *interrupted)
+          if (self->state.index.count(name) && !self->state.sup.has_child(name))
+            self->state.sup.start_child(project_spec(name, self->state));
+      },
+      while_blocked::hold);
   // Containers, images and services of projects the log does not know (deleted while a removal
   // was half done, or never recorded): listed on a worker (the engine may be slow), checked
   // against the index as it is then, and removed. Processes of such projects end with their

@@ -129,6 +129,8 @@ json to_json(const project_view& v) {
          {"updated", iso8601(v.updated_us)},
          {"last_seq", v.last_seq},
          {"events", v.events}};
+  j["source"] = {{"kind", v.spec.source_kind()}};
+  if (!v.source.hash.empty()) j["source"].update(to_json(v.source));
   if (!v.production_unavailable.empty() && !v.with_environments) j["status"] = v.production_unavailable;
   if (!v.with_environments) return j;
   auto env = [](const json& view, const std::string& unavailable, const char* name) {
@@ -136,6 +138,13 @@ json to_json(const project_view& v) {
   };
   j["environments"] = {{"production", env(to_json(v.production), v.production_unavailable, "production")},
                        {"preview", env(to_json(v.preview), v.preview_unavailable, "preview")}};
+  return j;
+}
+
+json to_json(const source_view& v) {
+  json j{{"hash", v.hash}, {"files", v.files}, {"bytes", v.bytes}, {"via", v.via}, {"seq", v.seq},
+         {"updated_at", iso8601(v.ts_us)}};
+  if (!v.path.empty()) j["path"] = v.path;
   return j;
 }
 

@@ -21,6 +21,8 @@ nlohmann::json to_json(const preview_view& v);
 // detail answer).
 nlohmann::json to_json(const deployment_view& v, bool with_log);
 nlohmann::json to_json(const project_view& v);
+// A workspace tree as recorded: {hash, files, bytes, via, path?, seq, updated_at}.
+nlohmann::json to_json(const source_view& v);
 nlohmann::json to_json(const proxy_view& v);
 // The project as `berth audit replay` prints it: its own fields (as GET /api/projects/{name}),
 // preview, production (releases kept), last_deployment and last_event.

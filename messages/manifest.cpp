@@ -101,6 +101,35 @@ bool read_health(reader& r, const json& j, const std::string& path, health_spec&
 }
 
 // `limits`: every field optional; numbers within the bounds of messages/limits.hpp.
+// source.workspace: {} or {"seed": {"path": "/abs"}} or {"seed": {"git": URL, "ref": R}}.
+bool read_workspace(reader& r, const json& src, manifest& m, bool from_log) {
+  if (src.size() != 1) return r.fail("source", "'workspace' cannot be combined with 'path', 'git' or 'ref'");
+  const auto& w = src["workspace"];
+  if (!r.object(w, "source.workspace", {"seed"})) return false;
+  m.source_workspace = true;
+  if (!w.contains("seed")) return true;
+  const auto& seed = w["seed"];
+  if (!r.object(seed, "source.workspace.seed", {"path", "git", "ref"})) return false;
+  if (seed.contains("path") == seed.contains("git"))
+    return r.fail("source.workspace.seed", "needs exactly one of 'path' or 'git'");
+  if (seed.contains("path")) {
+    if (!r.string(seed["path"], "source.workspace.seed.path", m.seed_path, 4096)) return false;
+    if (m.seed_path[0] != '/') return r.fail("source.workspace.seed.path", "must be absolute");
+    if (seed.contains("ref")) return r.fail("source.workspace.seed.ref", "applies only to git seeds");
+    return true;
+  }
+  if (!r.string(seed["git"], "source.workspace.seed.git", m.seed_git, 4096)) return false;
+  if (m.seed_git[0] == '-') return r.fail("source.workspace.seed.git", "must not start with '-'");
+  if (!from_log && git_url_has_credentials(m.seed_git))
+    return r.fail("source.workspace.seed.git", "must not contain credentials (user info such as 'user:token@')");
+  m.seed_ref = "main";
+  if (seed.contains("ref")) {
+    if (!r.string(seed["ref"], "source.workspace.seed.ref", m.seed_ref, 256)) return false;
+    if (m.seed_ref[0] == '-') return r.fail("source.workspace.seed.ref", "must not start with '-'");
+  }
+  return true;
+}
+
 bool read_limits(reader& r, const json& j, const std::string& path, resource_limits& l) {
   if (!r.object(j, path, {"memory_mb", "cpu", "pids"})) return false;
   if (j.contains("memory_mb") &&
@@ -281,10 +310,12 @@ manifest_result parse_manifest(const json& j, bool from_log) {
 
   if (!j.contains("source")) return r.fail("source", "is required"), done();
   const auto& src = j["source"];
-  if (!r.object(src, "source", {"path", "git", "ref", "credentials_secret"})) return done();
-  if (src.contains("path") == src.contains("git"))
-    return r.fail("source", "needs exactly one of 'path' or 'git'"), done();
-  if (src.contains("path")) {
+  if (!r.object(src, "source", {"path", "git", "ref", "credentials_secret", "workspace"})) return done();
+  if (src.contains("workspace")) {
+    if (!read_workspace(r, src, m, from_log)) return done();
+  } else if (src.contains("path") == src.contains("git")) {
+    return r.fail("source", "needs exactly one of 'path', 'git' or 'workspace'"), done();
+  } else if (src.contains("path")) {
     if (!r.string(src["path"], "source.path", m.source_path, 4096)) return done();
     if (m.source_path[0] != '/') return r.fail("source.path", "must be absolute"), done();
     if (src.contains("ref")) return r.fail("source.ref", "applies only to git sources"), done();
@@ -390,7 +421,12 @@ json health_json(const health_spec& h) {
 json to_json(const manifest& m, bool with_secret_values) {
   json j;
   j["name"] = m.name;
-  if (!m.source_git.empty()) {
+  if (m.source_workspace) {
+    json seed = json::object();
+    if (!m.seed_path.empty()) seed = {{"path", m.seed_path}};
+    if (!m.seed_git.empty()) seed = {{"git", git_url_for_display(m.seed_git)}, {"ref", m.seed_ref}};
+    j["source"] = {{"workspace", seed.empty() ? json::object() : json{{"seed", seed}}}};
+  } else if (!m.source_git.empty()) {
     j["source"] = {{"git", with_secret_values ? m.source_git : git_url_for_display(m.source_git)}, {"ref", m.source_ref}};
     if (!m.source_credentials_secret.empty()) j["source"]["credentials_secret"] = m.source_credentials_secret;
   } else

@@ -15,6 +15,13 @@ void fold(project_record& s, const event_record& e) {
     s.sandbox_gid = data.value("gid", 0u);
     return;
   }
+  if (e.type == ev::source_updated) {
+    auto data = parse_object(e.data);
+    s.source = source_view{data.value("hash", ""), data.value("files", uint64_t{0}), data.value("bytes", uint64_t{0}),
+                           data.value("via", ""),  data.value("path", ""),         e.seq,
+                           e.ts_us};
+    return;
+  }
   if (e.type != ev::project_created && e.type != ev::project_updated && e.type != ev::project_deleted) return;
   auto data = parse_object(e.data);
   if (e.type == ev::project_created) {
@@ -58,6 +65,13 @@ std::string project_created_data(const manifest& m, uint16_t production_port,
 std::string project_updated_data(const manifest& m) { return dump_json({{"manifest", to_json(m)}}); }
 
 std::string sandbox_assigned_data(uint32_t uid, uint32_t gid) { return dump_json({{"uid", uid}, {"gid", gid}}); }
+
+std::string source_updated_data(const std::string& hash, uint64_t files, uint64_t bytes, const std::string& via,
+                                const std::string& path) {
+  json data{{"hash", hash}, {"files", files}, {"bytes", bytes}, {"via", via}};
+  if (!path.empty()) data["path"] = path;
+  return dump_json(data);
+}
 
 const char* to_string(port_kind k) {
   switch (k) {

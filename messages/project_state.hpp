@@ -12,6 +12,7 @@
 #include "messages/event.hpp"
 #include "messages/manifest.hpp"
 #include "messages/preview.hpp"
+#include "messages/source.hpp"
 
 namespace berth {
 
@@ -45,14 +46,15 @@ struct project_record {
   int64_t created_us = 0;
   int64_t updated_us = 0;
   uint32_t sandbox_uid = 0, sandbox_gid = 0;  // 0: none assigned (berth not root, or sandbox off)
+  source_view source;  // workspace projects: the tree as its last source_updated left it
 };
 // project_created or project_deleted: what was folded of an earlier project of that name goes.
 inline bool starts_over(const event_record& e) {
   return e.type == ev::project_created || e.type == ev::project_deleted;
 }
 
-// Folds project_created / project_updated / project_deleted / sandbox_assigned; ignores every
-// other event.
+// Folds project_created / project_updated / project_deleted / sandbox_assigned / source_updated;
+// ignores every other event.
 void fold(project_record& s, const event_record& e);
 
 // Everything folded from `project/<name>`: what `berth audit replay` prints. The live actors
@@ -74,6 +76,9 @@ std::string project_created_data(const manifest& m, uint16_t production_port,
                                  uint16_t preview_port, uint32_t sandbox_uid = 0, uint32_t sandbox_gid = 0);
 std::string project_updated_data(const manifest& m);
 std::string sandbox_assigned_data(uint32_t uid, uint32_t gid);
+// source_updated: the tree's hash, files and bytes, what changed it (via) and the file (path).
+std::string source_updated_data(const std::string& hash, uint64_t files, uint64_t bytes, const std::string& via,
+                                const std::string& path = "");
 
 // production: the stable port; preview: the dev service; candidate: a release on trial
 // during a deploy (from the preview range, released when the job ends).

@@ -14,6 +14,7 @@ project_view project_view_of(const project_record& p, uint64_t last_seq, uint64_
   v.updated_us = p.updated_us;
   v.last_seq = last_seq;
   v.events = events;
+  v.source = p.source;
   return v;
 }
 

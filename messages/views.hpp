@@ -73,6 +73,7 @@ struct project_view {
   std::string broken_reason;  // non-empty: the project is parked as broken (nothing else is known)
   int64_t broken_since_us = 0, next_retry_us = 0;
   uint64_t start_failures = 0;
+  source_view source;  // workspace projects: the last recorded tree (hash empty: none yet)
 };
 
 // A project whose actor keeps failing while it starts (GET /health).

@@ -16,17 +16,17 @@ namespace {
 
 constexpr char kMagic[] = "berth-replay";  // 12 bytes, then the version
 // Bump when any folded struct changes shape: older snapshots are then refused and folded anew.
-constexpr uint32_t kVersion = 1;
+constexpr uint32_t kVersion = 2;  // 2: workspace sources (manifest seed, project_record.source)
 
 // The folded structs as this encoding knows them. A field added to one of them must be
 // encoded below (and kVersion bumped); these fail to compile until then.
-static_assert(sizeof(manifest) == 792, "manifest changed: update replay_snapshot.cpp");
-static_assert(sizeof(project_record) == 864, "project_record changed: update replay_snapshot.cpp");
+static_assert(sizeof(manifest) == 896, "manifest changed: update replay_snapshot.cpp");
+static_assert(sizeof(project_record) == 1096, "project_record changed: update replay_snapshot.cpp");
 static_assert(sizeof(preview_record) == 176, "preview_record changed: update replay_snapshot.cpp");
 static_assert(sizeof(production_record) == 328, "production_record changed: update replay_snapshot.cpp");
 static_assert(sizeof(deployment_record) == 320, "deployment_record changed: update replay_snapshot.cpp");
 static_assert(sizeof(release_record) == 112, "release_record changed: update replay_snapshot.cpp");
-static_assert(sizeof(project_state) == 1392, "project_state changed: update replay_snapshot.cpp");
+static_assert(sizeof(project_state) == 1624, "project_state changed: update replay_snapshot.cpp");
 static_assert(sizeof(instance_ref) == 72, "instance_ref changed: update replay_snapshot.cpp");
 
 struct writer {
@@ -69,7 +69,8 @@ struct writer {
     put(m.production_command), put(m.production_health), put(m.keep), put(m.env), put(m.secrets);
     put(m.preview_limits), put(m.build_limits), put(m.production_limits), put(m.runtime), put(m.image_base);
     put(m.image_port), put(m.image_healthcheck), put(m.image_registry), put(m.image_registry_secret);
-    put(m.volumes), put(m.replicas), put(m.domains);
+    put(m.volumes), put(m.replicas), put(m.domains), put(m.source_workspace), put(m.seed_path), put(m.seed_git);
+    put(m.seed_ref);
   }
   void put(const preview_record& p) {
     put(p.status), put(p.process), put(p.reason), put(p.exits_us), put(p.last_seq), put(p.events);
@@ -92,6 +93,8 @@ struct writer {
   void put(const project_state& s) {
     put(s.exists), put(s.name), put(s.spec), put(s.production_port), put(s.preview_port), put(s.created_us);
     put(s.updated_us), put(s.sandbox_uid), put(s.sandbox_gid), put(s.preview), put(s.production);
+    put(s.source.hash), put(s.source.files), put(s.source.bytes), put(s.source.via), put(s.source.path);
+    put(s.source.seq), put(s.source.ts_us);
     put(s.last_seq), put(s.last_us), put(s.events);
   }
   void put(const port_lease& l) { put(l.port), put(l.project), put(static_cast<uint8_t>(l.kind)); }
@@ -168,7 +171,8 @@ struct reader {
     get(m.production_command), get(m.production_health), get(m.keep), get(m.env), get(m.secrets);
     get(m.preview_limits), get(m.build_limits), get(m.production_limits), get(m.runtime), get(m.image_base);
     get(m.image_port), get(m.image_healthcheck), get(m.image_registry), get(m.image_registry_secret);
-    get(m.volumes), get(m.replicas), get(m.domains);
+    get(m.volumes), get(m.replicas), get(m.domains), get(m.source_workspace), get(m.seed_path), get(m.seed_git);
+    get(m.seed_ref);
   }
   void get(preview_record& p) {
     get(p.status), get(p.process), get(p.reason), get(p.exits_us), get(p.last_seq), get(p.events);
@@ -192,6 +196,8 @@ struct reader {
   void get(project_state& s) {
     get(s.exists), get(s.name), get(s.spec), get(s.production_port), get(s.preview_port), get(s.created_us);
     get(s.updated_us), get(s.sandbox_uid), get(s.sandbox_gid), get(s.preview), get(s.production);
+    get(s.source.hash), get(s.source.files), get(s.source.bytes), get(s.source.via), get(s.source.path);
+    get(s.source.seq), get(s.source.ts_us);
     get(s.last_seq), get(s.last_us), get(s.events);
   }
   void get(port_lease& l) { get(l.port), get(l.project), get_enum(l.kind, static_cast<uint8_t>(port_kind::candidate)); }

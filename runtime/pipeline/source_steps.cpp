@@ -9,6 +9,8 @@
 #include "runtime/release/package_build.hpp"
 #include "runtime/release/release.hpp"
 #include "runtime/release/source.hpp"
+#include "runtime/workspace/tree_change.hpp"
+#include "runtime/workspace/workspace_snapshot.hpp"
 
 namespace berth::pipeline {
 
@@ -27,15 +29,44 @@ int exit_code_of(const instance_status& end) {
 
 }  // namespace
 
+namespace {
+
+// A workspace (preview/src, edited live) copied in one consistent pass, while no upload or file
+// write changes it (they take the same lock); the preview or a person may still be writing.
+void snapshot_live_tree(job& j, const fs::path& workspace, tree_listing* tree) {
+  auto live = j.in.paths.preview_src;
+  j.log().line("snapshotting the workspace (preview/src)");
+  status s;
+  {
+    std::lock_guard<std::mutex> lock(workspace_lock(live));
+    s = snapshot_workspace(live, workspace, hash_cache_for(live).get(), &j.sources, tree);
+  }
+  if (is_source_busy(s)) j.fail("source_busy", "the workspace kept changing while it was copied: " + s.message());
+  if (!s) j.fail("source_failed", "cannot snapshot the workspace: " + s.message());
+}
+
+}  // namespace
+
 fs::path prepare_source(job& j) {
   auto workspace = j.in.paths.build_workspace(j.in.id);
   if (auto s = make_dirs({j.in.paths.builds}); !s) j.fail("source_failed", s.message());
   auto& m = j.in.spec;
-  j.log().line("snapshotting " +
-               (m.source_git.empty() ? m.source_path : mask_url_credentials(m.source_git) + " @ " + m.source_ref));
-  if (auto s = snapshot_source(m.source_path, m.source_git, m.source_ref, workspace, default_git_timeout,
-                               j.in.git_credential, &j.sources); !s)
-    j.fail("source_failed", "cannot snapshot the source: " + s.message());
+  tree_listing tree;
+  if (m.source_workspace) {
+    snapshot_live_tree(j, workspace, &tree);
+  } else {
+    j.log().line("snapshotting " +
+                 (m.source_git.empty() ? m.source_path : mask_url_credentials(m.source_git) + " @ " + m.source_ref));
+    if (auto s = snapshot_source(m.source_path, m.source_git, m.source_ref, workspace, default_git_timeout,
+                                 j.in.git_credential, &j.sources); !s)
+      j.fail("source_failed", "cannot snapshot the source: " + s.message());
+    // The snapshot's content hash: what this release was built from, comparable across deploys.
+    auto cache = m.source_path.empty() ? nullptr : hash_cache_for(m.source_path);
+    if (auto s = hash_tree(workspace, &tree, cache.get(), &j.sources); !s)
+      j.fail("source_failed", "cannot hash the source: " + s.message());
+  }
+  j.resources["source_hash"] = tree.hash;
+  j.log().line(fmt::format("source {} ({} files, {} bytes)", tree.hash.substr(0, 12), tree.files, tree.bytes));
   return workspace;
 }
 

@@ -138,3 +138,62 @@ TEST_CASE("ISO-8601 times parse and print", "[manifest]") {
   CHECK_FALSE(parse_iso8601("yesterday", ts));
   CHECK_FALSE(parse_iso8601("2026-11-23T10:00:00Zjunk", ts));
 }
+
+TEST_CASE("a workspace source parses, with or without a seed, and round-trips", "[manifest]") {
+  auto parse = [](const char* source) {
+    return parse_manifest(json{{"name", "shop"}, {"source", json::parse(source)}});
+  };
+  auto plain = parse(R"({"workspace": {}})");
+  REQUIRE(plain.ok);
+  CHECK(plain.value.source_workspace);
+  CHECK(std::string(plain.value.source_kind()) == "workspace");
+  CHECK(to_json(plain.value)["source"] == json::parse(R"({"workspace": {}})"));
+
+  auto from_path = parse(R"({"workspace": {"seed": {"path": "/srv/shop"}}})");
+  REQUIRE(from_path.ok);
+  CHECK(from_path.value.seed_path == "/srv/shop");
+  auto again = parse_manifest(to_json(from_path.value));
+  REQUIRE(again.ok);
+  CHECK(again.value.seed_path == "/srv/shop");
+  CHECK(again.value.source_workspace);
+
+  auto from_git = parse(R"({"workspace": {"seed": {"git": "https://example.com/x.git"}}})");
+  REQUIRE(from_git.ok);
+  CHECK(from_git.value.seed_ref == "main");
+  CHECK(from_git.value.source_git.empty());  // not a git project: the seed is used once
+
+  struct bad_case { const char* source; const char* why; };
+  for (auto& c : std::vector<bad_case>{{R"({"workspace": {}, "path": "/x"})", "cannot be combined"},
+                                       {R"({"workspace": {"seed": {}}})", "exactly one of"},
+                                       {R"({"workspace": {"seed": {"path": "rel"}}})", "must be absolute"},
+                                       {R"({"workspace": {"seed": {"path": "/x", "ref": "v1"}}})", "only to git"},
+                                       {R"({"workspace": {"seed": {"git": "https://u:t@h/x"}}})", "credentials"},
+                                       {R"({"workspace": {"other": 1}})", "other"},
+                                       {R"({"workspace": []})", "workspace"},
+                                       {R"({})", "exactly one of 'path', 'git' or 'workspace'"}}) {
+    INFO(c.source);
+    auto r = parse(c.source);
+    CHECK_FALSE(r.ok);
+    CHECK_THAT(r.error, Catch::Contains(c.why));
+  }
+}
+
+TEST_CASE("source_updated folds into the project record and leaves the manifest alone", "[manifest]") {
+  project_record p;
+  event_record created{1, "project/shop", ev::project_created, 100,
+                       project_created_data(parse_manifest(json::parse(
+                                                R"({"name":"shop","source":{"workspace":{}}})")).value,
+                                            8000, 8001)};
+  fold(p, created);
+  event_record updated{2, "project/shop", ev::source_updated, 200,
+                       source_updated_data(std::string(64, 'a'), 3, 120, "write", "src/app.js")};
+  fold(p, updated);
+  CHECK(p.spec.source_workspace);
+  CHECK(p.source.hash == std::string(64, 'a'));
+  CHECK(p.source.files == 3);
+  CHECK(p.source.bytes == 120);
+  CHECK(p.source.via == "write");
+  CHECK(p.source.path == "src/app.js");
+  CHECK(p.source.seq == 2);
+  CHECK(p.source.ts_us == 200);
+}

@@ -1,0 +1,165 @@
+#include "actors/project_source.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include "actors/append.hpp"
+#include "actors/blocking.hpp"
+#include "messages/errors.hpp"
+#include "runtime/files/fs_util.hpp"
+#include "runtime/logs/logging.hpp"
+#include "runtime/workspace/tree_change.hpp"
+#include "runtime/workspace/tree_hash.hpp"
+
+namespace berth {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+using self_ptr = caf::stateful_actor<project_actor_state>*;
+
+const fs::file_time_type process_started = fs::file_time_type::clock::now();
+
+fs::path uploads_dir(const project_paths& p) { return p.root / ".uploads"; }
+
+// What a change's worker leaves for the actor.
+struct change_result {
+  status outcome;
+  tree_listing tree;
+  bool begun = false;  // the change reached the live tree (its staging holds the intent)
+};
+
+tree_change to_tree_change(const source_change& c) {
+  tree_change t;
+  t.what = c.op == "upload"  ? tree_change::kind::replace_tree
+           : c.op == "write" ? tree_change::kind::write_file
+                             : tree_change::kind::delete_file;
+  t.path = c.path;
+  t.staging = c.staging;
+  t.mode = c.mode;
+  return t;
+}
+
+caf::error refusal(const status& s) {
+  switch (s.which()) {
+    case status::code::invalid_argument: return make_error(errc::invalid_request, s.message());
+    case status::code::not_found: return make_error(errc::not_found, s.message());
+    case status::code::no_space: return storage_failure(true, s.message());
+    default: return storage_failure(false, s.message());
+  }
+}
+
+// Records the tree, then answers with it.
+void record_tree(self_ptr self, const tree_listing& tree, const std::string& via, const std::string& path,
+                 std::function<void(source_view)> then) {
+  auto& st = self->state;
+  std::vector<new_event> events{
+      {project_stream(st.env.project), ev::source_updated, source_updated_data(tree.hash, tree.files, tree.bytes, via, path)}};
+  append_events(self, std::move(events), true, "project " + st.env.project,
+                [self, then](std::vector<event_record>& stored) {
+                  for (auto& e : stored) self->state.note(e);
+                  then(self->state.project.source);
+                });
+}
+
+}  // namespace
+
+fs::file_time_type berth_started_at() { return process_started; }
+
+bool sweep_uploads(const project_paths& paths) {
+  std::error_code ec;
+  bool begun = false;
+  for (auto& staging : fs::directory_iterator(uploads_dir(paths), ec)) {
+    if (fs::exists(staging.path() / "APPLY", ec)) {  // its intent is written (tree_change.hpp)
+      begun = true;
+      continue;
+    }
+    auto made = fs::last_write_time(staging.path(), ec);
+    if (!ec && made < process_started) fsutil::force_remove(staging.path());
+  }
+  return begun;
+}
+
+caf::result<source_view> change_source(self_ptr self, source_change c) {
+  auto& st = self->state;
+  auto paths = st.env.paths;
+  if (!st.project.spec.source_workspace) {
+    if (!c.staging.empty()) fsutil::force_remove(c.staging);
+    return make_error(errc::conflict, std::string("its source lives elsewhere (source.") +
+                                          st.project.spec.source_kind() +
+                                          "): uploads and file edits are for workspace projects");
+  }
+  if (c.op != "upload" && c.op != "write" && c.op != "delete") {
+    if (!c.staging.empty()) fsutil::force_remove(c.staging);
+    return make_error(errc::invalid_request, "unknown source change '" + c.op + "'");
+  }
+  auto rp = self->make_response_promise<source_view>();
+  auto result = std::make_shared<change_result>();
+  auto owner = st.env.sandbox;
+  run_blocking(
+      self,
+      [=] {
+        auto live = paths.preview_src;
+        std::lock_guard<std::mutex> lock(workspace_lock(live));
+        // An earlier change a failure left half-done is finished first: changes apply in order.
+        std::vector<tree_change> earlier;
+        if (auto s = finish_pending(uploads_dir(paths), live, owner, process_started, &earlier); !s) {
+          result->outcome = s;
+          return;
+        }
+        auto change = to_tree_change(c);
+        result->outcome = apply_tree_change(live, change, owner);
+        result->begun = fs::exists(fs::path(c.staging) / "APPLY");
+        if (!result->outcome) {
+          if (!result->begun && !c.staging.empty()) fsutil::force_remove(c.staging);
+          return;
+        }
+        result->outcome = hash_tree(live, &result->tree, hash_cache_for(live).get());
+      },
+      [=](const std::string& failure) mutable {
+        if (!failure.empty()) {
+          rp.deliver(make_error(errc::internal, failure));
+          return;
+        }
+        if (!result->outcome) {
+          rp.deliver(refusal(result->outcome));
+          return;
+        }
+        record_tree(self, result->tree, c.op, c.op == "upload" ? "" : c.path,
+                    [rp](source_view v) mutable { rp.deliver(std::move(v)); });
+      });
+  return rp;
+}
+
+void recover_source(self_ptr self, std::function<void(const std::string&)> then) {
+  auto& st = self->state;
+  auto paths = st.env.paths;
+  auto owner = st.env.sandbox;
+  bool workspace = st.project.spec.source_workspace;
+  auto result = std::make_shared<change_result>();
+  auto finished = std::make_shared<size_t>(0);
+  run_blocking(
+      self,
+      [=] {
+        std::error_code ec;
+        if (!fs::exists(uploads_dir(paths), ec)) return;
+        auto live = paths.preview_src;
+        std::lock_guard<std::mutex> lock(workspace_lock(live));
+        std::vector<tree_change> done;
+        result->outcome = finish_pending(uploads_dir(paths), live, owner, process_started, &done);
+        *finished = done.size();
+        if (result->outcome && !done.empty() && workspace)
+          result->outcome = hash_tree(live, &result->tree, hash_cache_for(live).get());
+      },
+      [=](const std::string& failure) {
+        if (!failure.empty()) return then(failure);
+        if (!result->outcome) return then("finishing an interrupted source change: " + result->outcome.message());
+        if (*finished == 0 || !workspace) return then("");
+        log_kv(spdlog::level::info, "finished " + std::to_string(*finished) + " interrupted source change(s)",
+               project_fields(self->state.env.project));
+        record_tree(self, result->tree, "recovered", "", [then](source_view) { then(""); });
+      },
+      while_blocked::hold);
+}
+
+}  // namespace berth
