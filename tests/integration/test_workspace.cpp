@@ -46,6 +46,12 @@ std::string random_bytes(size_t n, uint64_t seed) {
   return s;
 }
 
+// What an editor running as root leaves: the content, mode 0644 whatever the umask.
+void edit_file(const std::string& path, const std::string& content) {
+  write_file(path, content);
+  fs::permissions(path, fs::perms(0644));
+}
+
 // Bytes of the regular files under `dir` (a partial upload being streamed to disk).
 uint64_t bytes_under(const std::string& dir) {
   uint64_t n = 0;
@@ -87,12 +93,12 @@ TEST_CASE("workspace: an uploaded tree edited in place is served live by the pre
   CHECK(fetch(port, "/index.html").body == "v1\n");
 
   // An editor's save: a temp file in the same folder renamed over the original.
-  write_file(e.live() + "/.index.html.swp", "v2 renamed\n");
+  edit_file(e.live() + "/.index.html.swp", "v2 renamed\n");
   fs::rename(e.live() + "/.index.html.swp", e.live() + "/index.html");
   CHECK(eventually([&] { return fetch(port, "/index.html").body == "v2 renamed\n"; }, 5s));
   // A plain overwrite of the file itself.
   {
-    std::ofstream f(e.live() + "/sub/page.txt", std::ios::trunc);
+    std::ofstream f(e.live() + "/sub/page.txt", std::ios::trunc);  // keeps the file's inode and mode
     f << "page v3 in place\n";
   }
   CHECK(eventually([&] { return fetch(port, "/sub/page.txt").body == "page v3 in place\n"; }, 5s));
@@ -229,6 +235,7 @@ TEST_CASE("workspace: a deploy while the tree keeps changing fails with source_b
   std::atomic<bool> stop{false};
   std::atomic<int> writes{0};
   auto busy = e.live() + "/data/busy.txt";
+  edit_file(busy, "write 0\n");  // then rewritten in place (its mode stays)
   std::thread writer([&] {
     while (!stop) {
       write_file(busy, "write " + std::to_string(++writes) + "\n");
