@@ -9,14 +9,11 @@
 #include <cerrno>
 #include <climits>
 #include <utility>
+#include <thread>
 #include <vector>
 
-#include <time.h>
-
-#include <thread>
-
 #include <fmt/format.h>
-#include "runtime/process/exec_gate.hpp"
+#include "runtime/release/source_file_copy.hpp"
 #include "runtime/release/source_snapshot.hpp"
 
 namespace berth::source_detail {
@@ -30,101 +27,15 @@ using fsutil::inside;
 // while the copy runs, can never make the copy read outside the source tree. Such a swap ends
 // the snapshot with an error; links are re-created, never followed.
 
-// What the copy needs to know about the source tree to re-create its links.
-struct link_roots {
-  fs::path given;      // the source path as configured (absolute, lexically normal)
-  fs::path canonical;  // the same, symlinks resolved
-};
-
-// An absolute link target inside the source tree becomes relative (same place in the copy), so
-// the snapshot never points back into the live source. Anything else is kept as it is.
-std::string link_target(const std::string& target, const fs::path& rel_parent, const link_roots& roots) {
-  fs::path t(target);
-  if (!t.is_absolute()) return target;
-  t = t.lexically_normal();
-  for (const fs::path* root : {&roots.canonical, &roots.given}) {
-    if (root->empty() || !inside(*root, t)) continue;
-    fs::path from_root = t.lexically_relative(*root);
-    fs::path rel = rel_parent.empty() ? from_root : from_root.lexically_relative(rel_parent);
-    std::string out = rel.lexically_normal().string();
-    if (!out.empty() && out.size() > 1 && out.back() == '/') out.pop_back();
-    return out.empty() ? "." : out;
-  }
-  return target;
-}
-
-// Timestamps come from the kernel's coarse clock; a file whose ctime is within this margin of
-// "now" could change again without its ctime moving, so it is not recorded as known.
-constexpr int64_t kTickMarginNs = 20'000'000;
-
-int64_t coarse_now_ns() {
-  timespec ts{};
-  ::clock_gettime(CLOCK_REALTIME_COARSE, &ts);
-  return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
-}
-
-status changed(const fs::path& shown) {
-  return status::io_error(fmt::format(
-      "{} changed while the source was copied (it is now a symlink or another kind of file); "
-      "snapshot again", shown.string()));
-}
-
-struct fd_guard {
-  int fd = -1;
-  explicit fd_guard(int f) : fd(f) {}
-  ~fd_guard() {
-    if (fd >= 0) ::close(fd);
-  }
-  fd_guard(const fd_guard&) = delete;
-  fd_guard& operator=(const fd_guard&) = delete;
-};
-
 // Copies one file; with `record`, notes it under `rel` when the source stayed the same during
 // the whole read and was not changed within the last clock tick (see snapshot_record.hpp).
-status copy_file_at(int from_dir, int to_dir, const char* name, const fs::path& shown_from,
-                    const fs::path& shown_to, mode_t mode, const fs::path& rel, snapshot_record* record) {
-  // O_NONBLOCK: a fifo swapped in meanwhile must not block the open (fstat refuses it below).
-  fd_guard in(::openat(from_dir, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
-  if (in.fd < 0) {
-    if (errno == ELOOP) return changed(shown_from);
-    return status::io_error(fmt::format("open {}: {}", shown_from.string(), errstr(errno)));
-  }
-  struct stat st;
-  if (::fstat(in.fd, &st) != 0 || !S_ISREG(st.st_mode)) return changed(shown_from);
-  exec_gate_scope writing(exec_gate::kind::write);  // until `out` is closed (exec_gate.hpp)
-  fd_guard out(::openat(to_dir, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
-  if (out.fd < 0) return status::io_error(fmt::format("create {}: {}", shown_to.string(), errstr(errno)));
-  std::vector<char> buf(1 << 16);
-  for (;;) {
-    ssize_t n = ::read(in.fd, buf.data(), buf.size());
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return status::io_error(fmt::format("read {}: {}", shown_from.string(), errstr(errno)));
-    }
-    if (n == 0) break;
-    const char* p = buf.data();
-    size_t left = static_cast<size_t>(n);
-    while (left > 0) {
-      ssize_t w = ::write(out.fd, p, left);
-      if (w < 0 && errno == EINTR) continue;
-      if (w < 0) return status::io_error(fmt::format("write {}: {}", shown_to.string(), errstr(errno)));
-      p += w;
-      left -= static_cast<size_t>(w);
-    }
-  }
-  if (::fchmod(out.fd, mode) != 0)
-    return status::io_error(fmt::format("chmod {}: {}", shown_to.string(), errstr(errno)));
-  if (record) {
-    struct stat after, copy;
-    if (::fstat(in.fd, &after) == 0 && ::fstat(out.fd, &copy) == 0) {
-      auto source = file_identity::of(st);
-      if (source == file_identity::of(after) && source.ctime_ns + kTickMarginNs < coarse_now_ns())
-        (*record)[rel.generic_string()] = {source, file_identity::of(copy)};
-    }
-  }
-  int fd = out.fd;
-  out.fd = -1;
-  if (::close(fd) != 0) return status::io_error(fmt::format("write {}: {}", shown_to.string(), errstr(errno)));
+status copy_and_record(int from_dir, int to_dir, const char* name, const fs::path& shown_from,
+                       const fs::path& shown_to, mode_t mode, const fs::path& rel, snapshot_record* record) {
+  file_copy c;
+  auto s = copy_file_at(from_dir, to_dir, name, shown_from, shown_to, mode, &c);
+  if (!s) return s;
+  if (record && c.copy.known() && c.before == c.after && c.before.ctime_ns + kTickMarginNs < coarse_now_ns())
+    (*record)[rel.generic_string()] = {c.before, c.copy};
   return status::ok();
 }
 
@@ -172,7 +83,7 @@ status copy_tree(int from_dir, int to_dir, const fs::path& from, const fs::path&
       if (::symlinkat(target.c_str(), to_dir, name.c_str()) != 0)
         return status::io_error(fmt::format("symlink {}: {}", dst.string(), errstr(errno)));
     } else if (S_ISREG(st.st_mode)) {
-      auto s = copy_file_at(from_dir, to_dir, name.c_str(), src, dst, mode, rel / name, record);
+      auto s = copy_and_record(from_dir, to_dir, name.c_str(), src, dst, mode, rel / name, record);
       if (!s) return s;
     } else if (S_ISDIR(st.st_mode)) {
       fd_guard sub_from(::openat(from_dir, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));

@@ -29,10 +29,10 @@ struct tree_listing {
   uint64_t files = 0, bytes = 0;    // regular files and their total size
 };
 
-// Content hashes of files already read, keyed by path and identity (dev, ino, size, mtime,
-// ctime, mode): a file whose identity is unchanged is not read again. A file modified within
-// the last 50 ms is hashed but not remembered (the kernel's mtime granularity could hide a
-// second write in the same tick). Thread-safe.
+// Content hashes of files already read, keyed by path (relative to the tree) and identity (dev,
+// ino, size, mtime, ctime, mode): a file whose identity is unchanged is not read again. A file
+// modified within the last 50 ms is hashed but not remembered: put() ignores it (the kernel's
+// coarse timestamps could hide a second write in the same tick). Thread-safe.
 class tree_hash_cache {
  public:
   bool find(const std::string& path, const file_identity& id, std::string* sha256) const;
@@ -55,8 +55,11 @@ std::shared_ptr<tree_hash_cache> hash_cache_for(const std::filesystem::path& roo
 // same paths, modes, contents and link targets have the same hash, wherever they are.
 // `cache` (optional) skips reading unchanged files. With `copied_from` (a snapshot's record,
 // see snapshot_record.hpp), a file of `root` whose identity is still the copy's is looked up in
-// the cache under its source's identity (the copy holds exactly those bytes).
-// not_found: root missing; io_error naming the path otherwise.
+// the cache under its source's identity (the copy holds exactly those bytes); other files are
+// read and not remembered, so the source tree's cache never learns the copy's identities.
+// An entry removed while the walk runs is left out; a file's size is the bytes read.
+// not_found: root missing; io_error naming the path otherwise (also when an entry turned into
+// another kind of file, e.g. a folder into a link, while it was listed).
 status hash_tree(const std::filesystem::path& root, tree_listing* out, tree_hash_cache* cache = nullptr,
                  const snapshot_record* copied_from = nullptr);
 

@@ -27,21 +27,26 @@ struct upload_summary {
 
 // Extracts the gzip'd tar `archive` (a file) into `staging`, which must not exist: it is created
 // (0700), filled, and on any failure removed again, so a refused upload leaves nothing behind.
-// Accepted: regular files (mode & 0755 kept: no setuid/setgid/sticky, no group/other write),
-// directories (0755), and symlinks whose target, resolved lexically from the link's own folder,
-// stays inside the tree (relative, no climbing above the root). A leading "./" is dropped and
-// the archive's root entry "." is ignored. Entries are created with openat/mkdirat/symlinkat
-// relative to already-open parent folders with O_NOFOLLOW, so no entry is ever written through
-// a link, not even one the same archive made. Owners, times (mtime is kept), xattrs and ACLs of
-// the archive are ignored.
-// Refused, naming the entry (invalid_argument): an absolute path, a ".." component, an empty or
-// NUL-containing name, a path over 4096 bytes or a component over 255, a hard link, a device,
-// fifo or socket, a symlink leaving the tree, a path that is both a file and a folder, a
-// duplicate regular file, an entry below a symlink.
-// Over a limit: invalid_argument with a message starting "limit: " (is_limit_refusal): more
-// than max_files entries, or more than max_unpacked_bytes of file data (counted as the data is
-// written, so a lying header cannot get past it).
-// corruption: not gzip, not tar, truncated, or a checksum error. io_error / no_space: the disk.
+// Accepted: regular files (mode & 0755 kept, plus 0600 so berth can read them: no setuid/setgid/
+// sticky, no group/other write; mtime kept), directories (0755; folders an entry's path implies
+// are made too), and symlinks whose target, resolved from the link's own folder, stays inside
+// the tree (relative, no climbing above the root; links the archive made earlier or later are
+// followed in that resolution, so a chain of links cannot climb out either). A leading "./" is
+// dropped and the archive's root entry "." is ignored. Entries are created with openat/mkdirat/
+// symlinkat relative to already-open parent folders with O_NOFOLLOW, so no entry is ever written
+// through a link, not even one the same archive made. Owners, xattrs and ACLs are ignored.
+// Refused, naming the entry (invalid_argument; `summary->refused` holds it): an absolute path, a
+// ".." or "." or empty component, an empty name, a path over 4096 bytes or a component over 255,
+// a hard link, a device, fifo or socket, a symlink leaving the tree (or a loop of links), a path
+// that is both a file and a folder, a duplicate regular file, an entry below a symlink. (A name
+// with a NUL cannot reach here: libarchive hands names over as C strings, cut at the NUL.)
+// Over a limit: invalid_argument with a message starting "limit: " (is_limit_refusal): an archive
+// file over max_bytes, more than max_files objects (entries and the folders their paths imply),
+// or more than max_unpacked_bytes of file data (counted as the data is written, so a header
+// cannot get past it).
+// corruption: empty, not gzip, not tar, truncated, data after the gzip stream, or a checksum
+// error (a tar header's, or the gzip CRC-32 / length, which zlib checks). io_error / no_space: the
+// disk. invalid_argument (not a limit) when `staging` exists already (it is then left alone).
 status extract_upload(const std::filesystem::path& archive, const std::filesystem::path& staging,
                       const upload_limits& limits, upload_summary* summary);
 

@@ -15,6 +15,9 @@ tar_builder::tar_builder(const std::filesystem::path& path) {
   a_ = archive_write_new();
   archive_write_add_filter_gzip(a_);
   archive_write_set_format_pax_restricted(a_);
+  // Names are written as the bytes given (UTF-8 in tests), whatever the locale: in the C locale
+  // libarchive cannot translate a non-ASCII name to the pax header's UTF-8.
+  archive_write_set_format_option(a_, nullptr, "hdrcharset", "BINARY");
   if (archive_write_open_filename(a_, path.c_str()) != ARCHIVE_OK)
     throw std::runtime_error("tar_builder: " + std::string(archive_error_string(a_)));
 }
