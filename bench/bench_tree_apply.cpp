@@ -3,7 +3,9 @@
 // random bytes each, 40 folders) onto a live tree of the same shape whose every file differs.
 // Two cases: the staged files were just written (as extract_upload leaves them: the apply's one
 // syncfs flushes their data), and the staged data already on disk (the renames and the intent
-// alone). Also one write_file. A fresh workspace per run; median of --runs.
+// alone); and the first upload, onto an empty tree. Also one write_file. On a filesystem mounted
+// with `discard` the replacing cases are bound by freeing the old files' blocks (each rename over
+// a file on disk frees it). A fresh workspace per run; median of --runs.
 //   ./build/bench_tree_apply [--runs 5] [--dir /tmp] [--json FILE]
 #include <sys/utsname.h>
 #include <unistd.h>
@@ -91,17 +93,18 @@ int main(int argc, char** argv) {
 
   series fresh{"apply a 100 MB upload (2,000 files) onto a tree of the same shape, staged data just written", ""};
   series synced{"apply a 100 MB upload (2,000 files) onto a tree of the same shape, staged data on disk", ""};
+  series first{"apply a 100 MB upload (2,000 files) onto an empty tree (the first upload), staged data on disk", ""};
   series one{"write one file into a 100 MB workspace (write_file)", ""};
   int failures = 0;
   for (int r = 0; r < runs; ++r) {
     fs::path base = fs::path(dir) / ("berth-bench-apply-" + fsutil::random_suffix());
     fs::path live = base / "preview" / "src", uploads = base / ".uploads";
-    make_tree(live, files, file_kb << 10, 1);
-    for (auto* s : {&fresh, &synced}) {
+    fs::create_directories(live);
+    for (auto* s : {&first, &fresh, &synced}) {
       fs::path staging;
       if (!new_staging(uploads, &staging)) return 1;
-      make_tree(staging / "tree", files, file_kb << 10, 100 + r * 2 + (s == &synced));
-      if (s == &synced) ::sync();
+      make_tree(staging / "tree", files, file_kb << 10, 100 + r * 3 + (s == &fresh) + 2 * (s == &synced));
+      if (s != &fresh) ::sync();
       tree_change c;
       c.what = tree_change::kind::replace_tree;
       c.staging = staging;
@@ -131,7 +134,7 @@ int main(int argc, char** argv) {
   }
 
   json rows = json::array();
-  for (auto* s : {&fresh, &synced, &one}) {
+  for (auto* s : {&first, &fresh, &synced, &one}) {
     if (s->runs.empty()) continue;
     rows.push_back({{"figure", s->figure}, {"subject", "berth"}, {"app", "-"}, {"unit", "ms"},
                     {"median", median(s->runs)}, {"runs", s->runs}});

@@ -127,6 +127,19 @@ config_loader::config_loader(config& cfg) : cfg_(cfg) {
        [&c](const std::string& v) {
          c.max_body_bytes = parse_long("max_body_bytes", v, 1024, 64L << 20);
        }},
+      {"max_upload_bytes", "--max-upload-bytes", "BERTH_MAX_UPLOAD_BYTES",
+       "largest source upload (PUT /api/projects/{name}/source: the tar.gz as sent, or one file)", "536870912",
+       [&c](const std::string& v) {
+         c.max_upload_bytes = parse_long("max_upload_bytes", v, 1024, 1L << 40);
+       }},
+      {"max_upload_files", "--max-upload-files", "BERTH_MAX_UPLOAD_FILES",
+       "most entries (files, folders, links) a source upload may unpack to", "100000",
+       [&c](const std::string& v) { c.max_upload_files = parse_long("max_upload_files", v, 1, 100000000); }},
+      {"max_upload_unpacked_bytes", "--max-upload-unpacked-bytes", "BERTH_MAX_UPLOAD_UNPACKED_BYTES",
+       "most bytes of file data a source upload may unpack to", "2147483648",
+       [&c](const std::string& v) {
+         c.max_upload_unpacked_bytes = parse_long("max_upload_unpacked_bytes", v, 1024, 1L << 42);
+       }},
       {"http_threads", "--http-threads", "BERTH_HTTP_THREADS",
        "HTTP worker threads at most (made when needed; a connection holds one only while its request is read and answered)", "16",
        [&c](const std::string& v) { c.http_threads = parse_long("http_threads", v, 2, 1024); }},

@@ -108,6 +108,11 @@ struct config {
   port_range production_ports{8000, 9999};
   port_range preview_ports{4000, 7999};
   size_t max_body_bytes = 1 << 20;
+  // Workspace source uploads (http/routes_source.cpp, runtime/workspace/upload_extract.hpp): the
+  // body as sent (also of one file written), and what an archive may unpack to.
+  uint64_t max_upload_bytes = 512ull << 20;
+  uint64_t max_upload_files = 100000;
+  uint64_t max_upload_unpacked_bytes = 2048ull << 20;
   int http_threads = 16;
   int http_queue = 1024;       // connections waiting for a worker; more get 503 `saturated`
   int http_long_calls = 256;   // calls waiting for the actors without holding a worker

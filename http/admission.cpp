@@ -2,6 +2,7 @@
 // size), and the JSON error answers for what the connection limits or httplib refuse.
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 #include "http/auth.hpp"
 #include "http/connection.hpp"
@@ -19,16 +20,30 @@ bool parse_length(const std::string& s, uint64_t& out) {
 
 }  // namespace
 
-bool admit(const httplib::Request& req, httplib::Response& res, const std::string& token, size_t max_body,
-           bool metrics_public) {
+bool is_upload_route(const httplib::Request& req) {
+  static const std::string prefix = "/api/projects/";
+  if (req.method != "PUT" || req.path.compare(0, prefix.size(), prefix) != 0) return false;
+  auto slash = req.path.find('/', prefix.size());
+  if (slash == std::string::npos || slash == prefix.size()) return false;
+  auto rest = std::string_view(req.path).substr(slash);  // "/source" or "/source/<path>"
+  return rest == "/source" || (rest.size() > 8 && rest.compare(0, 8, "/source/") == 0);
+}
+
+clock_type::duration upload_body_timeout(uint64_t declared) {
+  return body_timeout + std::chrono::seconds(declared >> 20);
+}
+
+bool admit(const httplib::Request& req, httplib::Response& res, const std::string& token,
+           const admission_limits& limits) {
   auto* r = t_request;
+  const bool upload = is_upload_route(req);
   if (r != nullptr && !r->head_done) {
     r->head_done = true;
-    r->body_deadline = clock_type::now() + body_timeout;
     uint64_t declared = 0;
     if (req.get_header_value_count("Content-Length") == 1 &&
         parse_length(req.get_header_value("Content-Length"), declared))
       r->body_left = declared;
+    r->body_deadline = clock_type::now() + (upload ? upload_body_timeout(r->body_left) : body_timeout);
   }
   // A body that is not read (this one, when refused) ends the connection: see close_after().
   auto refuse = [&](int status, const std::string& code, const std::string& message) {
@@ -36,7 +51,7 @@ bool admit(const httplib::Request& req, httplib::Response& res, const std::strin
     if (r != nullptr) r->must_close = true;  // the body's framing cannot be trusted
     return false;
   };
-  if (!authorize(req, res, token, metrics_public)) return false;
+  if (!authorize(req, res, token, limits.metrics_public)) return false;
   if (r != nullptr && r->line_too_long)  // in case httplib let it through
     return refuse(431, "headers_too_large", "a header line is longer than " + std::to_string(line_limit) + " bytes");
   if (req.has_header("Transfer-Encoding"))
@@ -44,13 +59,24 @@ bool admit(const httplib::Request& req, httplib::Response& res, const std::strin
                   "request bodies must be sent with Content-Length; Transfer-Encoding is not accepted");
   auto lengths = req.get_header_value_count("Content-Length");
   if (lengths > 1) return refuse(400, "bad_request", "more than one Content-Length header");
+  if (upload && lengths == 0)
+    return refuse(411, "length_required", "an upload must be sent with Content-Length");
+  // httplib would inflate it on the fly, past every size limit: uploads go as they are.
+  if (upload && req.has_header("Content-Encoding") && req.get_header_value("Content-Encoding") != "identity")
+    return refuse(415, "unsupported_media_type",
+                  "an upload is sent without Content-Encoding (a .tar.gz body is application/gzip as it is)");
   if (lengths == 1) {
     uint64_t declared = 0;
     if (!parse_length(req.get_header_value("Content-Length"), declared))
       return refuse(400, "bad_request", "Content-Length must be a decimal number");
-    if (declared > max_body) {
+    if (upload && declared > limits.max_upload) {
       reply_error(res, 413, "payload_too_large",
-                  "the request body is larger than " + std::to_string(max_body) + " bytes (--max-body-bytes)");
+                  "the upload is larger than " + std::to_string(limits.max_upload) + " bytes (--max-upload-bytes)");
+      return false;
+    }
+    if (!upload && declared > limits.max_body) {
+      reply_error(res, 413, "payload_too_large",
+                  "the request body is larger than " + std::to_string(limits.max_body) + " bytes (--max-body-bytes)");
       return false;
     }
   }

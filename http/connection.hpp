@@ -84,11 +84,26 @@ class guarded_server final : public httplib::Server {
 };
 
 // admission.cpp
+// What a request's body may be: --max-body-bytes for every route but the source uploads
+// (is_upload_route), which may carry --max-upload-bytes.
+struct admission_limits {
+  size_t max_body = 1 << 20;
+  uint64_t max_upload = 512ull << 20;
+  bool metrics_public = false;  // GET /metrics without the token
+};
 // Runs once the headers are parsed (from the Expect: 100-continue hook or before routing):
 // starts the body clock, then checks the token, then how the body is framed. False when the
 // request is refused; the answer is then in `res` and the connection closes after it.
-bool admit(const httplib::Request& req, httplib::Response& res, const std::string& token, size_t max_body,
-           bool metrics_public = false);
+// An upload route needs Content-Length (411) and no Content-Encoding (415); its body clock is
+// upload_body_timeout() of the declared size instead of body_timeout.
+bool admit(const httplib::Request& req, httplib::Response& res, const std::string& token,
+           const admission_limits& limits);
+// PUT /api/projects/<name>/source and PUT /api/projects/<name>/source/<path> (what
+// http/routes_source.cpp streams to disk).
+bool is_upload_route(const httplib::Request& req);
+// How long an upload of `declared` bytes may take to arrive: body_timeout plus one second per
+// MiB (a client sending at 1 MiB/s or faster finishes in time).
+clock_type::duration upload_body_timeout(uint64_t declared);
 // httplib answers some requests itself (unknown route, bad request line, ...) with an empty
 // body: give those the same JSON error shape as everything else. Always "Handled": that also
 // makes httplib add Content-Length to an error it writes without routing (the answer to

@@ -5,9 +5,12 @@
 
 #include "messages/deployment.hpp"
 #include "messages/project_state.hpp"
+#include "messages/source.hpp"
 #include "messages/views.hpp"
 
 namespace berth {
+
+struct tree_listing;
 
 nlohmann::json to_json(const deployment_record& d);
 // `current`: what production/current points at; `active`: current and serving now.
@@ -29,5 +32,10 @@ nlohmann::json to_json(const proxy_view& v);
 nlohmann::json to_json(const project_state& s);
 // GET /api/projects/{name}/state?at=: the same, plus `at` and `deleted`.
 nlohmann::json to_json(const state_view& v);
+
+// GET /api/projects/{name}/source (render_source.cpp): the live tree {hash, files, bytes,
+// entries: [{path, type (file|dir|link), size, mode ("0644"), sha256 (files), target (links)}]}
+// and `recorded`, the last source_updated (null when none, i.e. `recorded` has no hash).
+nlohmann::json to_json(const tree_listing& live, const source_view* recorded);
 
 }  // namespace berth

@@ -57,19 +57,18 @@ server::server(caf::actor_system& sys, const config& cfg, berth_metrics* metrics
       ctx_{sys_, cfg_, std::chrono::steady_clock::now(), &stopping_},
       svr_(std::make_unique<cd::guarded_server>()) {
   ctx_.metrics = metrics;
-  svr_->set_payload_max_length(cfg_.max_body_bytes);
+  // httplib's own cap is the larger limit; admit() holds each route to its own.
+  svr_->set_payload_max_length(std::max<uint64_t>(cfg_.max_body_bytes, cfg_.max_upload_bytes));
   svr_->set_keep_alive_timeout(cd::keep_alive_idle_s);
   svr_->set_keep_alive_max_count(cd::keep_alive_requests);
   const std::string token = cfg_.token;
-  const size_t max_body = cfg_.max_body_bytes;
-  const bool open_metrics = cfg_.metrics_public;
-  svr_->set_expect_100_continue_handler(
-      [token, max_body, open_metrics](const httplib::Request& req, httplib::Response& res) {
-        return cd::admit(req, res, token, max_body, open_metrics) ? 100 : res.status;
-      });
-  svr_->set_pre_routing_handler([token, max_body, open_metrics](const httplib::Request& req, httplib::Response& res) {
-    return cd::admit(req, res, token, max_body, open_metrics) ? httplib::Server::HandlerResponse::Unhandled
-                                                              : httplib::Server::HandlerResponse::Handled;
+  const cd::admission_limits limits{cfg_.max_body_bytes, cfg_.max_upload_bytes, cfg_.metrics_public};
+  svr_->set_expect_100_continue_handler([token, limits](const httplib::Request& req, httplib::Response& res) {
+    return cd::admit(req, res, token, limits) ? 100 : res.status;
+  });
+  svr_->set_pre_routing_handler([token, limits](const httplib::Request& req, httplib::Response& res) {
+    return cd::admit(req, res, token, limits) ? httplib::Server::HandlerResponse::Unhandled
+                                              : httplib::Server::HandlerResponse::Handled;
   });
   // Tell the client when this answer ends the connection.
   svr_->set_post_routing_handler(cd::mark_close);
@@ -95,6 +94,7 @@ server::server(caf::actor_system& sys, const config& cfg, berth_metrics* metrics
   add_state_routes(*svr_, ctx_);
   add_deployment_routes(*svr_, ctx_);
   add_log_routes(*svr_, ctx_);
+  add_source_routes(*svr_, ctx_);
   if (ctx_.metrics) add_metrics_routes(*svr_, ctx_);
   add_session_routes(*svr_, ctx_);
   add_web_routes(*svr_, ctx_);

@@ -20,7 +20,9 @@
 //     kept-alive request), else 408 and the connection is closed. Time spent queued for a
 //     worker does not count: the queue is bounded instead;
 //   - the body: only with Content-Length (no Transfer-Encoding: 411), at most
-//     --max-body-bytes (413, refused before it is read), complete within 30 s (408);
+//     --max-body-bytes (413, refused before it is read), complete within 30 s (408); a source
+//     upload (PUT …/source[/<path>]) needs Content-Length, may carry --max-upload-bytes and
+//     gets 30 s plus 1 s per MiB declared;
 //     a request without Content-Length has no body (RFC 9112);
 //   - an idle kept-alive connection waits in the accept loop (not on a worker) and is closed
 //     after 2 s, and after 100 requests;
@@ -80,6 +82,9 @@ void add_state_routes(httplib::Server& svr, const context& ctx);  // routes_stat
 void add_deployment_routes(httplib::Server& svr, const context& ctx);
 // GET /api/projects/{name}/logs (http/routes_logs.cpp).
 void add_log_routes(httplib::Server& svr, const context& ctx);
+// GET|PUT /api/projects/{name}/source and GET|PUT|DELETE …/source/{path}: a workspace
+// project's tree (http/routes_source.cpp).
+void add_source_routes(httplib::Server& svr, const context& ctx);
 // GET /metrics: registered when ctx.metrics is set.
 void add_metrics_routes(httplib::Server& svr, const context& ctx);
 // Counts an answered request in ctx.metrics (by method, route pattern and status, with its time).

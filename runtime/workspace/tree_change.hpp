@@ -39,24 +39,35 @@ struct tree_change {
   uint32_t mode = 0644;           // write_file: the new file's mode (& 0755)
 };
 
-// Applies `c` to `live` (the tree's root, which exists). Before the first change to `live` the
-// intent is written durably to <staging>/APPLY (for replace_tree also the full list of the new
-// tree's paths), so finish_pending() can complete it after a crash; the staging folder is
-// removed once done. replace_tree: every entry of the new tree replaces its namesake (a file
-// by rename; a folder is created; a file where a folder was, or the reverse, replaces it), then
-// entries of `live` not in the new tree are removed (`.git` folders in live are kept).
-// write_file: creates missing parent folders (0755), renames the new file into place.
-// delete_file: unlinks the file (a folder is invalid_argument; a missing file not_found).
+// Applies `c` to `live` (the tree's root, which exists); the caller holds workspace_lock(live).
+// Before the first change to `live` the intent is written durably to <staging>/APPLY (for
+// replace_tree also the full list of the new tree's paths) and the staged data is made durable
+// (one syncfs), so finish_pending() can complete it after a crash. The staging folder is removed
+// whatever the outcome (a failed change is never re-applied later, over a newer one).
+// replace_tree: every entry of the new tree replaces its namesake (a file or link by rename; a
+// folder live lacks moves whole, one it has is merged into and takes the new folder's mode; a
+// file where a folder was, or the reverse, or a link where a folder goes, replaces it), then
+// entries of `live` not in the new tree are removed. `.git` folders in live are kept; an
+// uploaded `.git` is dropped. Folders nested deeper than 256 are refused (invalid_argument).
+// write_file: creates missing parent folders (0755), renames the new file (mode & 0755) into
+// place; a parent that is a symlink or a file is invalid_argument (never followed, never
+// replaced: the app's link stays), as is a folder where the file goes.
+// delete_file: unlinks the file or link (a folder is invalid_argument; a missing file
+// not_found); one unlink, so no staging and no intent (`c.staging` unused).
 // Every step opens folders relative to their parent with O_NOFOLLOW: a folder the app replaced
 // by a symlink is never followed (the link itself is replaced or the change fails).
-// When `owner.uid` is non-zero, what the change creates is lchown'ed to it first.
-// invalid_argument (a path), not_found, io_error / no_space (the disk).
+// When `owner.uid` is non-zero, what the change moves in or creates is lchown'ed to it first.
+// invalid_argument (a path, or the tree does not take the change), not_found, no_space,
+// io_error (the disk; a failure after the first move says the tree may hold part of the change).
 status apply_tree_change(const std::filesystem::path& live, const tree_change& c, const sandbox_identity& owner);
 
 // After a restart: every staging folder under `uploads_dir` that holds a complete APPLY intent
-// is applied to `live` (as apply_tree_change would have finished it) and its change returned
-// in `finished` (in the order they were begun); every other staging folder whose mtime is
-// before `older_than` (an interrupted upload) is removed. Call with the tree's lock held.
+// is applied to `live` (as apply_tree_change would have finished it, from wherever the crash
+// left it) and its change returned in `finished` (in the order they were begun; as far as it
+// got when it fails); one the tree no longer takes (invalid_argument, e.g. a parent the app has
+// since made a link) is dropped with a warning. Every other staging folder whose mtime is
+// before `older_than` (an interrupted upload) is removed; newer ones are left alone (uploads
+// still running). Call with the tree's lock held. io_error / no_space.
 status finish_pending(const std::filesystem::path& uploads_dir, const std::filesystem::path& live,
                       const sandbox_identity& owner, std::filesystem::file_time_type older_than,
                       std::vector<tree_change>* finished);

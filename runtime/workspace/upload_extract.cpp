@@ -14,6 +14,7 @@
 #include <vector>
 
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 #include "runtime/files/fs_util.hpp"
 #include "runtime/process/exec_gate.hpp"
@@ -62,6 +63,15 @@ std::string entry_link(archive_entry* e) {
   return p ? p : "";
 }
 
+bool is_utf8(const std::string& s) {
+  try {
+    nlohmann::json(s).dump();  // strict: throws on a byte sequence that is not UTF-8
+    return true;
+  } catch (const nlohmann::json::type_error&) {
+    return false;
+  }
+}
+
 // What is already at `name` in `dir`, for the refusal of a clash.
 std::string existing_kind(int dir, const char* name) {
   struct stat st;
@@ -99,8 +109,11 @@ class extractor {
 
   status refuse(const std::string& name, const std::string& why) {
     sum_->refused = name;
-    std::string shown = name.size() > 512 ? name.substr(0, 512) + "..." : name;
-    return status::invalid_argument(fmt::format("entry \"{}\" is refused: {}", shown, why));
+    std::string cut = name.size() > 512 ? name.substr(0, 512) + "..." : name;
+    // Quoted as JSON (control characters escaped, bytes that are not UTF-8 replaced), so the
+    // message can go into any answer as it is.
+    auto shown = nlohmann::json(cut).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    return status::invalid_argument(fmt::format("entry {} is refused: {}", shown, why));
   }
 
   // Every object made (entries and the folders their paths imply) counts against max_files.
@@ -121,6 +134,8 @@ class extractor {
     std::vector<std::string> parts;
     if (auto s = split_entry_path(name, &parts); !s) return refuse(name, s.message());
     if (parts.empty()) return status::ok();  // the root entry "."
+    // Every answer about the tree is JSON, which holds UTF-8 only.
+    if (!is_utf8(name)) return refuse(name, "a name that is not UTF-8");
     if (const char* hard = archive_entry_hardlink(e))
       return refuse(name, fmt::format("a hard link (to {})", hard));
     auto type = archive_entry_filetype(e);
@@ -136,7 +151,11 @@ class extractor {
     if (auto s = open_parent(name, parts, &parent); !s) return s;
     const char* leaf = parts.back().c_str();
     if (type == AE_IFDIR) return make_dir(name, parent, leaf);
-    if (type == AE_IFLNK) return make_link(name, parts, parent, leaf, entry_link(e));
+    if (type == AE_IFLNK) {
+      std::string target = entry_link(e);
+      if (!is_utf8(target)) return refuse(name, "a symlink whose target is not UTF-8");
+      return make_link(name, parts, parent, leaf, target);
+    }
     return make_file(name, e, parent, leaf);
   }
 

@@ -22,7 +22,7 @@ struct upload_summary {
   uint64_t dirs = 0;
   uint64_t links = 0;   // symlinks
   uint64_t bytes = 0;   // of the regular files
-  std::string refused;  // the entry that was refused ("" when none)
+  std::string refused;  // the entry that was refused, as its raw bytes ("" when none)
 };
 
 // Extracts the gzip'd tar `archive` (a file) into `staging`, which must not exist: it is created
@@ -38,8 +38,10 @@ struct upload_summary {
 // Refused, naming the entry (invalid_argument; `summary->refused` holds it): an absolute path, a
 // ".." or "." or empty component, an empty name, a path over 4096 bytes or a component over 255,
 // a hard link, a device, fifo or socket, a symlink leaving the tree (or a loop of links), a path
-// that is both a file and a folder, a duplicate regular file, an entry below a symlink. (A name
-// with a NUL cannot reach here: libarchive hands names over as C strings, cut at the NUL.)
+// that is both a file and a folder, a duplicate regular file, an entry below a symlink, a name or
+// link target that is not UTF-8 (every answer about the tree is JSON). (A name with a NUL cannot
+// reach here: libarchive hands names over as C strings, cut at the NUL.) The message quotes the
+// name as a JSON string (control characters escaped), so it can be shown as it is.
 // Over a limit: invalid_argument with a message starting "limit: " (is_limit_refusal): an archive
 // file over max_bytes, more than max_files objects (entries and the folders their paths imply),
 // or more than max_unpacked_bytes of file data (counted as the data is written, so a header

@@ -11,23 +11,27 @@
 
 namespace berth::test {
 
+namespace {
+struct archive* w(void* a) { return static_cast<struct archive*>(a); }
+}  // namespace
+
 tar_builder::tar_builder(const std::filesystem::path& path) {
   a_ = archive_write_new();
-  archive_write_add_filter_gzip(a_);
-  archive_write_set_format_pax_restricted(a_);
+  archive_write_add_filter_gzip(w(a_));
+  archive_write_set_format_pax_restricted(w(a_));
   // Names are written as the bytes given (UTF-8 in tests), whatever the locale: in the C locale
   // libarchive cannot translate a non-ASCII name to the pax header's UTF-8.
-  archive_write_set_format_option(a_, nullptr, "hdrcharset", "BINARY");
-  if (archive_write_open_filename(a_, path.c_str()) != ARCHIVE_OK)
-    throw std::runtime_error("tar_builder: " + std::string(archive_error_string(a_)));
+  archive_write_set_format_option(w(a_), nullptr, "hdrcharset", "BINARY");
+  if (archive_write_open_filename(w(a_), path.c_str()) != ARCHIVE_OK)
+    throw std::runtime_error("tar_builder: " + std::string(archive_error_string(w(a_))));
 }
 
 tar_builder::~tar_builder() { close(); }
 
 void tar_builder::close() {
   if (a_ == nullptr) return;
-  archive_write_close(a_);
-  archive_write_free(a_);
+  archive_write_close(w(a_));
+  archive_write_free(w(a_));
   a_ = nullptr;
 }
 
@@ -46,8 +50,8 @@ void tar_builder::header(const std::string& name, unsigned type, uint32_t mode, 
       archive_entry_set_symlink(e, link.c_str());
   }
   if (rdev != 0) archive_entry_set_rdev(e, rdev);
-  if (archive_write_header(a_, e) != ARCHIVE_OK) {
-    std::string why = archive_error_string(a_) ? archive_error_string(a_) : "?";
+  if (archive_write_header(w(a_), e) != ARCHIVE_OK) {
+    std::string why = archive_error_string(w(a_)) ? archive_error_string(w(a_)) : "?";
     archive_entry_free(e);
     throw std::runtime_error("tar_builder header " + name + ": " + why);
   }
@@ -56,7 +60,7 @@ void tar_builder::header(const std::string& name, unsigned type, uint32_t mode, 
 
 tar_builder& tar_builder::file(const std::string& name, const std::string& content, uint32_t mode) {
   header(name, AE_IFREG, mode, content.size());
-  if (!content.empty()) archive_write_data(a_, content.data(), content.size());
+  if (!content.empty()) archive_write_data(w(a_), content.data(), content.size());
   return *this;
 }
 
@@ -87,7 +91,7 @@ tar_builder& tar_builder::fifo(const std::string& name) {
 
 tar_builder& tar_builder::lying_file(const std::string& name, uint64_t declared, const std::string& content) {
   header(name, AE_IFREG, 0644, declared);
-  archive_write_data(a_, content.data(), content.size());
+  archive_write_data(w(a_), content.data(), content.size());
   return *this;
 }
 

@@ -5,8 +5,6 @@
 #include <filesystem>
 #include <string>
 
-struct archive;
-
 namespace berth::test {
 
 class tar_builder {
@@ -28,7 +26,7 @@ class tar_builder {
  private:
   void header(const std::string& name, unsigned type, uint32_t mode, uint64_t size, const std::string& link = "",
               bool hard = false, unsigned long rdev = 0);
-  struct ::archive* a_ = nullptr;
+  void* a_ = nullptr;  // libarchive's `struct archive` (kept out of this header: tests name things `archive`)
 };
 
 // The bytes of a file (for bodies).

@@ -183,3 +183,21 @@ TEST_CASE("config: --proxy-admin-port is refused (Caddy's admin API is a unix so
   CHECK(c.audit_checkpoint_every == 50);
   CHECK_THROWS_AS(load({"--audit-checkpoint-every", "0"}), CLI::ValidationError);
 }
+
+TEST_CASE("config: the upload limits come from flags, BERTH_* variables and config keys, validated", "[config]") {
+  auto defaults = load({});
+  CHECK(defaults.max_upload_bytes == 536870912u);
+  CHECK(defaults.max_upload_files == 100000u);
+  CHECK(defaults.max_upload_unpacked_bytes == 2147483648u);
+
+  auto file = write_file(R"({"max_upload_files": 50, "max_upload_unpacked_bytes": "8589934592"})");
+  env_guard env("BERTH_MAX_UPLOAD_BYTES", "1048576");
+  auto cfg = load({"--config", file, "--max-upload-files", "70"});
+  CHECK(cfg.max_upload_bytes == 1048576u);
+  CHECK(cfg.max_upload_files == 70u);  // the flag wins over the file
+  CHECK(cfg.max_upload_unpacked_bytes == 8589934592u);  // past 32 bits
+
+  CHECK_THROWS_AS(load({"--max-upload-bytes", "10"}), CLI::ValidationError);
+  CHECK_THROWS_AS(load({"--max-upload-files", "0"}), CLI::ValidationError);
+  CHECK_THROWS_AS(load({"--max-upload-unpacked-bytes", "lots"}), CLI::ValidationError);
+}

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "runtime/workspace/tree_change.hpp"
+#include "runtime/workspace/tree_hash.hpp"
 #include "tests/unit/support.hpp"
 
 using namespace berth;
@@ -113,9 +114,14 @@ TEST_CASE("tree_change: replace_tree replaces, adds and removes entries, swaps f
                           {"run.sh", {"echo new", 0755}},
                           {".git/config", {"uploaded git", 0644}}},
                          {{"link", "same.txt"}});
+  tree_listing uploaded, after;
+  REQUIRE(hash_tree(st / "tree", &uploaded).is_ok());
   auto s = apply(w, tree_change::kind::replace_tree, "", st);
   INFO(s.message());
   REQUIRE(s.is_ok());
+  // The live tree is now exactly the uploaded one: same paths, modes, contents, link targets.
+  REQUIRE(hash_tree(w.live, &after).is_ok());
+  CHECK(after.hash == uploaded.hash);
 
   std::map<std::string, std::string> want{{"same.txt", "f:same"},
                                           {"changed.txt", "f:new"},

@@ -1,10 +1,13 @@
 // extract_upload (runtime/workspace/upload_extract.hpp): a good tree lands as sent; every hostile
 // or broken archive is refused with the right kind of error and leaves no staging folder behind.
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstring>
 #include <random>
+
+#include <nlohmann/json.hpp>
 
 #include "runtime/workspace/upload_extract.hpp"
 #include "tests/common/tar_builder.hpp"
@@ -376,4 +379,50 @@ TEST_CASE("upload_extract: data after the gzip stream is corruption", "[upload_e
   tar_builder(u.archive).file("a", "x").close();
   test::write_file(u.archive, test::read_file(u.archive) + "trailing junk");
   require_corrupt(u, u.extract());
+}
+
+TEST_CASE("upload_extract: a name that is not UTF-8 is refused with a message safe to show as JSON", "[upload_extract]") {
+  upload u;
+  tar_builder(u.archive).file("caf\xe9.txt", "latin-1 name").close();
+  auto s = u.extract();
+  INFO(s.message());
+  REQUIRE(s.which() == status::code::invalid_argument);
+  CHECK(s.message().find("not UTF-8") != std::string::npos);
+  CHECK(u.sum.refused == "caf\xe9.txt");
+  CHECK_NOTHROW(nlohmann::json(s.message()).dump());
+  CHECK_FALSE(fs::exists(u.staging));
+  upload v;  // control characters are escaped in the message
+  tar_builder(v.archive).file("../a\nb", "x").close();
+  auto t = v.extract();
+  CHECK(t.message().find("\"../a\\nb\"") != std::string::npos);
+  CHECK(t.message().find('\n') == std::string::npos);
+}
+
+namespace {
+// A 1 MB tmpfs at `at` for the life of the object (tests run as root).
+struct small_disk {
+  fs::path at;
+  bool mounted = false;
+  explicit small_disk(const fs::path& p) : at(p) {
+    fs::create_directories(at);
+    mounted = ::mount("tmpfs", at.c_str(), "tmpfs", 0, "size=1m") == 0;
+  }
+  ~small_disk() {
+    if (mounted) ::umount2(at.c_str(), MNT_DETACH);
+  }
+};
+}  // namespace
+
+TEST_CASE("upload_extract: a full disk is no_space and leaves nothing behind", "[upload_extract]") {
+  upload u;
+  small_disk disk(u.dir.path / "disk");
+  REQUIRE(disk.mounted);
+  tar_builder(u.archive).file("fits", "small").file("big", random_bytes(2 << 20, 9)).close();
+  fs::path staging = disk.at / "tree";
+  auto s = extract_upload(u.archive, staging, upload_limits{}, &u.sum);
+  INFO(s.message());
+  CHECK(s.which() == status::code::no_space);
+  CHECK(s.message().find("big") != std::string::npos);
+  CHECK_FALSE(fs::exists(staging));
+  CHECK(fs::is_empty(disk.at));
 }
