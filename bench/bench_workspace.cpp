@@ -5,7 +5,7 @@
 // or dedups by accident) in folders of 50, plus VERSION. Two such trees, A and B (different
 // bytes and VERSION), each packed once into a .tar.gz as `berth push` sends it. One berth
 // (its own temp dir, a random port window) with one workspace project whose build installs
-// VERSION into dist/ and whose release is bench/apps/tiny_http, so a deploy's cost beyond the
+// VERSION and bench/apps/tiny_http (packed into the tree) into dist/ and whose release runs it, so a deploy's cost beyond the
 // snapshot stays small. Each run (`--runs`, 5; medians reported):
 //   upload      PUT /api/projects/{name}/source with the tree the workspace does not hold
 //               (A, B, A, …): the body streamed to disk, extracted, every file applied to
@@ -60,11 +60,15 @@ berth::bench::session g_session{"bench_workspace"};
 double ms_since(steady::time_point t0) { return std::chrono::duration<double, std::milli>(steady::now() - t0).count(); }
 
 // One tree packed as a tar.gz at `path`; its size in bytes.
-uint64_t pack_tree(const std::string& path, int files, int file_kb, uint64_t seed, const std::string& version) {
+// The tree carries tiny_http itself: the build and the release run sandboxed and see only the
+// system's /usr and the project's own folders, not this build directory.
+uint64_t pack_tree(const std::string& path, int files, int file_kb, uint64_t seed, const std::string& version,
+                   const std::string& tiny_http) {
   std::mt19937_64 rng(seed);
   std::string buf(static_cast<size_t>(file_kb) << 10, '\0');
   berth::test::tar_builder tb(path);
   tb.file("VERSION", version + "\n");
+  tb.file("tiny_http", tiny_http, 0755);
   for (int i = 0; i < files; ++i) {
     for (size_t k = 0; k + 8 <= buf.size(); k += 8) {
       uint64_t v = rng();
@@ -147,7 +151,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> archives;
   for (int t = 0; t < 2; ++t) {
     auto path = dir + fmt::format("/tree-{}.tar.gz", t);
-    auto size = pack_tree(path, files, file_kb, 100 + t, t == 0 ? "A" : "B");
+    auto size = pack_tree(path, files, file_kb, 100 + t, t == 0 ? "A" : "B", slurp(tiny));
     std::fprintf(stderr, "  %s: %.1f MB\n", path.c_str(), size / 1048576.0);
     archives.push_back(slurp(path));
   }
@@ -166,8 +170,8 @@ int main(int argc, char** argv) {
   json health = {{"path", "/health"}, {"timeout_s", 10}, {"interval_ms", 10}, {"min_healthy_s", 0}};
   json manifest = {{"name", name},
                    {"source", {{"workspace", json::object()}}},
-                   {"build", {{"command", {"install", "-D", "-m", "644", "-t", "dist", "VERSION"}}, {"artifacts", {"dist"}}}},
-                   {"production", {{"command", {tiny, "dist/VERSION"}}, {"health", health}, {"keep", 3}}}};
+                   {"build", {{"command", {"install", "-D", "-t", "dist", "VERSION", "tiny_http"}}, {"artifacts", {"dist"}}}},
+                   {"production", {{"command", {"dist/tiny_http", "dist/VERSION"}}, {"health", health}, {"keep", 3}}}};
   if (auto [code, body] = api.post("/api/projects", manifest); code != 201)
     fail(fmt::format("POST /api/projects: HTTP {}", code), body.dump());
 
