@@ -26,7 +26,7 @@ fs::path uploads_dir(const project_paths& p) { return p.root / ".uploads"; }
 struct change_result {
   status outcome;
   tree_listing tree;
-  bool begun = false;  // the change reached the live tree (its staging holds the intent)
+  bool partial = false;  // the change failed half-way: `tree` is what the live tree now holds
 };
 
 tree_change to_tree_change(const source_change& c) {
@@ -101,17 +101,18 @@ caf::result<source_view> change_source(self_ptr self, source_change c) {
       [=] {
         auto live = paths.preview_src;
         std::lock_guard<std::mutex> lock(workspace_lock(live));
-        // An earlier change a failure left half-done is finished first: changes apply in order.
+        // A change a crash left half-done (recover_source normally finished it at start) goes first.
         std::vector<tree_change> earlier;
         if (auto s = finish_pending(uploads_dir(paths), live, owner, process_started, &earlier); !s) {
           result->outcome = s;
           return;
         }
-        auto change = to_tree_change(c);
-        result->outcome = apply_tree_change(live, change, owner);
-        result->begun = fs::exists(fs::path(c.staging) / "APPLY");
+        // The staging folder goes whatever happens (tree_change.hpp).
+        result->outcome = apply_tree_change(live, to_tree_change(c), owner);
         if (!result->outcome) {
-          if (!result->begun && !c.staging.empty()) fsutil::force_remove(c.staging);
+          auto code = result->outcome.which();
+          if (code == status::code::io_error || code == status::code::no_space)
+            result->partial = hash_tree(live, &result->tree, hash_cache_for(live).get()).is_ok();
           return;
         }
         result->outcome = hash_tree(live, &result->tree, hash_cache_for(live).get());
@@ -122,7 +123,11 @@ caf::result<source_view> change_source(self_ptr self, source_change c) {
           return;
         }
         if (!result->outcome) {
-          rp.deliver(refusal(result->outcome));
+          auto err = refusal(result->outcome);
+          // A disk failure half-way changed part of the tree: the log says what it now holds.
+          if (result->partial && result->tree.hash != self->state.project.source.hash)
+            return record_tree(self, result->tree, "partial", c.path, [rp, err](source_view) mutable { rp.deliver(err); });
+          rp.deliver(err);
           return;
         }
         record_tree(self, result->tree, c.op, c.op == "upload" ? "" : c.path,

@@ -24,9 +24,9 @@ bool sweep_uploads(const project_paths& paths);
 
 // Applies a staged change (upload, write, delete) and answers the tree as recorded.
 // conflict: not a workspace project; invalid_request: a bad path or a folder; not_found: the
-// file to delete is missing; storage_error / insufficient_storage: the disk. The staging
-// folder is gone afterwards, except when the change was begun (its intent written): then it is
-// finished by the next change or the next start.
+// file to delete is missing; storage_error / insufficient_storage: the disk (what a change
+// stopped half-way left in the tree is then recorded, via "partial"). The staging folder is
+// gone afterwards either way.
 caf::result<source_view> change_source(caf::stateful_actor<project_actor_state>* self, source_change c);
 
 // At start, before anything else (the mailbox is held): finishes the changes a crash

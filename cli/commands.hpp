@@ -16,4 +16,5 @@ void register_setting_verbs(CLI::App& app);      // env, secrets
 void register_deploy_verbs(CLI::App& app);       // deploy, rollback, cancel
 void register_environment_verbs(CLI::App& app);  // preview, production, releases
 void register_log_verbs(CLI::App& app);          // logs, state
+void register_push_verbs(CLI::App& app);         // push
 }  // namespace berth

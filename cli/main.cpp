@@ -14,6 +14,7 @@ int main(int argc, char** argv) {
   berth::register_deploy_verbs(app);
   berth::register_environment_verbs(app);
   berth::register_log_verbs(app);
+  berth::register_push_verbs(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::RuntimeError& e) {  // a verb's own exit code; it said why

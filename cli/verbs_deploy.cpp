@@ -19,15 +19,6 @@ struct deploy_args {
   bool force = false, logs = false;
 };
 
-// The 202 detail of a new job, then its stream to the end.
-int follow(http_client& api, const json& detail, const std::string& what, bool logs) {
-  auto id = str(detail, "id", "");
-  if (id.empty()) throw failure(exit_server, "the server did not say which deployment it started");
-  if (api.options().json) print_json_line(detail);
-  else std::cout << fmt::format("{} {}: deployment {}\n", what, str(detail, "project", ""), id) << std::flush;
-  return watch_deployment(api, id, what, {logs, api.options().json, stdout_is_terminal()});
-}
-
 }  // namespace
 
 void register_deploy_verbs(CLI::App& app) {
@@ -37,8 +28,7 @@ void register_deploy_verbs(CLI::App& app) {
   deploy->add_flag("--force", args.force, "deploy even when the release is the current one");
   deploy->add_flag("--logs", args.logs, "show the build log");
   on_run(deploy, [](http_client& api) {
-    auto body = args.force ? json{{"force", true}} : json(nullptr);
-    return follow(api, call(api, "POST", project_path(api, args.name, "/deployments"), body), "deploy", args.logs);
+    return deploy_and_follow(api, args.name, args.force, args.logs);
   });
 
   auto* rollback = app.add_subcommand("rollback", "switch production back to the previous release, or to HASH");
@@ -47,7 +37,7 @@ void register_deploy_verbs(CLI::App& app) {
   rollback->add_flag("--logs", args.logs, "show the job's log");
   on_run(rollback, [](http_client& api) {
     auto body = args.hash.empty() ? json(nullptr) : json{{"hash", args.hash}};
-    return follow(api, call(api, "POST", project_path(api, args.name, "/production/rollback"), body), "rollback",
+    return follow_job(api, call(api, "POST", project_path(api, args.name, "/production/rollback"), body), "rollback",
                   args.logs);
   });
 

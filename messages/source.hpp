@@ -10,7 +10,8 @@
 namespace berth {
 
 namespace ev {
-// {hash, files, bytes, via: upload|write|delete|seed|recovered, path?}: the tree after the change.
+// {hash, files, bytes, via: upload|write|delete|seed|recovered|partial, path?}: the tree after the
+// change (partial: a disk failure stopped it half-way; recovered: finished after a crash).
 constexpr const char* source_updated = "source_updated";
 }  // namespace ev
 

@@ -141,4 +141,17 @@ int watch_deployment(http_client& api, const std::string& id, const std::string&
   return exit_failed;
 }
 
+int follow_job(http_client& api, const json& detail, const std::string& what, bool logs) {
+  auto id = str(detail, "id", "");
+  if (id.empty()) throw failure(exit_server, "the server did not say which deployment it started");
+  if (api.options().json) print_json_line(detail);
+  else std::cout << fmt::format("{} {}: deployment {}\n", what, str(detail, "project", ""), id) << std::flush;
+  return watch_deployment(api, id, what, {logs, api.options().json, stdout_is_terminal()});
+}
+
+int deploy_and_follow(http_client& api, const std::string& name, bool force, bool logs) {
+  auto body = force ? json{{"force", true}} : json(nullptr);
+  return follow_job(api, call(api, "POST", project_path(api, name, "/deployments"), body), "deploy", logs);
+}
+
 }  // namespace berth::cli

@@ -1,6 +1,11 @@
 #include "cli/client/http_client.hpp"
 
 #include <curl/curl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
 
 #include <fstream>
 #include <sstream>
@@ -188,6 +193,74 @@ stream_result http_client::stream(const std::string& path, const std::vector<std
     r.how = r.status == 200 ? stream_end::ended : stream_end::refused;
     r.body = std::move(s.body);
   }
+  return r;
+}
+
+namespace {
+
+struct upload_state {
+  int fd;
+  uint64_t size;
+  uint64_t offset = 0;
+  int read_errno = 0;
+  const std::function<void(uint64_t, uint64_t)>* on_progress;
+};
+
+size_t read_upload(char* buffer, size_t size, size_t n, void* user) {
+  auto& s = *static_cast<upload_state*>(user);
+  size_t want = static_cast<size_t>(std::min<uint64_t>(size * n, s.size - s.offset));
+  if (want == 0) return 0;
+  ssize_t got;
+  do got = ::pread(s.fd, buffer, want, static_cast<off_t>(s.offset));
+  while (got < 0 && errno == EINTR);
+  if (got <= 0) {  // the file shrank or cannot be read: never send fewer bytes than announced
+    s.read_errno = got < 0 ? errno : EIO;
+    return CURL_READFUNC_ABORT;
+  }
+  s.offset += static_cast<uint64_t>(got);
+  return static_cast<size_t>(got);
+}
+
+int on_upload_progress(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t ulnow) {
+  auto& s = *static_cast<upload_state*>(user);
+  if (*s.on_progress) (*s.on_progress)(static_cast<uint64_t>(ulnow), s.size);
+  return 0;
+}
+
+}  // namespace
+
+response http_client::upload(const std::string& path, int fd, uint64_t size, const std::string& content_type,
+                             const std::function<void(uint64_t, uint64_t)>& on_progress) {
+  response r;
+  prepare("PUT", path, {"Content-Type: " + content_type, "Expect: 100-continue"});
+  CURL* c = curl_->easy;
+  upload_state s{fd, size, 0, 0, &on_progress};
+  curl_easy_setopt(c, CURLOPT_UPLOAD, 1L);
+  curl_easy_setopt(c, CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(size));
+  curl_easy_setopt(c, CURLOPT_READFUNCTION, read_upload);
+  curl_easy_setopt(c, CURLOPT_READDATA, &s);
+  curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+  curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_upload_progress);
+  curl_easy_setopt(c, CURLOPT_XFERINFODATA, &s);
+  // No overall timeout (a large body on a slow link takes what it takes), but a stalled one ends.
+  curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
+  curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, request_timeout_s);
+  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, append_body);
+  curl_easy_setopt(c, CURLOPT_WRITEDATA, &r.body);
+  auto code = curl_easy_perform(c);
+  long status = 0;
+  curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+  if (s.read_errno != 0) {  // whatever the server said, it did not get the whole body
+    r.error = std::string("reading the body to send: ") + std::strerror(s.read_errno);
+    r.body.clear();
+    return r;
+  }
+  if (code != CURLE_OK && status < 200) {
+    r.error = describe(code, curl_->error);
+    return r;
+  }
+  // An answer that came before the whole body was sent (a refusal) still counts as the answer.
+  r.status = static_cast<int>(status);
   return r;
 }
 

@@ -2,6 +2,7 @@
 // send, one request at a time, and event streams read as they arrive.
 #pragma once
 #include <atomic>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
@@ -58,6 +59,11 @@ class http_client {
   stream_result stream(const std::string& path, const std::vector<std::string>& headers,
                        const std::function<bool(const sse_message&)>& on_event,
                        const std::atomic<bool>* stop = nullptr, const std::function<void()>& on_tick = {});
+  // Sends the first `size` bytes of the open file `fd` (read with pread from offset 0) as the
+  // body of a PUT, with Content-Length (never chunked) and Expect: 100-continue, so the server
+  // can refuse before any byte is sent. `on_progress(sent, total)` is called as bytes go out.
+  response upload(const std::string& path, int fd, uint64_t size, const std::string& content_type,
+                  const std::function<void(uint64_t sent, uint64_t total)>& on_progress = {});
 
   const client_options& options() const { return opts_; }
   // Escapes one query or path value.
