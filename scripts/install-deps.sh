@@ -17,6 +17,7 @@ PKGS+=(libcurl4-openssl-dev libarchive-dev docker.io busybox-static docker-regis
 # A nodejs that ships its own npm (NodeSource's) conflicts with Debian's npm package: ask for
 # the packages only when the commands are missing.
 PKGS+=(libtomlplusplus-dev prometheus chromium)
+PKGS+=(zlib1g-dev)  # workspace uploads: the gzip layer decoded with its CRC checked (runtime/workspace/gunzip_reader)
 command -v node >/dev/null || PKGS+=(nodejs)
 command -v npm >/dev/null || PKGS+=(npm)
 # HTTPS for sites: the TLS front tests get certificates from pebble, Let's Encrypt's ACME test
