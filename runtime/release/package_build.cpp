@@ -23,6 +23,7 @@
 #include "runtime/release/hash_encoding.hpp"
 #include "runtime/release/package_cache.hpp"
 #include "runtime/release/release.hpp"
+#include "runtime/release/sha256_digest.hpp"
 
 namespace berth {
 
@@ -49,13 +50,7 @@ struct hasher : hash_encoding<hasher> {
     SHA256_CTX copy = ctx;
     unsigned char md[SHA256_DIGEST_LENGTH];
     SHA256_Final(md, &copy);
-    static const char* digits = "0123456789abcdef";
-    std::string out;
-    for (unsigned char c : md) {
-      out += digits[c >> 4];
-      out += digits[c & 0xf];
-    }
-    return out;
+    return sha256_digest::to_hex(std::string(reinterpret_cast<const char*>(md), sizeof md));
   }
 };
 

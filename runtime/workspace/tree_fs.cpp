@@ -1,5 +1,4 @@
 // Descriptor-relative folder helpers and the APPLY intent file (tree_apply.hpp).
-#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -11,6 +10,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "runtime/files/dir_list.hpp"
 #include "runtime/files/fs_util.hpp"
 #include "runtime/workspace/tree_apply.hpp"
 
@@ -33,24 +33,7 @@ int open_dir_at(int dir, const char* name) {
 }
 
 status list_names(int dir, const fs::path& shown, std::vector<std::string>* names) {
-  names->clear();
-  int list_fd = ::openat(dir, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);  // own offset, `dir` untouched
-  if (list_fd < 0) return status::io_error(fmt::format("list {}: {}", shown.string(), errstr(errno)));
-  DIR* d = ::fdopendir(list_fd);
-  if (d == nullptr) {
-    ::close(list_fd);
-    return status::io_error(fmt::format("list {}: {}", shown.string(), errstr(errno)));
-  }
-  errno = 0;
-  while (dirent* e = ::readdir(d)) {
-    std::string n = e->d_name;
-    if (n != "." && n != "..") names->push_back(std::move(n));
-    errno = 0;
-  }
-  int err = errno;
-  ::closedir(d);
-  if (err != 0) return status::io_error(fmt::format("list {}: {}", shown.string(), errstr(err)));
-  return status::ok();
+  return fsutil::list_dir(dir, shown, fsutil::dot_git::keep, names);
 }
 
 status remove_entry_at(int dir, const std::string& name, const fs::path& shown, int depth) {

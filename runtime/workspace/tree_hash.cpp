@@ -2,7 +2,6 @@
 // file relative to its open parent with O_NOFOLLOW, and a per-tree cache of file hashes.
 #include "runtime/workspace/tree_hash.hpp"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -15,14 +14,15 @@
 #include <vector>
 
 #include <fmt/format.h>
+#include "runtime/files/dir_list.hpp"
 #include "runtime/files/fs_util.hpp"
-#include "runtime/workspace/sha256_digest.hpp"
+#include "runtime/release/sha256_digest.hpp"
 
 namespace berth {
 
 namespace fs = std::filesystem;
 using fsutil::errstr;
-using workspace_detail::sha256_digest;
+using release_detail::sha256_digest;
 
 namespace {
 
@@ -57,7 +57,7 @@ class walker {
   // Lists the folder open as `dir` (at `rel` below the root, "" for the root) and everything below.
   status walk(int dir, const fs::path& shown, const std::string& rel) {
     std::vector<std::string> names;
-    if (auto s = list(dir, shown, &names); !s) return s;
+    if (auto s = fsutil::list_dir(dir, shown, fsutil::dot_git::skip, &names); !s) return s;
     for (auto& name : names) {
       std::string path = rel.empty() ? name : rel + "/" + name;
       fs::path at = shown / name;
@@ -108,25 +108,6 @@ class walker {
   tree_hash_cache* cache_;
   const snapshot_record* from_;
 
-  static status list(int dir, const fs::path& shown, std::vector<std::string>* names) {
-    int list_fd = ::dup(dir);
-    if (list_fd < 0) return status::io_error(fmt::format("list {}: {}", shown.string(), errstr(errno)));
-    DIR* d = ::fdopendir(list_fd);
-    if (d == nullptr) {
-      ::close(list_fd);
-      return status::io_error(fmt::format("list {}: {}", shown.string(), errstr(errno)));
-    }
-    errno = 0;
-    while (dirent* de = ::readdir(d)) {
-      std::string n = de->d_name;
-      if (n != "." && n != ".." && n != ".git") names->push_back(std::move(n));
-      errno = 0;
-    }
-    int err = errno;
-    ::closedir(d);
-    if (err != 0) return status::io_error(fmt::format("list {}: {}", shown.string(), errstr(err)));
-    return status::ok();
-  }
 
   // The identity a file's hash is remembered under: its own, or with `copied_from` the source
   // it is an untouched copy of. False when it must not be looked up or remembered at all.
