@@ -32,10 +32,6 @@ int open_dir_at(int dir, const char* name) {
   return ::openat(dir, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 }
 
-status list_names(int dir, const fs::path& shown, std::vector<std::string>* names) {
-  return fsutil::list_dir(dir, shown, fsutil::dot_git::keep, names);
-}
-
 status remove_entry_at(int dir, const std::string& name, const fs::path& shown, int depth) {
   // The app may swap the entry for another kind while it is removed: a few rounds, each
   // starting again from what is there now.
@@ -55,7 +51,7 @@ status remove_entry_at(int dir, const std::string& name, const fs::path& shown, 
     if (::geteuid() != 0 && ::fstat(sub.fd, &st) == 0 && (st.st_mode & 0700) != 0700)
       ::fchmod(sub.fd, 0700);  // a read-only folder the app made: berth must empty it
     std::vector<std::string> names;
-    auto s = list_names(sub.fd, shown, &names);
+    auto s = fsutil::list_dir(sub.fd, shown, fsutil::dot_git::keep, &names);
     if (!s) return s;
     for (auto& n : names) {
       s = remove_entry_at(sub.fd, n, shown / n, depth + 1);
