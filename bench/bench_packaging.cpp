@@ -104,19 +104,19 @@ int main(int argc, char** argv) {
   auto first = bench::berth_row("packaging of a 200 MB tree, first release", "ms", "", "no previous release: every byte read and copied; " + tree);
   auto prep = bench::berth_row("preparing (source snapshot) of the 200 MB tree", "ms", "", "a full copy of the source into builds/<id>; " + tree);
   auto unchanged = bench::berth_row("packaging with an unchanged 200 MB tree", "ms", "< 50 ms",
-                   "new release: server.js changed, node_modules unchanged (hard-linked, not re-read); " + tree);
+                                    "new release: server.js changed, node_modules unchanged (hard-linked, not re-read); " + tree);
   auto unchanged_cpu = bench::berth_row("packaging with an unchanged 200 MB tree, CPU time", "ms", "",
-                       "user + system time of the same step (the wall time above includes waiting for a core)");
+                                        "user + system time of the same step (the wall time above includes waiting for a core)");
   auto identical = bench::berth_row("packaging of an identical build", "ms", "", "nothing changed: the hash is known from the cache; " + tree);
   auto one_changed = bench::berth_row("packaging with 1 changed file in the 200 MB tree", "ms", "",
-                     "one file in the middle of node_modules rewritten: re-read from the last checkpoint before it; " + tree);
+                                      "one file in the middle of node_modules rewritten: re-read from the last checkpoint before it; " + tree);
   auto disk = bench::berth_row("new disk for unchanged files", "MB", "== 0 MB",
-              "blocks of the new release's regular files, other than the changed server.js, that it does not share "
-              "with the previous release");
+                               "blocks of the new release's regular files, other than the changed server.js, that it does not share "
+                               "with the previous release");
   auto disk_all = bench::berth_row("new disk of a release with an unchanged 200 MB tree", "MB", "",
-                  "every block the new release does not share with the previous one: its folders and server.js");
+                                   "every block the new release does not share with the previous one: its folders and server.js");
   auto old_way = bench::berth_row("packaging with an unchanged 200 MB tree, before (hash_artifacts + package_release)", "ms", "",
-                 "the pre-issue-17 path: hash every byte, then copy every byte; " + tree);
+                                  "the pre-issue-17 path: hash every byte, then copy every byte; " + tree);
 
   int failures = 0;
   auto check = [&](const status& s, const char* what) {

@@ -19,19 +19,7 @@ namespace berth::release_detail {
 namespace {
 
 using fsutil::errstr;
-
-bool write_all(int fd, const char* p, size_t n) {
-  while (n > 0) {
-    ssize_t w = ::write(fd, p, n);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      return false;
-    }
-    p += w;
-    n -= static_cast<size_t>(w);
-  }
-  return true;
-}
+using fsutil::write_all;
 
 status copy_and_hash_file(const fs::path& root, const std::string& rel, const entry& e,
                           const fs::path* dest, sha256_digest* h) {
@@ -66,25 +54,15 @@ status copy_and_hash_file(const fs::path& root, const std::string& rel, const en
       return status::io_error(fmt::format("create {}: {}", out_path.string(), errstr(err)));
     }
   }
-  std::vector<char> buf(1 << 16);
   uint64_t total = 0;
-  status result;
-  for (;;) {
-    ssize_t n = ::read(in, buf.data(), buf.size());
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      result = status::io_error(fmt::format("read {}: {}", rel, errstr(errno)));
-      break;
-    }
-    if (n == 0) break;
-    total += static_cast<uint64_t>(n);
-    if (total > size) break;
-    h->bytes(buf.data(), static_cast<size_t>(n));
-    if (out >= 0 && !write_all(out, buf.data(), static_cast<size_t>(n))) {
-      result = status::io_error(fmt::format("write {}: {}", out_path.string(), errstr(errno)));
-      break;
-    }
-  }
+  status result = fsutil::read_chunks(in, rel, [&](const char* p, size_t n) {
+    total += n;
+    if (total > size) return status::corruption(fmt::format("{} changed while packaging", rel));
+    h->bytes(p, n);
+    if (out >= 0 && !write_all(out, p, n))
+      return status::io_error(fmt::format("write {}: {}", out_path.string(), errstr(errno)));
+    return status::ok();
+  });
   ::close(in);
   if (result && total != size) result = status::corruption(fmt::format("{} changed while packaging", rel));
   if (out >= 0) {

@@ -29,6 +29,7 @@ namespace berth {
 
 namespace fs = std::filesystem;
 using fsutil::errstr;
+using fsutil::write_all;
 using namespace release_detail;
 
 namespace {
@@ -79,17 +80,6 @@ bool read_full(int fd, char* p, size_t n, size_t* got) {
     if (r < 0) return false;
     if (r == 0) break;
     *got += static_cast<size_t>(r);
-  }
-  return true;
-}
-
-bool write_all(int fd, const char* p, size_t n) {
-  while (n > 0) {
-    ssize_t w = ::write(fd, p, n);
-    if (w < 0 && errno == EINTR) continue;
-    if (w < 0) return false;
-    p += w;
-    n -= static_cast<size_t>(w);
   }
   return true;
 }

@@ -140,16 +140,10 @@ status write_intent(int staging_dir, const fs::path& staging, const apply_intent
   const char* tmp = "APPLY.tmp";
   fd_guard out(::openat(staging_dir, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600));
   if (out.fd < 0) return status::io_error(fmt::format("create {}/{}: {}", staging.string(), tmp, errstr(errno)));
-  size_t done = 0;
-  while (done < text.size()) {
-    ssize_t n = ::write(out.fd, text.data() + done, text.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      int e = errno;
-      return e == ENOSPC ? status::no_space(fmt::format("write {}/APPLY: {}", staging.string(), errstr(e)))
-                         : status::io_error(fmt::format("write {}/APPLY: {}", staging.string(), errstr(e)));
-    }
-    done += static_cast<size_t>(n);
+  if (!fsutil::write_all(out.fd, text.data(), text.size())) {
+    int e = errno;
+    return e == ENOSPC ? status::no_space(fmt::format("write {}/APPLY: {}", staging.string(), errstr(e)))
+                       : status::io_error(fmt::format("write {}/APPLY: {}", staging.string(), errstr(e)));
   }
   if (::fsync(out.fd) != 0 || ::close(out.release()) != 0)
     return status::io_error(fmt::format("sync {}/APPLY: {}", staging.string(), errstr(errno)));

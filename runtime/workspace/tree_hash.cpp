@@ -142,18 +142,13 @@ class walker {
       return status::ok();
     }
     sha256_digest h;
-    std::vector<char> buf(1 << 16);
     uint64_t size = 0;
-    for (;;) {
-      ssize_t n = ::read(in.fd, buf.data(), buf.size());
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        return status::io_error(fmt::format("read {}: {}", shown.string(), errstr(errno)));
-      }
-      if (n == 0) break;
-      h.bytes(buf.data(), static_cast<size_t>(n));
-      size += static_cast<uint64_t>(n);
-    }
+    auto read = fsutil::read_chunks(in.fd, shown.string(), [&](const char* p, size_t n) {
+      h.bytes(p, n);
+      size += n;
+      return status::ok();
+    });
+    if (!read) return read;
     e->size = size;  // what was read, so that size and content always agree
     e->sha256 = h.hex();
     if (e->sha256.empty()) return status::io_error(fmt::format("hash {}: SHA-256 failed", shown.string()));
