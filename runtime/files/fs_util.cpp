@@ -41,6 +41,17 @@ bool write_all(int fd, const char* p, size_t n) {
   return true;
 }
 
+std::vector<std::string> split_slash(const std::string& path) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  for (;;) {
+    size_t slash = path.find('/', start);
+    out.push_back(path.substr(start, slash == std::string::npos ? std::string::npos : slash - start));
+    if (slash == std::string::npos) return out;
+    start = slash + 1;
+  }
+}
+
 std::string random_suffix() {
   std::random_device rd;
   uint64_t v = (static_cast<uint64_t>(rd()) << 32) | rd();

@@ -4,12 +4,16 @@
 #include <filesystem>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "runtime/status.hpp"
 
 namespace berth::fsutil {
 
 std::string errstr(int e);
+// The components of a relative path split on '/', empty ones kept ("a//b/" is a, "", b, ""):
+// the callers decide what an empty component means. "" gives one empty component.
+std::vector<std::string> split_slash(const std::string& path);
 // 16 random hex chars, for temp siblings that are renamed into place.
 std::string random_suffix();
 // `p` is inside `root` (or is root); both absolute and normalized.

@@ -66,14 +66,7 @@ status remove_entry_at(int dir, const std::string& name, const fs::path& shown, 
 
 status open_parent(int root, const std::string& rel, bool create, const sandbox_identity& owner,
                    fd_guard* parent, std::string* leaf) {
-  std::vector<std::string> parts;
-  std::string::size_type start = 0;
-  for (;;) {
-    auto slash = rel.find('/', start);
-    parts.push_back(rel.substr(start, slash == std::string::npos ? std::string::npos : slash - start));
-    if (slash == std::string::npos) break;
-    start = slash + 1;
-  }
+  std::vector<std::string> parts = fsutil::split_slash(rel);
   fd_guard cur(::dup(root));
   if (cur.fd < 0) return status::io_error(fmt::format("dup: {}", errstr(errno)));
   std::string walked;
