@@ -1,5 +1,5 @@
-// Small filesystem helpers shared by the runtime parts that build folders atomically
-// (releases, source snapshots).
+// Small filesystem helpers shared by the runtime parts that build folders atomically or copy,
+// hash and write files through descriptors (releases, source snapshots, workspaces, uploads).
 #pragma once
 #include <filesystem>
 #include <functional>
