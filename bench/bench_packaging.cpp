@@ -3,15 +3,12 @@
 // and the disk a new release takes for the files it shares with the previous one.
 // The same calls as a deploy's preparing and packaging steps (runtime/release/source.hpp,
 // package_build.hpp), on a fresh project folder per run. See bench/README.md.
-#include <sys/resource.h>
 #include <sys/stat.h>
-#include <sys/utsname.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <ctime>
 #include <fstream>
 #include <iostream>
 #include <random>
@@ -22,6 +19,8 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "bench/common/bench_trees.hpp"
+#include "bench/common/scale_rows.hpp"
 #include "runtime/files/fs_util.hpp"
 #include "runtime/release/package_build.hpp"
 #include "runtime/release/release.hpp"
@@ -33,10 +32,6 @@ using json = nlohmann::json;
 using bench_clock = std::chrono::steady_clock;
 
 namespace {
-
-double ms_between(bench_clock::time_point a, bench_clock::time_point b) {
-  return std::chrono::duration<double, std::milli>(b - a).count();
-}
 
 // The tree: `files` files in packages of 50, sized so the total is about `total_mb`: one file in
 // 100 is large (the bulk of the bytes, as bundles and binaries), the rest a few hundred bytes to
@@ -55,10 +50,7 @@ uint64_t make_tree(const fs::path& src, int files, int total_mb) {
   for (int i = 0; i < files; ++i) {
     uint64_t n = i % 100 == 0 ? large_each / 2 + rng() % large_each : sizes[i];
     buf.resize(n);
-    for (uint64_t k = 0; k + 8 <= n; k += 8) {
-      uint64_t v = rng();
-      std::memcpy(buf.data() + k, &v, 8);
-    }
+    bench::fill_random(rng, buf.data(), n);
     fs::path p = src / "node_modules" / fmt::format("pkg{:04}", i / 50) / fmt::format("lib/f{:03}.js", i % 50);
     fs::create_directories(p.parent_path());
     std::ofstream(p, std::ios::binary).write(buf.data(), static_cast<std::streamsize>(n));
@@ -88,48 +80,6 @@ uint64_t new_blocks_bytes(const fs::path& release, const std::vector<fs::path>& 
   return bytes;
 }
 
-// CPU time (user + system) of this thread so far, in ms: on a shared, loaded machine the wall
-// time of a short step is mostly waiting for a core.
-double thread_cpu_ms() {
-  rusage ru{};
-  ::getrusage(RUSAGE_THREAD, &ru);
-  auto ms = [](const timeval& t) { return t.tv_sec * 1e3 + t.tv_usec / 1e3; };
-  return ms(ru.ru_utime) + ms(ru.ru_stime);
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  size_t n = v.size();
-  return n == 0 ? 0 : (n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2);
-}
-
-json machine() {
-  json m;
-  m["cpus"] = std::thread::hardware_concurrency();
-  std::ifstream cpu("/proc/cpuinfo");
-  for (std::string line; std::getline(cpu, line);)
-    if (line.rfind("model name", 0) == 0) {
-      m["model"] = line.substr(line.find(':') + 2);
-      break;
-    }
-  struct utsname u;
-  if (::uname(&u) == 0) m["kernel"] = u.release;
-  m["mem_mb"] = static_cast<int64_t>(::sysconf(_SC_PHYS_PAGES)) * ::sysconf(_SC_PAGESIZE) / (1 << 20);
-  return m;
-}
-
-std::string iso_now() {
-  std::time_t t = std::time(nullptr);
-  char b[32];
-  std::strftime(b, sizeof b, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
-  return b;
-}
-
-struct series {
-  std::string figure, unit, target, notes;
-  std::vector<double> runs;
-};
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -151,22 +101,22 @@ int main(int argc, char** argv) {
   std::string tree = fmt::format("{} files, {:.0f} MB", files + 1, tree_bytes / 1048576.0);
   std::cerr << "tree: " << tree << " in " << src << "\n";
 
-  series first{"packaging of a 200 MB tree, first release", "ms", "", "no previous release: every byte read and copied; " + tree};
-  series prep{"preparing (source snapshot) of the 200 MB tree", "ms", "", "a full copy of the source into builds/<id>; " + tree};
-  series unchanged{"packaging with an unchanged 200 MB tree", "ms", "< 50 ms",
-                   "new release: server.js changed, node_modules unchanged (hard-linked, not re-read); " + tree};
-  series unchanged_cpu{"packaging with an unchanged 200 MB tree, CPU time", "ms", "",
-                       "user + system time of the same step (the wall time above includes waiting for a core)"};
-  series identical{"packaging of an identical build", "ms", "", "nothing changed: the hash is known from the cache; " + tree};
-  series one_changed{"packaging with 1 changed file in the 200 MB tree", "ms", "",
-                     "one file in the middle of node_modules rewritten: re-read from the last checkpoint before it; " + tree};
-  series disk{"new disk for unchanged files", "MB", "== 0 MB",
-              "blocks of the new release's regular files, other than the changed server.js, that it does not share "
-              "with the previous release"};
-  series disk_all{"new disk of a release with an unchanged 200 MB tree", "MB", "",
-                  "every block the new release does not share with the previous one: its folders and server.js"};
-  series old_way{"packaging with an unchanged 200 MB tree, before (hash_artifacts + package_release)", "ms", "",
-                 "the pre-issue-17 path: hash every byte, then copy every byte; " + tree};
+  auto first = bench::berth_row("packaging of a 200 MB tree, first release", "ms", "", "no previous release: every byte read and copied; " + tree);
+  auto prep = bench::berth_row("preparing (source snapshot) of the 200 MB tree", "ms", "", "a full copy of the source into builds/<id>; " + tree);
+  auto unchanged = bench::berth_row("packaging with an unchanged 200 MB tree", "ms", "< 50 ms",
+                                    "new release: server.js changed, node_modules unchanged (hard-linked, not re-read); " + tree);
+  auto unchanged_cpu = bench::berth_row("packaging with an unchanged 200 MB tree, CPU time", "ms", "",
+                                        "user + system time of the same step (the wall time above includes waiting for a core)");
+  auto identical = bench::berth_row("packaging of an identical build", "ms", "", "nothing changed: the hash is known from the cache; " + tree);
+  auto one_changed = bench::berth_row("packaging with 1 changed file in the 200 MB tree", "ms", "",
+                                      "one file in the middle of node_modules rewritten: re-read from the last checkpoint before it; " + tree);
+  auto disk = bench::berth_row("new disk for unchanged files", "MB", "== 0 MB",
+                               "blocks of the new release's regular files, other than the changed server.js, that it does not share "
+                               "with the previous release");
+  auto disk_all = bench::berth_row("new disk of a release with an unchanged 200 MB tree", "MB", "",
+                                   "every block the new release does not share with the previous one: its folders and server.js");
+  auto old_way = bench::berth_row("packaging with an unchanged 200 MB tree, before (hash_artifacts + package_release)", "ms", "",
+                                  "the pre-issue-17 path: hash every byte, then copy every byte; " + tree);
 
   int failures = 0;
   auto check = [&](const status& s, const char* what) {
@@ -184,18 +134,18 @@ int main(int argc, char** argv) {
   double cpu_ms = 0;
   auto package = [&](const fs::path& ws, const snapshot_record* rec, const fs::path& into, double* ms) {
     package_report rep;
-    double c0 = thread_cpu_ms();
+    double c0 = bench::thread_cpu_ms();
     auto t0 = bench_clock::now();
     check(package_build(ws, {"."}, rec, into, [&](const std::string& h) { return h != current; }, &rep), "packaging");
-    *ms = ms_between(t0, bench_clock::now());
-    cpu_ms = thread_cpu_ms() - c0;
+    *ms = bench::ms_since(t0);
+    cpu_ms = bench::thread_cpu_ms() - c0;
     return rep;
   };
   auto snapshot = [&](const std::string& name, snapshot_record* rec, double* ms) {
     fs::path ws = builds / name;
     auto t0 = bench_clock::now();
     check(snapshot_source(src.string(), "", "", ws, default_git_timeout, "", rec), "snapshot");
-    *ms = ms_between(t0, bench_clock::now());
+    *ms = bench::ms_since(t0);
     return ws;
   };
   {  // the project's first release (not timed: the runs below time first releases apart)
@@ -234,7 +184,7 @@ int main(int argc, char** argv) {
     std::string h;
     auto s = hash_artifacts(ws, {"."}, &h);
     if (s) s = package_release(ws, {"."}, fresh, h, nullptr, false);
-    old_way.runs.push_back(ms_between(t0, bench_clock::now()));
+    old_way.runs.push_back(bench::ms_since(t0));
     check(s, "package_release");
     fsutil::force_remove(fresh);
     fsutil::force_remove(ws);
@@ -259,17 +209,14 @@ int main(int argc, char** argv) {
   }
   fsutil::force_remove(base);
 
-  json rows = json::array();
-  for (auto* s : {&unchanged, &unchanged_cpu, &disk, &disk_all, &identical, &one_changed, &first, &old_way, &prep}) {
-    json row = {{"figure", s->figure}, {"subject", "berth"}, {"app", "-"}, {"unit", s->unit},
-                {"median", median(s->runs)}, {"runs", s->runs}, {"notes", s->notes}};
-    if (!s->target.empty()) row["target"] = s->target;
-    rows.push_back(row);
-    std::cout << fmt::format("{:<85} median {:>9.1f} {}  (min {:.1f}, max {:.1f})\n", s->figure, median(s->runs),
-                             s->unit, *std::min_element(s->runs.begin(), s->runs.end()),
-                             *std::max_element(s->runs.begin(), s->runs.end()));
+  std::vector<bench::figure_row> rows;
+  for (auto* s : {&unchanged, &unchanged_cpu, &disk, &disk_all, &identical, &one_changed, &first, &old_way, &prep})
+    rows.push_back(*s);
+  bench::print_rows(rows);
+  std::string error;
+  if (!json_file.empty() && !bench::write_rows(json_file, "bench_packaging", rows, &error)) {
+    std::cerr << error << "\n";
+    return 1;
   }
-  json out = {{"bench", "bench_packaging"}, {"date", iso_now()}, {"machine", machine()}, {"rows", rows}};
-  if (!json_file.empty()) std::ofstream(json_file) << out.dump(2) << "\n";
   return failures == 0 ? 0 : 1;
 }

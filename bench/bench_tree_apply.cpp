@@ -7,22 +7,19 @@
 // with `discard` the replacing cases are bound by freeing the old files' blocks (each rename over
 // a file on disk frees it). A fresh workspace per run; median of --runs.
 //   ./build/bench_tree_apply [--runs 5] [--dir /tmp] [--json FILE]
-#include <sys/utsname.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <chrono>
-#include <cstring>
-#include <ctime>
 #include <fstream>
 #include <iostream>
 #include <random>
-#include <thread>
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "bench/common/bench_trees.hpp"
+#include "bench/common/scale_rows.hpp"
 #include "runtime/files/fs_util.hpp"
 #include "runtime/workspace/tree_change.hpp"
 
@@ -38,10 +35,7 @@ void make_tree(const fs::path& root, int files, size_t file_bytes, uint64_t seed
   std::vector<char> buf(file_bytes);
   fs::create_directories(root);
   for (int i = 0; i < files; ++i) {
-    for (size_t k = 0; k + 8 <= buf.size(); k += 8) {
-      uint64_t v = rng();
-      std::memcpy(buf.data() + k, &v, 8);
-    }
+    bench::fill_random(rng, buf.data(), buf.size());
     fs::path p = root / fmt::format("pkg{:02}", i / 50) / fmt::format("f{:03}.js", i % 50);
     if (i % 50 == 0) {
       fs::create_directories(p.parent_path());
@@ -50,32 +44,6 @@ void make_tree(const fs::path& root, int files, size_t file_bytes, uint64_t seed
     std::ofstream(p, std::ios::binary).write(buf.data(), static_cast<std::streamsize>(buf.size()));
   }
 }
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  size_t n = v.size();
-  return n == 0 ? 0 : (n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2);
-}
-
-std::string iso_now() {
-  std::time_t t = std::time(nullptr);
-  char b[32];
-  std::strftime(b, sizeof b, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
-  return b;
-}
-
-json machine() {
-  json m;
-  m["cpus"] = std::thread::hardware_concurrency();
-  struct utsname u;
-  if (::uname(&u) == 0) m["kernel"] = u.release;
-  return m;
-}
-
-struct series {
-  std::string figure, notes;
-  std::vector<double> runs;
-};
 
 }  // namespace
 
@@ -91,10 +59,10 @@ int main(int argc, char** argv) {
   app.add_option("--json", json_file, "write the rows as JSON here");
   CLI11_PARSE(app, argc, argv);
 
-  series fresh{"apply a 100 MB upload (2,000 files) onto a tree of the same shape, staged data just written", ""};
-  series synced{"apply a 100 MB upload (2,000 files) onto a tree of the same shape, staged data on disk", ""};
-  series first{"apply a 100 MB upload (2,000 files) onto an empty tree (the first upload), staged data on disk", ""};
-  series one{"write one file into a 100 MB workspace (write_file)", ""};
+  auto fresh = bench::berth_row("apply a 100 MB upload (2,000 files) onto a tree of the same shape, staged data just written", "ms", "", "");
+  auto synced = bench::berth_row("apply a 100 MB upload (2,000 files) onto a tree of the same shape, staged data on disk", "ms", "", "");
+  auto first = bench::berth_row("apply a 100 MB upload (2,000 files) onto an empty tree (the first upload), staged data on disk", "ms", "", "");
+  auto one = bench::berth_row("write one file into a 100 MB workspace (write_file)", "ms", "", "");
   int failures = 0;
   for (int r = 0; r < runs; ++r) {
     fs::path base = fs::path(dir) / ("berth-bench-apply-" + fsutil::random_suffix());
@@ -110,13 +78,12 @@ int main(int argc, char** argv) {
       c.staging = staging;
       auto t0 = bench_clock::now();
       auto st = apply_tree_change(live, c, {});
-      auto t1 = bench_clock::now();
       if (!st) {
         std::cerr << "apply failed: " << st.message() << "\n";
         ++failures;
         continue;
       }
-      s->runs.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
+      s->runs.push_back(bench::ms_since(t0));
     }
     fs::path staging;
     if (!new_staging(uploads, &staging)) return 1;
@@ -127,22 +94,19 @@ int main(int argc, char** argv) {
     c.staging = staging;
     auto t0 = bench_clock::now();
     auto st = apply_tree_change(live, c, {});
-    auto t1 = bench_clock::now();
-    if (st) one.runs.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
+    if (st) one.runs.push_back(bench::ms_since(t0));
     else ++failures;
     fsutil::force_remove(base);
   }
 
-  json rows = json::array();
-  for (auto* s : {&first, &fresh, &synced, &one}) {
-    if (s->runs.empty()) continue;
-    rows.push_back({{"figure", s->figure}, {"subject", "berth"}, {"app", "-"}, {"unit", "ms"},
-                    {"median", median(s->runs)}, {"runs", s->runs}});
-    std::cout << fmt::format("{:<100} median {:>8.1f} ms  (min {:.1f}, max {:.1f})\n", s->figure, median(s->runs),
-                             *std::min_element(s->runs.begin(), s->runs.end()),
-                             *std::max_element(s->runs.begin(), s->runs.end()));
+  std::vector<bench::figure_row> rows;
+  for (auto* s : {&first, &fresh, &synced, &one})
+    if (!s->runs.empty()) rows.push_back(*s);
+  bench::print_rows(rows);
+  std::string error;
+  if (!json_file.empty() && !bench::write_rows(json_file, "bench_tree_apply", rows, &error)) {
+    std::cerr << error << "\n";
+    return 1;
   }
-  json out = {{"bench", "bench_tree_apply"}, {"date", iso_now()}, {"machine", machine()}, {"rows", rows}};
-  if (!json_file.empty()) std::ofstream(json_file) << out.dump(2) << "\n";
   return failures == 0 ? 0 : 1;
 }

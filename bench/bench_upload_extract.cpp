@@ -3,23 +3,19 @@
 // bytes (gzip stores them: the disk-bound case) and source-like text (inflate does real work).
 // Each run extracts into a fresh staging folder under --dir, as an upload does; the archive is
 // read from the page cache (the route has just written it). See bench/README.md.
-#include <sys/resource.h>
-#include <sys/utsname.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <chrono>
-#include <cstring>
-#include <ctime>
 #include <fstream>
 #include <iostream>
 #include <random>
-#include <thread>
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "bench/common/bench_trees.hpp"
+#include "bench/common/scale_rows.hpp"
 #include "runtime/files/fs_util.hpp"
 #include "runtime/workspace/upload_extract.hpp"
 #include "tests/common/tar_builder.hpp"
@@ -31,51 +27,11 @@ using bench_clock = std::chrono::steady_clock;
 
 namespace {
 
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  size_t n = v.size();
-  return n == 0 ? 0 : (n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2);
-}
-
-// CPU time (user + system) of this process so far, in ms: the wall time on a shared machine
-// includes waiting for a core.
-double cpu_ms() {
-  rusage ru{};
-  ::getrusage(RUSAGE_SELF, &ru);
-  auto ms = [](const timeval& t) { return t.tv_sec * 1e3 + t.tv_usec / 1e3; };
-  return ms(ru.ru_utime) + ms(ru.ru_stime);
-}
-
-json machine() {
-  json m;
-  m["cpus"] = std::thread::hardware_concurrency();
-  std::ifstream cpu("/proc/cpuinfo");
-  for (std::string line; std::getline(cpu, line);)
-    if (line.rfind("model name", 0) == 0) {
-      m["model"] = line.substr(line.find(':') + 2);
-      break;
-    }
-  struct utsname u;
-  if (::uname(&u) == 0) m["kernel"] = u.release;
-  m["mem_mb"] = static_cast<int64_t>(::sysconf(_SC_PHYS_PAGES)) * ::sysconf(_SC_PAGESIZE) / (1 << 20);
-  return m;
-}
-
-std::string iso_now() {
-  std::time_t t = std::time(nullptr);
-  char b[32];
-  std::strftime(b, sizeof b, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
-  return b;
-}
-
 // One file's content: random bytes, or lines of code-like text (compresses about 4:1).
 std::string content(std::mt19937_64& rng, size_t n, bool text) {
   std::string s(n, '\0');
   if (!text) {
-    for (size_t i = 0; i + 8 <= n; i += 8) {
-      uint64_t v = rng();
-      std::memcpy(&s[i], &v, 8);
-    }
+    bench::fill_random(rng, &s[0], n);
     return s;
   }
   static const char* words[] = {"const ", "return ", "function ", "value", "=> ", "{ ", "} ", "if (", ") ",
@@ -88,11 +44,6 @@ std::string content(std::mt19937_64& rng, size_t n, bool text) {
   s.resize(n);
   return s;
 }
-
-struct series {
-  std::string figure, notes;
-  std::vector<double> runs, cpu;
-};
 
 }  // namespace
 
@@ -115,7 +66,7 @@ int main(int argc, char** argv) {
                                  tree_bytes / 1048576.0);
 
   int failures = 0;
-  std::vector<series> rows;
+  std::vector<bench::figure_row> rows;
   for (bool text : {false, true}) {
     fs::path archive = base / (text ? "text.tar.gz" : "random.tar.gz");
     auto t0 = bench_clock::now();
@@ -125,45 +76,41 @@ int main(int argc, char** argv) {
       for (int i = 0; i < files; ++i)
         t.file(fmt::format("src/mod{:02}/file{:04}.js", i / 100, i), content(rng, static_cast<size_t>(kb) * 1024, text));
     }
-    double build_ms = std::chrono::duration<double, std::milli>(bench_clock::now() - t0).count();
+    double build_ms = bench::ms_since(t0);
     auto archive_mb = fs::file_size(archive) / 1048576.0;
     std::cerr << fmt::format("{}: archive {:.1f} MB, written in {:.0f} ms\n", archive.filename().string(), archive_mb,
                              build_ms);
-    series s{text ? "extract a 100 MB upload of source-like text" : "extract a 100 MB upload",
-             fmt::format("extract_upload into a fresh staging folder (no fsync); {} of {}; tar.gz {:.1f} MB",
-                         tree, text ? "code-like text" : "random bytes", archive_mb)};
+    auto s = bench::berth_row(text ? "extract a 100 MB upload of source-like text" : "extract a 100 MB upload", "ms", "",
+                              fmt::format("extract_upload into a fresh staging folder (no fsync); {} of {}; tar.gz {:.1f} MB",
+                                          tree, text ? "code-like text" : "random bytes", archive_mb));
+    auto cpu = bench::berth_row(s.figure + ", CPU time", "ms", "", "user + system time of the same runs");
     for (int r = 0; r < runs; ++r) {
       fs::path staging = base / fmt::format("staging{}", r);
       upload_summary sum;
-      double c0 = cpu_ms();
+      double c0 = bench::process_cpu_ms();
       auto t1 = bench_clock::now();
       auto st = extract_upload(archive, staging, upload_limits{}, &sum);
-      double ms = std::chrono::duration<double, std::milli>(bench_clock::now() - t1).count();
+      double ms = bench::ms_since(t1);
       if (!st || sum.files != static_cast<uint64_t>(files) || sum.bytes != tree_bytes) {
         std::cerr << "extract failed: " << st.message() << " (" << sum.files << " files)\n";
         ++failures;
       }
       s.runs.push_back(ms);
-      s.cpu.push_back(cpu_ms() - c0);
-      std::cerr << fmt::format("run {}: {:.0f} ms (cpu {:.0f} ms)\n", r, ms, s.cpu.back());
+      cpu.runs.push_back(bench::process_cpu_ms() - c0);
+      std::cerr << fmt::format("run {}: {:.0f} ms (cpu {:.0f} ms)\n", r, ms, cpu.runs.back());
       fsutil::force_remove(staging);
     }
     rows.push_back(std::move(s));
+    rows.push_back(std::move(cpu));
     fs::remove(archive);
   }
   fsutil::force_remove(base);
 
-  json out_rows = json::array();
-  for (auto& s : rows) {
-    out_rows.push_back({{"figure", s.figure}, {"subject", "berth"}, {"app", "-"}, {"unit", "ms"},
-                        {"median", median(s.runs)}, {"runs", s.runs}, {"notes", s.notes}});
-    out_rows.push_back({{"figure", s.figure + ", CPU time"}, {"subject", "berth"}, {"app", "-"}, {"unit", "ms"},
-                        {"median", median(s.cpu)}, {"runs", s.cpu}, {"notes", "user + system time of the same runs"}});
-    std::cout << fmt::format("{:<50} median {:>7.0f} ms (min {:.0f}, max {:.0f}); CPU median {:.0f} ms\n", s.figure,
-                             median(s.runs), *std::min_element(s.runs.begin(), s.runs.end()),
-                             *std::max_element(s.runs.begin(), s.runs.end()), median(s.cpu));
+  bench::print_rows(rows);
+  std::string error;
+  if (!json_file.empty() && !bench::write_rows(json_file, "bench_upload_extract", rows, &error)) {
+    std::cerr << error << "\n";
+    return 1;
   }
-  json out = {{"bench", "bench_upload_extract"}, {"date", iso_now()}, {"machine", machine()}, {"rows", out_rows}};
-  if (!json_file.empty()) std::ofstream(json_file) << out.dump(2) << "\n";
   return failures == 0 ? 0 : 1;
 }

@@ -17,15 +17,11 @@
 //
 // Usage: bench_workspace [--runs 5] [--files 2000] [--file-kb 50] [--json FILE] [--dir PARENT]
 //                        [--keep] [--berth PATH] [--tiny-http PATH] [--timeout-s 1800]
-#include <sys/utsname.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <cstring>
-#include <ctime>
 #include <fstream>
 #include <random>
 #include <thread>
@@ -36,7 +32,9 @@
 #include <nlohmann/json.hpp>
 
 #include "bench/common/bench_session.hpp"
+#include "bench/common/bench_trees.hpp"
 #include "bench/common/berth_bench.hpp"
+#include "bench/common/scale_rows.hpp"
 #include "messages/event.hpp"
 #include "tests/common/tar_builder.hpp"
 
@@ -51,13 +49,12 @@ namespace {
 
 using json = nlohmann::json;
 using steady = std::chrono::steady_clock;
+using berth::bench::ms_since;
 using namespace std::chrono_literals;
 
 berth::bench::session g_session{"bench_workspace"};
 
 [[noreturn]] void fail(const std::string& what, const std::string& extra = "") { g_session.fail(what, extra); }
-
-double ms_since(steady::time_point t0) { return std::chrono::duration<double, std::milli>(steady::now() - t0).count(); }
 
 // One tree packed as a tar.gz at `path`; its size in bytes.
 // The tree carries tiny_http itself: the build and the release run sandboxed and see only the
@@ -70,10 +67,7 @@ uint64_t pack_tree(const std::string& path, int files, int file_kb, uint64_t see
   tb.file("VERSION", version + "\n");
   tb.file("tiny_http", tiny_http, 0755);
   for (int i = 0; i < files; ++i) {
-    for (size_t k = 0; k + 8 <= buf.size(); k += 8) {
-      uint64_t v = rng();
-      std::memcpy(&buf[k], &v, 8);
-    }
+    berth::bench::fill_random(rng, &buf[0], buf.size());
     tb.file(fmt::format("tree/d{:03}/f{:04}.bin", i / 50, i), buf);
   }
   tb.close();
@@ -96,33 +90,6 @@ double phase_ms(const json& detail, const std::string& name) {
   }
   return NAN;
 }
-
-json machine() {
-  json m;
-  m["cpus"] = std::thread::hardware_concurrency();
-  std::ifstream cpu("/proc/cpuinfo");
-  for (std::string line; std::getline(cpu, line);)
-    if (line.rfind("model name", 0) == 0) {
-      m["model"] = line.substr(line.find(':') + 2);
-      break;
-    }
-  struct utsname u;
-  if (::uname(&u) == 0) m["kernel"] = u.release;
-  m["loadavg"] = berth::bench::loadavg();
-  return m;
-}
-
-std::string iso_now() {
-  std::time_t t = std::time(nullptr);
-  char b[32];
-  std::strftime(b, sizeof b, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
-  return b;
-}
-
-struct series {
-  std::string figure, notes;
-  std::vector<double> runs;
-};
 
 }  // namespace
 
@@ -186,12 +153,13 @@ int main(int argc, char** argv) {
 
   std::string tree = fmt::format("{} files of {} KB random bytes, {:.0f} MB; tar.gz of {:.0f} MB", files, file_kb,
                                  tree_mb, archives[0].size() / 1048576.0);
-  series up{"upload a 100 MB tree (PUT, extract, apply)",
-            "PUT …/source of a tree other than the workspace's (every file new): body streamed to disk, extracted, "
-            "applied, hashed, recorded; " + tree};
-  series again{"upload an unchanged 100 MB tree again", "the same archive as the workspace holds, PUT again; " + tree};
-  series snap{"snapshot a 100 MB workspace in a deploy",
-              "the deploy's preparing phase (server-side span): the consistent copy of preview/src; " + tree};
+  auto up = berth::bench::berth_row("upload a 100 MB tree (PUT, extract, apply)", "ms", "",
+                                    "PUT …/source of a tree other than the workspace's (every file new): body streamed to "
+                                    "disk, extracted, applied, hashed, recorded; " + tree);
+  auto again = berth::bench::berth_row("upload an unchanged 100 MB tree again", "ms", "",
+                                       "the same archive as the workspace holds, PUT again; " + tree);
+  auto snap = berth::bench::berth_row("snapshot a 100 MB workspace in a deploy", "ms", "",
+                                      "the deploy's preparing phase (server-side span): the consistent copy of preview/src; " + tree);
   for (int r = 0; r < runs; ++r) {
     const auto& body = archives[r % 2];
     double ms = 0;
@@ -223,14 +191,12 @@ int main(int argc, char** argv) {
   }
   g_session.final_cleanup();
 
-  json rows = json::array();
-  for (auto* s : {&up, &again, &snap}) {
-    rows.push_back({{"figure", s->figure}, {"subject", "berth"}, {"app", "-"}, {"unit", "ms"},
-                    {"median", berth::bench::median(s->runs)}, {"runs", s->runs}, {"notes", s->notes}});
-    std::printf("%-50s median %9.1f ms  (min %.1f, max %.1f)\n", s->figure.c_str(), berth::bench::median(s->runs),
-                *std::min_element(s->runs.begin(), s->runs.end()), *std::max_element(s->runs.begin(), s->runs.end()));
+  std::vector<berth::bench::figure_row> rows = {up, again, snap};
+  berth::bench::print_rows(rows);
+  std::string error;
+  if (!json_file.empty() && !berth::bench::write_rows(json_file, "bench_workspace", rows, &error)) {
+    std::fprintf(stderr, "%s\n", error.c_str());
+    return 1;
   }
-  json out = {{"bench", "bench_workspace"}, {"date", iso_now()}, {"machine", machine()}, {"rows", rows}};
-  if (!json_file.empty()) std::ofstream(json_file) << out.dump(2) << "\n";
   return 0;
 }

@@ -4,15 +4,14 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <memory>
 #include <vector>
 
 #include <fmt/format.h>
 #include <httplib.h>
-#include <openssl/evp.h>
 
 #include "runtime/files/disk_guard.hpp"
 #include "runtime/files/fs_util.hpp"
+#include "runtime/release/sha256_digest.hpp"
 
 namespace berth::http {
 
@@ -35,17 +34,11 @@ status receive_body(const httplib::ContentReader& reader, uint64_t declared, con
   status guard = status::ok();
   uint64_t got = 0, next_check = guard_every;
   bool complete = reader([&](const char* data, size_t len) {
-    while (len > 0) {
-      auto n = ::write(fd, data, len);
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) {
-        failed = errno;
-        return false;
-      }
-      data += n;
-      len -= static_cast<size_t>(n);
-      got += static_cast<uint64_t>(n);
+    if (!fsutil::write_all(fd, data, len)) {
+      failed = errno;
+      return false;
     }
+    got += len;
     if (got >= next_check) {
       next_check = got + guard_every;
       if (guard = disk_guard::room("receiving an upload"); !guard) return false;
@@ -67,8 +60,7 @@ status receive_body(const httplib::ContentReader& reader, uint64_t declared, con
 }
 
 status sha256_of(int fd, uint64_t size, std::string* hex) {
-  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
-  if (!ctx || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1) return status::io_error("sha256: no context");
+  release_detail::sha256_digest h;
   std::vector<char> buf(chunk);
   for (uint64_t off = 0; off < size;) {
     auto n = ::pread(fd, buf.data(), static_cast<size_t>(std::min<uint64_t>(buf.size(), size - off)),
@@ -76,14 +68,11 @@ status sha256_of(int fd, uint64_t size, std::string* hex) {
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) return status::io_error("reading the file: " + fsutil::errstr(errno));
     if (n == 0) return status::io_error("the file became shorter while it was read");
-    EVP_DigestUpdate(ctx.get(), buf.data(), static_cast<size_t>(n));
+    h.bytes(buf.data(), static_cast<size_t>(n));
     off += static_cast<uint64_t>(n);
   }
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_DigestFinal_ex(ctx.get(), md, &len);
-  hex->clear();
-  for (unsigned i = 0; i < len; ++i) *hex += fmt::format("{:02x}", md[i]);
+  *hex = h.hex();
+  if (hex->empty()) return status::io_error("sha256: OpenSSL failed");
   return status::ok();
 }
 

@@ -3,6 +3,7 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <ctime>
@@ -44,6 +45,15 @@ double rounded(double v) { return std::round(v * 100) / 100; }
 
 }  // namespace
 
+figure_row berth_row(std::string figure, std::string unit, std::string target, std::string notes) {
+  figure_row r;
+  r.figure = std::move(figure);
+  r.unit = std::move(unit);
+  r.notes = std::move(notes);
+  r.target = std::move(target);
+  return r;
+}
+
 nlohmann::json machine_json() {
   utsname u{};
   ::uname(&u);
@@ -52,7 +62,8 @@ nlohmann::json machine_json() {
   return {{"cpus", std::thread::hardware_concurrency()},
           {"model", first_line_value("/proc/cpuinfo", "model name")},
           {"kernel", u.release},
-          {"mem_mb", mem_kb / 1024}};
+          {"mem_mb", mem_kb / 1024},
+          {"loadavg", loadavg()}};
 }
 
 bool write_rows(const std::string& path, const std::string& bench, const std::vector<figure_row>& rows,
@@ -81,6 +92,17 @@ bool write_rows(const std::string& path, const std::string& bench, const std::ve
     return false;
   }
   return true;
+}
+
+void print_rows(const std::vector<figure_row>& rows) {
+  size_t width = 0;
+  for (auto& r : rows) width = std::max(width, r.figure.size());
+  for (auto& r : rows) {
+    if (r.runs.empty()) continue;
+    auto [lo, hi] = std::minmax_element(r.runs.begin(), r.runs.end());
+    std::printf("%-*s median %9.1f %s  (min %.1f, max %.1f)\n", static_cast<int>(width), r.figure.c_str(),
+                median(r.runs), r.unit.c_str(), *lo, *hi);
+  }
 }
 
 }  // namespace berth::bench

@@ -9,6 +9,7 @@
 namespace berth::bench {
 
 // One figure of one subject: the median of `runs` (NAN runs are dropped; no run: median null).
+// Used by bench_scale and the file benchmarks (bench_packaging, bench_workspace, ...).
 struct figure_row {
   std::string figure;          // the row name, e.g. "GET a project (wrk, loopback): req/s"
   std::string subject = "berth";
@@ -19,12 +20,18 @@ struct figure_row {
   std::string notes;
 };
 
-// {"cpus", "model", "kernel", "mem_mb"} of this machine (/proc/cpuinfo, uname, /proc/meminfo).
+// A berth row of `unit` with no runs yet.
+figure_row berth_row(std::string figure, std::string unit, std::string target, std::string notes);
+
+// {"cpus", "model", "kernel", "mem_mb", "loadavg"} of this machine (/proc/cpuinfo, uname, /proc/meminfo).
 nlohmann::json machine_json();
 
 // Writes {"bench": name, "date": now (ISO-8601 UTC), "machine", "rows"} to `path` (atomically:
 // a temp file renamed). False (and *error) when it cannot.
 bool write_rows(const std::string& path, const std::string& bench, const std::vector<figure_row>& rows,
                 std::string* error);
+
+// One line per row on stdout: figure, median, unit, min and max of the runs.
+void print_rows(const std::vector<figure_row>& rows);
 
 }  // namespace berth::bench

@@ -9,20 +9,11 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "runtime/files/fs_util.hpp"
+
 namespace berth::cli {
 
 namespace {
-
-std::vector<std::string> split(const std::string& s) {
-  std::vector<std::string> out;
-  size_t start = 0;
-  for (;;) {
-    auto slash = s.find('/', start);
-    out.push_back(s.substr(start, slash == std::string::npos ? std::string::npos : slash - start));
-    if (slash == std::string::npos) return out;
-    start = slash + 1;
-  }
-}
 
 // Trailing spaces are dropped unless escaped with a backslash (as git does).
 std::string trim_trailing_spaces(std::string line) {
@@ -81,7 +72,7 @@ ignore_rules ignore_rules::parse(const std::string& text) {
     while (!line.empty() && line[0] == '/') line.erase(0, 1);
     if (line.empty()) continue;
     if (!anchored) r.segments.push_back("**");
-    for (auto& seg : split(line))
+    for (auto& seg : fsutil::split_slash(line))
       if (!seg.empty()) r.segments.push_back(seg);  // "a//b" is "a/b"
     out.rules_.push_back(std::move(r));
   }
@@ -106,7 +97,7 @@ ignore_rules ignore_rules::load(const std::string& path) {
 }
 
 bool ignore_rules::excluded(const std::string& path, bool is_dir) const {
-  auto segments = split(path);
+  auto segments = fsutil::split_slash(path);
   for (auto it = rules_.rbegin(); it != rules_.rend(); ++it) {
     if (it->dir_only && !is_dir) continue;
     if (match_segments(it->segments, 0, segments, 0)) return !it->negate;

@@ -19,6 +19,39 @@ namespace fs = std::filesystem;
 
 std::string errstr(int e) { return std::strerror(e); }
 
+status read_chunks(int fd, const std::string& shown, const std::function<status(const char*, size_t)>& chunk) {
+  std::vector<char> buf(1 << 16);
+  for (;;) {
+    ssize_t n = ::read(fd, buf.data(), buf.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return status::io_error(fmt::format("read {}: {}", shown, errstr(errno)));
+    if (n == 0) return status::ok();
+    if (auto s = chunk(buf.data(), static_cast<size_t>(n)); !s) return s;
+  }
+}
+
+bool write_all(int fd, const char* p, size_t n) {
+  while (n > 0) {
+    ssize_t w = ::write(fd, p, n);
+    if (w < 0 && errno == EINTR) continue;
+    if (w < 0) return false;
+    p += w;
+    n -= static_cast<size_t>(w);
+  }
+  return true;
+}
+
+std::vector<std::string> split_slash(const std::string& path) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  for (;;) {
+    size_t slash = path.find('/', start);
+    out.push_back(path.substr(start, slash == std::string::npos ? std::string::npos : slash - start));
+    if (slash == std::string::npos) return out;
+    start = slash + 1;
+  }
+}
+
 std::string random_suffix() {
   std::random_device rd;
   uint64_t v = (static_cast<uint64_t>(rd()) << 32) | rd();

@@ -9,64 +9,20 @@
 #include <utility>
 
 #include <fmt/format.h>
-#include <openssl/evp.h>
 #include "runtime/files/fs_util.hpp"
 #include "runtime/process/exec_gate.hpp"
 #include "runtime/release/artifacts.hpp"
-#include "runtime/release/hash_encoding.hpp"
+#include "runtime/release/sha256_digest.hpp"
 
 namespace berth::release_detail {
 
 namespace {
 
 using fsutil::errstr;
-
-class sha256 : public hash_encoding<sha256> {
- public:
-  sha256() : ctx_(EVP_MD_CTX_new()) {
-    ok_ = ctx_ != nullptr && EVP_DigestInit_ex(ctx_, EVP_sha256(), nullptr) == 1;
-  }
-  ~sha256() { EVP_MD_CTX_free(ctx_); }
-  sha256(const sha256&) = delete;
-  sha256& operator=(const sha256&) = delete;
-
-  void bytes(const void* p, size_t n) {
-    if (ok_ && n > 0) ok_ = EVP_DigestUpdate(ctx_, p, n) == 1;
-  }
-  // "" if OpenSSL failed somewhere.
-  std::string hex() {
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int n = 0;
-    if (!ok_ || EVP_DigestFinal_ex(ctx_, md, &n) != 1) return "";
-    static const char* digits = "0123456789abcdef";
-    std::string out;
-    for (unsigned int i = 0; i < n; ++i) {
-      out += digits[md[i] >> 4];
-      out += digits[md[i] & 0xf];
-    }
-    return out;
-  }
-
- private:
-  EVP_MD_CTX* ctx_;
-  bool ok_ = false;
-};
-
-bool write_all(int fd, const char* p, size_t n) {
-  while (n > 0) {
-    ssize_t w = ::write(fd, p, n);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      return false;
-    }
-    p += w;
-    n -= static_cast<size_t>(w);
-  }
-  return true;
-}
+using fsutil::write_all;
 
 status copy_and_hash_file(const fs::path& root, const std::string& rel, const entry& e,
-                          const fs::path* dest, sha256* h) {
+                          const fs::path* dest, sha256_digest* h) {
   h->str("file");
   h->str(rel);
   h->u64(e.mode);
@@ -98,25 +54,15 @@ status copy_and_hash_file(const fs::path& root, const std::string& rel, const en
       return status::io_error(fmt::format("create {}: {}", out_path.string(), errstr(err)));
     }
   }
-  std::vector<char> buf(1 << 16);
   uint64_t total = 0;
-  status result;
-  for (;;) {
-    ssize_t n = ::read(in, buf.data(), buf.size());
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      result = status::io_error(fmt::format("read {}: {}", rel, errstr(errno)));
-      break;
-    }
-    if (n == 0) break;
-    total += static_cast<uint64_t>(n);
-    if (total > size) break;
-    h->bytes(buf.data(), static_cast<size_t>(n));
-    if (out >= 0 && !write_all(out, buf.data(), static_cast<size_t>(n))) {
-      result = status::io_error(fmt::format("write {}: {}", out_path.string(), errstr(errno)));
-      break;
-    }
-  }
+  status result = fsutil::read_chunks(in, rel, [&](const char* p, size_t n) {
+    total += n;
+    if (total > size) return status::corruption(fmt::format("{} changed while packaging", rel));
+    h->bytes(p, n);
+    if (out >= 0 && !write_all(out, p, n))
+      return status::io_error(fmt::format("write {}: {}", out_path.string(), errstr(errno)));
+    return status::ok();
+  });
   ::close(in);
   if (result && total != size) result = status::corruption(fmt::format("{} changed while packaging", rel));
   if (out >= 0) {
@@ -169,7 +115,7 @@ int open_below(const fs::path& root, const fs::path& abs) {
 }
 
 status process(const fs::path& root, const entry_map& entries, const fs::path* dest, std::string* hex) {
-  sha256 h;
+  sha256_digest h;
   h.str("berth-release-v1");
   std::vector<std::pair<fs::path, uint32_t>> dirs;  // modes applied last, deepest first
   for (auto& [rel, e] : entries) {

@@ -23,11 +23,13 @@
 #include "runtime/release/hash_encoding.hpp"
 #include "runtime/release/package_cache.hpp"
 #include "runtime/release/release.hpp"
+#include "runtime/release/sha256_digest.hpp"
 
 namespace berth {
 
 namespace fs = std::filesystem;
 using fsutil::errstr;
+using fsutil::write_all;
 using namespace release_detail;
 
 namespace {
@@ -49,13 +51,7 @@ struct hasher : hash_encoding<hasher> {
     SHA256_CTX copy = ctx;
     unsigned char md[SHA256_DIGEST_LENGTH];
     SHA256_Final(md, &copy);
-    static const char* digits = "0123456789abcdef";
-    std::string out;
-    for (unsigned char c : md) {
-      out += digits[c >> 4];
-      out += digits[c & 0xf];
-    }
-    return out;
+    return sha256_digest::to_hex(std::string(reinterpret_cast<const char*>(md), sizeof md));
   }
 };
 
@@ -84,17 +80,6 @@ bool read_full(int fd, char* p, size_t n, size_t* got) {
     if (r < 0) return false;
     if (r == 0) break;
     *got += static_cast<size_t>(r);
-  }
-  return true;
-}
-
-bool write_all(int fd, const char* p, size_t n) {
-  while (n > 0) {
-    ssize_t w = ::write(fd, p, n);
-    if (w < 0 && errno == EINTR) continue;
-    if (w < 0) return false;
-    p += w;
-    n -= static_cast<size_t>(w);
   }
   return true;
 }

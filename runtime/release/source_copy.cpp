@@ -1,6 +1,5 @@
 // The local-folder snapshot (see source.hpp): a copy that opens every entry relative to its
 // already-open parent with O_NOFOLLOW, re-creating symlinks and never following them.
-#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -13,6 +12,7 @@
 #include <vector>
 
 #include <fmt/format.h>
+#include "runtime/files/dir_list.hpp"
 #include "runtime/release/source_file_copy.hpp"
 #include "runtime/release/source_snapshot.hpp"
 
@@ -44,23 +44,8 @@ status copy_and_record(int from_dir, int to_dir, const char* name, const fs::pat
 status copy_tree(int from_dir, int to_dir, const fs::path& from, const fs::path& to, const fs::path& rel,
                  const link_roots& roots, std::vector<std::pair<fs::path, mode_t>>* dir_modes,
                  snapshot_record* record) {
-  int list_fd = ::dup(from_dir);
-  if (list_fd < 0) return status::io_error(fmt::format("list {}: {}", from.string(), errstr(errno)));
-  DIR* dir = ::fdopendir(list_fd);
-  if (dir == nullptr) {
-    ::close(list_fd);
-    return status::io_error(fmt::format("list {}: {}", from.string(), errstr(errno)));
-  }
   std::vector<std::string> names;
-  errno = 0;
-  while (dirent* d = ::readdir(dir)) {
-    std::string n = d->d_name;
-    if (n != "." && n != ".." && n != ".git") names.push_back(std::move(n));
-    errno = 0;
-  }
-  int list_err = errno;
-  ::closedir(dir);
-  if (list_err != 0) return status::io_error(fmt::format("list {}: {}", from.string(), errstr(list_err)));
+  if (auto s = fsutil::list_dir(from_dir, from, fsutil::dot_git::skip, &names); !s) return s;
 
   for (auto& name : names) {
     fs::path src = from / name, dst = to / name;

@@ -68,26 +68,14 @@ status copy_file_at(int from_dir, int to_dir, const char* name, const fs::path& 
   exec_gate_scope writing(exec_gate::kind::write);  // until `copy` is closed (exec_gate.hpp)
   fd_guard copy(::openat(to_dir, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
   if (copy.fd < 0) return status::io_error(fmt::format("create {}: {}", shown_to.string(), errstr(errno)));
-  std::vector<char> buf(1 << 16);
-  for (;;) {
-    ssize_t n = ::read(in.fd, buf.data(), buf.size());
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return status::io_error(fmt::format("read {}: {}", shown_from.string(), errstr(errno)));
-    }
-    if (n == 0) break;
-    if (feed) feed(buf.data(), static_cast<size_t>(n));
-    out->bytes += static_cast<uint64_t>(n);
-    const char* p = buf.data();
-    size_t left = static_cast<size_t>(n);
-    while (left > 0) {
-      ssize_t w = ::write(copy.fd, p, left);
-      if (w < 0 && errno == EINTR) continue;
-      if (w < 0) return status::io_error(fmt::format("write {}: {}", shown_to.string(), errstr(errno)));
-      p += w;
-      left -= static_cast<size_t>(w);
-    }
-  }
+  auto read = fsutil::read_chunks(in.fd, shown_from.string(), [&](const char* p, size_t n) {
+    if (feed) feed(p, n);
+    out->bytes += n;
+    if (!fsutil::write_all(copy.fd, p, n))
+      return status::io_error(fmt::format("write {}: {}", shown_to.string(), errstr(errno)));
+    return status::ok();
+  });
+  if (!read) return read;
   if (::fchmod(copy.fd, mode) != 0)
     return status::io_error(fmt::format("chmod {}: {}", shown_to.string(), errstr(errno)));
   struct stat after, copied;

@@ -11,6 +11,7 @@
 
 #include <fmt/format.h>
 
+#include "runtime/files/dir_list.hpp"
 #include "runtime/files/fs_util.hpp"
 #include "runtime/workspace/tree_apply.hpp"
 
@@ -32,7 +33,7 @@ status prepare_dir(int dir, const fs::path& shown, const std::string& rel, const
   if (depth >= max_depth)
     return status::invalid_argument(fmt::format("{}: folders nested deeper than {}", rel, max_depth));
   std::vector<std::string> names;
-  auto s = list_names(dir, shown, &names);
+  auto s = fsutil::list_dir(dir, shown, fsutil::dot_git::keep, &names);
   if (!s) return s;
   bool chown = owner.uid != 0;
   for (auto& n : names) {
@@ -83,11 +84,10 @@ status move_entry(int from, int to, const std::string& name, const fs::path& sho
 // moves whole; one it has is merged into (its mode set to the new tree's).
 status move_in(int sdir, int ldir, const fs::path& shown, int depth) {
   std::vector<std::string> names;
-  auto s = list_names(sdir, shown, &names);
+  auto s = fsutil::list_dir(sdir, shown, fsutil::dot_git::skip, &names);
   if (!s) return s;
   bool changed = false;
   for (auto& n : names) {
-    if (n == ".git") continue;
     struct stat ss, ls;
     if (::fstatat(sdir, n.c_str(), &ss, AT_SYMLINK_NOFOLLOW) != 0) return io("stat staged", shown / n, errno);
     if (S_ISDIR(ss.st_mode) && ::fstatat(ldir, n.c_str(), &ls, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(ls.st_mode)) {
@@ -118,11 +118,10 @@ status move_in(int sdir, int ldir, const fs::path& shown, int depth) {
 status remove_extras(int ldir, const std::string& rel, const fs::path& shown,
                      const std::unordered_map<std::string, char>& keep, int depth) {
   std::vector<std::string> names;
-  auto s = list_names(ldir, shown, &names);
+  auto s = fsutil::list_dir(ldir, shown, fsutil::dot_git::skip, &names);
   if (!s) return s;
   bool changed = false;
   for (auto& n : names) {
-    if (n == ".git") continue;
     std::string p = join(rel, n);
     auto it = keep.find(p);
     if (it == keep.end()) {

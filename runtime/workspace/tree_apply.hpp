@@ -32,9 +32,6 @@ struct fd_guard {
 // Opens the folder `name` below `dir` (O_DIRECTORY|O_NOFOLLOW); -1 with errno on failure.
 int open_dir_at(int dir, const char* name);
 
-// The names in the folder open as `dir` (not "." or ".."), or io_error naming `shown`.
-status list_names(int dir, const fs::path& shown, std::vector<std::string>* names);
-
 // Removes the entry `name` of `dir` whatever it is: a file or link is unlinked (a link itself,
 // never its target), a folder emptied depth-first through descriptors and removed. Missing: ok.
 status remove_entry_at(int dir, const std::string& name, const fs::path& shown, int depth = 0);

@@ -63,16 +63,11 @@ status check_tree_path(const std::string& rel) {
   if (rel.size() > 4096) return bad("longer than 4096 bytes");
   if (rel.find('\0') != std::string::npos) return bad("contains a NUL byte");
   if (rel.front() == '/') return bad("absolute (it must be relative to the tree)");
-  std::string::size_type start = 0;
-  for (;;) {
-    auto slash = rel.find('/', start);
-    std::string c = rel.substr(start, slash == std::string::npos ? std::string::npos : slash - start);
+  for (auto& c : fsutil::split_slash(rel)) {
     if (c.empty()) return bad("an empty component (\"//\" or a trailing \"/\")");
     if (c == "." || c == "..") return bad("a \".\" or \"..\" component");
     if (c.size() > 255) return bad("a component longer than 255 bytes");
     if (c == ".git") return bad("inside .git (not part of the tree)");
-    if (slash == std::string::npos) break;
-    start = slash + 1;
   }
   return status::ok();
 }

@@ -1,5 +1,4 @@
 // Descriptor-relative folder helpers and the APPLY intent file (tree_apply.hpp).
-#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -11,6 +10,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "runtime/files/dir_list.hpp"
 #include "runtime/files/fs_util.hpp"
 #include "runtime/workspace/tree_apply.hpp"
 
@@ -32,27 +32,6 @@ int open_dir_at(int dir, const char* name) {
   return ::openat(dir, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 }
 
-status list_names(int dir, const fs::path& shown, std::vector<std::string>* names) {
-  names->clear();
-  int list_fd = ::openat(dir, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);  // own offset, `dir` untouched
-  if (list_fd < 0) return status::io_error(fmt::format("list {}: {}", shown.string(), errstr(errno)));
-  DIR* d = ::fdopendir(list_fd);
-  if (d == nullptr) {
-    ::close(list_fd);
-    return status::io_error(fmt::format("list {}: {}", shown.string(), errstr(errno)));
-  }
-  errno = 0;
-  while (dirent* e = ::readdir(d)) {
-    std::string n = e->d_name;
-    if (n != "." && n != "..") names->push_back(std::move(n));
-    errno = 0;
-  }
-  int err = errno;
-  ::closedir(d);
-  if (err != 0) return status::io_error(fmt::format("list {}: {}", shown.string(), errstr(err)));
-  return status::ok();
-}
-
 status remove_entry_at(int dir, const std::string& name, const fs::path& shown, int depth) {
   // The app may swap the entry for another kind while it is removed: a few rounds, each
   // starting again from what is there now.
@@ -72,7 +51,7 @@ status remove_entry_at(int dir, const std::string& name, const fs::path& shown, 
     if (::geteuid() != 0 && ::fstat(sub.fd, &st) == 0 && (st.st_mode & 0700) != 0700)
       ::fchmod(sub.fd, 0700);  // a read-only folder the app made: berth must empty it
     std::vector<std::string> names;
-    auto s = list_names(sub.fd, shown, &names);
+    auto s = fsutil::list_dir(sub.fd, shown, fsutil::dot_git::keep, &names);
     if (!s) return s;
     for (auto& n : names) {
       s = remove_entry_at(sub.fd, n, shown / n, depth + 1);
@@ -87,14 +66,7 @@ status remove_entry_at(int dir, const std::string& name, const fs::path& shown, 
 
 status open_parent(int root, const std::string& rel, bool create, const sandbox_identity& owner,
                    fd_guard* parent, std::string* leaf) {
-  std::vector<std::string> parts;
-  std::string::size_type start = 0;
-  for (;;) {
-    auto slash = rel.find('/', start);
-    parts.push_back(rel.substr(start, slash == std::string::npos ? std::string::npos : slash - start));
-    if (slash == std::string::npos) break;
-    start = slash + 1;
-  }
+  std::vector<std::string> parts = fsutil::split_slash(rel);
   fd_guard cur(::dup(root));
   if (cur.fd < 0) return status::io_error(fmt::format("dup: {}", errstr(errno)));
   std::string walked;
@@ -161,16 +133,10 @@ status write_intent(int staging_dir, const fs::path& staging, const apply_intent
   const char* tmp = "APPLY.tmp";
   fd_guard out(::openat(staging_dir, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600));
   if (out.fd < 0) return status::io_error(fmt::format("create {}/{}: {}", staging.string(), tmp, errstr(errno)));
-  size_t done = 0;
-  while (done < text.size()) {
-    ssize_t n = ::write(out.fd, text.data() + done, text.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      int e = errno;
-      return e == ENOSPC ? status::no_space(fmt::format("write {}/APPLY: {}", staging.string(), errstr(e)))
-                         : status::io_error(fmt::format("write {}/APPLY: {}", staging.string(), errstr(e)));
-    }
-    done += static_cast<size_t>(n);
+  if (!fsutil::write_all(out.fd, text.data(), text.size())) {
+    int e = errno;
+    return e == ENOSPC ? status::no_space(fmt::format("write {}/APPLY: {}", staging.string(), errstr(e)))
+                       : status::io_error(fmt::format("write {}/APPLY: {}", staging.string(), errstr(e)));
   }
   if (::fsync(out.fd) != 0 || ::close(out.release()) != 0)
     return status::io_error(fmt::format("sync {}/APPLY: {}", staging.string(), errstr(errno)));

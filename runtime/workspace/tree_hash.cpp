@@ -2,7 +2,6 @@
 // file relative to its open parent with O_NOFOLLOW, and a per-tree cache of file hashes.
 #include "runtime/workspace/tree_hash.hpp"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -15,14 +14,15 @@
 #include <vector>
 
 #include <fmt/format.h>
+#include "runtime/files/dir_list.hpp"
 #include "runtime/files/fs_util.hpp"
-#include "runtime/workspace/sha256_digest.hpp"
+#include "runtime/release/sha256_digest.hpp"
 
 namespace berth {
 
 namespace fs = std::filesystem;
 using fsutil::errstr;
-using workspace_detail::sha256_digest;
+using release_detail::sha256_digest;
 
 namespace {
 
@@ -57,7 +57,7 @@ class walker {
   // Lists the folder open as `dir` (at `rel` below the root, "" for the root) and everything below.
   status walk(int dir, const fs::path& shown, const std::string& rel) {
     std::vector<std::string> names;
-    if (auto s = list(dir, shown, &names); !s) return s;
+    if (auto s = fsutil::list_dir(dir, shown, fsutil::dot_git::skip, &names); !s) return s;
     for (auto& name : names) {
       std::string path = rel.empty() ? name : rel + "/" + name;
       fs::path at = shown / name;
@@ -108,25 +108,6 @@ class walker {
   tree_hash_cache* cache_;
   const snapshot_record* from_;
 
-  static status list(int dir, const fs::path& shown, std::vector<std::string>* names) {
-    int list_fd = ::dup(dir);
-    if (list_fd < 0) return status::io_error(fmt::format("list {}: {}", shown.string(), errstr(errno)));
-    DIR* d = ::fdopendir(list_fd);
-    if (d == nullptr) {
-      ::close(list_fd);
-      return status::io_error(fmt::format("list {}: {}", shown.string(), errstr(errno)));
-    }
-    errno = 0;
-    while (dirent* de = ::readdir(d)) {
-      std::string n = de->d_name;
-      if (n != "." && n != ".." && n != ".git") names->push_back(std::move(n));
-      errno = 0;
-    }
-    int err = errno;
-    ::closedir(d);
-    if (err != 0) return status::io_error(fmt::format("list {}: {}", shown.string(), errstr(err)));
-    return status::ok();
-  }
 
   // The identity a file's hash is remembered under: its own, or with `copied_from` the source
   // it is an untouched copy of. False when it must not be looked up or remembered at all.
@@ -161,18 +142,13 @@ class walker {
       return status::ok();
     }
     sha256_digest h;
-    std::vector<char> buf(1 << 16);
     uint64_t size = 0;
-    for (;;) {
-      ssize_t n = ::read(in.fd, buf.data(), buf.size());
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        return status::io_error(fmt::format("read {}: {}", shown.string(), errstr(errno)));
-      }
-      if (n == 0) break;
-      h.bytes(buf.data(), static_cast<size_t>(n));
-      size += static_cast<uint64_t>(n);
-    }
+    auto read = fsutil::read_chunks(in.fd, shown.string(), [&](const char* p, size_t n) {
+      h.bytes(p, n);
+      size += n;
+      return status::ok();
+    });
+    if (!read) return read;
     e->size = size;  // what was read, so that size and content always agree
     e->sha256 = h.hex();
     if (e->sha256.empty()) return status::io_error(fmt::format("hash {}: SHA-256 failed", shown.string()));

@@ -243,13 +243,7 @@ class extractor {
       if (n == 0) break;
       if (static_cast<uint64_t>(n) > limits_.max_unpacked_bytes - sum_->bytes) return fail_at(name, over_bytes());
       sum_->bytes += static_cast<uint64_t>(n);
-      for (const char* p = buf_.data(); n > 0;) {
-        ssize_t w = ::write(out.fd, p, static_cast<size_t>(n));
-        if (w < 0 && errno == EINTR) continue;
-        if (w < 0) return disk_error("write", name, errno);
-        p += w;
-        n -= w;
-      }
+      if (!fsutil::write_all(out.fd, buf_.data(), static_cast<size_t>(n))) return disk_error("write", name, errno);
     }
     mode_t mode = (archive_entry_perm(e) & 0755) | 0600;  // no setuid/setgid/sticky, no group/other write
     if (::fchmod(out.fd, mode) != 0) return disk_error("chmod", name, errno);

@@ -2,21 +2,13 @@
 
 #include <fmt/format.h>
 
+#include "runtime/files/fs_util.hpp"
+
 namespace berth::upload_detail {
 
 namespace {
 
-// Splits on '/', keeping empty components (the callers decide what they mean).
-std::vector<std::string> split_slash(const std::string& s) {
-  std::vector<std::string> out;
-  size_t start = 0;
-  for (;;) {
-    size_t slash = s.find('/', start);
-    out.push_back(s.substr(start, slash == std::string::npos ? std::string::npos : slash - start));
-    if (slash == std::string::npos) return out;
-    start = slash + 1;
-  }
-}
+using fsutil::split_slash;
 
 constexpr int kMaxHops = 40;
 

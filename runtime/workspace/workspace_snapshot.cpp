@@ -5,7 +5,6 @@
 // (runtime/release/source_file_copy.hpp), so links, modes and the exec gate work the same way.
 #include "runtime/workspace/workspace_snapshot.hpp"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -19,15 +18,16 @@
 #include <vector>
 
 #include <fmt/format.h>
+#include "runtime/files/dir_list.hpp"
 #include "runtime/release/source_file_copy.hpp"
 #include "runtime/release/source_snapshot.hpp"
-#include "runtime/workspace/sha256_digest.hpp"
+#include "runtime/release/sha256_digest.hpp"
 
 namespace berth {
 
 namespace fs = std::filesystem;
 using namespace source_detail;
-using workspace_detail::sha256_digest;
+using release_detail::sha256_digest;
 
 namespace {
 
@@ -62,7 +62,7 @@ class syncer {
   status sync(int live_dir, int copy_dir, const fs::path& live_shown, const fs::path& copy_shown,
               const std::string& rel, node& dir) {
     std::vector<std::string> names;
-    if (auto s = list(live_dir, live_shown, &names); !s) return s;
+    if (auto s = fsutil::list_dir(live_dir, live_shown, fsutil::dot_git::skip, &names); !s) return s;
     std::set<std::string> present;
     for (auto& name : names) {
       std::string path = rel.empty() ? name : rel + "/" + name;
@@ -108,25 +108,6 @@ class syncer {
     if (fixes++ == 0) first_fix = path;
   }
 
-  static status list(int dir, const fs::path& shown, std::vector<std::string>* names) {
-    int list_fd = ::dup(dir);
-    if (list_fd < 0) return status::io_error(fmt::format("list {}: {}", shown.string(), errstr(errno)));
-    DIR* d = ::fdopendir(list_fd);
-    if (d == nullptr) {
-      ::close(list_fd);
-      return status::io_error(fmt::format("list {}: {}", shown.string(), errstr(errno)));
-    }
-    errno = 0;
-    while (dirent* de = ::readdir(d)) {
-      std::string n = de->d_name;
-      if (n != "." && n != ".." && n != ".git") names->push_back(std::move(n));
-      errno = 0;
-    }
-    int err = errno;
-    ::closedir(d);
-    if (err != 0) return status::io_error(fmt::format("list {}: {}", shown.string(), errstr(err)));
-    return status::ok();
-  }
 
   // The copy is berth's own private folder: removing by path there is safe.
   static status remove_copy(int copy_dir, const std::string& name, const fs::path& shown, const node& n) {

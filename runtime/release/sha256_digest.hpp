@@ -1,5 +1,5 @@
-// Internal to runtime/workspace/: SHA-256 through OpenSSL's EVP interface, with the release
-// hash's encoding of numbers and strings (hash_encoding.hpp).
+// SHA-256 through OpenSSL's EVP interface, with the release hash's encoding of numbers and
+// strings (hash_encoding.hpp): the release hash (artifact_hash.cpp) and the workspace's tree hash.
 #pragma once
 #include <openssl/evp.h>
 
@@ -7,9 +7,9 @@
 
 #include "runtime/release/hash_encoding.hpp"
 
-namespace berth::workspace_detail {
+namespace berth::release_detail {
 
-class sha256_digest : public release_detail::hash_encoding<sha256_digest> {
+class sha256_digest : public hash_encoding<sha256_digest> {
  public:
   sha256_digest() : ctx_(EVP_MD_CTX_new()) {
     ok_ = ctx_ != nullptr && EVP_DigestInit_ex(ctx_, EVP_sha256(), nullptr) == 1;
@@ -63,4 +63,4 @@ class sha256_digest : public release_detail::hash_encoding<sha256_digest> {
   bool ok_ = false;
 };
 
-}  // namespace berth::workspace_detail
+}  // namespace berth::release_detail
