@@ -165,7 +165,7 @@ void deploy(api_client& api, const std::string& name) {
   }
 }
 
-void print_rows(const std::vector<figure_row>& rows) {
+void print_table(const std::vector<figure_row>& rows) {
   std::printf("\n%-66s %10s %-8s %-14s %s\n", "figure", "median", "unit", "target", "runs");
   for (auto& r : rows) {
     std::string runs;
@@ -326,7 +326,7 @@ int main(int argc, char** argv) {
 
   std::string load_after = loadavg();
   g_session.final_cleanup();
-  print_rows(rows);
+  print_table(rows);
   std::printf("load(1/5/15m) after %s\n", load_after.c_str());
   if (!p.json_out.empty()) {
     checkpoint(rows);
