@@ -223,6 +223,7 @@ caf::result<bool> remove(self_ptr self, const std::string& name) {
                         log_kv(spdlog::level::warn, "projects: removing what the runtimes keep: " + s.message(),
                                project_fields(name));
                       remove_project_dir(paths);
+                      forget_hash_cache(paths.preview_src);  // a project made again starts afresh
                     },
                     [=](const std::string&) mutable {
                       self->state.index.erase(name);

@@ -180,16 +180,44 @@ void tree_hash_cache::forget_all() {
   by_path_.clear();
 }
 
-std::shared_ptr<tree_hash_cache> hash_cache_for(const fs::path& root) {
-  static std::mutex mu;
-  static std::map<std::string, std::shared_ptr<tree_hash_cache>> caches;
+void tree_hash_cache::keep_only(const std::vector<tree_entry>& entries) {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (auto it = by_path_.begin(); it != by_path_.end();) {
+    auto found = std::lower_bound(entries.begin(), entries.end(), it->first,
+                                  [](const tree_entry& e, const std::string& p) { return e.path < p; });
+    if (found == entries.end() || found->path != it->first)
+      it = by_path_.erase(it);
+    else
+      ++it;
+  }
+}
+
+namespace {
+
+std::mutex caches_mu;
+std::map<std::string, std::shared_ptr<tree_hash_cache>> caches;
+
+std::string cache_key_of(const fs::path& root) {
   std::error_code ec;
   std::string key = fs::absolute(root, ec).lexically_normal().string();
   while (key.size() > 1 && key.back() == '/') key.pop_back();  // "/a/b/" and "/a/b" are one tree
-  std::lock_guard<std::mutex> lock(mu);
+  return key;
+}
+
+}  // namespace
+
+std::shared_ptr<tree_hash_cache> hash_cache_for(const fs::path& root) {
+  auto key = cache_key_of(root);
+  std::lock_guard<std::mutex> lock(caches_mu);
   auto& cache = caches[key];
   if (!cache) cache = std::make_shared<tree_hash_cache>();
   return cache;
+}
+
+void forget_hash_cache(const fs::path& root) {
+  auto key = cache_key_of(root);
+  std::lock_guard<std::mutex> lock(caches_mu);
+  caches.erase(key);
 }
 
 status hash_tree(const fs::path& root, tree_listing* out, tree_hash_cache* cache, const snapshot_record* copied_from) {
@@ -221,6 +249,7 @@ status hash_tree(const fs::path& root, tree_listing* out, tree_hash_cache* cache
   }
   listing.hash = h.hex();
   if (listing.hash.empty()) return status::io_error(fmt::format("hash {}: SHA-256 failed", root.string()));
+  if (cache != nullptr) cache->keep_only(w.entries);
   listing.entries = std::move(w.entries);
   *out = std::move(listing);
   return status::ok();

@@ -38,13 +38,18 @@ class tree_hash_cache {
   bool find(const std::string& path, const file_identity& id, std::string* sha256) const;
   void put(const std::string& path, const file_identity& id, const std::string& sha256);
   void forget_all();
+  // Drops the paths a complete walk no longer found (`entries`: the tree's whole listing, sorted
+  // by path), so a tree whose files come and go does not grow the cache for ever.
+  void keep_only(const std::vector<tree_entry>& entries);
  private:
   mutable std::mutex mu_;
   std::unordered_map<std::string, std::pair<file_identity, std::string>> by_path_;
 };
 
-// One cache per tree for the life of the process (keyed by the tree's absolute path). Thread-safe.
+// One cache per tree (keyed by the tree's absolute path), kept until forget_hash_cache(root)
+// (the tree was removed, e.g. with its project). Thread-safe.
 std::shared_ptr<tree_hash_cache> hash_cache_for(const std::filesystem::path& root);
+void forget_hash_cache(const std::filesystem::path& root);
 
 // Walks `root` (never following a symlink: every folder is opened relative to its parent with
 // O_NOFOLLOW) and lists every entry below it, skipping entries named `.git` at any depth (as
@@ -53,7 +58,8 @@ std::shared_ptr<tree_hash_cache> hash_cache_for(const std::filesystem::path& roo
 // big-endian length + bytes), its mode (8 bytes), and for a file its size (8 bytes) and
 // content SHA-256 (32 raw bytes), for a link its target (length + bytes). Two trees with the
 // same paths, modes, contents and link targets have the same hash, wherever they are.
-// `cache` (optional) skips reading unchanged files. With `copied_from` (a snapshot's record,
+// `cache` (optional) skips reading unchanged files; after a complete walk it keeps only the
+// paths listed (tree_hash_cache::keep_only). With `copied_from` (a snapshot's record,
 // see snapshot_record.hpp), a file of `root` whose identity is still the copy's is looked up in
 // the cache under its source's identity (the copy holds exactly those bytes); other files are
 // read and not remembered, so the source tree's cache never learns the copy's identities.

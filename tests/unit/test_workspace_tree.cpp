@@ -14,6 +14,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <random>
 #include <set>
 #include <string>
@@ -384,4 +385,49 @@ TEST_CASE("workspace snapshot: a folder swapped for a link to /etc is copied as 
   CHECK(fs::is_symlink(dest / "d05"));
   CHECK(fs::read_symlink(dest / "d05") == "/etc");
   CHECK(listing.hash == hashed(live).hash);
+}
+
+TEST_CASE("the hash cache keeps only what the last walk of its tree found", "[workspace_tree]") {
+  berth::test::temp_dir t;
+  auto live = t.path / "live";
+  fs::create_directories(live / "gen");
+  for (int i = 0; i < 20; ++i) {
+    std::ofstream(live / "gen" / ("chunk-" + std::to_string(i) + ".js")) << "build " << i;
+  }
+  std::ofstream(live / "keep.txt") << "kept";
+  tree_hash_cache cache;
+  // Files are remembered only once they are older than the cache's recent window.
+  std::this_thread::sleep_for(std::chrono::milliseconds(120));
+  tree_listing first;
+  REQUIRE(hash_tree(live, &first, &cache).is_ok());
+  std::string sha;
+  auto id_of = [&](const std::string& rel) {
+    struct stat st {};
+    REQUIRE(::lstat((live / rel).c_str(), &st) == 0);
+    return file_identity::of(st);
+  };
+  auto old_id = id_of("gen/chunk-3.js");
+  CHECK(cache.find("gen/chunk-3.js", old_id, &sha));
+  // A rebuild names its chunks anew: the old names are dropped from the cache, the kept file stays.
+  fs::remove_all(live / "gen");
+  fs::create_directories(live / "gen");
+  std::ofstream(live / "gen" / "chunk-new.js") << "build new";
+  tree_listing second;
+  REQUIRE(hash_tree(live, &second, &cache).is_ok());
+  CHECK_FALSE(cache.find("gen/chunk-3.js", old_id, &sha));
+  CHECK(cache.find("keep.txt", id_of("keep.txt"), &sha));
+}
+
+TEST_CASE("forget_hash_cache drops a tree's cache", "[workspace_tree]") {
+  berth::test::temp_dir t;
+  auto a = hash_cache_for(t.path / "gone");
+  file_identity id;
+  id.ino = 7;
+  a->put("x", id, std::string(64, '0'));
+  std::string sha;
+  CHECK(a->find("x", id, &sha));
+  forget_hash_cache(t.path / "gone");
+  auto b = hash_cache_for(t.path / "gone");
+  CHECK(a.get() != b.get());
+  CHECK_FALSE(b->find("x", id, &sha));
 }
