@@ -64,19 +64,10 @@ void record_tree(self_ptr self, const tree_listing& tree, const std::string& via
 
 }  // namespace
 
-fs::file_time_type berth_started_at() { return process_started; }
-
 bool sweep_uploads(const project_paths& paths) {
-  std::error_code ec;
   bool begun = false;
-  for (auto& staging : fs::directory_iterator(uploads_dir(paths), ec)) {
-    if (fs::exists(staging.path() / "APPLY", ec)) {  // its intent is written (tree_change.hpp)
-      begun = true;
-      continue;
-    }
-    auto made = fs::last_write_time(staging.path(), ec);
-    if (!ec && made < process_started) fsutil::force_remove(staging.path());
-  }
+  if (auto s = sweep_staging(uploads_dir(paths), process_started, &begun); !s)
+    log_kv(spdlog::level::warn, "reconcile: uploads folder: " + s.message(), project_fields(paths.root.filename().string()));
   return begun;
 }
 
@@ -101,12 +92,6 @@ caf::result<source_view> change_source(self_ptr self, source_change c) {
       [=] {
         auto live = paths.preview_src;
         std::lock_guard<std::mutex> lock(workspace_lock(live));
-        // A change a crash left half-done (recover_source normally finished it at start) goes first.
-        std::vector<tree_change> earlier;
-        if (auto s = finish_pending(uploads_dir(paths), live, owner, process_started, &earlier); !s) {
-          result->outcome = s;
-          return;
-        }
         // The staging folder goes whatever happens (tree_change.hpp).
         result->outcome = apply_tree_change(live, to_tree_change(c), owner);
         if (!result->outcome) {

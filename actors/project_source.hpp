@@ -2,7 +2,6 @@
 // the HTTP edge staged are applied here, one at a time, each recorded as a source_updated event
 // with the tree's hash (runtime/workspace/tree_change.hpp does the file work, on a worker).
 #pragma once
-#include <filesystem>
 #include <functional>
 #include <string>
 
@@ -12,10 +11,6 @@
 #include "messages/source.hpp"
 
 namespace berth {
-
-// When this berth started: a staging folder older than that is an upload a crash cut short
-// (newer ones may be an upload in progress).
-std::filesystem::file_time_type berth_started_at();
 
 // At berth's start, for one project's uploads folder (mailbox of the projects supervisor held):
 // removes the uploads a crash cut short; true when a change a crash interrupted half-way is

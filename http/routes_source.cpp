@@ -101,10 +101,10 @@ class staging_area {
   const fs::path& path() const { return path_; }
   // The change was sent to project:<name>. Without an answer it may still be applying it (it
   // removes the folder when done; finish_pending() at the next start otherwise): keep it. With
-  // an answer the folder is gone, or the change was refused before it began (ours to remove),
-  // or an apply failed half-way (its APPLY intent is finished at the next start: keep it).
+  // an answer the apply has removed the folder whatever its outcome, or the change never
+  // reached project:<name> (ours to remove).
   void sent(const caf::error& failure) {
-    if (failure == caf::sec::request_timeout || fs::exists(path_ / "APPLY")) path_.clear();
+    if (failure == caf::sec::request_timeout) path_.clear();
   }
 
  private:

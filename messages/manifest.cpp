@@ -100,7 +100,6 @@ bool read_health(reader& r, const json& j, const std::string& path, health_spec&
   return true;
 }
 
-// `limits`: every field optional; numbers within the bounds of messages/limits.hpp.
 // source.workspace: {} or {"seed": {"path": "/abs"}} or {"seed": {"git": URL, "ref": R}}.
 bool read_workspace(reader& r, const json& src, manifest& m, bool from_log) {
   if (src.size() != 1) return r.fail("source", "'workspace' cannot be combined with 'path', 'git' or 'ref'");
@@ -130,6 +129,7 @@ bool read_workspace(reader& r, const json& src, manifest& m, bool from_log) {
   return true;
 }
 
+// `limits`: every field optional; numbers within the bounds of messages/limits.hpp.
 bool read_limits(reader& r, const json& j, const std::string& path, resource_limits& l) {
   if (!r.object(j, path, {"memory_mb", "cpu", "pids"})) return false;
   if (j.contains("memory_mb") &&

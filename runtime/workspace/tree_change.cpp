@@ -147,17 +147,19 @@ status apply_tree_change(const fs::path& live, const tree_change& c, const sandb
   return s;
 }
 
-status finish_pending(const fs::path& uploads_dir, const fs::path& live, const sandbox_identity& owner,
-                      fs::file_time_type older_than, std::vector<tree_change>* finished) {
-  finished->clear();
+namespace {
+
+// The staging folders under uploads_dir: those with a complete intent go to `pending`; the
+// others older than `older_than` are removed (see finish_pending).
+status scan_staging(const fs::path& uploads_dir, fs::file_time_type older_than,
+                    std::vector<tree_detail::apply_intent>* pending) {
   std::error_code ec;
   if (!fs::is_directory(fs::symlink_status(uploads_dir, ec))) return status::ok();
-  std::vector<tree_detail::apply_intent> pending;
   for (fs::directory_iterator it(uploads_dir, ec), end; !ec && it != end; it.increment(ec)) {
     tree_detail::apply_intent in;
     auto s = tree_detail::read_intent(it->path(), &in);
     if (s) {
-      pending.push_back(std::move(in));
+      pending->push_back(std::move(in));
       continue;
     }
     if (s.which() == status::code::io_error) return s;
@@ -168,6 +170,23 @@ status finish_pending(const fs::path& uploads_dir, const fs::path& live, const s
     ec.clear();
   }
   if (ec) return status::io_error(fmt::format("list {}: {}", uploads_dir.string(), ec.message()));
+  return status::ok();
+}
+
+}  // namespace
+
+status sweep_staging(const fs::path& uploads_dir, fs::file_time_type older_than, bool* begun) {
+  std::vector<tree_detail::apply_intent> pending;
+  auto s = scan_staging(uploads_dir, older_than, &pending);
+  *begun = !pending.empty();
+  return s;
+}
+
+status finish_pending(const fs::path& uploads_dir, const fs::path& live, const sandbox_identity& owner,
+                      fs::file_time_type older_than, std::vector<tree_change>* finished) {
+  finished->clear();
+  std::vector<tree_detail::apply_intent> pending;
+  if (auto s = scan_staging(uploads_dir, older_than, &pending); !s) return s;
   std::sort(pending.begin(), pending.end(),
             [](const auto& a, const auto& b) { return a.begun_ns < b.begun_ns; });
   for (auto& in : pending) {

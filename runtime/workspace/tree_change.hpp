@@ -72,6 +72,13 @@ status finish_pending(const std::filesystem::path& uploads_dir, const std::files
                       const sandbox_identity& owner, std::filesystem::file_time_type older_than,
                       std::vector<tree_change>* finished);
 
+// At a restart, without the tree's lock: removes the interrupted uploads finish_pending would
+// remove, and sets *begun when a change with a complete intent waits there (finish_pending
+// completes it). Safe beside a finish_pending of the same folder: a staging folder is removed
+// here only once its intent is gone, i.e. once that change is over. io_error.
+status sweep_staging(const std::filesystem::path& uploads_dir, std::filesystem::file_time_type older_than,
+                     bool* begun);
+
 // Opens one regular file of the tree for reading (check_tree_path; folders opened with
 // O_NOFOLLOW; the file itself O_NOFOLLOW): a file descriptor the caller closes, and its size.
 // not_found (missing), invalid_argument (a folder, a link, a special file, a bad path).

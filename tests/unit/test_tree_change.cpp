@@ -300,6 +300,17 @@ TEST_CASE("tree_change: finish_pending completes a half-applied upload and write
   auto start = fs::file_time_type::clock::now();
   fs::last_write_time(stale, start - std::chrono::hours(1));
 
+  // The sweep at a restart sees the begun changes (it leaves them), and removes only the stale upload.
+  fs::path stale_too;
+  REQUIRE(new_staging(w.uploads, &stale_too).is_ok());
+  fs::last_write_time(stale_too, start - std::chrono::hours(1));
+  bool begun = false;
+  REQUIRE(sweep_staging(w.uploads, start - std::chrono::minutes(1), &begun).is_ok());
+  CHECK(begun);
+  CHECK(!fs::exists(stale_too));
+  CHECK(fs::exists(up / "APPLY"));
+  CHECK(fs::exists(running / "upload.tar.gz"));
+
   std::vector<tree_change> finished;
   auto s = finish_pending(w.uploads, w.live, {}, start - std::chrono::minutes(1), &finished);
   INFO(s.message());
@@ -324,6 +335,8 @@ TEST_CASE("tree_change: finish_pending completes a half-applied upload and write
   // Nothing left to finish: a second run changes nothing.
   REQUIRE(finish_pending(w.uploads, w.live, {}, start - std::chrono::minutes(1), &finished).is_ok());
   CHECK(finished.empty());
+  REQUIRE(sweep_staging(w.uploads, start - std::chrono::minutes(1), &begun).is_ok());
+  CHECK_FALSE(begun);
   CHECK(listing(w.live) == want);
 }
 
