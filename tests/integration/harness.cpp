@@ -208,7 +208,14 @@ http_result client::send(const std::string& method, const std::string& path, con
   for (auto& [k, v] : headers) h.emplace(k, v);
   auto p = path.c_str();
   auto ct = content_type.c_str();
-  if (method == "GET") return convert(cli_->Get(p, h));
+  if (method == "GET") {
+    // A kept-alive connection the server closed as idle (after 2 s) at the moment this request
+    // went out fails with Read/Write before any answer; like browsers and curl, an idempotent
+    // request is sent again once, on a new connection (RFC 9112 9.3.1).
+    auto r = cli_->Get(p, h);
+    if (!r && (r.error() == httplib::Error::Read || r.error() == httplib::Error::Write)) r = cli_->Get(p, h);
+    return convert(r);
+  }
   if (method == "DELETE") return body.empty() ? convert(cli_->Delete(p, h)) : convert(cli_->Delete(p, h, body, ct));
   if (method == "POST") return convert(cli_->Post(p, h, body, ct));
   if (method == "PUT") return convert(cli_->Put(p, h, body, ct));
