@@ -9,6 +9,7 @@
 #include "runtime/driver.hpp"
 #include "runtime/files/layout.hpp"
 #include "runtime/metrics/berth_metrics.hpp"
+#include "runtime/proxy/traffic_meter.hpp"
 #include "runtime/resilience/backends.hpp"
 
 namespace berth {
@@ -21,6 +22,7 @@ struct environment {
   std::shared_ptr<backend_guards> guards;
   sandbox_identity sandbox;  // the project's own uid/gid (0: berth's, in a user namespace)
   std::shared_ptr<berth_metrics> metrics;  // null: not measured
+  std::shared_ptr<traffic_meter> meter;    // the proxy's per-upstream figures (null: no canaries)
 };
 
 }  // namespace berth

@@ -174,6 +174,7 @@ deployment_view view_of(self_ptr self, const deployment_record& d) {
   v.position = it == queued.end() ? 0 : static_cast<size_t>(it - queued.begin()) + 1;
   v.url = local_url(st.stable_port);
   v.public_url = site_url(st.env.settings.site, st.env.project, site_env::production);
+  if (st.job && st.job->id == d.id && d.current == phase::canary) v.canary = st.job->canary;
   return v;
 }
 
@@ -198,6 +199,19 @@ caf::behavior production_actor(self_ptr self, environment env, manifest spec, ui
       [=](rollback_atom, const std::string& hash) { return enqueue(self, {"", job_kind::rollback, false, hash, {}}); },
       [=](deployment_atom, const std::string& id) { return detail(self, id); },
       [=](cancel_atom, const std::string& id) { return cancel(self, id); },
+      [=](verdict_atom, const std::string& verdict, const std::string& id) {
+        return decide_canary(self, verdict, id);
+      },
+      [=](canary_live_atom, const std::string& id, canary_status& now) {
+        auto& st = self->state;
+        if (!st.job || st.job->id != id) return;
+        st.job->canary = std::move(now);
+        auto f = st.followers.find(id);
+        auto d = st.prod.deployments.find(id);
+        if (f == st.followers.end() || d == st.prod.deployments.end()) return;
+        auto view = view_of(self, d->second);
+        for (auto& follower : f->second) self->send(follower, view);
+      },
       [=](subscribe_atom, const std::string& id) { return follow(self, id); },
       [=](status_atom) { return status_view(self); },
       [=](history_atom) { return history(self); },

@@ -11,6 +11,9 @@
 //   (deployment_atom, std::string id)  -> deployment_view with the last 50 lines of its log
 //   (cancel_atom, std::string id)      -> deployment_view; a queued one ends at once, a running
 //       one at its next phase boundary, compensated. conflict once it has ended.
+//   (verdict_atom, std::string verdict, std::string id) -> deployment_view; "promote" moves
+//       the canary on to 100 % now, "abort" reverts it (failed, canary_aborted). conflict when
+//       the deployment is not in its canary phase.
 //   (subscribe_atom, std::string id)   -> deployment_view; then the sender is sent every new
 //       deployment_view and (log_lines_atom, id, lines) until the deployment ends (or it dies)
 //   (status_atom) -> production_view      (history_atom) -> history_view
@@ -60,6 +63,11 @@ struct running_job {
   std::shared_ptr<deploy_log> log;  // deployments: its log (the last lines are in memory)
   // Someone follows it: its log lines are pushed to this actor (else they stay in the log).
   std::shared_ptr<std::atomic<bool>> followed = std::make_shared<std::atomic<bool>>(false);
+  // A person's promote/abort during its canary, read by the pipeline; and where the canary
+  // stands (sent by the pipeline, shown in its views).
+  std::shared_ptr<std::atomic<canary_verdict>> verdict =
+      std::make_shared<std::atomic<canary_verdict>>(canary_verdict::none);
+  std::optional<canary_status> canary;
 };
 
 struct production_state {

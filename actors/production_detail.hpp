@@ -32,6 +32,7 @@ deployment_view view_of(self_ptr self, const deployment_record& d);
 // production_jobs.cpp
 caf::result<deployment_view> enqueue(self_ptr self, deployment_job job);
 caf::result<deployment_view> cancel(self_ptr self, const std::string& id);
+caf::result<deployment_view> decide_canary(self_ptr self, const std::string& verdict, const std::string& id);
 caf::result<production_view> control(self_ptr self, production_command::kind what);
 void pump(self_ptr self);
 void log_lines(self_ptr self, const std::string& id, std::vector<std::string>& lines);

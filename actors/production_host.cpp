@@ -46,11 +46,15 @@ status ask(caf::actor_system& sys, const caf::actor& to, T* out, Ts&&... xs) {
 
 class production_host final : public deploy_host {
  public:
-  production_host(caf::actor_system& sys, caf::actor owner, std::shared_ptr<std::atomic<stop_request>> stop,
-                  const environment& env, uint16_t stable_port, std::shared_ptr<production_route> route)
+  production_host(caf::actor_system& sys, caf::actor owner, std::string id,
+                  std::shared_ptr<std::atomic<stop_request>> stop,
+                  std::shared_ptr<std::atomic<canary_verdict>> verdict, const environment& env, uint16_t stable_port,
+                  std::shared_ptr<production_route> route)
       : sys_(sys),
         owner_(std::move(owner)),
+        id_(std::move(id)),
         stop_(std::move(stop)),
+        verdict_(std::move(verdict)),
         env_(env),
         stable_port_(stable_port),
         route_(std::move(route)) {}
@@ -77,6 +81,15 @@ class production_host final : public deploy_host {
 
   status set_route(uint16_t port) override { return route_->point(sys_, env_, stable_port_, port); }
 
+  status set_split(const traffic_split& split) override {
+    bool done = false;
+    return ask(sys_, names::whereis(sys_, names::proxy), &done, canary_atom_v, env_.project + "-production", split);
+  }
+
+  canary_verdict operator_verdict() const override { return verdict_->load(); }
+
+  void canary_progress(const canary_status& now) override { caf::anon_send(owner_, canary_live_atom_v, id_, now); }
+
   status lease_port(uint16_t* port) override {
     return ask(sys_, names::whereis(sys_, names::ports), port, lease_atom_v, env_.project, port_kind::candidate);
   }
@@ -89,7 +102,9 @@ class production_host final : public deploy_host {
  private:
   caf::actor_system& sys_;
   caf::actor owner_;
+  std::string id_;
   std::shared_ptr<std::atomic<stop_request>> stop_;
+  std::shared_ptr<std::atomic<canary_verdict>> verdict_;
   environment env_;
   uint16_t stable_port_;
   std::shared_ptr<production_route> route_;
@@ -143,7 +158,11 @@ void run_pipeline(self_ptr self, const std::string& id, std::function<void(const
   in.drain = std::chrono::milliseconds(settings.drain_ms);
   auto me = caf::actor_cast<caf::actor>(self);
   auto stop = st.job->stop;
+  auto verdict = st.job->verdict;
   auto followed = st.job->followed;
+  in.canary_unavailable = settings.canary_unavailable;
+  if (in.canary_unavailable.empty() && !st.env.meter)
+    in.canary_unavailable = "production.canary: the proxy's traffic meter is not running";
   // The log's lines reach this actor only while someone follows the deployment.
   auto log = std::make_shared<deploy_log>(in.paths.deployment_log(id),
                                           [me, id, followed](const std::vector<std::string>& lines) {
@@ -161,8 +180,8 @@ void run_pipeline(self_ptr self, const std::string& id, std::function<void(const
         fill_environments(in, secrets);
         log->set_mask(secret_mask(secrets));
         make_dirs({in.paths.production, in.paths.production_logs});
-        production_host host(*sys, me, stop, env, stable_port, route);
-        run_deploy(host, {*env.driver, *env.guards, *log, env.metrics.get()}, in);
+        production_host host(*sys, me, id, stop, verdict, env, stable_port, route);
+        run_deploy(host, {*env.driver, *env.guards, *log, env.metrics.get(), env.meter.get()}, in);
       },
       [done](const std::string& failure) { done(failure); });
 }

@@ -154,6 +154,27 @@ caf::result<deployment_view> cancel(self_ptr self, const std::string& id) {
   return rp;
 }
 
+caf::result<deployment_view> decide_canary(self_ptr self, const std::string& verdict, const std::string& id) {
+  auto& st = self->state;
+  auto it = st.prod.deployments.find(id);
+  if (it == st.prod.deployments.end()) return make_error(errc::not_found, "no deployment '" + id + "'");
+  if (verdict != "promote" && verdict != "abort") return make_error(errc::invalid_request, "no such verdict");
+  auto& d = it->second;
+  if (d.current != phase::canary || !st.job || st.job->id != id)
+    return make_error(errc::conflict, "deployment " + id + " is not in its canary phase (it is " +
+                                          (is_terminal(d.current) ? d.status() : to_string(d.current)) + ")");
+  auto rp = self->make_response_promise<deployment_view>();
+  // Durable first: the audit log says who decided before the pipeline acts on it.
+  record(self, {event(self, ev::canary_verdict_requested, {{"id", id}, {"verdict", verdict}})}, true,
+         [self, rp, id, verdict](auto&) mutable {
+           auto& job = self->state.job;
+           if (job && job->id == id)
+             job->verdict->store(verdict == "promote" ? canary_verdict::promote : canary_verdict::abort);
+           rp.deliver(view_of(self, self->state.prod.deployments.at(id)));
+         });
+  return rp;
+}
+
 caf::result<production_view> control(self_ptr self, production_command::kind what) {
   auto& st = self->state;
   if (st.stopping) return stopping_error();

@@ -229,6 +229,9 @@ caf::behavior project_actor(self_ptr self, environment env) {
           [=](rollback_atom, const std::string& hash) { return to_child(self, "production", rollback_atom_v, hash); },
           [=](deployment_atom, const std::string& id) { return to_child(self, "production", deployment_atom_v, id); },
           [=](cancel_atom, const std::string& id) { return to_child(self, "production", cancel_atom_v, id); },
+          [=](verdict_atom, const std::string& verdict, const std::string& id) {
+            return to_child(self, "production", verdict_atom_v, verdict, id);
+          },
           [=](subscribe_atom, const std::string& id) { return to_child(self, "production", subscribe_atom_v, id); },
           [=](production_atom, const std::string& action) -> caf::result<void> {
             if (action == "status") return to_child(self, "production", status_atom_v);

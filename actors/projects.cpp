@@ -63,6 +63,8 @@ caf::error limits_refusal(self_ptr self, const manifest& m) {
   if (m.runtime == "swarm" && !self->state.settings.proxy)
     return make_error(errc::runtime_unavailable, "runtime swarm: needs the proxy (--switch-mode proxy): each release "
                                                 "of a service gets its own port and the proxy moves between them");
+  if (m.canary.enabled() && !self->state.settings.canary_unavailable.empty())
+    return make_error(errc::runtime_unavailable, self->state.settings.canary_unavailable);
   if (m.runtime == "swarm" && m.image_registry.empty() && self->state.settings.registry.empty())
     return make_error(errc::invalid_manifest, "image.registry: the swarm runtime needs a registry every node can pull "
                                               "from (image.registry, or berth's --registry)");
@@ -392,8 +394,10 @@ caf::result<void> to_deployment(self_ptr self, const std::string& id, Ts&&... xs
 
 caf::behavior projects_actor(self_ptr self, std::string data_dir, deploy_settings settings,
                              std::shared_ptr<runtime_driver> driver, std::shared_ptr<backend_guards> guards,
-                             std::shared_ptr<project_index> projects, std::shared_ptr<berth_metrics> metrics) {
+                             std::shared_ptr<project_index> projects, std::shared_ptr<berth_metrics> metrics,
+                             std::shared_ptr<traffic_meter> meter) {
   self->state.metrics = std::move(metrics);
+  self->state.meter = std::move(meter);
   self->state.projects = std::move(projects);
   self->state.data_dir = std::move(data_dir);
   self->state.settings = std::move(settings);
@@ -433,6 +437,9 @@ caf::behavior projects_actor(self_ptr self, std::string data_dir, deploy_setting
           },
           [=](deployment_atom, const std::string& id) { return to_deployment(self, id, deployment_atom_v); },
           [=](cancel_atom, const std::string& id) { return to_deployment(self, id, cancel_atom_v); },
+          [=](verdict_atom, const std::string& verdict, const std::string& id) {
+            return to_deployment(self, id, verdict_atom_v, verdict);
+          },
           [=](subscribe_atom, const std::string& id) { return to_deployment(self, id, subscribe_atom_v); },
           [=](oneshot_atom, const std::string& name) { return oneshot(self, name); },
           [=](shutdown_atom, bool stop_apps, uint32_t grace_ms) { return shut_down(self, stop_apps, grace_ms); },

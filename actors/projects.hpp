@@ -68,6 +68,7 @@ struct projects_state {
   std::shared_ptr<runtime_driver> driver;
   std::shared_ptr<backend_guards> guards;
   std::shared_ptr<berth_metrics> metrics;  // null: not measured
+  std::shared_ptr<traffic_meter> meter;    // the proxy's per-upstream figures (null: no canaries)
   std::shared_ptr<project_index> projects;  // the read model every live project is in
   // Sandbox uids of the live projects, when berth is root and sandboxes (else none).
   std::optional<uid_pool> uids;
@@ -78,7 +79,8 @@ struct projects_state {
 caf::behavior projects_actor(caf::stateful_actor<projects_state>* self, std::string data_dir,
                              deploy_settings settings, std::shared_ptr<runtime_driver> driver,
                              std::shared_ptr<backend_guards> guards, std::shared_ptr<project_index> projects,
-                             std::shared_ptr<berth_metrics> metrics = nullptr);
+                             std::shared_ptr<berth_metrics> metrics = nullptr,
+                             std::shared_ptr<traffic_meter> meter = nullptr);
 
 // Sets the projects gauge from the index (live and being deleted); call after changing it.
 void count_projects(const projects_state& st);

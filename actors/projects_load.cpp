@@ -32,6 +32,7 @@ child_spec project_spec(const std::string& name, const projects_state& st) {
   environment env{name, paths_for(st.data_dir, name), st.settings, st.driver, st.guards};
   if (st.uids) env.sandbox = {st.uids->of(name), st.uids->of(name)};
   env.metrics = st.metrics;
+  env.meter = st.meter;
   return {name, [env](caf::actor_system& sys) { return sys.spawn(project_actor, env); }, restart_type::transient};
 }
 

@@ -36,7 +36,10 @@ route_table table_of(const proxy_actor_state& st) {
   route_table t;
   t.http_port = st.settings.tls() ? st.settings.inner_port : st.settings.http_port;
   t.ask_port = st.settings.tls() ? st.settings.ask_port : 0;
-  for (auto& [id, r] : st.rec.routes) t.routes.push_back(r);
+  for (auto& [id, r] : st.rec.routes) {
+    t.routes.push_back(r);
+    if (auto it = st.splits.find(id); it != st.splits.end()) t.routes.back().split = it->second;
+  }
   return t;
 }
 
@@ -263,11 +266,31 @@ caf::behavior proxy_actor(self_ptr self, proxy_settings settings, std::string da
   return self->state.process.handlers().or_else(
       [=](route_atom, proxy_route& r) -> caf::result<bool> {
         auto it = self->state.rec.routes.find(r.id);
+        // A route that moves to another upstream ends its split (the switch after a canary).
+        if (it == self->state.rec.routes.end() || it->second.upstream_port != r.upstream_port)
+          self->state.splits.erase(r.id);
         if (it != self->state.rec.routes.end() && to_json(it->second) == to_json(r) && self->state.status == "running")
           return true;  // already served
         return change(self, event(ev::route_set, to_json(r)));
       },
+      [=](canary_atom, const std::string& id, traffic_split split) -> caf::result<bool> {
+        auto& st = self->state;
+        auto it = st.splits.find(id);
+        bool same = split.port == 0 ? it == st.splits.end() : it != st.splits.end() && it->second == split;
+        if (same && st.status == "running") return true;
+        if (split.port != 0 && st.rec.routes.count(id) == 0)
+          return make_error(errc::not_found, "no route '" + id + "' to split");
+        if (split.port == 0)
+          st.splits.erase(id);
+        else
+          st.splits[id] = split;
+        auto rp = self->make_response_promise<bool>();
+        st.waiting.push_back(rp);
+        apply(self);
+        return rp;
+      },
       [=](unroute_atom, const std::string& id) -> caf::result<bool> {
+        self->state.splits.erase(id);
         if (self->state.rec.routes.count(id) == 0) return true;
         return change(self, event(ev::route_removed, {{"id", id}}));
       },

@@ -7,8 +7,11 @@
 // a berth upgrade does not take sites down.
 //   (route_atom, proxy_route)      -> bool once the router serves it (error: it did not take it)
 //   (unroute_atom, std::string id) -> bool
+//   (canary_atom, std::string id, traffic_split) -> bool once the router serves the split
+//                                   (port 0 ends it; held in memory only, never logged)
 //   (status_atom)                  -> proxy_view
 #pragma once
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -32,6 +35,7 @@ struct proxy_actor_state {
   std::shared_ptr<runtime_driver> driver;
   std::shared_ptr<backend_guards> guards;
   proxy_record rec;
+  std::map<std::string, traffic_split> splits;  // canaries by route id (memory only: see traffic_split)
   std::string status = "starting";     // starting | running | restarting
   std::string accept_queue_migration;  // net.ipv4.tcp_migrate_req: on | turned on | off (why)
   keeper process;  // the router's process

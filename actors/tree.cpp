@@ -1,5 +1,9 @@
 #include "actors/tree.hpp"
 
+#include <filesystem>
+
+#include <spdlog/spdlog.h>
+
 #include "actors/backends.hpp"
 #include "actors/event_store.hpp"
 #include "actors/keeper.hpp"
@@ -88,6 +92,15 @@ caf::actor start_tree(caf::actor_system& sys, const config& cfg, std::shared_ptr
   auto preview = cfg.preview_ports;
   auto data_dir = cfg.data_dir;
   auto deploy = cfg.deploy;
+  // Canaries: HAProxy logs each request of a split route to the meter's socket.
+  std::shared_ptr<traffic_meter> meter;
+  if (deploy.canary_unavailable.empty()) {
+    auto dir = (std::filesystem::absolute(cfg.data_dir) / "proxy" / "haproxy").lexically_normal().string();
+    if (auto s = traffic_meter::open(traffic_socket_path(dir), &meter); !s) {
+      deploy.canary_unavailable = "production.canary: the traffic meter cannot open: " + s.message();
+      spdlog::warn("{}", deploy.canary_unavailable);
+    }
+  }
   auto proxy = cfg.proxy;
   std::vector<child_spec> children{
       {"event_store",
@@ -122,7 +135,7 @@ caf::actor start_tree(caf::actor_system& sys, const config& cfg, std::shared_ptr
       {"projects",
        registered(names::projects,
                   [=](caf::actor_system& s) {
-                    return s.spawn(projects_actor, data_dir, deploy, driver, shared, index, metrics);
+                    return s.spawn(projects_actor, data_dir, deploy, driver, shared, index, metrics, meter);
                   }),
        restart_type::permanent});
   supervisor_flags flags;

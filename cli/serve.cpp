@@ -92,6 +92,11 @@ bool resolve_switch_mode(config& cfg) {
     return false;
   }
   cfg.deploy.proxy = p.switch_mode != "direct" && !binary.empty();
+  if (cfg.deploy.proxy)
+    cfg.deploy.canary_unavailable = engine == "haproxy" ? ""
+                                                         : "production.canary needs HAProxy as the proxy engine (Caddy "
+                                                           "2.6 can neither split traffic by weight nor measure each "
+                                                           "upstream)";
   if (p.tls() && !cfg.deploy.proxy) {
     log_kv(spdlog::level::critical, "--sites-tls needs proxy mode (HTTPS is served by the proxy)",
            {{"switch_mode", p.switch_mode}});

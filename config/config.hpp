@@ -38,6 +38,9 @@ struct deploy_settings {
   int stop_grace_ms = 3000;                 // SIGTERM -> SIGKILL when stopping a release
   bool proxy = false;                       // switch through Caddy (resolved from switch_mode)
   int drain_ms = 30000;                     // proxy mode: old release keeps running this long
+  // Why production.canary cannot run on this server ("" when it can): it needs the proxy, with
+  // HAProxy as its engine (resolved with switch_mode, and when the traffic meter opens).
+  std::string canary_unavailable = "production.canary needs the proxy (--switch-mode proxy)";
   // Keeping production up: the reconciler's pass, and restarts of a release that died.
   int reconcile_interval_ms = 5000;         // periodic level-triggered pass (and one at start)
   int restart_base_ms = 250;                // first death: at once; n-th: base x 2^(n-2), half to all

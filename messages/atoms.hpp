@@ -9,6 +9,7 @@
 #include "messages/deployment.hpp"
 #include "messages/event.hpp"
 #include "messages/manifest.hpp"
+#include "messages/plan.hpp"
 #include "messages/preview.hpp"
 #include "messages/project_state.hpp"
 #include "messages/proxy.hpp"
@@ -38,6 +39,10 @@ CAF_BEGIN_TYPE_ID_BLOCK(berth, caf::first_custom_type_id)
   CAF_ADD_TYPE_ID(berth, (berth::proxy_view))
   CAF_ADD_TYPE_ID(berth, (berth::source_change))
   CAF_ADD_TYPE_ID(berth, (berth::source_view))
+  CAF_ADD_TYPE_ID(berth, (berth::traffic_split))
+  CAF_ADD_TYPE_ID(berth, (berth::canary_status))
+  CAF_ADD_TYPE_ID(berth, (berth::plan_request))
+  CAF_ADD_TYPE_ID(berth, (berth::plan_view))
 
   // event_store
   CAF_ADD_ATOM(berth, berth, append_atom, "append")
@@ -102,6 +107,7 @@ CAF_BEGIN_TYPE_ID_BLOCK(berth, caf::first_custom_type_id)
   // proxy
   CAF_ADD_ATOM(berth, berth, route_atom, "route")
   CAF_ADD_ATOM(berth, berth, unroute_atom, "unroute")
+  CAF_ADD_ATOM(berth, berth, canary_atom, "canary")         // (canary_atom, route id, traffic_split) -> bool
 
   // failure containment (actors/project_parking.hpp)
   CAF_ADD_ATOM(berth, berth, project_up_atom, "projup")     // project:<name> came up
@@ -110,4 +116,9 @@ CAF_BEGIN_TYPE_ID_BLOCK(berth, caf::first_custom_type_id)
 
   // workspace sources (messages/source.hpp)
   CAF_ADD_ATOM(berth, berth, source_atom, "source")         // (source_atom, name, source_change) -> source_view
+
+  // progressive delivery
+  CAF_ADD_ATOM(berth, berth, verdict_atom, "verdict")       // (verdict_atom, deployment id, "promote"|"abort") -> deployment_view
+  CAF_ADD_ATOM(berth, berth, canary_live_atom, "canarylive")  // (canary_live_atom, id, canary_figures) from the pipeline
+  CAF_ADD_ATOM(berth, berth, plan_atom, "plan")             // (plan_atom, name, plan_request) -> plan_view
 CAF_END_TYPE_ID_BLOCK(berth)

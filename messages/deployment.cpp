@@ -10,10 +10,12 @@ using json = nlohmann::json;
 namespace {
 
 constexpr const char* phase_names[] = {"queued",   "preparing",       "building",  "packaging",
-                                       "starting", "health_checking", "switching", "draining",
+                                       "starting", "health_checking", "canary", "switching", "draining",
                                        "completed", "unchanged",      "rolling_back", "failed",
                                        "cancelled"};
-constexpr int phase_progress[] = {0, 5, 15, 45, 55, 65, 80, 92, 100, 100, 95, 100, 100};
+constexpr int phase_progress[] = {0, 5, 15, 45, 55, 65, 72, 80, 92, 100, 100, 95, 100, 100};
+static_assert(std::size(phase_names) == std::size(phase_progress), "a name and a progress per phase");
+static_assert(std::size(phase_names) == static_cast<size_t>(phase::cancelled) + 1, "a name per phase");
 constexpr const char* event_prefix = "deployment_";
 
 json parse_object(const std::string& text) { return payload_object(text); }
@@ -71,6 +73,23 @@ release_record& release_of(production_record& s, const std::string& hash) {
 
 const char* to_string(phase p) { return phase_names[static_cast<size_t>(p)]; }
 
+json to_json(const side_figures& f) {
+  return {{"requests", f.requests}, {"errors", f.errors}, {"error_rate", f.error_rate()},
+          {"p50_ms", f.p50_ms},     {"p99_ms", f.p99_ms}};
+}
+
+json to_json(const canary_status& c) {
+  return {{"step", c.step},
+          {"steps", c.steps},
+          {"percent", c.percent},
+          {"step_started_us", c.step_started_us},
+          {"step_ends_us", c.step_ends_us},
+          {"candidate", to_json(c.candidate)},
+          {"serving", to_json(c.serving)},
+          {"verdict", c.verdict},
+          {"reason", c.reason}};
+}
+
 bool parse_phase(const std::string& s, phase& out) {
   for (size_t i = 0; i < std::size(phase_names); ++i)
     if (s == phase_names[i]) {
@@ -127,7 +146,8 @@ namespace {
 
 bool is_production_event(const std::string& type) {
   phase p;
-  return phase_of_event(type, p) || type == ev::deployment_cancel_requested || type == ev::release_packaged ||
+  return phase_of_event(type, p) || type == ev::deployment_cancel_requested || type == ev::canary_step ||
+         type == ev::canary_verdict_requested || type == ev::release_packaged ||
          type == ev::release_activated || type == ev::release_pruned || type == ev::release_removed ||
          type == ev::production_started || type == ev::production_stopped || type == ev::production_exited ||
          type == ev::production_crashed;
@@ -190,6 +210,16 @@ void fold(production_record& s, const event_record& e) {
   if (e.type == ev::deployment_cancel_requested) {
     auto it = s.deployments.find(data.value("id", ""));
     if (it != s.deployments.end() && !is_terminal(it->second.current)) it->second.cancel_requested = true;
+  } else if (e.type == ev::canary_step) {  // the last verdict; every one stays in the log
+    auto it = s.deployments.find(data.value("id", ""));
+    if (it != s.deployments.end() && !is_terminal(it->second.current)) {
+      data.erase("id");
+      it->second.resources["canary"] = std::move(data);
+    }
+  } else if (e.type == ev::canary_verdict_requested) {
+    auto it = s.deployments.find(data.value("id", ""));
+    if (it != s.deployments.end() && !is_terminal(it->second.current))
+      it->second.resources["canary_requested"] = data.value("verdict", "");
   } else if (e.type.rfind("release_", 0) == 0) {
     fold_release(s, data, e);
   } else {

@@ -29,6 +29,7 @@ enum class phase : uint8_t {
   packaging,        // artifacts -> production/<hash>/ (content-addressed)
   starting,         // candidate on a spare port
   health_checking,  // GET health path until 2xx/3xx, then stay healthy min_healthy_s
+  canary,           // production.canary: a share of requests to the candidate, step by step
   switching,        // the stable port moves to the candidate; `current` is switched
   draining,         // what served before is stopped after a grace period
   completed,
@@ -48,6 +49,11 @@ bool phase_of_event(const std::string& type, phase& out);
 
 namespace ev {
 constexpr const char* deployment_cancel_requested = "deployment_cancel_requested";  // {id}
+// One verdict of the canary (to_json(canary_status) + id): a step begun, passed, failed,
+// promoted early, aborted. Folded into the deployment's resources["canary"].
+constexpr const char* canary_step = "canary_step";
+// A person's decision during the canary: {id, verdict: promote|abort}.
+constexpr const char* canary_verdict_requested = "canary_verdict_requested";
 constexpr const char* release_packaged = "release_packaged";    // {hash, deployment}
 constexpr const char* release_activated = "release_activated";  // {hash, deployment, kind, previous, instance, pid, port}
 constexpr const char* release_pruned = "release_pruned";        // {hash, reason}: retention
@@ -58,6 +64,43 @@ constexpr const char* production_exited = "production_exited";    // {reason}: d
 constexpr const char* production_crashed = "production_crashed";  // {reason}: a crash loop; not
                                                                   // restarted until a deploy/start
 }  // namespace ev
+
+// What the proxy measured of one side of a canary (the candidate or the serving release) in
+// the current step. Latencies are the response-header times, whole milliseconds (-1: none).
+struct side_figures {
+  uint64_t requests = 0;
+  uint64_t errors = 0;  // 5xx answers, resets and timeouts
+  int64_t p50_ms = -1, p99_ms = -1;
+  double error_rate() const { return requests == 0 ? 0.0 : double(errors) / double(requests); }
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, side_figures& x) {
+  return f(caf::meta::type_name("side_figures"), x.requests, x.errors, x.p50_ms, x.p99_ms);
+}
+
+// Where a canary stands: its step, the share of requests, the two sides' figures and what
+// was decided. Sent live by the pipeline (canary_live_atom) and recorded at every verdict.
+struct canary_status {
+  int step = 0;      // 1-based index into production.canary.steps
+  int steps = 0;     // how many there are
+  int percent = 0;   // of requests sent to the candidate now (0: reverted)
+  int64_t step_started_us = 0;
+  int64_t step_ends_us = 0;   // when the step's interval is over
+  side_figures candidate, serving;
+  // watching | passed (next step) | promoted (to 100 %) | failed (reverted) | aborted
+  std::string verdict = "watching";
+  std::string reason;  // why, in words, with the figures that decided
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, canary_status& x) {
+  return f(caf::meta::type_name("canary_status"), x.step, x.steps, x.percent, x.step_started_us,
+           x.step_ends_us, x.candidate, x.serving, x.verdict, x.reason);
+}
+
+nlohmann::json to_json(const side_figures& f);
+nlohmann::json to_json(const canary_status& c);
 
 std::string deployment_id(const std::string& project, uint64_t queued_seq);
 // Splits "<project>.<seq>"; false when it is not of that form (the project name is checked

@@ -70,6 +70,27 @@ class reader {
     return true;
   }
 
+  bool number(const json& j, const std::string& path, double& out, double lo, double hi) {
+    if (!j.is_number()) return fail(path, "must be a number");
+    auto v = j.get<double>();
+    if (!(v >= lo && v <= hi)) return fail(path, "must be between " + fmt_number(lo) + " and " + fmt_number(hi));
+    out = v;
+    return true;
+  }
+
+  bool boolean(const json& j, const std::string& path, bool& out) {
+    if (!j.is_boolean()) return fail(path, "must be true or false");
+    out = j.get<bool>();
+    return true;
+  }
+
+  static std::string fmt_number(double v) {
+    auto s = std::to_string(v);
+    s.erase(s.find_last_not_of('0') + 1);
+    if (!s.empty() && s.back() == '.') s.pop_back();
+    return s;
+  }
+
   bool fail(const std::string& path, const std::string& what) {
     if (error.empty()) error = path + ": " + what;
     return false;
@@ -97,6 +118,48 @@ bool read_health(reader& r, const json& j, const std::string& path, health_spec&
   if (j.contains("min_healthy_s") &&
       !r.integer(j["min_healthy_s"], path + ".min_healthy_s", h.min_healthy_s, 0, 3600))
     return false;
+  return true;
+}
+
+// production.canary: {} takes every default (steps [10, 50]).
+bool read_canary(reader& r, const json& j, canary_spec& c) {
+  const std::string path = "production.canary";
+  if (!r.object(j, path,
+                {"steps", "interval_s", "min_requests", "max_error_rate", "max_p99_ratio", "p99_slack_ms",
+                 "on_no_traffic", "sticky"}))
+    return false;
+  c.steps = {10, 50};
+  if (j.contains("steps")) {
+    const auto& s = j["steps"];
+    if (!s.is_array() || s.empty() || s.size() > 10)
+      return r.fail(path + ".steps", "must be an array of 1 to 10 percentages");
+    c.steps.clear();
+    for (size_t i = 0; i < s.size(); ++i) {
+      int v = 0;
+      if (!r.integer(s[i], path + ".steps[" + std::to_string(i) + "]", v, 1, 99)) return false;
+      if (!c.steps.empty() && v <= c.steps.back()) return r.fail(path + ".steps", "must be ascending");
+      c.steps.push_back(v);
+    }
+  }
+  if (j.contains("interval_s") && !r.integer(j["interval_s"], path + ".interval_s", c.interval_s, 1, 3600))
+    return false;
+  if (j.contains("min_requests") &&
+      !r.integer(j["min_requests"], path + ".min_requests", c.min_requests, 1, 1000000))
+    return false;
+  if (j.contains("max_error_rate") &&
+      !r.number(j["max_error_rate"], path + ".max_error_rate", c.max_error_rate, 0, 1))
+    return false;
+  if (j.contains("max_p99_ratio") &&
+      !r.number(j["max_p99_ratio"], path + ".max_p99_ratio", c.max_p99_ratio, 1, 100))
+    return false;
+  if (j.contains("p99_slack_ms") && !r.integer(j["p99_slack_ms"], path + ".p99_slack_ms", c.p99_slack_ms, 0, 60000))
+    return false;
+  if (j.contains("on_no_traffic")) {
+    if (!r.string(j["on_no_traffic"], path + ".on_no_traffic", c.on_no_traffic, 16)) return false;
+    if (c.on_no_traffic != "promote" && c.on_no_traffic != "fail")
+      return r.fail(path + ".on_no_traffic", "must be 'promote' or 'fail'");
+  }
+  if (j.contains("sticky") && !r.boolean(j["sticky"], path + ".sticky", c.sticky)) return false;
   return true;
 }
 
@@ -379,7 +442,8 @@ manifest_result parse_manifest(const json& j, bool from_log) {
   }
   if (j.contains("production")) {
     const auto& p = j["production"];
-    if (!r.object(p, "production", {"command", "health", "keep", "limits", "replicas"})) return done();
+    if (!r.object(p, "production", {"command", "health", "keep", "limits", "replicas", "canary"})) return done();
+    if (p.contains("canary") && !read_canary(r, p["canary"], m.canary)) return done();
     if (p.contains("replicas") && !r.integer(p["replicas"], "production.replicas", m.replicas, 1, 100)) return done();
     if (p.contains("limits") && !read_limits(r, p["limits"], "production.limits", m.production_limits))
       return done();
@@ -454,6 +518,17 @@ json to_json(const manifest& m, bool with_secret_values) {
     j["volumes"] = m.volumes;
   }
   if (m.runtime == "swarm") j["production"]["replicas"] = m.replicas;
+  if (m.canary.enabled()) {
+    auto& c = m.canary;
+    j["production"]["canary"] = {{"steps", c.steps},
+                                 {"interval_s", c.interval_s},
+                                 {"min_requests", c.min_requests},
+                                 {"max_error_rate", c.max_error_rate},
+                                 {"max_p99_ratio", c.max_p99_ratio},
+                                 {"p99_slack_ms", c.p99_slack_ms},
+                                 {"on_no_traffic", c.on_no_traffic},
+                                 {"sticky", c.sticky}};
+  }
   if (!m.domains.empty()) j["domains"] = m.domains;
   j["env"] = m.env;
   json secrets = json::object();

@@ -27,6 +27,21 @@ struct health_spec {
   int min_healthy_s = 0;
 };
 
+// production.canary: the candidate gets steps[i] % of requests, each step watched for interval_s
+// and compared with the serving release as the proxy measured both (README "Canary releases").
+// Absent (no steps): all traffic moves at once, as before.
+struct canary_spec {
+  std::vector<int> steps;         // ascending percentages in 1-99; empty = no canary
+  int interval_s = 30;            // how long a step is watched before the next one
+  int min_requests = 100;         // the candidate's requests a step needs for a verdict
+  double max_error_rate = 0.01;   // how far the candidate's error rate may exceed the serving's
+  double max_p99_ratio = 1.5;     // the candidate's p99 may be this many times the serving's...
+  int p99_slack_ms = 20;          // ...or this many ms above it, whichever is more
+  std::string on_no_traffic = "promote";  // a step that ends under min_requests: promote | fail
+  bool sticky = false;            // a client keeps the side it first got (cookie berth_canary)
+  bool enabled() const { return !steps.empty(); }
+};
+
 struct manifest {
   std::string name;
   std::string source_path;  // exactly one of source_path / source_git / source_workspace
@@ -58,6 +73,7 @@ struct manifest {
   std::string image_registry_secret;           // image.registry_secret: the secret holding "user:password"
   std::map<std::string, std::string> volumes;  // name -> absolute path inside; data kept across releases
   int replicas = 1;                            // production.replicas (swarm)
+  canary_spec canary;                          // production.canary
   // Custom domains the production site also answers on (messages/domains.hpp), unique across
   // projects (the projects actor keeps the index).
   std::vector<std::string> domains;
@@ -73,6 +89,12 @@ typename Inspector::result_type inspect(Inspector& f, health_spec& x) {
 }
 
 template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, canary_spec& x) {
+  return f(caf::meta::type_name("canary_spec"), x.steps, x.interval_s, x.min_requests, x.max_error_rate,
+           x.max_p99_ratio, x.p99_slack_ms, x.on_no_traffic, x.sticky);
+}
+
+template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, manifest& x) {
   return f(caf::meta::type_name("manifest"), x.name, x.source_path, x.source_git, x.source_ref,
            x.preview_command, x.preview_health, x.build_command, x.artifacts,
@@ -80,7 +102,7 @@ typename Inspector::result_type inspect(Inspector& f, manifest& x) {
            x.source_credentials_secret, x.build_secrets, x.preview_limits, x.build_limits,
            x.production_limits, x.runtime, x.image_base, x.image_port, x.image_healthcheck, x.image_registry,
            x.image_registry_secret, x.volumes, x.replicas, x.domains, x.source_workspace, x.seed_path,
-           x.seed_git, x.seed_ref);
+           x.seed_git, x.seed_ref, x.canary);
 }
 
 struct manifest_result {

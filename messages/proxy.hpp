@@ -26,6 +26,22 @@ constexpr const char* proxy_started = "proxy_started";
 constexpr const char* proxy_exited = "proxy_exited";    // {reason}
 }  // namespace ev
 
+// A canary's share of a route's requests. Never in the log: the proxy actor holds it in memory
+// only, so a restarted berth (or proxy actor) serves every route whole - a canary a crash cut
+// off is reverted, never left half-split.
+struct traffic_split {
+  uint16_t port = 0;    // the candidate, 127.0.0.1:<port>; 0 = no split
+  uint8_t percent = 0;  // of the route's requests sent to it (1-99)
+  bool sticky = false;  // a client keeps the side it first got (cookie berth_canary)
+  bool operator==(const traffic_split& o) const { return port == o.port && percent == o.percent && sticky == o.sticky; }
+  bool operator!=(const traffic_split& o) const { return !(*this == o); }
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, traffic_split& x) {
+  return f(caf::meta::type_name("traffic_split"), x.port, x.percent, x.sticky);
+}
+
 // One project environment behind Caddy.
 struct proxy_route {
   std::string id;              // "<project>-production" / "<project>-preview"
@@ -34,11 +50,12 @@ struct proxy_route {
   uint16_t listen_port = 0;    // a dedicated listener (the stable production port), 0 = none
   uint16_t upstream_port = 0;  // 127.0.0.1:<port> the release or preview answers on
   std::vector<std::string> domains;  // custom domains (manifest `domains`), matched like host
+  traffic_split split;               // a canary's share (not persisted: see traffic_split)
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, proxy_route& x) {
-  return f(caf::meta::type_name("proxy_route"), x.id, x.project, x.host, x.listen_port, x.upstream_port, x.domains);
+  return f(caf::meta::type_name("proxy_route"), x.id, x.project, x.host, x.listen_port, x.upstream_port, x.domains, x.split);
 }
 
 struct proxy_record {

@@ -3,6 +3,7 @@
 // allowed as unsafe message types.
 #pragma once
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -37,6 +38,7 @@ struct deployment_view {
   size_t position = 0;          // in the queue, 1 = next; 0 = not queued
   std::string url, public_url;
   std::vector<std::string> log;  // the last lines of its log (detail answers only)
+  std::optional<canary_status> canary;  // live, while its canary phase runs
 };
 
 // GET …/production/history.

@@ -16,17 +16,18 @@ namespace {
 
 constexpr char kMagic[] = "berth-replay";  // 12 bytes, then the version
 // Bump when any folded struct changes shape: older snapshots are then refused and folded anew.
-constexpr uint32_t kVersion = 2;  // 2: workspace sources (manifest seed, project_record.source)
+constexpr uint32_t kVersion = 3;  // 2: workspace sources (manifest seed, project_record.source)
+                                  // 3: production.canary, the canary phase
 
 // The folded structs as this encoding knows them. A field added to one of them must be
 // encoded below (and kVersion bumped); these fail to compile until then.
-static_assert(sizeof(manifest) == 896, "manifest changed: update replay_snapshot.cpp");
-static_assert(sizeof(project_record) == 1096, "project_record changed: update replay_snapshot.cpp");
+static_assert(sizeof(manifest) == 992, "manifest changed: update replay_snapshot.cpp");
+static_assert(sizeof(project_record) == 1192, "project_record changed: update replay_snapshot.cpp");
 static_assert(sizeof(preview_record) == 176, "preview_record changed: update replay_snapshot.cpp");
 static_assert(sizeof(production_record) == 328, "production_record changed: update replay_snapshot.cpp");
 static_assert(sizeof(deployment_record) == 320, "deployment_record changed: update replay_snapshot.cpp");
 static_assert(sizeof(release_record) == 112, "release_record changed: update replay_snapshot.cpp");
-static_assert(sizeof(project_state) == 1624, "project_state changed: update replay_snapshot.cpp");
+static_assert(sizeof(project_state) == 1720, "project_state changed: update replay_snapshot.cpp");
 static_assert(sizeof(instance_ref) == 72, "instance_ref changed: update replay_snapshot.cpp");
 
 struct writer {
@@ -61,6 +62,10 @@ struct writer {
     out.append(reinterpret_cast<const char*>(cbor.data()), cbor.size());
   }
   void put(const health_spec& h) { put(h.path), put(h.timeout_s), put(h.interval_ms), put(h.min_healthy_s); }
+  void put(const canary_spec& c) {
+    put(c.steps), put(c.interval_s), put(c.min_requests), put(c.max_error_rate), put(c.max_p99_ratio);
+    put(c.p99_slack_ms), put(c.on_no_traffic), put(c.sticky);
+  }
   void put(const resource_limits& l) { put(l.memory_mb), put(l.cpu), put(l.pids); }
   void put(const instance_ref& r) { put(r.id), put(r.port), put(r.pid), put(r.project); }
   void put(const manifest& m) {
@@ -70,7 +75,7 @@ struct writer {
     put(m.preview_limits), put(m.build_limits), put(m.production_limits), put(m.runtime), put(m.image_base);
     put(m.image_port), put(m.image_healthcheck), put(m.image_registry), put(m.image_registry_secret);
     put(m.volumes), put(m.replicas), put(m.domains), put(m.source_workspace), put(m.seed_path), put(m.seed_git);
-    put(m.seed_ref);
+    put(m.seed_ref), put(m.canary);
   }
   void put(const preview_record& p) {
     put(p.status), put(p.process), put(p.reason), put(p.exits_us), put(p.last_seq), put(p.events);
@@ -163,6 +168,10 @@ struct reader {
     p += n;
   }
   void get(health_spec& h) { get(h.path), get(h.timeout_s), get(h.interval_ms), get(h.min_healthy_s); }
+  void get(canary_spec& c) {
+    get(c.steps), get(c.interval_s), get(c.min_requests), get(c.max_error_rate), get(c.max_p99_ratio);
+    get(c.p99_slack_ms), get(c.on_no_traffic), get(c.sticky);
+  }
   void get(resource_limits& l) { get(l.memory_mb), get(l.cpu), get(l.pids); }
   void get(instance_ref& r) { get(r.id), get(r.port), get(r.pid), get(r.project); }
   void get(manifest& m) {
@@ -172,7 +181,7 @@ struct reader {
     get(m.preview_limits), get(m.build_limits), get(m.production_limits), get(m.runtime), get(m.image_base);
     get(m.image_port), get(m.image_healthcheck), get(m.image_registry), get(m.image_registry_secret);
     get(m.volumes), get(m.replicas), get(m.domains), get(m.source_workspace), get(m.seed_path), get(m.seed_git);
-    get(m.seed_ref);
+    get(m.seed_ref), get(m.canary);
   }
   void get(preview_record& p) {
     get(p.status), get(p.process), get(p.reason), get(p.exits_us), get(p.last_seq), get(p.events);

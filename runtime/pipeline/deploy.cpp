@@ -26,6 +26,10 @@ std::chrono::seconds limit_of(const job& j, phase p) {
   auto& health = j.in.spec.production_health;
   if (p == phase::building) return j.in.build_timeout + std::chrono::seconds(30);
   if (p == phase::starting && j.in.spec.containers()) return j.in.build_timeout + j.in.phase_timeout;  // the image
+  if (p == phase::canary) {  // every step's interval, and the switch's own slack
+    auto& c = j.in.spec.canary;
+    return std::chrono::seconds(int64_t(c.interval_s) * int64_t(c.steps.size()) + 60);
+  }
   if (p == phase::health_checking || p == phase::switching)
     return std::chrono::seconds(health.timeout_s + health.min_healthy_s + 30);
   if (p == phase::draining && j.in.proxy)
@@ -159,8 +163,18 @@ phase run_deploy(deploy_host& host, const deploy_tools& tools, const deploy_inpu
                               [&] { return start_candidate(j, hash); });
     in_phase(j, phase::health_checking, "checking the candidate's health", [&] { check_health(j, candidate); });
     serving_release old;
-    in_phase(j, phase::switching, sw->switch_message(), [&] {
+    bool asked = false;
+    if (in.spec.canary.enabled() && in.kind == job_kind::deploy && in.proxy) {
       old = host.serving();
+      asked = true;
+      if (wants_canary(j, old))
+        in_phase(j, phase::canary, "sending a share of requests to the candidate",
+                 [&] { run_canary(j, candidate, old); });
+      else
+        j.log().line("canary skipped: nothing serves through the proxy to compare the candidate with");
+    }
+    in_phase(j, phase::switching, sw->switch_message(), [&] {
+      if (!asked) old = host.serving();
       activate(j, hash, sw->switch_to(j, hash, candidate, old));
     });
     in_phase(j, phase::draining, sw->drain_message(), [&] {

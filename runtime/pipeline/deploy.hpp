@@ -15,6 +15,7 @@
 #include "messages/event.hpp"
 #include "messages/instance.hpp"
 #include "messages/manifest.hpp"
+#include "messages/proxy.hpp"
 #include "runtime/driver.hpp"
 #include "runtime/files/layout.hpp"
 #include "runtime/status.hpp"
@@ -24,12 +25,16 @@ namespace berth {
 class backend_guards;
 class berth_metrics;
 class deploy_log;
+class traffic_meter;
 
 // The release serving when the switch begins (instance empty: production is down).
 struct serving_release {
   std::string hash;
   instance_ref instance;
 };
+
+// A person's decision during a canary (POST /api/deployments/{id}/promote|abort).
+enum class canary_verdict : uint8_t { none, promote, abort };
 
 // Why the owner wants the deploy to stop.
 enum class stop_request : uint8_t {
@@ -57,6 +62,14 @@ class deploy_host {
   // Caddy serves it; port 0 takes the route away (nothing serves: nobody is sent to a port
   // that berth gave back).
   virtual status set_route(uint16_t port) = 0;
+  // Proxy mode: sends split.percent % of the production route's requests to split.port (the
+  // candidate), the rest staying with the route's upstream; split.port 0 ends the split. Returns
+  // once the proxy serves it; io_error when it did not take it. A later set_route ends it too.
+  virtual status set_split(const traffic_split& split) = 0;
+  // What a person decided about the canary (none until someone does). Cheap: polled.
+  virtual canary_verdict operator_verdict() const = 0;
+  // Where the canary stands now, for those watching the deployment live (not recorded).
+  virtual void canary_progress(const canary_status& now) = 0;
   // A spare port for a candidate, leased so that nothing else takes it; and giving one back.
   virtual status lease_port(uint16_t* port) = 0;
   virtual void release_port(uint16_t port, const std::string& why) = 0;
@@ -79,6 +92,9 @@ struct deploy_inputs {
   std::map<std::string, release_record> releases;  // kept releases then (for retention)
   std::vector<std::string> in_use;                 // releases retention must keep
   bool proxy = false;        // traffic moves through the proxy (else the stable port is handed over)
+  // Why production.canary cannot run here ("" when it can): the stable port is handed over
+  // (no proxy), or the proxy engine cannot split traffic or measure it (Caddy).
+  std::string canary_unavailable;
   std::chrono::seconds build_timeout{600};
   std::chrono::seconds phase_timeout{300};  // phases without a limit of their own
   std::chrono::milliseconds stop_grace{3000};
@@ -91,6 +107,7 @@ struct deploy_tools {
   backend_guards& guards;
   deploy_log& log;
   berth_metrics* metrics = nullptr;  // the health check's duration (null: not measured)
+  traffic_meter* meter = nullptr;    // the proxy's per-upstream figures (null: no canary possible)
 };
 
 // Runs the deploy (or rollback) to its end and records that end durably: completed,

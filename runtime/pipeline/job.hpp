@@ -126,6 +126,16 @@ instance_ref start_candidate(job& j, const std::string& hash);
 void check_health(job& j, const instance_ref& candidate);
 void stop_instance(job& j, const instance_ref& r, const std::string& what);
 
+// ---- the canary (canary.cpp) ----
+// Whether this deploy runs a canary: production.canary is set, it is a deploy (a rollback goes
+// back at once), and a release serves through the proxy to compare the candidate with.
+bool wants_canary(const job& j, const serving_release& old);
+// canary: steps[i] % of requests to the candidate, each step judged (canary.hpp); returns when
+// every step passed or a person promoted it (the switch then moves the rest). A breach, an
+// abort, a cancel or too little traffic with on_no_traffic "fail" sends every request back to
+// the serving release at once (undo registered before the first split) and fails the deploy.
+void run_canary(job& j, const instance_ref& candidate, const serving_release& old);
+
 // ---- the switch (switch.cpp): direct (hand the stable port over) or through the proxy ----
 class switcher {
  public:

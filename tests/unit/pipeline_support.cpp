@@ -207,6 +207,22 @@ status fake_host::set_route(uint16_t port) {
   return port == 0 ? status::ok() : route_result_;
 }
 
+status fake_host::set_split(const traffic_split& split) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ops_.push_back("split " + std::to_string(split.port) + " " + std::to_string(split.percent));
+  return status::ok();
+}
+
+void fake_host::canary_progress(const canary_status& now) {
+  std::lock_guard<std::mutex> lock(mu_);
+  progress_.push_back(now);
+}
+
+std::vector<canary_status> fake_host::progress() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return progress_;
+}
+
 status fake_host::lease_port(uint16_t* port) {
   std::lock_guard<std::mutex> lock(pool_.mu);
   if (pool_.free.empty()) return status::io_error("no spare port left");

@@ -88,12 +88,17 @@ class fake_host final : public deploy_host {
   // record() refuses (io_error, nothing kept) every batch holding an event of this type.
   void refuse_batches_with(std::string type);
   void request_stop(stop_request r) { stop_.store(r); }
+  void request_verdict(canary_verdict v) { verdict_.store(v); }
 
   // ---- deploy_host ----
   status record(std::vector<new_event> events, bool durable) override;
   stop_request stop_requested() const override { return stop_.load(); }
   serving_release serving() override;
   status set_route(uint16_t port) override;
+  status set_split(const traffic_split& split) override;
+  canary_verdict operator_verdict() const override { return verdict_.load(); }
+  void canary_progress(const canary_status& now) override;
+  std::vector<canary_status> progress() const;  // every canary_progress, in order
   status lease_port(uint16_t* port) override;
   void release_port(uint16_t port, const std::string& why) override;
 
@@ -102,7 +107,8 @@ class fake_host final : public deploy_host {
   std::vector<new_event> events() const;      // every recorded event, in order
   std::vector<std::string> types() const;     // their types
   std::vector<std::string> phases() const;    // the phase events' phases ("preparing", …)
-  // "lease <port>", "release <port>", "route <port>", "serving", in call order.
+  // "lease <port>", "release <port>", "route <port>", "split <port> <percent>", "serving", in
+  // call order.
   std::vector<std::string> ops() const;
   std::vector<uint16_t> leased() const;
   std::vector<uint16_t> released() const;
@@ -119,6 +125,8 @@ class fake_host final : public deploy_host {
   std::string project_, id_;
   port_pool& pool_;
   std::atomic<stop_request> stop_{stop_request::none};
+  std::atomic<canary_verdict> verdict_{canary_verdict::none};
+  std::vector<canary_status> progress_;
   mutable std::mutex mu_;
   std::optional<serving_release> serving_;
   status route_result_ = status::ok();
