@@ -199,6 +199,7 @@ caf::behavior production_actor(self_ptr self, environment env, manifest spec, ui
       [=](rollback_atom, const std::string& hash) { return enqueue(self, {"", job_kind::rollback, false, hash, {}}); },
       [=](deployment_atom, const std::string& id) { return detail(self, id); },
       [=](cancel_atom, const std::string& id) { return cancel(self, id); },
+      [=](plan_atom, const plan_request& r) { return plan(self, r); },
       [=](verdict_atom, const std::string& verdict, const std::string& id) {
         return decide_canary(self, verdict, id);
       },

@@ -11,6 +11,8 @@
 //   (deployment_atom, std::string id)  -> deployment_view with the last 50 lines of its log
 //   (cancel_atom, std::string id)      -> deployment_view; a queued one ends at once, a running
 //       one at its next phase boundary, compensated. conflict once it has ended.
+//   (plan_atom, plan_request)          -> plan_view: what a deploy would change, recording nothing
+//       (runtime/plan/plan.hpp); not queued behind jobs.
 //   (verdict_atom, std::string verdict, std::string id) -> deployment_view; "promote" moves
 //       the canary on to 100 % now, "abort" reverts it (failed, canary_aborted). conflict when
 //       the deployment is not in its canary phase.

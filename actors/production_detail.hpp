@@ -3,6 +3,7 @@
 //   production_jobs.cpp  the job queue and the pipeline's runs
 //   production_host.cpp  deploy_host for the pipeline's worker
 //   production_keep.cpp  the serving release: start-up reconciliation, keeper, stop/start
+//   production_plan.cpp  plans: what a deploy would change (runtime/plan/plan.hpp)
 #pragma once
 #include <functional>
 #include <string>
@@ -11,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "actors/production.hpp"
+#include "messages/plan.hpp"
 
 namespace berth::production_detail {
 
@@ -62,5 +64,10 @@ void start_release_now(self_ptr self, std::function<void(const std::string& erro
 // The manifest changed: keeps its custom domains for the production route, re-sent (on a
 // worker) when they differ.
 void update_route_domains(self_ptr self);
+
+// production_plan.cpp
+// What a deploy would change now, worked out on a worker (not queued behind jobs); records
+// nothing. Errors: internal when the worker fails.
+caf::result<plan_view> plan(self_ptr self, const plan_request& request);
 
 }  // namespace berth::production_detail

@@ -229,6 +229,7 @@ caf::behavior project_actor(self_ptr self, environment env) {
           [=](rollback_atom, const std::string& hash) { return to_child(self, "production", rollback_atom_v, hash); },
           [=](deployment_atom, const std::string& id) { return to_child(self, "production", deployment_atom_v, id); },
           [=](cancel_atom, const std::string& id) { return to_child(self, "production", cancel_atom_v, id); },
+          [=](plan_atom, const plan_request& r) { return to_child(self, "production", plan_atom_v, r); },
           [=](verdict_atom, const std::string& verdict, const std::string& id) {
             return to_child(self, "production", verdict_atom_v, verdict, id);
           },

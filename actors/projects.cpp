@@ -437,6 +437,7 @@ caf::behavior projects_actor(self_ptr self, std::string data_dir, deploy_setting
           },
           [=](deployment_atom, const std::string& id) { return to_deployment(self, id, deployment_atom_v); },
           [=](cancel_atom, const std::string& id) { return to_deployment(self, id, cancel_atom_v); },
+          [=](plan_atom, const std::string& name, const plan_request& r) { return to_project(self, name, plan_atom_v, r); },
           [=](verdict_atom, const std::string& verdict, const std::string& id) {
             return to_deployment(self, id, verdict_atom_v, verdict);
           },

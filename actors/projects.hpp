@@ -19,8 +19,8 @@
 //       project is deleted or no longer names it.
 //   (events_atom, name, from, limit)    -> std::vector<event_record>
 //   (delete_atom, name)                 -> bool once everything of it is gone
-//   (deploy_atom, name, force), (rollback_atom, name, hash), (production_atom, name, action)
-//                                       -> delegated to project:<name>
+//   (deploy_atom, name, force), (rollback_atom, name, hash), (production_atom, name, action),
+//   (plan_atom, name, plan_request)     -> delegated to project:<name>
 //   (deployment_atom, id), (cancel_atom, id), (subscribe_atom, id)
 //                                       -> delegated to the project the id names
 //   (shutdown_atom, stop_apps, grace_ms) -> bool once every project's running job reached a

@@ -14,6 +14,7 @@ void register_log_writer(CLI::App& app);  // hidden: apps' rotated logs
 void register_project_verbs(CLI::App& app);      // projects create|ls|show|rm, check
 void register_setting_verbs(CLI::App& app);      // env, secrets
 void register_deploy_verbs(CLI::App& app);       // deploy, rollback, cancel
+void register_plan_verbs(CLI::App& app);         // plan
 void register_environment_verbs(CLI::App& app);  // preview, production, releases
 void register_log_verbs(CLI::App& app);          // logs, state
 void register_push_verbs(CLI::App& app);         // push

@@ -12,6 +12,7 @@ int main(int argc, char** argv) {
   berth::register_project_verbs(app);
   berth::register_setting_verbs(app);
   berth::register_deploy_verbs(app);
+  berth::register_plan_verbs(app);
   berth::register_environment_verbs(app);
   berth::register_log_verbs(app);
   berth::register_push_verbs(app);

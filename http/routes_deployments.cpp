@@ -9,6 +9,7 @@
 #include <optional>
 
 #include "http/deployment_stream.hpp"
+#include "http/plan_route.hpp"
 #include "http/render.hpp"
 #include "http/reply.hpp"
 #include "http/route_util.hpp"
@@ -64,7 +65,8 @@ void add_deployment_routes(httplib::Server& svr, const context& ctx) {
       R"(/api/projects/([^/]+)/deployments)", [&ctx](const httplib::Request& req, httplib::Response& res) {
         std::string name;
         json body;
-        if (!path_name(req, res, name) || !body_object(req, res, {"force"}, body)) return;
+        if (!path_name(req, res, name) || !body_object(req, res, {"force", "dry_run", "build"}, body)) return;
+        if (wants_plan(body)) return reply_plan(ctx, name, body, res);  // 200: nothing queued (routes_plan.cpp)
         bool force = false;
         if (body.contains("force")) {
           if (!body["force"].is_boolean())

@@ -91,7 +91,8 @@ std::string describe(CURLcode code, const char* buffer) {
 
 }  // namespace
 
-response http_client::request(const std::string& method, const std::string& path, const std::string& body) {
+response http_client::request(const std::string& method, const std::string& path, const std::string& body,
+                              long timeout_s) {
   response r;
   std::vector<std::string> headers;
   if (!body.empty()) headers.push_back("Content-Type: application/json");
@@ -102,7 +103,7 @@ response http_client::request(const std::string& method, const std::string& path
     curl_easy_setopt(c, CURLOPT_POSTFIELDS, body.c_str());
     curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, static_cast<long>(body.size()));
   }
-  curl_easy_setopt(c, CURLOPT_TIMEOUT, request_timeout_s);
+  curl_easy_setopt(c, CURLOPT_TIMEOUT, timeout_s > 0 ? timeout_s : request_timeout_s);
   curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, append_body);
   curl_easy_setopt(c, CURLOPT_WRITEDATA, &r.body);
   auto code = curl_easy_perform(c);

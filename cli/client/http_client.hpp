@@ -50,8 +50,10 @@ class http_client {
   http_client(const http_client&) = delete;
   http_client& operator=(const http_client&) = delete;
 
-  // One request; `path` starts with '/'. A body is sent as application/json.
-  response request(const std::string& method, const std::string& path, const std::string& body = "");
+  // One request; `path` starts with '/'. A body is sent as application/json. The answer is
+  // awaited for `timeout_s` seconds (0: 300 s, the default).
+  response request(const std::string& method, const std::string& path, const std::string& body = "",
+                   long timeout_s = 0);
   // GET an event stream and hand each event to `on_event` as it arrives, until the server ends
   // it, `on_event` returns false, `stop` becomes true (checked at least once a second), or the
   // connection fails or stays silent for 45 s (the server sends keep-alives every 15 s).

@@ -10,6 +10,7 @@
 #include "runtime/metrics/berth_metrics.hpp"
 #include "runtime/pipeline/job.hpp"
 #include "runtime/pipeline/launch.hpp"
+#include "runtime/plan/deployed_with.hpp"
 #include "runtime/release/release.hpp"
 #include "runtime/resilience/backends.hpp"
 
@@ -85,6 +86,7 @@ void prepare_artifact(job& j, const std::string& hash) {
 }
 
 instance_ref start_candidate(job& j, const std::string& hash) {
+  j.resources["deployed_with"] = deployed_with(j.in);  // what a later plan compares with (runtime/plan)
   uint16_t port = 0;
   if (auto s = j.host.lease_port(&port); !s)
     j.fail("ports_exhausted", "no spare port for the candidate: " + s.message());
