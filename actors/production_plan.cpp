@@ -1,6 +1,9 @@
 // production:<name> answering a plan (runtime/plan/plan.hpp): what its fold says about the
 // current release, then the blocking part on a worker. A plan is not a job: it neither waits
 // for the queue nor holds it, and it records nothing.
+#include <atomic>
+#include <memory>
+
 #include "actors/blocking.hpp"
 #include "actors/production_detail.hpp"
 #include "messages/errors.hpp"
@@ -55,6 +58,12 @@ caf::result<plan_view> plan(self_ptr self, const plan_request& request) {
     in->resources = by->resources;
   }
   in->current_source_hash = current_source_hash(st.prod, activator(st.prod));
+  // When this actor ends (berth stops, or it is restarted) a scratch build stops with it, so
+  // that nothing waits for a build nobody will read. (One small functor per plan stays attached
+  // for the actor's life: plans are a person's requests, not a stream.)
+  auto stopped = std::make_shared<std::atomic<bool>>(false);
+  self->attach_functor([stopped] { stopped->store(true); });
+  in->stopped = [stopped] { return stopped->load(); };
   auto driver = st.env.driver;
   auto guards = st.env.guards;
   auto view = std::make_shared<plan_view>();

@@ -103,6 +103,7 @@ void build_in_scratch(const plan_inputs& in, const std::map<std::string, std::st
   r.build_timeout = in.build_timeout;
   r.mask = secret_mask(secrets);
   r.build = in.request.build;
+  r.stopped = in.stopped;
   if (!in.current.empty()) r.compare_with = in.paths.production / in.current;
   auto b = scratch_build(r, driver, guards);
   v->source_hash = b.source_hash;

@@ -6,6 +6,7 @@
 // Plans of one project may run at once, and beside its deploys.
 #pragma once
 #include <chrono>
+#include <functional>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -30,6 +31,7 @@ struct plan_inputs {
   std::string deployed_by;       // the deployment that made it current
   nlohmann::json resources;      // that deployment's resources (deployed_with, source_hash)
   std::string current_source_hash;  // what current was built from ("" unknown)
+  std::function<bool()> stopped;  // true once a scratch build must stop (its owner is gone)
 };
 
 // Never throws; what it could not find out is said in the view's notes (and build_error).

@@ -18,8 +18,12 @@ namespace fs = std::filesystem;
 // rest would be a deploy's, and a plan refuses them rather than touching the project.
 class plan_host final : public deploy_host {
  public:
+  explicit plan_host(std::function<bool()> stopped) : stopped_(std::move(stopped)) {}
   status record(std::vector<new_event>, bool) override { return status::io_error("a plan records nothing"); }
-  stop_request stop_requested() const override { return stop_request::none; }
+  // The build's wait gives up (and stops it) once the plan's owner is gone.
+  stop_request stop_requested() const override {
+    return stopped_ && stopped_() ? stop_request::abandoned : stop_request::none;
+  }
   serving_release serving() override { return {}; }
   status set_route(uint16_t) override { return status::io_error("a plan routes nothing"); }
   status set_split(const traffic_split&) override { return status::io_error("a plan routes nothing"); }
@@ -27,6 +31,9 @@ class plan_host final : public deploy_host {
   void canary_progress(const canary_status&) override {}
   status lease_port(uint16_t*) override { return status::io_error("a plan leases no port"); }
   void release_port(uint16_t, const std::string&) override {}
+
+ private:
+  std::function<bool()> stopped_;
 };
 
 // The folders the steps use, inside the scratch folder: the workspace (paths.builds/<id>), the
@@ -62,7 +69,7 @@ scratch_build_result scratch_build(const scratch_build_request& r, runtime_drive
     in.build_timeout = r.build_timeout;
     deploy_log log(scratch / "plan.log");
     log.set_mask(r.mask);
-    plan_host host;
+    plan_host host(r.stopped);
     deploy_tools tools{driver, guards, log};
     pipeline::job j{host, tools, in};
     try {

@@ -10,6 +10,7 @@
 #pragma once
 #include <chrono>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -34,6 +35,7 @@ struct scratch_build_request {
   std::chrono::seconds build_timeout{600};
   secret_mask mask;                               // the project's secrets, hidden from the log
   bool build = true;                              // false: the source snapshot and its hash only
+  std::function<bool()> stopped;                  // true once the plan must end now (berth stops)
   std::filesystem::path compare_with;             // the release folder to diff against ("" none)
 };
 
