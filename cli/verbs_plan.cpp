@@ -1,6 +1,8 @@
 // `berth plan NAME [--build]`: what a deploy would change, as `nomad job plan` shows it (+ added,
 // - removed, ~ changed); nothing is deployed or written. --json prints the server's answer.
 #include <iostream>
+#include <string>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
@@ -28,7 +30,7 @@ std::string short_hash(const json& h) { return h.is_string() ? h.get<std::string
 
 std::string compact(const json& v) { return v.dump(-1, ' ', false, json::error_handler_t::replace); }
 
-void print_manifest_change(const json& c) {
+std::string manifest_line(const json& c) {
   auto field = str(c, "field"), change = str(c, "change");
   auto before = c.value("before", json()), after = c.value("after", json());
   std::string what;
@@ -36,56 +38,70 @@ void print_manifest_change(const json& c) {
   else if (change == "added") what = compact(after);
   else if (change == "removed") what = compact(before);
   else what = compact(before) + " -> " + compact(after);
-  std::cout << fmt::format("{} {}{}{}\n", mark(change), field, what.empty() ? "" : "  ", what);
+  return fmt::format("{} {}{}{}\n", mark(change), field, what.empty() ? "" : "  ", what);
 }
 
 std::string size_text(const json& n) { return n.is_number() ? fmt::format("{} bytes", n.get<int64_t>()) : ""; }
 
-void print_build(const json& b) {
-  if (!b.is_object()) return;
+std::string file_line(const json& f) {
+  auto change = str(f, "change");
+  auto before = size_text(f.value("size_before", json())), after = size_text(f.value("size_after", json()));
+  std::string sizes = change == "added"                   ? after
+                      : change == "removed"               ? before
+                      : before.empty() && after.empty()   ? std::string()
+                                                          : before + " -> " + after;
+  return fmt::format("{} {}{}{}\n", mark(change), str(f, "path"), sizes.empty() ? "" : "  ", sizes);
+}
+
+// The scratch build: the release it gives and its files, or why it failed.
+std::string build_section(const json& b) {
+  if (!b.is_object()) return "";
   if (!b.value("ok", false)) {
     auto err = b.value("error", json::object());
-    std::cout << fmt::format("\nScratch build failed ({}): {}\n", str(err, "code"), str(err, "message"));
+    auto out = fmt::format("Scratch build failed ({}): {}\n", str(err, "code"), str(err, "message"));
     for (auto& line : b.value("log", json::array()))
-      if (line.is_string()) std::cout << "  | " << line.get<std::string>() << "\n";
-    return;
+      if (line.is_string()) out += "  | " + line.get<std::string>() + "\n";
+    return out;
   }
   auto current = b.value("current", json());
-  std::cout << fmt::format("\nRelease (scratch build): {}{}\n", str(b, "release_hash"),
-                           !current.is_string() ? " (new)"
-                           : b.value("changed", false) ? " (current " + current.get<std::string>() + ")"
-                                                        : " (the current release)");
-  for (auto& f : b.value("files", json::array())) {
-    auto change = str(f, "change");
-    auto before = size_text(f.value("size_before", json())), after = size_text(f.value("size_after", json()));
-    std::string sizes = change == "added" ? after : change == "removed" ? before
-                        : before.empty() && after.empty() ? std::string()
-                                                          : before + " -> " + after;
-    std::cout << fmt::format("{} {}{}{}\n", mark(change), str(f, "path"), sizes.empty() ? "" : "  ", sizes);
-  }
+  auto out = fmt::format("Release (scratch build): {}{}\n", str(b, "release_hash"),
+                         !current.is_string()        ? " (new)"
+                         : b.value("changed", false) ? " (current " + current.get<std::string>() + ")"
+                                                     : " (the current release)");
+  for (auto& f : b.value("files", json::array())) out += file_line(f);
+  return out;
 }
 
 void print_plan(const json& p) {
   auto current = p.value("current", json());
+  std::vector<std::string> sections;
   if (current.is_string())
-    std::cout << fmt::format("Plan for {}: current release {}{}\n", str(p, "project"), current.get<std::string>(),
-                             p.value("deployed_by", json()).is_string() ? " (" + str(p, "deployed_by") + ")" : "");
+    sections.push_back(fmt::format("Plan for {}: current release {}{}\n", str(p, "project"),
+                                   current.get<std::string>(),
+                                   p.value("deployed_by", json()).is_string() ? " (" + str(p, "deployed_by") + ")" : ""));
   else
-    std::cout << fmt::format("Plan for {}: no release yet (first deploy)\n", str(p, "project"));
-  std::cout << "\n";
+    sections.push_back(fmt::format("Plan for {}: no release yet (first deploy)\n", str(p, "project")));
+  std::string changes;
   auto source = p.value("source", json::object());
   if (source.value("changed", false))
-    std::cout << fmt::format("{} source  {}\n", current.is_string() ? "~" : "+",
-                             current.is_string() ? short_hash(source.value("current", json())) + " -> " +
-                                                       short_hash(source.value("hash", json()))
-                                                 : short_hash(source.value("hash", json())));
-  for (auto& c : p.value("manifest", json::object()).value("changes", json::array())) print_manifest_change(c);
-  print_build(p.value("build", json()));
-  if (!p.value("changed", true)) std::cout << "\nNo changes: a deploy would leave production as it is.\n";
-  auto notes = p.value("notes", json::array());
-  if (!notes.empty()) std::cout << "\nNotes:\n";
-  for (auto& n : notes)
-    if (n.is_string()) std::cout << "  - " << n.get<std::string>() << "\n";
+    changes += fmt::format("{} source.hash  {}\n", current.is_string() ? "~" : "+",
+                           current.is_string() ? short_hash(source.value("current", json())) + " -> " +
+                                                     short_hash(source.value("hash", json()))
+                                               : short_hash(source.value("hash", json())));
+  for (auto& c : p.value("manifest", json::object()).value("changes", json::array())) changes += manifest_line(c);
+  if (!p.value("changed", true)) changes += "No changes: a deploy would leave production as it is.\n";
+  sections.push_back(changes);
+  sections.push_back(build_section(p.value("build", json())));
+  std::string notes;
+  for (auto& n : p.value("notes", json::array()))
+    if (n.is_string()) notes += "  - " + n.get<std::string>() + "\n";
+  if (!notes.empty()) sections.push_back("Notes:\n" + notes);
+  bool first = true;
+  for (auto& section : sections) {
+    if (section.empty()) continue;
+    std::cout << (first ? "" : "\n") << section;
+    first = false;
+  }
 }
 
 }  // namespace

@@ -166,7 +166,7 @@ TEST_CASE("plan: a changed file, an added env key and a changed secret show up; 
     auto text = run_cli({"plan", name}, env);
     INFO(text.describe());
     CHECK(text.exit_code == 0);
-    CHECK(has(text.out, "~ source"));
+    CHECK(has(text.out, "~ source.hash  "));
     CHECK(has(text.out, "+ env.NEW  \"added-value\""));
     CHECK(has(text.out, "~ secrets.API_TOKEN  (value changed)"));
     auto with_build = run_cli({"plan", name, "--build"}, env);
