@@ -53,6 +53,13 @@ footprint footprint_of(server& srv, const std::string& name) {
   return f;
 }
 
+// The project's footprint is still `before`.
+void unchanged_since(server& srv, const std::string& name, const footprint& before) {
+  auto now = footprint_of(srv, name);
+  INFO("before:\n" << before.describe() << "\nnow:\n" << now.describe());
+  CHECK(now == before);
+}
+
 json plan(client& api, const std::string& name, const json& body) {
   auto r = api.post("/api/projects/" + name + "/deployments", body);
   INFO(r.describe());
@@ -101,7 +108,7 @@ TEST_CASE("plan: a changed file, an added env key and a changed secret show up; 
   INFO(first_built.dump(2));
   CHECK(first_built["build"].value("ok", false));
   CHECK(file_of(first_built, "dist/index.html"));
-  CHECK(footprint_of(srv, name) == before);
+  unchanged_since(srv, name, before);
 
   auto r = api.post("/api/projects/" + name + "/deployments", std::string{});
   REQUIRE(r.status == 202);
@@ -124,7 +131,7 @@ TEST_CASE("plan: a changed file, an added env key and a changed secret show up; 
   CHECK(same["build"]["release_hash"] == current);
   CHECK_FALSE(same["build"].value("changed", true));
   CHECK(same["build"]["files"].empty());
-  CHECK(footprint_of(srv, name) == before);
+  unchanged_since(srv, name, before);
 
   // A file, an env key and a secret's value change.
   set_site(site, "VERSION", "22");
@@ -146,7 +153,7 @@ TEST_CASE("plan: a changed file, an added env key and a changed secret show up; 
   CHECK(change_of(changed, "secrets.API_TOKEN")->value("change", "") == "changed");
   CHECK_FALSE(change_of(changed, "secrets.API_TOKEN")->contains("before"));
   CHECK_FALSE(change_of(changed, "env.SITE_ENV"));
-  CHECK(footprint_of(srv, name) == before);
+  unchanged_since(srv, name, before);
 
   auto built = plan(api, name, {{"dry_run", true}, {"build", true}});
   INFO(built.dump(2));
@@ -159,7 +166,7 @@ TEST_CASE("plan: a changed file, an added env key and a changed secret show up; 
   CHECK((*file_of(built, "dist/index.html"))["size_after"] == 11);   // "release 22\n"
   CHECK_FALSE(file_of(built, "dist/server.py"));
   CHECK(built["source"]["hash"] == changed["source"]["hash"]);
-  CHECK(footprint_of(srv, name) == before);
+  unchanged_since(srv, name, before);
 
   {  // the CLI prints it as + - ~ lines, or the JSON
     auto env = cli_env(srv);
@@ -184,7 +191,7 @@ TEST_CASE("plan: a changed file, an added env key and a changed secret show up; 
         CHECK(!has(run->out, secret));
         CHECK(!has(run->err, secret));
       }
-    CHECK(footprint_of(srv, name) == before);
+    unchanged_since(srv, name, before);
   }
 
   {  // bad input is refused and changes nothing
@@ -200,7 +207,7 @@ TEST_CASE("plan: a changed file, an added env key and a changed secret show up; 
     CHECK(refused({{"dry_run", false}, {"build", true}}) == 400);
     CHECK(refused({{"dry_run", true}, {"build", 1}}) == 400);
     CHECK(refused({{"dry_run", true}, {"verbose", true}}) == 400);
-    CHECK(footprint_of(srv, name) == before);
+    unchanged_since(srv, name, before);
     auto cli = run_cli({"plan", "no-such-project"}, cli_env(srv));
     CHECK(cli.exit_code != 0);
     CHECK(has(cli.err, "no project named"));
@@ -214,6 +221,47 @@ TEST_CASE("plan: a changed file, an added env key and a changed secret show up; 
     bool logged = false;
     for (auto& line : failed["build"]["log"]) logged |= has(line.get<std::string>(), "build failed: MODE=build-fail");
     CHECK(logged);
-    CHECK(footprint_of(srv, name) == before);
+    unchanged_since(srv, name, before);
   }
+}
+
+TEST_CASE("plan: a git source is cloned at its ref into a scratch folder and hashed, then removed",
+          "[integration][plan]") {
+  temp_dir tmp;
+  server srv(tmp.path(), deploy_server_options());
+  client api(srv.port(), 120s);
+  auto site = make_site(tmp, "site", "1");
+  auto git = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), {"/usr/bin/git", "-C", site, "-c", "user.name=t", "-c", "user.email=t@example.com"});
+    auto r = run_program(args, {});
+    INFO(r.describe());
+    REQUIRE(r.exit_code == 0);
+  };
+  git({"init", "-q", "-b", "main"});
+  git({"add", "-A"});
+  git({"commit", "-q", "-m", "v1"});
+  const std::string name = "planned-git";
+  auto m = site_manifest(name, site);
+  m["source"] = {{"git", site}, {"ref", "main"}};
+  REQUIRE(api.post("/api/projects", m).status == 201);
+  auto r = api.post("/api/projects/" + name + "/deployments", std::string{});
+  REQUIRE(r.status == 202);
+  auto v1 = wait_done(api, r.body["id"], 60s);
+  INFO(brief(v1));
+  REQUIRE(v1.value("status", "") == "completed");
+
+  auto before = footprint_of(srv, name);
+  auto same = plan(api, name, {{"dry_run", true}});
+  INFO(same.dump(2));
+  CHECK_FALSE(same.value("changed", true));
+  CHECK(same["source"]["hash"] == v1["resources"]["source_hash"]);
+  // A change in the working tree is not what a deploy fetches; a commit is.
+  set_site(site, "VERSION", "2");
+  CHECK_FALSE(plan(api, name, {{"dry_run", true}})["source"].value("changed", true));
+  git({"commit", "-q", "-am", "v2"});
+  auto changed = plan(api, name, {{"dry_run", true}});
+  INFO(changed.dump(2));
+  CHECK(changed["source"].value("changed", false));
+  CHECK(changed["manifest"]["changes"].empty());
+  unchanged_since(srv, name, before);
 }
