@@ -1,5 +1,7 @@
-// `berth deploy`, `berth rollback` (both followed live to their end) and `berth cancel`.
+// `berth deploy`, `berth rollback` (both followed live to their end), `berth cancel`, and a
+// canary's `berth promote` / `berth abort`.
 #include <iostream>
+#include <tuple>
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
@@ -50,6 +52,20 @@ void register_deploy_verbs(CLI::App& app) {
     else std::cout << fmt::format("{}: {} (phase {})\n", id, str(d, "status"), str(d, "phase"));
     return exit_ok;
   });
+
+  // The canary's verdict by a person; the deploy's own follower shows what happens next.
+  for (auto [verb, help, said] :
+       {std::tuple{"promote", "send all traffic to a deployment's canary now (skip its remaining steps)", "promoted"},
+        std::tuple{"abort", "revert a deployment's canary now: every request back to the serving release", "aborted"}}) {
+    auto* cmd = app.add_subcommand(verb, help);
+    cmd->add_option("DEPLOYMENT", id, "deployment id (<name>.<seq>)")->required();
+    on_run(cmd, [verb = std::string(verb), said = std::string(said)](http_client& api) {
+      auto d = call(api, "POST", "/api/deployments/" + api.escape(id) + "/" + verb);
+      if (api.options().json) print_json_line(d);
+      else std::cout << fmt::format("{}: canary {} (phase {})\n", id, said, str(d, "phase"));
+      return exit_ok;
+    });
+  }
 }
 
 }  // namespace berth

@@ -111,6 +111,7 @@ json to_json(const deployment_view& v, bool with_log) {
   j["url"] = v.url;
   j["public_url"] = v.public_url;
   if (with_log) j["log"] = v.log;
+  if (v.canary) j["canary"] = to_json(*v.canary);  // live; the last verdict is resources.canary
   return j;
 }
 

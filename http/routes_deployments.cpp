@@ -136,6 +136,15 @@ void add_deployment_routes(httplib::Server& svr, const context& ctx) {
     reply_deployment(res, 200, ask<deployment_view>(ctx.sys, projects(ctx), ctx.timeout(), cancel_atom_v, id), false);
   });
 
+  // A person's decision during a canary: promote (to 100 % now) or abort (revert, failed).
+  svr.Post(R"(/api/deployments/([^/]+)/(promote|abort))", [&ctx](const httplib::Request& req, httplib::Response& res) {
+    std::string id;
+    if (!path_deployment(req, res, id) || !no_body(req, res)) return;
+    std::string verdict = req.matches[2];
+    reply_deployment(res, 200, ask<deployment_view>(ctx.sys, projects(ctx), ctx.timeout(), verdict_atom_v, verdict, id),
+                     false);
+  });
+
   svr.Post("/api/deploy", [&ctx](const httplib::Request& req, httplib::Response& res) {
     json body;
     if (!body_object(req, res, {"name"}, body)) return;

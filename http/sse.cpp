@@ -34,11 +34,13 @@ bool is_terminal_status(const std::string& status) {
 }
 
 json progress_data(const json& detail) {
-  return {{"phase", field(detail, "phase")},
-          {"status", field(detail, "status")},
-          {"progress", field(detail, "progress")},
-          {"message", field(detail, "message")},
-          {"resources", field(detail, "resources")}};
+  json p{{"phase", field(detail, "phase")},
+         {"status", field(detail, "status")},
+         {"progress", field(detail, "progress")},
+         {"message", field(detail, "message")},
+         {"resources", field(detail, "resources")}};
+  if (auto canary = field(detail, "canary"); canary.is_object()) p["canary"] = canary;  // live figures
+  return p;
 }
 
 std::vector<json> passed_phases(const json& detail, size_t& seen, const json& resources) {

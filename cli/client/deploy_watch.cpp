@@ -24,7 +24,19 @@ class phase_display {
   void progress(const json& p) {
     auto phase = str(p, "phase", "?");
     auto pct = p.value("progress", json()).is_number() ? p["progress"].get<double>() : 0.0;
-    auto line = fmt::format("  {:<16} {:>3.0f}%  {}", phase, pct, str(p, "message", ""));
+    auto canary = canary_of(p);
+    auto line = fmt::format("  {:<16} {:>3.0f}%  {}", phase, pct, canary.empty() ? str(p, "message", "") : canary);
+    if (phase == "canary" && !canary.empty() && !opts_.terminal) {  // plain output: a line per step and verdict
+      auto step = canary_step_of(p);
+      if (step != shown_step_) {
+        shown_step_ = step;
+        shown_phase_ = phase;
+        if (phase != phase_ && !phase_.empty()) close_line();
+        phase_ = phase;
+        std::cout << line << "\n" << std::flush;
+        return;
+      }
+    }
     if (phase != phase_ && !phase_.empty()) close_line();
     phase_ = phase;
     if (opts_.terminal) {
@@ -68,8 +80,29 @@ class phase_display {
     last_draw_ = clock::now();
   }
 
+  // The canary's step and the two sides' figures, live ("" outside the canary phase).
+  static std::string canary_of(const json& p) {
+    auto c = p.value("canary", json());
+    if (!c.is_object() && p.value("resources", json()).is_object()) c = p["resources"].value("canary", json());
+    if (!c.is_object() || str(p, "phase", "") != "canary") return "";
+    auto side = [](const json& f) {
+      if (!f.is_object()) return std::string("-");
+      auto p99 = f.value("p99_ms", int64_t{-1});
+      return fmt::format("{} req, {} err ({:.1f} %), p99 {}", f.value("requests", 0), f.value("errors", 0),
+                         100.0 * f.value("error_rate", 0.0), p99 < 0 ? std::string("-") : std::to_string(p99) + " ms");
+    };
+    return fmt::format("step {}/{} at {} % ({}): candidate {} | serving {}", c.value("step", 0), c.value("steps", 0),
+                       c.value("percent", 0), str(c, "verdict", ""), side(c.value("candidate", json())),
+                       side(c.value("serving", json())));
+  }
+  static std::string canary_step_of(const json& p) {
+    auto c = p.value("canary", json());
+    if (!c.is_object() && p.value("resources", json()).is_object()) c = p["resources"].value("canary", json());
+    return c.is_object() ? fmt::format("{}/{}", c.value("step", 0), str(c, "verdict", "")) : "";
+  }
+
   watch_options opts_;
-  std::string phase_, shown_phase_, current_;
+  std::string phase_, shown_phase_, current_, shown_step_;
   unsigned tick_ = 0;
   clock::time_point phase_started_ = clock::now(), last_draw_;
 };

@@ -56,6 +56,7 @@ namespace {
 using namespace std::chrono_literals;
 
 constexpr auto look_every = 200ms;
+constexpr auto tell_every = 1s;  // live figures for those watching
 
 int64_t now_us() {
   return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
@@ -115,6 +116,7 @@ void run_canary(job& j, const instance_ref& candidate, const serving_release& ol
     s.step_ends_us = s.step_started_us + int64_t(spec.interval_s) * 1000000;
     tell(j, s);
     judgement verdict;
+    auto told = clock_type::now();
     while (true) {
       s.candidate = meter.read(candidate.port);
       s.serving = meter.read(old.instance.port);
@@ -147,7 +149,10 @@ void run_canary(job& j, const instance_ref& candidate, const serving_release& ol
       }
       if (j.give_up()) j.gave_up();  // cancel, shutdown or the phase's limit: the undo reverts
       if (clock_type::now() >= ends) break;
-      j.host.canary_progress(s);
+      if (clock_type::now() - told >= tell_every) {
+        j.host.canary_progress(s);
+        told = clock_type::now();
+      }
       std::this_thread::sleep_for(std::min<clock_type::duration>(look_every, ends - clock_type::now()));
     }
     if (verdict.what == step_judgement::too_few && spec.on_no_traffic == "fail") {
