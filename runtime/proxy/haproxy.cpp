@@ -218,6 +218,12 @@ std::string haproxy_config(const router_layout& l) {
          // The first answer pins a sticky client (a session cookie: no expiry).
          "    http-response add-header Set-Cookie \"berth_canary=%[var(txn.side)]-%[var(txn.candidate)]; Path=/; "
          "HttpOnly; SameSite=Lax\" if sticky !{ var(txn.pinned) -m found }\n"
+         // Each split request gets a client connection of its own. HAProxy 2.6 closes a kept-alive
+         // connection silently, and logs nothing, when the app resets or closes on a request that
+         // is not the connection's first (abort_keep_alive: the client is to retry), so the meter
+         // would never see those errors; a connection's first request is answered 502 and logged.
+         // http-after-response: HAProxy's own 502/503 too. Not on a 101: that is a tunnel now.
+         "    http-after-response set-header Connection close if split !{ status 101 }\n"
          "    default_backend upstream\n";
   }
 

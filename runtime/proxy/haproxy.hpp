@@ -48,7 +48,12 @@
 // berth_canary=<candidate|stable>-<candidate_port> (Path=/; HttpOnly; SameSite=Lax; no expiry),
 // set on the first answer: a request carrying the cookie of the running split skips the roll,
 // one of an earlier canary (another candidate port) rolls again and gets a new cookie. A
-// split change is a map change like a route flip: no reload.
+// split change is a map change like a route flip: no reload. Every answer of a split route
+// (except a 101) says "Connection: close": HAProxy neither answers nor logs a reset by the app
+// on a kept-alive connection's later request (it closes silently for the client to retry), so
+// each split request comes on a connection of its own, where a reset is a logged 502. The
+// price, during a canary only: a connection per request to HAProxy and to the app (the TLS
+// front keeps its clients' connections).
 //
 // Request log (for canaries only): every request routed to an upstream that has a split (to
 // either side) is logged by the worker, one datagram per request, `format raw`, to

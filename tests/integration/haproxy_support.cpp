@@ -170,6 +170,11 @@ void answering_upstream::serve(int fd) {
         if (!read_more()) goto done;
       buf.erase(0, length);
       std::this_thread::sleep_for(delay_);
+      if (status_ == 0) {
+        linger reset{1, 0};  // close() sends RST
+        ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
+        goto done;
+      }
       std::string body = name_ + "\n";
       std::string answer = "HTTP/1.1 " + std::to_string(status_) + " X\r\nContent-Type: text/plain\r\nContent-Length: " +
                            std::to_string(body.size()) + "\r\n\r\n" + body;

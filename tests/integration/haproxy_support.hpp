@@ -59,7 +59,8 @@ struct router_fixture {
 };
 
 // Listens on 127.0.0.1:<free port> until destroyed: reads each request (and its body, by
-// Content-Length), waits `delay`, answers `status` with body "<name>\n", kept alive.
+// Content-Length), waits `delay`, answers `status` with body "<name>\n", kept alive. Status 0:
+// resets the connection instead of answering (an app that crashed mid-request).
 class answering_upstream {
  public:
   answering_upstream(std::string name, int status, std::chrono::milliseconds delay = std::chrono::milliseconds(0));

@@ -125,7 +125,8 @@ TEST_CASE("haproxy: splits are canary.map entries keyed by upstream port; the co
         "    log-format \"%[var(txn.up)] %ST %Tr %Ta %ts\"\n", "set-log-level silent unless split",
         "var(txn.up),map(/var/lib/berth/proxy/canary.map)", "rand(100),sub(txn.percent) lt 0",
         "req.cook(berth_canary),strcmp(txn.candidate_cookie) eq 0",
-        "Set-Cookie \"berth_canary=%[var(txn.side)]-%[var(txn.candidate)]; Path=/; HttpOnly; SameSite=Lax\""})
+        "Set-Cookie \"berth_canary=%[var(txn.side)]-%[var(txn.candidate)]; Path=/; HttpOnly; SameSite=Lax\"",
+        "http-after-response set-header Connection close if split !{ status 101 }"})
     CHECK(has(plain, line));
   // Requests without a route are silenced before they are answered 404/503.
   CHECK(plain.find("set-log-level silent") < plain.find("http-request return status 404"));
