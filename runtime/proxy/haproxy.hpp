@@ -65,6 +65,12 @@
 // an adopted HAProxy reaches the socket a restarted berth binds at the same path. The send
 // never blocks (MSG_DONTWAIT): a line finding the meter's queue full
 // (net.unix.max_dgram_qlen datagrams) is dropped and counted in `show info` DroppedLogs.
+// What 2.6.12 logs (the tests check the meter's reading): an app's 500 "500 2 2 --"; a reset
+// before any answer "502 -1 13 SH" (after the GET retries); a refused connect "503 -1 3004 SC"
+// (after 3 retries, 1 s apart); a client that aborted a POST mid-body "-1 -1 300 CD" (not the
+// app's error: the meter skips it); a client that left while the app worked still gets the
+// app's line ("200 3001 3001 CD" or "--": no abortonclose). A request still in the app is
+// logged only when it ends.
 //
 // Order for a change (the proxy actor): write_router_files, then reload only when the config
 // text changed (listen_ports_of changed: a split never changes it), then sync_maps on every live
