@@ -11,6 +11,7 @@
 #include "tests/integration/cli_support.hpp"
 #include "tests/integration/deploy_support.hpp"
 #include "tests/integration/harness.hpp"
+#include "tests/integration/workspace_support.hpp"
 
 using namespace berth::it;
 using namespace std::chrono_literals;
@@ -264,4 +265,28 @@ TEST_CASE("plan: a git source is cloned at its ref into a scratch folder and has
   CHECK(changed["source"].value("changed", false));
   CHECK(changed["manifest"]["changes"].empty());
   unchanged_since(srv, name, before);
+}
+
+TEST_CASE("plan: a workspace's source hash is the one GET …/source and the deploy give", "[integration][plan]") {
+  workspace_env w("planned-ws");
+  w.upload_ok(site_archive(w.tmp, {{"index.html", "one\n"}}));
+  auto v1 = w.deploy();
+  INFO(brief(v1));
+  REQUIRE(v1.value("status", "") == "completed");
+  auto before = footprint_of(*w.srv, w.name);
+  auto same = plan(w.api(), w.name, {{"dry_run", true}});
+  INFO(same.dump(2));
+  CHECK_FALSE(same.value("changed", true));
+  CHECK(same["source"]["hash"] == v1["resources"]["source_hash"]);
+  CHECK(same["source"]["hash"] == w.hash());
+  unchanged_since(*w.srv, w.name, before);
+  w.upload_ok(site_archive(w.tmp, {{"index.html", "two\n"}}));
+  before = footprint_of(*w.srv, w.name);  // the upload is an event of its own
+  auto built = plan(w.api(), w.name, {{"dry_run", true}, {"build", true}});
+  INFO(built.dump(2));
+  CHECK(built["source"]["hash"] == w.hash());
+  CHECK(built["source"].value("changed", false));
+  REQUIRE(file_of(built, "index.html"));
+  CHECK(file_of(built, "index.html")->value("change", "") == "changed");
+  unchanged_since(*w.srv, w.name, before);
 }
