@@ -85,7 +85,7 @@ const json* file_of(const json& p, const std::string& path) {
 
 }  // namespace
 
-TEST_CASE("plan: a changed file, an added env key and a changed secret show up; nothing is written",
+TEST_CASE("plan: a changed file, an added env key and a changed secret show up, and nothing is written",
           "[integration][plan]") {
   temp_dir tmp;
   server srv(tmp.path(), deploy_server_options());
@@ -267,7 +267,7 @@ TEST_CASE("plan: a git source is cloned at its ref into a scratch folder and has
   unchanged_since(srv, name, before);
 }
 
-TEST_CASE("plan: a workspace's source hash is the one GET …/source and the deploy give", "[integration][plan]") {
+TEST_CASE("plan: a workspace source hash is the one GET source and the deploy give", "[integration][plan]") {
   workspace_env w("planned-ws");
   w.upload_ok(site_archive(w.tmp, {{"index.html", "one\n"}}));
   auto v1 = w.deploy();
