@@ -1,5 +1,6 @@
 // One deployment followed live: its phases advancing (SSE progress events) and its build log
-// beside them. Used by the deployment page and the one-shot page.
+// beside them; during a canary, its step and both releases' figures, with Promote and Abort.
+// Used by the deployment page and the one-shot page.
 'use strict';
 B.PHASES = ['queued', 'preparing', 'building', 'packaging', 'starting', 'health_checking', 'switching', 'draining',
             'completed'];
@@ -24,6 +25,7 @@ B.deployView = function (id, onDone) {
   const log = h('pre.log', {id: 'build-log'});
   const result = h('div', {id: 'deploy-result'});
   const cancel = h('button.danger', {id: 'cancel'}, 'Cancel');
+  const canary = B.canaryPanel(id);
   let current = null, finished = false;
 
   cancel.addEventListener('click', B.act(cancel, async () => {
@@ -48,6 +50,7 @@ B.deployView = function (id, onDone) {
     if (finished) return;
     finished = true;
     cancel.hidden = true;
+    canary.done();
     for (const el of phases.children) if (el.dataset.state === 'pending') el.dataset.state = 'skipped';
     // A phase may have passed between the first look and the stream's first state: the
     // record says which ran.
@@ -89,6 +92,7 @@ B.deployView = function (id, onDone) {
         setStatus(p.status);
         if (typeof p.progress === 'number') bar.style.width = p.progress + '%';
         message.textContent = p.message || '';
+        canary.show(p.phase === 'canary' ? (p.canary || (p.resources || {}).canary) : null);
       },
       log: (l) => {
         const stick = log.scrollTop + log.clientHeight >= log.scrollHeight - 4;
@@ -103,6 +107,41 @@ B.deployView = function (id, onDone) {
 
   return h('div.cols',
     h('div.card', h('div.row.spread', h('h2', 'Deployment ', h('code', id)), status), h('div.bar', bar), message, phases,
-      result, h('div.row', cancel)),
+      canary.el, result, h('div.row', cancel)),
     h('div.card', h('h2', 'Build log'), log));
+};
+
+// The canary's step and the two sides' figures (live), with a person's Promote and Abort.
+B.canaryPanel = function (id) {
+  const h = B.h;
+  const step = h('div', {id: 'canary-step'});
+  const rows = h('tbody');
+  const reason = h('div.muted', {id: 'canary-reason'});
+  const promote = h('button', {id: 'promote'}, 'Promote now');
+  const abort = h('button.danger', {id: 'abort'}, 'Abort');
+  const el = h('div.canary', {id: 'canary', hidden: true}, h('h3', 'Canary'), step,
+    h('table', h('thead', h('tr', h('th', ''), h('th', 'requests'), h('th', 'errors'), h('th', 'error rate'),
+      h('th', 'p50'), h('th', 'p99'))), rows), reason, h('div.row', promote, abort));
+  const decide = (verb) => B.act(verb === 'promote' ? promote : abort, async () => {
+    await B.api('POST', '/api/deployments/' + encodeURIComponent(id) + '/' + verb);
+    B.toast(verb === 'promote' ? 'Promoted: the rest of the traffic moves now' : 'Aborted: every request goes back');
+  });
+  promote.addEventListener('click', decide('promote'));
+  abort.addEventListener('click', decide('abort'));
+  const ms = (v) => (typeof v === 'number' && v >= 0 ? v + ' ms' : '-');
+  const row = (name, f) => h('tr', {'data-side': name}, h('th', name), h('td', String(f.requests || 0)),
+    h('td', String(f.errors || 0)), h('td', ((f.error_rate || 0) * 100).toFixed(1) + ' %'), h('td', ms(f.p50_ms)),
+    h('td', ms(f.p99_ms)));
+  return {
+    el,
+    show(c) {
+      if (!c) return;
+      el.hidden = false;
+      step.textContent = 'Step ' + c.step + ' of ' + c.steps + ': ' + c.percent + ' % of requests to the candidate (' +
+        c.verdict + ')';
+      rows.replaceChildren(row('candidate', c.candidate || {}), row('serving', c.serving || {}));
+      reason.textContent = c.reason || '';
+    },
+    done() { promote.hidden = true; abort.hidden = true; },
+  };
 };

@@ -383,7 +383,7 @@ std::unique_ptr<fake_host> pipeline_fixture::host() {
 phase pipeline_fixture::run(fake_host& h, const deploy_inputs& in) {
   REQUIRE(h.id() == in.id);
   deploy_log log(paths.deployment_log(in.id));
-  auto end = run_deploy(h, {*driver, guards, log}, in);
+  auto end = run_deploy(h, {*driver, guards, log, nullptr, meter}, in);
   production = h.folded();
   return end;
 }
@@ -392,7 +392,7 @@ std::optional<phase> pipeline_fixture::run_within(fake_host& h, const deploy_inp
                                                   std::chrono::milliseconds bound) {
   REQUIRE(h.id() == in.id);
   deploy_log log(paths.deployment_log(in.id));
-  auto done = std::async(std::launch::async, [&] { return run_deploy(h, {*driver, guards, log}, in); });
+  auto done = std::async(std::launch::async, [&] { return run_deploy(h, {*driver, guards, log, nullptr, meter}, in); });
   bool in_time = done.wait_for(bound) == std::future_status::ready;
   if (!in_time) h.request_stop(stop_request::abandoned);
   auto end = done.get();

@@ -174,6 +174,7 @@ class pipeline_fixture {
   uint16_t stable_port = 0;
   manifest spec;                 // the app's manifest (health every 20 ms, up to 10 s)
   production_record production;  // folded from every deploy run so far
+  traffic_meter* meter = nullptr;  // the proxy's figures for canaries (none: a canary fails)
 
   // The inputs of the next deploy of the app written with `o` (its source is rewritten).
   deploy_inputs inputs(const app_options& o = {});

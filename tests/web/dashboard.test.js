@@ -191,6 +191,34 @@ async function main() {
     await page.waitForSelector('#production .badge.running', {timeout: UI_WAIT});
     assert.match(await text('#production'), new RegExp(first), 'the cancelled deploy changed nothing');
 
+    step('canary');
+    // A canary: the page shows its step and both releases' figures live, and Promote ends it.
+    const m2 = (await fetchApi('/api/projects/db-site')).manifest;  // secrets come back as ******** and keep their values
+    m2.production.canary = {steps: [50], interval_s: 600, min_requests: 100000};
+    const put = await fetch(srv.base + '/api/projects/db-site', {method: 'PUT', body: JSON.stringify(m2),
+      headers: {'Content-Type': 'application/json', Authorization: 'Bearer ' + srv.token}});
+    assert.equal(put.status, 200, 'manifest with a canary: ' + await put.text());
+    fs.writeFileSync(path.join(site, 'VERSION'), '3\n');
+    await page.click('a:has-text("db-site")');
+    await page.waitForSelector('#deploy', {timeout: UI_WAIT});
+    await page.click('#deploy');
+    await page.waitForSelector('li[data-phase="canary"][data-state="active"]', {timeout: UI_WAIT});
+    await page.waitForSelector('#canary:not([hidden])', {timeout: UI_WAIT});
+    assert.match(await text('#canary-step'), /Step 1 of 1: 50 % of requests to the candidate/);
+    // Real requests through the site's stable port: the figures count them live, on both sides.
+    const stable = (await fetchApi('/api/projects/db-site')).ports.production;
+    const candidateRequests = async () => Number(await text('#canary tr[data-side="candidate"] td'));
+    const servingRequests = async () => Number(await text('#canary tr[data-side="serving"] td'));
+    await waitFor('requests counted on both sides', async () => {
+      await Promise.all(Array.from({length: 4}, () => fetch(`http://127.0.0.1:${stable}/`).then((r) => r.text())));
+      return (await candidateRequests()) > 0 && (await servingRequests()) > 0;
+    }, UI_WAIT);
+    await shot('canary');
+    await page.click('#promote');
+    await page.waitForSelector('li[data-phase="completed"][data-state="done"]', {timeout: UI_WAIT});
+    assert.match(await text('#deploy-result'), /Deployed release/);
+    assert.equal((await (await fetch(`http://127.0.0.1:${stable}/`)).text()).trim(), 'release 3');
+
     step('one-shot');
     // The one-shot page: names checked as typed, then a deploy until the URL appears.
     await page.click('a[href="#/oneshot"]');
