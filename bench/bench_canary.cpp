@@ -192,7 +192,12 @@ int main(int argc, char** argv) {
     set_app(fmt::format("fail-{}", r), "fail20");
     auto id = deploy(api);
     auto split = wait_deployment(
-        api, id, [](const json& d) { return d.value("canary", json::object()).value("percent", 0) > 0; }, 120s);
+        api, id,
+        [](const json& d) {
+          auto live = d.value("canary", json());
+          return live.is_object() && live.value("percent", 0) > 0;
+        },
+        120s);
     if (split.value("phase", "") != "canary") fail("deployment " + id + " never showed its split", split.dump());
     auto on = c.now();
     auto end = wait_deployment(api, id, [](const json&) { return false; }, 300s);

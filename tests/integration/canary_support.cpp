@@ -142,7 +142,8 @@ json canary_env::wait_split(const std::string& id) {
   auto d = wait_detail(
       api(), id,
       [](const json& d) {
-        return (d.value("phase", "") == "canary" && d.value("canary", json()).value("percent", 0) > 0) ||
+        auto live = d.value("canary", json());
+        return (d.value("phase", "") == "canary" && live.is_object() && live.value("percent", 0) > 0) ||
                is_terminal_status(d.value("status", ""));
       },
       90s);

@@ -52,6 +52,16 @@ json verdict_of(const std::vector<json>& steps, int step, const std::string& ver
   return nullptr;
 }
 
+// j[path...], or an empty object where the path ends early (so .value() reads defaults).
+json at(const json& j, std::initializer_list<const char*> path) {
+  const json* cur = &j;
+  for (auto key : path) {
+    if (!cur->is_object() || !cur->contains(key)) return json::object();
+    cur = &(*cur)[key];
+  }
+  return cur->is_object() ? *cur : json::object();
+}
+
 bool has_phase(const json& detail, const std::string& phase) {
   auto names = phase_names(detail);
   return std::find(names.begin(), names.end(), phase) != names.end();
@@ -87,7 +97,7 @@ breach_run run_breach(canary_env& e, const std::string& mode, const json& spec) 
   auto before = clients.now();
   auto id = e.deploy("2", mode, spec);
   auto live = e.wait_split(id);
-  pid_t candidate = live["resources"]["candidate"].value("pid", 0);
+  pid_t candidate = at(live, {"resources", "candidate"}).value("pid", 0);
   auto split_on = clients.now();
   out.detail = e.finish(id);
   auto reverted = clients.now();
@@ -106,7 +116,7 @@ breach_run run_breach(canary_env& e, const std::string& mode, const json& spec) 
   REQUIRE(out.detail.value("status", "") == "failed");
   CHECK(out.detail["error"].value("code", "") == "canary_failed");
   CHECK(out.detail["error"].value("phase", "") == "canary");
-  auto& canary = out.detail["resources"]["canary"];
+  auto canary = at(out.detail, {"resources", "canary"});
   CHECK(canary.value("step", 0) == 1);
   CHECK(canary.value("verdict", "") == "failed");
   CHECK(canary.value("percent", -1) == 0);
@@ -159,7 +169,7 @@ TEST_CASE("canary - a candidate failing 20 % of requests is reverted at its firs
   std::cout << "[canary] fail20 at 10 %: clients saw " << r.failed_in_split << " failed of " << r.requests_in_split
             << " requests while the split was on (" << 100.0 * r.error_share << " %), " << r.failed_after
             << " after the revert; step start -> revert recorded " << (failed_at - step_started) / 1000.0
-            << " ms; the proxy's revert " << r.detail["resources"].value("canary_revert_ms", json()).dump()
+            << " ms; the proxy's revert " << at(r.detail, {"resources"}).value("canary_revert_ms", json()).dump()
             << " ms; candidate " << failed["candidate"].dump() << ", serving " << failed["serving"].dump()
             << std::endl;
 }
@@ -204,7 +214,7 @@ TEST_CASE("canary - a good candidate is promoted through every step", "[integrat
   }
   REQUIRE(!steps.empty());
   CHECK(steps.back()["data"].value("verdict", "") == "promoted");
-  CHECK(d["resources"]["canary"].value("verdict", "") == "promoted");
+  CHECK(at(d, {"resources", "canary"}).value("verdict", "") == "promoted");
   CHECK(saw(clients.answers(), "release 2 good"));
   CHECK(end.failed == 0);
   std::vector<std::string> bad;
@@ -294,7 +304,7 @@ TEST_CASE("canary - kill -9 of berth mid-canary: reverted at the restart", "[int
   pid_t v1 = e.production_pid();
   auto id = e.deploy("2", "good", canary_spec({10, 50}, 600, 1000000));
   auto live = e.wait_split(id);
-  pid_t candidate = live["resources"]["candidate"].value("pid", 0);
+  pid_t candidate = at(live, {"resources", "candidate"}).value("pid", 0);
   REQUIRE(candidate > 0);
   // The split is live: a share of new requests reaches the candidate.
   int to_candidate = 0;
@@ -325,7 +335,7 @@ TEST_CASE("canary - kill -9 of berth mid-canary: reverted at the restart", "[int
   CHECK(v1_answers == 100);
 }
 
-TEST_CASE("canary - refused at create without the proxy, nothing left", "[integration][canary]") {
+TEST_CASE("canary - refused at create without the proxy and nothing is left", "[integration][canary]") {
   temp_dir tmp;
   server srv(tmp.path(), deploy_server_options({"--switch-mode", "direct"}));
   auto src = make_canary_app(tmp, "src", "1", "good");
