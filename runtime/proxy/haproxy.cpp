@@ -24,6 +24,7 @@ const char* const kUnavailableJson =
 using haproxy_files::lower;
 std::string ports_map_path(const std::string& dir) { return haproxy_files::ports_map(dir); }
 std::string hosts_map_path(const std::string& dir) { return haproxy_files::hosts_map(dir); }
+std::string canary_map_path(const std::string& dir) { return haproxy_files::canary_map(dir); }
 std::string master_socket(const std::string& dir) { return haproxy_files::master_socket(dir); }
 std::string admin_socket(const std::string& dir) { return haproxy_files::admin_socket(dir); }
 
@@ -56,11 +57,17 @@ bool safe_path(const std::string& s) {
   });
 }
 
-std::string map_text(const route_map& m) {
+std::string value_text(uint16_t port) { return std::to_string(port); }
+const std::string& value_text(const std::string& s) { return s; }
+
+template <class Map>
+std::string map_text(const Map& m) {
   std::string out;
-  for (const auto& [k, v] : m) out += k + " " + std::to_string(v) + "\n";
+  for (const auto& [k, v] : m) out += k + " " + value_text(v) + "\n";
   return out;
 }
+
+bool splits(const proxy_route& r) { return r.upstream_port != 0 && r.split.port != 0 && r.split.percent != 0; }
 
 
 }  // namespace
@@ -84,6 +91,19 @@ route_map hosts_map_of(const router_layout& l) {
   return m;
 }
 
+split_map canary_map_of(const router_layout& l) {
+  split_map m;
+  for (const auto& r : l.routes)
+    if (splits(r)) m[std::to_string(r.upstream_port)] = split_value(r.split);
+  return m;
+}
+
+router_maps maps_of(const router_layout& l) { return {ports_map_of(l), hosts_map_of(l), canary_map_of(l)}; }
+
+std::string split_value(const traffic_split& s) {
+  return std::to_string(s.port) + ":" + std::to_string(int(s.percent)) + ":" + (s.sticky ? "1" : "0");
+}
+
 std::vector<uint16_t> listen_ports_of(const router_layout& l) {
   std::set<uint16_t> ports;
   if (l.http_port != 0) ports.insert(l.http_port);
@@ -94,12 +114,14 @@ std::vector<uint16_t> listen_ports_of(const router_layout& l) {
 }
 
 std::string haproxy_config(const router_layout& l) {
-  const std::string ports_map = ports_map_path(l.dir), hosts_map = hosts_map_path(l.dir);
+  const std::string ports_map = ports_map_path(l.dir), hosts_map = hosts_map_path(l.dir),
+                    canary_map = canary_map_path(l.dir);
   std::set<uint16_t> stable;
   for (const auto& r : l.routes)
     if (r.listen_port != 0) stable.insert(r.listen_port);
   std::ostringstream c;
-  c << "# Written by berth (runtime/proxy/haproxy.cpp); routes live in ports.map and hosts.map.\n"
+  c << "# Written by berth (runtime/proxy/haproxy.cpp); routes live in ports.map and hosts.map, canary "
+       "splits in canary.map.\n"
        "global\n"
        // No `quiet`: it would hide the ALERT lines that say why a reload was refused.
        "    master-worker\n"
@@ -155,17 +177,54 @@ std::string haproxy_config(const router_layout& l) {
     c << "\nfrontend sites\n";
     if (l.http_port != 0) c << "    bind " << l.listen_host << ":" << l.http_port << "\n";
     for (auto p : stable) c << "    bind 127.0.0.1:" << p << "\n";
+    // The request log feeds berth's traffic meter (traffic_meter.hpp parses this exact line)
+    // and holds only requests of routes with a split: every other one is set silent below.
+    c << "    no log\n"
+         "    log " << haproxy_files::traffic_socket(l.dir) << " format raw local0 info\n"
+         "    log-format \"%[var(txn.up)] %ST %Tr %Ta %ts\"\n"
+         "    option dontlognull\n"
+         "    acl split var(txn.split) -m found\n"
+         "    acl sticky var(txn.sticky) -m str 1\n";
     // A stable port is routed by ports.map only (never by Host); the shared listener by Host.
     std::string on_http = l.http_port != 0 ? "{ dst_port " + std::to_string(l.http_port) + " }" : "FALSE";
     c << "    http-request set-var(txn.up) dst_port,map(" << ports_map << ") unless " << on_http << "\n";
     if (l.http_port != 0)
       c << "    http-request set-var(txn.up) req.hdr(host),field(1,:),lower,map(" << hosts_map << ") if "
-        << on_http << "\n"
-        << "    http-request return status 404 content-type application/json string '" << kNotFoundJson
+        << on_http << "\n";
+    c << "    http-request set-var(txn.split) var(txn.up),map(" << canary_map << ") if { var(txn.up) -m found }\n"
+         "    http-request set-log-level silent unless split\n";
+    if (l.http_port != 0)
+      c << "    http-request return status 404 content-type application/json string '" << kNotFoundJson
         << "' if !{ var(txn.up) -m found } " << on_http << "\n";
     c << "    http-request return status 503 content-type application/json string '" << kUnavailableJson
-      << "' if !{ var(txn.up) -m found }\n"
-      << "    default_backend upstream\n";
+      << "' if !{ var(txn.up) -m found }\n";
+    // The split ("<port>:<percent>:<sticky>"): a sticky client whose cookie names this split's
+    // candidate port keeps its side; any other request goes to the candidate when rand(100) is
+    // below the percent. txn.up becomes the chosen side's port, so the log line names it.
+    c << "    http-request set-var(txn.candidate) var(txn.split),field(1,:) if split\n"
+         "    http-request set-var(txn.percent) var(txn.split),field(2,:) if split\n"
+         "    http-request set-var(txn.sticky) var(txn.split),field(3,:) if split\n"
+         "    http-request set-var(txn.candidate_cookie) str(candidate-),concat(,txn.candidate,) if sticky\n"
+         "    http-request set-var(txn.stable_cookie) str(stable-),concat(,txn.candidate,) if sticky\n"
+         "    http-request set-var(txn.side) str(candidate) if sticky "
+         "{ req.cook(berth_canary),strcmp(txn.candidate_cookie) eq 0 }\n"
+         "    http-request set-var(txn.side) str(stable) if sticky "
+         "{ req.cook(berth_canary),strcmp(txn.stable_cookie) eq 0 }\n"
+         "    http-request set-var(txn.pinned) bool(1) if { var(txn.side) -m found }\n"
+         "    http-request set-var(txn.side) str(candidate) if split !{ var(txn.side) -m found } "
+         "{ rand(100),sub(txn.percent) lt 0 }\n"
+         "    http-request set-var(txn.side) str(stable) if split !{ var(txn.side) -m found }\n"
+         "    http-request set-var(txn.up) var(txn.candidate) if { var(txn.side) -m str candidate }\n"
+         // The first answer pins a sticky client (a session cookie: no expiry).
+         "    http-response add-header Set-Cookie \"berth_canary=%[var(txn.side)]-%[var(txn.candidate)]; Path=/; "
+         "HttpOnly; SameSite=Lax\" if sticky !{ var(txn.pinned) -m found }\n"
+         // Each split request gets a client connection of its own. HAProxy 2.6 closes a kept-alive
+         // connection silently, and logs nothing, when the app resets or closes on a request that
+         // is not the connection's first (abort_keep_alive: the client is to retry), so the meter
+         // would never see those errors; a connection's first request is answered 502 and logged.
+         // http-after-response: HAProxy's own 502/503 too. Not on a 101: that is a tunnel now.
+         "    http-after-response set-header Connection close if split !{ status 101 }\n"
+         "    default_backend upstream\n";
   }
 
   if (l.ask_port != 0)
@@ -176,9 +235,10 @@ std::string haproxy_config(const router_layout& l) {
          "    http-request return status 404 content-type text/plain string \"no such site\"\n";
 
   c << "\nbackend upstream\n"
-       // Both maps are always loaded (even with no frontend using one), so `set map` finds them.
+       // Every map is always loaded (even with no frontend using it), so `set map` finds it.
        "    http-request set-var(txn.unused) dst_port,map(" << ports_map << ") if FALSE\n"
        "    http-request set-var(txn.unused) req.hdr(host),map(" << hosts_map << ") if FALSE\n"
+       "    http-request set-var(txn.unused) dst_port,map(" << canary_map << ") if FALSE\n"
        "    http-request disable-l7-retry unless METH_GET or METH_HEAD or METH_OPTIONS\n"
        "    http-request set-dst-port var(txn.up)\n"
        "    http-request set-dst ipv4(127.0.0.1)\n"
@@ -191,7 +251,8 @@ status check_router_layout(const router_layout& l) {
   if (l.dir.empty() || l.dir.front() != '/') return bad("the dir needs an absolute path");
   if (!safe_path(l.dir)) return bad("the dir '" + l.dir + "' has characters HAProxy's config cannot hold");
   size_t max_socket = sizeof(sockaddr_un{}.sun_path) - 1;
-  if (master_socket(l.dir).size() > max_socket || admin_socket(l.dir).size() > max_socket)
+  if (master_socket(l.dir).size() > max_socket || admin_socket(l.dir).size() > max_socket ||
+      haproxy_files::traffic_socket(l.dir).size() > max_socket)
     return bad("the dir's socket paths are longer than " + std::to_string(max_socket) +
                " bytes (use a shorter --data path)");
   if (l.listen_host.empty() || !std::all_of(l.listen_host.begin(), l.listen_host.end(), [](unsigned char c) {
@@ -206,8 +267,18 @@ status check_router_layout(const router_layout& l) {
   if (auto st = claim(l.http_port, "http_port"); !st) return st;
   if (auto st = claim(l.ask_port, "ask_port"); !st) return st;
   std::set<std::string> ids, names;
+  std::map<uint16_t, traffic_split> split_of_upstream;
   for (const auto& r : l.routes) {
     if (!valid_id(r.id)) return bad("invalid route id '" + r.id + "'");
+    if (r.split.port != 0 && r.split.percent > 100)
+      return bad("route " + r.id + " splits " + std::to_string(int(r.split.percent)) + " % (at most 100)");
+    if (r.split.port != 0 && r.split.port == r.upstream_port)
+      return bad("route " + r.id + " splits to its own upstream port " + std::to_string(r.upstream_port));
+    if (splits(r)) {
+      auto [at, fresh] = split_of_upstream.emplace(r.upstream_port, r.split);
+      if (!fresh && at->second != r.split)
+        return bad("upstream port " + std::to_string(r.upstream_port) + " has two different splits");
+    }
     if (!ids.insert(r.id).second) return bad("route id '" + r.id + "' used twice");
     if (auto st = claim(r.listen_port, "route " + r.id); !st) return st;
     std::vector<std::string> all = r.domains;
@@ -229,6 +300,7 @@ status write_router_files(const router_layout& l) {
   };
   if (auto st = write(ports_map_path(l.dir), map_text(ports_map_of(l))); !st) return st;
   if (auto st = write(hosts_map_path(l.dir), map_text(hosts_map_of(l))); !st) return st;
+  if (auto st = write(canary_map_path(l.dir), map_text(canary_map_of(l))); !st) return st;
   return write(haproxy_files::config(l.dir), haproxy_config(l));
 }
 

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <set>
 #include <sstream>
@@ -34,6 +35,7 @@ constexpr size_t kBatch = 200;  // map commands sent on one master CLI connectio
 using haproxy_files::lower;
 std::string ports_map_path(const std::string& dir) { return haproxy_files::ports_map(dir); }
 std::string hosts_map_path(const std::string& dir) { return haproxy_files::hosts_map(dir); }
+std::string canary_map_path(const std::string& dir) { return haproxy_files::canary_map(dir); }
 std::string master_socket(const std::string& dir) { return haproxy_files::master_socket(dir); }
 
 bool only_space(const std::string& s) {
@@ -51,6 +53,15 @@ bool safe_key(const std::string& s) {
   return !s.empty() && s.size() <= 253 && std::all_of(s.begin(), s.end(), [](unsigned char c) {
     return std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == ':';
   });
+}
+
+// A canary.map value as split_value writes it: "<port>:<percent 1-100>:<0|1>".
+bool valid_split_value(const std::string& s) {
+  unsigned port = 0, percent = 0;
+  char sticky = 0, end = 0;
+  if (std::sscanf(s.c_str(), "%5u:%3u:%c%c", &port, &percent, &sticky, &end) != 3) return false;
+  return port >= 1 && port <= 65535 && percent >= 1 && percent <= 100 && (sticky == '0' || sticky == '1') &&
+         s == std::to_string(port) + ":" + std::to_string(percent) + ":" + sticky;
 }
 
 // One command on a runtime API socket: connect, send the line, half-close (the master CLI
@@ -192,20 +203,31 @@ status parse_show_map(const std::string& text, std::multimap<std::string, std::s
   return status::ok();
 }
 
-// Brings one worker's map to `want`. *gone when the worker exited meanwhile.
-status sync_one_map(const std::string& dir, int pid, const std::string& file, const route_map& want, bool* gone) {
+using text_map = std::map<std::string, std::string>;
+
+text_map as_text(const route_map& m) {
+  text_map out;
+  for (const auto& [key, port] : m) out.emplace(key, std::to_string(port));
+  return out;
+}
+
+// Brings one worker's map to `want`. *gone when the worker exited meanwhile. A worker without
+// the map fails, unless `may_lack` (a map newer than the config that worker runs).
+status sync_one_map(const std::string& dir, int pid, const std::string& file, const text_map& want, bool may_lack,
+                    bool* gone) {
   std::string prefix = "@!" + std::to_string(pid) + " ";
   std::string answer;
   if (auto st = run_command(master_socket(dir), prefix + "show map " + file, &answer); !st) return st;
   if (worker_gone(answer)) return *gone = true, status::ok();
-  if (answer.find("Unknown map identifier") != std::string::npos)
+  if (answer.find("Unknown map identifier") != std::string::npos) {
+    if (may_lack) return status::ok();
     return status::io_error("haproxy: worker " + std::to_string(pid) + " has no map " + file);
+  }
   std::multimap<std::string, std::string> have;
   if (auto st = parse_show_map(answer, &have); !st) return st;
 
   std::vector<std::string> commands;
-  for (const auto& [key, port] : want) {
-    std::string value = std::to_string(port);
+  for (const auto& [key, value] : want) {
     auto [lo, hi] = have.equal_range(key);
     if (lo == hi)
       commands.push_back("add map " + file + " " + key + " " + value);
@@ -251,18 +273,32 @@ status haproxy_admin::workers(std::vector<int>* pids) {
   return status::ok();
 }
 
-status haproxy_admin::sync_maps(const route_map& ports, const route_map& hosts) {
-  for (const auto* m : {&ports, &hosts})
+status haproxy_admin::sync_maps(const router_maps& maps) {
+  for (const auto* m : {&maps.ports, &maps.hosts})
     for (const auto& [key, port] : *m)
       if (!safe_key(key) || port == 0)
         return status::invalid_argument("haproxy: invalid map entry '" + key + "' -> " + std::to_string(port));
+  for (const auto& [key, value] : maps.canaries)
+    if (!safe_key(key) || key.find_first_not_of("0123456789") != std::string::npos || !valid_split_value(value))
+      return status::invalid_argument("haproxy: invalid canary map entry '" + key + "' -> '" + value + "'");
+  struct one_map {
+    std::string file;
+    text_map want;
+    bool may_lack;
+  };
+  // Routes, then splits: a split is keyed by upstream port, so once a promotion moved the route
+  // to its candidate the old upstream's split matches no request, whenever it goes.
+  const one_map all[] = {{ports_map_path(dir_), as_text(maps.ports), false},
+                         {hosts_map_path(dir_), as_text(maps.hosts), false},
+                         {canary_map_path(dir_), maps.canaries, true}};
   std::vector<int> pids;
   if (auto st = workers(&pids); !st) return st;
   for (int pid : pids) {
     bool gone = false;
-    if (auto st = sync_one_map(dir_, pid, ports_map_path(dir_), ports, &gone); !st) return st;
-    if (!gone)
-      if (auto st = sync_one_map(dir_, pid, hosts_map_path(dir_), hosts, &gone); !st) return st;
+    for (const auto& m : all) {
+      if (auto st = sync_one_map(dir_, pid, m.file, m.want, m.may_lack, &gone); !st) return st;
+      if (gone) break;
+    }
   }
   return status::ok();
 }

@@ -9,6 +9,9 @@ namespace berth::haproxy_files {
 
 inline std::string ports_map(const std::string& dir) { return dir + "/ports.map"; }
 inline std::string hosts_map(const std::string& dir) { return dir + "/hosts.map"; }
+inline std::string canary_map(const std::string& dir) { return dir + "/canary.map"; }
+// Bound by berth's traffic meter (traffic_meter.hpp), not by HAProxy: HAProxy only sends to it.
+inline std::string traffic_socket(const std::string& dir) { return dir + "/traffic.sock"; }
 inline std::string master_socket(const std::string& dir) { return dir + "/master.sock"; }
 inline std::string admin_socket(const std::string& dir) { return dir + "/admin.sock"; }
 inline std::string config(const std::string& dir) { return dir + "/haproxy.cfg"; }

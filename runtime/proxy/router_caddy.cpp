@@ -14,6 +14,14 @@ namespace {
 
 namespace fs = std::filesystem;
 
+// Caddy 2.6 has no weighted upstream policy and no per-upstream error or latency figures, so
+// canaries need HAProxy.
+status refuse_splits(const route_table& t) {
+  for (const auto& r : t.routes)
+    if (r.split.port != 0) return status::invalid_argument("caddy cannot split traffic (route " + r.id + ")");
+  return status::ok();
+}
+
 class caddy_router final : public router {
  public:
   caddy_router(std::string dir, std::string binary) : dir_(std::move(dir)), binary_(std::move(binary)) {}
@@ -21,6 +29,7 @@ class caddy_router final : public router {
   const char* name() const override { return "caddy"; }
 
   status prepare(const route_table& t, instance_spec* spec) override {
+    if (auto s = refuse_splits(t); !s) return s;
     auto layout = layout_of(t);
     if (auto s = check_layout(layout); !s) return s;
     if (auto s = make_private_dir(fs::path(layout.admin_socket).parent_path().string()); !s) return s;
@@ -47,6 +56,7 @@ class caddy_router final : public router {
   }
 
   status apply(const route_table& t) override {
+    if (auto s = refuse_splits(t); !s) return s;
     auto layout = layout_of(t);
     if (auto s = check_layout(layout); !s) return s;
     return caddy_admin(layout.admin_socket).load(caddy_config(layout));

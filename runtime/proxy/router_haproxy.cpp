@@ -1,6 +1,7 @@
 // The HAProxy engine: every change writes the files, reloads only when the listeners changed
 // (a project's stable port came or went), and then sets the maps of every live worker, old
-// ones included. A route flip is never a reload (runtime/proxy/haproxy.hpp says why).
+// ones included. A route flip or a canary split is never a reload (runtime/proxy/haproxy.hpp
+// says why).
 #include <filesystem>
 
 #include "runtime/files/fs_util.hpp"
@@ -60,7 +61,9 @@ class haproxy_router final : public router {
         return s;
       }
     }
-    return admin.sync_maps(ports_map_of(l), hosts_map_of(l));
+    // Splits are maps too (canary.map): a table without them removes every split, also from
+    // old workers, and never reloads.
+    return admin.sync_maps(maps_of(l));
   }
 
   std::string admin_endpoint() const override { return "unix sockets in <data>/proxy/haproxy"; }

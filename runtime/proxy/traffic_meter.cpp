@@ -14,14 +14,18 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "runtime/proxy/haproxy_files.hpp"
+
 namespace berth {
 
 namespace {
 
-// p in [0, 1] of the latencies counted (nearest rank), -1 with none.
-int64_t percentile(const std::map<int64_t, uint64_t>& latencies, uint64_t n, double p) {
+// The per_10000-th 10000-quantile of the n latencies counted (nearest rank: the smallest
+// value with at least ceil(n * per_10000 / 10000) values at or below it), -1 with none.
+// Integer ranks: 99 % of 300 is rank 297, not 298 by a rounding error.
+int64_t percentile(const std::map<int64_t, uint64_t>& latencies, uint64_t n, uint64_t per_10000) {
   if (n == 0) return -1;
-  uint64_t rank = static_cast<uint64_t>(p * static_cast<double>(n) + 0.999999);
+  uint64_t rank = (n * per_10000 + 9999) / 10000;
   if (rank < 1) rank = 1;
   uint64_t seen = 0;
   for (auto& [ms, count] : latencies) {
@@ -34,8 +38,14 @@ int64_t percentile(const std::map<int64_t, uint64_t>& latencies, uint64_t n, dou
 }  // namespace
 
 bool request_sample::error() const {
-  if (status >= 500 || status < 0) return true;
-  return !termination.empty() && (termination[0] == 'S' || termination[0] == 's');
+  if (status >= 500) return true;
+  char side = termination.empty() ? '-' : termination[0];
+  if (side == 'C' || side == 'c') return false;  // the client ended it
+  return status < 0 || side == 'S' || side == 's';
+}
+
+bool request_sample::client_gave_up() const {
+  return status < 0 && !termination.empty() && (termination[0] == 'C' || termination[0] == 'c');
 }
 
 int64_t request_sample::latency_ms() const { return header_ms >= 0 ? header_ms : total_ms; }
@@ -53,7 +63,7 @@ bool parse_request_line(const std::string& line, request_sample* out) {
   return true;
 }
 
-std::string traffic_socket_path(const std::string& haproxy_dir) { return haproxy_dir + "/traffic.sock"; }
+std::string traffic_socket_path(const std::string& haproxy_dir) { return haproxy_files::traffic_socket(haproxy_dir); }
 
 status traffic_meter::open(const std::string& path, std::shared_ptr<traffic_meter>* out) {
   sockaddr_un addr{};
@@ -78,35 +88,47 @@ status traffic_meter::open(const std::string& path, std::shared_ptr<traffic_mete
   }
   ::chmod(path.c_str(), 0600);
   // Bursts of requests must not be dropped while the reader sleeps: a large receive buffer.
+  // (The kernel also caps the queue at net.unix.max_dgram_qlen datagrams; HAProxy drops a
+  // line that finds it full and counts it in `show info` DroppedLogs.)
   int size = 4 << 20;
   ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
-  out->reset(new traffic_meter(path, fd));
+  int wake[2];
+  if (::pipe2(wake, O_CLOEXEC) != 0) {
+    int e = errno;
+    ::close(fd);
+    ::unlink(path.c_str());
+    return status::io_error(std::string("traffic meter: pipe: ") + std::strerror(e));
+  }
+  out->reset(new traffic_meter(path, fd, wake));
   return status::ok();
 }
 
-traffic_meter::traffic_meter(std::string path, int fd) : path_(std::move(path)), fd_(fd) {
-  if (::pipe2(wake_, O_CLOEXEC) != 0) wake_[0] = wake_[1] = -1;
+traffic_meter::traffic_meter(std::string path, int fd, const int wake[2]) : path_(std::move(path)), fd_(fd) {
+  wake_[0] = wake[0];
+  wake_[1] = wake[1];
+  struct stat st {};
+  if (::stat(path_.c_str(), &st) == 0) dev_ = st.st_dev, ino_ = st.st_ino;
   reader_ = std::thread([this] { read_loop(); });
 }
 
 traffic_meter::~traffic_meter() {
-  if (wake_[1] >= 0) {
-    char c = 1;
-    (void)!::write(wake_[1], &c, 1);
-  }
-  if (reader_.joinable()) reader_.join();
-  for (int fd : {fd_, wake_[0], wake_[1]})
-    if (fd >= 0) ::close(fd);
-  ::unlink(path_.c_str());
+  char c = 1;
+  (void)!::write(wake_[1], &c, 1);
+  reader_.join();
+  for (int fd : {fd_, wake_[0], wake_[1]}) ::close(fd);
+  // Another meter may have bound the path since (a test, or a berth started while this one
+  // stops): its socket stays.
+  struct stat st {};
+  if (::lstat(path_.c_str(), &st) == 0 && st.st_dev == dev_ && st.st_ino == ino_) ::unlink(path_.c_str());
 }
 
 void traffic_meter::read_loop() {
   char buf[2048];
   while (true) {
     pollfd fds[2] = {{fd_, POLLIN, 0}, {wake_[0], POLLIN, 0}};
-    int n = ::poll(fds, wake_[0] >= 0 ? 2 : 1, wake_[0] >= 0 ? -1 : 200);
+    int n = ::poll(fds, 2, -1);
     if (n < 0 && errno != EINTR) return;
-    if (wake_[0] >= 0 && (fds[1].revents & POLLIN)) return;
+    if (fds[1].revents & POLLIN) return;
     if (!(fds[0].revents & POLLIN)) continue;
     while (true) {
       ssize_t got = ::recv(fd_, buf, sizeof(buf), MSG_DONTWAIT);
@@ -126,6 +148,7 @@ void traffic_meter::read_loop() {
 
 void traffic_meter::count(const request_sample& s) {
   std::lock_guard<std::mutex> lock(m_);
+  if (s.client_gave_up()) return;
   auto it = windows_.find(s.port);
   if (it == windows_.end()) return;  // not watched
   auto& w = it->second;
@@ -149,8 +172,8 @@ side_figures traffic_meter::read(uint16_t port) const {
   f.errors = w.errors;
   uint64_t timed = 0;
   for (auto& [ms, c] : w.latencies) timed += c;
-  f.p50_ms = percentile(w.latencies, timed, 0.50);
-  f.p99_ms = percentile(w.latencies, timed, 0.99);
+  f.p50_ms = percentile(w.latencies, timed, 5000);
+  f.p99_ms = percentile(w.latencies, timed, 9900);
   return f;
 }
 

@@ -14,6 +14,8 @@
 #include <thread>
 #include <vector>
 
+#include <sys/types.h>
+
 #include "messages/deployment.hpp"
 #include "runtime/status.hpp"
 
@@ -27,8 +29,12 @@ struct request_sample {
   int64_t header_ms = -1;  // Tr: request sent → response headers (-1: none came)
   int64_t total_ms = -1;   // Ta: the whole request
   std::string termination;  // HAProxy's 2-4 letter termination state ("--" normal)
-  // 5xx, no answer at all, or ended by the server side (reset, timeout: 'S' or 's' first).
+  // 5xx, no answer at all, or ended by the server side (reset, timeout: 'S' or 's' first). A
+  // request the client ended ('C' or 'c' first) is an error only with a 5xx answer.
   bool error() const;
+  // The client gave up before any answer (e.g. "-1 -1 300 CD"): says nothing about the app,
+  // so it is not counted at all.
+  bool client_gave_up() const;
   // The latency counted for p99: header_ms, or total_ms when no header came.
   int64_t latency_ms() const;
 };
@@ -40,7 +46,8 @@ class traffic_meter {
   // Binds a unix datagram socket at `path` (a stale file there is replaced; the folder is made
   // 0700 when missing), mode 0600, and starts the reader thread. io_error on failure.
   static status open(const std::string& path, std::shared_ptr<traffic_meter>* out);
-  ~traffic_meter();  // stops the reader and removes the socket
+  // Stops the reader and removes the socket (unless the path names another socket by now).
+  ~traffic_meter();
   traffic_meter(const traffic_meter&) = delete;
   traffic_meter& operator=(const traffic_meter&) = delete;
 
@@ -50,7 +57,8 @@ class traffic_meter {
   side_figures read(uint16_t port) const;
   // Stops counting `ports`: their lines are dropped from now on.
   void forget(const std::vector<uint16_t>& ports);
-  // Counts one request as if it had been read from the socket (the reader calls it too).
+  // Counts one request as if it had been read from the socket (the reader calls it too);
+  // ignored for an unwatched port or when the client gave up.
   void count(const request_sample& s);
   const std::string& path() const { return path_; }
   // Lines read that did not parse, and datagrams read in all (for tests and /metrics).
@@ -62,12 +70,14 @@ class traffic_meter {
     uint64_t requests = 0, errors = 0;
     std::map<int64_t, uint64_t> latencies;  // ms → requests: exact percentiles at ms resolution
   };
-  traffic_meter(std::string path, int fd);
+  traffic_meter(std::string path, int fd, const int wake[2]);
   void read_loop();
 
   std::string path_;
   int fd_ = -1;
   int wake_[2] = {-1, -1};  // the destructor writes here to stop the reader
+  dev_t dev_ = 0;           // the socket file bound at path_ (the destructor removes only it)
+  ino_t ino_ = 0;
   mutable std::mutex m_;
   std::map<uint16_t, window> windows_;  // the watched ports
   std::atomic<uint64_t> malformed_{0}, received_{0};

@@ -3,11 +3,7 @@
 // the JSON 404/503, route flips through the runtime API with no reload, tunnels kept across
 // flips and reloads, map updates reaching old workers, the ask frontend, a refused reload.
 // Skipped (WARN) when haproxy is not installed.
-#include <signal.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
-#include <fcntl.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -17,130 +13,11 @@
 
 #include <catch2/catch.hpp>
 
-#include "runtime/proxy/haproxy.hpp"
-#include "tests/integration/harness.hpp"
-#include "tests/integration/plain_http_support.hpp"
+#include "tests/integration/haproxy_support.hpp"
 
 using namespace berth;
 using namespace berth::it;
 using namespace std::chrono_literals;
-
-namespace {
-
-std::string haproxy_binary() {
-  for (const char* p : {"/usr/sbin/haproxy", "/usr/bin/haproxy", "/usr/local/sbin/haproxy"})
-    if (::access(p, X_OK) == 0) return p;
-  return "";
-}
-
-// Runs argv in its own process group, output to `log`; returns the exit code (-1: signal).
-int run_to_end(const std::vector<std::string>& argv, const std::string& log) {
-  pid_t pid = ::fork();
-  if (pid == 0) {
-    int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
-    ::dup2(fd, 1);
-    ::dup2(fd, 2);
-    std::vector<char*> args;
-    for (auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
-    ::execv(args[0], args.data());
-    ::_exit(127);
-  }
-  int st = 0;
-  ::waitpid(pid, &st, 0);
-  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-// The HAProxy master (foreground, -W) in its own process group; the group (master, workers,
-// old workers) is killed when the test ends, also on failure.
-class haproxy_process {
- public:
-  haproxy_process(const std::string& binary, const std::string& dir) : log_(dir + "/haproxy.log") {
-    auto argv = haproxy_command(binary, dir);
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      ::setsid();
-      int fd = ::open(log_.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
-      ::dup2(fd, 1);
-      ::dup2(fd, 2);
-      ::chdir(dir.c_str());
-      std::vector<char*> args;
-      for (auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-      args.push_back(nullptr);
-      ::execv(args[0], args.data());
-      ::_exit(127);
-    }
-  }
-  ~haproxy_process() {
-    ::kill(-pid_, SIGKILL);
-    ::waitpid(pid_, nullptr, 0);
-  }
-  std::string log() const { return read_file(log_); }
-
- private:
-  pid_t pid_ = -1;
-  std::string log_;
-};
-
-proxy_route route(const std::string& project, const std::string& host, uint16_t listen, uint16_t upstream,
-                  std::vector<std::string> domains = {}) {
-  proxy_route r;
-  r.id = project + "-production";
-  r.project = project;
-  r.host = host;
-  r.listen_port = listen;
-  r.upstream_port = upstream;
-  r.domains = std::move(domains);
-  return r;
-}
-
-// A temp dir (mode 0700 from mkdtemp), the layout's files written, HAProxy started and ready.
-struct router_fixture {
-  temp_dir tmp;
-  router_layout layout;
-  std::unique_ptr<haproxy_process> proc;
-  std::unique_ptr<haproxy_admin> admin;
-
-  explicit router_fixture(std::vector<proxy_route> routes, bool with_ask = false) {
-    struct stat st {};
-    REQUIRE(::stat(tmp.path().c_str(), &st) == 0);
-    REQUIRE((st.st_mode & 0777) == 0700);
-    layout.dir = tmp.path();
-    layout.http_port = free_port();
-    if (with_ask) layout.ask_port = free_port();
-    layout.routes = std::move(routes);
-    REQUIRE(check_router_layout(layout));
-    REQUIRE(write_router_files(layout));
-    proc = std::make_unique<haproxy_process>(haproxy_binary(), layout.dir);
-    admin = std::make_unique<haproxy_admin>(layout.dir);
-    auto ready = wait_router_ready(layout.dir, 10s);
-    INFO(ready.message() << "\n" << proc->log());
-    REQUIRE(ready);
-  }
-  status sync() { return admin->sync_maps(ports_map_of(layout), hosts_map_of(layout)); }
-  std::vector<int> workers() {
-    std::vector<int> pids;
-    REQUIRE(admin->workers(&pids));
-    return pids;
-  }
-  std::string host(const std::string& name) const { return name + ":" + std::to_string(layout.http_port); }
-};
-
-// One new connection, one GET.
-plain_response get_once(uint16_t port, const std::string& host, const std::string& path = "/") {
-  plain_connection c(port);
-  return c.get(host, path);
-}
-
-std::string body_of(const plain_response& r) { return r.status < 0 ? "<" + r.error + ">" : r.body; }
-
-}  // namespace
-
-#define SKIP_WITHOUT_HAPROXY()                      \
-  if (haproxy_binary().empty()) {                   \
-    WARN("haproxy is not installed: skipped");      \
-    return;                                         \
-  }
 
 TEST_CASE("haproxy admin: routes by stable port, host and custom domain, answers 404/503 in JSON, ask follows hosts.map",
           "[integration][haproxy]") {
@@ -200,9 +77,9 @@ TEST_CASE("haproxy admin: routes by stable port, host and custom domain, answers
   CHECK(f.workers() == before);
 
   // An upstream that refuses connections: retried, then HAProxy's own 503, in JSON.
-  route_map dead_ports = ports_map_of(f.layout);
-  dead_ports[std::to_string(blog_port)] = free_port();  // nothing listens there
-  REQUIRE(f.admin->sync_maps(dead_ports, hosts_map_of(f.layout)));
+  auto dead = maps_of(f.layout);
+  dead.ports[std::to_string(blog_port)] = free_port();  // nothing listens there
+  REQUIRE(f.admin->sync_maps(dead));
   // HAProxy waits 1 s before each of its 3 retries: ~3 s.
   plain_connection slow(blog_port);
   auto asked = std::chrono::steady_clock::now();
@@ -216,9 +93,9 @@ TEST_CASE("haproxy admin: routes by stable port, host and custom domain, answers
   REQUIRE(f.sync());
 
   // A large change (map updates go in batches of lines): 450 hosts added, then removed.
-  auto many = hosts_map_of(f.layout);
-  for (int i = 0; i < 450; ++i) many["site" + std::to_string(i) + ".test"] = i % 2 ? a.port() : b.port();
-  REQUIRE(f.admin->sync_maps(ports_map_of(f.layout), many));
+  auto many = maps_of(f.layout);
+  for (int i = 0; i < 450; ++i) many.hosts["site" + std::to_string(i) + ".test"] = i % 2 ? a.port() : b.port();
+  REQUIRE(f.admin->sync_maps(many));
   CHECK(body_of(get_once(f.layout.http_port, "site0.test")) == "B\n");
   CHECK(body_of(get_once(f.layout.http_port, "site449.test")) == "A\n");
   CHECK(ask("site300.test") == 200);
@@ -227,8 +104,11 @@ TEST_CASE("haproxy admin: routes by stable port, host and custom domain, answers
   CHECK(body_of(get_once(f.layout.http_port, "blog.test")) == "B\n");
 
   // A key HAProxy would misread is refused before anything is sent.
-  CHECK(f.admin->sync_maps({}, {{"a b", 1}}).which() == status::code::invalid_argument);
-  CHECK(f.admin->sync_maps({}, {{"a;show proc", 1}}).which() == status::code::invalid_argument);
+  CHECK(f.admin->sync_maps({{}, {{"a b", 1}}, {}}).which() == status::code::invalid_argument);
+  CHECK(f.admin->sync_maps({{}, {{"a;show proc", 1}}, {}}).which() == status::code::invalid_argument);
+  for (const char* value : {"1:2", "1:20:2", "0:20:1", "1:0:1", "1:101:1", "01:20:1", "1:20:1 x", "1:20:1;show proc"})
+    CHECK(f.admin->sync_maps({{}, {}, {{"4000", value}}}).which() == status::code::invalid_argument);
+  CHECK(f.admin->sync_maps({{}, {}, {{"shop", "4001:20:1"}}}).which() == status::code::invalid_argument);
 }
 
 TEST_CASE("haproxy admin: sync_maps flips kept-alive clients' next requests to the new upstream with no reload",

@@ -94,6 +94,65 @@ TEST_CASE("haproxy: the config binds the stable ports and routes only through th
   CHECK_FALSE(has(bare, "frontend"));
   CHECK(has(bare, "map(/d/ports.map)"));
   CHECK(has(bare, "map(/d/hosts.map)"));
+  CHECK(has(bare, "map(/d/canary.map)"));
+}
+
+TEST_CASE("haproxy: splits are canary.map entries keyed by upstream port; the config never changes with them",
+          "[haproxy]") {
+  auto l = sample_layout();
+  auto plain = haproxy_config(l);
+  CHECK(canary_map_of(l).empty());
+  l.routes[0].split = {4005, 10, true};
+  l.routes[1].split = {4006, 50, false};
+  CHECK(canary_map_of(l) == split_map{{"4001", "4005:10:1"}, {"4002", "4006:50:0"}});
+  CHECK(haproxy_config(l) == plain);  // a split is a map change, never a reload
+  auto maps = maps_of(l);
+  CHECK(maps.ports == ports_map_of(l));
+  CHECK(maps.hosts == hosts_map_of(l));
+  CHECK(maps.canaries == canary_map_of(l));
+  CHECK(split_value({41008, 100, false}) == "41008:100:0");
+
+  // No split: port 0, percent 0, or a route with no upstream to split.
+  l.routes[0].split = {4005, 0, true};
+  l.routes[1].split = {0, 50, false};
+  l.routes[2].split = {4007, 20, false};  // blog has no upstream yet
+  CHECK(canary_map_of(l).empty());
+
+  // The request log and the split rules, in the sites frontend only.
+  INFO(plain);
+  for (const char* line :
+       {"    no log\n", "    log /var/lib/berth/proxy/traffic.sock format raw local0 info\n",
+        "    log-format \"%[var(txn.up)] %ST %Tr %Ta %ts\"\n", "set-log-level silent unless split",
+        "var(txn.up),map(/var/lib/berth/proxy/canary.map)", "rand(100),sub(txn.percent) lt 0",
+        "req.cook(berth_canary),strcmp(txn.candidate_cookie) eq 0",
+        "Set-Cookie \"berth_canary=%[var(txn.side)]-%[var(txn.candidate)]; Path=/; HttpOnly; SameSite=Lax\"",
+        "http-after-response set-header Connection close if split !{ status 101 }"})
+    CHECK(has(plain, line));
+  // Requests without a route are silenced before they are answered 404/503.
+  CHECK(plain.find("set-log-level silent") < plain.find("http-request return status 404"));
+  CHECK(plain.find("set-var(txn.up) var(txn.candidate)") < plain.find("default_backend upstream"));
+}
+
+TEST_CASE("haproxy: check_router_layout refuses splits that make no sense", "[haproxy]") {
+  auto l = sample_layout();
+  l.routes[0].domains = {"shop.example.com"};
+  l.routes[0].split = {4005, 100, true};
+  CHECK(check_router_layout(l));
+  auto refused = [](router_layout bad, const char* why) {
+    INFO(why);
+    CHECK(check_router_layout(bad).which() == status::code::invalid_argument);
+  };
+  auto bad = l;
+  bad.routes[0].split = {4005, 101, false};
+  refused(bad, "over 100 %");
+  bad.routes[0].split = {4001, 10, false};
+  refused(bad, "to its own upstream");
+  bad = l;
+  bad.routes[1].upstream_port = 4001;  // preview and production on one upstream, split apart
+  bad.routes[1].split = {4006, 10, false};
+  refused(bad, "two splits of one upstream");
+  bad.routes[1].split = l.routes[0].split;
+  CHECK(check_router_layout(bad));  // the same split twice is one map entry
 }
 
 TEST_CASE("haproxy: check_router_layout accepts a sound layout and rejects duplicates, bad names, long paths",
@@ -167,9 +226,9 @@ TEST_CASE("haproxy: check_router_layout accepts a sound layout and rejects dupli
   }
   {
     auto l = good;
-    l.dir = "/" + std::string(95, 'd');  // 96 + 12 = 108 > 107
+    l.dir = "/" + std::string(94, 'd');  // <dir>/traffic.sock: 95 + 13 = 108 > 107
     rejects(l, "dir just too long");
-    l.dir = "/" + std::string(94, 'd');  // exactly 107
+    l.dir = "/" + std::string(93, 'd');  // exactly 107
     CHECK(check_router_layout(l));
   }
 }
@@ -183,6 +242,10 @@ TEST_CASE("haproxy: write_router_files writes the config and both maps, replacin
   CHECK(berth::test::read_file(tmp / "hosts.map") ==
         "shop-preview.example.test 4002\nshop.example.com 4001\nshop.example.test 4001\nwww.shop.example.com 4001\n");
   CHECK(berth::test::read_file(tmp / "haproxy.cfg") == haproxy_config(l));
+  CHECK(berth::test::read_file(tmp / "canary.map").empty());
+  l.routes[0].split = {4005, 10, true};
+  REQUIRE(write_router_files(l));
+  CHECK(berth::test::read_file(tmp / "canary.map") == "4001 4005:10:1\n");
 
   l.routes.clear();
   REQUIRE(write_router_files(l));
@@ -191,7 +254,7 @@ TEST_CASE("haproxy: write_router_files writes the config and both maps, replacin
   // No temp files left behind.
   int entries = 0;
   for (auto& e : std::filesystem::directory_iterator(tmp.path)) (void)e, ++entries;
-  CHECK(entries == 3);
+  CHECK(entries == 4);
 
   CHECK(haproxy_command("/usr/sbin/haproxy", "/d") ==
         std::vector<std::string>{"/usr/sbin/haproxy", "-W", "-S", "/d/master.sock,mode,600", "-f", "/d/haproxy.cfg"});
