@@ -141,7 +141,7 @@ breach_run run_breach(canary_env& e, const std::string& mode, const json& spec) 
   REQUIRE(began.is_object());
   REQUIRE(failed.is_object());
   CHECK(began.value("percent", 0) == 10);
-  CHECK(failed["candidate"].value("requests", 0) >= 30);
+  CHECK(failed["candidate"].value("requests", 0) >= spec.value("min_requests", 0));
   CHECK(failed["serving"].value("requests", 0) > 0);
   CHECK(!verdict_of(out.steps, 2, "watching").is_object());  // it never reached step 2
   return out;
