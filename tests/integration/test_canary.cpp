@@ -4,8 +4,6 @@
 // candidate deployed with production.canary that fails 20 % of its requests, is 300 ms slower,
 // is good, gets no traffic, is promoted or aborted by hand, or has berth killed under it.
 // Skipped (WARN) without HAProxy.
-#include <signal.h>
-
 #include <algorithm>
 #include <iostream>
 #include <sstream>
@@ -17,7 +15,6 @@
 
 using namespace berth::it;
 using namespace std::chrono_literals;
-using steady = std::chrono::steady_clock;
 
 namespace {
 
