@@ -76,6 +76,9 @@ void tell(job& j, const canary_status& s) {
   auto data = to_json(s);
   data["id"] = j.in.id;
   j.add_event(ev::canary_step, data);
+  // A step's start is synced: after a crash mid-canary the audit log still says which share of
+  // requests went to the candidate, and since when.
+  if (s.verdict == "watching") j.record({}, /*durable=*/true);
   j.resources["canary"] = to_json(s);
   j.host.canary_progress(s);
   j.log().line(fmt::format("canary step {}/{} at {} %: {}{}", s.step, s.steps, s.percent, s.verdict,

@@ -314,6 +314,11 @@ TEST_CASE("canary - kill -9 of berth mid-canary: reverted at the restart", "[int
   INFO(brief(d) << "\n--- server log tail ---\n" << e.log_tail(8000));
   REQUIRE(d.value("status", "") == "failed");
   CHECK(d["error"].value("code", "") == "interrupted");
+  // The step's start was synced before the crash: the audit log says the candidate had 10 %.
+  auto steps = e.canary_steps(id);
+  REQUIRE_FALSE(steps.empty());
+  CHECK(steps.front()["data"].value("verdict", "") == "watching");
+  CHECK(steps.front()["data"].value("percent", 0) == 10);
   CHECK(eventually([&] { return !alive(candidate); }, 30s));
   REQUIRE(eventually(
       [&] {
