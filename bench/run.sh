@@ -22,7 +22,7 @@ fi
 
 build="${1:-build}"
 # The benches of the table, in the order they run; one that is not there yet is skipped.
-table_benches=(bench_managers bench_scale bench_event_log bench_packaging bench_workspace)
+table_benches=(bench_managers bench_scale bench_event_log bench_packaging bench_workspace bench_canary)
 
 if [ "${BENCH_SKIP_DEPS:-0}" != 1 ]; then
   if [ -f "$root/scripts/install-bench-deps.sh" ]; then

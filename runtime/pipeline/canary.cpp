@@ -26,7 +26,15 @@ std::string describe(const side_figures& candidate, const side_figures& serving)
   return figures_of("candidate", candidate) + "; " + figures_of("serving", serving);
 }
 
-judgement judge_step(const canary_spec& spec, const side_figures& candidate, const side_figures& serving) {
+judgement judge_step(const canary_spec& spec, int percent, const side_figures& candidate, const side_figures& serving) {
+  if (!spec.sticky && percent > 0 && percent < 100) {
+    double expected = double(serving.requests) * percent / (100.0 - percent);
+    if (expected >= spec.min_requests && double(candidate.requests) < expected / 4)
+      return {step_judgement::breach,
+              fmt::format("the candidate finished {} requests where its {} % share should have brought about {:.0f} "
+                          "(requests hanging or refused): {}",
+                          candidate.requests, percent, expected, describe(candidate, serving))};
+  }
   if (candidate.requests < static_cast<uint64_t>(spec.min_requests))
     return {step_judgement::too_few,
             fmt::format("{} of {} requests so far: {}", candidate.requests, spec.min_requests,
@@ -68,6 +76,9 @@ void tell(job& j, const canary_status& s) {
   auto data = to_json(s);
   data["id"] = j.in.id;
   j.add_event(ev::canary_step, data);
+  // A step's start is synced: after a crash mid-canary the audit log still says which share of
+  // requests went to the candidate, and since when.
+  if (s.verdict == "watching") j.record({}, /*durable=*/true);
   j.resources["canary"] = to_json(s);
   j.host.canary_progress(s);
   j.log().line(fmt::format("canary step {}/{} at {} %: {}{}", s.step, s.steps, s.percent, s.verdict,
@@ -120,7 +131,7 @@ void run_canary(job& j, const instance_ref& candidate, const serving_release& ol
     while (true) {
       s.candidate = meter.read(candidate.port);
       s.serving = meter.read(old.instance.port);
-      verdict = judge_step(spec, s.candidate, s.serving);
+      verdict = judge_step(spec, s.percent, s.candidate, s.serving);
       if (verdict.what == step_judgement::breach) {
         auto revert_ms = revert(j);
         j.resources["canary_revert_ms"] = revert_ms;

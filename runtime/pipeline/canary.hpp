@@ -5,7 +5,11 @@
 // The bounds (README "Canary releases"):
 //   errors   the candidate's error rate exceeds the serving release's by more than max_error_rate
 //   latency  the candidate's p99 exceeds max(serving p99 × max_p99_ratio, serving p99 + p99_slack_ms)
-// A step needs min_requests answered by the candidate before either can pass or fail it.
+//   share    (not sticky) the candidate finished fewer than a quarter of the requests its percent
+//            should have brought it, once that expected count reaches min_requests: HAProxy logs a
+//            request when it ends, so a candidate whose requests hang would otherwise never be judged
+// A step needs min_requests answered by the candidate before the error and latency bounds can
+// pass or fail it.
 #pragma once
 #include <string>
 
@@ -25,7 +29,8 @@ struct judgement {
   std::string reason;  // in words, with both sides' figures
 };
 
-judgement judge_step(const canary_spec& spec, const side_figures& candidate, const side_figures& serving);
+// `percent`: the step's share of requests sent to the candidate.
+judgement judge_step(const canary_spec& spec, int percent, const side_figures& candidate, const side_figures& serving);
 
 // "candidate 120 requests, 24 errors (20.0 %), p99 12 ms; serving 1,080 requests, 0 errors (0.0 %), p99 3 ms"
 std::string describe(const side_figures& candidate, const side_figures& serving);

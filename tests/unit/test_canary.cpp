@@ -74,44 +74,57 @@ std::vector<std::string> verdicts(const fake_host& h) {
 
 TEST_CASE("canary judge: no verdict before min_requests, whatever the figures", "[canary]") {
   auto spec = spec_of({10}, 30, 100);
-  auto j = judge_step(spec, figures(99, 99, 5000), figures(1000, 0, 3));
+  auto j = judge_step(spec, 10, figures(99, 99, 5000), figures(1000, 0, 3));
   CHECK(j.what == step_judgement::too_few);
   CHECK(j.reason.find("99 of 100 requests") != std::string::npos);
 }
 
 TEST_CASE("canary judge: the error rate is compared with the serving release's", "[canary]") {
   auto spec = spec_of({10}, 30, 100);  // max_error_rate 0.01
-  auto breach = judge_step(spec, figures(100, 20, 3), figures(900, 0, 3));
+  auto breach = judge_step(spec, 10, figures(100, 20, 3), figures(900, 0, 3));
   CHECK(breach.what == step_judgement::breach);
   CHECK(breach.reason.find("error rate 20.0 %") != std::string::npos);
   CHECK(breach.reason.find("candidate 100 requests, 20 errors") != std::string::npos);
   CHECK(breach.reason.find("serving 900 requests, 0 errors") != std::string::npos);
   // An app that already fails 5 % of requests is not blamed on the candidate that fails as often.
-  CHECK(judge_step(spec, figures(100, 5, 3), figures(900, 45, 3)).what == step_judgement::within);
+  CHECK(judge_step(spec, 10, figures(100, 5, 3), figures(900, 45, 3)).what == step_judgement::within);
   // One point above is within a bound of 0.01; two are not.
-  CHECK(judge_step(spec, figures(100, 1, 3), figures(1000, 0, 3)).what == step_judgement::within);
-  CHECK(judge_step(spec, figures(100, 2, 3), figures(1000, 0, 3)).what == step_judgement::breach);
+  CHECK(judge_step(spec, 10, figures(100, 1, 3), figures(1000, 0, 3)).what == step_judgement::within);
+  CHECK(judge_step(spec, 10, figures(100, 2, 3), figures(1000, 0, 3)).what == step_judgement::breach);
 }
 
 TEST_CASE("canary judge: p99 above both the ratio and the slack is a breach", "[canary]") {
   auto spec = spec_of({10}, 30, 10);  // ratio 1.5, slack 20 ms
   // Fast apps: 3 ms → 9 ms is three times, but only 6 ms more: within the slack.
-  CHECK(judge_step(spec, figures(10, 0, 9), figures(90, 0, 3)).what == step_judgement::within);
-  CHECK(judge_step(spec, figures(10, 0, 23), figures(90, 0, 3)).what == step_judgement::within);
-  CHECK(judge_step(spec, figures(10, 0, 24), figures(90, 0, 3)).what == step_judgement::breach);
+  CHECK(judge_step(spec, 10, figures(10, 0, 9), figures(90, 0, 3)).what == step_judgement::within);
+  CHECK(judge_step(spec, 10, figures(10, 0, 23), figures(90, 0, 3)).what == step_judgement::within);
+  CHECK(judge_step(spec, 10, figures(10, 0, 24), figures(90, 0, 3)).what == step_judgement::breach);
   // Slow apps: the ratio decides (200 ms × 1.5 = 300 ms).
-  CHECK(judge_step(spec, figures(10, 0, 300), figures(90, 0, 200)).what == step_judgement::within);
-  auto slow = judge_step(spec, figures(10, 0, 310), figures(90, 0, 200));
+  CHECK(judge_step(spec, 10, figures(10, 0, 300), figures(90, 0, 200)).what == step_judgement::within);
+  auto slow = judge_step(spec, 10, figures(10, 0, 310), figures(90, 0, 200));
   CHECK(slow.what == step_judgement::breach);
   CHECK(slow.reason.find("p99 310 ms") != std::string::npos);
   // No serving traffic at all: nothing to compare the latency with.
-  CHECK(judge_step(spec, figures(10, 0, 5000), figures(0, 0, -1)).what == step_judgement::within);
+  CHECK(judge_step(spec, 10, figures(10, 0, 5000), figures(0, 0, -1)).what == step_judgement::within);
+}
+
+TEST_CASE("canary judge: a candidate that finishes far fewer requests than its share is a breach", "[canary]") {
+  auto spec = spec_of({10}, 30, 100);
+  // 10 %: 1,800 serving requests should bring the candidate about 200.
+  auto hanging = judge_step(spec, 10, figures(40, 0, 3), figures(1800, 0, 3));
+  CHECK(hanging.what == step_judgement::breach);
+  CHECK(hanging.reason.find("hanging") != std::string::npos);
+  CHECK(judge_step(spec, 10, figures(150, 0, 3), figures(1800, 0, 3)).what == step_judgement::within);
+  // Too early to tell (the expected count is under min_requests), and never for sticky clients.
+  CHECK(judge_step(spec, 10, figures(0, 0, -1), figures(500, 0, 3)).what == step_judgement::too_few);
+  spec.sticky = true;
+  CHECK(judge_step(spec, 10, figures(40, 0, 3), figures(1800, 0, 3)).what == step_judgement::too_few);
 }
 
 TEST_CASE("canary judge: a large p99 slack lets any latency through", "[canary]") {
   auto spec = spec_of({10}, 30, 10);
   spec.p99_slack_ms = 60000;
-  CHECK(judge_step(spec, figures(10, 0, 900), figures(90, 0, 3)).what == step_judgement::within);
+  CHECK(judge_step(spec, 10, figures(10, 0, 900), figures(90, 0, 3)).what == step_judgement::within);
 }
 
 namespace {
