@@ -58,7 +58,10 @@ void job::record(std::vector<new_event> events, bool durable) {
 }
 
 new_event job::phase_event(phase p, const std::string& message, const deployment_error* error) const {
-  return {project_stream(in.project), event_type(p), phase_event_data(in.id, message, resources, error)};
+  auto all = resources;
+  all.update(once);
+  once = nlohmann::json::object();
+  return {project_stream(in.project), event_type(p), phase_event_data(in.id, message, all, error)};
 }
 
 exit_watch::exit_watch(runtime_driver& driver, const instance_ref& r) : driver_(driver) {

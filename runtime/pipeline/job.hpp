@@ -58,6 +58,9 @@ struct job {
   std::future<status> packaged_synced;
   snapshot_record sources;  // what preparing copied from where: packaging skips what it proves unchanged
   nlohmann::json resources = nlohmann::json::object();  // hash, ports, pids, timings: in each phase event
+  // Resources for the next phase event only (the fold keeps them): large ones, such as what the
+  // deploy ran with, need not ride along in every later event.
+  mutable nlohmann::json once = nlohmann::json::object();
   std::vector<new_event> pending;                        // recorded with the next phase event
 
   deploy_log& log() const { return tools.log; }

@@ -86,7 +86,7 @@ void prepare_artifact(job& j, const std::string& hash) {
 }
 
 instance_ref start_candidate(job& j, const std::string& hash) {
-  j.resources["deployed_with"] = deployed_with(j.in);  // what a later plan compares with (runtime/plan)
+  j.once["deployed_with"] = deployed_with(j.in);  // what a later plan compares with (runtime/plan)
   uint16_t port = 0;
   if (auto s = j.host.lease_port(&port); !s)
     j.fail("ports_exhausted", "no spare port for the candidate: " + s.message());
