@@ -97,7 +97,7 @@ TEST_CASE("haproxy: the config binds the stable ports and routes only through th
   CHECK(has(bare, "map(/d/canary.map)"));
 }
 
-TEST_CASE("haproxy: splits are canary.map entries keyed by upstream port; the config never changes with them",
+TEST_CASE("haproxy: splits are canary.map entries keyed by upstream port and the config never changes with them",
           "[haproxy]") {
   auto l = sample_layout();
   auto plain = haproxy_config(l);

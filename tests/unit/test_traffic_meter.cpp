@@ -157,7 +157,7 @@ TEST_CASE("traffic meter: per-port windows count requests, errors and exact perc
   CHECK(meter->read(4002).requests == 0);
 }
 
-TEST_CASE("traffic meter: datagrams sent to its socket are counted; a bad one is only tallied", "[traffic_meter]") {
+TEST_CASE("traffic meter: datagrams sent to its socket are counted and a bad one is only tallied", "[traffic_meter]") {
   temp_dir tmp("meter");
   auto path = tmp / "haproxy/traffic.sock";  // the folder is made, 0700
   CHECK(traffic_socket_path(tmp / "haproxy") == path);
