@@ -24,7 +24,6 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
-#include <memory>
 #include <random>
 #include <thread>
 
@@ -56,41 +55,6 @@ berth::bench::session g_session{"bench_canary"};
 [[noreturn]] void fail(const std::string& what, const std::string& extra = "") { g_session.fail(what, extra); }
 
 const std::string project = "bench-canary";
-
-// Kept-alive GET / clients on one port; totals of all of them.
-class clients {
- public:
-  clients(uint16_t port, int n, std::chrono::milliseconds every) {
-    for (int i = 0; i < n; ++i)
-      all_.push_back(berth::it::keepalive_get_client({"127.0.0.1", port, "", {}}, "/", every));
-    for (auto& c : all_) c->start();
-  }
-  struct totals {
-    uint64_t ok = 0, failed = 0;
-    uint64_t requests() const { return ok + failed; }
-  };
-  totals now() {
-    totals t;
-    for (auto& c : all_) {
-      auto r = c->snapshot();
-      t.ok += r.ok;
-      t.failed += r.failed;
-    }
-    return t;
-  }
-  totals stop() {
-    totals t;
-    for (auto& c : all_) {
-      auto r = c->stop();
-      t.ok += r.ok;
-      t.failed += r.failed;
-    }
-    return t;
-  }
-
- private:
-  std::vector<std::unique_ptr<berth::it::traffic_client>> all_;
-};
 
 // Polls the deployment until `pred(detail)` or its end; fails past `limit`.
 template <class Pred>
@@ -186,7 +150,7 @@ int main(int argc, char** argv) {
   std::vector<run_figures> figures;
   for (int r = 0; r < runs; ++r) {
     run_figures f;
-    clients c(stable, n_clients, std::chrono::milliseconds(every_ms));
+    berth::it::get_clients c(stable, n_clients, std::chrono::milliseconds(every_ms));
     for (auto until = steady::now() + 30s; c.now().ok < 100; std::this_thread::sleep_for(20ms))
       if (steady::now() > until) fail("the clients got no answers from the stable port");
     set_app(fmt::format("fail-{}", r), "fail20");

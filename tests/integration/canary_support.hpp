@@ -32,26 +32,6 @@ json canary_manifest(const std::string& name, const std::string& src, const json
 // What "release <version> <mode>" GET / answers with.
 std::string answer_of(const std::string& version, const std::string& mode);
 
-// Kept-alive GET / clients on one port, started together, each `every` apart.
-class get_clients {
- public:
-  get_clients(uint16_t port, int count, std::chrono::milliseconds every);
-  ~get_clients();
-  struct totals {
-    uint64_t ok = 0, failed = 0;
-    uint64_t requests() const { return ok + failed; }
-  };
-  totals now();   // so far (thread-safe snapshots)
-  totals stop();  // joins them; then reports() and errors() are final
-  // Every client's first errors ("t+<ms>: ...") and the distinct answers they saw.
-  std::vector<std::string> errors() const;
-  std::vector<std::string> answers() const;
-
- private:
-  std::vector<std::unique_ptr<traffic_client>> clients_;
-  std::vector<traffic_report> reports_;
-};
-
 // berth in proxy mode (HAProxy) with project `name` from tests/apps/canary deployed at
 // release 1, mode good: created with production.canary set, which a first deploy skips
 // (nothing serves to compare it with).

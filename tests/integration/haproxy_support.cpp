@@ -1,8 +1,6 @@
 #include "tests/integration/haproxy_support.hpp"
 
-#include <arpa/inet.h>
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -11,11 +9,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <cctype>
 #include <cstdio>
 #include <cstdlib>
-#include <stdexcept>
+#include <thread>
 
 namespace berth::it {
 
@@ -106,44 +103,10 @@ std::vector<int> router_fixture::workers() {
 // ---- answering_upstream -------------------------------------------------------------------
 
 answering_upstream::answering_upstream(std::string name, int status, std::chrono::milliseconds delay)
-    : name_(std::move(name)), status_(status), delay_(delay) {
-  listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || ::listen(listen_fd_, 128) != 0)
-    throw std::runtime_error("answering_upstream: cannot listen");
-  socklen_t len = sizeof addr;
-  ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len);
-  port_ = ntohs(addr.sin_port);
-  acceptor_ = std::thread([this] { accept_loop(); });
-}
-
-answering_upstream::~answering_upstream() {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    stopping_ = true;
-    for (int fd : conns_) ::shutdown(fd, SHUT_RDWR);
-  }
-  ::shutdown(listen_fd_, SHUT_RDWR);  // wakes accept()
-  acceptor_.join();
-  ::close(listen_fd_);
-  for (auto& t : threads_) t.join();
-}
-
-void answering_upstream::accept_loop() {
-  while (true) {
-    int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
-    std::lock_guard<std::mutex> lock(mu_);
-    if (stopping_) {
-      if (fd >= 0) ::close(fd);
-      return;
-    }
-    if (fd < 0) continue;
-    conns_.push_back(fd);
-    threads_.emplace_back([this, fd] { serve(fd); });
-  }
-}
+    : name_(std::move(name)),
+      status_(status),
+      delay_(delay),
+      server_("answering_upstream", [this](int fd) { serve(fd); }) {}
 
 void answering_upstream::serve(int fd) {
   std::string buf;
@@ -159,33 +122,27 @@ void answering_upstream::serve(int fd) {
   while (true) {
     size_t end;
     while ((end = buf.find("\r\n\r\n")) == std::string::npos)
-      if (!read_more()) goto done;
-    {
-      std::string head = buf.substr(0, end + 2);
-      for (auto& c : head) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-      size_t length = 0, at = head.find("\r\ncontent-length:");
-      if (at != std::string::npos) length = std::strtoul(head.c_str() + at + 17, nullptr, 10);
-      buf.erase(0, end + 4);
-      while (buf.size() < length)
-        if (!read_more()) goto done;
-      buf.erase(0, length);
-      std::this_thread::sleep_for(delay_);
-      if (status_ == 0) {
-        linger reset{1, 0};  // close() sends RST
-        ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
-        goto done;
-      }
-      std::string body = name_ + "\n";
-      std::string answer = "HTTP/1.1 " + std::to_string(status_) + " X\r\nContent-Type: text/plain\r\nContent-Length: " +
-                           std::to_string(body.size()) + "\r\n\r\n" + body;
-      if (::send(fd, answer.data(), answer.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(answer.size())) goto done;
-      ++answered_;
+      if (!read_more()) return;
+    std::string head = buf.substr(0, end + 2);
+    for (auto& c : head) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    size_t length = 0, at = head.find("\r\ncontent-length:");
+    if (at != std::string::npos) length = std::strtoul(head.c_str() + at + 17, nullptr, 10);
+    buf.erase(0, end + 4);
+    while (buf.size() < length)
+      if (!read_more()) return;
+    buf.erase(0, length);
+    std::this_thread::sleep_for(delay_);
+    if (status_ == 0) {
+      linger reset{1, 0};  // close() sends RST
+      ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
+      return;
     }
+    std::string body = name_ + "\n";
+    std::string answer = "HTTP/1.1 " + std::to_string(status_) + " X\r\nContent-Type: text/plain\r\nContent-Length: " +
+                         std::to_string(body.size()) + "\r\n\r\n" + body;
+    if (::send(fd, answer.data(), answer.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(answer.size())) return;
+    ++answered_;
   }
-done:
-  std::lock_guard<std::mutex> lock(mu_);
-  conns_.erase(std::remove(conns_.begin(), conns_.end(), fd), conns_.end());
-  ::close(fd);
 }
 
 // ---- runtime API ---------------------------------------------------------------------------

@@ -7,15 +7,14 @@
 #include <atomic>
 #include <chrono>
 #include <memory>
-#include <mutex>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include <catch2/catch.hpp>
 
 #include "runtime/proxy/haproxy.hpp"
 #include "tests/integration/harness.hpp"
+#include "tests/integration/loopback_server.hpp"
 #include "tests/integration/plain_http_support.hpp"
 
 namespace berth::it {
@@ -64,26 +63,18 @@ struct router_fixture {
 class answering_upstream {
  public:
   answering_upstream(std::string name, int status, std::chrono::milliseconds delay = std::chrono::milliseconds(0));
-  ~answering_upstream();
   answering_upstream(const answering_upstream&) = delete;
   answering_upstream& operator=(const answering_upstream&) = delete;
-  uint16_t port() const { return port_; }
+  uint16_t port() const { return server_.port(); }
   int answered() const { return answered_; }
 
  private:
-  void accept_loop();
   void serve(int fd);
   std::string name_;
   int status_;
   std::chrono::milliseconds delay_;
-  int listen_fd_ = -1;
-  uint16_t port_ = 0;
-  std::mutex mu_;
-  bool stopping_ = false;
-  std::vector<int> conns_;
   std::atomic<int> answered_{0};
-  std::vector<std::thread> threads_;
-  std::thread acceptor_;
+  loopback_server server_;  // last: it stops (joins serve()) before the members above go
 };
 
 // One command on a runtime API socket (<dir>/admin.sock, or master.sock with "@!<pid> ..."):

@@ -6,10 +6,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <cctype>
 #include <chrono>
-#include <stdexcept>
 
 namespace berth::it {
 
@@ -64,77 +62,34 @@ std::map<std::string, std::string> parse_headers(const std::string& head) {
 
 // ---- upstream ------------------------------------------------------------------------------
 
-tiny_upstream::tiny_upstream(std::string name) : name_(std::move(name)) {
-  listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || ::listen(listen_fd_, 128) != 0)
-    throw std::runtime_error("tiny_upstream: cannot listen");
-  socklen_t len = sizeof addr;
-  ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len);
-  port_ = ntohs(addr.sin_port);
-  acceptor_ = std::thread([this] { accept_loop(); });
-}
-
-tiny_upstream::~tiny_upstream() {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    stopping_ = true;
-    for (int fd : conns_) ::shutdown(fd, SHUT_RDWR);
-  }
-  ::shutdown(listen_fd_, SHUT_RDWR);  // wakes accept()
-  acceptor_.join();
-  ::close(listen_fd_);
-  for (auto& t : threads_) t.join();
-}
-
-void tiny_upstream::accept_loop() {
-  while (true) {
-    int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
-    std::lock_guard<std::mutex> lock(mu_);
-    if (stopping_) {
-      if (fd >= 0) ::close(fd);
-      return;
-    }
-    if (fd < 0) continue;
-    ++accepted_;
-    conns_.push_back(fd);
-    threads_.emplace_back([this, fd] { serve(fd); });
-  }
-}
+tiny_upstream::tiny_upstream(std::string name)
+    : name_(std::move(name)), server_("tiny_upstream", [this](int fd) { serve(fd); }) {}
 
 void tiny_upstream::serve(int fd) {
   std::string buf;
   while (true) {
     size_t end;
     while ((end = buf.find("\r\n\r\n")) == std::string::npos)
-      if (read_some(fd, &buf, 60000) <= 0) goto done;
-    {
-      auto headers = parse_headers(buf.substr(0, end + 2));
-      buf.erase(0, end + 4);
-      if (headers.count("upgrade")) {
-        if (!send_all(fd, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: " +
-                              headers["upgrade"] + "\r\n\r\n"))
-          goto done;
-        while (true) {  // echo
-          if (!buf.empty() && !send_all(fd, buf)) goto done;
-          buf.clear();
-          if (read_some(fd, &buf, 60000) <= 0) goto done;
-        }
+      if (read_some(fd, &buf, 60000) <= 0) return;
+    auto headers = parse_headers(buf.substr(0, end + 2));
+    buf.erase(0, end + 4);
+    if (headers.count("upgrade")) {
+      if (!send_all(fd, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: " +
+                            headers["upgrade"] + "\r\n\r\n"))
+        return;
+      while (true) {  // echo
+        if (!buf.empty() && !send_all(fd, buf)) return;
+        buf.clear();
+        if (read_some(fd, &buf, 60000) <= 0) return;
       }
-      std::string body = name_ + "\n";
-      bool close = lower(headers["connection"]) == "close";
-      if (!send_all(fd, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: " +
-                            std::to_string(body.size()) + (close ? "\r\nConnection: close" : "") + "\r\n\r\n" + body) ||
-          close)
-        goto done;
     }
+    std::string body = name_ + "\n";
+    bool close = lower(headers["connection"]) == "close";
+    if (!send_all(fd, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: " +
+                          std::to_string(body.size()) + (close ? "\r\nConnection: close" : "") + "\r\n\r\n" + body) ||
+        close)
+      return;
   }
-done:
-  std::lock_guard<std::mutex> lock(mu_);
-  conns_.erase(std::remove(conns_.begin(), conns_.end(), fd), conns_.end());
-  ::close(fd);
 }
 
 // ---- client --------------------------------------------------------------------------------

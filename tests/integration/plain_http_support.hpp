@@ -2,14 +2,11 @@
 // upstream that answers its name (and turns an Upgrade request into a 101 echo tunnel), and a
 // kept-alive client connection. Every read is bounded (2 s).
 #pragma once
-#include <atomic>
 #include <cstdint>
 #include <map>
-#include <memory>
-#include <mutex>
 #include <string>
-#include <thread>
-#include <vector>
+
+#include "tests/integration/loopback_server.hpp"
 
 namespace berth::it {
 
@@ -19,25 +16,16 @@ namespace berth::it {
 class tiny_upstream {
  public:
   explicit tiny_upstream(std::string name);
-  ~tiny_upstream();
   tiny_upstream(const tiny_upstream&) = delete;
   tiny_upstream& operator=(const tiny_upstream&) = delete;
-  uint16_t port() const { return port_; }
+  uint16_t port() const { return server_.port(); }
   const std::string& name() const { return name_; }
-  int connections() const { return accepted_; }  // accepted so far
+  int connections() const { return server_.accepted(); }  // accepted so far
 
  private:
-  void accept_loop();
   void serve(int fd);
   std::string name_;
-  int listen_fd_ = -1;
-  uint16_t port_ = 0;
-  std::mutex mu_;
-  bool stopping_ = false;
-  std::vector<int> conns_;
-  std::atomic<int> accepted_{0};
-  std::vector<std::thread> threads_;
-  std::thread acceptor_;
+  loopback_server server_;  // last: it stops (joins serve()) before name_ goes
 };
 
 struct plain_response {

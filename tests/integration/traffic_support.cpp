@@ -516,4 +516,47 @@ std::unique_ptr<traffic_client> streaming_client(target t, std::string path) {
   return std::make_unique<streaming_get>(std::move(t), std::move(path));
 }
 
+// ---- GET clients on one port -------------------------------------------------------------------
+
+get_clients::get_clients(uint16_t port, int count, milliseconds every) {
+  for (int i = 0; i < count; ++i) clients_.push_back(keepalive_get_client({"127.0.0.1", port, "", {}}, "/", every));
+  for (auto& c : clients_) c->start();
+}
+
+get_clients::~get_clients() { stop(); }
+
+get_clients::totals get_clients::now() {
+  totals t;
+  if (!reports_.empty()) {
+    for (auto& r : reports_) t.ok += r.ok, t.failed += r.failed;
+    return t;
+  }
+  for (auto& c : clients_) {
+    auto r = c->snapshot();
+    t.ok += r.ok;
+    t.failed += r.failed;
+  }
+  return t;
+}
+
+get_clients::totals get_clients::stop() {
+  if (reports_.empty())
+    for (auto& c : clients_) reports_.push_back(c->stop());
+  return now();
+}
+
+std::vector<std::string> get_clients::errors() const {
+  std::vector<std::string> out;
+  for (auto& r : reports_) out.insert(out.end(), r.errors.begin(), r.errors.end());
+  return out;
+}
+
+std::vector<std::string> get_clients::answers() const {
+  std::vector<std::string> out;
+  for (auto& r : reports_)
+    for (auto& b : r.bodies_seen)
+      if (std::find(out.begin(), out.end(), b) == out.end()) out.push_back(b);
+  return out;
+}
+
 }  // namespace berth::it

@@ -2,6 +2,7 @@
 // POST client that never resends, a streaming-response reader, and a new-connection GET client.
 // Each runs on its own thread until stop() and counts what a user would notice. Plain sockets
 // (no TLS) unless given a tls_options (then OpenSSL, verifying against ca_file, SNI = host).
+// get_clients (the canary tests and bench_canary): kept-alive GET clients on one port, totalled.
 #pragma once
 #include <atomic>
 #include <chrono>
@@ -92,5 +93,25 @@ std::unique_ptr<traffic_client> new_connection_client(target t, std::string path
 // GET `path` whose answer streams a chunk at least every 200 ms; the client reads until the
 // server ends it cleanly (then opens the next one) or it stalls past 2 s / breaks (failed).
 std::unique_ptr<traffic_client> streaming_client(target t, std::string path);
+
+// Kept-alive GET / clients on one port, started together, each `every` apart.
+class get_clients {
+ public:
+  get_clients(uint16_t port, int count, std::chrono::milliseconds every);
+  ~get_clients();
+  struct totals {
+    uint64_t ok = 0, failed = 0;
+    uint64_t requests() const { return ok + failed; }
+  };
+  totals now();   // so far (thread-safe snapshots)
+  totals stop();  // joins them; then reports() and errors() are final
+  // Every client's first errors ("t+<ms>: ...") and the distinct answers they saw.
+  std::vector<std::string> errors() const;
+  std::vector<std::string> answers() const;
+
+ private:
+  std::vector<std::unique_ptr<traffic_client>> clients_;
+  std::vector<traffic_report> reports_;
+};
 
 }  // namespace berth::it
