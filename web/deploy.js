@@ -129,7 +129,7 @@ B.canaryPanel = function (id) {
   promote.addEventListener('click', decide('promote'));
   abort.addEventListener('click', decide('abort'));
   const ms = (v) => (typeof v === 'number' && v >= 0 ? v + ' ms' : '-');
-  const row = (name, f) => h('tr', {'data-side': name}, h('th', name), h('td', String(f.requests || 0)),
+  const row = (name, f) => h('tr', {'data-side': name}, h('th', name), h('td', {'data-figure': 'requests'}, String(f.requests || 0)),
     h('td', String(f.errors || 0)), h('td', ((f.error_rate || 0) * 100).toFixed(1) + ' %'), h('td', ms(f.p50_ms)),
     h('td', ms(f.p99_ms)));
   return {

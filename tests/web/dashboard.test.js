@@ -207,8 +207,9 @@ async function main() {
     assert.match(await text('#canary-step'), /Step 1 of 1: 50 % of requests to the candidate/);
     // Real requests through the site's stable port: the figures count them live, on both sides.
     const stable = (await fetchApi('/api/projects/db-site')).ports.production;
-    const candidateRequests = async () => Number(await text('#canary tr[data-side="candidate"] td'));
-    const servingRequests = async () => Number(await text('#canary tr[data-side="serving"] td'));
+    const requestsOf = async (side) => Number(await text(`#canary tr[data-side="${side}"] td[data-figure="requests"]`));
+    const candidateRequests = () => requestsOf('candidate');
+    const servingRequests = () => requestsOf('serving');
     await waitFor('requests counted on both sides', async () => {
       await Promise.all(Array.from({length: 4}, () => fetch(`http://127.0.0.1:${stable}/`).then((r) => r.text())));
       return (await candidateRequests()) > 0 && (await servingRequests()) > 0;
