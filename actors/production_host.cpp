@@ -18,17 +18,10 @@ namespace {
 
 constexpr auto ask_timeout = std::chrono::seconds(60);
 
-// The environment of every production process: the manifest's env, the secrets, and who it
-// is. The build's is the same with only the secrets build.secrets names.
+// The release's and the build's environments (deploy.hpp), and the git credential.
 void fill_environments(deploy_inputs& in, const std::map<std::string, std::string>& secrets) {
-  in.env = in.build_env = in.spec.env;
-  for (auto& [k, v] : secrets) in.env[k] = v;
-  for (auto& name : in.spec.build_secrets)
-    if (auto it = secrets.find(name); it != secrets.end()) in.build_env[name] = it->second;
-  for (auto* env : {&in.env, &in.build_env}) {
-    (*env)["BERTH_PROJECT"] = in.project;
-    (*env)["BERTH_ENV"] = "production";
-  }
+  in.env = release_environment(in.spec, in.project, secrets);
+  in.build_env = build_environment(in.spec, in.project, secrets);
   if (auto it = secrets.find(in.spec.source_credentials_secret); it != secrets.end()) in.git_credential = it->second;
 }
 

@@ -47,10 +47,7 @@ std::function<status(instance_ref*)> current_start(self_ptr self) {
       if (!leased) return leased;
     }
     auto give_back = [&] { if (on != port) caf::anon_send(ports, release_atom_v, on, std::string{"production start failed"}); };
-    auto vars = spec.env;
-    for (auto& [k, v] : read_secrets_file(env.paths)) vars[k] = v;
-    vars["BERTH_PROJECT"] = env.project;
-    vars["BERTH_ENV"] = "production";
+    auto vars = release_environment(spec, env.project, read_secrets_file(env.paths));
     release_launch l;
     l.project = env.project;
     l.hash = hash;

@@ -110,6 +110,14 @@ struct deploy_tools {
   traffic_meter* meter = nullptr;    // the proxy's per-upstream figures (null: no canary possible)
 };
 
+// The environment of every production process: the manifest's env, every secret, and who it is
+// (BERTH_PROJECT, BERTH_ENV=production; PORT/HOST are added per start). The build's is the same
+// with only the secrets build.secrets names. Pure.
+std::map<std::string, std::string> release_environment(const manifest& spec, const std::string& project,
+                                                       const std::map<std::string, std::string>& secrets);
+std::map<std::string, std::string> build_environment(const manifest& spec, const std::string& project,
+                                                     const std::map<std::string, std::string>& secrets);
+
 // Runs the deploy (or rollback) to its end and records that end durably: completed,
 // unchanged, failed or cancelled (`interrupted` is failed with that code). Returns the end.
 // Blocking; never throws. If the log refuses the final record, returns failed.

@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 
+#include "runtime/pipeline/deploy.hpp"
 #include "runtime/plan/deployed_with.hpp"
 #include "runtime/plan/manifest_diff.hpp"
 #include "runtime/plan/scratch_build.hpp"
@@ -16,17 +17,6 @@ namespace {
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;
-
-// The build's environment as a deploy gives it (production_host's fill_environments): the
-// manifest's env, only the secrets build.secrets names, and who it is.
-std::map<std::string, std::string> build_env_of(const plan_inputs& in, const std::map<std::string, std::string>& secrets) {
-  auto env = in.spec.env;
-  for (auto& name : in.spec.build_secrets)
-    if (auto it = secrets.find(name); it != secrets.end()) env[name] = it->second;
-  env["BERTH_PROJECT"] = in.project;
-  env["BERTH_ENV"] = "production";
-  return env;
-}
 
 // A link whose target is absolute: a snapshot rewrites it (relative), so the tree's own hash
 // would not be the snapshot's.
@@ -97,7 +87,7 @@ void build_in_scratch(const plan_inputs& in, const std::map<std::string, std::st
   r.project = in.project;
   r.spec = in.spec;
   r.paths = in.paths;
-  r.build_env = build_env_of(in, secrets);
+  r.build_env = build_environment(in.spec, in.project, secrets);  // as a deploy gives it
   if (auto it = secrets.find(in.spec.source_credentials_secret); it != secrets.end()) r.git_credential = it->second;
   r.sandbox = in.sandbox;
   r.build_timeout = in.build_timeout;
