@@ -47,16 +47,18 @@ std::vector<std::string> deployments_in(const std::vector<event_record>& stored)
 }
 
 // Followers of a deployment get every new state; once it has ended they are let go.
-void tell_followers(self_ptr self, const std::vector<event_record>& stored) {
+void tell_followers_of(self_ptr self, const std::string& id) {
   auto& st = self->state;
-  for (auto& id : deployments_in(stored)) {
-    auto f = st.followers.find(id);
-    auto d = st.prod.deployments.find(id);
-    if (f == st.followers.end() || d == st.prod.deployments.end()) continue;
-    auto view = view_of(self, d->second);
-    for (auto& follower : f->second) self->send(follower, view);
-    if (is_terminal(d->second.current)) st.followers.erase(f);
-  }
+  auto f = st.followers.find(id);
+  auto d = st.prod.deployments.find(id);
+  if (f == st.followers.end() || d == st.prod.deployments.end()) return;
+  auto view = view_of(self, d->second);
+  for (auto& follower : f->second) self->send(follower, view);
+  if (is_terminal(d->second.current)) st.followers.erase(f);
+}
+
+void tell_followers(self_ptr self, const std::vector<event_record>& stored) {
+  for (auto& id : deployments_in(stored)) tell_followers_of(self, id);
 }
 
 // berth's own line per phase a deployment enters, with its project/deployment/phase fields
@@ -207,11 +209,7 @@ caf::behavior production_actor(self_ptr self, environment env, manifest spec, ui
         auto& st = self->state;
         if (!st.job || st.job->id != id) return;
         st.job->canary = std::move(now);
-        auto f = st.followers.find(id);
-        auto d = st.prod.deployments.find(id);
-        if (f == st.followers.end() || d == st.prod.deployments.end()) return;
-        auto view = view_of(self, d->second);
-        for (auto& follower : f->second) self->send(follower, view);
+        tell_followers_of(self, id);
       },
       [=](subscribe_atom, const std::string& id) { return follow(self, id); },
       [=](status_atom) { return status_view(self); },

@@ -252,7 +252,7 @@ caf::behavior proxy_actor(self_ptr self, proxy_settings settings, std::string da
   if (st.settings.engine == "caddy")
     st.engine = make_caddy_router(st.dir, st.settings.caddy);
   else
-    st.engine = make_haproxy_router((fs::path(st.dir) / "haproxy").string(), st.settings.haproxy);
+    st.engine = make_haproxy_router(haproxy_dir_of(data_dir), st.settings.haproxy);
   init_keeper(self);
   st.process.measure(std::move(metrics), "proxy");
   self->request(names::whereis(self->system(), names::event_store), store_timeout, read_stream_atom_v,

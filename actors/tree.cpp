@@ -1,7 +1,5 @@
 #include "actors/tree.hpp"
 
-#include <filesystem>
-
 #include <spdlog/spdlog.h>
 
 #include "actors/backends.hpp"
@@ -95,8 +93,7 @@ caf::actor start_tree(caf::actor_system& sys, const config& cfg, std::shared_ptr
   // Canaries: HAProxy logs each request of a split route to the meter's socket.
   std::shared_ptr<traffic_meter> meter;
   if (deploy.canary_unavailable.empty()) {
-    auto dir = (std::filesystem::absolute(cfg.data_dir) / "proxy" / "haproxy").lexically_normal().string();
-    if (auto s = traffic_meter::open(traffic_socket_path(dir), &meter); !s) {
+    if (auto s = traffic_meter::open(traffic_socket_path(haproxy_dir_of(cfg.data_dir)), &meter); !s) {
       deploy.canary_unavailable = "production.canary: the traffic meter cannot open: " + s.message();
       spdlog::warn("{}", deploy.canary_unavailable);
     }

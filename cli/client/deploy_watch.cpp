@@ -80,11 +80,16 @@ class phase_display {
     last_draw_ = clock::now();
   }
 
-  // The canary's step and the two sides' figures, live ("" outside the canary phase).
-  static std::string canary_of(const json& p) {
+  // The canary's live state, else its last recorded verdict (null: none).
+  static json canary_in(const json& p) {
     auto c = p.value("canary", json());
     if (!c.is_object() && p.value("resources", json()).is_object()) c = p["resources"].value("canary", json());
-    if (!c.is_object() || str(p, "phase", "") != "canary") return "";
+    return c.is_object() ? c : json();
+  }
+  // The canary's step and the two sides' figures, live ("" outside the canary phase).
+  static std::string canary_of(const json& p) {
+    auto c = canary_in(p);
+    if (c.is_null() || str(p, "phase", "") != "canary") return "";
     auto side = [](const json& f) {
       if (!f.is_object()) return std::string("-");
       auto p99 = f.value("p99_ms", int64_t{-1});
@@ -96,9 +101,8 @@ class phase_display {
                        side(c.value("serving", json())));
   }
   static std::string canary_step_of(const json& p) {
-    auto c = p.value("canary", json());
-    if (!c.is_object() && p.value("resources", json()).is_object()) c = p["resources"].value("canary", json());
-    return c.is_object() ? fmt::format("{}/{}", c.value("step", 0), str(c, "verdict", "")) : "";
+    auto c = canary_in(p);
+    return c.is_null() ? "" : fmt::format("{}/{}", c.value("step", 0), str(c, "verdict", ""));
   }
 
   watch_options opts_;

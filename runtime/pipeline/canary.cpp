@@ -92,6 +92,19 @@ int64_t revert(job& j) {
   return ms_since(t0);
 }
 
+// The canary ends here: every request back at once, the verdict recorded, the deploy failed
+// with `code` (its undo stops the candidate).
+[[noreturn]] void end_reverted(job& j, canary_status& s, const char* verdict, const std::string& reason,
+                               const char* code) {
+  auto percent = s.percent;
+  j.resources["canary_revert_ms"] = revert(j);
+  s.percent = 0;
+  s.verdict = verdict;
+  s.reason = reason;
+  tell(j, s);
+  j.fail(code, fmt::format("canary step {}/{} at {} %: {}", s.step, s.steps, percent, reason));
+}
+
 }  // namespace
 
 bool wants_canary(const job& j, const serving_release& old) {
@@ -121,8 +134,7 @@ void run_canary(job& j, const instance_ref& candidate, const serving_release& ol
     meter.restart(ports);
     if (auto st = j.host.set_split({candidate.port, static_cast<uint8_t>(s.percent), spec.sticky}); !st)
       j.fail("switch_failed", "the proxy did not take the canary's split: " + st.message());
-    auto started = clock_type::now();
-    auto ends = started + std::chrono::seconds(spec.interval_s);
+    auto ends = clock_type::now() + std::chrono::seconds(spec.interval_s);
     s.step_started_us = now_us();
     s.step_ends_us = s.step_started_us + int64_t(spec.interval_s) * 1000000;
     tell(j, s);
@@ -132,25 +144,10 @@ void run_canary(job& j, const instance_ref& candidate, const serving_release& ol
       s.candidate = meter.read(candidate.port);
       s.serving = meter.read(old.instance.port);
       verdict = judge_step(spec, s.percent, s.candidate, s.serving);
-      if (verdict.what == step_judgement::breach) {
-        auto revert_ms = revert(j);
-        j.resources["canary_revert_ms"] = revert_ms;
-        s.percent = 0;
-        s.verdict = "failed";
-        s.reason = verdict.reason;
-        tell(j, s);
-        j.fail("canary_failed", fmt::format("canary step {}/{} at {} %: {}", s.step, s.steps, spec.steps[i],
-                                            verdict.reason));
-      }
+      if (verdict.what == step_judgement::breach) end_reverted(j, s, "failed", verdict.reason, "canary_failed");
       auto decided = j.host.operator_verdict();
-      if (decided == canary_verdict::abort) {
-        revert(j);
-        s.percent = 0;
-        s.verdict = "aborted";
-        s.reason = "aborted by request: " + describe(s.candidate, s.serving);
-        tell(j, s);
-        j.fail("canary_aborted", fmt::format("canary step {}/{} at {} %: {}", s.step, s.steps, spec.steps[i], s.reason));
-      }
+      if (decided == canary_verdict::abort)
+        end_reverted(j, s, "aborted", "aborted by request: " + describe(s.candidate, s.serving), "canary_aborted");
       if (decided == canary_verdict::promote) {
         s.verdict = "promoted";
         s.reason = "promoted by request: " + describe(s.candidate, s.serving);
@@ -166,14 +163,9 @@ void run_canary(job& j, const instance_ref& candidate, const serving_release& ol
       }
       std::this_thread::sleep_for(std::min<clock_type::duration>(look_every, ends - clock_type::now()));
     }
-    if (verdict.what == step_judgement::too_few && spec.on_no_traffic == "fail") {
-      revert(j);
-      s.percent = 0;
-      s.verdict = "failed";
-      s.reason = "too little traffic to judge (on_no_traffic: fail): " + verdict.reason;
-      tell(j, s);
-      j.fail("canary_failed", fmt::format("canary step {}/{} at {} %: {}", s.step, s.steps, spec.steps[i], s.reason));
-    }
+    if (verdict.what == step_judgement::too_few && spec.on_no_traffic == "fail")
+      end_reverted(j, s, "failed", "too little traffic to judge (on_no_traffic: fail): " + verdict.reason,
+                   "canary_failed");
     s.verdict = "passed";
     s.reason = verdict.what == step_judgement::too_few
                    ? "too little traffic to judge (on_no_traffic: promote): " + verdict.reason

@@ -7,6 +7,7 @@
 #pragma once
 #include <chrono>
 #include <cstdint>
+#include <filesystem>
 #include <memory>
 #include <string>
 #include <vector>
@@ -40,6 +41,12 @@ class router {
   // Where its admin interface lives (for log lines and status; never secret).
   virtual std::string admin_endpoint() const = 0;
 };
+
+// HAProxy's private folder under a data dir: <data>/proxy/haproxy, absolute (its socket paths
+// must be, and the traffic meter binds its socket there too).
+inline std::string haproxy_dir_of(const std::string& data_dir) {
+  return (std::filesystem::absolute(data_dir) / "proxy" / "haproxy").lexically_normal().string();
+}
 
 // dir: the engine's private folder (absolute, made 0700 here), binary: the executable.
 std::unique_ptr<router> make_haproxy_router(std::string dir, std::string binary);
