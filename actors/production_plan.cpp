@@ -53,11 +53,12 @@ caf::result<plan_view> plan(self_ptr self, const plan_request& request) {
   in->sandbox = st.env.sandbox;
   in->build_timeout = std::chrono::seconds(st.env.settings.build_timeout_s);
   in->current = st.prod.current;
-  if (auto* by = activator(st.prod)) {
+  auto* by = activator(st.prod);
+  if (by) {
     in->deployed_by = by->id;
     in->resources = by->resources;
   }
-  in->current_source_hash = current_source_hash(st.prod, activator(st.prod));
+  in->current_source_hash = current_source_hash(st.prod, by);
   // When this actor ends (berth stops, or it is restarted) a scratch build stops with it, so
   // that nothing waits for a build nobody will read. (One small functor per plan stays attached
   // for the actor's life: plans are a person's requests, not a stream.)
